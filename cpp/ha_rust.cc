@@ -1,0 +1,612 @@
+/*
+  ha_rust: plugin declaration and the handler. Glue only: see ha_rust.h.
+
+  Rows cross to Rust as a "text row image": for each stored column, a kind byte
+  (0 NULL, 1 bare, 2 quoted), a little-endian u32 length and the value as text.
+  Rows come back as decoded text and [offset, length] pairs (length UINT32_MAX for
+  NULL), which are stored into the fields here, where the server's types live.
+*/
+#include "ha_rust.h"
+
+#include <sql_class.h>
+#include <sql_acl.h>
+#include <mysqld.h>
+#include <tztime.h>
+#include <field.h>
+#include <table.h>
+#include <mysql/plugin.h>
+
+#include <charconv>
+#include <cstdint>
+
+/* Engine-private error codes, as in src/error.rs: past the server's last one. */
+#define HA_ERR_RUST_FIRST (HA_ERR_LAST + 1)
+
+using ha_rust_ffi::Table;
+
+static handlerton *rust_hton;
+
+static ha_create_table_option rust_table_options[]=
+{
+  HA_TOPTION_ENUM("LAYOUT", layout, "BTREE,CSV,ARCHIVE", 0),
+  HA_TOPTION_STRING("CSV_FILE", csv_file),
+  HA_TOPTION_BOOL("CSV_HEADER", csv_header, 0),
+  HA_TOPTION_STRING("CSV_SEPARATOR", csv_separator),
+  HA_TOPTION_BOOL("CSV_WRITABLE", csv_writable, 0),
+  HA_TOPTION_END
+};
+
+static const char *rust_exts[]= { ".csv", ".csv-rewrite", NullS };
+
+static rust::Slice<const uint8_t> bytes(const char *s)
+{
+  return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t *>(s ? s : ""),
+                                    s ? strlen(s) : 0);
+}
+
+static rust::Slice<const uint8_t> bytes(const String &s)
+{
+  return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t *>(s.ptr()),
+                                    s.length());
+}
+
+static uchar separator_of(const ha_table_option_struct *o)
+{
+  return o->csv_separator && o->csv_separator[0] ? (uchar) o->csv_separator[0] : ',';
+}
+
+static uint stored_columns(TABLE *t)
+{
+  uint n= 0;
+  for (Field **f= t->field; *f; f++)
+    if ((*f)->stored_in_db())
+      n++;
+  return n;
+}
+
+static void append_value(String *image, uchar kind, const char *p, size_t len)
+{
+  char hdr[5];
+  hdr[0]= (char) kind;
+  int4store(hdr + 1, (uint32) len);
+  image->append(hdr, 5);
+  if (len)
+    image->append(p, len);
+}
+
+/* Session time zone switched to UTC while TIMESTAMP values are converted, so the
+   file holds UTC whatever the session's time_zone is. */
+class Utc_scope
+{
+  THD *thd;
+  Time_zone *saved;
+public:
+  Utc_scope(THD *t, bool active) : thd(active ? t : nullptr), saved(nullptr)
+  {
+    if (thd)
+    {
+      saved= thd->variables.time_zone;
+      thd->variables.time_zone= my_tz_UTC;
+    }
+  }
+  ~Utc_scope() { if (thd) thd->variables.time_zone= saved; }
+};
+
+static handler *rust_create_handler(handlerton *hton, TABLE_SHARE *table,
+                                    MEM_ROOT *mem_root)
+{
+  return new (mem_root) ha_rust(hton, table);
+}
+
+ha_rust::ha_rust(handlerton *hton, TABLE_SHARE *table_arg)
+  : handler(hton, table_arg)
+{
+  ref_length= 8;
+}
+
+ha_rust::~ha_rust()
+{
+  delete tbl;
+}
+
+Rust_share *ha_rust::get_share()
+{
+  Rust_share *s;
+  lock_shared_ha_data();
+  if (!(s= static_cast<Rust_share *>(get_ha_share_ptr())))
+  {
+    s= new Rust_share;
+    set_ha_share_ptr(static_cast<Handler_share *>(s));
+  }
+  unlock_shared_ha_data();
+  return s;
+}
+
+/* Remembers the message of a failed Rust call for print_error(). */
+int ha_rust::rust_rc(int code)
+{
+  if (code && tbl)
+    err_msg= std::string((*tbl)->last_error());
+  return code;
+}
+
+ulonglong ha_rust::table_flags() const
+{
+  return HA_NO_TRANSACTIONS | HA_REC_NOT_IN_SEQ | HA_NO_AUTO_INCREMENT |
+         HA_BINLOG_ROW_CAPABLE | HA_BINLOG_STMT_CAPABLE | HA_CAN_REPAIR |
+         HA_SLOW_RND_POS | HA_CAN_GEOMETRY | HA_CAN_BIT_FIELD;
+}
+
+int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
+{
+  THD *thd= ha_thd();
+  ha_table_option_struct *o= form->s->option_struct;
+  if (!ha_rust_ffi::layout_supported((uint8_t) o->layout))
+  {
+    rust::String e;
+    int rc= ha_rust_ffi::table_create(bytes(name), (uint8_t) o->layout,
+                                      bytes(""), false, ',', false, 0,
+                                      rust::Slice<const uint8_t>(), e);
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
+                    std::string(e).c_str());
+    return rc ? HA_WRONG_CREATE_OPTION : HA_WRONG_CREATE_OPTION;
+  }
+  if (o->csv_separator)
+  {
+    size_t n= strlen(o->csv_separator);
+    char c= o->csv_separator[0];
+    if (n != 1 || c == '"' || c == '\\' || c == '\n' || c == '\r')
+    {
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "CSV_SEPARATOR must be one character other than a quote, "
+                      "a backslash or a line break", MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+  }
+  if (o->csv_writable && !o->csv_file)
+  {
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                    "CSV_WRITABLE applies to an attached file (CSV_FILE) only",
+                    MYF(0));
+    return HA_WRONG_CREATE_OPTION;
+  }
+  if (o->csv_file)
+  {
+    /* Reading a server-side file is what the FILE privilege and
+       secure_file_priv govern, as for LOAD DATA INFILE. */
+    if (check_global_access(thd, FILE_ACL))
+      return HA_WRONG_CREATE_OPTION;
+    if (o->csv_file[0] != '/')
+    {
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "CSV_FILE must be an absolute path", MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+    char path[FN_REFLEN];
+    strmake(path, o->csv_file, sizeof(path) - 1);
+    if (!is_secure_file_path(path))
+    {
+      my_error(ER_OPTION_PREVENTS_STATEMENT, MYF(0), "--secure-file-priv");
+      return HA_WRONG_CREATE_OPTION;
+    }
+  }
+  /* header line: the names of the stored columns */
+  String header;
+  for (Field **f= form->field; *f; f++)
+    if ((*f)->stored_in_db())
+      append_value(&header, 2, (*f)->field_name.str, (*f)->field_name.length);
+  rust::String e;
+  int rc= ha_rust_ffi::table_create(
+      bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
+      separator_of(o), o->csv_writable, stored_columns(form), bytes(header), e);
+  if (rc)
+  {
+    err_msg= std::string(e);
+    my_printf_error(ER_CANT_CREATE_TABLE, "Cannot create RUST table: %s",
+                    MYF(0), err_msg.c_str());
+  }
+  return rc;
+}
+
+int ha_rust::delete_table(const char *name)
+{
+  rust::String e;
+  int rc= ha_rust_ffi::table_delete(bytes(name), e);
+  if (rc)
+    err_msg= std::string(e);
+  return rc;
+}
+
+int ha_rust::rename_table(const char *from, const char *to)
+{
+  rust::String e;
+  int rc= ha_rust_ffi::table_rename(bytes(from), bytes(to), e);
+  if (rc)
+    err_msg= std::string(e);
+  return rc;
+}
+
+int ha_rust::open(const char *name, int mode, uint test_if_locked)
+{
+  if (!(share= get_share()))
+    return HA_ERR_OUT_OF_MEM;
+  thr_lock_data_init(&share->lock, &lock, NULL);
+  ha_table_option_struct *o= table->s->option_struct;
+  tbl= new rust::Box<Table>(ha_rust_ffi::table_open(
+      bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
+      separator_of(o), o->csv_writable, stored_columns(table)));
+  if (int rc= (*tbl)->open_error())
+  {
+    err_msg= std::string((*tbl)->last_error());
+    delete tbl;
+    tbl= nullptr;
+    return rc;
+  }
+  has_timestamp= false;
+  for (Field **f= table->field; *f; f++)
+    if ((*f)->type() == MYSQL_TYPE_TIMESTAMP)
+      has_timestamp= true;
+  return 0;
+}
+
+int ha_rust::close(void)
+{
+  int rc= tbl ? rust_rc((*tbl)->flush()) : 0;
+  delete tbl;
+  tbl= nullptr;
+  return rc;
+}
+
+/* Builds the text row image of `buf` into row_image. */
+int ha_rust::pack_row(const uchar *buf)
+{
+  my_ptrdiff_t off= buf - table->record[0];
+  Utc_scope utc(ha_thd(), has_timestamp);
+  row_image.length(0);
+  for (Field **fp= table->field; *fp; fp++)
+  {
+    Field *f= *fp;
+    if (!f->stored_in_db())
+      continue;
+    if (off)
+      f->move_field_offset(off);
+    if (f->is_null())
+      append_value(&row_image, 0, "", 0);
+    else if (f->type() == MYSQL_TYPE_DOUBLE || f->type() == MYSQL_TYPE_FLOAT)
+    {
+      /* shortest text that reads back to the same bits */
+      char num[64];
+      double d= f->val_real();
+      std::to_chars_result r= f->type() == MYSQL_TYPE_FLOAT
+        ? std::to_chars(num, num + sizeof(num), (float) d)
+        : std::to_chars(num, num + sizeof(num), d);
+      append_value(&row_image, 1, num, r.ptr - num);
+    }
+    else
+    {
+      String *s= f->val_str(&field_text, &field_text);
+      append_value(&row_image, f->str_needs_quotes() ? 2 : 1, s->ptr(),
+                   s->length());
+    }
+    if (off)
+      f->move_field_offset(-off);
+  }
+  return 0;
+}
+
+/* Stores the current Rust record into `buf`. Values that do not fit their column
+   are described in *bad (the first one) instead of being warned about. */
+int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
+{
+  rust::Slice<const uint8_t> data= (*tbl)->record_data();
+  rust::Slice<const uint32_t> spans= (*tbl)->record_spans();
+  THD *thd= ha_thd();
+  Utc_scope utc(thd, has_timestamp);
+  enum_check_fields saved_check= thd->count_cuted_fields;
+  thd->count_cuted_fields= CHECK_FIELD_IGNORE;
+  memcpy(buf, table->s->default_values, table->s->null_bytes);
+  my_ptrdiff_t off= buf - table->record[0];
+  uint col= 0;
+  for (Field **fp= table->field; *fp; fp++)
+  {
+    Field *f= *fp;
+    if (!f->stored_in_db())
+      continue;
+    uint i= col++;
+    if (!all_fields && !bitmap_is_set(table->read_set, f->field_index))
+      continue;
+    if (off)
+      f->move_field_offset(off);
+    uint32 start= spans[2 * i], len= spans[2 * i + 1];
+    if (len == UINT32_MAX)
+    {
+      if (f->real_maybe_null())
+        f->set_null();
+      else
+      {
+        f->set_notnull();
+        f->reset();
+      }
+    }
+    else
+    {
+      f->set_notnull();
+      const char *p= reinterpret_cast<const char *>(data.data()) + start;
+      if (f->store(p, len, f->charset()) && bad && bad->empty())
+      {
+        std::string v(p, len > 64 ? 64 : len);
+        *bad= "value '" + v + (len > 64 ? "...'" : "'") + " does not fit column `" +
+              std::string(f->field_name.str, f->field_name.length) + "`";
+      }
+    }
+    if (off)
+      f->move_field_offset(-off);
+  }
+  thd->count_cuted_fields= saved_check;
+  return 0;
+}
+
+void ha_rust::push_rust_warnings()
+{
+  rust::String w;
+  while (tbl && (*tbl)->take_warning(w))
+    push_warning(ha_thd(), Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                 std::string(w).c_str());
+}
+
+int ha_rust::write_row(const uchar *buf)
+{
+  pack_row(buf);
+  int rc= rust_rc((*tbl)->insert(bytes(row_image)));
+  if (!rc)
+    stats.records++;
+  return rc;
+}
+
+int ha_rust::update_row(const uchar *old_data, const uchar *new_data)
+{
+  pack_row(new_data);
+  return rust_rc((*tbl)->update_current(bytes(row_image)));
+}
+
+int ha_rust::delete_row(const uchar *buf)
+{
+  return rust_rc((*tbl)->delete_current());
+}
+
+int ha_rust::delete_all_rows()
+{
+  return rust_rc((*tbl)->truncate());
+}
+
+int ha_rust::truncate()
+{
+  return rust_rc((*tbl)->truncate());
+}
+
+void ha_rust::start_bulk_insert(ha_rows rows, uint flags)
+{
+  if (rows != 1)
+    rust_rc((*tbl)->set_bulk(true));
+}
+
+int ha_rust::end_bulk_insert()
+{
+  return rust_rc((*tbl)->set_bulk(false));
+}
+
+int ha_rust::rnd_init(bool scan)
+{
+  if (!scan)
+    return 0;
+  return rust_rc((*tbl)->scan_start());
+}
+
+int ha_rust::rnd_next(uchar *buf)
+{
+  int rc= (*tbl)->scan_next();
+  if (rc == HA_ERR_END_OF_FILE)
+  {
+    push_rust_warnings();
+    return rc;
+  }
+  if (rc)
+    return rust_rc(rc);
+  /* An UPDATE needs every column to write the whole row back. */
+  std::string bad;
+  unpack_row(buf, !bitmap_is_clear_all(table->write_set), &bad);
+  if (!bad.empty())
+    push_warning_printf(ha_thd(), Sql_condition::WARN_LEVEL_WARN,
+                        ER_UNKNOWN_ERROR, "RUST table %s.%s line %llu: %s",
+                        table->s->db.str, table->s->table_name.str,
+                        (unsigned long long) (*tbl)->current_line(),
+                        bad.c_str());
+  return 0;
+}
+
+int ha_rust::rnd_end()
+{
+  push_rust_warnings();
+  return rust_rc((*tbl)->scan_end());
+}
+
+void ha_rust::position(const uchar *record)
+{
+  int8store(ref, (*tbl)->position());
+}
+
+int ha_rust::rnd_pos(uchar *buf, uchar *pos)
+{
+  int rc= (*tbl)->read_at(uint8korr(pos));
+  if (rc)
+    return rust_rc(rc);
+  unpack_row(buf, !bitmap_is_clear_all(table->write_set), nullptr);
+  return 0;
+}
+
+int ha_rust::info(uint flag)
+{
+  if (tbl && (flag & HA_STATUS_VARIABLE))
+  {
+    ha_rust_ffi::Stats s= (*tbl)->stats();
+    stats.records= s.rows;
+    if (!s.exact && stats.records < 2)
+      stats.records= 2;
+    stats.deleted= 0;
+    stats.data_file_length= s.data_length;
+    stats.mean_rec_length= stats.records ? (ulong) (s.data_length / stats.records) : 0;
+  }
+  return 0;
+}
+
+int ha_rust::external_lock(THD *thd, int lock_type)
+{
+  if (lock_type == F_UNLCK && tbl)
+    return rust_rc((*tbl)->flush());
+  return 0;
+}
+
+THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
+                                    enum thr_lock_type lock_type)
+{
+  if (lock_type != TL_IGNORE && lock.type == TL_UNLOCK)
+    lock.type= lock_type;
+  *to++= &lock;
+  return to;
+}
+
+/* CHECK and REPAIR: every record is decoded and every value stored into its
+   column; damage is listed by line, and REPAIR rewrites the file without it. */
+int ha_rust::admin(THD *thd, bool repair)
+{
+  int rc= (*tbl)->check_start();
+  if (rc)
+  {
+    rust_rc(rc);
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                 err_msg.c_str());
+    return HA_ADMIN_FAILED;
+  }
+  rust::String text;
+  ulonglong shown= 0;
+  const ulonglong max_shown= 20;
+  for (;;)
+  {
+    rc= (*tbl)->check_next(text);
+    if (rc == HA_ERR_END_OF_FILE)
+      break;
+    if (rc == 0)
+    {
+      std::string bad;
+      unpack_row(table->record[0], true, &bad);
+      if (bad.empty())
+        continue;
+      (*tbl)->check_reject(bad, text);
+    }
+    else if (rc != 1)
+    {
+      rust_rc(rc);
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                   err_msg.c_str());
+      ha_rust_ffi::CheckSummary ignored;
+      (*tbl)->check_finish(false, ignored);
+      return HA_ADMIN_FAILED;
+    }
+    if (shown++ < max_shown)
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                   std::string(text).c_str());
+  }
+  ha_rust_ffi::CheckSummary sum;
+  rc= (*tbl)->check_finish(repair, sum);
+  if (rc)
+  {
+    rust_rc(rc);
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                 err_msg.c_str());
+    return HA_ADMIN_FAILED;
+  }
+  if (sum.damaged > max_shown)
+    push_warning_printf(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                        "... and %llu more damaged records",
+                        (unsigned long long) (sum.damaged - max_shown));
+  if (repair && sum.damaged)
+    push_warning_printf(thd, Sql_condition::WARN_LEVEL_NOTE, ER_UNKNOWN_ERROR,
+                        "REPAIR kept %llu rows and removed %llu damaged records",
+                        (unsigned long long) sum.rows,
+                        (unsigned long long) sum.damaged);
+  return sum.damaged && !repair ? HA_ADMIN_CORRUPT : HA_ADMIN_OK;
+}
+
+int ha_rust::check(THD *thd, HA_CHECK_OPT *)
+{
+  return admin(thd, false);
+}
+
+int ha_rust::repair(THD *thd, HA_CHECK_OPT *)
+{
+  return admin(thd, true);
+}
+
+bool ha_rust::check_if_incompatible_data(HA_CREATE_INFO *, uint)
+{
+  /* Any change rewrites the table through the server's copy algorithm. */
+  return COMPATIBLE_DATA_NO;
+}
+
+void ha_rust::print_error(int error, myf errflag)
+{
+  if (!err_msg.empty() &&
+      (error >= HA_ERR_RUST_FIRST || error == HA_ERR_TABLE_READONLY ||
+       error == HA_ERR_UNSUPPORTED || error == HA_ERR_DISK_FULL))
+  {
+    uint code= error == HA_ERR_TABLE_READONLY ? ER_OPEN_AS_READONLY
+             : error == HA_ERR_UNSUPPORTED    ? ER_ILLEGAL_HA
+             : error == HA_ERR_DISK_FULL      ? ER_DISK_FULL
+                                              : ER_GET_ERRMSG;
+    my_printf_error(code, "%s", errflag, err_msg.c_str());
+    return;
+  }
+  handler::print_error(error, errflag);
+}
+
+bool ha_rust::get_error_message(int error, String *buf)
+{
+  if (!err_msg.empty())
+    buf->copy(err_msg.c_str(), err_msg.length(), system_charset_info);
+  return false;
+}
+
+static int rust_init(void *p)
+{
+  rust_hton= static_cast<handlerton *>(p);
+  rust_hton->create= rust_create_handler;
+  rust_hton->table_options= rust_table_options;
+  rust_hton->tablefile_extensions= rust_exts;
+  return 0;
+}
+
+static int rust_deinit(void *)
+{
+  return 0;
+}
+
+static struct st_mysql_storage_engine rust_storage_engine=
+{ MYSQL_HANDLERTON_INTERFACE_VERSION };
+
+maria_declare_plugin(rust)
+{
+  MYSQL_STORAGE_ENGINE_PLUGIN,
+  &rust_storage_engine,
+  "RUST",
+  "ha_rust developers",
+  "Storage engine written in Rust: LAYOUT=CSV (BTREE and ARCHIVE to come)",
+  PLUGIN_LICENSE_GPL,
+  rust_init,
+  rust_deinit,
+  0x0001,
+  NULL,
+  NULL,
+  "0.1",
+  MariaDB_PLUGIN_MATURITY_GAMMA
+}
+maria_declare_plugin_end;

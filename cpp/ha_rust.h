@@ -1,0 +1,106 @@
+/*
+  ha_rust: the server-facing half of the RUST storage engine.
+
+  This file and ha_rust.cc are glue only: they speak the handler API and convert
+  between the server's types (TABLE, Field, THD) and bytes. Everything that touches a
+  file, a page or a lock lives in Rust, behind the cxx bridge in src/ffi/mod.rs.
+*/
+#pragma once
+
+#include <my_global.h>
+#include <sql_priv.h>
+#include <sql_class.h>
+#include <thr_lock.h>
+#include <handler.h>
+#include <my_base.h>
+
+#include <string>
+
+#include "rust/cxx.h"
+#include "ha_rust/src/ffi/mod.rs.h"
+
+/* Table options: CREATE TABLE ... ENGINE=RUST LAYOUT=CSV CSV_FILE='/x.csv' ... */
+struct ha_table_option_struct
+{
+  uint layout;               /* index into "BTREE,CSV,ARCHIVE" */
+  const char *csv_file;      /* attach an existing file instead of <table>.csv */
+  bool csv_header;           /* the first line is a header */
+  const char *csv_separator; /* one character; default ',' */
+  bool csv_writable;         /* an attached file may be written */
+};
+
+enum rust_layout { LAYOUT_BTREE= 0, LAYOUT_CSV= 1, LAYOUT_ARCHIVE= 2 };
+
+/* What all handlers of one table share: the server's table lock. */
+class Rust_share : public Handler_share
+{
+public:
+  THR_LOCK lock;
+  Rust_share() { thr_lock_init(&lock); }
+  ~Rust_share() override { thr_lock_delete(&lock); }
+};
+
+class ha_rust final : public handler
+{
+  THR_LOCK_DATA lock;
+  Rust_share *share= nullptr;
+  rust::Box<ha_rust_ffi::Table> *tbl= nullptr; /* the Rust table, while open */
+  std::string err_msg;                         /* text of the last Rust error */
+  String row_image;                            /* a row as bytes for Rust */
+  String field_text;                           /* one field as text */
+  bool has_timestamp= false;
+
+  Rust_share *get_share();
+  int rust_rc(int code);
+  int unpack_row(uchar *buf, bool all_fields, std::string *bad);
+  int pack_row(const uchar *buf);
+  void push_rust_warnings();
+  int admin(THD *thd, bool repair);
+
+public:
+  ha_rust(handlerton *hton, TABLE_SHARE *table_arg);
+  ~ha_rust() override;
+
+  ulonglong table_flags() const override;
+  ulong index_flags(uint, uint, bool) const override { return 0; }
+  uint max_supported_keys() const override { return 0; }
+  uint max_supported_key_parts() const override { return 0; }
+  uint max_supported_key_length() const override { return 0; }
+  uint max_supported_record_length() const override { return HA_MAX_REC_LENGTH; }
+  double scan_time() override
+  { return (double) (stats.records + stats.deleted) / 20.0 + 10; }
+
+  int open(const char *name, int mode, uint test_if_locked) override;
+  int close(void) override;
+  int create(const char *name, TABLE *form, HA_CREATE_INFO *info) override;
+  int delete_table(const char *name) override;
+  int rename_table(const char *from, const char *to) override;
+
+  int write_row(const uchar *buf) override;
+  int update_row(const uchar *old_data, const uchar *new_data) override;
+  int delete_row(const uchar *buf) override;
+  int delete_all_rows() override;
+  int truncate() override;
+  void start_bulk_insert(ha_rows rows, uint flags) override;
+  int end_bulk_insert() override;
+
+  int rnd_init(bool scan) override;
+  int rnd_next(uchar *buf) override;
+  int rnd_end() override;
+  int rnd_pos(uchar *buf, uchar *pos) override;
+  void position(const uchar *record) override;
+
+  int info(uint flag) override;
+  int extra(enum ha_extra_function operation) override { return 0; }
+  int external_lock(THD *thd, int lock_type) override;
+  THR_LOCK_DATA **store_lock(THD *thd, THR_LOCK_DATA **to,
+                             enum thr_lock_type lock_type) override;
+
+  int check(THD *thd, HA_CHECK_OPT *check_opt) override;
+  int repair(THD *thd, HA_CHECK_OPT *check_opt) override;
+  bool auto_repair(int error) const override { return false; }
+  bool check_if_incompatible_data(HA_CREATE_INFO *info, uint table_changes) override;
+
+  void print_error(int error, myf errflag) override;
+  bool get_error_message(int error, String *buf) override;
+};

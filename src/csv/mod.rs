@@ -1,0 +1,3 @@
+//! The CSV layout: a plain CSV file per table.
+pub mod codec;
+pub mod table;

@@ -1,0 +1,1023 @@
+//! A CSV table: its file, the state its open handlers share, scans, appends, and the
+//! crash-safe rewrite behind UPDATE and DELETE.
+//!
+//! Concurrency: the server's table locks (THR_LOCK, taken in C++) keep UPDATE/DELETE
+//! exclusive. Appends may run while other handlers scan: every scan reads only up to
+//! the length the file had when it started, and appends are published (the shared
+//! length moved) only once their bytes are written, so a scan never sees half a row.
+//! An UPDATE or DELETE writes the whole new file beside the old one, fsyncs it and
+//! renames it over the old one, then fsyncs the folder: a crash at any moment leaves
+//! either the old or the new file.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Weak};
+
+use parking_lot::Mutex;
+
+use super::codec::{self, Decoded, Kind, Malformed, Record};
+use crate::error::{Error, IoContext, Result};
+
+/// Extension of a table's own data file, beside the server's `.frm`.
+pub const DATA_EXT: &str = ".csv";
+/// Extension of the new file an UPDATE/DELETE writes before renaming it into place.
+pub const REWRITE_EXT: &str = ".csv-rewrite";
+/// How much a scan reads at a time.
+const READ_CHUNK: usize = 256 * 1024;
+/// Appends buffered by a bulk insert are written out at this size.
+const APPEND_FLUSH: usize = 1024 * 1024;
+/// Own files up to this size are counted exactly at open; larger ones are estimated.
+const COUNT_AT_OPEN: u64 = 64 * 1024 * 1024;
+
+/// What the table's options say about its file.
+#[derive(Clone, Debug)]
+pub struct CsvOptions {
+    /// The server's path of the table, without extension (`./db/t`).
+    pub table_path: PathBuf,
+    /// An attached external file, or None for the table's own `<table>.csv`.
+    pub external: Option<PathBuf>,
+    /// The first line is a header, not a row.
+    pub header: bool,
+    pub separator: u8,
+    /// Attached files are read-only unless the table was created to allow writes.
+    pub writable: bool,
+    pub columns: usize,
+}
+
+impl CsvOptions {
+    pub fn data_path(&self) -> PathBuf {
+        match &self.external {
+            Some(p) => p.clone(),
+            None => with_ext(&self.table_path, DATA_EXT),
+        }
+    }
+    fn rewrite_path(&self) -> PathBuf {
+        let mut p = self.data_path().into_os_string();
+        p.push(if self.external.is_some() { ".ha_rust-rewrite" } else { "-rewrite" });
+        PathBuf::from(p)
+    }
+}
+
+pub fn with_ext(base: &Path, ext: &str) -> PathBuf {
+    let mut s = base.as_os_str().to_owned();
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// State shared by every open handler of one data file.
+pub struct Shared {
+    opts: CsvOptions,
+    state: Mutex<State>,
+}
+
+struct State {
+    file: Arc<File>,
+    /// (device, inode) of `file`, to notice a file replaced behind our back.
+    id: (u64, u64),
+    /// Bytes of the file that hold published rows.
+    len: u64,
+    /// Where rows start (after the header line, if any).
+    data_start: u64,
+    /// Exact row count when known, else None (an attached file not yet scanned).
+    rows: Option<u64>,
+}
+
+static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn open_data(path: &Path, writable: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(path)
+        .ctx(|| format!("cannot open CSV file '{}'", display(path)))
+}
+
+/// Creates the table's own empty data file (with a header line if asked).
+/// An attached file must exist and be readable; it is not touched.
+pub fn create(opts: &CsvOptions, header_line: &[u8]) -> Result<()> {
+    if let Some(ext) = &opts.external {
+        let md = fs::metadata(ext).ctx(|| format!("cannot attach CSV file '{}'", display(ext)))?;
+        if !md.is_file() {
+            return Err(Error::Unsupported(format!(
+                "cannot attach '{}': not a regular file",
+                display(ext)
+            )));
+        }
+        File::open(ext).ctx(|| format!("cannot read CSV file '{}'", display(ext)))?;
+        return Ok(());
+    }
+    let path = opts.data_path();
+    let mut f = File::create(&path).ctx(|| format!("cannot create '{}'", display(&path)))?;
+    if opts.header {
+        f.write_all(header_line).ctx(|| format!("cannot write '{}'", display(&path)))?;
+    }
+    f.sync_all().ctx(|| format!("cannot sync '{}'", display(&path)))?;
+    sync_dir(&path)
+}
+
+/// Removes the table's own files. Attached files are never removed.
+pub fn delete(table_path: &Path) -> Result<()> {
+    for ext in [DATA_EXT, REWRITE_EXT] {
+        let p = with_ext(table_path, ext);
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("cannot remove '{}'", display(&p)), e)),
+        }
+    }
+    REGISTRY.lock().remove(&with_ext(table_path, DATA_EXT));
+    Ok(())
+}
+
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    let (a, b) = (with_ext(from, DATA_EXT), with_ext(to, DATA_EXT));
+    if a.exists() {
+        fs::rename(&a, &b).ctx(|| format!("cannot rename '{}' to '{}'", display(&a), display(&b)))?;
+        sync_dir(&b)?;
+    }
+    REGISTRY.lock().remove(&a);
+    Ok(())
+}
+
+fn sync_dir(file: &Path) -> Result<()> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("cannot sync folder '{}'", display(dir)))
+}
+
+impl Shared {
+    fn open(opts: &CsvOptions) -> Result<Arc<Shared>> {
+        let path = opts.data_path();
+        let mut reg = REGISTRY.lock();
+        if let Some(s) = reg.get(&path).and_then(Weak::upgrade) {
+            return Ok(s);
+        }
+        if opts.external.is_none() {
+            // a rewrite that a crash interrupted before its rename: the old file stands
+            let _ = fs::remove_file(opts.rewrite_path());
+        }
+        let file = open_data(&path, opts.external.is_none() || opts.writable)?;
+        let md = file.metadata().ctx(|| format!("cannot stat '{}'", display(&path)))?;
+        let mut st = State {
+            file: Arc::new(file),
+            id: (md.dev(), md.ino()),
+            len: md.len(),
+            data_start: 0,
+            rows: None,
+        };
+        st.data_start = header_len(&st.file, st.len, opts)?;
+        if opts.external.is_none() && st.len <= COUNT_AT_OPEN {
+            st.rows = Some(count_records(&st.file, st.data_start, st.len)?);
+        }
+        let s = Arc::new(Shared { opts: opts.clone(), state: Mutex::new(st) });
+        reg.insert(path, Arc::downgrade(&s));
+        Ok(s)
+    }
+
+    /// The current file and its published length, reopened if it was replaced by
+    /// another program (an attached file edited in place, say).
+    fn snapshot(&self) -> Result<(Arc<File>, u64, u64)> {
+        let mut st = self.state.lock();
+        let path = self.opts.data_path();
+        let md = fs::metadata(&path).ctx(|| format!("cannot stat '{}'", display(&path)))?;
+        if (md.dev(), md.ino()) != st.id {
+            let file = open_data(&path, self.opts.external.is_none() || self.opts.writable)?;
+            st.file = Arc::new(file);
+            st.id = (md.dev(), md.ino());
+            st.rows = None;
+        }
+        if md.len() != st.len {
+            // grown or shrunk by somebody else: our count no longer holds
+            if md.len() < st.len || self.opts.external.is_some() {
+                st.rows = None;
+            }
+            st.len = md.len();
+            if st.data_start > st.len || st.data_start == 0 {
+                st.data_start = header_len(&st.file, st.len, &self.opts)?;
+            }
+        }
+        Ok((st.file.clone(), st.data_start, st.len))
+    }
+}
+
+/// Length of the header line (0 without one).
+fn header_len(file: &File, len: u64, opts: &CsvOptions) -> Result<u64> {
+    if !opts.header || len == 0 {
+        return Ok(0);
+    }
+    let mut sc = Scanner::new(Arc::new(file.try_clone().ctx(|| "dup".into())?), 0, len);
+    let mut rec = Record::default();
+    Ok(match sc.next(opts.separator, &mut rec)? {
+        Item::Row { end, .. } | Item::Bad { end, .. } => end,
+        Item::Eof => 0,
+    })
+}
+
+fn count_records(file: &File, start: u64, end: u64) -> Result<u64> {
+    // Own files hold one record per line, so counting line ends is exact for them.
+    let mut n = 0u64;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut off = start;
+    let mut last = b'\n';
+    while off < end {
+        let want = ((end - off) as usize).min(buf.len());
+        let got = file.read_at(&mut buf[..want], off).ctx(|| "cannot read CSV file".into())?;
+        if got == 0 {
+            break;
+        }
+        n += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
+        last = buf[got - 1];
+        off += got as u64;
+    }
+    if last != b'\n' {
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// One step of a scan.
+#[derive(Debug)]
+pub enum Item {
+    Row { start: u64, end: u64, terminated: bool },
+    Bad { start: u64, end: u64, why: Malformed },
+    Eof,
+}
+
+/// Streams records from `[start, end)` of a file with a bounded buffer.
+struct Scanner {
+    file: Arc<File>,
+    end: u64,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    buf_off: u64,
+    pos: usize,
+    filled: usize,
+}
+
+impl Scanner {
+    fn new(file: Arc<File>, start: u64, end: u64) -> Scanner {
+        Scanner { file, end, buf: Vec::new(), buf_off: start, pos: 0, filled: 0 }
+    }
+
+    fn at_eof(&self) -> bool {
+        self.buf_off + self.filled as u64 >= self.end
+    }
+
+    fn refill(&mut self) -> Result<()> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.filled, 0);
+            self.buf_off += self.pos as u64;
+            self.filled -= self.pos;
+            self.pos = 0;
+        }
+        if self.buf.len() < READ_CHUNK {
+            self.buf.resize(READ_CHUNK, 0);
+        } else if self.filled == self.buf.len() {
+            // one record larger than the buffer: grow it
+            let n = self.buf.len() * 2;
+            self.buf.resize(n, 0);
+        }
+        let want = ((self.end - self.buf_off - self.filled as u64) as usize).min(self.buf.len() - self.filled);
+        let got = self
+            .file
+            .read_at(&mut self.buf[self.filled..self.filled + want], self.buf_off + self.filled as u64)
+            .ctx(|| "cannot read CSV file".into())?;
+        if got == 0 && want > 0 {
+            // the file shrank under us: treat what we have as the end
+            self.end = self.buf_off + self.filled as u64;
+        }
+        self.filled += got;
+        Ok(())
+    }
+
+    fn next(&mut self, sep: u8, rec: &mut Record) -> Result<Item> {
+        loop {
+            let at_eof = self.at_eof();
+            let avail = &self.buf[self.pos..self.filled];
+            if avail.is_empty() {
+                if at_eof {
+                    return Ok(Item::Eof);
+                }
+                self.refill()?;
+                continue;
+            }
+            let start = self.buf_off + self.pos as u64;
+            match codec::decode_record(avail, sep, at_eof, rec) {
+                Decoded::Record { len, terminated } => {
+                    self.pos += len;
+                    return Ok(Item::Row { start, end: start + len as u64, terminated });
+                }
+                Decoded::Bad { len, why } => {
+                    self.pos += len;
+                    return Ok(Item::Bad { start, end: start + len as u64, why });
+                }
+                Decoded::NeedMore => self.refill()?,
+            }
+        }
+    }
+}
+
+/// A problem found in the file.
+#[derive(Clone, Debug)]
+pub struct Damage {
+    pub start: u64,
+    pub end: u64,
+    pub line: u64,
+    pub what: String,
+    /// The last record, cut short (no line end): what a crash mid-append leaves.
+    pub torn_tail: bool,
+}
+
+impl Damage {
+    pub fn describe(&self, file: &str) -> String {
+        if self.torn_tail {
+            format!("{} line {}: incomplete last line ({})", file, self.line, self.what)
+        } else {
+            format!("{} line {}: {}", file, self.line, self.what)
+        }
+    }
+}
+
+pub enum CheckStep {
+    Row,
+    Damaged(String),
+    End,
+}
+
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub rows: u64,
+    pub damage: Vec<Damage>,
+}
+
+/// UPDATE/DELETE work not yet written: the byte ranges of old records to drop and the
+/// new records to add. Applied by [`CsvTable::flush`].
+#[derive(Default)]
+struct Pending {
+    dropped: Vec<(u64, u64)>,
+    added: Vec<u8>,
+    added_rows: u64,
+}
+
+/// One handler's view of a CSV table.
+pub struct CsvTable {
+    shared: Arc<Shared>,
+    scan: Option<Scanner>,
+    rec: Record,
+    /// Byte range of the record in `rec` (for position() and delete/update).
+    cur: (u64, u64),
+    /// Line number of the record in `rec`, counted by the running scan (1-based).
+    cur_line: u64,
+    scan_line: u64,
+    pending: Pending,
+    appends: Vec<u8>,
+    append_rows: u64,
+    bulk: bool,
+    pub warnings: Vec<String>,
+    report: CheckReport,
+}
+
+impl CsvTable {
+    pub fn open(opts: &CsvOptions) -> Result<CsvTable> {
+        Ok(CsvTable {
+            shared: Shared::open(opts)?,
+            scan: None,
+            rec: Record::default(),
+            cur: (0, 0),
+            cur_line: 0,
+            scan_line: 0,
+            pending: Pending::default(),
+            appends: Vec::new(),
+            append_rows: 0,
+            bulk: false,
+            warnings: Vec::new(),
+            report: CheckReport::default(),
+        })
+    }
+
+    fn opts(&self) -> &CsvOptions {
+        &self.shared.opts
+    }
+
+    fn name(&self) -> String {
+        display(&self.opts().data_path())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.opts().external.is_some() && !self.opts().writable {
+            return Err(Error::ReadOnly(format!(
+                "the attached CSV file '{}' is read-only (create the table with CSV_WRITABLE=YES to allow writes)",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn record(&self) -> &Record {
+        &self.rec
+    }
+
+    pub fn current_line(&self) -> u64 {
+        self.cur_line
+    }
+
+    pub fn current_pos(&self) -> u64 {
+        self.cur.0
+    }
+
+    /// Starts a full scan of the rows published so far.
+    pub fn scan_start(&mut self) -> Result<()> {
+        self.flush_appends()?;
+        let (file, start, len) = self.shared.snapshot()?;
+        self.scan = Some(Scanner::new(file, start, len));
+        self.scan_line = if start > 0 { 2 } else { 1 };
+        Ok(())
+    }
+
+    /// The next row into [`Self::record`]; false at the end. A malformed record is an
+    /// error naming its line, but a torn last record (a crash mid-append) is only
+    /// reported as a warning, so the rows before it stay readable.
+    pub fn scan_next(&mut self) -> Result<bool> {
+        let sep = self.opts().separator;
+        let columns = self.opts().columns;
+        let Some(sc) = self.scan.as_mut() else {
+            return Err(Error::Panic("scan_next without scan_start".into()));
+        };
+        let item = sc.next(sep, &mut self.rec)?;
+        let line = self.scan_line;
+        let (start, end, why) = match item {
+            Item::Eof => return Ok(false),
+            Item::Row { start, end, terminated } => {
+                self.scan_line += 1 + self.rec.inner_newlines;
+                if self.rec.spans.len() == columns {
+                    self.cur = (start, end);
+                    self.cur_line = line;
+                    return Ok(true);
+                }
+                let why = format!("expected {} fields, found {}", columns, self.rec.spans.len());
+                if !terminated {
+                    self.warnings.push(format!(
+                        "{} line {}: the last line is incomplete ({}); it is skipped. REPAIR TABLE removes it",
+                        self.name(),
+                        line,
+                        why
+                    ));
+                    return Ok(false);
+                }
+                (start, end, why)
+            }
+            Item::Bad { start, end, why } => {
+                let torn = end == sc.end && matches!(why, Malformed::UnterminatedQuote);
+                if torn {
+                    self.warnings.push(format!(
+                        "{} line {}: the last line is incomplete ({}); it is skipped. REPAIR TABLE removes it",
+                        self.name(),
+                        line,
+                        why
+                    ));
+                    return Ok(false);
+                }
+                (start, end, why.to_string())
+            }
+        };
+        let _ = (start, end);
+        Err(Error::Corrupt(format!(
+            "{} line {}: {}. CHECK TABLE lists the damage; REPAIR TABLE keeps every good row",
+            self.name(),
+            line,
+            why
+        )))
+    }
+
+    pub fn scan_end(&mut self) -> Result<()> {
+        self.scan = None;
+        self.flush()
+    }
+
+    /// Reads the record at `pos` (from [`Self::current_pos`]) into [`Self::record`].
+    pub fn read_at(&mut self, pos: u64) -> Result<()> {
+        let (file, _, len) = match &self.scan {
+            // inside a scan use its snapshot, so positions stay valid
+            Some(sc) => (sc.file.clone(), 0, sc.end),
+            None => self.shared.snapshot()?,
+        };
+        if pos >= len {
+            return Err(Error::Corrupt(format!("{}: no row at byte {}", self.name(), pos)));
+        }
+        let mut sc = Scanner::new(file, pos, len);
+        match sc.next(self.opts().separator, &mut self.rec)? {
+            Item::Row { start, end, .. } if self.rec.spans.len() == self.opts().columns => {
+                self.cur = (start, end);
+                Ok(())
+            }
+            _ => Err(Error::Corrupt(format!("{}: no valid row at byte {}", self.name(), pos))),
+        }
+    }
+
+    /// Encodes a row image from C++ (see [`encode_image`]) and appends it.
+    pub fn insert(&mut self, image: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        let sep = self.opts().separator;
+        let cols = self.opts().columns;
+        encode_image(&mut self.appends, image, sep, cols)?;
+        self.append_rows += 1;
+        if !self.bulk || self.appends.len() >= APPEND_FLUSH {
+            self.flush_appends()?;
+        }
+        Ok(())
+    }
+
+    pub fn set_bulk(&mut self, on: bool) -> Result<()> {
+        self.bulk = on;
+        if !on {
+            self.flush_appends()?;
+        }
+        Ok(())
+    }
+
+    fn flush_appends(&mut self) -> Result<()> {
+        if self.appends.is_empty() {
+            return Ok(());
+        }
+        let name = self.name();
+        let mut st = self.shared.state.lock();
+        let mut at = st.len;
+        // A file that does not end in a line end (a torn write, or a file written by
+        // a tool that leaves the last line open) gets one, so rows never run together.
+        if at > 0 {
+            let mut last = [0u8; 1];
+            st.file.read_at(&mut last, at - 1).ctx(|| format!("cannot read '{name}'"))?;
+            if last[0] != b'\n' {
+                st.file.write_all_at(b"\n", at).ctx(|| format!("cannot write '{name}'"))?;
+                at += 1;
+            }
+        }
+        st.file.write_all_at(&self.appends, at).ctx(|| format!("cannot append to '{name}'"))?;
+        st.len = at + self.appends.len() as u64;
+        if let Some(r) = st.rows.as_mut() {
+            *r += self.append_rows;
+        }
+        drop(st);
+        self.appends.clear();
+        self.append_rows = 0;
+        Ok(())
+    }
+
+    /// Marks the current record deleted (written out by [`Self::flush`]).
+    pub fn delete_current(&mut self) -> Result<()> {
+        self.check_writable()?;
+        self.pending.dropped.push(self.cur);
+        Ok(())
+    }
+
+    pub fn update_current(&mut self, image: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        let (sep, cols) = (self.opts().separator, self.opts().columns);
+        encode_image(&mut self.pending.added, image, sep, cols)?;
+        self.pending.added_rows += 1;
+        self.pending.dropped.push(self.cur);
+        Ok(())
+    }
+
+    /// Writes buffered appends and applies pending updates and deletes.
+    pub fn flush(&mut self) -> Result<()> {
+        self.flush_appends()?;
+        if self.pending.dropped.is_empty() && self.pending.added.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.rewrite(pending.dropped, &pending.added, pending.added_rows)
+    }
+
+    /// Writes the file anew without the `drop` ranges and with `add` at the end, then
+    /// renames it into place (see the module comment).
+    fn rewrite(&mut self, mut drop: Vec<(u64, u64)>, add: &[u8], add_rows: u64) -> Result<()> {
+        drop.sort_unstable();
+        drop.dedup();
+        let shared = self.shared.clone();
+        let opts = &shared.opts;
+        let path = opts.data_path();
+        let tmp = opts.rewrite_path();
+        let mut st = shared.state.lock();
+        let result = (|| -> Result<(File, u64)> {
+            let mut out = std::io::BufWriter::with_capacity(
+                READ_CHUNK,
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)
+                    .ctx(|| format!("cannot create '{}'", display(&tmp)))?,
+            );
+            let wctx = || format!("cannot write '{}'", display(&tmp));
+            let mut last = b'\n';
+            let copy = |from: u64, to: u64, out: &mut std::io::BufWriter<File>, last: &mut u8| -> Result<()> {
+                let mut buf = vec![0u8; READ_CHUNK.min((to - from) as usize)];
+                let mut off = from;
+                while off < to {
+                    let n = ((to - off) as usize).min(buf.len());
+                    st.file.read_exact_at(&mut buf[..n], off).ctx(|| format!("cannot read '{}'", display(&path)))?;
+                    out.write_all(&buf[..n]).ctx(wctx)?;
+                    *last = buf[n - 1];
+                    off += n as u64;
+                }
+                Ok(())
+            };
+            let mut at = 0u64;
+            for &(s, e) in &drop {
+                if s > at {
+                    copy(at, s, &mut out, &mut last)?;
+                }
+                at = at.max(e);
+            }
+            if at < st.len {
+                copy(at, st.len, &mut out, &mut last)?;
+            }
+            if !add.is_empty() {
+                if last != b'\n' {
+                    out.write_all(b"\n").ctx(wctx)?;
+                }
+                out.write_all(add).ctx(wctx)?;
+            }
+            let f = out.into_inner().map_err(|e| Error::io(wctx(), e.into_error()))?;
+            f.sync_all().ctx(|| format!("cannot sync '{}'", display(&tmp)))?;
+            let len = f.metadata().ctx(wctx)?.len();
+            Ok((f, len))
+        })();
+        let (new_file, new_len) = match result {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        // Keep an attached file's permissions.
+        if opts.external.is_some() {
+            if let Ok(md) = st.file.metadata() {
+                let _ = new_file.set_permissions(md.permissions());
+            }
+        }
+        fs::rename(&tmp, &path).ctx(|| format!("cannot rename '{}' to '{}'", display(&tmp), display(&path)))?;
+        sync_dir(&path)?;
+        let md = new_file.metadata().ctx(|| format!("cannot stat '{}'", display(&path)))?;
+        st.file = Arc::new(new_file);
+        st.id = (md.dev(), md.ino());
+        st.len = new_len;
+        let removed = drop.len() as u64;
+        st.rows = st.rows.map(|r| (r + add_rows).saturating_sub(removed));
+        Ok(())
+    }
+
+    /// DELETE without WHERE and TRUNCATE: keeps only the header line.
+    pub fn truncate(&mut self) -> Result<()> {
+        self.check_writable()?;
+        self.appends.clear();
+        self.append_rows = 0;
+        self.pending = Pending::default();
+        let (_, start, len) = self.shared.snapshot()?;
+        self.rewrite(vec![(start, len)], &[], 0)?;
+        self.shared.state.lock().rows = Some(0);
+        Ok(())
+    }
+
+    /// Row count (exact or estimated) and data length, for SHOW TABLE STATUS and the
+    /// optimizer.
+    pub fn stats(&self) -> (u64, u64, bool) {
+        let st = self.shared.state.lock();
+        match st.rows {
+            Some(r) => (r, st.len, true),
+            None => {
+                // estimate from the first bytes' average line length
+                let sample = (st.len - st.data_start.min(st.len)).min(64 * 1024);
+                let mut buf = vec![0u8; sample as usize];
+                let n = st.file.read_at(&mut buf, st.data_start).unwrap_or(0);
+                let lines = memchr::memchr_iter(b'\n', &buf[..n]).count().max(1) as u64;
+                let avg = (n as u64 / lines).max(1);
+                ((st.len - st.data_start.min(st.len)) / avg, st.len, false)
+            }
+        }
+    }
+
+    /// Records the exact count a completed full scan found.
+    pub fn set_exact_rows(&self, rows: u64) {
+        self.shared.state.lock().rows = Some(rows);
+    }
+
+    /// Starts CHECK TABLE / REPAIR TABLE: a scan that lists damage instead of failing.
+    pub fn check_start(&mut self) -> Result<()> {
+        self.flush()?;
+        let (file, start, len) = self.shared.snapshot()?;
+        self.scan = Some(Scanner::new(file, start, len));
+        self.scan_line = if start > 0 { 2 } else { 1 };
+        self.report = CheckReport::default();
+        Ok(())
+    }
+
+    /// The next record of a check: a row with the right number of fields (in
+    /// [`Self::record`], for the caller to check its values and [`Self::check_reject`] it),
+    /// a damaged record (recorded, described by the returned text), or the end.
+    pub fn check_next(&mut self) -> Result<CheckStep> {
+        let (sep, cols) = (self.opts().separator, self.opts().columns);
+        let Some(sc) = self.scan.as_mut() else {
+            return Err(Error::Panic("check_next without check_start".into()));
+        };
+        let line = self.scan_line;
+        let item = sc.next(sep, &mut self.rec)?;
+        let end_of_data = sc.end;
+        let (start, end, what, torn) = match item {
+            Item::Eof => return Ok(CheckStep::End),
+            Item::Row { start, end, terminated } => {
+                self.scan_line += 1 + self.rec.inner_newlines;
+                if self.rec.spans.len() == cols {
+                    self.cur = (start, end);
+                    self.cur_line = line;
+                    self.report.rows += 1;
+                    return Ok(CheckStep::Row);
+                }
+                let what = format!("expected {} fields, found {}", cols, self.rec.spans.len());
+                (start, end, what, !terminated)
+            }
+            Item::Bad { start, end, why } => {
+                self.scan_line += 1;
+                let torn = end == end_of_data && matches!(why, Malformed::UnterminatedQuote);
+                (start, end, why.to_string(), torn)
+            }
+        };
+        let d = Damage { start, end, line, what, torn_tail: torn };
+        let text = d.describe(&self.name());
+        self.report.damage.push(d);
+        Ok(CheckStep::Damaged(text))
+    }
+
+    /// The caller found a value in the current row that does not fit its column.
+    pub fn check_reject(&mut self, what: String) -> String {
+        self.report.rows -= 1;
+        let d = Damage { start: self.cur.0, end: self.cur.1, line: self.cur_line, what, torn_tail: false };
+        let text = d.describe(&self.name());
+        self.report.damage.push(d);
+        text
+    }
+
+    /// Ends a check; with `repair`, rewrites the file without the damaged records.
+    pub fn check_finish(&mut self, repair: bool) -> Result<CheckReport> {
+        self.scan = None;
+        let rep = std::mem::take(&mut self.report);
+        if rep.damage.is_empty() {
+            self.set_exact_rows(rep.rows);
+        } else if repair {
+            self.check_writable()?;
+            let drop = rep.damage.iter().map(|d| (d.start, d.end)).collect();
+            self.rewrite(drop, &[], 0)?;
+            self.set_exact_rows(rep.rows);
+        }
+        Ok(rep)
+    }
+
+    /// CHECK (or REPAIR) in one call, with `row_ok` judging each row's values.
+    pub fn check(&mut self, repair: bool, mut row_ok: impl FnMut(&Record) -> Option<String>) -> Result<CheckReport> {
+        self.check_start()?;
+        loop {
+            match self.check_next()? {
+                CheckStep::End => break,
+                CheckStep::Damaged(_) => {}
+                CheckStep::Row => {
+                    if let Some(why) = row_ok(&self.rec) {
+                        self.check_reject(why);
+                    }
+                }
+            }
+        }
+        self.check_finish(repair)
+    }
+}
+
+impl Drop for CsvTable {
+    fn drop(&mut self) {
+        // Best effort: a handler closed with work not written (the server always
+        // ends statements first, so this is only a safety net).
+        let _ = self.flush();
+    }
+}
+
+/// The row image C++ builds for a write: for each column, a kind byte (0 NULL,
+/// 1 bare, 2 quoted), a little-endian u32 length and that many bytes.
+pub fn encode_image(out: &mut Vec<u8>, image: &[u8], sep: u8, columns: usize) -> Result<()> {
+    let mark = out.len();
+    let mut rest = image;
+    let mut n = 0usize;
+    while !rest.is_empty() {
+        if rest.len() < 5 {
+            out.truncate(mark);
+            return Err(Error::Panic("row image cut short".into()));
+        }
+        let kind = match rest[0] {
+            0 => Kind::Null,
+            1 => Kind::Bare,
+            _ => Kind::Quoted,
+        };
+        let len = u32::from_le_bytes(rest[1..5].try_into().unwrap()) as usize;
+        if rest.len() < 5 + len {
+            out.truncate(mark);
+            return Err(Error::Panic("row image cut short".into()));
+        }
+        codec::encode_field(out, sep, n == 0, kind, &rest[5..5 + len]);
+        rest = &rest[5 + len..];
+        n += 1;
+    }
+    if n != columns {
+        out.truncate(mark);
+        return Err(Error::Panic(format!("row image has {n} columns, table has {columns}")));
+    }
+    codec::end_record(out);
+    Ok(())
+}
+
+/// Builds a row image (the inverse of what [`encode_image`] reads); for tests.
+pub fn build_image(fields: &[(u8, &[u8])]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (k, b) in fields {
+        v.push(*k);
+        v.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        v.extend_from_slice(b);
+    }
+    v
+}
+
+#[allow(dead_code)]
+fn read_all(p: &Path) -> Vec<u8> {
+    let mut v = Vec::new();
+    File::open(p).and_then(|mut f| f.read_to_end(&mut v)).unwrap();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ha_rust-test-{}-{}", name, std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn opts(dir: &Path, cols: usize) -> CsvOptions {
+        CsvOptions {
+            table_path: dir.join("t"),
+            external: None,
+            header: false,
+            separator: b',',
+            writable: true,
+            columns: cols,
+        }
+    }
+
+    fn all_rows(t: &mut CsvTable) -> Vec<Vec<Option<Vec<u8>>>> {
+        t.scan_start().unwrap();
+        let mut out = vec![];
+        while t.scan_next().unwrap() {
+            let r = t.record();
+            out.push((0..r.spans.len()).map(|i| r.field(i).map(|s| s.to_vec())).collect());
+        }
+        t.scan_end().unwrap();
+        out
+    }
+
+    #[test]
+    fn insert_scan_update_delete() {
+        let d = tmpdir("iud");
+        let o = opts(&d, 2);
+        create(&o, b"").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        for i in 0..100u32 {
+            let s = i.to_string();
+            t.insert(&build_image(&[(1, s.as_bytes()), (2, b"x,\"y\"\n")])).unwrap();
+        }
+        assert_eq!(all_rows(&mut t).len(), 100);
+        // delete even rows, update row 1
+        t.scan_start().unwrap();
+        while t.scan_next().unwrap() {
+            let v: u32 = std::str::from_utf8(t.record().field(0).unwrap()).unwrap().parse().unwrap();
+            if v % 2 == 0 {
+                t.delete_current().unwrap();
+            } else if v == 1 {
+                t.update_current(&build_image(&[(1, b"1001"), (0, b"")])).unwrap();
+            }
+        }
+        t.scan_end().unwrap();
+        let rows = all_rows(&mut t);
+        assert_eq!(rows.len(), 50);
+        assert_eq!(rows.last().unwrap(), &vec![Some(b"1001".to_vec()), None]);
+        assert_eq!(t.stats().0, 50);
+        assert!(!with_ext(&o.table_path, REWRITE_EXT).exists());
+        t.truncate().unwrap();
+        assert_eq!(all_rows(&mut t).len(), 0);
+    }
+
+    #[test]
+    fn concurrent_append_and_scan_see_whole_rows() {
+        let d = tmpdir("conc");
+        let o = opts(&d, 2);
+        create(&o, b"").unwrap();
+        let writer = {
+            let o = o.clone();
+            std::thread::spawn(move || {
+                let mut t = CsvTable::open(&o).unwrap();
+                t.set_bulk(true).unwrap();
+                for i in 0..20000u32 {
+                    let s = i.to_string();
+                    t.insert(&build_image(&[(1, s.as_bytes()), (2, b"some text, with a comma")])).unwrap();
+                }
+                t.set_bulk(false).unwrap();
+            })
+        };
+        let mut t = CsvTable::open(&o).unwrap();
+        let mut last = 0;
+        while !writer.is_finished() {
+            let rows = all_rows(&mut t);
+            assert!(rows.len() >= last);
+            for (i, r) in rows.iter().enumerate() {
+                assert_eq!(r[0].as_deref(), Some(i.to_string().as_bytes()));
+            }
+            last = rows.len();
+        }
+        writer.join().unwrap();
+        assert_eq!(all_rows(&mut t).len(), 20000);
+    }
+
+    #[test]
+    fn malformed_lines_are_reported_and_repaired() {
+        let d = tmpdir("bad");
+        let o = opts(&d, 2);
+        fs::write(o.data_path(), b"1,\"a\"\n2\n3,\"c\"\n4,\"unterminated\n5,\"e\"\n6,\"torn").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        t.scan_start().unwrap();
+        assert!(t.scan_next().unwrap());
+        let e = t.scan_next().unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("expected 2 fields, found 1"), "{e}");
+        let rep = t.check(false, |_| None).unwrap();
+        let lines: Vec<u64> = rep.damage.iter().map(|d| d.line).collect();
+        assert_eq!(rep.rows, 2, "{rep:?}");
+        assert_eq!(lines, vec![2, 4, 6], "{rep:?}");
+        assert!(rep.damage[2].torn_tail);
+        t.check(true, |_| None).unwrap();
+        let rows = all_rows(&mut t);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(read_all(&o.data_path()), b"1,\"a\"\n3,\"c\"\n");
+    }
+
+    #[test]
+    fn torn_tail_is_a_warning_and_the_next_append_is_kept_apart() {
+        let d = tmpdir("torn");
+        let o = opts(&d, 2);
+        fs::write(o.data_path(), b"1,\"a\"\n2,\"b").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        assert_eq!(all_rows(&mut t).len(), 1);
+        assert_eq!(t.warnings.len(), 1);
+        assert!(t.warnings[0].contains("line 2"), "{:?}", t.warnings);
+    }
+
+    #[test]
+    fn a_crash_before_the_rename_leaves_the_old_file() {
+        let d = tmpdir("crash");
+        let o = opts(&d, 1);
+        fs::write(o.data_path(), b"1\n2\n").unwrap();
+        // what a crash mid-rewrite leaves: a partial new file beside the intact old one
+        fs::write(with_ext(&o.table_path, REWRITE_EXT), b"1\n").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        assert_eq!(all_rows(&mut t).len(), 2);
+        assert!(!with_ext(&o.table_path, REWRITE_EXT).exists());
+    }
+
+    #[test]
+    fn attached_file_with_header_is_read_only() {
+        let d = tmpdir("attach");
+        let ext = d.join("data.csv");
+        fs::write(&ext, b"id;name\n1;\"x\"\n2;y\n").unwrap();
+        let o = CsvOptions {
+            table_path: d.join("t"),
+            external: Some(ext.clone()),
+            header: true,
+            separator: b';',
+            writable: false,
+            columns: 2,
+        };
+        create(&o, b"").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        let rows = all_rows(&mut t);
+        assert_eq!(rows, vec![vec![Some(b"1".to_vec()), Some(b"x".to_vec())], vec![Some(b"2".to_vec()), Some(b"y".to_vec())]]);
+        assert!(matches!(t.insert(&build_image(&[(1, b"3"), (1, b"z")])), Err(Error::ReadOnly(_))));
+        delete(&o.table_path).unwrap();
+        assert!(ext.exists(), "DROP never removes an attached file");
+    }
+}

@@ -1,0 +1,65 @@
+//! Engine errors, and the handler error code each one becomes at the boundary.
+
+use crate::consts;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data does not parse; the message names the file and line or block.
+    #[error("{0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    ReadOnly(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("internal error in the RUST engine: {0}")]
+    Panic(String),
+}
+
+/// First engine-private error code, as MyRocks does: past the server's last one.
+pub const HA_ERR_RUST_FIRST: i32 = consts::HA_ERR_LAST as i32 + 1;
+pub const HA_ERR_RUST_IO: i32 = HA_ERR_RUST_FIRST;
+pub const HA_ERR_RUST_CORRUPT: i32 = HA_ERR_RUST_FIRST + 1;
+pub const HA_ERR_RUST_PANIC: i32 = HA_ERR_RUST_FIRST + 2;
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+
+    /// The handler error code (`HA_ERR_*` or one of ours) for this error.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::Io { source, .. } => match source.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => consts::HA_ERR_DISK_FULL as i32,
+                Some(libc::ENOENT) => consts::HA_ERR_NO_SUCH_TABLE as i32,
+                _ => HA_ERR_RUST_IO,
+            },
+            Error::Corrupt(_) => HA_ERR_RUST_CORRUPT,
+            Error::ReadOnly(_) => consts::HA_ERR_TABLE_READONLY as i32,
+            Error::Unsupported(_) => consts::HA_ERR_UNSUPPORTED as i32,
+            Error::NotFound(_) => consts::HA_ERR_NO_SUCH_TABLE as i32,
+            Error::Panic(_) => HA_ERR_RUST_PANIC,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// `?` on an io::Result with a context string.
+pub trait IoContext<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(what(), e))
+    }
+}

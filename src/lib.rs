@@ -1,0 +1,11 @@
+//! ha_rust: a storage engine for MariaDB whose logic is Rust.
+//!
+//! `cpp/` holds the server glue (plugin declaration, the `ha_rust` handler, row and
+//! field conversion); everything that touches a file lives here. The two meet only in
+//! [`ffi`]. See `docs/` for the file formats and `../shared/ARCHITECTURE.md` for the
+//! shape.
+
+pub mod consts;
+pub mod csv;
+pub mod error;
+pub mod ffi;
