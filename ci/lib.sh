@@ -34,8 +34,8 @@ server_plugin_dir() {
 
 # start_server DIR [extra mariadbd options...]: a private server on a socket in DIR.
 start_server() {
-  local dir=$1; shift
-  mkdir -p "$dir"
+  local dir
+  mkdir -p "$1"; dir=$(cd "$1" && pwd); shift
   if [ ! -d "$dir/data/mysql" ]; then
     mariadb-install-db --no-defaults --datadir="$dir/data" --user="$(id -un)" \
       --auth-root-authentication-method=normal >"$dir/install.log" 2>&1 ||
@@ -57,6 +57,8 @@ start_server() {
 
 stop_server() {
   local dir=$1 pid
+  [ -d "$dir" ] || return 0
+  dir=$(cd "$dir" && pwd)
   [ -f "$dir/pid" ] || return 0
   pid=$(cat "$dir/pid")
   mariadb-admin --no-defaults -S "$dir/sock" -uroot shutdown >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
@@ -68,4 +70,4 @@ stop_server() {
   rm -f "$dir/pid"
 }
 
-sql() { local dir=$1; shift; mariadb --no-defaults -S "$dir/sock" -uroot "$@"; }
+sql() { local dir; dir=$(cd "$1" && pwd); shift; mariadb --no-defaults -S "$dir/sock" -uroot "$@"; }

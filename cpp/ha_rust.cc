@@ -320,13 +320,13 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
     uint32 start= spans[2 * i], len= spans[2 * i + 1];
     if (len == UINT32_MAX)
     {
+      /* reset() too, so that an unchanged NULL compares equal byte for byte
+         (compare_record) */
+      f->reset();
       if (f->real_maybe_null())
         f->set_null();
       else
-      {
         f->set_notnull();
-        f->reset();
-      }
     }
     else
     {

@@ -259,8 +259,13 @@ fn incomplete(buf: &[u8], at_eof: bool, why: Malformed) -> Decoded {
 }
 
 fn bad_line(buf: &[u8], from: usize, why: Malformed) -> Decoded {
-    // Skip to the end of the physical line where the damage is.
-    let len = memchr(b'\n', &buf[from..]).map_or(buf.len(), |p| from + p + 1);
+    // Resynchronise at the first line end of the record: a quote that ran over a
+    // line end and then went wrong most likely lost its closing quote on the first
+    // line, and the next line is a record of its own. Otherwise skip to the end of
+    // the line where the damage is.
+    let len = memchr(b'\n', &buf[..from])
+        .map(|p| p + 1)
+        .unwrap_or_else(|| memchr(b'\n', &buf[from..]).map_or(buf.len(), |p| from + p + 1));
     Decoded::Bad { len, why }
 }
 
@@ -302,7 +307,7 @@ mod tests {
     #[test]
     fn reads_rfc4180_and_tina_styles() {
         let (d, f) = dec(b"\"x\"\"y\",\"p\\\"q\",\"multi\nline\"\r\n", b',');
-        assert_eq!(d, Decoded::Record { len: 29, terminated: true });
+        assert_eq!(d, Decoded::Record { len: 28, terminated: true });
         assert_eq!(
             f,
             vec![Some(b"x\"y".to_vec()), Some(b"p\"q".to_vec()), Some(b"multi\nline".to_vec())]

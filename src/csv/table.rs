@@ -248,7 +248,8 @@ fn count_records(file: &File, start: u64, end: u64) -> Result<u64> {
 #[derive(Debug)]
 pub enum Item {
     Row { start: u64, end: u64, terminated: bool },
-    Bad { start: u64, end: u64, why: Malformed },
+    /// `lines`: line ends inside the skipped bytes.
+    Bad { start: u64, end: u64, why: Malformed, lines: u64 },
     Eof,
 }
 
@@ -317,8 +318,9 @@ impl Scanner {
                     return Ok(Item::Row { start, end: start + len as u64, terminated });
                 }
                 Decoded::Bad { len, why } => {
+                    let lines = memchr::memchr_iter(b'\n', &avail[..len]).count() as u64;
                     self.pos += len;
-                    return Ok(Item::Bad { start, end: start + len as u64, why });
+                    return Ok(Item::Bad { start, end: start + len as u64, why, lines });
                 }
                 Decoded::NeedMore => self.refill()?,
             }
@@ -475,7 +477,7 @@ impl CsvTable {
                 }
                 (start, end, why)
             }
-            Item::Bad { start, end, why } => {
+            Item::Bad { start, end, why, .. } => {
                 let torn = end == sc.end && matches!(why, Malformed::UnterminatedQuote);
                 if torn {
                     self.warnings.push(format!(
@@ -747,8 +749,8 @@ impl CsvTable {
                 let what = format!("expected {} fields, found {}", cols, self.rec.spans.len());
                 (start, end, what, !terminated)
             }
-            Item::Bad { start, end, why } => {
-                self.scan_line += 1;
+            Item::Bad { start, end, why, lines } => {
+                self.scan_line += lines.max(1);
                 let torn = end == end_of_data && matches!(why, Malformed::UnterminatedQuote);
                 (start, end, why.to_string(), torn)
             }
@@ -967,13 +969,13 @@ mod tests {
         assert!(e.contains("line 2") && e.contains("expected 2 fields, found 1"), "{e}");
         let rep = t.check(false, |_| None).unwrap();
         let lines: Vec<u64> = rep.damage.iter().map(|d| d.line).collect();
-        assert_eq!(rep.rows, 2, "{rep:?}");
+        assert_eq!(rep.rows, 3, "{rep:?}");
         assert_eq!(lines, vec![2, 4, 6], "{rep:?}");
         assert!(rep.damage[2].torn_tail);
         t.check(true, |_| None).unwrap();
         let rows = all_rows(&mut t);
-        assert_eq!(rows.len(), 2);
-        assert_eq!(read_all(&o.data_path()), b"1,\"a\"\n3,\"c\"\n");
+        assert_eq!(rows.len(), 3);
+        assert_eq!(read_all(&o.data_path()), b"1,\"a\"\n3,\"c\"\n5,\"e\"\n");
     }
 
     #[test]
