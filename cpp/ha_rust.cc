@@ -86,7 +86,7 @@ public:
     if (thd)
     {
       saved= thd->variables.time_zone;
-      thd->variables.time_zone= my_tz_UTC;
+      thd->variables.time_zone= my_tz_OFFSET0; /* my_tz_UTC only converts one way */
     }
   }
   ~Utc_scope() { if (thd) thd->variables.time_zone= saved; }
