@@ -92,6 +92,24 @@ public:
   ~Utc_scope() { if (thd) thd->variables.time_zone= saved; }
 };
 
+/* Catches the warnings Field::store() raises for a value that does not fit, so
+   the handler can report them its own way (naming the file and line). */
+class Value_checker : public Internal_error_handler
+{
+public:
+  bool hit= false;
+  bool handle_condition(THD *, uint, const char *,
+                        Sql_condition::enum_warning_level *level,
+                        const char *, Sql_condition **cond_hdl) override
+  {
+    *cond_hdl= NULL;
+    if (*level == Sql_condition::WARN_LEVEL_ERROR)
+      return false;
+    hit= true;
+    return true;
+  }
+};
+
 static handler *rust_create_handler(handlerton *hton, TABLE_SHARE *table,
                                     MEM_ROOT *mem_root)
 {
@@ -302,8 +320,12 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
   rust::Slice<const uint32_t> spans= (*tbl)->record_spans();
   THD *thd= ha_thd();
   Utc_scope utc(thd, has_timestamp);
+  /* Field::store() tells whether a value fits only when asked to warn; the
+     warnings are caught here and reported once, by line. */
   enum_check_fields saved_check= thd->count_cuted_fields;
-  thd->count_cuted_fields= CHECK_FIELD_IGNORE;
+  thd->count_cuted_fields= CHECK_FIELD_WARN;
+  Value_checker checker;
+  thd->push_internal_handler(&checker);
   memcpy(buf, table->s->default_values, table->s->null_bytes);
   my_ptrdiff_t off= buf - table->record[0];
   uint col= 0;
@@ -326,13 +348,19 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
       if (f->real_maybe_null())
         f->set_null();
       else
+      {
         f->set_notnull();
+        if (bad && bad->empty())
+          *bad= "an empty field (NULL) in NOT NULL column `" +
+                std::string(f->field_name.str, f->field_name.length) + "`";
+      }
     }
     else
     {
       f->set_notnull();
       const char *p= reinterpret_cast<const char *>(data.data()) + start;
-      if (f->store(p, len, f->charset()) && bad && bad->empty())
+      checker.hit= false;
+      if ((f->store(p, len, f->charset()) || checker.hit) && bad && bad->empty())
       {
         std::string v(p, len > 64 ? 64 : len);
         *bad= "value '" + v + (len > 64 ? "...'" : "'") + " does not fit column `" +
@@ -342,6 +370,7 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
     if (off)
       f->move_field_offset(-off);
   }
+  thd->pop_internal_handler();
   thd->count_cuted_fields= saved_check;
   return 0;
 }
