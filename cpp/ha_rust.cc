@@ -152,7 +152,8 @@ ulonglong ha_rust::table_flags() const
 {
   return HA_NO_TRANSACTIONS | HA_REC_NOT_IN_SEQ | HA_NO_AUTO_INCREMENT |
          HA_BINLOG_ROW_CAPABLE | HA_BINLOG_STMT_CAPABLE | HA_CAN_REPAIR |
-         HA_SLOW_RND_POS | HA_CAN_GEOMETRY | HA_CAN_BIT_FIELD;
+         HA_SLOW_RND_POS | HA_CAN_GEOMETRY | HA_CAN_BIT_FIELD |
+         HA_CAN_VIRTUAL_COLUMNS;
 }
 
 int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)

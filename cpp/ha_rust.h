@@ -64,8 +64,9 @@ public:
   ulonglong table_flags() const override;
   ulong index_flags(uint, uint, bool) const override { return 0; }
   uint max_supported_keys() const override { return 0; }
-  uint max_supported_key_parts() const override { return 0; }
-  uint max_supported_key_length() const override { return 0; }
+  uint max_supported_key_parts() const override { return 16; }
+  /* non-zero so that an index is refused as "too many keys", not "too long" */
+  uint max_supported_key_length() const override { return 3500; }
   uint max_supported_record_length() const override { return HA_MAX_REC_LENGTH; }
   double scan_time() override
   { return (double) (stats.records + stats.deleted) / 20.0 + 10; }
