@@ -29,6 +29,9 @@ pub const REWRITE_EXT: &str = ".csv-rewrite";
 const READ_CHUNK: usize = 256 * 1024;
 /// Appends buffered by a bulk insert are written out at this size.
 const APPEND_FLUSH: usize = 1024 * 1024;
+/// The longest record a scan accepts: past it the line is damage, not a reason to
+/// let one garbage line (a file of zeros, say) take the server's memory.
+pub const MAX_RECORD: usize = 512 * 1024 * 1024;
 /// Own files up to this size are counted exactly at open; larger ones are estimated.
 const COUNT_AT_OPEN: u64 = 64 * 1024 * 1024;
 
@@ -283,8 +286,15 @@ impl Scanner {
         if self.buf.len() < READ_CHUNK {
             self.buf.resize(READ_CHUNK, 0);
         } else if self.filled == self.buf.len() {
-            // one record larger than the buffer: grow it
-            let n = self.buf.len() * 2;
+            // one record larger than the buffer: grow it, up to MAX_RECORD
+            if self.buf.len() >= MAX_RECORD {
+                return Err(Error::Corrupt(format!(
+                    "a record at byte {} is longer than {} MiB (no line end found)",
+                    self.buf_off,
+                    MAX_RECORD >> 20
+                )));
+            }
+            let n = (self.buf.len() * 2).min(MAX_RECORD);
             self.buf.resize(n, 0);
         }
         let want = ((self.end - self.buf_off - self.filled as u64) as usize).min(self.buf.len() - self.filled);
@@ -999,6 +1009,49 @@ mod tests {
         let mut t = CsvTable::open(&o).unwrap();
         assert_eq!(all_rows(&mut t).len(), 2);
         assert!(!with_ext(&o.table_path, REWRITE_EXT).exists());
+    }
+
+    #[test]
+    fn attaching_a_huge_file_reads_only_a_sample() {
+        let d = tmpdir("huge");
+        let ext = d.join("big.csv");
+        // 1 GiB, sparse: opening it must not read it through
+        let f = File::create(&ext).unwrap();
+        f.set_len(1 << 30).unwrap();
+        let o = CsvOptions {
+            table_path: d.join("t"),
+            external: Some(ext),
+            header: false,
+            separator: b',',
+            writable: false,
+            columns: 1,
+        };
+        create(&o, b"").unwrap();
+        let t = CsvTable::open(&o).unwrap();
+        let (rows, len, exact) = t.stats();
+        assert_eq!(len, 1 << 30);
+        assert!(!exact);
+        assert!(rows > 0);
+    }
+
+    #[test]
+    fn scans_stream_with_a_bounded_buffer() {
+        let d = tmpdir("stream");
+        let o = opts(&d, 2);
+        let mut data = Vec::new();
+        for i in 0..200_000 {
+            data.extend_from_slice(format!("{i},\"some text for row {i}\"\n").as_bytes());
+        }
+        fs::write(o.data_path(), &data).unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        t.scan_start().unwrap();
+        let mut n = 0;
+        while t.scan_next().unwrap() {
+            n += 1;
+        }
+        assert_eq!(n, 200_000);
+        assert!(data.len() > 4 * READ_CHUNK);
+        assert_eq!(t.scan.as_ref().unwrap().buf.len(), READ_CHUNK);
     }
 
     #[test]
