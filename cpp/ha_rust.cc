@@ -15,6 +15,9 @@
 #include <field.h>
 #include <table.h>
 #include <mysql/plugin.h>
+#include <log.h>
+
+#include <algorithm>
 
 #include <charconv>
 #include <cstdint>
@@ -33,10 +36,12 @@ static ha_create_table_option rust_table_options[]=
   HA_TOPTION_BOOL("CSV_HEADER", csv_header, 0),
   HA_TOPTION_STRING("CSV_SEPARATOR", csv_separator),
   HA_TOPTION_BOOL("CSV_WRITABLE", csv_writable, 0),
+  HA_TOPTION_NUMBER("COMPRESSION_LEVEL", compression_level, 0, 0, 22, 1),
   HA_TOPTION_END
 };
 
-static const char *rust_exts[]= { ".csv", ".csv-rewrite", NullS };
+static const char *rust_exts[]= { ".csv", ".csv-rewrite", ".arz", ".arp",
+                                  ".arz-rewrite", NullS };
 
 static rust::Slice<const uint8_t> bytes(const char *s)
 {
@@ -148,12 +153,25 @@ int ha_rust::rust_rc(int code)
   return code;
 }
 
+/* The layout of the open table; a handler the server makes to check a CREATE
+   has no share yet, and answers for every layout (create() then refuses what
+   the chosen layout cannot do). */
+rust_layout ha_rust::layout() const
+{
+  if (table_share && table_share->option_struct)
+    return (rust_layout) table_share->option_struct->layout;
+  return LAYOUT_ARCHIVE;
+}
+
 ulonglong ha_rust::table_flags() const
 {
-  return HA_NO_TRANSACTIONS | HA_REC_NOT_IN_SEQ | HA_NO_AUTO_INCREMENT |
-         HA_BINLOG_ROW_CAPABLE | HA_BINLOG_STMT_CAPABLE | HA_CAN_REPAIR |
-         HA_SLOW_RND_POS | HA_CAN_GEOMETRY | HA_CAN_BIT_FIELD |
-         HA_CAN_VIRTUAL_COLUMNS;
+  ulonglong common= HA_NO_TRANSACTIONS | HA_REC_NOT_IN_SEQ |
+                    HA_BINLOG_ROW_CAPABLE | HA_BINLOG_STMT_CAPABLE |
+                    HA_CAN_REPAIR | HA_SLOW_RND_POS | HA_CAN_GEOMETRY |
+                    HA_CAN_BIT_FIELD | HA_CAN_VIRTUAL_COLUMNS;
+  if (layout() == LAYOUT_CSV)
+    return common | HA_NO_AUTO_INCREMENT;
+  return common | HA_STATS_RECORDS_IS_EXACT | HA_HAS_RECORDS | HA_NULL_IN_KEY;
 }
 
 int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
@@ -165,10 +183,51 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
     rust::String e;
     int rc= ha_rust_ffi::table_create(bytes(name), (uint8_t) o->layout,
                                       bytes(""), false, ',', false, 0,
-                                      rust::Slice<const uint8_t>(), e);
+                                      rust::Slice<const uint8_t>(), 0, e);
     my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
                     std::string(e).c_str());
     return rc ? HA_WRONG_CREATE_OPTION : HA_WRONG_CREATE_OPTION;
+  }
+  if (o->layout == LAYOUT_CSV)
+  {
+    if (form->s->keys)
+    {
+      my_error(ER_TOO_MANY_KEYS, MYF(0), 0);
+      return HA_WRONG_CREATE_OPTION;
+    }
+    if (form->found_next_number_field)
+    {
+      my_error(ER_TABLE_CANT_HANDLE_AUTO_INCREMENT, MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+    if (o->compression_level)
+    {
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "COMPRESSION_LEVEL applies to LAYOUT=ARCHIVE only", MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+  }
+  else
+  {
+    if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable)
+    {
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "CSV_* options apply to LAYOUT=CSV only", MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+    /* As MariaDB's ARCHIVE: at most one index, on the AUTO_INCREMENT column. */
+    for (uint k= 0; k < form->s->keys; k++)
+    {
+      KEY *key= form->key_info + k;
+      if (key->user_defined_key_parts != 1 ||
+          !(key->key_part[0].field->flags & AUTO_INCREMENT_FLAG))
+      {
+        my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                        "An ARCHIVE table can have one index only, on its "
+                        "AUTO_INCREMENT column", MYF(0));
+        return HA_WRONG_CREATE_OPTION;
+      }
+    }
   }
   if (o->csv_separator)
   {
@@ -217,7 +276,8 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
   rust::String e;
   int rc= ha_rust_ffi::table_create(
       bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
-      separator_of(o), o->csv_writable, stored_columns(form), bytes(header), e);
+      separator_of(o), o->csv_writable, stored_columns(form), bytes(header),
+      info->auto_increment_value ? info->auto_increment_value - 1 : 0, e);
   if (rc)
   {
     err_msg= std::string(e);
@@ -253,14 +313,20 @@ int ha_rust::open(const char *name, int mode, uint test_if_locked)
   ha_table_option_struct *o= table->s->option_struct;
   tbl= new rust::Box<Table>(ha_rust_ffi::table_open(
       bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
-      separator_of(o), o->csv_writable, stored_columns(table)));
+      separator_of(o), o->csv_writable, stored_columns(table),
+      (int32_t) o->compression_level));
   if (int rc= (*tbl)->open_error())
   {
     err_msg= std::string((*tbl)->last_error());
+    sql_print_error("RUST: cannot open %s: %s", name, err_msg.c_str());
     delete tbl;
     tbl= nullptr;
     return rc;
   }
+  /* What the open mended (a torn tail cut after a crash) goes to the log. */
+  rust::String note;
+  while ((*tbl)->take_warning(note))
+    sql_print_warning("RUST: %s", std::string(note).c_str());
   has_timestamp= false;
   for (Field **f= table->field; *f; f++)
     if ((*f)->type() == MYSQL_TYPE_TIMESTAMP)
@@ -311,6 +377,102 @@ int ha_rust::pack_row(const uchar *buf)
       f->move_field_offset(-off);
   }
   return 0;
+}
+
+/* ARCHIVE rows: the null bytes, then Field::pack() of each stored non-NULL
+   column (blobs inline), as MariaDB's ARCHIVE does. */
+int ha_rust::pack_binary(const uchar *buf)
+{
+  my_ptrdiff_t off= buf - table->record[0];
+  size_t max= table->s->reclength + 16;
+  for (uint *b= table->s->blob_field, *e= b + table->s->blob_fields; b != e; b++)
+  {
+    Field_blob *f= (Field_blob *) table->field[*b];
+    if (!f->is_null(off))
+      max+= f->get_length(f->ptr + off) + 8;
+  }
+  if (row_image.alloc(max))
+    return HA_ERR_OUT_OF_MEM;
+  uchar *start= (uchar *) row_image.ptr(), *p= start;
+  memcpy(p, buf, table->s->null_bytes);
+  p+= table->s->null_bytes;
+  for (Field **fp= table->field; *fp; fp++)
+  {
+    Field *f= *fp;
+    if (f->stored_in_db() && !f->is_null(off))
+      p= f->pack(p, buf + f->offset(table->record[0]));
+  }
+  row_image.length((uint32) (p - start));
+  return 0;
+}
+
+/* Unpacks the current ARCHIVE row. Blob values point into the Rust row buffer,
+   which stays valid until the next call on this handler. */
+int ha_rust::unpack_binary(uchar *buf)
+{
+  rust::Slice<const uint8_t> data= (*tbl)->record_data();
+  const uchar *p= data.data(), *end= p + data.size();
+  if (data.size() < table->s->null_bytes)
+    return HA_ERR_WRONG_IN_RECORD;
+  memcpy(buf, p, table->s->null_bytes);
+  p+= table->s->null_bytes;
+  my_ptrdiff_t off= buf - table->record[0];
+  for (Field **fp= table->field; *fp; fp++)
+  {
+    Field *f= *fp;
+    if (!f->stored_in_db() || f->is_null(off))
+      continue;
+    if (!(p= f->unpack(buf + f->offset(table->record[0]), p, end)))
+      return HA_ERR_WRONG_IN_RECORD;
+  }
+  return p == end ? 0 : HA_ERR_WRONG_IN_RECORD;
+}
+
+/* The current Rust row into `buf`, whatever the layout. */
+int ha_rust::fetch_row(uchar *buf, std::string *bad)
+{
+  if (layout() == LAYOUT_ARCHIVE)
+  {
+    int rc= unpack_binary(buf);
+    if (rc && bad)
+      *bad= "a row image that does not match the table's columns";
+    return rc;
+  }
+  /* An UPDATE needs every column to write the whole row back. */
+  return unpack_row(buf, !bitmap_is_clear_all(table->write_set), bad);
+}
+
+/* An integer as an order-preserving unsigned 64-bit number. */
+static uint64_t ordered_key(Field *f, longlong v)
+{
+  return (f->flags & UNSIGNED_FLAG) ? (uint64_t) v : ((uint64_t) v ^ (1ULL << 63));
+}
+
+/* The ARCHIVE index key of a row, order-preserving as an unsigned 64-bit
+   number (signed values have their sign bit flipped). */
+uint64_t ha_rust::key_of(const uchar *record, bool *keyed, bool *unique)
+{
+  *keyed= table->s->keys > 0;
+  *unique= *keyed && (table->key_info[0].flags & HA_NOSAME);
+  if (!*keyed)
+    return 0;
+  Field *f= table->key_info[0].key_part[0].field;
+  return ordered_key(f, f->val_int(record + f->offset(table->record[0])));
+}
+
+ulonglong ha_rust::next_auto_increment()
+{
+  ha_rust_ffi::KeyMax m= (*tbl)->max_key();
+  ulonglong last= m.base;
+  if (m.has_key && table->s->keys)
+  {
+    Field *f= table->key_info[0].key_part[0].field;
+    bool is_unsigned= f->flags & UNSIGNED_FLAG;
+    ulonglong v= is_unsigned ? m.key : (ulonglong) (longlong) (m.key ^ (1ULL << 63));
+    if (is_unsigned || (longlong) v > 0)
+      last= std::max(last, v);
+  }
+  return last + 1;
 }
 
 /* Stores the current Rust record into `buf`. Values that do not fit their column
@@ -386,26 +548,51 @@ void ha_rust::push_rust_warnings()
 
 int ha_rust::write_row(const uchar *buf)
 {
-  pack_row(buf);
-  int rc= rust_rc((*tbl)->insert(bytes(row_image)));
-  if (!rc)
-    stats.records++;
-  return rc;
+  if (layout() == LAYOUT_CSV)
+  {
+    pack_row(buf);
+    int rc= rust_rc((*tbl)->insert(bytes(row_image), 0, false, false));
+    if (!rc)
+      stats.records++;
+    return rc;
+  }
+  if (table->next_number_field && buf == table->record[0])
+    if (int rc= update_auto_increment())
+      return rc;
+  bool keyed, unique;
+  uint64_t key= key_of(buf, &keyed, &unique);
+  if (int rc= pack_binary(buf))
+    return rc;
+  int rc= (*tbl)->insert(bytes(row_image), key, keyed, unique);
+  if (rc == HA_ERR_FOUND_DUPP_KEY)
+  {
+    errkey= lookup_errkey= 0;
+    return rc;
+  }
+  return rust_rc(rc);
 }
 
+/* ARCHIVE is append-only: UPDATE and DELETE are refused, as MariaDB's ARCHIVE
+   engine refuses them. */
 int ha_rust::update_row(const uchar *old_data, const uchar *new_data)
 {
+  if (layout() != LAYOUT_CSV)
+    return HA_ERR_WRONG_COMMAND;
   pack_row(new_data);
   return rust_rc((*tbl)->update_current(bytes(row_image)));
 }
 
 int ha_rust::delete_row(const uchar *buf)
 {
+  if (layout() != LAYOUT_CSV)
+    return HA_ERR_WRONG_COMMAND;
   return rust_rc((*tbl)->delete_current());
 }
 
 int ha_rust::delete_all_rows()
 {
+  if (layout() != LAYOUT_CSV)
+    return HA_ERR_WRONG_COMMAND;
   return rust_rc((*tbl)->truncate());
 }
 
@@ -442,9 +629,12 @@ int ha_rust::rnd_next(uchar *buf)
   }
   if (rc)
     return rust_rc(rc);
-  /* An UPDATE needs every column to write the whole row back. */
   std::string bad;
-  unpack_row(buf, !bitmap_is_clear_all(table->write_set), &bad);
+  if (fetch_row(buf, &bad) && layout() == LAYOUT_ARCHIVE)
+  {
+    err_msg= "RUST table " + std::string(table->s->table_name.str) + ": " + bad;
+    return HA_ERR_RUST_FIRST + 1;
+  }
   if (!bad.empty())
     push_warning_printf(ha_thd(), Sql_condition::WARN_LEVEL_WARN,
                         ER_UNKNOWN_ERROR, "RUST table %s.%s line %llu: %s",
@@ -470,8 +660,74 @@ int ha_rust::rnd_pos(uchar *buf, uchar *pos)
   int rc= (*tbl)->read_at(uint8korr(pos));
   if (rc)
     return rust_rc(rc);
-  unpack_row(buf, !bitmap_is_clear_all(table->write_set), nullptr);
-  return 0;
+  return fetch_row(buf, nullptr) ? HA_ERR_WRONG_IN_RECORD : 0;
+}
+
+/* ARCHIVE point lookups (HA_ONLY_WHOLE_INDEX: equality on the whole key). */
+int ha_rust::index_read_map(uchar *buf, const uchar *key,
+                            key_part_map keypart_map,
+                            enum ha_rkey_function find_flag)
+{
+  if (find_flag != HA_READ_KEY_EXACT)
+    return HA_ERR_WRONG_COMMAND;
+  KEY_PART_INFO *kp= table->key_info[active_index].key_part;
+  if (kp->null_bit)
+  {
+    if (*key)                     /* key IS NULL: never stored */
+      return HA_ERR_KEY_NOT_FOUND;
+    key++;
+  }
+  Field *f= kp->field;
+  if (int rc= (*tbl)->lookup(ordered_key(f, f->val_int(key))))
+    return rust_rc(rc);
+  int rc= index_next(buf);
+  return rc == HA_ERR_END_OF_FILE ? HA_ERR_KEY_NOT_FOUND : rc;
+}
+
+int ha_rust::index_next(uchar *buf)
+{
+  int rc= (*tbl)->scan_next();
+  if (rc)
+    return rc == HA_ERR_END_OF_FILE ? rc : rust_rc(rc);
+  return fetch_row(buf, nullptr) ? HA_ERR_WRONG_IN_RECORD : 0;
+}
+
+int ha_rust::index_next_same(uchar *buf, const uchar *, uint)
+{
+  return index_next(buf);
+}
+
+int ha_rust::index_end()
+{
+  active_index= MAX_KEY;
+  return rust_rc((*tbl)->scan_end());
+}
+
+ha_rows ha_rust::records()
+{
+  return (ha_rows) (*tbl)->stats().rows;
+}
+
+void ha_rust::get_auto_increment(ulonglong, ulonglong, ulonglong,
+                                 ulonglong *first_value,
+                                 ulonglong *nb_reserved_values)
+{
+  *first_value= next_auto_increment();
+  *nb_reserved_values= ULONGLONG_MAX;
+}
+
+int ha_rust::optimize(THD *thd, HA_CHECK_OPT *check_opt)
+{
+  if (layout() != LAYOUT_ARCHIVE)
+    return HA_ADMIN_NOT_IMPLEMENTED;
+  if (int rc= (*tbl)->optimize())
+  {
+    rust_rc(rc);
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                 err_msg.c_str());
+    return HA_ADMIN_FAILED;
+  }
+  return HA_ADMIN_OK;
 }
 
 int ha_rust::info(uint flag)
@@ -486,6 +742,8 @@ int ha_rust::info(uint flag)
     stats.data_file_length= s.data_length;
     stats.mean_rec_length= stats.records ? (ulong) (s.data_length / stats.records) : 0;
   }
+  if (tbl && (flag & HA_STATUS_AUTO) && layout() == LAYOUT_ARCHIVE)
+    stats.auto_increment_value= next_auto_increment();
   return 0;
 }
 
@@ -528,7 +786,13 @@ int ha_rust::admin(THD *thd, bool repair)
     if (rc == 0)
     {
       std::string bad;
-      unpack_row(table->record[0], true, &bad);
+      if (layout() == LAYOUT_ARCHIVE)
+      {
+        if (unpack_binary(table->record[0]))
+          bad= "a row image that does not match the table's columns";
+      }
+      else
+        unpack_row(table->record[0], true, &bad);
       if (bad.empty())
         continue;
       (*tbl)->check_reject(bad, text);
@@ -559,7 +823,14 @@ int ha_rust::admin(THD *thd, bool repair)
     push_warning_printf(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
                         "... and %llu more damaged records",
                         (unsigned long long) (sum.damaged - max_shown));
-  if (repair && sum.damaged)
+  if (repair && sum.damaged && layout() == LAYOUT_ARCHIVE)
+    push_warning_printf(thd, Sql_condition::WARN_LEVEL_NOTE, ER_UNKNOWN_ERROR,
+                        "REPAIR kept %llu rows and removed %llu damaged "
+                        "blocks holding %llu rows",
+                        (unsigned long long) sum.rows,
+                        (unsigned long long) sum.damaged,
+                        (unsigned long long) sum.lost_rows);
+  else if (repair && sum.damaged)
     push_warning_printf(thd, Sql_condition::WARN_LEVEL_NOTE, ER_UNKNOWN_ERROR,
                         "REPAIR kept %llu rows and removed %llu damaged records",
                         (unsigned long long) sum.rows,
@@ -629,7 +900,7 @@ maria_declare_plugin(rust)
   &rust_storage_engine,
   "RUST",
   "ha_rust developers",
-  "Storage engine written in Rust: LAYOUT=CSV (BTREE and ARCHIVE to come)",
+  "Storage engine written in Rust: LAYOUT=CSV and LAYOUT=ARCHIVE (BTREE to come)",
   PLUGIN_LICENSE_GPL,
   rust_init,
   rust_deinit,

@@ -27,6 +27,7 @@ struct ha_table_option_struct
   bool csv_header;           /* the first line is a header */
   const char *csv_separator; /* one character; default ',' */
   bool csv_writable;         /* an attached file may be written */
+  ulonglong compression_level; /* ARCHIVE: zstd level, 0 = the default */
 };
 
 enum rust_layout { LAYOUT_BTREE= 0, LAYOUT_CSV= 1, LAYOUT_ARCHIVE= 2 };
@@ -51,9 +52,15 @@ class ha_rust final : public handler
   bool has_timestamp= false;
 
   Rust_share *get_share();
+  rust_layout layout() const;
   int rust_rc(int code);
   int unpack_row(uchar *buf, bool all_fields, std::string *bad);
   int pack_row(const uchar *buf);
+  int pack_binary(const uchar *buf);
+  int unpack_binary(uchar *buf);
+  int fetch_row(uchar *buf, std::string *bad);
+  uint64_t key_of(const uchar *record, bool *keyed, bool *unique);
+  ulonglong next_auto_increment();
   void push_rust_warnings();
   int admin(THD *thd, bool repair);
 
@@ -62,9 +69,13 @@ public:
   ~ha_rust() override;
 
   ulonglong table_flags() const override;
-  ulong index_flags(uint, uint, bool) const override { return 0; }
-  uint max_supported_keys() const override { return 0; }
-  uint max_supported_key_parts() const override { return 16; }
+  /* ARCHIVE: one index, on the AUTO_INCREMENT column, for equality lookups;
+     CSV: none (refused in create()). */
+  ulong index_flags(uint, uint, bool) const override
+  { return HA_ONLY_WHOLE_INDEX; }
+  uint max_supported_keys() const override
+  { return layout() == LAYOUT_CSV ? 0 : 1; }
+  uint max_supported_key_parts() const override { return 1; }
   /* non-zero so that an index is refused as "too many keys", not "too long" */
   uint max_supported_key_length() const override { return 3500; }
   uint max_supported_record_length() const override { return HA_MAX_REC_LENGTH; }
@@ -90,6 +101,17 @@ public:
   int rnd_end() override;
   int rnd_pos(uchar *buf, uchar *pos) override;
   void position(const uchar *record) override;
+
+  int index_read_map(uchar *buf, const uchar *key, key_part_map keypart_map,
+                     enum ha_rkey_function find_flag) override;
+  int index_next(uchar *buf) override;
+  int index_next_same(uchar *buf, const uchar *key, uint keylen) override;
+  int index_end() override;
+  ha_rows records() override;
+  void get_auto_increment(ulonglong offset, ulonglong increment,
+                          ulonglong nb_desired_values, ulonglong *first_value,
+                          ulonglong *nb_reserved_values) override;
+  int optimize(THD *thd, HA_CHECK_OPT *check_opt) override;
 
   int info(uint flag) override;
   int extra(enum ha_extra_function operation) override { return 0; }

@@ -5,6 +5,7 @@
 //! [`ffi`]. See `docs/` for the file formats and `../shared/ARCHITECTURE.md` for the
 //! shape.
 
+pub mod archive;
 pub mod consts;
 pub mod csv;
 pub mod error;

@@ -26,6 +26,16 @@ pub mod bridge {
         rows: u64,
         damaged: u64,
         torn_tail: bool,
+        /// Rows in damaged ARCHIVE blocks (that REPAIR cannot keep).
+        lost_rows: u64,
+    }
+
+    /// The largest key stored in an ARCHIVE table's index (order-preserving).
+    struct KeyMax {
+        has_key: bool,
+        key: u64,
+        /// The AUTO_INCREMENT value before the first (CREATE ... AUTO_INCREMENT=N).
+        base: u64,
     }
 
     extern "Rust" {
@@ -43,6 +53,7 @@ pub mod bridge {
             writable: bool,
             columns: u32,
             header_image: &[u8],
+            auto_inc_base: u64,
             err: &mut String,
         ) -> i32;
         fn table_delete(path: &[u8], err: &mut String) -> i32;
@@ -55,6 +66,7 @@ pub mod bridge {
             separator: u8,
             writable: bool,
             columns: u32,
+            level: i32,
         ) -> Box<Table>;
 
         /// The error of the last failed call on this handle (or of the open).
@@ -68,12 +80,21 @@ pub mod bridge {
         fn read_at(self: &mut Table, pos: u64) -> i32;
         fn position(self: &Table) -> u64;
         fn current_line(self: &Table) -> u64;
-        /// The current row's decoded text, and `[offset, length]` pairs into it
-        /// (length `u32::MAX` for NULL).
+        /// CSV: the current row's decoded text, and `[offset, length]` pairs into it
+        /// (length `u32::MAX` for NULL). ARCHIVE: the row image C++ packed, valid
+        /// until the next call on this handle.
         fn record_data(self: &Table) -> &[u8];
         fn record_spans(self: &Table) -> &[u32];
 
-        fn insert(self: &mut Table, image: &[u8]) -> i32;
+        /// Appends a row. ARCHIVE: `key` is the row's index key (order-preserving),
+        /// `keyed` whether the table has the index, `unique` whether it is unique;
+        /// HA_ERR_FOUND_DUPP_KEY when a unique key does not grow.
+        fn insert(self: &mut Table, image: &[u8], key: u64, keyed: bool, unique: bool) -> i32;
+        /// ARCHIVE: positions on the rows whose key is `key` (then scan_next).
+        fn lookup(self: &mut Table, key: u64) -> i32;
+        fn max_key(self: &Table) -> KeyMax;
+        /// ARCHIVE: recompresses every row into full blocks.
+        fn optimize(self: &mut Table) -> i32;
         fn update_current(self: &mut Table, image: &[u8]) -> i32;
         fn delete_current(self: &mut Table) -> i32;
         fn set_bulk(self: &mut Table, on: bool) -> i32;
@@ -94,7 +115,8 @@ pub mod bridge {
     }
 }
 
-use bridge::{CheckSummary, Stats};
+use bridge::{CheckSummary, KeyMax, Stats};
+use crate::archive::table::{self as arch, ArchiveOptions, ArchiveTable};
 
 /// Runs `f`, turning an error or a panic into a code and a message.
 fn guard(err: &mut String, f: impl FnOnce() -> Result<()>) -> i32 {
@@ -138,11 +160,9 @@ enum Layout {
 fn layout(v: u8) -> Result<Layout> {
     match v {
         1 => Ok(Layout::Csv),
+        2 => Ok(Layout::Archive),
         0 => Err(Error::Unsupported(
-            "LAYOUT=BTREE is not available yet in this build of the RUST engine; use LAYOUT=CSV".into(),
-        )),
-        2 => Err(Error::Unsupported(
-            "LAYOUT=ARCHIVE is not available yet in this build of the RUST engine; use LAYOUT=CSV".into(),
+            "LAYOUT=BTREE is not available yet in this build of the RUST engine; use LAYOUT=CSV or LAYOUT=ARCHIVE".into(),
         )),
         _ => Err(Error::Unsupported(format!("unknown LAYOUT value {v}"))),
     }
@@ -174,10 +194,13 @@ fn table_create(
     writable: bool,
     columns: u32,
     header_image: &[u8],
+    auto_inc_base: u64,
     err: &mut String,
 ) -> i32 {
     guard(err, || {
-        let _: Layout = layout(l)?;
+        if layout(l)? == Layout::Archive {
+            return arch::create(&path(path_b), auto_inc_base);
+        }
         let opts = csv_options(path_b, external, header, sep, writable, columns);
         let mut line = Vec::new();
         if header && opts.external.is_none() {
@@ -187,36 +210,120 @@ fn table_create(
     })
 }
 
+/// DROP: the files of whichever layout the table has (the server does not say).
 fn table_delete(p: &[u8], err: &mut String) -> i32 {
-    guard(err, || csv::delete(&path(p)))
+    guard(err, || {
+        csv::delete(&path(p))?;
+        arch::delete(&path(p))
+    })
 }
 
 fn table_rename(from: &[u8], to: &[u8], err: &mut String) -> i32 {
-    guard(err, || csv::rename(&path(from), &path(to)))
+    guard(err, || {
+        csv::rename(&path(from), &path(to))?;
+        arch::rename(&path(from), &path(to))
+    })
+}
+
+/// The open table of one layout.
+enum Inner {
+    Csv(CsvTable),
+    Archive(ArchiveTable),
 }
 
 /// An open table as C++ holds it.
 pub struct Table {
-    inner: Option<CsvTable>,
+    inner: Option<Inner>,
     open_error: i32,
     error: String,
 }
 
-fn table_open(p: &[u8], l: u8, external: &[u8], header: bool, sep: u8, writable: bool, columns: u32) -> Box<Table> {
+#[allow(clippy::too_many_arguments)]
+fn table_open(
+    p: &[u8],
+    l: u8,
+    external: &[u8],
+    header: bool,
+    sep: u8,
+    writable: bool,
+    columns: u32,
+    level: i32,
+) -> Box<Table> {
     let mut t = Box::new(Table { inner: None, open_error: 0, error: String::new() });
     let mut inner = None;
     t.open_error = guard(&mut t.error, || {
-        layout(l)?;
-        inner = Some(CsvTable::open(&csv_options(p, external, header, sep, writable, columns))?);
+        inner = Some(match layout(l)? {
+            Layout::Csv => Inner::Csv(CsvTable::open(&csv_options(p, external, header, sep, writable, columns))?),
+            Layout::Archive => {
+                let level = if level <= 0 { arch::DEFAULT_LEVEL } else { level };
+                Inner::Archive(ArchiveTable::open(&ArchiveOptions { table_path: path(p), level })?)
+            }
+            Layout::Btree => unreachable!("refused by layout()"),
+        });
         Ok(())
     });
     t.inner = inner;
     t
 }
 
+fn wrong_layout(what: &str) -> Error {
+    Error::Unsupported(format!("{what} is not supported by this table's layout"))
+}
+
+impl Inner {
+    fn scan_start(&mut self) -> Result<()> {
+        match self {
+            Inner::Csv(t) => t.scan_start(),
+            Inner::Archive(t) => t.scan_start(),
+        }
+    }
+    fn scan_next(&mut self) -> Result<bool> {
+        match self {
+            Inner::Csv(t) => t.scan_next(),
+            Inner::Archive(t) => t.scan_next(),
+        }
+    }
+    fn scan_end(&mut self) -> Result<()> {
+        match self {
+            Inner::Csv(t) => t.scan_end(),
+            Inner::Archive(t) => t.scan_end(),
+        }
+    }
+    fn read_at(&mut self, pos: u64) -> Result<()> {
+        match self {
+            Inner::Csv(t) => t.read_at(pos),
+            Inner::Archive(t) => t.read_at(pos),
+        }
+    }
+    fn set_bulk(&mut self, on: bool) -> Result<()> {
+        match self {
+            Inner::Csv(t) => t.set_bulk(on),
+            Inner::Archive(t) => t.set_bulk(on),
+        }
+    }
+    fn flush(&mut self) -> Result<()> {
+        match self {
+            Inner::Csv(t) => t.flush(),
+            Inner::Archive(t) => t.flush(),
+        }
+    }
+    fn truncate(&mut self) -> Result<()> {
+        match self {
+            Inner::Csv(t) => t.truncate(),
+            Inner::Archive(t) => t.truncate(),
+        }
+    }
+    fn warnings(&mut self) -> &mut Vec<String> {
+        match self {
+            Inner::Csv(t) => &mut t.warnings,
+            Inner::Archive(t) => &mut t.warnings,
+        }
+    }
+}
+
 impl Table {
     /// Runs `f` on the open table under [`guard`]; a panic leaves the handle closed.
-    fn run(&mut self, f: impl FnOnce(&mut CsvTable) -> Result<()>) -> i32 {
+    fn run(&mut self, f: impl FnOnce(&mut Inner) -> Result<()>) -> i32 {
         let Some(inner) = self.inner.as_mut() else {
             self.error = "this RUST table handle is closed after an earlier internal error; FLUSH TABLES reopens it".into();
             return crate::error::HA_ERR_RUST_PANIC;
@@ -266,25 +373,74 @@ impl Table {
         self.run(|t| t.read_at(pos))
     }
     fn position(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |t| t.current_pos())
+        match &self.inner {
+            Some(Inner::Csv(t)) => t.current_pos(),
+            Some(Inner::Archive(t)) => t.position(),
+            None => 0,
+        }
     }
     fn current_line(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |t| t.current_line())
+        match &self.inner {
+            Some(Inner::Csv(t)) => t.current_line(),
+            _ => 0,
+        }
     }
     fn record_data(&self) -> &[u8] {
-        self.inner.as_ref().map_or(&[], |t| &t.record().data)
+        match &self.inner {
+            Some(Inner::Csv(t)) => &t.record().data,
+            Some(Inner::Archive(t)) => t.record(),
+            None => &[],
+        }
     }
     fn record_spans(&self) -> &[u32] {
-        self.inner.as_ref().map_or(&[], |t| t.record().spans.as_flattened())
+        match &self.inner {
+            Some(Inner::Csv(t)) => t.record().spans.as_flattened(),
+            _ => &[],
+        }
     }
-    fn insert(&mut self, image: &[u8]) -> i32 {
-        self.run(|t| t.insert(image))
+    fn insert(&mut self, image: &[u8], key: u64, keyed: bool, unique: bool) -> i32 {
+        let mut accepted = true;
+        let code = self.run(|t| match t {
+            Inner::Csv(t) => t.insert(image),
+            Inner::Archive(t) => {
+                accepted = t.insert(image, key, keyed, unique)?;
+                Ok(())
+            }
+        });
+        if code == 0 && !accepted { consts::HA_ERR_FOUND_DUPP_KEY as i32 } else { code }
+    }
+    fn lookup(&mut self, key: u64) -> i32 {
+        self.run(|t| match t {
+            Inner::Archive(t) => t.lookup(key),
+            _ => Err(wrong_layout("an index lookup")),
+        })
+    }
+    fn max_key(&self) -> KeyMax {
+        match &self.inner {
+            Some(Inner::Archive(t)) => {
+                let (k, base) = t.max_key();
+                KeyMax { has_key: k.is_some(), key: k.unwrap_or(0), base }
+            }
+            _ => KeyMax { has_key: false, key: 0, base: 0 },
+        }
+    }
+    fn optimize(&mut self) -> i32 {
+        self.run(|t| match t {
+            Inner::Archive(t) => t.optimize(),
+            _ => Err(wrong_layout("OPTIMIZE")),
+        })
     }
     fn update_current(&mut self, image: &[u8]) -> i32 {
-        self.run(|t| t.update_current(image))
+        self.run(|t| match t {
+            Inner::Csv(t) => t.update_current(image),
+            _ => Err(wrong_layout("UPDATE")),
+        })
     }
     fn delete_current(&mut self) -> i32 {
-        self.run(|t| t.delete_current())
+        self.run(|t| match t {
+            Inner::Csv(t) => t.delete_current(),
+            _ => Err(wrong_layout("DELETE")),
+        })
     }
     fn set_bulk(&mut self, on: bool) -> i32 {
         self.run(|t| t.set_bulk(on))
@@ -296,36 +452,59 @@ impl Table {
         self.run(|t| t.truncate())
     }
     fn stats(&self) -> Stats {
-        let (rows, data_length, exact) = self.inner.as_ref().map_or((0, 0, false), |t| t.stats());
-        Stats { rows, data_length, exact }
+        match &self.inner {
+            Some(Inner::Csv(t)) => {
+                let (rows, data_length, exact) = t.stats();
+                Stats { rows, data_length, exact }
+            }
+            Some(Inner::Archive(t)) => {
+                let (rows, data_length) = t.stats();
+                Stats { rows, data_length, exact: true }
+            }
+            None => Stats { rows: 0, data_length: 0, exact: false },
+        }
     }
     fn set_exact_rows(&self, rows: u64) {
-        if let Some(t) = &self.inner {
+        if let Some(Inner::Csv(t)) = &self.inner {
             t.set_exact_rows(rows)
         }
     }
     fn take_warning(&mut self, out: &mut String) -> bool {
-        match self.inner.as_mut().and_then(|t| (!t.warnings.is_empty()).then(|| t.warnings.remove(0))) {
+        match self.inner.as_mut().map(|t| t.warnings()).filter(|w| !w.is_empty()) {
             Some(w) => {
-                *out = w;
+                *out = w.remove(0);
                 true
             }
             None => false,
         }
     }
     fn check_start(&mut self) -> i32 {
-        self.run(|t| t.check_start())
+        self.run(|t| match t {
+            Inner::Csv(t) => t.check_start(),
+            Inner::Archive(t) => t.check_start(),
+        })
     }
     fn check_next(&mut self, out: &mut String) -> i32 {
         let mut step = 0;
+        let end = consts::HA_ERR_END_OF_FILE as i32;
         let code = self.run(|t| {
-            step = match t.check_next()? {
-                CheckStep::Row => 0,
-                CheckStep::Damaged(text) => {
-                    *out = text;
-                    1
-                }
-                CheckStep::End => consts::HA_ERR_END_OF_FILE as i32,
+            step = match t {
+                Inner::Csv(t) => match t.check_next()? {
+                    CheckStep::Row => 0,
+                    CheckStep::Damaged(text) => {
+                        *out = text;
+                        1
+                    }
+                    CheckStep::End => end,
+                },
+                Inner::Archive(t) => match t.check_next()? {
+                    arch::CheckStep::Row => 0,
+                    arch::CheckStep::Damaged(text) => {
+                        *out = text;
+                        1
+                    }
+                    arch::CheckStep::End => end,
+                },
             };
             Ok(())
         });
@@ -333,17 +512,29 @@ impl Table {
     }
     fn check_reject(&mut self, why: &str, out: &mut String) {
         self.run(|t| {
-            *out = t.check_reject(why.to_string());
+            match t {
+                Inner::Csv(t) => *out = t.check_reject(why.to_string()),
+                Inner::Archive(_) => *out = why.to_string(),
+            }
             Ok(())
         });
     }
     fn check_finish(&mut self, repair: bool, out: &mut CheckSummary) -> i32 {
         self.run(|t| {
-            let rep = t.check_finish(repair)?;
-            *out = CheckSummary {
-                rows: rep.rows,
-                damaged: rep.damage.len() as u64,
-                torn_tail: rep.damage.iter().any(|d| d.torn_tail),
+            *out = match t {
+                Inner::Csv(t) => {
+                    let rep = t.check_finish(repair)?;
+                    CheckSummary {
+                        rows: rep.rows,
+                        damaged: rep.damage.len() as u64,
+                        torn_tail: rep.damage.iter().any(|d| d.torn_tail),
+                        lost_rows: 0,
+                    }
+                }
+                Inner::Archive(t) => {
+                    let rep = t.check_finish(repair)?;
+                    CheckSummary { rows: rep.rows, damaged: rep.damaged, torn_tail: false, lost_rows: rep.lost_rows }
+                }
             };
             Ok(())
         })
@@ -365,7 +556,7 @@ mod tests {
     #[test]
     fn unsupported_layouts_say_so() {
         let mut msg = String::new();
-        let code = table_create(b"/nonexistent/t", 0, b"", false, b',', false, 1, b"", &mut msg);
+        let code = table_create(b"/nonexistent/t", 0, b"", false, b',', false, 1, b"", 0, &mut msg);
         assert_eq!(code, consts::HA_ERR_UNSUPPORTED as i32);
         assert!(msg.contains("LAYOUT=BTREE"), "{msg}");
     }

@@ -1,0 +1,1121 @@
+//! An ARCHIVE table: compressed blocks in `<table>.arz`, the newest rows in
+//! `<table>.arp` until there are enough of them for a block.
+//!
+//! Writes: an INSERT's rows are appended to `.arp` (one checksummed record each) at
+//! the end of the statement, or every 1 MiB of a bulk insert, and become visible then.
+//! When `.arp` holds [`BLOCK_RAW`] bytes of rows, they are compressed into one block
+//! appended to `.arz`, `.arz` is fsynced, and only then `.arp` is emptied; a crash in
+//! between leaves rows in both, and the next open drops the `.arp` copies (by row id).
+//!
+//! Reads: a scan takes a snapshot (the block list, `.arz` length and the pending
+//! rows, all behind `Arc`s) and never sees rows published after it started.
+//!
+//! Keys: a table may have one index, on its AUTO_INCREMENT column. Each row carries
+//! its key as an order-preserving u64, and each block header the smallest and
+//! largest key in it, so a point lookup decompresses only blocks that can hold it.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Weak};
+
+use parking_lot::Mutex;
+
+use super::format::*;
+use crate::csv::table::with_ext;
+use crate::error::{Error, IoContext, Result};
+
+pub const ARZ_EXT: &str = ".arz";
+pub const ARP_EXT: &str = ".arp";
+pub const REWRITE_EXT: &str = ".arz-rewrite";
+/// Raw bytes of rows gathered before they are compressed into a block.
+pub const BLOCK_RAW: usize = 4 * 1024 * 1024;
+/// A bulk insert publishes its rows every this many bytes.
+const APPEND_FLUSH: usize = 1024 * 1024;
+pub const DEFAULT_LEVEL: i32 = 9;
+
+#[derive(Clone, Debug)]
+pub struct ArchiveOptions {
+    pub table_path: PathBuf,
+    /// zstd level for new blocks.
+    pub level: i32,
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Rows in `.arp`: ids `first_row..first_row + set.len()`.
+#[derive(Clone, Default, Debug)]
+struct Pending {
+    first_row: u64,
+    set: RowSet,
+}
+
+struct State {
+    arz: Arc<File>,
+    arz_len: u64,
+    blocks: Arc<Vec<BlockMeta>>,
+    arp: File,
+    arp_len: u64,
+    pending: Arc<Pending>,
+    next_row: u64,
+    /// Largest key stored or reserved (None: no keyed row yet).
+    max_key: Option<u64>,
+    auto_inc_base: u64,
+    rows: u64,
+}
+
+pub struct Shared {
+    opts: ArchiveOptions,
+    state: Mutex<State>,
+    /// What the open found and mended (torn tails cut), for the server's log.
+    notes: Mutex<Vec<String>>,
+}
+
+static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn arz_path(t: &Path) -> PathBuf {
+    with_ext(t, ARZ_EXT)
+}
+fn arp_path(t: &Path) -> PathBuf {
+    with_ext(t, ARP_EXT)
+}
+
+fn rw(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .ctx(|| format!("cannot open '{}'", display(path)))
+}
+
+fn sync_dir(file: &Path) -> Result<()> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("cannot sync folder '{}'", display(dir)))
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .ctx(|| format!("cannot create '{}'", display(path)))?;
+    f.write_all_at(bytes, 0).ctx(|| format!("cannot write '{}'", display(path)))?;
+    f.sync_all().ctx(|| format!("cannot sync '{}'", display(path)))?;
+    Ok(f)
+}
+
+fn empty_arp() -> [u8; FILE_HEADER_LEN] {
+    FileHeader { version: FORMAT_VERSION, auto_inc_base: 0, flags: 0 }.encode(ARP_MAGIC)
+}
+
+/// Creates empty `.arz` and `.arp` files. `auto_inc_base`: the AUTO_INCREMENT value
+/// before the first (CREATE TABLE ... AUTO_INCREMENT=N gives N-1).
+pub fn create(table_path: &Path, auto_inc_base: u64) -> Result<()> {
+    let hdr = FileHeader { version: FORMAT_VERSION, auto_inc_base, flags: 0 }.encode(ARZ_MAGIC);
+    write_new(&arz_path(table_path), &hdr)?;
+    write_new(&arp_path(table_path), &empty_arp())?;
+    sync_dir(&arz_path(table_path))
+}
+
+pub fn delete(table_path: &Path) -> Result<()> {
+    for ext in [ARZ_EXT, ARP_EXT, REWRITE_EXT] {
+        let p = with_ext(table_path, ext);
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("cannot remove '{}'", display(&p)), e)),
+        }
+    }
+    REGISTRY.lock().remove(table_path);
+    Ok(())
+}
+
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    for ext in [ARP_EXT, ARZ_EXT] {
+        let (a, b) = (with_ext(from, ext), with_ext(to, ext));
+        if a.exists() {
+            fs::rename(&a, &b).ctx(|| format!("cannot rename '{}' to '{}'", display(&a), display(&b)))?;
+        }
+    }
+    sync_dir(&arz_path(to))?;
+    REGISTRY.lock().remove(from);
+    Ok(())
+}
+
+/// Walks the block headers of `.arz`. A block cut short at the end of the file (a
+/// crash in the middle of an append) is cut off, and reported in `notes`; damage
+/// before the end is left for scans and CHECK to report.
+fn load_blocks(f: &File, path: &Path, notes: &mut Vec<String>) -> Result<(Vec<BlockMeta>, u64, u64)> {
+    let name = display(path);
+    let len = f.metadata().ctx(|| format!("cannot stat '{name}'"))?.len();
+    let mut hdr = [0u8; FILE_HEADER_LEN];
+    f.read_exact_at(&mut hdr, 0).map_err(|_| Error::Corrupt(format!("{name}: file header missing")))?;
+    let fh = FileHeader::decode(&hdr, ARZ_MAGIC, &name)?;
+    let mut blocks = Vec::new();
+    let mut off = FILE_HEADER_LEN as u64;
+    let mut bh = [0u8; BLOCK_HEADER_LEN];
+    let mut cut = None;
+    while off < len {
+        if len - off < BLOCK_HEADER_LEN as u64 {
+            cut = Some(off);
+            break;
+        }
+        f.read_exact_at(&mut bh, off).ctx(|| format!("cannot read '{name}'"))?;
+        let Some(meta) = BlockMeta::decode(&bh, off) else {
+            // Not a block header, with room for one: damage, not a torn append.
+            // Look for the next valid header so the blocks after it stay readable.
+            match find_next_block(f, off + 1, len)? {
+                Some(next) => {
+                    off = next;
+                    continue;
+                }
+                None => {
+                    cut = Some(off);
+                    break;
+                }
+            }
+        };
+        if meta.end() > len {
+            cut = Some(off);
+            break;
+        }
+        blocks.push(meta);
+        off = meta.end();
+    }
+    // The last block's payload is checked too: a torn write may have left its bytes
+    // unwritten even though the file reached its length.
+    if cut.is_none() {
+        if let Some(last) = blocks.last().copied() {
+            let mut payload = vec![0u8; last.payload_len as usize];
+            f.read_exact_at(&mut payload, last.offset + BLOCK_HEADER_LEN as u64)
+                .ctx(|| format!("cannot read '{name}'"))?;
+            if crc32fast::hash(&payload) != last.payload_crc {
+                blocks.pop();
+                cut = Some(last.offset);
+            }
+        }
+    }
+    if let Some(at) = cut {
+        notes.push(format!(
+            "{name}: cut a torn block at the end of the file ({} bytes at offset {at}, written when the server stopped); earlier blocks are intact",
+            len - at
+        ));
+        f.set_len(at).ctx(|| format!("cannot truncate '{name}'"))?;
+        f.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
+        return Ok((blocks, at, fh.auto_inc_base));
+    }
+    Ok((blocks, len, fh.auto_inc_base))
+}
+
+/// The offset of the next valid block header at or after `from`.
+fn find_next_block(f: &File, from: u64, len: u64) -> Result<Option<u64>> {
+    let magic = BLOCK_MAGIC.to_le_bytes();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = from;
+    while off + BLOCK_HEADER_LEN as u64 <= len {
+        let n = ((len - off) as usize).min(buf.len());
+        f.read_exact_at(&mut buf[..n], off).ctx(|| "cannot read archive".into())?;
+        let mut i = 0;
+        while let Some(p) = memchr::memmem::find(&buf[i..n], &magic) {
+            let at = i + p;
+            if at + BLOCK_HEADER_LEN > n {
+                break;
+            }
+            if let Some(m) = BlockMeta::decode(&buf[at..at + BLOCK_HEADER_LEN], off + at as u64) {
+                if m.end() <= len {
+                    return Ok(Some(off + at as u64));
+                }
+            }
+            i = at + 1;
+        }
+        if n < BLOCK_HEADER_LEN {
+            break;
+        }
+        off += (n - BLOCK_HEADER_LEN + 1) as u64;
+    }
+    Ok(None)
+}
+
+/// Reads `.arp`; a torn last record is cut off (and reported); records already in a
+/// block (row id below `next_row`) are dropped.
+fn load_pending(f: &File, path: &Path, next_row: u64, notes: &mut Vec<String>) -> Result<(Pending, u64)> {
+    let name = display(path);
+    let mut all = Vec::new();
+    {
+        use std::io::Read;
+        let mut r = f;
+        r.read_to_end(&mut all).ctx(|| format!("cannot read '{name}'"))?;
+    }
+    FileHeader::decode(&all, ARP_MAGIC, &name)?;
+    let mut p = Pending { first_row: next_row, set: RowSet::default() };
+    let mut off = FILE_HEADER_LEN;
+    let mut dropped = 0u64;
+    let mut keep = Vec::new();
+    while off < all.len() {
+        let Some((id, key, image, n)) = decode_pending(&all[off..]) else {
+            break;
+        };
+        if id < next_row {
+            dropped += 1;
+        } else {
+            if p.set.is_empty() {
+                p.first_row = id;
+            }
+            keep.push((key, image.to_vec()));
+        }
+        off += n;
+    }
+    for (k, img) in &keep {
+        p.set.push(*k, img);
+    }
+    if off < all.len() {
+        notes.push(format!(
+            "{name}: cut a torn row record at the end ({} bytes at offset {off}); the rows before it are intact",
+            all.len() - off
+        ));
+    }
+    if dropped > 0 || off < all.len() {
+        // rewrite .arp to hold exactly the kept rows
+        let mut bytes = empty_arp().to_vec();
+        for (i, (k, img)) in keep.iter().enumerate() {
+            encode_pending(&mut bytes, p.first_row + i as u64, *k, img);
+        }
+        f.set_len(0).ctx(|| format!("cannot truncate '{name}'"))?;
+        f.write_all_at(&bytes, 0).ctx(|| format!("cannot write '{name}'"))?;
+        f.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
+        return Ok((p, bytes.len() as u64));
+    }
+    Ok((p, all.len() as u64))
+}
+
+impl Shared {
+    fn open(opts: &ArchiveOptions) -> Result<Arc<Shared>> {
+        let mut reg = REGISTRY.lock();
+        if let Some(s) = reg.get(&opts.table_path).and_then(Weak::upgrade) {
+            return Ok(s);
+        }
+        let _ = fs::remove_file(with_ext(&opts.table_path, REWRITE_EXT));
+        let mut notes = Vec::new();
+        let (ap, pp) = (arz_path(&opts.table_path), arp_path(&opts.table_path));
+        let arz = rw(&ap)?;
+        let (blocks, arz_len, base) = load_blocks(&arz, &ap, &mut notes)?;
+        let next_row = blocks.last().map_or(0, |b| b.first_row + b.rows as u64);
+        let arp = match rw(&pp) {
+            Ok(f) => f,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                notes.push(format!("{}: missing, created empty", display(&pp)));
+                write_new(&pp, &empty_arp())?
+            }
+            Err(e) => return Err(e),
+        };
+        let (pending, arp_len) = load_pending(&arp, &pp, next_row, &mut notes)?;
+        let rows = blocks.iter().map(|b| b.rows as u64).sum::<u64>() + pending.set.len() as u64;
+        let max_key = blocks
+            .iter()
+            .map(|b| b.max_key)
+            .chain(pending.set.keys.iter().copied())
+            .max()
+            .filter(|_| rows > 0);
+        let next_row = pending.first_row + pending.set.len() as u64;
+        let st = State {
+            arz: Arc::new(arz),
+            arz_len,
+            blocks: Arc::new(blocks),
+            arp,
+            arp_len,
+            pending: Arc::new(pending),
+            next_row: next_row.max(0),
+            max_key,
+            auto_inc_base: base,
+            rows,
+        };
+        let s = Arc::new(Shared { opts: opts.clone(), state: Mutex::new(st), notes: Mutex::new(notes) });
+        reg.insert(opts.table_path.clone(), Arc::downgrade(&s));
+        Ok(s)
+    }
+}
+
+/// A consistent view for one scan.
+#[derive(Clone)]
+struct Snapshot {
+    arz: Arc<File>,
+    blocks: Arc<Vec<BlockMeta>>,
+    pending: Arc<Pending>,
+}
+
+/// Where a cursor is.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cursor {
+    block: usize,
+    row: usize,
+    in_pending: bool,
+}
+
+pub enum CheckStep {
+    Row,
+    Damaged(String),
+    End,
+}
+
+#[derive(Default, Debug)]
+pub struct CheckReport {
+    pub rows: u64,
+    pub damaged: u64,
+    pub lost_rows: u64,
+}
+
+pub struct ArchiveTable {
+    shared: Arc<Shared>,
+    snap: Option<Snapshot>,
+    cur: Cursor,
+    /// Decoded rows of block `loaded` of the snapshot.
+    rows: RowSet,
+    loaded: Option<usize>,
+    payload: Vec<u8>,
+    /// The current row: (row id, where its image is).
+    cur_row: u64,
+    cur_in_pending: bool,
+    cur_idx: usize,
+    /// Point lookup: only rows with this key.
+    key: Option<u64>,
+    appends: RowSet,
+    bulk: bool,
+    check: Option<CheckState>,
+    pub warnings: Vec<String>,
+}
+
+struct CheckState {
+    report: CheckReport,
+    good_blocks: Vec<BlockMeta>,
+    bad_ranges: u64,
+    offset: u64,
+    len: u64,
+    file: Arc<File>,
+    block_rows_left: usize,
+    pending_done: bool,
+}
+
+impl ArchiveTable {
+    pub fn open(opts: &ArchiveOptions) -> Result<ArchiveTable> {
+        let shared = Shared::open(opts)?;
+        let warnings = std::mem::take(&mut *shared.notes.lock());
+        Ok(ArchiveTable {
+            shared,
+            snap: None,
+            cur: Cursor::default(),
+            rows: RowSet::default(),
+            loaded: None,
+            payload: Vec::new(),
+            cur_row: 0,
+            cur_in_pending: false,
+            cur_idx: 0,
+            key: None,
+            appends: RowSet::default(),
+            bulk: false,
+            check: None,
+            warnings,
+        })
+    }
+
+    fn name(&self) -> String {
+        display(&arz_path(&self.shared.opts.table_path))
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let st = self.shared.state.lock();
+        Snapshot { arz: st.arz.clone(), blocks: st.blocks.clone(), pending: st.pending.clone() }
+    }
+
+    /// The image of the current row.
+    pub fn record(&self) -> &[u8] {
+        if self.cur_in_pending {
+            match &self.snap {
+                Some(s) => s.pending.set.row(self.cur_idx),
+                None => &[],
+            }
+        } else {
+            self.rows.row(self.cur_idx)
+        }
+    }
+
+    pub fn position(&self) -> u64 {
+        self.cur_row
+    }
+
+    fn load_block(&mut self, snap: &Snapshot, i: usize) -> Result<()> {
+        if self.loaded == Some(i) {
+            return Ok(());
+        }
+        self.loaded = None;
+        let meta = snap.blocks[i];
+        self.payload.resize(meta.payload_len as usize, 0);
+        snap.arz
+            .read_exact_at(&mut self.payload, meta.offset + BLOCK_HEADER_LEN as u64)
+            .ctx(|| format!("cannot read '{}'", self.name()))?;
+        let name = self.name();
+        self.rows
+            .from_payload(&meta, &self.payload, &|| format!("{name} block {i} at byte {}", meta.offset))
+            .map_err(|e| match e {
+                Error::Corrupt(m) => Error::Corrupt(format!("{m}; CHECK TABLE lists the damage, REPAIR TABLE keeps every intact block")),
+                e => e,
+            })?;
+        self.loaded = Some(i);
+        Ok(())
+    }
+
+    pub fn scan_start(&mut self) -> Result<()> {
+        self.flush()?;
+        self.snap = Some(self.snapshot());
+        self.cur = Cursor::default();
+        self.key = None;
+        Ok(())
+    }
+
+    /// Starts a point lookup of `key`; then [`Self::scan_next`] returns its rows.
+    pub fn lookup(&mut self, key: u64) -> Result<()> {
+        self.flush()?;
+        self.snap = Some(self.snapshot());
+        self.cur = Cursor::default();
+        self.key = Some(key);
+        Ok(())
+    }
+
+    pub fn scan_next(&mut self) -> Result<bool> {
+        let Some(snap) = self.snap.clone() else {
+            return Err(Error::Panic("scan_next without scan_start".into()));
+        };
+        while !self.cur.in_pending && self.cur.block < snap.blocks.len() {
+            let b = self.cur.block;
+            let meta = snap.blocks[b];
+            if let Some(k) = self.key {
+                if k < meta.min_key || k > meta.max_key {
+                    self.cur.block += 1;
+                    self.cur.row = 0;
+                    continue;
+                }
+            }
+            self.load_block(&snap, b)?;
+            while self.cur.row < self.rows.len() {
+                let r = self.cur.row;
+                self.cur.row += 1;
+                if self.key.is_none_or(|k| self.rows.keys[r] == k) {
+                    self.cur_row = meta.first_row + r as u64;
+                    self.cur_in_pending = false;
+                    self.cur_idx = r;
+                    return Ok(true);
+                }
+            }
+            self.cur.block += 1;
+            self.cur.row = 0;
+        }
+        if !self.cur.in_pending {
+            self.cur.in_pending = true;
+            self.cur.row = 0;
+        }
+        let p = &snap.pending;
+        while self.cur.row < p.set.len() {
+            let r = self.cur.row;
+            self.cur.row += 1;
+            if self.key.is_none_or(|k| p.set.keys[r] == k) {
+                self.cur_row = p.first_row + r as u64;
+                self.cur_in_pending = true;
+                self.cur_idx = r;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    pub fn scan_end(&mut self) -> Result<()> {
+        self.key = None;
+        self.flush()
+    }
+
+    /// Reads the row with id `row` (from [`Self::position`]).
+    pub fn read_at(&mut self, row: u64) -> Result<()> {
+        let snap = match &self.snap {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.snapshot();
+                self.snap = Some(s.clone());
+                s
+            }
+        };
+        let i = snap.blocks.partition_point(|b| b.first_row <= row);
+        if i > 0 {
+            let b = snap.blocks[i - 1];
+            if row < b.first_row + b.rows as u64 {
+                self.load_block(&snap, i - 1)?;
+                self.cur_row = row;
+                self.cur_in_pending = false;
+                self.cur_idx = (row - b.first_row) as usize;
+                return Ok(());
+            }
+        }
+        let p = &snap.pending;
+        if row >= p.first_row && row < p.first_row + p.set.len() as u64 {
+            self.cur_row = row;
+            self.cur_in_pending = true;
+            self.cur_idx = (row - p.first_row) as usize;
+            return Ok(());
+        }
+        Err(Error::Corrupt(format!("{}: no row with id {row}", self.name())))
+    }
+
+    /// Appends a row. `key`: its order-preserving key (0 without an index);
+    /// `unique`: refuse a key not above every key stored so far, as MariaDB's
+    /// ARCHIVE does for a unique AUTO_INCREMENT index.
+    pub fn insert(&mut self, image: &[u8], key: u64, keyed: bool, unique: bool) -> Result<bool> {
+        if keyed {
+            let mut st = self.shared.state.lock();
+            if unique && st.max_key.is_some_and(|m| key <= m) {
+                return Ok(false);
+            }
+            st.max_key = Some(st.max_key.map_or(key, |m| m.max(key)));
+        }
+        self.appends.push(key, image);
+        if !self.bulk || self.appends.data.len() >= APPEND_FLUSH {
+            self.flush()?;
+        }
+        Ok(true)
+    }
+
+    pub fn set_bulk(&mut self, on: bool) -> Result<()> {
+        self.bulk = on;
+        if !on {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The largest key stored (order-preserving), and the AUTO_INCREMENT base.
+    pub fn max_key(&self) -> (Option<u64>, u64) {
+        let st = self.shared.state.lock();
+        (st.max_key, st.auto_inc_base)
+    }
+
+    /// Publishes buffered rows: `.arp` first, then a block when there are enough.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.appends.is_empty() {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let mut st = shared.state.lock();
+        let pp = arp_path(&shared.opts.table_path);
+        let mut bytes = Vec::with_capacity(self.appends.raw_len() + self.appends.len() * PENDING_HEADER_LEN);
+        for i in 0..self.appends.len() {
+            encode_pending(&mut bytes, st.next_row + i as u64, self.appends.keys[i], self.appends.row(i));
+        }
+        st.arp
+            .write_all_at(&bytes, st.arp_len)
+            .ctx(|| format!("cannot append to '{}'", display(&pp)))?;
+        st.arp_len += bytes.len() as u64;
+        let n = self.appends.len() as u64;
+        {
+            let next_row = st.next_row;
+            let p = Arc::make_mut(&mut st.pending);
+            if p.set.is_empty() {
+                p.first_row = next_row;
+            }
+            for i in 0..self.appends.len() {
+                p.set.push(self.appends.keys[i], self.appends.row(i));
+            }
+        }
+        st.next_row += n;
+        st.rows += n;
+        self.appends.clear();
+        if st.pending.set.raw_len() >= BLOCK_RAW {
+            seal_block(&shared.opts, &mut st)?;
+        }
+        Ok(())
+    }
+
+    /// TRUNCATE: empty files, AUTO_INCREMENT back to 1.
+    pub fn truncate(&mut self) -> Result<()> {
+        self.appends.clear();
+        let shared = self.shared.clone();
+        let mut st = shared.state.lock();
+        let opts = &shared.opts;
+        let tmp = with_ext(&opts.table_path, REWRITE_EXT);
+        let hdr = FileHeader { version: FORMAT_VERSION, auto_inc_base: 0, flags: 0 }.encode(ARZ_MAGIC);
+        let f = write_new(&tmp, &hdr)?;
+        install_rewrite(opts, &mut st, f, hdr.len() as u64, Vec::new(), Pending::default(), 0)?;
+        st.max_key = None;
+        st.auto_inc_base = 0;
+        self.loaded = None;
+        Ok(())
+    }
+
+    /// OPTIMIZE: every row into fresh full blocks at the table's level.
+    pub fn optimize(&mut self) -> Result<()> {
+        self.flush()?;
+        let shared = self.shared.clone();
+        // Writers wait for the whole rewrite, so no row arrives unseen.
+        let mut st = shared.state.lock();
+        let snap = Snapshot { arz: st.arz.clone(), blocks: st.blocks.clone(), pending: st.pending.clone() };
+        let opts = &shared.opts;
+        let tmp = with_ext(&opts.table_path, REWRITE_EXT);
+        let hdr = FileHeader { version: FORMAT_VERSION, auto_inc_base: st.auto_inc_base, flags: 0 }.encode(ARZ_MAGIC);
+        let out = write_new(&tmp, &hdr)?;
+        let mut w = BlockWriter { file: out, len: hdr.len() as u64, blocks: Vec::new(), set: RowSet::default(), next_row: 0, level: opts.level };
+        let result = (|| -> Result<()> {
+            for i in 0..snap.blocks.len() {
+                self.load_block(&snap, i)?;
+                for r in 0..self.rows.len() {
+                    w.push(self.rows.keys[r], self.rows.row(r), &tmp)?;
+                }
+            }
+            for r in 0..snap.pending.set.len() {
+                w.push(snap.pending.set.keys[r], snap.pending.set.row(r), &tmp)?;
+            }
+            w.finish(&tmp)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let next = w.next_row;
+        install_rewrite(opts, &mut st, w.file, w.len, w.blocks, Pending { first_row: next, set: RowSet::default() }, next)?;
+        self.loaded = None;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> (u64, u64) {
+        let st = self.shared.state.lock();
+        (st.rows, st.arz_len + st.arp_len)
+    }
+
+    // ---- CHECK / REPAIR ----
+
+    /// Starts CHECK (or REPAIR): walks the `.arz` file itself (not the loaded block
+    /// list), verifying every header and payload checksum, then the pending rows.
+    pub fn check_start(&mut self) -> Result<()> {
+        self.flush()?;
+        let snap = self.snapshot();
+        let st = self.shared.state.lock();
+        self.check = Some(CheckState {
+            report: CheckReport::default(),
+            good_blocks: Vec::new(),
+            bad_ranges: 0,
+            offset: FILE_HEADER_LEN as u64,
+            len: st.arz_len,
+            file: st.arz.clone(),
+            block_rows_left: 0,
+            pending_done: false,
+        });
+        drop(st);
+        self.snap = Some(snap);
+        self.cur = Cursor::default();
+        self.loaded = None;
+        Ok(())
+    }
+
+    pub fn check_next(&mut self) -> Result<CheckStep> {
+        let name = self.name();
+        let Some(cs) = self.check.as_mut() else {
+            return Err(Error::Panic("check_next without check_start".into()));
+        };
+        if cs.block_rows_left > 0 {
+            let i = self.rows.len() - cs.block_rows_left;
+            cs.block_rows_left -= 1;
+            cs.report.rows += 1;
+            self.cur_in_pending = false;
+            self.cur_idx = i;
+            return Ok(CheckStep::Row);
+        }
+        if cs.offset < cs.len {
+            let mut bh = [0u8; BLOCK_HEADER_LEN];
+            let at = cs.offset;
+            let n = (cs.len - at).min(BLOCK_HEADER_LEN as u64) as usize;
+            cs.file.read_exact_at(&mut bh[..n], at).ctx(|| format!("cannot read '{name}'"))?;
+            let meta = BlockMeta::decode(&bh[..n], at).filter(|m| m.end() <= cs.len);
+            let Some(meta) = meta else {
+                let next = find_next_block(&cs.file, at + 1, cs.len)?.unwrap_or(cs.len);
+                cs.offset = next;
+                cs.bad_ranges += 1;
+                cs.report.damaged += 1;
+                return Ok(CheckStep::Damaged(format!(
+                    "{name}: no valid block header at byte {at} ({} bytes up to {} unreadable)",
+                    next - at,
+                    if next == cs.len { "the end".to_string() } else { format!("the next block at byte {next}") }
+                )));
+            };
+            cs.offset = meta.end();
+            let idx = cs.good_blocks.len() + cs.bad_ranges as usize;
+            self.payload.resize(meta.payload_len as usize, 0);
+            cs.file
+                .read_exact_at(&mut self.payload, at + BLOCK_HEADER_LEN as u64)
+                .ctx(|| format!("cannot read '{name}'"))?;
+            let what = || format!("{name} block {idx} at byte {at}");
+            match self.rows.from_payload(&meta, &self.payload, &what) {
+                Ok(()) => {
+                    cs.good_blocks.push(meta);
+                    cs.block_rows_left = self.rows.len();
+                    self.loaded = None;
+                    return self.check_next();
+                }
+                Err(e) => {
+                    cs.bad_ranges += 1;
+                    cs.report.damaged += 1;
+                    cs.report.lost_rows += meta.rows as u64;
+                    self.loaded = None;
+                    return Ok(CheckStep::Damaged(format!("{e} ({} rows)", meta.rows)));
+                }
+            }
+        }
+        // pending rows were verified by their checksums when the table was opened
+        let Some(snap) = self.snap.clone() else { return Ok(CheckStep::End) };
+        if !cs.pending_done {
+            if self.cur.row < snap.pending.set.len() {
+                self.cur_in_pending = true;
+                self.cur_idx = self.cur.row;
+                self.cur.row += 1;
+                cs.report.rows += 1;
+                return Ok(CheckStep::Row);
+            }
+            cs.pending_done = true;
+        }
+        Ok(CheckStep::End)
+    }
+
+    /// Ends CHECK; with `repair`, rewrites `.arz` from the intact blocks only.
+    pub fn check_finish(&mut self, repair: bool) -> Result<CheckReport> {
+        let Some(cs) = self.check.take() else {
+            return Err(Error::Panic("check_finish without check_start".into()));
+        };
+        self.snap = None;
+        self.loaded = None;
+        if !repair || cs.report.damaged == 0 {
+            return Ok(cs.report);
+        }
+        let shared = self.shared.clone();
+        let mut st = shared.state.lock();
+        let opts = &shared.opts;
+        let tmp = with_ext(&opts.table_path, REWRITE_EXT);
+        let hdr = FileHeader { version: FORMAT_VERSION, auto_inc_base: st.auto_inc_base, flags: 0 }.encode(ARZ_MAGIC);
+        let out = write_new(&tmp, &hdr)?;
+        let mut len = hdr.len() as u64;
+        let mut blocks = Vec::new();
+        let mut buf = Vec::new();
+        // the intact blocks the check walked, and any sealed since it started
+        let later: Vec<BlockMeta> = st.blocks.iter().filter(|b| b.offset >= cs.len).copied().collect();
+        for b in cs.good_blocks.iter().chain(later.iter()) {
+            buf.resize(BLOCK_HEADER_LEN + b.payload_len as usize, 0);
+            st.arz.read_exact_at(&mut buf, b.offset).ctx(|| format!("cannot read '{}'", self.name()))?;
+            out.write_all_at(&buf, len).ctx(|| format!("cannot write '{}'", display(&tmp)))?;
+            blocks.push(BlockMeta { offset: len, ..*b });
+            len += buf.len() as u64;
+        }
+        out.sync_all().ctx(|| format!("cannot sync '{}'", display(&tmp)))?;
+        let pending = (*st.pending).clone();
+        let next = st.next_row;
+        install_rewrite(opts, &mut st, out, len, blocks, pending, next)?;
+        Ok(cs.report)
+    }
+}
+
+impl Drop for ArchiveTable {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// Compresses the pending rows into a block at the end of `.arz`, fsyncs it, then
+/// empties `.arp`.
+fn seal_block(opts: &ArchiveOptions, st: &mut State) -> Result<()> {
+    let ap = arz_path(&opts.table_path);
+    let mut bytes = Vec::new();
+    let mut meta = st.pending.set.to_block(st.pending.first_row, opts.level, &mut bytes)?;
+    meta.offset = st.arz_len;
+    st.arz.write_all_at(&bytes, st.arz_len).ctx(|| format!("cannot append to '{}'", display(&ap)))?;
+    st.arz.sync_data().ctx(|| format!("cannot sync '{}'", display(&ap)))?;
+    st.arz_len += bytes.len() as u64;
+    Arc::make_mut(&mut st.blocks).push(meta);
+    let pp = arp_path(&opts.table_path);
+    st.arp.set_len(FILE_HEADER_LEN as u64).ctx(|| format!("cannot truncate '{}'", display(&pp)))?;
+    st.arp_len = FILE_HEADER_LEN as u64;
+    st.pending = Arc::new(Pending { first_row: st.next_row, set: RowSet::default() });
+    Ok(())
+}
+
+/// Writes rows into blocks of a new file (OPTIMIZE).
+struct BlockWriter {
+    file: File,
+    len: u64,
+    blocks: Vec<BlockMeta>,
+    set: RowSet,
+    next_row: u64,
+    level: i32,
+}
+
+impl BlockWriter {
+    fn push(&mut self, key: u64, image: &[u8], path: &Path) -> Result<()> {
+        self.set.push(key, image);
+        if self.set.raw_len() >= BLOCK_RAW {
+            self.seal(path)?;
+        }
+        Ok(())
+    }
+    fn seal(&mut self, path: &Path) -> Result<()> {
+        if self.set.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::new();
+        let mut meta = self.set.to_block(self.next_row, self.level, &mut bytes)?;
+        meta.offset = self.len;
+        self.file.write_all_at(&bytes, self.len).ctx(|| format!("cannot write '{}'", display(path)))?;
+        self.len += bytes.len() as u64;
+        self.next_row += self.set.len() as u64;
+        self.blocks.push(meta);
+        self.set.clear();
+        Ok(())
+    }
+    fn finish(&mut self, path: &Path) -> Result<()> {
+        self.seal(path)?;
+        self.file.sync_all().ctx(|| format!("cannot sync '{}'", display(path)))
+    }
+}
+
+/// Puts a rewritten `.arz` (already synced, at `<table>.arz-rewrite`) in place and
+/// resets `.arp` to hold `pending`.
+fn install_rewrite(
+    opts: &ArchiveOptions,
+    st: &mut State,
+    arz: File,
+    arz_len: u64,
+    blocks: Vec<BlockMeta>,
+    mut pending: Pending,
+    next_row: u64,
+) -> Result<()> {
+    let (ap, pp) = (arz_path(&opts.table_path), arp_path(&opts.table_path));
+    let tmp = with_ext(&opts.table_path, REWRITE_EXT);
+    // The pending rows are renumbered after the new blocks' rows.
+    let first = blocks.last().map_or(0, |b| b.first_row + b.rows as u64).max(next_row.min(pending.first_row));
+    pending.first_row = first;
+    let mut bytes = empty_arp().to_vec();
+    for i in 0..pending.set.len() {
+        encode_pending(&mut bytes, first + i as u64, pending.set.keys[i], pending.set.row(i));
+    }
+    // Order: new .arz in place first. A crash after it and before the .arp rewrite
+    // leaves .arp rows whose ids the new .arz may also cover only if they were in
+    // it, which OPTIMIZE and REPAIR never do with pending rows: they stay in .arp.
+    fs::rename(&tmp, &ap).ctx(|| format!("cannot rename '{}' to '{}'", display(&tmp), display(&ap)))?;
+    sync_dir(&ap)?;
+    st.arp.set_len(0).ctx(|| format!("cannot truncate '{}'", display(&pp)))?;
+    st.arp.write_all_at(&bytes, 0).ctx(|| format!("cannot write '{}'", display(&pp)))?;
+    st.arp.sync_all().ctx(|| format!("cannot sync '{}'", display(&pp)))?;
+    st.arp_len = bytes.len() as u64;
+    st.rows = blocks.iter().map(|b| b.rows as u64).sum::<u64>() + pending.set.len() as u64;
+    st.next_row = first + pending.set.len() as u64;
+    st.arz = Arc::new(arz);
+    st.arz_len = arz_len;
+    st.blocks = Arc::new(blocks);
+    st.pending = Arc::new(pending);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ha_rust-arch-{}-{}", name, std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn opts(d: &Path) -> ArchiveOptions {
+        ArchiveOptions { table_path: d.join("t"), level: 3 }
+    }
+
+    fn row(i: u64) -> Vec<u8> {
+        format!("row number {i} with some repeated text text text").into_bytes()
+    }
+
+    fn all(t: &mut ArchiveTable) -> Vec<Vec<u8>> {
+        t.scan_start().unwrap();
+        let mut v = vec![];
+        while t.scan_next().unwrap() {
+            v.push(t.record().to_vec());
+        }
+        t.scan_end().unwrap();
+        v
+    }
+
+    fn fill(t: &mut ArchiveTable, from: u64, to: u64) {
+        t.set_bulk(true).unwrap();
+        for i in from..to {
+            assert!(t.insert(&row(i), i, true, true).unwrap());
+        }
+        t.set_bulk(false).unwrap();
+    }
+
+    #[test]
+    fn insert_scan_lookup_across_blocks_and_pending() {
+        let d = tmpdir("basic");
+        let o = opts(&d);
+        create(&o.table_path, 0).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        fill(&mut t, 1, 200_001);
+        let rows = all(&mut t);
+        assert_eq!(rows.len(), 200_000);
+        assert_eq!(rows[12344], row(12345));
+        assert!(t.shared.state.lock().blocks.len() >= 2, "enough rows for blocks");
+        assert!(!t.shared.state.lock().pending.set.is_empty());
+        // unique keys must grow
+        assert!(!t.insert(&row(5), 5, true, true).unwrap());
+        for k in [1u64, 77_777, 200_000] {
+            t.lookup(k).unwrap();
+            assert!(t.scan_next().unwrap());
+            assert_eq!(t.record(), &row(k)[..]);
+            let pos = t.position();
+            assert!(!t.scan_next().unwrap());
+            t.read_at(pos).unwrap();
+            assert_eq!(t.record(), &row(k)[..]);
+        }
+        t.lookup(999_999).unwrap();
+        assert!(!t.scan_next().unwrap());
+        // reopen: everything is read back from the files
+        drop(t);
+        let mut t = ArchiveTable::open(&o).unwrap();
+        assert_eq!(all(&mut t).len(), 200_000);
+        assert_eq!(t.max_key().0, Some(200_000));
+        let before = t.stats().1;
+        t.optimize().unwrap();
+        assert_eq!(all(&mut t), (1..200_001).map(row).collect::<Vec<_>>());
+        assert!(t.stats().1 <= before);
+        t.truncate().unwrap();
+        assert!(all(&mut t).is_empty());
+        assert_eq!(t.max_key().0, None);
+    }
+
+    #[test]
+    fn torn_tails_are_cut_and_reported() {
+        // A crash while a block is appended: the block is cut short, and .arp (only
+        // emptied after the block is synced) still holds its rows; the crash also
+        // tore the last .arp record.
+        let d = tmpdir("torn");
+        let o = opts(&d);
+        create(&o.table_path, 0).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        fill(&mut t, 0, 1000);
+        let pp = arp_path(&o.table_path);
+        let saved = fs::read(&pp).unwrap();
+        {
+            let mut st = t.shared.state.lock();
+            seal_block(&o, &mut st).unwrap();
+        }
+        drop(t);
+        REGISTRY.lock().clear();
+        let ap = arz_path(&o.table_path);
+        let len = fs::metadata(&ap).unwrap().len();
+        OpenOptions::new().write(true).open(&ap).unwrap().set_len(len - 100).unwrap();
+        fs::write(&pp, &saved[..saved.len() - 3]).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        assert_eq!(t.warnings.len(), 2, "{:?}", t.warnings);
+        assert!(t.warnings[0].contains("torn block"), "{:?}", t.warnings);
+        let rows = all(&mut t);
+        assert_eq!(rows, (0..999).map(row).collect::<Vec<_>>());
+        // the table takes new rows after the cut
+        fill(&mut t, 5000, 5010);
+        assert_eq!(all(&mut t).len(), 1009);
+    }
+
+    #[test]
+    fn rows_in_both_files_after_a_crash_are_counted_once() {
+        let d = tmpdir("dup");
+        let o = opts(&d);
+        create(&o.table_path, 0).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        fill(&mut t, 0, 100);
+        let pp = arp_path(&o.table_path);
+        let saved = fs::read(&pp).unwrap();
+        // seal those rows into a block, as a full .arp would be
+        {
+            let mut st = t.shared.state.lock();
+            seal_block(&o, &mut st).unwrap();
+        }
+        drop(t);
+        REGISTRY.lock().clear();
+        // crash before .arp was emptied: its old content is back
+        fs::write(&pp, &saved).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        assert_eq!(all(&mut t).len(), 100);
+    }
+
+    #[test]
+    fn a_corrupt_block_is_reported_and_repair_keeps_the_others() {
+        let d = tmpdir("corrupt");
+        let o = opts(&d);
+        create(&o.table_path, 0).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        fill(&mut t, 0, 300_000);
+        let (b0, nblocks) = {
+            let st = t.shared.state.lock();
+            (st.blocks[0], st.blocks.len())
+        };
+        assert!(nblocks >= 3);
+        drop(t);
+        REGISTRY.lock().clear();
+        // garbage in the middle of the first block's payload
+        let ap = arz_path(&o.table_path);
+        let f = OpenOptions::new().write(true).open(&ap).unwrap();
+        f.write_all_at(b"garbage!", b0.offset + 100).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        t.scan_start().unwrap();
+        let e = t.scan_next().unwrap_err().to_string();
+        assert!(e.contains("block 0") && e.contains("checksum"), "{e}");
+        t.check_start().unwrap();
+        let mut damaged = vec![];
+        let mut rows = 0;
+        loop {
+            match t.check_next().unwrap() {
+                CheckStep::End => break,
+                CheckStep::Row => rows += 1,
+                CheckStep::Damaged(m) => damaged.push(m),
+            }
+        }
+        assert_eq!(damaged.len(), 1, "{damaged:?}");
+        let rep = t.check_finish(true).unwrap();
+        assert_eq!(rep.lost_rows, b0.rows as u64);
+        assert_eq!(all(&mut t).len(), rows);
+        assert_eq!(rows as u64, 300_000 - b0.rows as u64);
+    }
+
+    #[test]
+    fn concurrent_append_and_scan() {
+        let d = tmpdir("conc");
+        let o = opts(&d);
+        create(&o.table_path, 0).unwrap();
+        let w = {
+            let o = o.clone();
+            std::thread::spawn(move || {
+                let mut t = ArchiveTable::open(&o).unwrap();
+                for chunk in 0..40u64 {
+                    fill(&mut t, chunk * 5000, (chunk + 1) * 5000);
+                }
+            })
+        };
+        let mut t = ArchiveTable::open(&o).unwrap();
+        let mut last = 0;
+        while !w.is_finished() {
+            let rows = all(&mut t);
+            assert!(rows.len() >= last);
+            for (i, r) in rows.iter().enumerate() {
+                assert_eq!(r, &row(i as u64));
+            }
+            last = rows.len();
+        }
+        w.join().unwrap();
+        assert_eq!(all(&mut t).len(), 200_000);
+    }
+}
