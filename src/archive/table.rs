@@ -29,8 +29,13 @@ use crate::error::{Error, IoContext, Result};
 pub const ARZ_EXT: &str = ".arz";
 pub const ARP_EXT: &str = ".arp";
 pub const REWRITE_EXT: &str = ".arz-rewrite";
-/// Raw bytes of rows gathered before they are compressed into a block.
-pub const BLOCK_RAW: usize = 4 * 1024 * 1024;
+/// Raw bytes of pending rows that are sealed into a block.
+pub const BLOCK_RAW: usize = 1024 * 1024;
+/// A bulk insert that ends with at least this much pending seals it too, so a
+/// loaded table keeps little uncompressed.
+pub const BULK_SEAL: usize = 64 * 1024;
+/// Block size of OPTIMIZE (bigger blocks compress better).
+pub const OPTIMIZE_BLOCK_RAW: usize = 4 * 1024 * 1024;
 /// A bulk insert publishes its rows every this many bytes.
 const APPEND_FLUSH: usize = 1024 * 1024;
 pub const DEFAULT_LEVEL: i32 = 9;
@@ -589,9 +594,17 @@ impl ArchiveTable {
     }
 
     pub fn set_bulk(&mut self, on: bool) -> Result<()> {
+        let was = self.bulk;
         self.bulk = on;
         if !on {
             self.flush()?;
+            if was {
+                let shared = self.shared.clone();
+                let mut st = shared.state.lock();
+                if st.pending.set.raw_len() >= BULK_SEAL {
+                    seal_block(&shared.opts, &mut st)?;
+                }
+            }
         }
         Ok(())
     }
@@ -859,7 +872,7 @@ struct BlockWriter {
 impl BlockWriter {
     fn push(&mut self, key: u64, image: &[u8], path: &Path) -> Result<()> {
         self.set.push(key, image);
-        if self.set.raw_len() >= BLOCK_RAW {
+        if self.set.raw_len() >= OPTIMIZE_BLOCK_RAW {
             self.seal(path)?;
         }
         Ok(())
@@ -965,7 +978,11 @@ mod tests {
         let o = opts(&d);
         create(&o.table_path, 0).unwrap();
         let mut t = ArchiveTable::open(&o).unwrap();
-        fill(&mut t, 1, 200_001);
+        fill(&mut t, 1, 199_990);
+        // single-row inserts stay pending
+        for i in 199_990..200_001 {
+            assert!(t.insert(&row(i), i, true, true).unwrap());
+        }
         let rows = all(&mut t);
         assert_eq!(rows.len(), 200_000);
         assert_eq!(rows[12344], row(12345));
