@@ -716,6 +716,17 @@ void ha_rust::get_auto_increment(ulonglong, ulonglong, ulonglong,
   *nb_reserved_values= ULONGLONG_MAX;
 }
 
+/* SHOW CREATE TABLE and ALTER TABLE keep the AUTO_INCREMENT counter. */
+void ha_rust::update_create_info(HA_CREATE_INFO *create_info)
+{
+  if (tbl && layout() == LAYOUT_ARCHIVE &&
+      !(create_info->used_fields & HA_CREATE_USED_AUTO))
+  {
+    info(HA_STATUS_AUTO);
+    create_info->auto_increment_value= stats.auto_increment_value;
+  }
+}
+
 int ha_rust::optimize(THD *thd, HA_CHECK_OPT *check_opt)
 {
   if (layout() != LAYOUT_ARCHIVE)

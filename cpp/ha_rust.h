@@ -112,6 +112,7 @@ public:
                           ulonglong nb_desired_values, ulonglong *first_value,
                           ulonglong *nb_reserved_values) override;
   int optimize(THD *thd, HA_CHECK_OPT *check_opt) override;
+  void update_create_info(HA_CREATE_INFO *create_info) override;
 
   int info(uint flag) override;
   int extra(enum ha_extra_function operation) override { return 0; }

