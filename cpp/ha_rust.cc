@@ -20,6 +20,9 @@
 #include <algorithm>
 
 #include <charconv>
+#include <cfloat>
+#include <cmath>
+#include <cstdlib>
 #include <cstdint>
 
 /* Engine-private error codes, as in src/error.rs: past the server's last one. */
@@ -362,9 +365,22 @@ int ha_rust::pack_row(const uchar *buf)
       /* shortest text that reads back to the same bits */
       char num[64];
       double d= f->val_real();
-      std::to_chars_result r= f->type() == MYSQL_TYPE_FLOAT
-        ? std::to_chars(num, num + sizeof(num), (float) d)
-        : std::to_chars(num, num + sizeof(num), d);
+      std::to_chars_result r= std::to_chars(num, num + sizeof(num), d);
+      if (f->type() == MYSQL_TYPE_FLOAT)
+      {
+        /* The server reads a FLOAT's text as a double and then narrows it: the
+           shortest float text can read back above FLT_MAX (3.4028235e38), so
+           use it only when it reads back to the same float within range. */
+        char shortest[64];
+        std::to_chars_result s= std::to_chars(shortest, shortest + sizeof(shortest), (float) d);
+        *s.ptr= 0;
+        double back= strtod(shortest, nullptr);
+        if (fabs(back) <= FLT_MAX && (float) back == (float) d)
+        {
+          memcpy(num, shortest, s.ptr - shortest);
+          r.ptr= num + (s.ptr - shortest);
+        }
+      }
       append_value(&row_image, 1, num, r.ptr - num);
     }
     else
@@ -396,11 +412,16 @@ int ha_rust::pack_binary(const uchar *buf)
   uchar *start= (uchar *) row_image.ptr(), *p= start;
   memcpy(p, buf, table->s->null_bytes);
   p+= table->s->null_bytes;
+  segs.clear();
+  segs.push_back((uint32_t) (p - start));
   for (Field **fp= table->field; *fp; fp++)
   {
     Field *f= *fp;
-    if (f->stored_in_db() && !f->is_null(off))
+    if (!f->stored_in_db())
+      continue;
+    if (!f->is_null(off))
       p= f->pack(p, buf + f->offset(table->record[0]));
+    segs.push_back((uint32_t) (p - start));
   }
   row_image.length((uint32) (p - start));
   return 0;
@@ -523,7 +544,14 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
       f->set_notnull();
       const char *p= reinterpret_cast<const char *>(data.data()) + start;
       checker.hit= false;
-      if ((f->store(p, len, f->charset()) || checker.hit) && bad && bad->empty())
+      bool failed= f->store(p, len, f->charset()) || checker.hit;
+      if (failed && len == 0 && f->real_type() == MYSQL_TYPE_ENUM)
+      {
+        /* '' is how an ENUM's error value (index 0) is written */
+        f->store((longlong) 0, true);
+        failed= false;
+      }
+      if (failed && bad && bad->empty())
       {
         std::string v(p, len > 64 ? 64 : len);
         *bad= "value '" + v + (len > 64 ? "...'" : "'") + " does not fit column `" +
@@ -551,7 +579,8 @@ int ha_rust::write_row(const uchar *buf)
   if (layout() == LAYOUT_CSV)
   {
     pack_row(buf);
-    int rc= rust_rc((*tbl)->insert(bytes(row_image), 0, false, false));
+    int rc= rust_rc((*tbl)->insert(bytes(row_image),
+                                   rust::Slice<const uint32_t>(), 0, false, false));
     if (!rc)
       stats.records++;
     return rc;
@@ -563,7 +592,9 @@ int ha_rust::write_row(const uchar *buf)
   uint64_t key= key_of(buf, &keyed, &unique);
   if (int rc= pack_binary(buf))
     return rc;
-  int rc= (*tbl)->insert(bytes(row_image), key, keyed, unique);
+  int rc= (*tbl)->insert(bytes(row_image),
+                         rust::Slice<const uint32_t>(segs.data(), segs.size()),
+                         key, keyed, unique);
   if (rc == HA_ERR_FOUND_DUPP_KEY)
   {
     errkey= lookup_errkey= 0;

@@ -15,6 +15,7 @@
 #include <my_base.h>
 
 #include <string>
+#include <vector>
 
 #include "rust/cxx.h"
 #include "ha_rust/src/ffi/mod.rs.h"
@@ -49,6 +50,7 @@ class ha_rust final : public handler
   std::string err_msg;                         /* text of the last Rust error */
   String row_image;                            /* a row as bytes for Rust */
   String field_text;                           /* one field as text */
+  std::vector<uint32_t> segs;                  /* ARCHIVE: column ends in row_image */
   bool has_timestamp= false;
 
   Rust_share *get_share();

@@ -89,7 +89,9 @@ pub mod bridge {
         /// Appends a row. ARCHIVE: `key` is the row's index key (order-preserving),
         /// `keyed` whether the table has the index, `unique` whether it is unique;
         /// HA_ERR_FOUND_DUPP_KEY when a unique key does not grow.
-        fn insert(self: &mut Table, image: &[u8], key: u64, keyed: bool, unique: bool) -> i32;
+        /// `segs`: ARCHIVE only, where each column's bytes end in `image` (the null
+        /// bytes first), so blocks can store rows by column.
+        fn insert(self: &mut Table, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32;
         /// ARCHIVE: positions on the rows whose key is `key` (then scan_next).
         fn lookup(self: &mut Table, key: u64) -> i32;
         fn max_key(self: &Table) -> KeyMax;
@@ -398,12 +400,12 @@ impl Table {
             _ => &[],
         }
     }
-    fn insert(&mut self, image: &[u8], key: u64, keyed: bool, unique: bool) -> i32 {
+    fn insert(&mut self, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32 {
         let mut accepted = true;
         let code = self.run(|t| match t {
             Inner::Csv(t) => t.insert(image),
             Inner::Archive(t) => {
-                accepted = t.insert(image, key, keyed, unique)?;
+                accepted = t.insert(image, segs, key, keyed, unique)?;
                 Ok(())
             }
         });
