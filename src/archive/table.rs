@@ -844,7 +844,10 @@ impl ArchiveTable {
 
 impl Drop for ArchiveTable {
     fn drop(&mut self) {
-        let _ = self.flush();
+        // Best effort: a handler closed with work not written (the server always
+        // ends statements first, so this is only a safety net). Runs when C++
+        // deletes the handle, so a panic must not unwind out of it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.flush()));
     }
 }
 

@@ -816,8 +816,9 @@ impl CsvTable {
 impl Drop for CsvTable {
     fn drop(&mut self) {
         // Best effort: a handler closed with work not written (the server always
-        // ends statements first, so this is only a safety net).
-        let _ = self.flush();
+        // ends statements first, so this is only a safety net). Runs when C++
+        // deletes the handle, so a panic must not unwind out of it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.flush()));
     }
 }
 
