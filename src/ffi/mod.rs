@@ -161,17 +161,25 @@ enum Layout {
 
 fn layout(v: u8) -> Result<Layout> {
     match v {
+        0 => Ok(Layout::Btree),
         1 => Ok(Layout::Csv),
         2 => Ok(Layout::Archive),
-        0 => Err(Error::Unsupported(
-            "LAYOUT=BTREE is not available yet in this build of the RUST engine; use LAYOUT=CSV or LAYOUT=ARCHIVE".into(),
-        )),
         _ => Err(Error::Unsupported(format!("unknown LAYOUT value {v}"))),
     }
 }
 
+/// The layouts this build can create and open.
+fn available(v: u8) -> Result<Layout> {
+    match layout(v)? {
+        Layout::Btree => Err(Error::Unsupported(
+            "LAYOUT=BTREE is not available yet in this build of the RUST engine; use LAYOUT=CSV or LAYOUT=ARCHIVE".into(),
+        )),
+        l => Ok(l),
+    }
+}
+
 fn layout_supported(l: u8) -> bool {
-    layout(l).is_ok()
+    available(l).is_ok()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -200,7 +208,7 @@ fn table_create(
     err: &mut String,
 ) -> i32 {
     guard(err, || {
-        if layout(l)? == Layout::Archive {
+        if available(l)? == Layout::Archive {
             return arch::create(&path(path_b), auto_inc_base);
         }
         let opts = csv_options(path_b, external, header, sep, writable, columns);
@@ -254,13 +262,13 @@ fn table_open(
     let mut t = Box::new(Table { inner: None, open_error: 0, error: String::new() });
     let mut inner = None;
     t.open_error = guard(&mut t.error, || {
-        inner = Some(match layout(l)? {
+        inner = Some(match available(l)? {
             Layout::Csv => Inner::Csv(CsvTable::open(&csv_options(p, external, header, sep, writable, columns))?),
             Layout::Archive => {
                 let level = if level <= 0 { arch::DEFAULT_LEVEL } else { level };
                 Inner::Archive(ArchiveTable::open(&ArchiveOptions { table_path: path(p), level })?)
             }
-            Layout::Btree => unreachable!("refused by layout()"),
+            Layout::Btree => unreachable!("refused by available()"),
         });
         Ok(())
     });
