@@ -6,6 +6,7 @@
 //! shape.
 
 pub mod archive;
+pub mod btree;
 pub mod consts;
 pub mod csv;
 pub mod error;

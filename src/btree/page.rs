@@ -1,0 +1,401 @@
+//! Fixed-size slotted pages (spec: `docs/btree-format.md`).
+//!
+//! ```text
+//! 0   u32 CRC-32 of bytes 4..PAGE_SIZE     16  u8  kind        20  u16 free_lo
+//! 4   u32 page number                      17  u8  version     22  u16 free_hi
+//! 8   u64 page LSN                         18  u16 slots       24  u32 link_a
+//!                                                              28  u32 link_b
+//! 32  slot array: u16 record offsets, in key order, growing up
+//! ... free space ...
+//! free_hi..PAGE_SIZE: records, growing down
+//! ```
+//! Leaf record: `u16 key length, u32 value length (top bit: overflow), key, value`;
+//! an overflowed value is `u32 total length, u32 first overflow page`.
+//! Internal record: `u16 key length, u32 child, key`; link_a is the leftmost child.
+//! Leaf links: link_a = right sibling, link_b = left sibling (0 = none).
+
+use crate::error::{Error, Result};
+
+pub const PAGE_SIZE: usize = 16 * 1024;
+pub const HEADER: usize = 32;
+pub const PAGE_VERSION: u8 = 1;
+pub const NONE: u32 = 0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Free = 0,
+    Meta = 1,
+    Leaf = 2,
+    Internal = 3,
+    Overflow = 4,
+}
+
+impl Kind {
+    fn from(v: u8) -> Option<Kind> {
+        Some(match v {
+            0 => Kind::Free,
+            1 => Kind::Meta,
+            2 => Kind::Leaf,
+            3 => Kind::Internal,
+            4 => Kind::Overflow,
+            _ => return None,
+        })
+    }
+}
+
+/// Value stored in a leaf record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Val<'a> {
+    Inline(&'a [u8]),
+    Overflow { len: u32, first: u32 },
+}
+
+pub const OVERFLOW_BIT: u32 = 1 << 31;
+
+pub struct Page {
+    pub buf: Box<[u8; PAGE_SIZE]>,
+}
+
+fn rd16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+fn rd32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+}
+fn wr16(b: &mut [u8], o: usize, v: u16) {
+    b[o..o + 2].copy_from_slice(&v.to_le_bytes());
+}
+fn wr32(b: &mut [u8], o: usize, v: u32) {
+    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page { buf: Box::new([0u8; PAGE_SIZE]) }
+    }
+}
+
+impl Page {
+    pub fn new(no: u32, kind: Kind) -> Page {
+        let mut p = Page::default();
+        p.init(no, kind);
+        p
+    }
+
+    pub fn init(&mut self, no: u32, kind: Kind) {
+        self.buf.fill(0);
+        wr32(&mut self.buf[..], 4, no);
+        self.buf[16] = kind as u8;
+        self.buf[17] = PAGE_VERSION;
+        // an empty heap: free_hi is PAGE_SIZE, stored as 0 (see free_hi())
+        self.set_free(HEADER, PAGE_SIZE);
+    }
+
+    pub fn no(&self) -> u32 {
+        rd32(&self.buf[..], 4)
+    }
+    pub fn lsn(&self) -> u64 {
+        u64::from_le_bytes(self.buf[8..16].try_into().unwrap())
+    }
+    pub fn set_lsn(&mut self, lsn: u64) {
+        self.buf[8..16].copy_from_slice(&lsn.to_le_bytes());
+    }
+    pub fn kind(&self) -> Kind {
+        Kind::from(self.buf[16]).unwrap_or(Kind::Free)
+    }
+    pub fn slots(&self) -> usize {
+        rd16(&self.buf[..], 18) as usize
+    }
+    fn set_slots(&mut self, n: usize) {
+        wr16(&mut self.buf[..], 18, n as u16);
+    }
+    fn free_lo(&self) -> usize {
+        rd16(&self.buf[..], 20) as usize
+    }
+    /// Start of the record heap; stored as 0 for an empty heap (PAGE_SIZE does
+    /// not fit in a u16).
+    fn free_hi(&self) -> usize {
+        match rd16(&self.buf[..], 22) {
+            0 => PAGE_SIZE,
+            v => v as usize,
+        }
+    }
+    fn set_free(&mut self, lo: usize, hi: usize) {
+        wr16(&mut self.buf[..], 20, lo as u16);
+        wr16(&mut self.buf[..], 22, if hi == PAGE_SIZE { 0 } else { hi as u16 });
+    }
+    pub fn link_a(&self) -> u32 {
+        rd32(&self.buf[..], 24)
+    }
+    pub fn set_link_a(&mut self, v: u32) {
+        wr32(&mut self.buf[..], 24, v);
+    }
+    pub fn link_b(&self) -> u32 {
+        rd32(&self.buf[..], 28)
+    }
+    pub fn set_link_b(&mut self, v: u32) {
+        wr32(&mut self.buf[..], 28, v);
+    }
+
+    /// Writes the checksum; done before every write to disk.
+    pub fn seal(&mut self) {
+        let c = crc32fast::hash(&self.buf[4..]);
+        wr32(&mut self.buf[..], 0, c);
+    }
+
+    /// Checks a page read from disk: checksum, number, kind, and that its slots and
+    /// records lie inside it.
+    pub fn verify(&self, no: u32) -> std::result::Result<(), String> {
+        if self.buf.iter().all(|&b| b == 0) {
+            return Err("page is all zeros (never written, or lost)".into());
+        }
+        if crc32fast::hash(&self.buf[4..]) != rd32(&self.buf[..], 0) {
+            return Err("checksum mismatch (torn or corrupt page)".into());
+        }
+        if self.no() != no {
+            return Err(format!("page claims to be page {}", self.no()));
+        }
+        if Kind::from(self.buf[16]).is_none() || self.buf[17] != PAGE_VERSION {
+            return Err(format!("unknown page kind {} or version {}", self.buf[16], self.buf[17]));
+        }
+        if matches!(self.kind(), Kind::Leaf | Kind::Internal) {
+            let (lo, hi) = (self.free_lo(), self.free_hi());
+            if lo != HEADER + 2 * self.slots() || lo > hi {
+                return Err("slot array and record heap overlap".into());
+            }
+            for i in 0..self.slots() {
+                let off = self.slot(i);
+                if off < hi || off + self.rec_len(off)? > PAGE_SIZE {
+                    return Err(format!("record {i} lies outside the page"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn rec_len(&self, off: usize) -> std::result::Result<usize, String> {
+        if off + 6 > PAGE_SIZE {
+            return Err("record header outside the page".into());
+        }
+        let klen = rd16(&self.buf[..], off) as usize;
+        Ok(match self.kind() {
+            Kind::Internal => 6 + klen,
+            _ => {
+                let v = rd32(&self.buf[..], off + 2);
+                6 + klen + if v & OVERFLOW_BIT != 0 { 8 } else { v as usize }
+            }
+        })
+    }
+
+    pub fn slot(&self, i: usize) -> usize {
+        rd16(&self.buf[..], HEADER + 2 * i) as usize
+    }
+
+    pub fn key(&self, i: usize) -> &[u8] {
+        let off = self.slot(i);
+        let klen = rd16(&self.buf[..], off) as usize;
+        &self.buf[off + 6..off + 6 + klen]
+    }
+
+    pub fn val(&self, i: usize) -> Val<'_> {
+        let off = self.slot(i);
+        let klen = rd16(&self.buf[..], off) as usize;
+        let v = rd32(&self.buf[..], off + 2);
+        let at = off + 6 + klen;
+        if v & OVERFLOW_BIT != 0 {
+            Val::Overflow { len: rd32(&self.buf[..], at), first: rd32(&self.buf[..], at + 4) }
+        } else {
+            Val::Inline(&self.buf[at..at + v as usize])
+        }
+    }
+
+    pub fn child(&self, i: usize) -> u32 {
+        rd32(&self.buf[..], self.slot(i) + 2)
+    }
+
+    pub fn set_child(&mut self, i: usize, c: u32) {
+        let off = self.slot(i);
+        wr32(&mut self.buf[..], off + 2, c);
+    }
+
+    /// Bytes a record takes, slot included.
+    pub fn leaf_need(klen: usize, val: &Val) -> usize {
+        2 + 6 + klen + match val {
+            Val::Inline(v) => v.len(),
+            Val::Overflow { .. } => 8,
+        }
+    }
+    pub fn internal_need(klen: usize) -> usize {
+        2 + 6 + klen
+    }
+
+    /// Free bytes, counting the space of removed records (reclaimed by compaction).
+    pub fn free(&self) -> usize {
+        let used: usize = (0..self.slots()).map(|i| self.rec_len(self.slot(i)).unwrap_or(0)).sum();
+        PAGE_SIZE - HEADER - 2 * self.slots() - used
+    }
+
+    /// Bytes used by records and slots.
+    pub fn used(&self) -> usize {
+        PAGE_SIZE - HEADER - self.free()
+    }
+
+    /// First slot whose key is >= `key`, and whether it is equal.
+    pub fn search(&self, key: &[u8]) -> (usize, bool) {
+        let (mut lo, mut hi) = (0, self.slots());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.key(mid).cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Equal => return (mid, true),
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        (lo, false)
+    }
+
+    /// Rewrites the heap without the holes removed records left.
+    fn compact(&mut self) {
+        let n = self.slots();
+        let recs: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                let off = self.slot(i);
+                let len = self.rec_len(off).unwrap();
+                self.buf[off..off + len].to_vec()
+            })
+            .collect();
+        let mut hi = PAGE_SIZE;
+        for (i, r) in recs.iter().enumerate() {
+            hi -= r.len();
+            self.buf[hi..hi + r.len()].copy_from_slice(r);
+            wr16(&mut self.buf[..], HEADER + 2 * i, hi as u16);
+        }
+        self.set_free(HEADER + 2 * n, hi);
+    }
+
+    /// Makes room for a record of `len` bytes; false if the page cannot hold it.
+    fn reserve(&mut self, len: usize) -> Option<usize> {
+        if self.free() < len + 2 {
+            return None;
+        }
+        if self.free_hi() - self.free_lo() < len + 2 {
+            self.compact();
+        }
+        let hi = self.free_hi() - len;
+        let lo = self.free_lo();
+        self.set_free(lo, hi);
+        Some(hi)
+    }
+
+    fn insert_slot(&mut self, i: usize, off: usize) {
+        let n = self.slots();
+        let start = HEADER + 2 * i;
+        self.buf.copy_within(start..HEADER + 2 * n, start + 2);
+        wr16(&mut self.buf[..], start, off as u16);
+        self.set_slots(n + 1);
+        let hi = self.free_hi();
+        self.set_free(HEADER + 2 * (n + 1), hi);
+    }
+
+    /// Inserts a leaf record at slot `i`; false if it does not fit.
+    pub fn insert_leaf(&mut self, i: usize, key: &[u8], val: &Val) -> bool {
+        let len = Page::leaf_need(key.len(), val) - 2;
+        let Some(off) = self.reserve(len) else { return false };
+        wr16(&mut self.buf[..], off, key.len() as u16);
+        self.buf[off + 6..off + 6 + key.len()].copy_from_slice(key);
+        let at = off + 6 + key.len();
+        match val {
+            Val::Inline(v) => {
+                wr32(&mut self.buf[..], off + 2, v.len() as u32);
+                self.buf[at..at + v.len()].copy_from_slice(v);
+            }
+            Val::Overflow { len, first } => {
+                wr32(&mut self.buf[..], off + 2, OVERFLOW_BIT);
+                wr32(&mut self.buf[..], at, *len);
+                wr32(&mut self.buf[..], at + 4, *first);
+            }
+        }
+        self.insert_slot(i, off);
+        true
+    }
+
+    /// Inserts an internal record (separator `key`, `child` for keys >= it).
+    pub fn insert_internal(&mut self, i: usize, key: &[u8], child: u32) -> bool {
+        let len = Page::internal_need(key.len()) - 2;
+        let Some(off) = self.reserve(len) else { return false };
+        wr16(&mut self.buf[..], off, key.len() as u16);
+        wr32(&mut self.buf[..], off + 2, child);
+        self.buf[off + 6..off + 6 + key.len()].copy_from_slice(key);
+        self.insert_slot(i, off);
+        true
+    }
+
+    /// Removes slot `i` (its bytes become a hole until the next compaction).
+    pub fn remove(&mut self, i: usize) {
+        let n = self.slots();
+        let start = HEADER + 2 * i;
+        self.buf.copy_within(start + 2..HEADER + 2 * n, start);
+        self.set_slots(n - 1);
+        let hi = self.free_hi();
+        self.set_free(HEADER + 2 * (n - 1), hi);
+    }
+
+    /// Overflow page: link_a = next page, bytes from HEADER on.
+    pub const OVERFLOW_DATA: usize = PAGE_SIZE - HEADER;
+}
+
+/// An error for a page that failed [`Page::verify`].
+pub fn corrupt(file: &str, no: u32, why: &str) -> Error {
+    Error::Corrupt(format!("{file} page {no}: {why}"))
+}
+
+pub type PageResult<T> = Result<T>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_insert_search_remove_and_checksum() {
+        let mut p = Page::new(7, Kind::Leaf);
+        for (i, k) in [b"b".as_slice(), b"d", b"a", b"c"].iter().enumerate() {
+            let (at, eq) = p.search(k);
+            assert!(!eq);
+            assert!(p.insert_leaf(at, k, &Val::Inline(&[i as u8; 10])));
+        }
+        let keys: Vec<&[u8]> = (0..p.slots()).map(|i| p.key(i)).collect();
+        assert_eq!(keys, vec![b"a".as_slice(), b"b", b"c", b"d"]);
+        assert_eq!(p.search(b"c"), (2, true));
+        p.remove(1);
+        assert_eq!(p.val(1), Val::Inline(&[3u8; 10]));
+        p.seal();
+        assert!(p.verify(7).is_ok());
+        assert!(p.verify(8).is_err());
+        p.buf[100] ^= 1;
+        assert!(p.verify(7).unwrap_err().contains("checksum"));
+    }
+
+    #[test]
+    fn a_full_page_compacts_its_holes() {
+        let mut p = Page::new(1, Kind::Leaf);
+        let v = [9u8; 100];
+        let mut n = 0u32;
+        while p.insert_leaf(p.slots(), &n.to_be_bytes(), &Val::Inline(&v)) {
+            n += 1;
+        }
+        assert!(n > 100);
+        // free every other record, then the page takes as many again
+        for i in (0..p.slots()).rev().step_by(2) {
+            p.remove(i);
+        }
+        let before = p.slots();
+        let mut m = 0u32;
+        while p.insert_leaf(p.slots(), &(1_000_000 + m).to_be_bytes(), &Val::Inline(&v)) {
+            m += 1;
+        }
+        assert!(m as usize >= before - 1, "{m} {before}");
+        p.seal();
+        p.verify(1).unwrap();
+    }
+}

@@ -1,0 +1,894 @@
+//! A B+tree of byte keys (compared with memcmp) and byte values in one file.
+//!
+//! Page 0 is the meta page, page 1 the root (it never moves: a root split moves
+//! the root's records into two new children). Leaves are linked both ways. A value
+//! too large to stay in its leaf (more than [`MAX_INLINE`] with its key) goes to a
+//! chain of overflow pages. Deletions merge a leaf (or internal page) into a
+//! sibling when both fit in one page, and an internal root left with one child
+//! takes that child's records. [`BTree::check`] verifies every invariant.
+//!
+//! Not yet here (see `docs/btree-format.md`): redo/undo logging and page LSNs,
+//! latching for concurrent access (the tree is used under one lock).
+
+use std::fs::{File, OpenOptions};
+use std::ops::Bound;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::page::{HEADER, Kind, NONE, PAGE_SIZE, Page, Val, corrupt};
+use super::pool::Pool;
+use crate::error::{Error, IoContext, Result};
+
+pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
+pub const FORMAT_VERSION: u32 = 1;
+pub const META: u32 = 0;
+pub const ROOT: u32 = 1;
+/// Largest key.
+pub const MAX_KEY: usize = 3072;
+/// A record (key and value) larger than this sends its value to overflow pages, so
+/// any leaf holds at least four records.
+pub const MAX_INLINE: usize = (PAGE_SIZE - HEADER) / 4 - 16;
+/// A page whose records use less than this after a delete tries to merge.
+const MERGE_BELOW: usize = (PAGE_SIZE - HEADER) / 4;
+
+pub struct BTree {
+    pool: Pool,
+    free_head: u32,
+    rows: u64,
+    /// Bumped by every change; cursors use it to know whether their leaf position
+    /// still holds.
+    version: u64,
+}
+
+/// Where a cursor stands.
+#[derive(Clone, Debug, Default)]
+pub struct Cursor {
+    leaf: u32,
+    slot: usize,
+    version: u64,
+    /// The key last returned (to find the place again after a change).
+    key: Option<Vec<u8>>,
+    valid: bool,
+}
+
+fn meta_body(magic_ok: bool, b: &[u8]) -> Option<(u32, u32, u64)> {
+    if !magic_ok {
+        return None;
+    }
+    let rd32 = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    Some((rd32(HEADER + 12), rd32(HEADER + 16), u64::from_le_bytes(b[HEADER + 20..HEADER + 28].try_into().unwrap())))
+}
+
+impl BTree {
+    /// Creates a tree file with an empty root leaf.
+    pub fn create(path: &Path) -> Result<()> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .ctx(|| format!("cannot create '{}'", path.display()))?;
+        let mut meta = Page::new(META, Kind::Meta);
+        meta.buf[HEADER..HEADER + 8].copy_from_slice(MAGIC);
+        meta.buf[HEADER + 8..HEADER + 12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        meta.buf[HEADER + 12..HEADER + 16].copy_from_slice(&ROOT.to_le_bytes());
+        meta.seal();
+        let mut root = Page::new(ROOT, Kind::Leaf);
+        root.seal();
+        f.write_all_at(&meta.buf[..], 0).ctx(|| "cannot write".into())?;
+        f.write_all_at(&root.buf[..], PAGE_SIZE as u64).ctx(|| "cannot write".into())?;
+        f.sync_all().ctx(|| "cannot sync".into())
+    }
+
+    pub fn open(path: &Path, pool_pages: usize) -> Result<BTree> {
+        let name = path.display().to_string();
+        let f: File = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .ctx(|| format!("cannot open '{name}'"))?;
+        let mut pool = Pool::new(f, name.clone(), pool_pages)?;
+        let meta = pool.get(META)?;
+        let ok = &meta.buf[HEADER..HEADER + 8] == MAGIC;
+        let version = u32::from_le_bytes(meta.buf[HEADER + 8..HEADER + 12].try_into().unwrap());
+        if ok && version != FORMAT_VERSION {
+            return Err(Error::Unsupported(format!("{name}: B-tree format version {version}; this build reads {FORMAT_VERSION}")));
+        }
+        let Some((_root, free_head, rows)) = meta_body(ok, &meta.buf[..]) else {
+            return Err(corrupt(&name, META, "not a RUST B-tree file (bad magic)"));
+        };
+        Ok(BTree { pool, free_head, rows, version: 0 })
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Writes the meta page and every dirty page, then syncs.
+    pub fn flush(&mut self) -> Result<()> {
+        let (free_head, rows) = (self.free_head, self.rows);
+        let m = self.pool.get_mut(META)?;
+        m.buf[HEADER + 16..HEADER + 20].copy_from_slice(&free_head.to_le_bytes());
+        m.buf[HEADER + 20..HEADER + 28].copy_from_slice(&rows.to_le_bytes());
+        self.pool.flush()
+    }
+
+    fn alloc(&mut self, kind: Kind) -> Result<u32> {
+        if self.free_head != NONE {
+            let no = self.free_head;
+            let p = self.pool.get(no)?;
+            if p.kind() != Kind::Free {
+                return Err(corrupt(self.pool.name(), no, "on the free list but not free"));
+            }
+            self.free_head = p.link_a();
+            self.pool.reinit(no, kind)?;
+            return Ok(no);
+        }
+        self.pool.allocate(kind)
+    }
+
+    fn release(&mut self, no: u32) -> Result<()> {
+        self.pool.reinit(no, Kind::Free)?;
+        let head = self.free_head;
+        self.pool.get_mut(no)?.set_link_a(head);
+        self.free_head = no;
+        Ok(())
+    }
+
+    // ---- values ----
+
+    fn store_value<'a>(&mut self, key: &[u8], val: &'a [u8]) -> Result<Val<'a>> {
+        if key.len() + val.len() <= MAX_INLINE {
+            return Ok(Val::Inline(val));
+        }
+        // chain of overflow pages, written back to front so each knows its next
+        let chunk = Page::OVERFLOW_DATA;
+        let n = val.len().div_ceil(chunk);
+        let mut next = NONE;
+        for c in (0..n).rev() {
+            let no = self.alloc(Kind::Overflow)?;
+            let p = self.pool.get_mut(no)?;
+            let part = &val[c * chunk..((c + 1) * chunk).min(val.len())];
+            p.buf[HEADER..HEADER + part.len()].copy_from_slice(part);
+            p.set_link_a(next);
+            next = no;
+        }
+        Ok(Val::Overflow { len: val.len() as u32, first: next })
+    }
+
+    fn load_value(&mut self, v: &Val, out: &mut Vec<u8>) -> Result<()> {
+        out.clear();
+        match *v {
+            Val::Inline(b) => out.extend_from_slice(b),
+            Val::Overflow { len, first } => {
+                let mut no = first;
+                while out.len() < len as usize {
+                    if no == NONE {
+                        return Err(corrupt(self.pool.name(), first, "overflow chain ends early"));
+                    }
+                    let p = self.pool.get(no)?;
+                    if p.kind() != Kind::Overflow {
+                        return Err(corrupt(self.pool.name(), no, "expected an overflow page"));
+                    }
+                    let take = (len as usize - out.len()).min(Page::OVERFLOW_DATA);
+                    out.extend_from_slice(&p.buf[HEADER..HEADER + take]);
+                    no = p.link_a();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn free_value(&mut self, first: u32) -> Result<()> {
+        let mut no = first;
+        while no != NONE {
+            let next = self.pool.get(no)?.link_a();
+            self.release(no)?;
+            no = next;
+        }
+        Ok(())
+    }
+
+    // ---- descent ----
+
+    /// The path from the root to the leaf for `key`: (page, child index taken;
+    /// usize::MAX for the leftmost child).
+    fn descend(&mut self, key: &[u8]) -> Result<(Vec<(u32, usize)>, u32)> {
+        let mut path = Vec::new();
+        let mut no = ROOT;
+        for _ in 0..64 {
+            let p = self.pool.get(no)?;
+            match p.kind() {
+                Kind::Leaf => return Ok((path, no)),
+                Kind::Internal => {
+                    let (i, eq) = p.search(key);
+                    // records (k_i, c_i): c_i holds keys >= k_i
+                    let idx = if eq { i } else if i == 0 { usize::MAX } else { i - 1 };
+                    let child = if idx == usize::MAX { p.link_a() } else { p.child(idx) };
+                    path.push((no, idx));
+                    no = child;
+                }
+                k => return Err(corrupt(self.pool.name(), no, &format!("expected a tree page, found {k:?}"))),
+            }
+        }
+        Err(corrupt(self.pool.name(), no, "tree deeper than 64 levels (a cycle?)"))
+    }
+
+    pub fn get(&mut self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        let (_, leaf) = self.descend(key)?;
+        let p = self.pool.get(leaf)?;
+        let (i, eq) = p.search(key);
+        if !eq {
+            return Ok(false);
+        }
+        let v = own(p.val(i));
+        self.load_value(&v.as_val(), out)?;
+        Ok(true)
+    }
+
+    /// Inserts `key`; false (and nothing changed) if it is already there.
+    pub fn insert(&mut self, key: &[u8], val: &[u8]) -> Result<bool> {
+        if key.len() > MAX_KEY {
+            return Err(Error::Unsupported(format!("key of {} bytes; the most is {MAX_KEY}", key.len())));
+        }
+        let (path, leaf) = self.descend(key)?;
+        let (i, eq) = self.pool.get(leaf)?.search(key);
+        if eq {
+            return Ok(false);
+        }
+        let v = self.store_value(key, val)?;
+        self.version += 1;
+        self.rows += 1;
+        if self.pool.get_mut(leaf)?.insert_leaf(i, key, &v) {
+            return Ok(true);
+        }
+        let v = own(v);
+        self.split_leaf(path, leaf, i, key, v)?;
+        Ok(true)
+    }
+
+    /// Replaces the value of an existing key; false if the key is absent.
+    pub fn update(&mut self, key: &[u8], val: &[u8]) -> Result<bool> {
+        let mut old = Vec::new();
+        if !self.get(key, &mut old)? {
+            return Ok(false);
+        }
+        self.delete(key)?;
+        self.insert(key, val)?;
+        Ok(true)
+    }
+
+    fn split_leaf(&mut self, path: Vec<(u32, usize)>, leaf: u32, at: usize, key: &[u8], v: OwnedVal) -> Result<()> {
+        let mut recs: Vec<(Vec<u8>, OwnedVal)> = {
+            let p = self.pool.get(leaf)?;
+            (0..p.slots()).map(|i| (p.key(i).to_vec(), own(p.val(i)))).collect()
+        };
+        recs.insert(at, (key.to_vec(), v));
+        let mid = split_point(recs.iter().map(|(k, v)| Page::leaf_need(k.len(), &v.as_val())));
+        if leaf == ROOT {
+            // the root keeps its number: its records go to two new leaves
+            let l = self.alloc(Kind::Leaf)?;
+            let r = self.alloc(Kind::Leaf)?;
+            self.fill_leaf(l, &recs[..mid], NONE, r)?;
+            self.fill_leaf(r, &recs[mid..], l, NONE)?;
+            let sep = recs[mid].0.clone();
+            let root = self.pool.get_mut(ROOT)?;
+            root.init(ROOT, Kind::Internal);
+            root.set_link_a(l);
+            root.insert_internal(0, &sep, r);
+            return Ok(());
+        }
+        let (left_prev, right_next) = {
+            let p = self.pool.get(leaf)?;
+            (p.link_b(), p.link_a())
+        };
+        let r = self.alloc(Kind::Leaf)?;
+        self.fill_leaf(leaf, &recs[..mid], left_prev, r)?;
+        self.fill_leaf(r, &recs[mid..], leaf, right_next)?;
+        if right_next != NONE {
+            self.pool.get_mut(right_next)?.set_link_b(r);
+        }
+        let sep = recs[mid].0.clone();
+        self.insert_separator(path, sep, r)
+    }
+
+    fn fill_leaf(&mut self, no: u32, recs: &[(Vec<u8>, OwnedVal)], prev: u32, next: u32) -> Result<()> {
+        let p = self.pool.get_mut(no)?;
+        p.init(no, Kind::Leaf);
+        for (i, (k, v)) in recs.iter().enumerate() {
+            if !p.insert_leaf(i, k, &v.as_val()) {
+                return Err(Error::Panic("a split half does not fit in a page".into()));
+            }
+        }
+        p.set_link_a(next);
+        p.set_link_b(prev);
+        Ok(())
+    }
+
+    fn fill_internal(&mut self, no: u32, leftmost: u32, recs: &[(Vec<u8>, u32)]) -> Result<()> {
+        let p = self.pool.get_mut(no)?;
+        p.init(no, Kind::Internal);
+        p.set_link_a(leftmost);
+        for (i, (k, c)) in recs.iter().enumerate() {
+            if !p.insert_internal(i, k, *c) {
+                return Err(Error::Panic("an internal split half does not fit in a page".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds separator `sep` (for new right page `right`) to the parent at the end
+    /// of `path`, splitting upwards as needed.
+    fn insert_separator(&mut self, mut path: Vec<(u32, usize)>, sep: Vec<u8>, right: u32) -> Result<()> {
+        let Some((parent, idx)) = path.pop() else {
+            return Err(Error::Panic("split of a non-root page without a parent".into()));
+        };
+        let pos = if idx == usize::MAX { 0 } else { idx + 1 };
+        if self.pool.get_mut(parent)?.insert_internal(pos, &sep, right) {
+            return Ok(());
+        }
+        let (leftmost, mut recs) = {
+            let p = self.pool.get(parent)?;
+            (p.link_a(), (0..p.slots()).map(|i| (p.key(i).to_vec(), p.child(i))).collect::<Vec<_>>())
+        };
+        recs.insert(pos, (sep, right));
+        let mid = split_point(recs.iter().map(|(k, _)| Page::internal_need(k.len())));
+        let (up_key, up_child) = recs[mid].clone();
+        if parent == ROOT {
+            let l = self.alloc(Kind::Internal)?;
+            let r = self.alloc(Kind::Internal)?;
+            self.fill_internal(l, leftmost, &recs[..mid])?;
+            self.fill_internal(r, up_child, &recs[mid + 1..])?;
+            let root = self.pool.get_mut(ROOT)?;
+            root.init(ROOT, Kind::Internal);
+            root.set_link_a(l);
+            root.insert_internal(0, &up_key, r);
+            return Ok(());
+        }
+        let r = self.alloc(Kind::Internal)?;
+        self.fill_internal(parent, leftmost, &recs[..mid])?;
+        self.fill_internal(r, up_child, &recs[mid + 1..])?;
+        self.insert_separator(path, up_key, r)
+    }
+
+    /// Removes `key`; false if it was not there.
+    pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
+        let (path, leaf) = self.descend(key)?;
+        let (i, eq) = self.pool.get(leaf)?.search(key);
+        if !eq {
+            return Ok(false);
+        }
+        let v = own(self.pool.get(leaf)?.val(i));
+        if let OwnedVal::Overflow { first, .. } = v {
+            self.free_value(first)?;
+        }
+        self.pool.get_mut(leaf)?.remove(i);
+        self.version += 1;
+        self.rows -= 1;
+        self.rebalance(path, leaf)?;
+        Ok(true)
+    }
+
+    /// After a delete: merge `no` with a sibling under the same parent when both
+    /// fit in one page; collapse a root left with a single child.
+    fn rebalance(&mut self, mut path: Vec<(u32, usize)>, no: u32) -> Result<()> {
+        if no == ROOT {
+            let p = self.pool.get(ROOT)?;
+            if p.kind() == Kind::Internal && p.slots() == 0 {
+                let child = p.link_a();
+                self.absorb_into_root(child)?;
+            }
+            return Ok(());
+        }
+        if self.pool.get(no)?.used() >= MERGE_BELOW {
+            return Ok(());
+        }
+        let Some(&(parent, idx)) = path.last() else { return Ok(()) };
+        let (nslots, left_sib, right_sib) = {
+            let p = self.pool.get(parent)?;
+            let child_at = |j: usize| if j == usize::MAX { p.link_a() } else { p.child(j) };
+            let left = if idx == usize::MAX { None } else if idx == 0 { Some((usize::MAX, p.link_a())) } else { Some((idx - 1, p.child(idx - 1))) };
+            let right_idx = if idx == usize::MAX { 0 } else { idx + 1 };
+            let right = (right_idx < p.slots()).then(|| (right_idx, child_at(right_idx)));
+            (p.slots(), left, right)
+        };
+        let _ = nslots;
+        // merge (left, right) where right's separator in the parent is at sep_idx
+        let pair = if let Some((ri, r)) = right_sib {
+            Some((no, r, ri))
+        } else {
+            left_sib.map(|(_, l)| (l, no, idx))
+        };
+        let Some((l, r, sep_idx)) = pair else { return Ok(()) };
+        let merged = self.try_merge(parent, l, r, sep_idx)?;
+        if merged {
+            path.pop();
+            self.rebalance(path, parent)?;
+        }
+        Ok(())
+    }
+
+    /// Moves every record of `r` into `l` (siblings under `parent`, `r`'s separator
+    /// at `sep_idx`) if they fit, removing `r` and its separator.
+    fn try_merge(&mut self, parent: u32, l: u32, r: u32, sep_idx: usize) -> Result<bool> {
+        let kind = self.pool.get(l)?.kind();
+        let sep = self.pool.get(parent)?.key(sep_idx).to_vec();
+        if kind == Kind::Leaf {
+            let (recs, next) = {
+                let p = self.pool.get(r)?;
+                ((0..p.slots()).map(|i| (p.key(i).to_vec(), own(p.val(i)))).collect::<Vec<_>>(), p.link_a())
+            };
+            let need: usize = recs.iter().map(|(k, v)| Page::leaf_need(k.len(), &v.as_val())).sum();
+            if need > self.pool.get(l)?.free() {
+                return Ok(false);
+            }
+            let lp = self.pool.get_mut(l)?;
+            for (k, v) in &recs {
+                let n = lp.slots();
+                lp.insert_leaf(n, k, &v.as_val());
+            }
+            lp.set_link_a(next);
+            if next != NONE {
+                self.pool.get_mut(next)?.set_link_b(l);
+            }
+        } else {
+            let (leftmost, recs) = {
+                let p = self.pool.get(r)?;
+                (p.link_a(), (0..p.slots()).map(|i| (p.key(i).to_vec(), p.child(i))).collect::<Vec<_>>())
+            };
+            let need: usize = Page::internal_need(sep.len()) + recs.iter().map(|(k, _)| Page::internal_need(k.len())).sum::<usize>();
+            if need > self.pool.get(l)?.free() {
+                return Ok(false);
+            }
+            let lp = self.pool.get_mut(l)?;
+            let n = lp.slots();
+            lp.insert_internal(n, &sep, leftmost);
+            for (k, c) in &recs {
+                let n = lp.slots();
+                lp.insert_internal(n, k, *c);
+            }
+        }
+        self.pool.get_mut(parent)?.remove(sep_idx);
+        self.release(r)?;
+        Ok(true)
+    }
+
+    /// The root's only child becomes the root (its records move into page 1).
+    fn absorb_into_root(&mut self, child: u32) -> Result<()> {
+        let (kind, buf) = {
+            let p = self.pool.get(child)?;
+            (p.kind(), p.buf.clone())
+        };
+        let root = self.pool.get_mut(ROOT)?;
+        root.buf.copy_from_slice(&buf[..]);
+        root.buf[4..8].copy_from_slice(&ROOT.to_le_bytes());
+        if kind == Kind::Leaf {
+            root.set_link_a(NONE);
+            root.set_link_b(NONE);
+        }
+        self.release(child)
+    }
+
+    // ---- cursors ----
+
+    /// Positions `c` on the first key within `from` (ascending) or the last key
+    /// within `from` (descending: `from` is then the upper bound).
+    pub fn seek(&mut self, c: &mut Cursor, from: Bound<&[u8]>, descending: bool) -> Result<()> {
+        c.valid = false;
+        c.key = None;
+        let probe: &[u8] = match from {
+            Bound::Included(k) | Bound::Excluded(k) => k,
+            Bound::Unbounded => {
+                if descending {
+                    return self.seek_edge(c, true);
+                }
+                return self.seek_edge(c, false);
+            }
+        };
+        let (_, leaf) = self.descend(probe)?;
+        let p = self.pool.get(leaf)?;
+        let (i, eq) = p.search(probe);
+        c.leaf = leaf;
+        c.version = self.version;
+        c.valid = true;
+        if !descending {
+            c.slot = if eq && matches!(from, Bound::Excluded(_)) { i + 1 } else { i };
+        } else {
+            // last slot <= probe (or < probe)
+            let take_eq = eq && matches!(from, Bound::Included(_));
+            c.slot = if take_eq { i } else { i.wrapping_sub(1) };
+        }
+        Ok(())
+    }
+
+    fn seek_edge(&mut self, c: &mut Cursor, last: bool) -> Result<()> {
+        let mut no = ROOT;
+        loop {
+            let p = self.pool.get(no)?;
+            match p.kind() {
+                Kind::Leaf => break,
+                Kind::Internal => {
+                    no = if last && p.slots() > 0 { p.child(p.slots() - 1) } else { p.link_a() };
+                }
+                _ => return Err(corrupt(self.pool.name(), no, "expected a tree page")),
+            }
+        }
+        c.leaf = no;
+        c.slot = if last { self.pool.get(no)?.slots().wrapping_sub(1) } else { 0 };
+        c.version = self.version;
+        c.valid = true;
+        Ok(())
+    }
+
+    /// The record at the cursor, then moves it one step; None at the end.
+    pub fn next(&mut self, c: &mut Cursor, descending: bool, key: &mut Vec<u8>, val: &mut Vec<u8>) -> Result<bool> {
+        if !c.valid {
+            return Ok(false);
+        }
+        if c.version != self.version {
+            // the tree changed since: find the place again from the last key
+            match c.key.take() {
+                Some(k) => {
+                    let b = Bound::Excluded(&k[..]);
+                    self.seek(c, b, descending)?;
+                }
+                None => return Ok(false),
+            }
+        }
+        loop {
+            let p = self.pool.get(c.leaf)?;
+            if c.slot < p.slots() {
+                key.clear();
+                key.extend_from_slice(p.key(c.slot));
+                let v = own(p.val(c.slot));
+                if descending {
+                    c.slot = c.slot.wrapping_sub(1);
+                } else {
+                    c.slot += 1;
+                }
+                self.load_value(&v.as_val(), val)?;
+                c.key = Some(key.clone());
+                return Ok(true);
+            }
+            let next = if descending { p.link_b() } else { p.link_a() };
+            if next == NONE {
+                c.valid = false;
+                return Ok(false);
+            }
+            c.leaf = next;
+            c.slot = if descending { self.pool.get(next)?.slots().wrapping_sub(1) } else { 0 };
+        }
+    }
+
+    // ---- checking ----
+
+    /// Pages on the free list.
+    pub fn free_pages(&mut self) -> Result<u32> {
+        let mut n = 0;
+        let mut no = self.free_head;
+        while no != NONE {
+            n += 1;
+            if n > self.pool.pages {
+                return Err(corrupt(self.pool.name(), no, "the free list has a cycle"));
+            }
+            no = self.pool.get(no)?.link_a();
+        }
+        Ok(n)
+    }
+
+    /// Verifies the whole tree: every page's checksum (on read), key order within
+    /// pages and against the separators above, equal leaf depth, both sibling
+    /// chains, overflow chains, and the row count. Returns the first problem.
+    pub fn check(&mut self) -> Result<()> {
+        let mut leaves = Vec::new();
+        let mut depth = None;
+        let mut count = 0u64;
+        self.check_page(ROOT, None, None, 0, &mut depth, &mut leaves, &mut count)?;
+        let name = self.pool.name().to_string();
+        for (i, &l) in leaves.iter().enumerate() {
+            let p = self.pool.get(l)?;
+            let want_next = leaves.get(i + 1).copied().unwrap_or(NONE);
+            let want_prev = if i == 0 { NONE } else { leaves[i - 1] };
+            if p.link_a() != want_next || p.link_b() != want_prev {
+                return Err(corrupt(&name, l, "leaf sibling links do not match the tree"));
+            }
+        }
+        if count != self.rows {
+            return Err(corrupt(&name, META, &format!("row count {} but the leaves hold {count}", self.rows)));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check_page(
+        &mut self,
+        no: u32,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+        level: usize,
+        depth: &mut Option<usize>,
+        leaves: &mut Vec<u32>,
+        count: &mut u64,
+    ) -> Result<()> {
+        let name = self.pool.name().to_string();
+        let (kind, keys, children, overflow) = {
+            let p = self.pool.get(no)?;
+            let keys: Vec<Vec<u8>> = (0..p.slots()).map(|i| p.key(i).to_vec()).collect();
+            let children: Vec<u32> = if p.kind() == Kind::Internal {
+                std::iter::once(p.link_a()).chain((0..p.slots()).map(|i| p.child(i))).collect()
+            } else {
+                vec![]
+            };
+            let overflow: Vec<(u32, u32)> = if p.kind() == Kind::Leaf {
+                (0..p.slots())
+                    .filter_map(|i| match p.val(i) {
+                        Val::Overflow { len, first } => Some((len, first)),
+                        _ => None,
+                    })
+                    .collect()
+            } else {
+                vec![]
+            };
+            (p.kind(), keys, children, overflow)
+        };
+        for w in keys.windows(2) {
+            if w[0] >= w[1] {
+                return Err(corrupt(&name, no, "keys out of order"));
+            }
+        }
+        if let (Some(lo), Some(first)) = (lo, keys.first()) {
+            if first.as_slice() < lo {
+                return Err(corrupt(&name, no, "a key is below its parent's separator"));
+            }
+        }
+        if let (Some(hi), Some(last)) = (hi, keys.last()) {
+            if last.as_slice() >= hi {
+                return Err(corrupt(&name, no, "a key is not below the next separator"));
+            }
+        }
+        match kind {
+            Kind::Leaf => {
+                match depth {
+                    Some(d) if *d != level => return Err(corrupt(&name, no, "leaves at different depths")),
+                    _ => *depth = Some(level),
+                }
+                *count += keys.len() as u64;
+                leaves.push(no);
+                for (len, first) in overflow {
+                    let mut v = Vec::new();
+                    self.load_value(&Val::Overflow { len, first }, &mut v)?;
+                }
+            }
+            Kind::Internal => {
+                if no != ROOT && keys.is_empty() {
+                    return Err(corrupt(&name, no, "internal page without separators"));
+                }
+                for (j, &child) in children.iter().enumerate() {
+                    let clo = if j == 0 { lo } else { Some(keys[j - 1].as_slice()) };
+                    let chi = if j < keys.len() { Some(keys[j].as_slice()) } else { hi };
+                    self.check_page(child, clo, chi, level + 1, depth, leaves, count)?;
+                }
+            }
+            k => return Err(corrupt(&name, no, &format!("{k:?} page inside the tree"))),
+        }
+        Ok(())
+    }
+}
+
+/// A value copied out of a page.
+#[derive(Clone, Debug)]
+enum OwnedVal {
+    Inline(Vec<u8>),
+    Overflow { len: u32, first: u32 },
+}
+
+impl OwnedVal {
+    fn as_val(&self) -> Val<'_> {
+        match self {
+            OwnedVal::Inline(v) => Val::Inline(v),
+            OwnedVal::Overflow { len, first } => Val::Overflow { len: *len, first: *first },
+        }
+    }
+}
+
+fn own(v: Val) -> OwnedVal {
+    match v {
+        Val::Inline(b) => OwnedVal::Inline(b.to_vec()),
+        Val::Overflow { len, first } => OwnedVal::Overflow { len, first },
+    }
+}
+
+/// Where to split records of these sizes so both halves are about equally full
+/// (and neither is empty).
+fn split_point(sizes: impl Iterator<Item = usize>) -> usize {
+    let sizes: Vec<usize> = sizes.collect();
+    let total: usize = sizes.iter().sum();
+    let mut acc = 0;
+    for (i, s) in sizes.iter().enumerate() {
+        acc += s;
+        if acc * 2 >= total {
+            return (i + 1).clamp(1, sizes.len() - 1);
+        }
+    }
+    sizes.len() / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("ha_rust-bt-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d.join("t.rbt")
+    }
+
+    fn scan(t: &mut BTree, desc: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut c = Cursor::default();
+        t.seek(&mut c, Bound::Unbounded, desc).unwrap();
+        let (mut k, mut v) = (vec![], vec![]);
+        let mut out = vec![];
+        while t.next(&mut c, desc, &mut k, &mut v).unwrap() {
+            out.push((k.clone(), v.clone()));
+        }
+        out
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u16, usize),
+        Delete(u16),
+        Reopen,
+    }
+
+    fn key(k: u16) -> Vec<u8> {
+        // keys of different lengths, sharing prefixes
+        let mut v = format!("key-{:05}", k).into_bytes();
+        v.extend(std::iter::repeat_n(b'x', (k % 7) as usize * 30));
+        v
+    }
+
+    fn val(k: u16, len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i as u16 ^ k) as u8).collect()
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0u16..3000, prop_oneof![3 => 0usize..200, 1 => 200usize..3000, 1 => 3000usize..40_000]).prop_map(|(k, l)| Op::Insert(k, l)),
+            4 => (0u16..3000).prop_map(Op::Delete),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Long random operation sequences against a model, through splits,
+        /// merges, overflow values, a tiny pool (constant eviction) and reopens:
+        /// the tree always holds exactly the model's contents, in order both ways,
+        /// and passes check().
+        #[test]
+        fn matches_a_model(ops in prop::collection::vec(op(), 1..1500)) {
+            let path = tmp("model");
+            BTree::create(&path).unwrap();
+            let mut t = BTree::open(&path, 16).unwrap();
+            let mut model = BTreeMap::new();
+            for o in &ops {
+                match *o {
+                    Op::Insert(k, l) => {
+                        let fresh = t.insert(&key(k), &val(k, l)).unwrap();
+                        prop_assert_eq!(fresh, !model.contains_key(&key(k)));
+                        model.entry(key(k)).or_insert(val(k, l));
+                    }
+                    Op::Delete(k) => {
+                        prop_assert_eq!(t.delete(&key(k)).unwrap(), model.remove(&key(k)).is_some());
+                    }
+                    Op::Reopen => {
+                        t.flush().unwrap();
+                        drop(t);
+                        t = BTree::open(&path, 16).unwrap();
+                    }
+                }
+            }
+            t.check().unwrap();
+            let want: Vec<_> = model.clone().into_iter().collect();
+            prop_assert_eq!(scan(&mut t, false), want.clone());
+            let mut rev = want.clone();
+            rev.reverse();
+            prop_assert_eq!(scan(&mut t, true), rev);
+            let mut v = vec![];
+            for (k, w) in model.iter().take(50) {
+                prop_assert!(t.get(k, &mut v).unwrap());
+                prop_assert_eq!(&v, w);
+            }
+            // delete everything: the root collapses back to one leaf and every
+            // other page is on the free list, to be reused
+            for k in model.keys() {
+                prop_assert!(t.delete(k).unwrap());
+            }
+            t.check().unwrap();
+            prop_assert_eq!(t.rows(), 0);
+            let pages = t.pool().pages;
+            prop_assert_eq!(t.free_pages().unwrap() + 2, pages);
+            for (k, w) in &model {
+                t.insert(k, w).unwrap();
+            }
+            t.check().unwrap();
+            prop_assert_eq!(scan(&mut t, false), want);
+        }
+    }
+
+    #[test]
+    fn range_seeks_in_both_directions() {
+        let path = tmp("range");
+        BTree::create(&path).unwrap();
+        let mut t = BTree::open(&path, 64).unwrap();
+        for i in (0u32..20_000).step_by(2) {
+            t.insert(&i.to_be_bytes(), &[7u8; 40]).unwrap();
+        }
+        let (mut k, mut v) = (vec![], vec![]);
+        let mut c = Cursor::default();
+        t.seek(&mut c, Bound::Included(&1001u32.to_be_bytes()), false).unwrap();
+        assert!(t.next(&mut c, false, &mut k, &mut v).unwrap());
+        assert_eq!(k, 1002u32.to_be_bytes());
+        t.seek(&mut c, Bound::Excluded(&1002u32.to_be_bytes()), false).unwrap();
+        assert!(t.next(&mut c, false, &mut k, &mut v).unwrap());
+        assert_eq!(k, 1004u32.to_be_bytes());
+        t.seek(&mut c, Bound::Included(&1001u32.to_be_bytes()), true).unwrap();
+        assert!(t.next(&mut c, true, &mut k, &mut v).unwrap());
+        assert_eq!(k, 1000u32.to_be_bytes());
+        t.seek(&mut c, Bound::Excluded(&1000u32.to_be_bytes()), true).unwrap();
+        assert!(t.next(&mut c, true, &mut k, &mut v).unwrap());
+        assert_eq!(k, 998u32.to_be_bytes());
+        // a cursor survives changes made between its steps
+        t.seek(&mut c, Bound::Included(&0u32.to_be_bytes()), false).unwrap();
+        assert!(t.next(&mut c, false, &mut k, &mut v).unwrap());
+        for i in (2u32..400).step_by(2) {
+            t.delete(&i.to_be_bytes()).unwrap();
+        }
+        assert!(t.next(&mut c, false, &mut k, &mut v).unwrap());
+        assert_eq!(k, 400u32.to_be_bytes());
+        t.check().unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_page_is_reported_with_its_number() {
+        let path = tmp("corrupt");
+        BTree::create(&path).unwrap();
+        let mut t = BTree::open(&path, 64).unwrap();
+        for i in 0u32..5000 {
+            t.insert(&i.to_be_bytes(), &[1u8; 100]).unwrap();
+        }
+        t.flush().unwrap();
+        drop(t);
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"torn!", 3 * PAGE_SIZE as u64 + 5000).unwrap();
+        let mut t = BTree::open(&path, 64).unwrap();
+        let e = t.check().unwrap_err().to_string();
+        assert!(e.contains("page 3") && e.contains("checksum"), "{e}");
+    }
+
+    #[test]
+    fn a_table_ten_times_the_pool_works() {
+        let path = tmp("big");
+        BTree::create(&path).unwrap();
+        let mut t = BTree::open(&path, 32).unwrap(); // 512 KiB of pool
+        for i in 0u32..60_000 {
+            let k = (i.wrapping_mul(2_654_435_761)).to_be_bytes();
+            assert!(t.insert(&k, &[i as u8; 80]).unwrap());
+        }
+        assert!(t.pool().pages as usize > 10 * 32);
+        assert!(t.pool().cached() <= 32);
+        t.check().unwrap();
+        let mut v = vec![];
+        assert!(t.get(&(12345u32.wrapping_mul(2_654_435_761)).to_be_bytes(), &mut v).unwrap());
+        assert_eq!(v, vec![12345u32 as u8; 80]);
+        assert_eq!(scan(&mut t, false).len(), 60_000);
+    }
+}
