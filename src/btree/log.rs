@@ -1,0 +1,323 @@
+//! The redo log: write-ahead, LSN-ordered, group commit (spec: `docs/btree-format.md`).
+//!
+//! The log is one file, `redo.log`, in the engine folder. An LSN is a position in
+//! the endless stream of log bytes; the file holds the stream from `base_lsn` on
+//! (its header says which). Records:
+//!
+//! ```text
+//! u32 length of body, u32 CRC-32 of body, body = u8 type, u64 trx id, payload
+//! ```
+//! A record whose length or checksum does not check out ends the log (a torn tail
+//! after a crash): recovery stops there.
+//!
+//! Group commit: appends go to a buffer under the log mutex; [`RedoLog::flush_to`]
+//! writes and fsyncs everything appended so far, and every committer whose LSN the
+//! fsync covers returns without one of its own.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, IoContext, Result};
+
+pub const LOG_MAGIC: &[u8; 8] = b"RUSTRDO\0";
+pub const LOG_VERSION: u32 = 1;
+pub const LOG_HEADER: u64 = 32;
+
+/// Record types.
+pub const REC_MTR: u8 = 1;
+pub const REC_COMMIT: u8 = 2;
+pub const REC_ROLLBACK_DONE: u8 = 3;
+pub const REC_TREE: u8 = 4;
+
+struct Inner {
+    file: File,
+    /// LSN of file offset LOG_HEADER.
+    base_lsn: u64,
+    /// Appended but not yet written.
+    buf: Vec<u8>,
+    /// LSN of the end of `buf` (the next record's LSN).
+    end_lsn: u64,
+    /// Everything below this LSN is written (not necessarily synced).
+    written_lsn: u64,
+}
+
+pub struct RedoLog {
+    path: PathBuf,
+    inner: Mutex<Inner>,
+    /// Durable up to this LSN.
+    synced: Mutex<u64>,
+    syncing: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// A record read back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub lsn: u64,
+    pub kind: u8,
+    pub trx: u64,
+    pub payload: Vec<u8>,
+}
+
+fn header(base_lsn: u64) -> [u8; LOG_HEADER as usize] {
+    let mut h = [0u8; LOG_HEADER as usize];
+    h[0..8].copy_from_slice(LOG_MAGIC);
+    h[8..12].copy_from_slice(&LOG_VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&base_lsn.to_le_bytes());
+    let c = crc32fast::hash(&h[0..28]);
+    h[28..32].copy_from_slice(&c.to_le_bytes());
+    h
+}
+
+impl RedoLog {
+    /// Opens (or creates) the log; returns it with the records found from
+    /// `from_lsn` on (for recovery). A torn tail is cut off.
+    pub fn open(path: &Path, from_lsn: u64) -> Result<(RedoLog, Vec<Record>)> {
+        let name = path.display().to_string();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .ctx(|| format!("cannot open '{name}'"))?;
+        let len = file.metadata().ctx(|| format!("cannot stat '{name}'"))?.len();
+        let base_lsn = if len < LOG_HEADER {
+            let base = from_lsn.max(1);
+            file.set_len(0).ctx(|| format!("cannot truncate '{name}'"))?;
+            file.write_all_at(&header(base), 0).ctx(|| format!("cannot write '{name}'"))?;
+            file.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
+            base
+        } else {
+            let mut h = [0u8; LOG_HEADER as usize];
+            file.read_exact_at(&mut h, 0).ctx(|| format!("cannot read '{name}'"))?;
+            if &h[0..8] != LOG_MAGIC || crc32fast::hash(&h[0..28]) != u32::from_le_bytes(h[28..32].try_into().unwrap()) {
+                return Err(Error::Corrupt(format!("{name}: not a RUST redo log (bad header)")));
+            }
+            let v = u32::from_le_bytes(h[8..12].try_into().unwrap());
+            if v != LOG_VERSION {
+                return Err(Error::Unsupported(format!("{name}: redo log version {v}; this build reads {LOG_VERSION}")));
+            }
+            u64::from_le_bytes(h[12..20].try_into().unwrap())
+        };
+        // read every record; stop at the first that does not check out
+        let mut data = vec![0u8; (len.max(LOG_HEADER) - LOG_HEADER) as usize];
+        file.read_exact_at(&mut data, LOG_HEADER).ctx(|| format!("cannot read '{name}'"))?;
+        let mut recs = Vec::new();
+        let mut off = 0usize;
+        while off + 8 <= data.len() {
+            let blen = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) as usize;
+            let crc = u32::from_le_bytes(data[off + 4..off + 8].try_into().unwrap());
+            if blen < 9 || off + 8 + blen > data.len() {
+                break;
+            }
+            let body = &data[off + 8..off + 8 + blen];
+            if crc32fast::hash(body) != crc {
+                break;
+            }
+            let lsn = base_lsn + off as u64;
+            if lsn >= from_lsn {
+                recs.push(Record {
+                    lsn,
+                    kind: body[0],
+                    trx: u64::from_le_bytes(body[1..9].try_into().unwrap()),
+                    payload: body[9..].to_vec(),
+                });
+            }
+            off += 8 + blen;
+        }
+        if (off as u64) < data.len() as u64 {
+            // the torn tail of a write the crash interrupted
+            file.set_len(LOG_HEADER + off as u64).ctx(|| format!("cannot truncate '{name}'"))?;
+            file.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
+        }
+        let end = base_lsn + off as u64;
+        let log = RedoLog {
+            path: path.to_path_buf(),
+            inner: Mutex::new(Inner { file, base_lsn, buf: Vec::new(), end_lsn: end, written_lsn: end }),
+            synced: Mutex::new(end),
+            syncing: Mutex::new(false),
+            cv: Condvar::new(),
+        };
+        Ok((log, recs))
+    }
+
+    /// Appends a record; returns its LSN (its end is `lsn + length`).
+    pub fn append(&self, kind: u8, trx: u64, payload: &[u8]) -> u64 {
+        let mut body = Vec::with_capacity(9 + payload.len());
+        body.push(kind);
+        body.extend_from_slice(&trx.to_le_bytes());
+        body.extend_from_slice(payload);
+        let mut g = self.inner.lock();
+        let lsn = g.end_lsn;
+        g.buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        g.buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        g.buf.extend_from_slice(&body);
+        g.end_lsn += 8 + body.len() as u64;
+        lsn
+    }
+
+    /// LSN of the next record.
+    pub fn end_lsn(&self) -> u64 {
+        self.inner.lock().end_lsn
+    }
+
+    /// Writes the buffer to the file (no fsync); returns the LSN written up to.
+    pub fn write(&self) -> Result<u64> {
+        let mut g = self.inner.lock();
+        if !g.buf.is_empty() {
+            let off = LOG_HEADER + (g.written_lsn - g.base_lsn);
+            let buf = std::mem::take(&mut g.buf);
+            g.file
+                .write_all_at(&buf, off)
+                .ctx(|| format!("cannot write '{}'", self.path.display()))?;
+            g.written_lsn = g.end_lsn;
+        }
+        Ok(g.written_lsn)
+    }
+
+    /// Makes the log durable up to at least `lsn`. Concurrent callers share one
+    /// fsync: whoever finds a sync running waits for it and rechecks.
+    pub fn flush_to(&self, lsn: u64) -> Result<()> {
+        loop {
+            if *self.synced.lock() >= lsn {
+                return Ok(());
+            }
+            let mut s = self.syncing.lock();
+            if *s {
+                self.cv.wait(&mut s);
+                continue;
+            }
+            *s = true;
+            drop(s);
+            let r = (|| {
+                let upto = self.write()?;
+                let f = self.inner.lock().file.try_clone().ctx(|| "cannot dup the log".into())?;
+                f.sync_data().ctx(|| format!("cannot sync '{}'", self.path.display()))?;
+                Ok(upto)
+            })();
+            let mut s = self.syncing.lock();
+            *s = false;
+            if let Ok(upto) = &r {
+                let mut synced = self.synced.lock();
+                *synced = (*synced).max(*upto);
+            }
+            self.cv.notify_all();
+            drop(s);
+            r?;
+        }
+    }
+
+    /// Starts the log anew at `keep_from` (a checkpoint): the records from there on
+    /// are copied into a new file that replaces the old one atomically.
+    pub fn truncate_before(&self, keep_from: u64) -> Result<()> {
+        self.write()?;
+        let mut g = self.inner.lock();
+        if keep_from <= g.base_lsn {
+            return Ok(());
+        }
+        let keep_from = keep_from.min(g.written_lsn);
+        let mut tail = vec![0u8; (g.written_lsn - keep_from) as usize];
+        g.file
+            .read_exact_at(&mut tail, LOG_HEADER + (keep_from - g.base_lsn))
+            .ctx(|| format!("cannot read '{}'", self.path.display()))?;
+        let tmp = self.path.with_extension("log-new");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .ctx(|| format!("cannot create '{}'", tmp.display()))?;
+        f.write_all_at(&header(keep_from), 0).ctx(|| format!("cannot write '{}'", tmp.display()))?;
+        f.write_all_at(&tail, LOG_HEADER).ctx(|| format!("cannot write '{}'", tmp.display()))?;
+        f.sync_all().ctx(|| format!("cannot sync '{}'", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path).ctx(|| format!("cannot rename '{}'", tmp.display()))?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).ctx(|| "cannot sync the engine folder".into())?;
+        }
+        g.file = f;
+        g.base_lsn = keep_from;
+        Ok(())
+    }
+
+    /// Size of the log file's records.
+    pub fn size(&self) -> u64 {
+        let g = self.inner.lock();
+        g.end_lsn - g.base_lsn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ha_rust-log-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn records_survive_and_a_torn_tail_ends_the_log() {
+        let d = dir("basic");
+        let p = d.join("redo.log");
+        let (log, recs) = RedoLog::open(&p, 0).unwrap();
+        assert!(recs.is_empty());
+        let a = log.append(REC_COMMIT, 7, b"first");
+        let b = log.append(REC_MTR, 8, &[9u8; 1000]);
+        log.flush_to(b + 1).unwrap();
+        let c = log.append(REC_COMMIT, 9, b"not synced but written");
+        log.write().unwrap();
+        drop(log);
+        let (_, recs) = RedoLog::open(&p, 0).unwrap();
+        assert_eq!(recs.iter().map(|r| (r.lsn, r.trx)).collect::<Vec<_>>(), vec![(a, 7), (b, 8), (c, 9)]);
+        // tear the last record
+        let len = std::fs::metadata(&p).unwrap().len();
+        OpenOptions::new().write(true).open(&p).unwrap().set_len(len - 3).unwrap();
+        let (log, recs) = RedoLog::open(&p, 0).unwrap();
+        assert_eq!(recs.len(), 2);
+        // appends continue after the cut
+        let d2 = log.append(REC_COMMIT, 10, b"after");
+        assert_eq!(d2, c);
+        log.flush_to(d2 + 1).unwrap();
+        drop(log);
+        let (log, recs) = RedoLog::open(&p, b).unwrap();
+        assert_eq!(recs.iter().map(|r| r.trx).collect::<Vec<_>>(), vec![8, 10]);
+        // a checkpoint drops what came before, and LSNs go on
+        log.truncate_before(d2).unwrap();
+        let e = log.append(REC_COMMIT, 11, b"");
+        log.flush_to(e + 1).unwrap();
+        drop(log);
+        let (_, recs) = RedoLog::open(&p, 0).unwrap();
+        assert_eq!(recs.iter().map(|r| (r.lsn, r.trx)).collect::<Vec<_>>(), vec![(d2, 10), (e, 11)]);
+    }
+
+    #[test]
+    fn concurrent_committers_share_fsyncs() {
+        let d = dir("group");
+        let (log, _) = RedoLog::open(&d.join("redo.log"), 0).unwrap();
+        let log = std::sync::Arc::new(log);
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200u64 {
+                        let lsn = log.append(REC_COMMIT, t * 1000 + i, b"x");
+                        log.flush_to(lsn + 1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        drop(log);
+        let (_, recs) = RedoLog::open(&d.join("redo.log"), 0).unwrap();
+        assert_eq!(recs.len(), 1600);
+    }
+}
