@@ -32,10 +32,10 @@ pub const REC_COMMIT: u8 = 2;
 pub const REC_ROLLBACK_DONE: u8 = 3;
 pub const REC_TREE: u8 = 4;
 
-struct Inner {
+pub(crate) struct Inner {
     file: File,
     /// LSN of file offset LOG_HEADER.
-    base_lsn: u64,
+    pub(crate) base_lsn: u64,
     /// Appended but not yet written.
     buf: Vec<u8>,
     /// LSN of the end of `buf` (the next record's LSN).
@@ -46,9 +46,9 @@ struct Inner {
 
 pub struct RedoLog {
     path: PathBuf,
-    inner: Mutex<Inner>,
+    pub(crate) inner: Mutex<Inner>,
     /// Durable up to this LSN.
-    synced: Mutex<u64>,
+    pub(crate) synced: Mutex<u64>,
     syncing: Mutex<bool>,
     cv: Condvar,
 }

@@ -2,6 +2,7 @@
 //! B+tree over byte keys (spec: `docs/btree-format.md`). Not yet reachable from
 //! SQL: LAYOUT=BTREE stays refused until the redo and undo logs and transactions
 //! are in (see the BTREE issue).
+pub mod engine;
 pub mod log;
 pub mod page;
 pub mod pool;

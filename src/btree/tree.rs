@@ -108,13 +108,14 @@ impl BTree {
         &self.pool
     }
 
-    /// Writes the meta page and every dirty page, then syncs.
+    /// Writes every dirty page, then syncs (the meta page is kept current by
+    /// every change).
     pub fn flush(&mut self) -> Result<()> {
-        let (free_head, rows) = (self.free_head, self.rows);
-        let m = self.pool.get_mut(META)?;
-        m.buf[HEADER + 16..HEADER + 20].copy_from_slice(&free_head.to_le_bytes());
-        m.buf[HEADER + 20..HEADER + 28].copy_from_slice(&rows.to_le_bytes());
         self.pool.flush()
+    }
+
+    pub fn pool_mut(&mut self) -> &mut Pool {
+        &mut self.pool
     }
 
     fn alloc(&mut self, kind: Kind) -> Result<u32> {
@@ -230,8 +231,114 @@ impl BTree {
         Ok(true)
     }
 
+    /// Runs `f` as one mini-transaction: its page changes are logged as one redo
+    /// record (with `undo` in front) or, if it fails, undone in memory.
+    fn in_mtr<T>(&mut self, trx: u64, undo: &[u8], f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let saved = (self.free_head, self.rows, self.version);
+        self.pool.mtr_begin();
+        match f(self).and_then(|v| self.write_meta().map(|_| v)) {
+            Ok(v) => {
+                self.pool.mtr_commit(trx, undo)?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.pool.mtr_abort();
+                (self.free_head, self.rows, self.version) = saved;
+                Err(e)
+            }
+        }
+    }
+
+    fn write_meta(&mut self) -> Result<()> {
+        let (free_head, rows) = (self.free_head, self.rows);
+        let m = self.pool.get(META)?;
+        let same = m.buf[HEADER + 16..HEADER + 20] == free_head.to_le_bytes()
+            && m.buf[HEADER + 20..HEADER + 28] == rows.to_le_bytes();
+        if !same {
+            let m = self.pool.get_mut(META)?;
+            m.buf[HEADER + 16..HEADER + 20].copy_from_slice(&free_head.to_le_bytes());
+            m.buf[HEADER + 20..HEADER + 28].copy_from_slice(&rows.to_le_bytes());
+        }
+        Ok(())
+    }
+
     /// Inserts `key`; false (and nothing changed) if it is already there.
     pub fn insert(&mut self, key: &[u8], val: &[u8]) -> Result<bool> {
+        self.in_mtr(0, &[], |t| t.insert_inner(key, val))
+    }
+
+    /// Removes `key`; false if it was not there.
+    pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
+        self.in_mtr(0, &[], |t| t.delete_inner(key))
+    }
+
+    /// Replaces the value of an existing key; false if the key is absent.
+    pub fn update(&mut self, key: &[u8], val: &[u8]) -> Result<bool> {
+        self.in_mtr(0, &[], |t| t.update_inner(key, val))
+    }
+
+    /// Transactional insert: logs how to undo it; returns that undo entry, or None
+    /// if the key was already there (nothing changed).
+    pub fn insert_tx(&mut self, trx: u64, key: &[u8], val: &[u8]) -> Result<Option<Vec<u8>>> {
+        // a key already there changes nothing, and must log no undo entry
+        let mut old = Vec::new();
+        if self.get(key, &mut old)? {
+            return Ok(None);
+        }
+        let undo = undo_entry(UNDO_DELETE, key, &[]);
+        let done = self.in_mtr(trx, &undo, |t| t.insert_inner(key, val))?;
+        Ok(done.then_some(undo))
+    }
+
+    /// Transactional delete; returns its undo entry, or None if the key was absent.
+    pub fn delete_tx(&mut self, trx: u64, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut old = Vec::new();
+        if !self.get(key, &mut old)? {
+            return Ok(None);
+        }
+        let undo = undo_entry(UNDO_PUT, key, &old);
+        self.in_mtr(trx, &undo, |t| t.delete_inner(key))?;
+        Ok(Some(undo))
+    }
+
+    /// Transactional update of an existing key; returns its undo entry, or None if
+    /// the key was absent.
+    pub fn update_tx(&mut self, trx: u64, key: &[u8], val: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut old = Vec::new();
+        if !self.get(key, &mut old)? {
+            return Ok(None);
+        }
+        let undo = undo_entry(UNDO_REPLACE, key, &old);
+        self.in_mtr(trx, &undo, |t| t.update_inner(key, val))?;
+        Ok(Some(undo))
+    }
+
+    /// Applies an undo entry (rolls one change back), logged under `trx` as a plain
+    /// change (undoing it is never undone).
+    pub fn apply_undo(&mut self, trx: u64, undo: &[u8]) -> Result<()> {
+        let Some((op, key, val)) = parse_undo(undo) else {
+            return Err(Error::Corrupt(format!("{}: malformed undo entry", self.pool.name())));
+        };
+        let (key, val) = (key.to_vec(), val.to_vec());
+        self.in_mtr(trx, &[], |t| {
+            match op {
+                UNDO_DELETE => {
+                    t.delete_inner(&key)?;
+                }
+                UNDO_PUT => {
+                    t.insert_inner(&key, &val)?;
+                }
+                _ => {
+                    if !t.update_inner(&key, &val)? {
+                        t.insert_inner(&key, &val)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn insert_inner(&mut self, key: &[u8], val: &[u8]) -> Result<bool> {
         if key.len() > MAX_KEY {
             return Err(Error::Unsupported(format!("key of {} bytes; the most is {MAX_KEY}", key.len())));
         }
@@ -251,14 +358,11 @@ impl BTree {
         Ok(true)
     }
 
-    /// Replaces the value of an existing key; false if the key is absent.
-    pub fn update(&mut self, key: &[u8], val: &[u8]) -> Result<bool> {
-        let mut old = Vec::new();
-        if !self.get(key, &mut old)? {
+    fn update_inner(&mut self, key: &[u8], val: &[u8]) -> Result<bool> {
+        if !self.delete_inner(key)? {
             return Ok(false);
         }
-        self.delete(key)?;
-        self.insert(key, val)?;
+        self.insert_inner(key, val)?;
         Ok(true)
     }
 
@@ -355,8 +459,7 @@ impl BTree {
         self.insert_separator(path, up_key, r)
     }
 
-    /// Removes `key`; false if it was not there.
-    pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
+    fn delete_inner(&mut self, key: &[u8]) -> Result<bool> {
         let (path, leaf) = self.descend(key)?;
         let (i, eq) = self.pool.get(leaf)?.search(key);
         if !eq {
@@ -677,6 +780,37 @@ impl BTree {
         }
         Ok(())
     }
+}
+
+impl Drop for BTree {
+    /// A tree closed with dirty pages writes them (after the log, by the WAL rule):
+    /// a checkpoint may already count on them. Never unwinds.
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pool.flush()));
+    }
+}
+
+/// Undo entry kinds: how to revert an insert (delete the key), a delete (put the
+/// old value back), an update (put the old value back in place).
+pub const UNDO_DELETE: u8 = 1;
+pub const UNDO_PUT: u8 = 2;
+pub const UNDO_REPLACE: u8 = 3;
+
+/// `u8 kind, u32 key length, key, value`.
+pub fn undo_entry(kind: u8, key: &[u8], val: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(5 + key.len() + val.len());
+    v.push(kind);
+    v.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    v.extend_from_slice(key);
+    v.extend_from_slice(val);
+    v
+}
+
+pub fn parse_undo(u: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let kind = *u.first()?;
+    let klen = u32::from_le_bytes(u.get(1..5)?.try_into().ok()?) as usize;
+    let key = u.get(5..5usize.checked_add(klen)?)?;
+    Some((kind, key, &u[5 + klen..]))
 }
 
 /// A value copied out of a page.
