@@ -69,6 +69,7 @@ fn main() {
     // The C++ handler and the cxx bridge, as one static archive linked whole.
     let mut cpp = cxx_build::bridge("src/ffi/mod.rs");
     cpp.file("cpp/ha_rust.cc")
+        .file("cpp/ha_rust_btree.cc")
         .cpp(true)
         .std("c++17")
         .flag("-fPIC")

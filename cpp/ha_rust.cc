@@ -16,6 +16,7 @@
 #include <table.h>
 #include <mysql/plugin.h>
 #include <log.h>
+#include <key.h>
 
 #include <algorithm>
 
@@ -31,6 +32,58 @@
 using ha_rust_ffi::Table;
 
 static handlerton *rust_hton;
+handlerton *rust_hton_btree;
+
+int rust_bt_commit(handlerton *, THD *thd, bool all);
+int rust_bt_rollback(handlerton *, THD *thd, bool all);
+int rust_bt_savepoint_set(handlerton *, THD *thd, void *sv);
+int rust_bt_savepoint_rollback(handlerton *, THD *thd, void *sv);
+int rust_bt_savepoint_release(handlerton *, THD *, void *);
+int rust_bt_close_connection(handlerton *, THD *thd);
+
+/* System variables of the BTREE layout. */
+static ulonglong rust_buffer_pool_size;
+static ulong rust_flush_log_at_trx_commit;
+static ulong rust_lock_wait_timeout;
+
+static void update_flush_policy(THD *, struct st_mysql_sys_var *, void *var,
+                                const void *save)
+{
+  *static_cast<ulong *>(var)= *static_cast<const ulong *>(save);
+  ha_rust_ffi::engine_set_flush_policy((uint8_t) rust_flush_log_at_trx_commit);
+}
+
+static void update_lock_wait_timeout(THD *, struct st_mysql_sys_var *, void *var,
+                                     const void *save)
+{
+  *static_cast<ulong *>(var)= *static_cast<const ulong *>(save);
+  ha_rust_ffi::engine_set_lock_wait_timeout(rust_lock_wait_timeout);
+}
+
+static MYSQL_SYSVAR_ULONGLONG(buffer_pool_size, rust_buffer_pool_size,
+  PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+  "Bytes of B-tree pages each open BTREE index file keeps in memory "
+  "(pages beyond it are evicted, least recently used first)",
+  NULL, NULL, 64ULL << 20, 1ULL << 20, 1ULL << 40, 16384);
+static MYSQL_SYSVAR_ULONG(flush_log_at_trx_commit, rust_flush_log_at_trx_commit,
+  PLUGIN_VAR_RQCMDARG,
+  "When a BTREE commit makes the redo log durable, as "
+  "innodb_flush_log_at_trx_commit: 1 write and sync at every commit, "
+  "2 write at every commit and sync about once a second, 0 both about once "
+  "a second",
+  NULL, update_flush_policy, 1, 0, 2, 0);
+static MYSQL_SYSVAR_ULONG(lock_wait_timeout, rust_lock_wait_timeout,
+  PLUGIN_VAR_RQCMDARG,
+  "Seconds a BTREE transaction waits for a table lock before it gives up "
+  "with ER_LOCK_WAIT_TIMEOUT",
+  NULL, update_lock_wait_timeout, 50, 1, 1073741824, 0);
+
+static struct st_mysql_sys_var *rust_system_variables[]= {
+  MYSQL_SYSVAR(buffer_pool_size),
+  MYSQL_SYSVAR(flush_log_at_trx_commit),
+  MYSQL_SYSVAR(lock_wait_timeout),
+  NULL
+};
 
 static ha_create_table_option rust_table_options[]=
 {
@@ -44,7 +97,7 @@ static ha_create_table_option rust_table_options[]=
 };
 
 static const char *rust_exts[]= { ".csv", ".csv-rewrite", ".arz", ".arp",
-                                  ".arz-rewrite", NullS };
+                                  ".arz-rewrite", ".rbt", NullS };
 
 static rust::Slice<const uint8_t> bytes(const char *s)
 {
@@ -52,11 +105,6 @@ static rust::Slice<const uint8_t> bytes(const char *s)
                                     s ? strlen(s) : 0);
 }
 
-static rust::Slice<const uint8_t> bytes(const String &s)
-{
-  return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t *>(s.ptr()),
-                                    s.length());
-}
 
 static uchar separator_of(const ha_table_option_struct *o)
 {
@@ -163,7 +211,7 @@ rust_layout ha_rust::layout() const
 {
   if (table_share && table_share->option_struct)
     return (rust_layout) table_share->option_struct->layout;
-  return LAYOUT_ARCHIVE;
+  return LAYOUT_BTREE;   /* the widest: BTREE can index and AUTO_INCREMENT */
 }
 
 ulonglong ha_rust::table_flags() const
@@ -174,7 +222,27 @@ ulonglong ha_rust::table_flags() const
                     HA_CAN_BIT_FIELD | HA_CAN_VIRTUAL_COLUMNS;
   if (layout() == LAYOUT_CSV)
     return common | HA_NO_AUTO_INCREMENT;
+  if (layout() == LAYOUT_BTREE)
+    return (common & ~HA_NO_TRANSACTIONS & ~HA_CAN_REPAIR) | HA_NULL_IN_KEY |
+           HA_CAN_INDEX_BLOBS | HA_PRIMARY_KEY_REQUIRED_FOR_POSITION |
+           HA_REQUIRES_KEY_COLUMNS_FOR_DELETE;
   return common | HA_STATS_RECORDS_IS_EXACT | HA_HAS_RECORDS | HA_NULL_IN_KEY;
+}
+
+ulong ha_rust::index_flags(uint inx, uint part, bool all_parts) const
+{
+  if (layout() != LAYOUT_BTREE)
+    return HA_ONLY_WHOLE_INDEX;
+  ulong flags= HA_READ_NEXT | HA_READ_PREV | HA_READ_RANGE | HA_READ_ORDER;
+  if (table_share && inx < table_share->keys)
+  {
+    /* a prefix key part cannot give the order of the whole value */
+    KEY *k= table_share->key_info + inx;
+    for (uint p= all_parts ? 0 : part; p <= part && p < k->user_defined_key_parts; p++)
+      if (k->key_part[p].key_part_flag & HA_PART_KEY_SEG)
+        flags&= ~HA_READ_ORDER;
+  }
+  return flags;
 }
 
 int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
@@ -186,12 +254,26 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
     rust::String e;
     int rc= ha_rust_ffi::table_create(bytes(name), (uint8_t) o->layout,
                                       bytes(""), false, ',', false, 0,
-                                      rust::Slice<const uint8_t>(), 0, e);
+                                      rust::Slice<const uint8_t>(), 0, 1, e);
     my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
                     std::string(e).c_str());
     return rc ? HA_WRONG_CREATE_OPTION : HA_WRONG_CREATE_OPTION;
   }
-  if (o->layout == LAYOUT_CSV)
+  uint indexes= 1;
+  if (o->layout == LAYOUT_BTREE)
+  {
+    if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable ||
+        o->compression_level)
+    {
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "CSV_* and COMPRESSION_LEVEL do not apply to LAYOUT=BTREE",
+                      MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+    if (int rc= bt_create_check(form, &indexes))
+      return rc;
+  }
+  else if (o->layout == LAYOUT_CSV)
   {
     if (form->s->keys)
     {
@@ -219,6 +301,11 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
       return HA_WRONG_CREATE_OPTION;
     }
     /* As MariaDB's ARCHIVE: at most one index, on the AUTO_INCREMENT column. */
+    if (form->s->keys > 1)
+    {
+      my_error(ER_TOO_MANY_KEYS, MYF(0), 1);
+      return HA_WRONG_CREATE_OPTION;
+    }
     for (uint k= 0; k < form->s->keys; k++)
     {
       KEY *key= form->key_info + k;
@@ -280,7 +367,8 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
   int rc= ha_rust_ffi::table_create(
       bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
       separator_of(o), o->csv_writable, stored_columns(form), bytes(header),
-      info->auto_increment_value ? info->auto_increment_value - 1 : 0, e);
+      info->auto_increment_value ? info->auto_increment_value - 1 : 0,
+      indexes, e);
   if (rc)
   {
     err_msg= std::string(e);
@@ -314,10 +402,24 @@ int ha_rust::open(const char *name, int mode, uint test_if_locked)
     return HA_ERR_OUT_OF_MEM;
   thr_lock_data_init(&share->lock, &lock, NULL);
   ha_table_option_struct *o= table->s->option_struct;
+  uint64_t unique_mask= 0;
+  uint indexes= 1;
+  if (o->layout == LAYOUT_BTREE)
+  {
+    bt_setup();
+    indexes= (uint) server_key_of.size();
+    for (uint r= 0; r < indexes && r < 64; r++)
+    {
+      uint k= server_key_of[r];
+      if (k != MAX_KEY && (table->key_info[k].flags & HA_NOSAME))
+        unique_mask|= 1ULL << r;
+    }
+  }
   tbl= new rust::Box<Table>(ha_rust_ffi::table_open(
       bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
       separator_of(o), o->csv_writable, stored_columns(table),
-      (int32_t) o->compression_level));
+      (int32_t) o->compression_level, unique_mask, indexes,
+      table->s->primary_key == MAX_KEY));
   if (int rc= (*tbl)->open_error())
   {
     err_msg= std::string((*tbl)->last_error());
@@ -576,6 +678,8 @@ void ha_rust::push_rust_warnings()
 
 int ha_rust::write_row(const uchar *buf)
 {
+  if (layout() == LAYOUT_BTREE)
+    return bt_write_row(buf);
   if (layout() == LAYOUT_CSV)
   {
     pack_row(buf);
@@ -607,6 +711,8 @@ int ha_rust::write_row(const uchar *buf)
    engine refuses them. */
 int ha_rust::update_row(const uchar *old_data, const uchar *new_data)
 {
+  if (layout() == LAYOUT_BTREE)
+    return bt_update_row(old_data, new_data);
   if (layout() != LAYOUT_CSV)
     return HA_ERR_WRONG_COMMAND;
   pack_row(new_data);
@@ -615,6 +721,8 @@ int ha_rust::update_row(const uchar *old_data, const uchar *new_data)
 
 int ha_rust::delete_row(const uchar *buf)
 {
+  if (layout() == LAYOUT_BTREE)
+    return bt_delete_row(buf);
   if (layout() != LAYOUT_CSV)
     return HA_ERR_WRONG_COMMAND;
   return rust_rc((*tbl)->delete_current());
@@ -622,6 +730,7 @@ int ha_rust::delete_row(const uchar *buf)
 
 int ha_rust::delete_all_rows()
 {
+  /* BTREE: row by row, so that a transaction can roll it back */
   if (layout() != LAYOUT_CSV)
     return HA_ERR_WRONG_COMMAND;
   return rust_rc((*tbl)->truncate());
@@ -645,6 +754,11 @@ int ha_rust::end_bulk_insert()
 
 int ha_rust::rnd_init(bool scan)
 {
+  if (layout() == LAYOUT_BTREE)
+  {
+    rnd_first= scan;
+    return 0;
+  }
   if (!scan)
     return 0;
   return rust_rc((*tbl)->scan_start());
@@ -652,6 +766,8 @@ int ha_rust::rnd_init(bool scan)
 
 int ha_rust::rnd_next(uchar *buf)
 {
+  if (layout() == LAYOUT_BTREE)
+    return bt_rnd_next(buf);
   int rc= (*tbl)->scan_next();
   if (rc == HA_ERR_END_OF_FILE)
   {
@@ -683,11 +799,15 @@ int ha_rust::rnd_end()
 
 void ha_rust::position(const uchar *record)
 {
+  if (layout() == LAYOUT_BTREE)
+    return bt_position();
   int8store(ref, (*tbl)->position());
 }
 
 int ha_rust::rnd_pos(uchar *buf, uchar *pos)
 {
+  if (layout() == LAYOUT_BTREE)
+    return bt_rnd_pos(buf, pos);
   int rc= (*tbl)->read_at(uint8korr(pos));
   if (rc)
     return rust_rc(rc);
@@ -699,6 +819,8 @@ int ha_rust::index_read_map(uchar *buf, const uchar *key,
                             key_part_map keypart_map,
                             enum ha_rkey_function find_flag)
 {
+  if (layout() == LAYOUT_BTREE)
+    return bt_index_read(buf, key, keypart_map, find_flag);
   if (find_flag != HA_READ_KEY_EXACT)
     return HA_ERR_WRONG_COMMAND;
   KEY_PART_INFO *kp= table->key_info[active_index].key_part;
@@ -717,21 +839,104 @@ int ha_rust::index_read_map(uchar *buf, const uchar *key,
 
 int ha_rust::index_next(uchar *buf)
 {
+  if (layout() == LAYOUT_BTREE)
+  {
+    int rc= (*tbl)->bt_next(scan_desc);
+    scan_desc= false;
+    return bt_fetch(buf, rc);
+  }
   int rc= (*tbl)->scan_next();
   if (rc)
     return rc == HA_ERR_END_OF_FILE ? rc : rust_rc(rc);
   return fetch_row(buf, nullptr) ? HA_ERR_WRONG_IN_RECORD : 0;
 }
 
-int ha_rust::index_next_same(uchar *buf, const uchar *, uint)
+int ha_rust::index_next_same(uchar *buf, const uchar *key, uint keylen)
 {
-  return index_next(buf);
+  int rc= index_next(buf);
+  if (!rc && layout() == LAYOUT_BTREE &&
+      key_cmp_if_same(table, key, active_index, keylen))
+    rc= HA_ERR_END_OF_FILE;
+  return rc;
+}
+
+int ha_rust::index_prev(uchar *buf)
+{
+  if (layout() != LAYOUT_BTREE)
+    return HA_ERR_WRONG_COMMAND;
+  int rc= (*tbl)->bt_next(!scan_desc);
+  scan_desc= true;
+  return bt_fetch(buf, rc);
+}
+
+int ha_rust::index_first(uchar *buf)
+{
+  if (layout() != LAYOUT_BTREE)
+    return HA_ERR_WRONG_COMMAND;
+  scan_desc= false;
+  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], false));
+}
+
+int ha_rust::index_last(uchar *buf)
+{
+  if (layout() != LAYOUT_BTREE)
+    return HA_ERR_WRONG_COMMAND;
+  scan_desc= true;
+  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], true));
+}
+
+int ha_rust::index_init(uint idx, bool sorted)
+{
+  active_index= idx;
+  return 0;
 }
 
 int ha_rust::index_end()
 {
   active_index= MAX_KEY;
+  if (layout() == LAYOUT_BTREE)
+    return 0;
   return rust_rc((*tbl)->scan_end());
+}
+
+ha_rows ha_rust::records_in_range(uint inx, const key_range *min_key,
+                                  const key_range *max_key, page_range *)
+{
+  if (layout() != LAYOUT_BTREE)
+    return 10;
+  uint8_t min_mode= 0, max_mode= 0;
+  key_buf.clear();
+  key_buf2.clear();
+  if (min_key)
+  {
+    key_tuple(inx, min_key->key, min_key->keypart_map, key_buf);
+    min_mode= min_key->flag == HA_READ_AFTER_KEY ? 2 : 1;
+  }
+  if (max_key)
+  {
+    key_tuple(inx, max_key->key, max_key->keypart_map, key_buf2);
+    max_mode= max_key->flag == HA_READ_BEFORE_KEY ? 2 : 1;
+  }
+  return (ha_rows) (*tbl)->bt_count_range(rust_index_of[inx], sl(key_buf), min_mode,
+                                          sl(key_buf2), max_mode);
+}
+
+int ha_rust::start_stmt(THD *thd, thr_lock_type lock_type)
+{
+  if (layout() != LAYOUT_BTREE)
+    return 0;
+  /* under LOCK TABLES: each statement is a statement of the transaction */
+  ha_rust_ffi::trx_stmt_begin(trx());
+  trans_register_ha(thd, false, rust_hton_btree, 0);
+  if (thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
+    trans_register_ha(thd, true, rust_hton_btree, 0);
+  return 0;
+}
+
+int ha_rust::analyze(THD *thd, HA_CHECK_OPT *)
+{
+  /* BTREE statistics are kept current; nothing to gather */
+  return layout() == LAYOUT_BTREE ? HA_ADMIN_OK : HA_ADMIN_NOT_IMPLEMENTED;
 }
 
 ha_rows ha_rust::records()
@@ -760,6 +965,8 @@ void ha_rust::update_create_info(HA_CREATE_INFO *create_info)
 
 int ha_rust::optimize(THD *thd, HA_CHECK_OPT *check_opt)
 {
+  if (layout() == LAYOUT_BTREE)
+    return HA_ADMIN_TRY_ALTER;   /* rebuilt by the server, as InnoDB's */
   if (layout() != LAYOUT_ARCHIVE)
     return HA_ADMIN_NOT_IMPLEMENTED;
   if (int rc= (*tbl)->optimize())
@@ -774,6 +981,14 @@ int ha_rust::optimize(THD *thd, HA_CHECK_OPT *check_opt)
 
 int ha_rust::info(uint flag)
 {
+  if (tbl && layout() == LAYOUT_BTREE)
+  {
+    if (flag & (HA_STATUS_VARIABLE | HA_STATUS_CONST))
+      bt_info();
+    if (flag & HA_STATUS_ERRKEY)
+      errkey= lookup_errkey;
+    return 0;
+  }
   if (tbl && (flag & HA_STATUS_VARIABLE))
   {
     ha_rust_ffi::Stats s= (*tbl)->stats();
@@ -791,6 +1006,8 @@ int ha_rust::info(uint flag)
 
 int ha_rust::external_lock(THD *thd, int lock_type)
 {
+  if (layout() == LAYOUT_BTREE)
+    return bt_external_lock(thd, lock_type);
   if (lock_type == F_UNLCK && tbl)
     return rust_rc((*tbl)->flush());
   return 0;
@@ -800,7 +1017,18 @@ THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
                                     enum thr_lock_type lock_type)
 {
   if (lock_type != TL_IGNORE && lock.type == TL_UNLOCK)
+  {
+    /* BTREE isolates transactions with its own table locks (held to the end
+       of the transaction), so the server's statement locks may be shared */
+    if (layout() == LAYOUT_BTREE && !thd_in_lock_tables(thd))
+    {
+      if (lock_type >= TL_WRITE_CONCURRENT_INSERT && lock_type <= TL_WRITE)
+        lock_type= TL_WRITE_ALLOW_WRITE;
+      else if (lock_type == TL_READ_NO_INSERT)
+        lock_type= TL_READ;
+    }
     lock.type= lock_type;
+  }
   *to++= &lock;
   return to;
 }
@@ -882,11 +1110,15 @@ int ha_rust::admin(THD *thd, bool repair)
 
 int ha_rust::check(THD *thd, HA_CHECK_OPT *)
 {
+  if (layout() == LAYOUT_BTREE)
+    return bt_check(thd);
   return admin(thd, false);
 }
 
 int ha_rust::repair(THD *thd, HA_CHECK_OPT *)
 {
+  if (layout() == LAYOUT_BTREE)
+    return HA_ADMIN_NOT_IMPLEMENTED;
   return admin(thd, true);
 }
 
@@ -902,6 +1134,11 @@ void ha_rust::print_error(int error, myf errflag)
       (error >= HA_ERR_RUST_FIRST || error == HA_ERR_TABLE_READONLY ||
        error == HA_ERR_UNSUPPORTED || error == HA_ERR_DISK_FULL))
   {
+    if (error == HA_ERR_LOCK_WAIT_TIMEOUT)
+    {
+      handler::print_error(error, errflag);
+      return;
+    }
     uint code= error == HA_ERR_TABLE_READONLY ? ER_OPEN_AS_READONLY
              : error == HA_ERR_UNSUPPORTED    ? ER_ILLEGAL_HA
              : error == HA_ERR_DISK_FULL      ? ER_DISK_FULL
@@ -921,15 +1158,35 @@ bool ha_rust::get_error_message(int error, String *buf)
 
 static int rust_init(void *p)
 {
-  rust_hton= static_cast<handlerton *>(p);
+  rust_hton= rust_hton_btree= static_cast<handlerton *>(p);
   rust_hton->create= rust_create_handler;
   rust_hton->table_options= rust_table_options;
   rust_hton->tablefile_extensions= rust_exts;
+  rust_hton->commit= rust_bt_commit;
+  rust_hton->rollback= rust_bt_rollback;
+  rust_hton->savepoint_offset= sizeof(uint64_t);
+  rust_hton->savepoint_set= rust_bt_savepoint_set;
+  rust_hton->savepoint_rollback= rust_bt_savepoint_rollback;
+  rust_hton->savepoint_release= rust_bt_savepoint_release;
+  rust_hton->close_connection= rust_bt_close_connection;
+  /* The BTREE engine's files live in the data directory (the server's working
+     directory); starting it recovers from a crash. If it cannot start, CSV and
+     ARCHIVE tables still work and BTREE tables say why they cannot open. */
+  ha_rust_ffi::engine_set_lock_wait_timeout(rust_lock_wait_timeout);
+  rust::String e;
+  if (ha_rust_ffi::engine_start(bytes("."), rust_buffer_pool_size / 16384,
+                                (uint8_t) rust_flush_log_at_trx_commit, e))
+    sql_print_error("RUST: the BTREE layout cannot start: %s",
+                    std::string(e).c_str());
+  rust::String note;
+  while (ha_rust_ffi::engine_take_note(note))
+    sql_print_information("RUST: %s", std::string(note).c_str());
   return 0;
 }
 
 static int rust_deinit(void *)
 {
+  ha_rust_ffi::engine_stop();
   return 0;
 }
 
@@ -942,13 +1199,13 @@ maria_declare_plugin(rust)
   &rust_storage_engine,
   "RUST",
   "ha_rust developers",
-  "Storage engine written in Rust: LAYOUT=CSV and LAYOUT=ARCHIVE (BTREE to come)",
+  "Storage engine written in Rust: LAYOUT=BTREE (transactional), CSV, ARCHIVE",
   PLUGIN_LICENSE_GPL,
   rust_init,
   rust_deinit,
   0x0001,
   NULL,
-  NULL,
+  rust_system_variables,
   "0.1",
   MariaDB_PLUGIN_MATURITY_GAMMA
 }

@@ -33,6 +33,19 @@ struct ha_table_option_struct
 
 enum rust_layout { LAYOUT_BTREE= 0, LAYOUT_CSV= 1, LAYOUT_ARCHIVE= 2 };
 
+/* Bytes for the bridge. */
+static inline rust::Slice<const uint8_t> bytes(const String &s)
+{
+  return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t *>(s.ptr()),
+                                    s.length());
+}
+
+static inline rust::Slice<const uint8_t> sl(const std::string &s)
+{
+  return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t *>(s.data()),
+                                    s.size());
+}
+
 /* What all handlers of one table share: the server's table lock. */
 class Rust_share : public Handler_share
 {
@@ -53,8 +66,46 @@ class ha_rust final : public handler
   std::vector<uint32_t> segs;                  /* ARCHIVE: column ends in row_image */
   bool has_timestamp= false;
 
+  /* BTREE: server key number <-> Rust index (0 = clustered) */
+  std::vector<uint> rust_index_of;
+  std::vector<uint> server_key_of;
+  std::vector<uchar> key_record;   /* scratch record for key tuples */
+  std::string key_buf, key_buf2, pk_buf, pk_buf2, sec_buf, sec_buf2;
+  String key_text;
+  bool rnd_first= false;
+  bool scan_desc= false;
+  uint max_pk_len= 0;
+
   Rust_share *get_share();
   rust_layout layout() const;
+  ha_rust_ffi::TrxHandle &trx();
+  void append_field_key(KEY_PART_INFO *kp, Field *f, std::string &out);
+  void append_key(uint key, const uchar *record, uint parts, std::string &out,
+                  bool *has_null);
+  void primary_key_of(const uchar *record, std::string &out);
+  void secondary_keys_of(const uchar *record, std::string &out);
+  uint key_tuple(uint key, const uchar *tuple, key_part_map map,
+                 std::string &out);
+  int bt_rc(int rc);
+  int bt_fetch(uchar *buf, int rc);
+  int bt_setup();
+  int bt_write_row(const uchar *buf);
+  int bt_update_row(const uchar *old_data, const uchar *new_data);
+  int bt_delete_row(const uchar *buf);
+  int bt_rnd_next(uchar *buf);
+  void bt_position();
+  int bt_rnd_pos(uchar *buf, uchar *pos);
+  int bt_index_read(uchar *buf, const uchar *key, key_part_map map,
+                    enum ha_rkey_function find_flag);
+  int bt_external_lock(THD *thd, int lock_type);
+  void bt_info();
+  int bt_check(THD *thd);
+  int bt_dup(int rc, uint32_t dup);
+
+public:
+  /* BTREE create(): refuses what the layout cannot index; sets *indexes */
+  static int bt_create_check(TABLE *form, uint *indexes);
+private:
   int rust_rc(int code);
   int unpack_row(uchar *buf, bool all_fields, std::string *bad);
   int pack_row(const uchar *buf);
@@ -71,15 +122,18 @@ public:
   ~ha_rust() override;
 
   ulonglong table_flags() const override;
-  /* ARCHIVE: one index, on the AUTO_INCREMENT column, for equality lookups;
-     CSV: none (refused in create()). */
-  ulong index_flags(uint, uint, bool) const override
-  { return HA_ONLY_WHOLE_INDEX; }
+  /* BTREE: ordered indexes. ARCHIVE: one index, on the AUTO_INCREMENT column,
+     for equality lookups; CSV: none (refused in create()). */
+  ulong index_flags(uint inx, uint part, bool all_parts) const override;
   uint max_supported_keys() const override
-  { return layout() == LAYOUT_CSV ? 0 : 1; }
-  uint max_supported_key_parts() const override { return 1; }
-  /* non-zero so that an index is refused as "too many keys", not "too long" */
-  uint max_supported_key_length() const override { return 3500; }
+  { return layout() == LAYOUT_CSV ? 0 : layout() == LAYOUT_ARCHIVE ? 1 : MAX_KEY; }
+  uint max_supported_key_parts() const override
+  { return layout() == LAYOUT_BTREE ? 16 : 1; }
+  const char *index_type(uint) override
+  { return layout() == LAYOUT_BTREE ? "BTREE" : "HASH"; }
+  /* non-zero so that a CSV index is refused as "too many keys", not "too long" */
+  uint max_supported_key_length() const override { return 3072; }
+  uint max_supported_key_part_length() const override { return 3072; }
   uint max_supported_record_length() const override { return HA_MAX_REC_LENGTH; }
   double scan_time() override
   { return (double) (stats.records + stats.deleted) / 20.0 + 10; }
@@ -107,6 +161,14 @@ public:
   int index_read_map(uchar *buf, const uchar *key, key_part_map keypart_map,
                      enum ha_rkey_function find_flag) override;
   int index_next(uchar *buf) override;
+  int index_prev(uchar *buf) override;
+  int index_first(uchar *buf) override;
+  int index_last(uchar *buf) override;
+  int index_init(uint idx, bool sorted) override;
+  ha_rows records_in_range(uint inx, const key_range *min_key,
+                           const key_range *max_key, page_range *pages) override;
+  int start_stmt(THD *thd, thr_lock_type lock_type) override;
+  int analyze(THD *thd, HA_CHECK_OPT *check_opt) override;
   int index_next_same(uchar *buf, const uchar *key, uint keylen) override;
   int index_end() override;
   ha_rows records() override;

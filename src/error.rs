@@ -21,6 +21,8 @@ pub enum Error {
     NotFound(String),
     #[error("internal error in the RUST engine: {0}")]
     Panic(String),
+    #[error("Lock wait timeout exceeded; try restarting transaction")]
+    LockWait,
 }
 
 /// First engine-private error code, as MyRocks does: past the server's last one.
@@ -47,6 +49,7 @@ impl Error {
             Error::Unsupported(_) => consts::HA_ERR_UNSUPPORTED as i32,
             Error::NotFound(_) => consts::HA_ERR_NO_SUCH_TABLE as i32,
             Error::Panic(_) => HA_ERR_RUST_PANIC,
+            Error::LockWait => consts::HA_ERR_LOCK_WAIT_TIMEOUT as i32,
         }
     }
 }

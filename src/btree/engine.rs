@@ -24,6 +24,9 @@ use super::tree::BTree;
 use crate::error::{Error, IoContext, Result};
 
 const CONTROL_MAGIC: &[u8; 8] = b"RUSTCTL\0";
+/// The engine's files, in the server's data directory (beside InnoDB's ib_logfile0).
+pub const CONTROL_FILE: &str = "rust_control";
+pub const LOG_FILE: &str = "rust_redo.log";
 const CONTROL_VERSION: u32 = 1;
 /// A checkpoint is taken when the log grows past this.
 pub const CHECKPOINT_AFTER: u64 = 64 * 1024 * 1024;
@@ -180,9 +183,9 @@ impl Engine {
     /// Opens the engine folder (creating it), recovering from a crash if needed.
     pub fn open(dir: &Path, pool_pages: usize, policy: FlushPolicy) -> Result<Engine> {
         fs::create_dir_all(dir).ctx(|| format!("cannot create '{}'", dir.display()))?;
-        let ctl_path = dir.join("control");
+        let ctl_path = dir.join(CONTROL_FILE);
         let ctl = read_control(&ctl_path)?.unwrap_or(Control { checkpoint: 0, log_start: 0, trees: vec![] });
-        let (log, recs) = RedoLog::open(&dir.join("redo.log"), ctl.log_start)?;
+        let (log, recs) = RedoLog::open(&dir.join(LOG_FILE), ctl.log_start)?;
         let log = Arc::new(log);
         let e = Engine {
             dir: dir.to_path_buf(),
@@ -440,7 +443,7 @@ impl Engine {
             log_start,
             trees: live.iter().map(|(id, p, _)| (*id, p.clone())).collect(),
         };
-        write_control(&self.dir.join("control"), &ctl)?;
+        write_control(&self.dir.join(CONTROL_FILE), &ctl)?;
         self.log.truncate_before(log_start)
     }
 
@@ -577,7 +580,7 @@ mod tests {
                 std::mem::forget(trx);
                 std::mem::forget(t);
                 let base = e.log.inner.lock().base_lsn;
-                let lp = edir.join("redo.log");
+                let lp = edir.join(LOG_FILE);
                 let f = OpenOptions::new().write(true).open(&lp).unwrap();
                 f.set_len(super::super::log::LOG_HEADER + (durable_end - base)).unwrap();
                 std::mem::forget(e);

@@ -6,4 +6,5 @@ pub mod engine;
 pub mod log;
 pub mod page;
 pub mod pool;
+pub mod table;
 pub mod tree;

@@ -1,0 +1,467 @@
+/*
+  ha_rust: the BTREE layout's server glue. Keys become memcomparable bytes here
+  (the column's collation applied with the server's own strnxfrm / sort_string, as
+  MyRocks does), rows become Field::pack() images, and the connection's
+  transaction is tied to the server's (trans_register_ha). The trees, logs, locks
+  and transactions themselves are Rust (src/btree/).
+*/
+#include "ha_rust.h"
+
+#include <sql_class.h>
+#include <key.h>
+#include <log.h>
+
+extern handlerton *rust_hton_btree;
+
+/* The connection's transaction, kept in the THD's slot for this engine. */
+struct Rust_trx
+{
+  rust::Box<ha_rust_ffi::TrxHandle> h;
+  uint tables_in_use= 0;
+  Rust_trx() : h(ha_rust_ffi::trx_new()) {}
+};
+
+static Rust_trx *get_trx(THD *thd, bool create)
+{
+  Rust_trx *t= static_cast<Rust_trx *>(thd_get_ha_data(thd, rust_hton_btree));
+  if (!t && create)
+  {
+    t= new Rust_trx;
+    thd_set_ha_data(thd, rust_hton_btree, t);
+  }
+  return t;
+}
+
+ha_rust_ffi::TrxHandle &ha_rust::trx()
+{
+  return *get_trx(ha_thd(), true)->h;
+}
+
+/* ---- handlerton transaction callbacks ---- */
+
+static void report(int rc, const rust::String &e)
+{
+  if (rc)
+    sql_print_error("RUST: %s", std::string(e).c_str());
+}
+
+int rust_bt_commit(handlerton *, THD *thd, bool all)
+{
+  Rust_trx *t= get_trx(thd, false);
+  if (!t)
+    return 0;
+  if (all || !thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
+  {
+    rust::String e;
+    int rc= ha_rust_ffi::trx_commit(*t->h, e);
+    report(rc, e);
+    return rc;
+  }
+  return 0;   /* the end of a statement inside a transaction */
+}
+
+int rust_bt_rollback(handlerton *, THD *thd, bool all)
+{
+  Rust_trx *t= get_trx(thd, false);
+  if (!t)
+    return 0;
+  rust::String e;
+  int rc;
+  if (all || !thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
+    rc= ha_rust_ffi::trx_rollback(*t->h, e);
+  else
+    rc= ha_rust_ffi::trx_stmt_rollback(*t->h, e);   /* a failed statement */
+  report(rc, e);
+  return rc;
+}
+
+int rust_bt_savepoint_set(handlerton *, THD *thd, void *sv)
+{
+  *static_cast<uint64_t *>(sv)= ha_rust_ffi::trx_savepoint(*get_trx(thd, true)->h);
+  return 0;
+}
+
+int rust_bt_savepoint_rollback(handlerton *, THD *thd, void *sv)
+{
+  rust::String e;
+  int rc= ha_rust_ffi::trx_rollback_to(*get_trx(thd, true)->h,
+                                       *static_cast<uint64_t *>(sv), e);
+  report(rc, e);
+  return rc;
+}
+
+int rust_bt_savepoint_release(handlerton *, THD *, void *)
+{
+  return 0;
+}
+
+int rust_bt_close_connection(handlerton *, THD *thd)
+{
+  Rust_trx *t= get_trx(thd, false);
+  if (t)
+  {
+    rust::String e;
+    ha_rust_ffi::trx_rollback(*t->h, e);
+    delete t;
+    thd_set_ha_data(thd, rust_hton_btree, NULL);
+  }
+  return 0;
+}
+
+/* ---- keys ---- */
+
+static bool is_text(Field *f)
+{
+  switch (f->real_type()) {
+  case MYSQL_TYPE_VARCHAR: case MYSQL_TYPE_VAR_STRING: case MYSQL_TYPE_STRING:
+  case MYSQL_TYPE_TINY_BLOB: case MYSQL_TYPE_MEDIUM_BLOB:
+  case MYSQL_TYPE_LONG_BLOB: case MYSQL_TYPE_BLOB:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* One key part of the field's current value, memcomparable and fixed length:
+   strings through their collation (strnxfrm over the first `length / mbmaxlen`
+   characters, padded: PAD SPACE collations compare trailing spaces away), other
+   types through the server's sort_string(). */
+void ha_rust::append_field_key(KEY_PART_INFO *kp, Field *f, std::string &out)
+{
+  if (is_text(f))
+  {
+    CHARSET_INFO *cs= f->charset();
+    String *s= f->val_str(&key_text, &key_text);
+    uint nchars= kp->length / cs->mbmaxlen;
+    size_t len= cs->strnxfrmlen(nchars * cs->mbmaxlen);
+    size_t at= out.size();
+    out.resize(at + len);
+    uint flags= MY_STRXFRM_PAD_TO_MAXLEN;
+    if (!(cs->state & MY_CS_NOPAD))
+      flags|= MY_STRXFRM_PAD_WITH_SPACE;
+    cs->strnxfrm((uchar *) &out[at], len, nchars, (const uchar *) s->ptr(),
+                 s->length(), flags);
+    return;
+  }
+  uint len= f->sort_length();
+  size_t at= out.size();
+  out.resize(at + len + 8);   /* sort_string may write up to 8 bytes more */
+  f->sort_string((uchar *) &out[at], len);
+  out.resize(at + len);
+}
+
+/* The first `parts` parts of key `key` of the row at `record`. */
+void ha_rust::append_key(uint key, const uchar *record, uint parts,
+                         std::string &out, bool *has_null)
+{
+  KEY *k= table->key_info + key;
+  my_ptrdiff_t off= record - table->record[0];
+  for (uint i= 0; i < parts && i < k->user_defined_key_parts; i++)
+  {
+    KEY_PART_INFO *kp= k->key_part + i;
+    Field *f= kp->field;
+    if (off)
+      f->move_field_offset(off);
+    if (f->real_maybe_null())
+    {
+      if (f->is_null())
+      {
+        out.push_back(0);
+        *has_null= true;
+        if (off)
+          f->move_field_offset(-off);
+        continue;
+      }
+      out.push_back(1);
+    }
+    append_field_key(kp, f, out);
+    if (off)
+      f->move_field_offset(-off);
+  }
+}
+
+void ha_rust::primary_key_of(const uchar *record, std::string &out)
+{
+  out.clear();
+  if (table->s->primary_key == MAX_KEY)
+    return;                      /* hidden: Rust gives the row id */
+  bool has_null= false;
+  append_key(table->s->primary_key, record, MAX_REF_PARTS, out, &has_null);
+}
+
+/* Every secondary index's key: u8 has_null, u32 length, bytes. */
+void ha_rust::secondary_keys_of(const uchar *record, std::string &out)
+{
+  out.clear();
+  for (uint r= 1; r < server_key_of.size(); r++)
+  {
+    size_t at= out.size();
+    out.append(5, '\0');
+    bool has_null= false;
+    append_key(server_key_of[r], record, MAX_REF_PARTS, out, &has_null);
+    out[at]= has_null ? 1 : 0;
+    uint32 len= (uint32) (out.size() - at - 5);
+    int4store(&out[at + 1], len);
+  }
+}
+
+/* A key tuple from the server (index_read, ranges) as memcomparable bytes, for
+   the parts `map` names; returns how many parts. */
+uint ha_rust::key_tuple(uint key, const uchar *tuple, key_part_map map,
+                        std::string &out)
+{
+  out.clear();
+  KEY *k= table->key_info + key;
+  uint len= calculate_key_len(table, key, tuple, map);
+  uint parts= 0;
+  for (key_part_map m= map; m & 1; m>>= 1)
+    parts++;
+  uchar *rec= key_record.data();
+  key_restore(rec, tuple, k, len);
+  bool has_null= false;
+  append_key(key, rec, parts, out, &has_null);
+  return parts;
+}
+
+/* ---- open / create ---- */
+
+int ha_rust::bt_create_check(TABLE *form, uint *indexes)
+{
+  uint n= 1;
+  for (uint k= 0; k < form->s->keys; k++)
+  {
+    KEY *key= form->key_info + k;
+    if (key->algorithm == HA_KEY_ALG_FULLTEXT || (key->flags & HA_SPATIAL))
+    {
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "LAYOUT=BTREE has no FULLTEXT or SPATIAL indexes", MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+    if (k != form->s->primary_key)
+      n++;
+  }
+  *indexes= n;
+  return 0;
+}
+
+int ha_rust::bt_setup()
+{
+  rust_index_of.assign(table->s->keys, 0);
+  server_key_of.assign(1, table->s->primary_key);
+  for (uint k= 0; k < table->s->keys; k++)
+  {
+    if (k == table->s->primary_key)
+      continue;
+    rust_index_of[k]= (uint) server_key_of.size();
+    server_key_of.push_back(k);
+  }
+  key_record.assign(table->s->rec_buff_length + 8, 0);
+  memcpy(key_record.data(), table->s->default_values, table->s->reclength);
+  max_pk_len= 8;
+  if (table->s->primary_key != MAX_KEY)
+  {
+    KEY *k= table->key_info + table->s->primary_key;
+    uint len= 0;
+    for (uint i= 0; i < k->user_defined_key_parts; i++)
+    {
+      KEY_PART_INFO *kp= k->key_part + i;
+      Field *f= kp->field;
+      len+= 1 + (is_text(f)
+                 ? (uint) f->charset()->strnxfrmlen(kp->length)
+                 : f->sort_length());
+    }
+    max_pk_len= len;
+  }
+  ref_length= 2 + max_pk_len;
+  return 0;
+}
+
+/* ---- rows ---- */
+
+int ha_rust::bt_rc(int rc)
+{
+  if (rc && tbl)
+    err_msg= std::string((*tbl)->last_error());
+  return rc;
+}
+
+/* After a Rust read: the current row into buf. */
+int ha_rust::bt_fetch(uchar *buf, int rc)
+{
+  if (rc)
+    return rc == HA_ERR_END_OF_FILE || rc == HA_ERR_KEY_NOT_FOUND ? rc : bt_rc(rc);
+  return unpack_binary(buf) ? HA_ERR_WRONG_IN_RECORD : 0;
+}
+
+int ha_rust::bt_dup(int rc, uint32_t dup)
+{
+  if (rc == HA_ERR_FOUND_DUPP_KEY)
+  {
+    errkey= lookup_errkey= dup < server_key_of.size() ? server_key_of[dup] : 0;
+    if (errkey == MAX_KEY)
+      errkey= lookup_errkey= 0;
+    return rc;
+  }
+  return bt_rc(rc);
+}
+
+int ha_rust::bt_write_row(const uchar *buf)
+{
+  if (table->next_number_field && buf == table->record[0])
+    if (int rc= update_auto_increment())
+      return rc;
+  primary_key_of(buf, pk_buf);
+  secondary_keys_of(buf, sec_buf);
+  if (int rc= pack_binary(buf))
+    return rc;
+  uint32_t dup= 0;
+  int rc= (*tbl)->bt_insert(trx(), sl(pk_buf), bytes(row_image), sl(sec_buf), dup);
+  return bt_dup(rc, dup);
+}
+
+
+int ha_rust::bt_update_row(const uchar *old_data, const uchar *new_data)
+{
+  if (table->s->primary_key == MAX_KEY)
+  {
+    rust::Slice<const uint8_t> cur= (*tbl)->bt_pk();
+    pk_buf.assign((const char *) cur.data(), cur.size());
+    pk_buf2= pk_buf;
+  }
+  else
+  {
+    primary_key_of(old_data, pk_buf);
+    primary_key_of(new_data, pk_buf2);
+  }
+  secondary_keys_of(old_data, sec_buf);
+  secondary_keys_of(new_data, sec_buf2);
+  if (int rc= pack_binary(new_data))
+    return rc;
+  uint32_t dup= 0;
+  int rc= (*tbl)->bt_update(trx(), sl(pk_buf), sl(pk_buf2), bytes(row_image),
+                            sl(sec_buf), sl(sec_buf2), dup);
+  return bt_dup(rc, dup);
+}
+
+int ha_rust::bt_delete_row(const uchar *buf)
+{
+  if (table->s->primary_key == MAX_KEY)
+  {
+    rust::Slice<const uint8_t> cur= (*tbl)->bt_pk();
+    pk_buf.assign((const char *) cur.data(), cur.size());
+  }
+  else
+    primary_key_of(buf, pk_buf);
+  secondary_keys_of(buf, sec_buf);
+  return bt_rc((*tbl)->bt_delete(trx(), sl(pk_buf), sl(sec_buf)));
+}
+
+int ha_rust::bt_rnd_next(uchar *buf)
+{
+  int rc;
+  if (rnd_first)
+  {
+    rnd_first= false;
+    scan_desc= false;
+    rc= (*tbl)->bt_edge(trx(), 0, false);
+  }
+  else
+    rc= (*tbl)->bt_next(scan_desc);
+  scan_desc= false;
+  return bt_fetch(buf, rc);
+}
+
+void ha_rust::bt_position()
+{
+  rust::Slice<const uint8_t> pk= (*tbl)->bt_pk();
+  uint len= (uint) std::min<size_t>(pk.size(), max_pk_len);
+  int2store(ref, len);
+  memcpy(ref + 2, pk.data(), len);
+}
+
+int ha_rust::bt_rnd_pos(uchar *buf, uchar *pos)
+{
+  uint len= uint2korr(pos);
+  int rc= (*tbl)->bt_get(trx(), rust::Slice<const uint8_t>(pos + 2, len));
+  return bt_fetch(buf, rc);
+}
+
+int ha_rust::bt_index_read(uchar *buf, const uchar *key, key_part_map map,
+                           enum ha_rkey_function find_flag)
+{
+  uint8_t find;
+  switch (find_flag) {
+  case HA_READ_KEY_EXACT: case HA_READ_PREFIX: find= 0; break;
+  case HA_READ_KEY_OR_NEXT: find= 1; break;
+  case HA_READ_KEY_OR_PREV: find= 2; break;
+  case HA_READ_AFTER_KEY: find= 3; break;
+  case HA_READ_BEFORE_KEY: find= 4; break;
+  case HA_READ_PREFIX_LAST: find= 5; break;
+  case HA_READ_PREFIX_LAST_OR_PREV: find= 6; break;
+  default: return HA_ERR_WRONG_COMMAND;
+  }
+  key_tuple(active_index, key, map, key_buf);
+  int rc= (*tbl)->bt_seek(trx(), rust_index_of[active_index], sl(key_buf), find);
+  scan_desc= find == 2 || find == 4 || find == 5 || find == 6;
+  /* the prefix bounds only the first row; the server bounds ranges itself */
+  (*tbl)->bt_set_prefix(rust::Slice<const uint8_t>(), false);
+  rc= bt_fetch(buf, rc);
+  return rc == HA_ERR_END_OF_FILE ? HA_ERR_KEY_NOT_FOUND : rc;
+}
+
+int ha_rust::bt_external_lock(THD *thd, int lock_type)
+{
+  Rust_trx *t= get_trx(thd, true);
+  if (lock_type == F_UNLCK)
+  {
+    if (t->tables_in_use)
+      t->tables_in_use--;
+    return 0;
+  }
+  if (t->tables_in_use++ == 0)
+  {
+    ha_rust_ffi::trx_stmt_begin(*t->h);
+    trans_register_ha(thd, false, rust_hton_btree, 0);
+    if (thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
+      trans_register_ha(thd, true, rust_hton_btree, 0);
+  }
+  return 0;
+}
+
+void ha_rust::bt_info()
+{
+  ha_rust_ffi::Stats s= (*tbl)->stats();
+  stats.records= s.rows;
+  stats.deleted= 0;
+  stats.data_file_length= s.data_length;
+  stats.index_file_length= s.index_length;
+  stats.mean_rec_length= s.rows ? (ulong) (s.data_length / s.rows) : 0;
+  /* rows per key value: exact for unique keys, a guess otherwise */
+  for (uint k= 0; k < table->s->keys; k++)
+  {
+    KEY *key= table->key_info + k;
+    for (uint p= 0; p < key->user_defined_key_parts; p++)
+      key->rec_per_key[p]= (key->flags & HA_NOSAME) && p + 1 == key->user_defined_key_parts
+                             ? 1 : (ulong) std::max<ha_rows>(1, s.rows / (10 * (p + 1)));
+  }
+}
+
+int ha_rust::bt_check(THD *thd)
+{
+  rust::String out;
+  uint n= (*tbl)->bt_check(out);
+  if (!n)
+    return HA_ADMIN_OK;
+  std::string all(out);
+  size_t at= 0;
+  while (at <= all.size())
+  {
+    size_t nl= all.find('\n', at);
+    std::string line= all.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR, line.c_str());
+    if (nl == std::string::npos)
+      break;
+    at= nl + 1;
+  }
+  return HA_ADMIN_CORRUPT;
+}

@@ -1,0 +1,704 @@
+//! A BTREE table: a clustered tree on the primary key (or a hidden row id) holding
+//! the rows, and one tree per secondary index holding `secondary key + primary
+//! key`. Isolation comes from table locks held to the end of the transaction
+//! (shared to read, exclusive to write): serializable, with lock waits that time
+//! out (`rust_lock_wait_timeout`). Keys arrive memcomparable from C++.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::engine::{Engine, Trx};
+use super::tree::{BTree, Cursor};
+use crate::csv::table::with_ext;
+use crate::error::{Error, Result};
+
+/// Bytes in front of a clustered record's row image: the transaction id (6) and
+/// the undo pointer (7), as InnoDB's records carry for MVCC (the pointer is 0
+/// until read views exist).
+pub const ROW_HEADER: usize = 13;
+
+pub const HIDDEN_PK_LEN: usize = 8;
+
+/// The file of index `i` (0: the clustered index).
+pub fn index_path(table: &Path, i: usize) -> PathBuf {
+    if i == 0 { with_ext(table, ".rbt") } else { with_ext(table, &format!("#i{i}.rbt")) }
+}
+
+/// A table lock, held by transactions until they end.
+#[derive(Default)]
+pub struct TableLock {
+    m: Mutex<LockState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct LockState {
+    shared: HashMap<u64, ()>,
+    exclusive: Option<u64>,
+}
+
+pub static LOCK_WAIT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(50);
+
+static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Weak<TableLock>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn table_lock(path: &Path) -> Arc<TableLock> {
+    let mut m = LOCKS.lock();
+    if let Some(l) = m.get(path).and_then(Weak::upgrade) {
+        return l;
+    }
+    let l = Arc::new(TableLock::default());
+    m.insert(path.to_path_buf(), Arc::downgrade(&l));
+    l
+}
+
+#[derive(Debug)]
+pub struct LockTimeout;
+
+impl TableLock {
+    /// Takes the lock for `trx` (shared or exclusive); waits up to the lock wait
+    /// timeout for other transactions to end.
+    fn acquire(&self, trx: u64, exclusive: bool) -> std::result::Result<bool, LockTimeout> {
+        let deadline = Instant::now() + Duration::from_secs(LOCK_WAIT_TIMEOUT_SECS.load(Ordering::Relaxed));
+        let mut s = self.m.lock();
+        loop {
+            let others_shared = s.shared.keys().any(|&t| t != trx);
+            let ok = match s.exclusive {
+                Some(t) if t == trx => return Ok(false),
+                Some(_) => false,
+                None => !exclusive || !others_shared,
+            };
+            if ok {
+                let new = !s.shared.contains_key(&trx);
+                if exclusive {
+                    s.exclusive = Some(trx);
+                } else {
+                    s.shared.insert(trx, ());
+                }
+                return Ok(new || exclusive);
+            }
+            if self.cv.wait_until(&mut s, deadline).timed_out() {
+                return Err(LockTimeout);
+            }
+        }
+    }
+
+    fn release(&self, trx: u64) {
+        let mut s = self.m.lock();
+        s.shared.remove(&trx);
+        if s.exclusive == Some(trx) {
+            s.exclusive = None;
+        }
+        self.cv.notify_all();
+    }
+}
+
+/// A server connection's transaction in the engine.
+pub struct TrxHandle {
+    pub trx: Option<Trx>,
+    locks: Vec<Arc<TableLock>>,
+    stmt_savepoint: usize,
+}
+
+impl TrxHandle {
+    pub fn new() -> TrxHandle {
+        TrxHandle { trx: None, locks: Vec::new(), stmt_savepoint: 0 }
+    }
+
+    fn trx(&mut self, e: &Engine) -> &mut Trx {
+        self.trx.get_or_insert_with(|| e.begin())
+    }
+
+    fn lock(&mut self, e: &Engine, l: &Arc<TableLock>, exclusive: bool) -> Result<()> {
+        let id = self.trx(e).id;
+        match l.acquire(id, exclusive) {
+            Ok(_) => {
+                if !self.locks.iter().any(|x| Arc::ptr_eq(x, l)) {
+                    self.locks.push(l.clone());
+                }
+                Ok(())
+            }
+            Err(LockTimeout) => Err(Error::LockWait),
+        }
+    }
+
+    pub fn stmt_begin(&mut self) {
+        self.stmt_savepoint = self.trx.as_ref().map_or(0, |t| t.savepoint());
+    }
+
+    pub fn stmt_rollback(&mut self, e: &Engine) -> Result<()> {
+        let sp = self.stmt_savepoint;
+        match self.trx.as_mut() {
+            Some(t) => e.rollback_to(t, sp),
+            None => Ok(()),
+        }
+    }
+
+    pub fn savepoint(&self) -> u64 {
+        self.trx.as_ref().map_or(0, |t| t.savepoint() as u64)
+    }
+
+    pub fn rollback_to(&mut self, e: &Engine, sp: u64) -> Result<()> {
+        match self.trx.as_mut() {
+            Some(t) => e.rollback_to(t, sp as usize),
+            None => Ok(()),
+        }
+    }
+
+    fn release_locks(&mut self) {
+        let id = self.trx.as_ref().map(|t| t.id);
+        if let Some(id) = id {
+            for l in self.locks.drain(..) {
+                l.release(id);
+            }
+        }
+        self.locks.clear();
+    }
+
+    pub fn commit(&mut self, e: &Engine) -> Result<()> {
+        let r = match self.trx.take() {
+            Some(t) => {
+                let id = t.id;
+                let r = e.commit(t);
+                for l in self.locks.drain(..) {
+                    l.release(id);
+                }
+                r
+            }
+            None => Ok(()),
+        };
+        self.stmt_savepoint = 0;
+        r
+    }
+
+    pub fn rollback(&mut self, e: &Engine) -> Result<()> {
+        let r = match self.trx.take() {
+            Some(t) => {
+                let id = t.id;
+                let r = e.rollback(t);
+                for l in self.locks.drain(..) {
+                    l.release(id);
+                }
+                r
+            }
+            None => Ok(()),
+        };
+        self.stmt_savepoint = 0;
+        r
+    }
+}
+
+impl Default for TrxHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TrxHandle {
+    fn drop(&mut self) {
+        self.release_locks();
+    }
+}
+
+/// How an index read positions (the server's ha_rkey_function, in Rust terms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Find {
+    /// First entry >= key, that must start with key.
+    Exact,
+    /// First entry >= key.
+    KeyOrNext,
+    /// Last entry <= key (with entries starting with key counted as equal).
+    KeyOrPrev,
+    /// First entry > key (after every entry starting with key).
+    AfterKey,
+    /// Last entry < key.
+    BeforeKey,
+    /// Last entry starting with key.
+    PrefixLast,
+    /// Last entry starting with key, else the last before it.
+    PrefixLastOrPrev,
+}
+
+/// The smallest byte string greater than every string starting with `p`; None
+/// if there is none (all 0xFF).
+fn successor(p: &[u8]) -> Option<Vec<u8>> {
+    let mut s = p.to_vec();
+    while let Some(last) = s.pop() {
+        if last < 0xFF {
+            s.push(last + 1);
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// The shared part of an open table.
+struct Shared {
+    trees: Vec<Arc<Mutex<BTree>>>,
+    next_rowid: AtomicU64,
+    lock: Arc<TableLock>,
+}
+
+static TABLES: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+pub struct BtreeTable {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    unique: Vec<bool>,
+    hidden_pk: bool,
+    // cursor
+    cur: Cursor,
+    cur_index: usize,
+    desc: bool,
+    /// Entries must start with this (Exact / next_same), else the scan ends.
+    must_prefix: Option<Vec<u8>>,
+    key: Vec<u8>,
+    val: Vec<u8>,
+    /// The current row: its primary key and row image.
+    pub pk: Vec<u8>,
+    pub row: Vec<u8>,
+    pub warnings: Vec<String>,
+}
+
+/// Creates the (empty) trees of a table.
+pub fn create(table: &Path, indexes: usize) -> Result<()> {
+    for i in 0..indexes {
+        BTree::create(&index_path(table, i))?;
+    }
+    Ok(())
+}
+
+/// Removes a table's files (its trees forgotten by the engine first).
+pub fn delete(e: &Engine, table: &Path) -> Result<()> {
+    TABLES.lock().remove(table);
+    for i in 0.. {
+        let p = index_path(table, i);
+        if !p.exists() {
+            break;
+        }
+        e.close_tree(&p)?;
+        std::fs::remove_file(&p).map_err(|err| Error::io(format!("cannot remove '{}'", p.display()), err))?;
+    }
+    Ok(())
+}
+
+pub fn rename(e: &Engine, from: &Path, to: &Path) -> Result<()> {
+    TABLES.lock().remove(from);
+    for i in 0.. {
+        let (a, b) = (index_path(from, i), index_path(to, i));
+        if !a.exists() {
+            break;
+        }
+        e.close_tree(&a)?;
+        std::fs::rename(&a, &b).map_err(|err| Error::io(format!("cannot rename '{}'", a.display()), err))?;
+    }
+    Ok(())
+}
+
+pub fn exists(table: &Path) -> bool {
+    index_path(table, 0).exists()
+}
+
+impl BtreeTable {
+    pub fn open(e: &Engine, table: &Path, unique: Vec<bool>, hidden_pk: bool) -> Result<BtreeTable> {
+        let shared = {
+            let mut reg = TABLES.lock();
+            match reg.get(table).and_then(Weak::upgrade) {
+                Some(s) => s,
+                None => {
+                    let mut trees = Vec::new();
+                    for i in 0..unique.len() {
+                        trees.push(e.open_tree(&index_path(table, i))?);
+                    }
+                    // the next hidden row id: one past the largest
+                    let mut next = 1;
+                    if hidden_pk {
+                        let mut t = trees[0].lock();
+                        let mut c = Cursor::default();
+                        t.seek(&mut c, Bound::Unbounded, true)?;
+                        let (mut k, mut v) = (vec![], vec![]);
+                        if t.next(&mut c, true, &mut k, &mut v)? && k.len() == HIDDEN_PK_LEN {
+                            next = u64::from_be_bytes(k[..].try_into().unwrap()) + 1;
+                        }
+                    }
+                    let s = Arc::new(Shared { trees, next_rowid: AtomicU64::new(next), lock: table_lock(table) });
+                    reg.insert(table.to_path_buf(), Arc::downgrade(&s));
+                    s
+                }
+            }
+        };
+        if shared.trees.len() != unique.len() {
+            return Err(Error::Corrupt(format!(
+                "{}: {} index files for {} indexes",
+                table.display(),
+                shared.trees.len(),
+                unique.len()
+            )));
+        }
+        Ok(BtreeTable {
+            path: table.to_path_buf(),
+            shared,
+            unique,
+            hidden_pk,
+            cur: Cursor::default(),
+            cur_index: 0,
+            desc: false,
+            must_prefix: None,
+            key: Vec::new(),
+            val: Vec::new(),
+            pk: Vec::new(),
+            row: Vec::new(),
+            warnings: Vec::new(),
+        })
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.shared.trees[0].lock().rows()
+    }
+
+    pub fn data_length(&self) -> (u64, u64) {
+        let size = |i: usize| self.shared.trees[i].lock().pool().pages as u64 * super::page::PAGE_SIZE as u64;
+        let data = size(0);
+        let index = (1..self.shared.trees.len()).map(size).sum();
+        (data, index)
+    }
+
+    fn secondary_entry(sec: &[u8], pk: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(sec.len() + pk.len());
+        k.extend_from_slice(sec);
+        k.extend_from_slice(pk);
+        k
+    }
+
+    /// Whether a unique index already has an entry with this key (other than for
+    /// row `pk`).
+    fn unique_taken(&self, i: usize, sec: &[u8], pk: &[u8]) -> Result<bool> {
+        let mut t = self.shared.trees[i].lock();
+        let mut c = Cursor::default();
+        t.seek(&mut c, Bound::Included(sec), false)?;
+        let (mut k, mut v) = (vec![], vec![]);
+        while t.next(&mut c, false, &mut k, &mut v)? {
+            if !k.starts_with(sec) {
+                return Ok(false);
+            }
+            if v != pk {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn clustered_value(trx: u64, row: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(ROW_HEADER + row.len());
+        v.extend_from_slice(&trx.to_be_bytes()[2..8]);
+        v.extend_from_slice(&[0u8; 7]);
+        v.extend_from_slice(row);
+        v
+    }
+
+    /// Inserts a row. `sec[i]`: the key of secondary index i+1 and whether any of
+    /// its parts is NULL (NULLs never collide in a unique index). Returns the index
+    /// whose unique key is taken, if any (nothing is changed then).
+    pub fn insert(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[(Vec<u8>, bool)]) -> Result<Option<usize>> {
+        h.lock(e, &self.shared.lock, true)?;
+        let pk: Vec<u8> = if self.hidden_pk {
+            self.shared.next_rowid.fetch_add(1, Ordering::Relaxed).to_be_bytes().to_vec()
+        } else {
+            pk.to_vec()
+        };
+        for (j, (k, has_null)) in sec.iter().enumerate() {
+            if self.unique[j + 1] && !has_null && self.unique_taken(j + 1, k, &pk)? {
+                return Ok(Some(j + 1));
+            }
+        }
+        let trx = h.trx(e);
+        let v = Self::clustered_value(trx.id, row);
+        if !e.insert(trx, &self.shared.trees[0], &pk, &v)? {
+            return Ok(Some(0));
+        }
+        for (j, (k, _)) in sec.iter().enumerate() {
+            e.insert(trx, &self.shared.trees[j + 1], &Self::secondary_entry(k, &pk), &pk)?;
+        }
+        self.pk = pk;
+        Ok(None)
+    }
+
+    pub fn delete(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], sec: &[(Vec<u8>, bool)]) -> Result<()> {
+        h.lock(e, &self.shared.lock, true)?;
+        let trx = h.trx(e);
+        e.delete(trx, &self.shared.trees[0], pk)?;
+        for (j, (k, _)) in sec.iter().enumerate() {
+            e.delete(trx, &self.shared.trees[j + 1], &Self::secondary_entry(k, pk))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces row `old_pk` by `row` under `new_pk` (the same unless the primary
+    /// key changed). Returns the index whose unique key the new row would take.
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &mut self,
+        e: &Engine,
+        h: &mut TrxHandle,
+        old_pk: &[u8],
+        new_pk: &[u8],
+        row: &[u8],
+        old_sec: &[(Vec<u8>, bool)],
+        new_sec: &[(Vec<u8>, bool)],
+    ) -> Result<Option<usize>> {
+        h.lock(e, &self.shared.lock, true)?;
+        let new_pk = if self.hidden_pk { old_pk } else { new_pk };
+        let pk_changed = old_pk != new_pk;
+        for (j, (k, has_null)) in new_sec.iter().enumerate() {
+            let changed = pk_changed || old_sec[j].0 != *k;
+            if changed && self.unique[j + 1] && !has_null && self.unique_taken(j + 1, k, old_pk)? {
+                return Ok(Some(j + 1));
+            }
+        }
+        let trx = h.trx(e);
+        let v = Self::clustered_value(trx.id, row);
+        if pk_changed {
+            let mut probe = Vec::new();
+            if self.shared.trees[0].lock().get(new_pk, &mut probe)? {
+                return Ok(Some(0));
+            }
+            e.delete(trx, &self.shared.trees[0], old_pk)?;
+            e.insert(trx, &self.shared.trees[0], new_pk, &v)?;
+        } else {
+            e.update(trx, &self.shared.trees[0], old_pk, &v)?;
+        }
+        for (j, (k, _)) in new_sec.iter().enumerate() {
+            if pk_changed || old_sec[j].0 != *k {
+                e.delete(trx, &self.shared.trees[j + 1], &Self::secondary_entry(&old_sec[j].0, old_pk))?;
+                e.insert(trx, &self.shared.trees[j + 1], &Self::secondary_entry(k, new_pk), new_pk)?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads row `pk` into [`Self::row`].
+    pub fn get(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8]) -> Result<bool> {
+        h.lock(e, &self.shared.lock, false)?;
+        self.load(pk)
+    }
+
+    fn load(&mut self, pk: &[u8]) -> Result<bool> {
+        let found = self.shared.trees[0].lock().get(pk, &mut self.val)?;
+        if !found {
+            return Ok(false);
+        }
+        if self.val.len() < ROW_HEADER {
+            return Err(Error::Corrupt(format!("{}: a clustered record shorter than its header", self.path.display())));
+        }
+        self.pk.clear();
+        self.pk.extend_from_slice(pk);
+        self.row.clear();
+        self.row.extend_from_slice(&self.val[ROW_HEADER..]);
+        Ok(true)
+    }
+
+    /// Positions a cursor on index `i` (0: clustered, a full scan with `Find::KeyOrNext`
+    /// and an empty key) and reads the first row.
+    pub fn seek(&mut self, e: &Engine, h: &mut TrxHandle, i: usize, key: &[u8], find: Find) -> Result<bool> {
+        h.lock(e, &self.shared.lock, false)?;
+        self.cur_index = i;
+        self.must_prefix = None;
+        let (bound, desc): (Bound<Vec<u8>>, bool) = match find {
+            Find::Exact => {
+                self.must_prefix = Some(key.to_vec());
+                (Bound::Included(key.to_vec()), false)
+            }
+            Find::KeyOrNext => (if key.is_empty() { Bound::Unbounded } else { Bound::Included(key.to_vec()) }, false),
+            Find::AfterKey => match successor(key) {
+                Some(s) => (Bound::Included(s), false),
+                None => {
+                    self.cur = Cursor::default();
+                    return Ok(false);
+                }
+            },
+            Find::BeforeKey => (Bound::Excluded(key.to_vec()), true),
+            Find::KeyOrPrev | Find::PrefixLastOrPrev => match successor(key) {
+                Some(s) => (Bound::Excluded(s), true),
+                None => (Bound::Unbounded, true),
+            },
+            Find::PrefixLast => {
+                self.must_prefix = Some(key.to_vec());
+                match successor(key) {
+                    Some(s) => (Bound::Excluded(s), true),
+                    None => (Bound::Unbounded, true),
+                }
+            }
+        };
+        self.desc = desc;
+        {
+            let mut t = self.shared.trees[i].lock();
+            let b = match &bound {
+                Bound::Included(k) => Bound::Included(&k[..]),
+                Bound::Excluded(k) => Bound::Excluded(&k[..]),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            t.seek(&mut self.cur, b, desc)?;
+        }
+        self.step()
+    }
+
+    /// The first or last row of index `i`.
+    pub fn edge(&mut self, e: &Engine, h: &mut TrxHandle, i: usize, last: bool) -> Result<bool> {
+        h.lock(e, &self.shared.lock, false)?;
+        self.cur_index = i;
+        self.must_prefix = None;
+        self.desc = last;
+        self.shared.trees[i].lock().seek(&mut self.cur, Bound::Unbounded, last)?;
+        self.step()
+    }
+
+    /// The next row in the cursor's direction (or the other way with `reverse`).
+    pub fn next(&mut self, reverse: bool) -> Result<bool> {
+        if reverse {
+            // turn around: continue from the current entry the other way
+            self.desc = !self.desc;
+            let k = self.key.clone();
+            let b = Bound::Excluded(&k[..]);
+            self.shared.trees[self.cur_index].lock().seek(&mut self.cur, b, self.desc)?;
+        }
+        self.step()
+    }
+
+    /// Ends prefix matching: `next` continues past entries of the prefix.
+    pub fn set_prefix(&mut self, p: Option<Vec<u8>>) {
+        self.must_prefix = p;
+    }
+
+    fn step(&mut self) -> Result<bool> {
+        let found = {
+            let mut t = self.shared.trees[self.cur_index].lock();
+            t.next(&mut self.cur, self.desc, &mut self.key, &mut self.val)?
+        };
+        if !found {
+            return Ok(false);
+        }
+        if let Some(p) = &self.must_prefix {
+            if !self.key.starts_with(p) {
+                return Ok(false);
+            }
+        }
+        if self.cur_index == 0 {
+            if self.val.len() < ROW_HEADER {
+                return Err(Error::Corrupt(format!("{}: a clustered record shorter than its header", self.path.display())));
+            }
+            self.pk.clear();
+            self.pk.extend_from_slice(&self.key);
+            self.row.clear();
+            self.row.extend_from_slice(&self.val[ROW_HEADER..]);
+            return Ok(true);
+        }
+        let pk = std::mem::take(&mut self.val);
+        let ok = self.load(&pk)?;
+        if !ok {
+            return Err(Error::Corrupt(format!(
+                "{}: index {} has an entry for a row that does not exist",
+                self.path.display(),
+                self.cur_index
+            )));
+        }
+        Ok(true)
+    }
+
+    /// Entries of index `i` between two keys (an estimate for the optimizer: counts
+    /// up to a limit, then extrapolates no further).
+    pub fn count_range(&mut self, i: usize, min: Option<&[u8]>, min_incl: bool, max: Option<&[u8]>, max_incl: bool) -> Result<u64> {
+        let mut t = self.shared.trees[i].lock();
+        let mut c = Cursor::default();
+        let b = match min {
+            Some(k) if min_incl => Bound::Included(k),
+            Some(k) => match successor(k) {
+                Some(_) => Bound::Excluded(k),
+                None => return Ok(0),
+            },
+            None => Bound::Unbounded,
+        };
+        t.seek(&mut c, b, false)?;
+        let (mut k, mut v) = (vec![], vec![]);
+        let mut n = 0;
+        let limit = 10_000;
+        while n < limit && t.next(&mut c, false, &mut k, &mut v)? {
+            if let Some(m) = min {
+                if !min_incl && k.starts_with(m) {
+                    continue;
+                }
+            }
+            if let Some(m) = max {
+                let past = if max_incl { k.as_slice() > m && !k.starts_with(m) } else { k.as_slice() >= m || k.starts_with(m) };
+                if past {
+                    break;
+                }
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// CHECK TABLE: every tree's invariants, and every secondary entry matching a
+    /// row (and as many entries as rows).
+    pub fn check(&mut self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let rows = self.rows();
+        for (i, t) in self.shared.trees.iter().enumerate() {
+            if let Err(e) = t.lock().check() {
+                problems.push(format!("index {i}: {e}"));
+            }
+        }
+        for i in 1..self.shared.trees.len() {
+            let n = self.shared.trees[i].lock().rows();
+            if n != rows {
+                problems.push(format!("index {i} has {n} entries for {rows} rows"));
+            }
+            let mut c = Cursor::default();
+            let (mut k, mut v) = (vec![], vec![]);
+            let mut probe = vec![];
+            let mut missing = 0;
+            {
+                let mut t = self.shared.trees[i].lock();
+                t.seek(&mut c, Bound::Unbounded, false)?;
+            }
+            loop {
+                let more = self.shared.trees[i].lock().next(&mut c, false, &mut k, &mut v)?;
+                if !more {
+                    break;
+                }
+                if !k.ends_with(&v) || !self.shared.trees[0].lock().get(&v, &mut probe)? {
+                    missing += 1;
+                }
+            }
+            if missing > 0 {
+                problems.push(format!("index {i} has {missing} entries that match no row"));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// TRUNCATE: every tree emptied (logged, outside any transaction: the
+    /// server ends the transaction before DDL).
+    pub fn truncate(&mut self) -> Result<()> {
+        for t in &self.shared.trees {
+            let mut t = t.lock();
+            let mut c = Cursor::default();
+            t.seek(&mut c, Bound::Unbounded, false)?;
+            let (mut k, mut v) = (vec![], vec![]);
+            let mut keys = Vec::new();
+            while t.next(&mut c, false, &mut k, &mut v)? {
+                keys.push(k.clone());
+            }
+            for k in keys {
+                t.delete(&k)?;
+            }
+        }
+        self.shared.next_rowid.store(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
