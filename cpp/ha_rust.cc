@@ -701,7 +701,7 @@ int ha_rust::write_row(const uchar *buf)
                          key, keyed, unique);
   if (rc == HA_ERR_FOUND_DUPP_KEY)
   {
-    errkey= lookup_errkey= 0;
+    errkey= last_dup_key= 0;
     return rc;
   }
   return rust_rc(rc);
@@ -800,7 +800,7 @@ int ha_rust::rnd_end()
 void ha_rust::position(const uchar *record)
 {
   if (layout() == LAYOUT_BTREE)
-    return bt_position();
+    return bt_position(record);
   int8store(ref, (*tbl)->position());
 }
 
@@ -944,10 +944,18 @@ ha_rows ha_rust::records()
   return (ha_rows) (*tbl)->stats().rows;
 }
 
-void ha_rust::get_auto_increment(ulonglong, ulonglong, ulonglong,
+void ha_rust::get_auto_increment(ulonglong offset, ulonglong increment,
+                                 ulonglong nb_desired_values,
                                  ulonglong *first_value,
                                  ulonglong *nb_reserved_values)
 {
+  if (layout() == LAYOUT_BTREE)
+  {
+    /* the largest value through the index, as the server does by default */
+    handler::get_auto_increment(offset, increment, nb_desired_values,
+                                first_value, nb_reserved_values);
+    return;
+  }
   *first_value= next_auto_increment();
   *nb_reserved_values= ULONGLONG_MAX;
 }
@@ -981,12 +989,12 @@ int ha_rust::optimize(THD *thd, HA_CHECK_OPT *check_opt)
 
 int ha_rust::info(uint flag)
 {
+  if (flag & HA_STATUS_ERRKEY)
+    errkey= last_dup_key;
   if (tbl && layout() == LAYOUT_BTREE)
   {
     if (flag & (HA_STATUS_VARIABLE | HA_STATUS_CONST))
       bt_info();
-    if (flag & HA_STATUS_ERRKEY)
-      errkey= lookup_errkey;
     return 0;
   }
   if (tbl && (flag & HA_STATUS_VARIABLE))

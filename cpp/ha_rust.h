@@ -73,6 +73,7 @@ class ha_rust final : public handler
   std::string key_buf, key_buf2, pk_buf, pk_buf2, sec_buf, sec_buf2;
   String key_text;
   bool rnd_first= false;
+  uint last_dup_key= 0;              /* for info(HA_STATUS_ERRKEY) */
   bool scan_desc= false;
   uint max_pk_len= 0;
 
@@ -93,7 +94,7 @@ class ha_rust final : public handler
   int bt_update_row(const uchar *old_data, const uchar *new_data);
   int bt_delete_row(const uchar *buf);
   int bt_rnd_next(uchar *buf);
-  void bt_position();
+  void bt_position(const uchar *record);
   int bt_rnd_pos(uchar *buf, uchar *pos);
   int bt_index_read(uchar *buf, const uchar *key, key_part_map map,
                     enum ha_rkey_function find_flag);

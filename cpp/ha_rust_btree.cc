@@ -297,9 +297,11 @@ int ha_rust::bt_dup(int rc, uint32_t dup)
 {
   if (rc == HA_ERR_FOUND_DUPP_KEY)
   {
-    errkey= lookup_errkey= dup < server_key_of.size() ? server_key_of[dup] : 0;
+    /* errkey only: lookup_errkey would tell the server dup_ref is filled */
+    errkey= dup < server_key_of.size() ? server_key_of[dup] : 0;
     if (errkey == MAX_KEY)
-      errkey= lookup_errkey= 0;
+      errkey= 0;
+    last_dup_key= errkey;
     return rc;
   }
   return bt_rc(rc);
@@ -371,18 +373,28 @@ int ha_rust::bt_rnd_next(uchar *buf)
   return bt_fetch(buf, rc);
 }
 
-void ha_rust::bt_position()
+/* The primary key of `record` (the row last read, for a hidden key). */
+void ha_rust::bt_position(const uchar *record)
 {
-  rust::Slice<const uint8_t> pk= (*tbl)->bt_pk();
-  uint len= (uint) std::min<size_t>(pk.size(), max_pk_len);
+
+  if (table->s->primary_key != MAX_KEY)
+    primary_key_of(record, pk_buf);
+  else
+  {
+    rust::Slice<const uint8_t> pk= (*tbl)->bt_pk();
+    pk_buf.assign((const char *) pk.data(), pk.size());
+  }
+  uint len= (uint) std::min<size_t>(pk_buf.size(), max_pk_len);
   int2store(ref, len);
-  memcpy(ref + 2, pk.data(), len);
+  memcpy(ref + 2, pk_buf.data(), len);
 }
 
 int ha_rust::bt_rnd_pos(uchar *buf, uchar *pos)
 {
   uint len= uint2korr(pos);
   int rc= (*tbl)->bt_get(trx(), rust::Slice<const uint8_t>(pos + 2, len));
+
+
   return bt_fetch(buf, rc);
 }
 
