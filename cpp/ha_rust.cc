@@ -338,6 +338,16 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
                     MYF(0));
     return HA_WRONG_CREATE_OPTION;
   }
+  if (o->csv_file && (thd_sql_command(thd) == SQLCOM_ALTER_TABLE ||
+                      strstr(name, "#P#")))
+  {
+    /* ALTER copies rows into a new table: attached to the same file, it would
+       append them to it again; partitions would each attach the whole file */
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                    "A table attached to a CSV file cannot be altered or "
+                    "partitioned; drop it and create it again", MYF(0));
+    return HA_WRONG_CREATE_OPTION;
+  }
   if (o->csv_file)
   {
     /* Reading a server-side file is what the FILE privilege and
@@ -351,6 +361,15 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
       return HA_WRONG_CREATE_OPTION;
     }
     char path[FN_REFLEN];
+    if (strlen(o->csv_file) >= sizeof(path) - 1)
+    {
+      /* checked whole or not at all: a cut copy could pass the check while
+         the full path names another file */
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "CSV_FILE is longer than %d bytes", MYF(0),
+                      (int) sizeof(path) - 2);
+      return HA_WRONG_CREATE_OPTION;
+    }
     strmake(path, o->csv_file, sizeof(path) - 1);
     if (!is_secure_file_path(path))
     {
@@ -502,12 +521,15 @@ int ha_rust::pack_row(const uchar *buf)
 int ha_rust::pack_binary(const uchar *buf)
 {
   my_ptrdiff_t off= buf - table->record[0];
-  size_t max= table->s->reclength + 16;
+  /* Field::pack() may write a length prefix (1-2 bytes) before a value that
+     fills its whole record width (CHAR, BINARY, BIT), and a blob writes its
+     data: MariaDB's ARCHIVE sizes its buffer the same way */
+  size_t max= table->s->reclength + 2 * table->s->fields + 16;
   for (uint *b= table->s->blob_field, *e= b + table->s->blob_fields; b != e; b++)
   {
     Field_blob *f= (Field_blob *) table->field[*b];
     if (!f->is_null(off))
-      max+= f->get_length(f->ptr + off) + 8;
+      max+= f->get_length(f->ptr + off) + 4;
   }
   if (row_image.alloc(max))
     return HA_ERR_OUT_OF_MEM;
@@ -604,10 +626,18 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
 {
   rust::Slice<const uint8_t> data= (*tbl)->record_data();
   rust::Slice<const uint32_t> spans= (*tbl)->record_spans();
+  if (spans.size() < 2 * stored_columns(table))
+  {
+    if (bad)
+      *bad= "a record with fewer fields than the table has columns";
+    return HA_ERR_WRONG_IN_RECORD;
+  }
   THD *thd= ha_thd();
   Utc_scope utc(thd, has_timestamp);
   /* Field::store() tells whether a value fits only when asked to warn; the
-     warnings are caught here and reported once, by line. */
+     warnings are caught here and reported once, by line. Reading is never
+     strict: a strict sql_mode must not turn them into statement errors. */
+  Abort_on_warning_instant_set not_strict(thd, false);
   enum_check_fields saved_check= thd->count_cuted_fields;
   thd->count_cuted_fields= CHECK_FIELD_WARN;
   Value_checker checker;
@@ -783,11 +813,15 @@ int ha_rust::rnd_next(uchar *buf)
     return HA_ERR_RUST_FIRST + 1;
   }
   if (!bad.empty())
+  {
+    /* a warning about the file, never a strict-mode error for the statement */
+    Abort_on_warning_instant_set not_strict(ha_thd(), false);
     push_warning_printf(ha_thd(), Sql_condition::WARN_LEVEL_WARN,
                         ER_UNKNOWN_ERROR, "RUST table %s.%s line %llu: %s",
                         table->s->db.str, table->s->table_name.str,
                         (unsigned long long) (*tbl)->current_line(),
                         bad.c_str());
+  }
   return 0;
 }
 
@@ -1012,12 +1046,40 @@ int ha_rust::info(uint flag)
   return 0;
 }
 
+/* The end of a CSV UPDATE/DELETE: the rewrite, whose failure the statement
+   reports (its changes are then dropped; the file is as before). */
+int ha_rust::exec_bulk_update(ha_rows *)
+{
+  int rc= rust_rc((*tbl)->flush());
+  if (rc)
+    (*tbl)->discard();
+  return rc;
+}
+
+int ha_rust::end_bulk_delete()
+{
+  return exec_bulk_update(nullptr);
+}
+
 int ha_rust::external_lock(THD *thd, int lock_type)
 {
   if (layout() == LAYOUT_BTREE)
     return bt_external_lock(thd, lock_type);
   if (lock_type == F_UNLCK && tbl)
-    return rust_rc((*tbl)->flush());
+  {
+    /* the server ignores this result: never lose a failure silently */
+    int rc= rust_rc((*tbl)->flush());
+    if (rc)
+    {
+      sql_print_error("RUST: changes to %s.%s were not written: %s",
+                      table->s->db.str, table->s->table_name.str,
+                      err_msg.c_str());
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                   err_msg.c_str());
+      (*tbl)->discard();
+    }
+    return rc;
+  }
   return 0;
 }
 
@@ -1054,7 +1116,7 @@ int ha_rust::admin(THD *thd, bool repair)
     return HA_ADMIN_FAILED;
   }
   rust::String text;
-  ulonglong shown= 0;
+  ulonglong shown= 0, rejected= 0;
   const ulonglong max_shown= 20;
   for (;;)
   {
@@ -1073,7 +1135,8 @@ int ha_rust::admin(THD *thd, bool repair)
         unpack_row(table->record[0], true, &bad);
       if (bad.empty())
         continue;
-      (*tbl)->check_reject(bad, text);
+      (*tbl)->check_reject(sl(bad), text);
+      rejected++;
     }
     else if (rc != 1)
     {
@@ -1113,7 +1176,12 @@ int ha_rust::admin(THD *thd, bool repair)
                         "REPAIR kept %llu rows and removed %llu damaged records",
                         (unsigned long long) sum.rows,
                         (unsigned long long) sum.damaged);
-  return sum.damaged && !repair ? HA_ADMIN_CORRUPT : HA_ADMIN_OK;
+  /* CSV: rejected rows are counted in sum.damaged, and REPAIR removes them.
+     ARCHIVE: a row that does not unpack is damage REPAIR cannot mend. */
+  bool bad_rows= layout() == LAYOUT_ARCHIVE && rejected;
+  if (!repair)
+    return sum.damaged || bad_rows ? HA_ADMIN_CORRUPT : HA_ADMIN_OK;
+  return bad_rows ? HA_ADMIN_CORRUPT : HA_ADMIN_OK;
 }
 
 int ha_rust::check(THD *thd, HA_CHECK_OPT *)

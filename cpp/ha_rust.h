@@ -169,6 +169,15 @@ public:
   ha_rows records_in_range(uint inx, const key_range *min_key,
                            const key_range *max_key, page_range *pages) override;
   int start_stmt(THD *thd, thr_lock_type lock_type) override;
+  /* CSV: UPDATE and DELETE are "batched" so that the rewrite at their end
+     can report a failure (rnd_end's result is ignored by the server) */
+  bool start_bulk_update() override { return layout() != LAYOUT_CSV; }
+  int bulk_update_row(const uchar *old_data, const uchar *new_data,
+                      ha_rows *dup_key_found) override
+  { return update_row(old_data, new_data); }
+  int exec_bulk_update(ha_rows *dup_key_found) override;
+  bool start_bulk_delete() override { return layout() != LAYOUT_CSV; }
+  int end_bulk_delete() override;
   int analyze(THD *thd, HA_CHECK_OPT *check_opt) override;
   int index_next_same(uchar *buf, const uchar *key, uint keylen) override;
   int index_end() override;

@@ -90,6 +90,9 @@ struct State {
     data_start: u64,
     /// Exact row count when known, else None (an attached file not yet scanned).
     rows: Option<u64>,
+    /// Bumped whenever the file is replaced: positions and pending changes made
+    /// against one generation are refused against another.
+    generation: u64,
 }
 
 static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> =
@@ -162,6 +165,20 @@ impl Shared {
         let path = opts.data_path();
         let mut reg = REGISTRY.lock();
         if let Some(s) = reg.get(&path).and_then(Weak::upgrade) {
+            // Two tables attached to one file must read it the same way.
+            let o = &s.opts;
+            if o.columns != opts.columns
+                || o.separator != opts.separator
+                || o.header != opts.header
+                || o.writable != opts.writable
+                || o.external.is_some() != opts.external.is_some()
+            {
+                return Err(Error::Unsupported(format!(
+                    "'{}' is already open through another table with different columns or CSV options; \
+                     close that one first (FLUSH TABLES) or attach the file with the same definition",
+                    display(&path)
+                )));
+            }
             return Ok(s);
         }
         if opts.external.is_none() {
@@ -176,6 +193,7 @@ impl Shared {
             len: md.len(),
             data_start: 0,
             rows: None,
+            generation: 0,
         };
         st.data_start = header_len(&st.file, st.len, opts)?;
         if opts.external.is_none() && st.len <= COUNT_AT_OPEN {
@@ -189,6 +207,11 @@ impl Shared {
     /// The current file and its published length, reopened if it was replaced by
     /// another program (an attached file edited in place, say).
     fn snapshot(&self) -> Result<(Arc<File>, u64, u64)> {
+        self.snapshot_gen().map(|(f, s, l, _)| (f, s, l))
+    }
+
+    /// [`Self::snapshot`] and the file's generation.
+    fn snapshot_gen(&self) -> Result<(Arc<File>, u64, u64, u64)> {
         let mut st = self.state.lock();
         let path = self.opts.data_path();
         let md = fs::metadata(&path).ctx(|| format!("cannot stat '{}'", display(&path)))?;
@@ -197,6 +220,7 @@ impl Shared {
             st.file = Arc::new(file);
             st.id = (md.dev(), md.ino());
             st.rows = None;
+            st.generation += 1;
         }
         if md.len() != st.len {
             // grown or shrunk by somebody else: our count no longer holds
@@ -208,7 +232,7 @@ impl Shared {
                 st.data_start = header_len(&st.file, st.len, &self.opts)?;
             }
         }
-        Ok((st.file.clone(), st.data_start, st.len))
+        Ok((st.file.clone(), st.data_start, st.len, st.generation))
     }
 }
 
@@ -378,7 +402,13 @@ struct Pending {
     dropped: Vec<(u64, u64)>,
     added: Vec<u8>,
     added_rows: u64,
+    /// The file generation the dropped ranges refer to.
+    generation: Option<u64>,
 }
+
+/// Positions are `generation << GEN_SHIFT | byte offset` (files up to 1 TiB).
+const GEN_SHIFT: u32 = 40;
+const OFFSET_MASK: u64 = (1 << GEN_SHIFT) - 1;
 
 /// One handler's view of a CSV table.
 pub struct CsvTable {
@@ -390,7 +420,10 @@ pub struct CsvTable {
     /// Line number of the record in `rec`, counted by the running scan (1-based).
     cur_line: u64,
     scan_line: u64,
+    scan_gen: u64,
     pending: Pending,
+    /// Generation of the file the current record was read from.
+    cur_gen: u64,
     appends: Vec<u8>,
     append_rows: u64,
     bulk: bool,
@@ -407,7 +440,9 @@ impl CsvTable {
             cur: (0, 0),
             cur_line: 0,
             scan_line: 0,
+            scan_gen: 0,
             pending: Pending::default(),
+            cur_gen: 0,
             appends: Vec::new(),
             append_rows: 0,
             bulk: false,
@@ -442,14 +477,25 @@ impl CsvTable {
         self.cur_line
     }
 
+    /// The current record's position: its byte offset and the file generation.
     pub fn current_pos(&self) -> u64 {
-        self.cur.0
+        (self.cur_gen & (u64::MAX >> GEN_SHIFT)) << GEN_SHIFT | self.cur.0
+    }
+
+    fn stale(&self) -> Error {
+        Error::Corrupt(format!(
+            "{}: the file was rewritten while this statement was using it (an UPDATE or DELETE \
+             joining a CSV table with itself is not supported); the statement's remaining changes \
+             were not applied",
+            self.name()
+        ))
     }
 
     /// Starts a full scan of the rows published so far.
     pub fn scan_start(&mut self) -> Result<()> {
         self.flush_appends()?;
-        let (file, start, len) = self.shared.snapshot()?;
+        let (file, start, len, generation) = self.shared.snapshot_gen()?;
+        self.scan_gen = generation;
         self.scan = Some(Scanner::new(file, start, len));
         self.scan_line = if start > 0 { 2 } else { 1 };
         Ok(())
@@ -470,12 +516,20 @@ impl CsvTable {
             Item::Eof => return Ok(false),
             Item::Row { start, end, terminated } => {
                 self.scan_line += 1 + self.rec.inner_newlines;
-                if self.rec.spans.len() == columns {
+                // The engine ends every row it writes with a line end: in its own
+                // file a last line without one is a torn append, whatever it holds.
+                let torn_own = !terminated && self.opts().external.is_none();
+                if self.rec.spans.len() == columns && !torn_own {
                     self.cur = (start, end);
+                    self.cur_gen = self.scan_gen;
                     self.cur_line = line;
                     return Ok(true);
                 }
-                let why = format!("expected {} fields, found {}", columns, self.rec.spans.len());
+                let why = if torn_own {
+                    "no line end".to_string()
+                } else {
+                    format!("expected {} fields, found {}", columns, self.rec.spans.len())
+                };
                 if !terminated {
                     self.warnings.push(format!(
                         "{} line {}: the last line is incomplete ({}); it is skipped. REPAIR TABLE removes it",
@@ -517,11 +571,15 @@ impl CsvTable {
 
     /// Reads the record at `pos` (from [`Self::current_pos`]) into [`Self::record`].
     pub fn read_at(&mut self, pos: u64) -> Result<()> {
-        let (file, _, len) = match &self.scan {
+        let (pos_gen, pos) = (pos >> GEN_SHIFT, pos & OFFSET_MASK);
+        let (file, _, len, generation) = match &self.scan {
             // inside a scan use its snapshot, so positions stay valid
-            Some(sc) => (sc.file.clone(), 0, sc.end),
-            None => self.shared.snapshot()?,
+            Some(sc) => (sc.file.clone(), 0, sc.end, self.scan_gen),
+            None => self.shared.snapshot_gen()?,
         };
+        if pos_gen != generation & (u64::MAX >> GEN_SHIFT) {
+            return Err(self.stale());
+        }
         if pos >= len {
             return Err(Error::Corrupt(format!("{}: no row at byte {}", self.name(), pos)));
         }
@@ -529,6 +587,7 @@ impl CsvTable {
         match sc.next(self.opts().separator, &mut self.rec)? {
             Item::Row { start, end, .. } if self.rec.spans.len() == self.opts().columns => {
                 self.cur = (start, end);
+                self.cur_gen = generation;
                 Ok(())
             }
             _ => Err(Error::Corrupt(format!("{}: no valid row at byte {}", self.name(), pos))),
@@ -562,6 +621,14 @@ impl CsvTable {
         }
         let name = self.name();
         let mut st = self.shared.state.lock();
+        // at the file's real end: another program may have appended since
+        let real = st.file.metadata().ctx(|| format!("cannot stat '{name}'"))?.len();
+        if real != st.len {
+            if self.opts().external.is_some() || real < st.len {
+                st.rows = None;
+            }
+            st.len = real;
+        }
         let mut at = st.len;
         // A file that does not end in a line end (a torn write, or a file written by
         // a tool that leaves the last line open) gets one, so rows never run together.
@@ -587,12 +654,30 @@ impl CsvTable {
     /// Marks the current record deleted (written out by [`Self::flush`]).
     pub fn delete_current(&mut self) -> Result<()> {
         self.check_writable()?;
+        self.note_generation()?;
         self.pending.dropped.push(self.cur);
         Ok(())
     }
 
+    /// Pending changes all refer to one generation of the file.
+    fn note_generation(&mut self) -> Result<()> {
+        match self.pending.generation {
+            Some(g) if g != self.cur_gen => Err(self.stale()),
+            _ => {
+                self.pending.generation = Some(self.cur_gen);
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets pending UPDATE/DELETE work (after its statement failed).
+    pub fn discard(&mut self) {
+        self.pending = Pending::default();
+    }
+
     pub fn update_current(&mut self, image: &[u8]) -> Result<()> {
         self.check_writable()?;
+        self.note_generation()?;
         let (sep, cols) = (self.opts().separator, self.opts().columns);
         encode_image(&mut self.pending.added, image, sep, cols)?;
         self.pending.added_rows += 1;
@@ -607,7 +692,18 @@ impl CsvTable {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
-        self.rewrite(pending.dropped, &pending.added, pending.added_rows)
+        let current = self.shared.state.lock().generation;
+        if pending.generation.is_some_and(|g| g != current) {
+            return Err(self.stale());
+        }
+        match self.rewrite(pending.dropped.clone(), &pending.added, pending.added_rows) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // kept, so that the statement's end can still report the failure
+                self.pending = pending;
+                Err(e)
+            }
+        }
     }
 
     /// Writes the file anew without the `drop` ranges and with `add` at the end, then
@@ -685,6 +781,7 @@ impl CsvTable {
         st.file = Arc::new(new_file);
         st.id = (md.dev(), md.ino());
         st.len = new_len;
+        st.generation += 1;
         let removed = drop.len() as u64;
         st.rows = st.rows.map(|r| (r + add_rows).saturating_sub(removed));
         Ok(())
@@ -750,13 +847,18 @@ impl CsvTable {
             Item::Eof => return Ok(CheckStep::End),
             Item::Row { start, end, terminated } => {
                 self.scan_line += 1 + self.rec.inner_newlines;
-                if self.rec.spans.len() == cols {
+                let torn_own = !terminated && self.opts().external.is_none();
+                if self.rec.spans.len() == cols && !torn_own {
                     self.cur = (start, end);
                     self.cur_line = line;
                     self.report.rows += 1;
                     return Ok(CheckStep::Row);
                 }
-                let what = format!("expected {} fields, found {}", cols, self.rec.spans.len());
+                let what = if torn_own {
+                    "no line end".to_string()
+                } else {
+                    format!("expected {} fields, found {}", cols, self.rec.spans.len())
+                };
                 (start, end, what, !terminated)
             }
             Item::Bad { start, end, why, lines } => {
@@ -998,6 +1100,20 @@ mod tests {
         assert_eq!(all_rows(&mut t).len(), 1);
         assert_eq!(t.warnings.len(), 1);
         assert!(t.warnings[0].contains("line 2"), "{:?}", t.warnings);
+    }
+
+    #[test]
+    fn an_own_file_s_last_line_without_a_line_end_is_torn_even_with_all_fields() {
+        let d = tmpdir("torn2");
+        let o = opts(&d, 3);
+        // "2,"b",42\n" cut after the 4
+        fs::write(o.data_path(), b"1,\"a\",10\n2,\"b\",4").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        assert_eq!(all_rows(&mut t).len(), 1);
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        let rep = t.check(false, |_| None).unwrap();
+        assert_eq!((rep.rows, rep.damage.len()), (1, 1));
+        assert!(rep.damage[0].torn_tail);
     }
 
     #[test]

@@ -126,6 +126,8 @@ pub mod bridge {
         fn set_bulk(self: &mut Table, on: bool) -> i32;
         fn flush(self: &mut Table) -> i32;
         fn truncate(self: &mut Table) -> i32;
+        /// Forgets pending UPDATE/DELETE work after its statement failed.
+        fn discard(self: &mut Table);
 
         fn stats(self: &Table) -> Stats;
         fn set_exact_rows(self: &Table, rows: u64);
@@ -136,7 +138,8 @@ pub mod bridge {
         /// 0: a row to judge is current; 1: a damaged record (its text in `out`);
         /// HA_ERR_END_OF_FILE at the end; else an error.
         fn check_next(self: &mut Table, out: &mut String) -> i32;
-        fn check_reject(self: &mut Table, why: &str, out: &mut String);
+        /// `why` is bytes: it quotes a value from the file, which need not be UTF-8.
+        fn check_reject(self: &mut Table, why: &[u8], out: &mut String);
         fn check_finish(self: &mut Table, repair: bool, out: &mut CheckSummary) -> i32;
 
         // BTREE. Secondary keys `sec` are, for each secondary index in order,
@@ -653,6 +656,11 @@ impl Table {
     fn truncate(&mut self) -> i32 {
         self.run(|t| t.truncate())
     }
+    fn discard(&mut self) {
+        if let Some(Inner::Csv(t)) = self.inner.as_mut() {
+            t.discard();
+        }
+    }
     fn stats(&self) -> Stats {
         match &self.inner {
             Some(Inner::Csv(t)) => {
@@ -718,11 +726,12 @@ impl Table {
         });
         if code == 0 { step } else { code }
     }
-    fn check_reject(&mut self, why: &str, out: &mut String) {
+    fn check_reject(&mut self, why: &[u8], out: &mut String) {
+        let why = String::from_utf8_lossy(why).into_owned();
         self.run(|t| {
             match t {
-                Inner::Csv(t) => *out = t.check_reject(why.to_string()),
-                _ => *out = why.to_string(),
+                Inner::Csv(t) => *out = t.check_reject(why.clone()),
+                _ => *out = why.clone(),
             }
             Ok(())
         });
