@@ -310,11 +310,12 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
     {
       KEY *key= form->key_info + k;
       if (key->user_defined_key_parts != 1 ||
-          !(key->key_part[0].field->flags & AUTO_INCREMENT_FLAG))
+          !(key->key_part[0].field->flags & AUTO_INCREMENT_FLAG) ||
+          key->key_part[0].field->result_type() != INT_RESULT)
       {
         my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
                         "An ARCHIVE table can have one index only, on its "
-                        "AUTO_INCREMENT column", MYF(0));
+                        "integer AUTO_INCREMENT column", MYF(0));
         return HA_WRONG_CREATE_OPTION;
       }
     }

@@ -19,6 +19,9 @@ pub const CODEC_ZSTD: u32 = 1;
 pub const CODEC_ZSTD_COLUMNS: u32 = 2;
 /// Per-record overhead in the pending file.
 pub const PENDING_HEADER_LEN: usize = 24;
+/// The largest decompressed block accepted (the engine writes at most a few MiB,
+/// or one row: the server caps a row at max_allowed_packet, at most 1 GiB).
+pub const MAX_RAW: usize = 1 << 30;
 
 fn crc(b: &[u8]) -> u32 {
     crc32fast::hash(b)
@@ -292,6 +295,16 @@ impl RowSet {
         if meta.codec != CODEC_ZSTD && meta.codec != CODEC_ZSTD_COLUMNS {
             return Err(Error::Corrupt(format!("{}: unknown codec {}", what(), meta.codec)));
         }
+        // A header that checks out can still be hostile: bound what it makes us
+        // allocate (a failed allocation aborts the server).
+        if meta.raw_len as usize > MAX_RAW || meta.rows == 0 {
+            return Err(Error::Corrupt(format!(
+                "{}: impossible block ({} rows, {} bytes)",
+                what(),
+                meta.rows,
+                meta.raw_len
+            )));
+        }
         let raw = zstd::bulk::decompress(payload, meta.raw_len as usize)
             .map_err(|e| Error::Corrupt(format!("{}: cannot decompress: {e}", what())))?;
         let bad = || Error::Corrupt(format!("{}: rows do not match the header", what()));
@@ -340,7 +353,10 @@ impl RowSet {
         };
         let mut b = b;
         let nseg = u32::from_le_bytes(take(&mut b, 4)?.try_into().ok()?) as usize;
-        if nseg == 0 || nseg > 1 << 16 {
+        // a table has at most 4096 columns; every row costs each column at least a
+        // length or a byte in the payload (or nothing, for width 0, which a real
+        // table does not have many of)
+        if nseg == 0 || nseg > 4097 || n.saturating_mul(nseg) > b.len().saturating_mul(8) + 4096 {
             return None;
         }
         let mut keys = Vec::new();
