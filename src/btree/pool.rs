@@ -113,6 +113,11 @@ impl Pool {
     pub fn mtr_commit(&mut self, trx: u64, extra: &[u8]) -> Result<u64> {
         let Some(m) = self.mtr.take() else { return Ok(0) };
         let Some(link) = &self.link else { return Ok(0) };
+        if m.before.is_empty() {
+            // nothing changed (an insert of a key already there): nothing to log,
+            // and above all no undo entry
+            return Ok(0);
+        }
         let ckpt = link.checkpoint.load(Ordering::Acquire);
         let mut rec = Vec::with_capacity(64);
         rec.extend_from_slice(&link.tree_id.to_le_bytes());

@@ -280,11 +280,7 @@ impl BTree {
     /// Transactional insert: logs how to undo it; returns that undo entry, or None
     /// if the key was already there (nothing changed).
     pub fn insert_tx(&mut self, trx: u64, key: &[u8], val: &[u8]) -> Result<Option<Vec<u8>>> {
-        // a key already there changes nothing, and must log no undo entry
-        let mut old = Vec::new();
-        if self.get(key, &mut old)? {
-            return Ok(None);
-        }
+        // a key already there touches no page: its mtr logs nothing (no undo entry)
         let undo = undo_entry(UNDO_DELETE, key, &[]);
         let done = self.in_mtr(trx, &undo, |t| t.insert_inner(key, val))?;
         Ok(done.then_some(undo))
@@ -372,7 +368,14 @@ impl BTree {
             (0..p.slots()).map(|i| (p.key(i).to_vec(), own(p.val(i)))).collect()
         };
         recs.insert(at, (key.to_vec(), v));
-        let mid = split_point(recs.iter().map(|(k, v)| Page::leaf_need(k.len(), &v.as_val())));
+        let right_next = self.pool.get(leaf)?.link_a();
+        // Appending at the right edge of the tree (ascending keys, the usual bulk
+        // load) leaves the left page full instead of half full.
+        let mid = if at == recs.len() - 1 && right_next == NONE && recs.len() > 1 {
+            recs.len() - 1
+        } else {
+            split_point(recs.iter().map(|(k, v)| Page::leaf_need(k.len(), &v.as_val())))
+        };
         if leaf == ROOT {
             // the root keeps its number: its records go to two new leaves
             let l = self.alloc(Kind::Leaf)?;
@@ -440,7 +443,12 @@ impl BTree {
             (p.link_a(), (0..p.slots()).map(|i| (p.key(i).to_vec(), p.child(i))).collect::<Vec<_>>())
         };
         recs.insert(pos, (sep, right));
-        let mid = split_point(recs.iter().map(|(k, _)| Page::internal_need(k.len())));
+        // the same at the right edge: the new right page takes just the last record
+        let mid = if pos == recs.len() - 1 && recs.len() > 3 {
+            recs.len() - 2
+        } else {
+            split_point(recs.iter().map(|(k, _)| Page::internal_need(k.len())))
+        };
         let (up_key, up_child) = recs[mid].clone();
         if parent == ROOT {
             let l = self.alloc(Kind::Internal)?;
