@@ -1034,3 +1034,23 @@ mod tests {
         assert_eq!(scan(&mut t, false).len(), 60_000);
     }
 }
+#[cfg(test)]
+mod fill_probe {
+    use super::*;
+    #[test]
+    fn ascending_inserts_fill_pages() {
+        let d = std::env::temp_dir().join(format!("ha_rust-fill-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("t.rbt");
+        BTree::create(&p).unwrap();
+        let mut t = BTree::open(&p, 64).unwrap();
+        for i in 0u32..100_000 {
+            t.insert(&i.to_be_bytes(), &[7u8; 33]).unwrap();
+        }
+        t.check().unwrap();
+        // 45 bytes a record with its slot: about 363 a page when full
+        let pages = t.pool().pages;
+        assert!(pages < 100_000 / 300 + 10, "{pages} pages for 100k ascending records");
+    }
+}
