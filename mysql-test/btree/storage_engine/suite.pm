@@ -8,4 +8,10 @@ package My::Suite::Storage_engine_rust_btree;
 push @::global_suppressions,
   (qr/Plugin 'RUST' is of maturity level .* while the server is .*/);
 
+# repair_table replaces t1's files with empty ones on purpose; the engine then logs,
+# rightly, that it cannot open the table. Only that exact message (an empty file) is
+# suppressed, so any other damage in any test still fails the error-log check.
+push @::global_suppressions,
+  (qr/RUST: cannot open \.\/test\/t1: \.\/test\/t1\.rbt page 0: beyond the end of the file \(0 pages\)/);
+
 bless { };
