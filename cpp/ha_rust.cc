@@ -427,6 +427,9 @@ int ha_rust::open(const char *name, int mode, uint test_if_locked)
   if (o->layout == LAYOUT_BTREE)
   {
     bt_setup();
+    /* a table scan reads the clustered index: an UPDATE that changes the primary
+       key must collect the rows first, or it meets the rows it moved again */
+    key_used_on_scan= table->s->primary_key;
     indexes= (uint) server_key_of.size();
     for (uint r= 0; r < indexes && r < 64; r++)
     {

@@ -116,6 +116,7 @@ static bool is_text(Field *f)
   case MYSQL_TYPE_VARCHAR: case MYSQL_TYPE_VAR_STRING: case MYSQL_TYPE_STRING:
   case MYSQL_TYPE_TINY_BLOB: case MYSQL_TYPE_MEDIUM_BLOB:
   case MYSQL_TYPE_LONG_BLOB: case MYSQL_TYPE_BLOB:
+  case MYSQL_TYPE_GEOMETRY:   /* binary, prefix keys only */
     return true;
   default:
     return false;
@@ -144,6 +145,8 @@ void ha_rust::append_field_key(KEY_PART_INFO *kp, Field *f, std::string &out)
     return;
   }
   uint len= f->sort_length();
+  if (len > 3072)            /* never a key part of that size: be safe */
+    len= kp->length;
   size_t at= out.size();
   out.resize(at + len + 8);   /* sort_string may write up to 8 bytes more */
   f->sort_string((uchar *) &out[at], len);
