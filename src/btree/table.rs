@@ -263,6 +263,10 @@ pub struct BtreeTable {
     pub pk: Vec<u8>,
     pub row: Vec<u8>,
     pub warnings: Vec<String>,
+    /// Primary keys this handler gave to rows during the running scan (an UPDATE
+    /// of the primary key): the scan skips them, or it would meet the rows it
+    /// moved again and again (the Halloween problem).
+    moved: std::collections::HashSet<Vec<u8>>,
 }
 
 /// Creates the (empty) trees of a table.
@@ -354,6 +358,7 @@ impl BtreeTable {
             pk: Vec::new(),
             row: Vec::new(),
             warnings: Vec::new(),
+            moved: std::collections::HashSet::new(),
         })
     }
 
@@ -469,6 +474,7 @@ impl BtreeTable {
             }
             e.delete(trx, &self.shared.trees[0], old_pk)?;
             e.insert(trx, &self.shared.trees[0], new_pk, &v)?;
+            self.moved.insert(new_pk.to_vec());
         } else {
             e.update(trx, &self.shared.trees[0], old_pk, &v)?;
         }
@@ -508,6 +514,7 @@ impl BtreeTable {
         h.lock(e, &self.shared.lock, false)?;
         self.cur_index = i;
         self.must_prefix = None;
+        self.moved.clear();
         let (bound, desc): (Bound<Vec<u8>>, bool) = match find {
             Find::Exact => {
                 self.must_prefix = Some(key.to_vec());
@@ -552,6 +559,7 @@ impl BtreeTable {
         h.lock(e, &self.shared.lock, false)?;
         self.cur_index = i;
         self.must_prefix = None;
+        self.moved.clear();
         self.desc = last;
         self.shared.trees[i].lock().seek(&mut self.cur, Bound::Unbounded, last)?;
         self.step()
@@ -575,12 +583,18 @@ impl BtreeTable {
     }
 
     fn step(&mut self) -> Result<bool> {
-        let found = {
-            let mut t = self.shared.trees[self.cur_index].lock();
-            t.next(&mut self.cur, self.desc, &mut self.key, &mut self.val)?
-        };
-        if !found {
-            return Ok(false);
+        loop {
+            let found = {
+                let mut t = self.shared.trees[self.cur_index].lock();
+                t.next(&mut self.cur, self.desc, &mut self.key, &mut self.val)?
+            };
+            if !found {
+                return Ok(false);
+            }
+            let pk: &[u8] = if self.cur_index == 0 { &self.key } else { &self.val };
+            if self.moved.is_empty() || !self.moved.contains(pk) {
+                break;
+            }
         }
         if let Some(p) = &self.must_prefix {
             if !self.key.starts_with(p) {
