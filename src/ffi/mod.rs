@@ -385,10 +385,19 @@ fn table_create(
 /// DROP: the files of whichever layout the table has (the server does not say).
 fn table_delete(p: &[u8], err: &mut String) -> i32 {
     guard(err, || {
-        csv::delete(&path(p))?;
-        arch::delete(&path(p))?;
-        if bt::exists(&path(p)) {
-            bt::delete(engine()?, &path(p))?;
+        let base = path(p);
+        // The server's DROP of a table without a .frm asks every engine to delete it and
+        // takes success from any of them as "the table existed": answer "no such
+        // table" when neither a definition nor any file of ours is there.
+        let any = |exts: &[&str]| exts.iter().any(|e| csv::with_ext(&base, e).exists());
+        let existed = any(&[".frm", csv::DATA_EXT, arch::ARZ_EXT, arch::ARP_EXT]) || bt::exists(&base);
+        csv::delete(&base)?;
+        arch::delete(&base)?;
+        if bt::exists(&base) {
+            bt::delete(engine()?, &base)?;
+        }
+        if !existed {
+            return Err(Error::NotFound(format!("table '{}' does not exist", base.display())));
         }
         Ok(())
     })
