@@ -181,8 +181,10 @@ impl Shared {
             }
             return Ok(s);
         }
-        if opts.external.is_none() {
-            // a rewrite that a crash interrupted before its rename: the old file stands
+        if opts.external.is_none() || opts.writable {
+            // A rewrite that a crash interrupted before its rename: the old file stands.
+            // Only tables that may rewrite the file own its rewrite name (a read-only
+            // attachment never writes one, so it leaves the name alone).
             let _ = fs::remove_file(opts.rewrite_path());
         }
         let file = open_data(&path, opts.external.is_none() || opts.writable)?;
