@@ -34,6 +34,9 @@ const APPEND_FLUSH: usize = 1024 * 1024;
 pub const MAX_RECORD: usize = 512 * 1024 * 1024;
 /// Own files up to this size are counted exactly at open; larger ones are estimated.
 const COUNT_AT_OPEN: u64 = 64 * 1024 * 1024;
+/// An UPDATE keeps this much of its new records in memory; past it they go to a spool
+/// file, so a statement that rewrites a huge table needs no memory in proportion.
+const SPILL_AT: usize = 8 * 1024 * 1024;
 
 /// What the table's options say about its file.
 #[derive(Clone, Debug)]
@@ -402,10 +405,75 @@ pub struct CheckReport {
 #[derive(Default)]
 struct Pending {
     dropped: Vec<(u64, u64)>,
-    added: Vec<u8>,
+    added: Spool,
     added_rows: u64,
     /// The file generation the dropped ranges refer to.
     generation: Option<u64>,
+}
+
+/// The new records of an UPDATE, in order: the first ones in an unnamed file (created
+/// beside the data file and unlinked at once, so a crash leaves nothing behind), the
+/// newest `SPILL_AT` bytes at most in memory.
+#[derive(Default)]
+struct Spool {
+    file: Option<File>,
+    file_len: u64,
+    mem: Vec<u8>,
+}
+
+impl Spool {
+    fn is_empty(&self) -> bool {
+        self.file_len == 0 && self.mem.is_empty()
+    }
+
+    /// Moves the in-memory part to the spool file once it is large enough.
+    fn maybe_spill(&mut self, near: &Path) -> Result<()> {
+        if self.mem.len() < SPILL_AT {
+            return Ok(());
+        }
+        let wctx = || format!("cannot write the UPDATE spool file beside '{}'", display(near));
+        if self.file.is_none() {
+            let mut name = near.as_os_str().to_owned();
+            name.push(format!(".ha_rust-spool-{}", std::process::id()));
+            let path = PathBuf::from(name);
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .ctx(wctx)?;
+            fs::remove_file(&path).ctx(wctx)?;
+            self.file = Some(f);
+        }
+        let f = self.file.as_ref().expect("spool file");
+        f.write_all_at(&self.mem, self.file_len).ctx(wctx)?;
+        self.file_len += self.mem.len() as u64;
+        self.mem.clear();
+        Ok(())
+    }
+
+    /// Writes every spooled record to `out`; returns the last byte written.
+    fn copy_to(&self, out: &mut impl Write, near: &Path) -> Result<Option<u8>> {
+        let mut last = None;
+        if let Some(f) = &self.file {
+            let mut buf = vec![0u8; READ_CHUNK];
+            let mut off = 0u64;
+            while off < self.file_len {
+                let n = ((self.file_len - off) as usize).min(buf.len());
+                f.read_exact_at(&mut buf[..n], off)
+                    .ctx(|| format!("cannot read the UPDATE spool file beside '{}'", display(near)))?;
+                out.write_all(&buf[..n]).ctx(|| format!("cannot write beside '{}'", display(near)))?;
+                last = Some(buf[n - 1]);
+                off += n as u64;
+            }
+        }
+        if !self.mem.is_empty() {
+            out.write_all(&self.mem).ctx(|| format!("cannot write beside '{}'", display(near)))?;
+            last = self.mem.last().copied();
+        }
+        Ok(last)
+    }
 }
 
 /// Positions are `generation << GEN_SHIFT | byte offset` (files up to 1 TiB).
@@ -681,10 +749,11 @@ impl CsvTable {
         self.check_writable()?;
         self.note_generation()?;
         let (sep, cols) = (self.opts().separator, self.opts().columns);
-        encode_image(&mut self.pending.added, image, sep, cols)?;
+        encode_image(&mut self.pending.added.mem, image, sep, cols)?;
         self.pending.added_rows += 1;
         self.pending.dropped.push(self.cur);
-        Ok(())
+        let near = self.opts().data_path();
+        self.pending.added.maybe_spill(&near)
     }
 
     /// Writes buffered appends and applies pending updates and deletes.
@@ -710,7 +779,7 @@ impl CsvTable {
 
     /// Writes the file anew without the `drop` ranges and with `add` at the end, then
     /// renames it into place (see the module comment).
-    fn rewrite(&mut self, mut drop: Vec<(u64, u64)>, add: &[u8], add_rows: u64) -> Result<()> {
+    fn rewrite(&mut self, mut drop: Vec<(u64, u64)>, add: &Spool, add_rows: u64) -> Result<()> {
         drop.sort_unstable();
         drop.dedup();
         let shared = self.shared.clone();
@@ -757,7 +826,7 @@ impl CsvTable {
                 if last != b'\n' {
                     out.write_all(b"\n").ctx(wctx)?;
                 }
-                out.write_all(add).ctx(wctx)?;
+                add.copy_to(&mut out, &path)?;
             }
             let f = out.into_inner().map_err(|e| Error::io(wctx(), e.into_error()))?;
             f.sync_all().ctx(|| format!("cannot sync '{}'", display(&tmp)))?;
@@ -796,7 +865,7 @@ impl CsvTable {
         self.append_rows = 0;
         self.pending = Pending::default();
         let (_, start, len) = self.shared.snapshot()?;
-        self.rewrite(vec![(start, len)], &[], 0)?;
+        self.rewrite(vec![(start, len)], &Spool::default(), 0)?;
         self.shared.state.lock().rows = Some(0);
         Ok(())
     }
@@ -893,7 +962,7 @@ impl CsvTable {
         } else if repair {
             self.check_writable()?;
             let drop = rep.damage.iter().map(|d| (d.start, d.end)).collect();
-            self.rewrite(drop, &[], 0)?;
+            self.rewrite(drop, &Spool::default(), 0)?;
             self.set_exact_rows(rep.rows);
         }
         Ok(rep)
@@ -1039,6 +1108,39 @@ mod tests {
         assert!(!with_ext(&o.table_path, REWRITE_EXT).exists());
         t.truncate().unwrap();
         assert_eq!(all_rows(&mut t).len(), 0);
+    }
+
+    #[test]
+    fn a_large_update_spills_its_new_records_to_a_file_and_keeps_their_order() {
+        let d = tmpdir("spill");
+        let o = opts(&d, 2);
+        let mut data = Vec::new();
+        let text = "t".repeat(200);
+        let n = 60_000u32; // 60k new records of ~210 bytes: past SPILL_AT
+        for i in 0..n {
+            data.extend_from_slice(format!("{i},{text}\n").as_bytes());
+        }
+        fs::write(o.data_path(), &data).unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        t.scan_start().unwrap();
+        while t.scan_next().unwrap() {
+            let v: u32 = std::str::from_utf8(t.record().field(0).unwrap()).unwrap().parse().unwrap();
+            let s = (v + n).to_string();
+            t.update_current(&build_image(&[(1, s.as_bytes()), (1, text.as_bytes())])).unwrap();
+            // memory holds at most one spill's worth of new records
+            assert!(t.pending.added.mem.len() <= SPILL_AT + 512);
+        }
+        assert!(t.pending.added.file_len > 0, "the new records went to the spool file");
+        t.scan_end().unwrap(); // writes the new file
+        let rows = all_rows(&mut t);
+        assert_eq!(rows.len(), n as usize);
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r[0].as_deref(), Some((i as u32 + n).to_string().as_bytes()));
+            assert_eq!(r[1].as_deref(), Some(text.as_bytes()));
+        }
+        // the spool file was unlinked when created: nothing but the data file is left
+        let names: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("t.csv")]);
     }
 
     #[test]
