@@ -183,6 +183,14 @@ ha_rust::~ha_rust()
   delete tbl;
 }
 
+/* THR_LOCK's check_status: may an INSERT (TL_WRITE_CONCURRENT_INSERT) run beside
+   the readers? Always, for CSV and ARCHIVE: a scan reads only what was published
+   when it started, and appends are published whole (see src/csv, src/archive). */
+static my_bool concurrent_insert_allowed(void *)
+{
+  return FALSE;
+}
+
 Rust_share *ha_rust::get_share()
 {
   Rust_share *s;
@@ -190,6 +198,12 @@ Rust_share *ha_rust::get_share()
   if (!(s= static_cast<Rust_share *>(get_ha_share_ptr())))
   {
     s= new Rust_share;
+    /* Without check_status, thr_lock turns every concurrent insert into a plain
+       write lock that waits for running scans. BTREE takes its own table locks
+       (store_lock below), so only the append-only layouts need it. */
+    if (table_share->option_struct &&
+        table_share->option_struct->layout != LAYOUT_BTREE)
+      s->lock.check_status= concurrent_insert_allowed;
     set_ha_share_ptr(static_cast<Handler_share *>(s));
   }
   unlock_shared_ha_data();
@@ -1101,6 +1115,13 @@ THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
       else if (lock_type == TL_READ_NO_INSERT)
         lock_type= TL_READ;
     }
+    /* CSV and ARCHIVE let INSERTs run beside statements' scans (each scan reads
+       what was published when it started), but LOCK TABLES ... READ LOCAL must
+       give a stable table until UNLOCK TABLES (mysqldump relies on it), which
+       those layouts do not snapshot: there, inserts wait. */
+    else if (layout() != LAYOUT_BTREE && lock_type == TL_READ &&
+             thd_in_lock_tables(thd))
+      lock_type= TL_READ_NO_INSERT;
     lock.type= lock_type;
   }
   *to++= &lock;
