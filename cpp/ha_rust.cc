@@ -1096,6 +1096,9 @@ int ha_rust::external_lock(THD *thd, int lock_type)
                    err_msg.c_str());
       (*tbl)->discard();
     }
+    rust::String note;
+    while ((*tbl)->take_warning(note))
+      sql_print_warning("RUST: %s", std::string(note).c_str());
     return rc;
   }
   return 0;

@@ -725,9 +725,15 @@ impl ArchiveTable {
                 self.appends.row(i),
             );
         }
-        st.arp
-            .write_all_at(&bytes, st.arp_len)
-            .ctx(|| format!("cannot append to '{}'", display(&pp)))?;
+        if let Err(e) = st.arp.write_all_at(&bytes, st.arp_len) {
+            // A full disk, say: these rows are not inserted (the statement reports
+            // the error). Cut off whatever part of them reached `.arp` and forget
+            // them: the next statement must not retry them.
+            let _ = st.arp.set_len(st.arp_len);
+            drop(st);
+            self.appends.clear();
+            return Err(Error::io(format!("cannot append to '{}'", display(&pp)), e));
+        }
         st.arp_len += bytes.len() as u64;
         let n = self.appends.len() as u64;
         {
@@ -744,9 +750,23 @@ impl ArchiveTable {
         st.rows += n;
         self.appends.clear();
         if st.pending.set.raw_len() >= BLOCK_RAW {
-            seal_block(&shared.opts, &mut st)?;
+            // The rows are safe in `.arp` already: a block that cannot be written
+            // now (a full disk) is not this statement's failure. It is reported in
+            // the error log and tried again at the next insert.
+            if let Err(e) = seal_block(&shared.opts, &mut st) {
+                self.warnings.push(format!(
+                    "{}: the pending rows stay in '{}' for now: {e}",
+                    display(&shared.opts.table_path),
+                    display(&pp)
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// Forgets buffered rows (their statement failed).
+    pub fn discard(&mut self) {
+        self.appends.clear();
     }
 
     /// TRUNCATE: empty files, AUTO_INCREMENT back to 1.
@@ -956,8 +976,16 @@ fn seal_block(opts: &ArchiveOptions, st: &mut State) -> Result<()> {
     let mut bytes = Vec::new();
     let mut meta = st.pending.set.to_block(st.pending.first_row, opts.level, &mut bytes)?;
     meta.offset = st.arz_len;
-    st.arz.write_all_at(&bytes, st.arz_len).ctx(|| format!("cannot append to '{}'", display(&ap)))?;
-    st.arz.sync_data().ctx(|| format!("cannot sync '{}'", display(&ap)))?;
+    let written = st
+        .arz
+        .write_all_at(&bytes, st.arz_len)
+        .ctx(|| format!("cannot append to '{}'", display(&ap)))
+        .and_then(|_| st.arz.sync_data().ctx(|| format!("cannot sync '{}'", display(&ap))));
+    if let Err(e) = written {
+        // nothing of the block may stay behind the last good one
+        let _ = st.arz.set_len(st.arz_len);
+        return Err(e);
+    }
     st.arz_len += bytes.len() as u64;
     Arc::make_mut(&mut st.blocks).push(meta);
     let pp = arp_path(&opts.table_path);

@@ -710,7 +710,17 @@ impl CsvTable {
                 at += 1;
             }
         }
-        st.file.write_all_at(&self.appends, at).ctx(|| format!("cannot append to '{name}'"))?;
+        if let Err(e) = st.file.write_all_at(&self.appends, at) {
+            // A full disk, say: these rows are not inserted (the statement reports
+            // the error). Cut off whatever part of them reached the file, so that no
+            // half-written row is ever published, and forget them: they must not
+            // be retried by the next statement.
+            let _ = st.file.set_len(at);
+            drop(st);
+            self.appends.clear();
+            self.append_rows = 0;
+            return Err(Error::io(format!("cannot append to '{name}'"), e));
+        }
         st.len = at + self.appends.len() as u64;
         if let Some(r) = st.rows.as_mut() {
             *r += self.append_rows;
@@ -743,6 +753,8 @@ impl CsvTable {
     /// Forgets pending UPDATE/DELETE work (after its statement failed).
     pub fn discard(&mut self) {
         self.pending = Pending::default();
+        self.appends.clear();
+        self.append_rows = 0;
     }
 
     pub fn update_current(&mut self, image: &[u8]) -> Result<()> {

@@ -666,8 +666,10 @@ impl Table {
         self.run(|t| t.truncate())
     }
     fn discard(&mut self) {
-        if let Some(Inner::Csv(t)) = self.inner.as_mut() {
-            t.discard();
+        match self.inner.as_mut() {
+            Some(Inner::Csv(t)) => t.discard(),
+            Some(Inner::Archive(t)) => t.discard(),
+            _ => {}
         }
     }
     fn stats(&self) -> Stats {
