@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use super::log::{REC_COMMIT, REC_MTR, REC_ROLLBACK_DONE, REC_TREE, Record, RedoLog};
 use super::page::{PAGE_SIZE, Page};
-use super::pool::{LOGGED_FROM, LogLink, PAGE_DIFF, PAGE_FULL, apply_diff};
+use super::pool::{LOGGED_FROM, LogLink, PAGE_DIFF, PAGE_FULL, PAGE_NEW, apply_diff};
 use super::tree::BTree;
 use crate::error::{Error, IoContext, Result};
 
@@ -133,17 +133,30 @@ fn parse_mtr(p: &[u8]) -> Option<(u32, &[u8], Vec<PageChange<'_>>)> {
         at += 5;
         let len = match kind {
             PAGE_FULL => PAGE_SIZE - LOGGED_FROM,
-            PAGE_DIFF => {
-                // measure the diff by walking it
-                let mut scratch = vec![0u8; PAGE_SIZE];
-                apply_diff(&mut scratch, p.get(at..)?)?
-            }
+            PAGE_DIFF | PAGE_NEW => ranges_len(p.get(at..)?)?,
             _ => return None,
         };
         pages.push(PageChange { page, kind, bytes: p.get(at..at + len)? });
         at += len;
     }
     Some((tree, undo, pages))
+}
+
+/// The length of a ranges entry (`u16 count`, then `u16 offset, u16 length,
+/// bytes`), checking that every range lies in the logged part of a page.
+fn ranges_len(r: &[u8]) -> Option<usize> {
+    let n = u16::from_le_bytes(r.get(0..2)?.try_into().ok()?) as usize;
+    let mut at = 2;
+    for _ in 0..n {
+        let off = u16::from_le_bytes(r.get(at..at + 2)?.try_into().ok()?) as usize;
+        let len = u16::from_le_bytes(r.get(at + 2..at + 4)?.try_into().ok()?) as usize;
+        if off < LOGGED_FROM || off + len > PAGE_SIZE {
+            return None;
+        }
+        r.get(at + 4..at + 4 + len)?;
+        at += 4 + len;
+    }
+    Some(at)
 }
 
 pub struct Engine {
@@ -238,6 +251,8 @@ impl Engine {
                     std::collections::hash_map::Entry::Vacant(v) => {
                         let mut b = Box::new([0u8; PAGE_SIZE]);
                         if c.kind == PAGE_DIFF {
+                            // (not expected: a page's first change after the
+                            // checkpoint is logged whole or as new)
                             let f = File::open(path).ctx(|| format!("cannot open '{}'", path.display()))?;
                             let _ = f.read_exact_at(&mut b[..], c.page as u64 * PAGE_SIZE as u64);
                         }
@@ -247,6 +262,10 @@ impl Engine {
                 if c.kind == PAGE_FULL {
                     page[LOGGED_FROM..].copy_from_slice(c.bytes);
                 } else {
+                    if c.kind == PAGE_NEW {
+                        // initialised by this mtr: built from zeros, never from disk
+                        page.fill(0);
+                    }
                     apply_diff(&mut page[..], c.bytes)
                         .ok_or_else(|| Error::Corrupt(format!("redo record at LSN {} is malformed", r.lsn)))?;
                 }
@@ -264,9 +283,9 @@ impl Engine {
                     OpenOptions::new().write(true).open(path).ctx(|| format!("cannot open '{}'", path.display()))?,
                 ),
             };
-            let mut p = Page { buf };
+            let mut p = Page::from_buf(buf);
             p.seal();
-            f.write_all_at(&p.buf[..], no as u64 * PAGE_SIZE as u64)
+            f.write_all_at(&p.bytes()[..], no as u64 * PAGE_SIZE as u64)
                 .ctx(|| format!("cannot write '{}'", path.display()))?;
         }
         for f in files.values() {
@@ -423,9 +442,8 @@ impl Engine {
     /// the log before it (but never an active transaction's records).
     pub fn checkpoint_now(&self) -> Result<()> {
         let _g = self.ckpt_lock.lock();
-        let ckpt = self.log.end_lsn();
         // from now on a page's first change is logged whole (torn-page safety)
-        self.checkpoint.store(ckpt, Ordering::Release);
+        let ckpt = self.log.begin_checkpoint(&self.checkpoint);
         self.log.flush_to(ckpt)?;
         let live: Vec<(u32, PathBuf, Tree)> = self
             .trees
@@ -592,5 +610,62 @@ mod tests {
             let summary = |m: &BTreeMap<Vec<u8>, Vec<u8>>| m.iter().map(|(k, v)| (String::from_utf8_lossy(k).to_string(), v.len(), v.first().copied())).collect::<Vec<_>>();
             prop_assert_eq!(summary(&got), summary(&committed));
         }
+    }
+}
+
+#[cfg(test)]
+mod perf {
+    //! A write-path workload for profiling without a server (not a test of
+    //! anything): `BT_ROWS=20000 cargo test --release perf_workload -- --ignored
+    //! --nocapture`, or the test binary under `valgrind --tool=callgrind`.
+    use super::*;
+    use crate::btree::table::{self, BtreeTable, TrxHandle};
+
+    fn row(i: u32) -> Vec<u8> {
+        // about the bench's rows: fixed columns, then text of 50..350 bytes
+        let len = 60 + (i.wrapping_mul(2_654_435_761) % 300) as usize;
+        (0..len).map(|j| (j as u32 ^ i) as u8 | 0x20).collect()
+    }
+
+    #[test]
+    #[ignore]
+    fn perf_workload() {
+        let rows: u32 = std::env::var("BT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+        let d = std::env::temp_dir().join(format!("ha_rust-perf-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        let e = Engine::open(&d.join("eng"), 32768, FlushPolicy::EveryCommit).unwrap();
+        let tp = d.join("t");
+        table::create(&tp, 1).unwrap();
+        let mut t = BtreeTable::open(&e, &tp, vec![true], false).unwrap();
+        let mut h = TrxHandle::new();
+        let t0 = Instant::now();
+        for i in 1..=rows {
+            h.stmt_begin();
+            assert!(t.insert(&e, &mut h, &i.to_be_bytes(), &row(i), &[]).unwrap().is_none());
+        }
+        h.commit(&e).unwrap();
+        let load = t0.elapsed();
+        let log_load = e.log().size();
+        let t0 = Instant::now();
+        for i in (10..=rows).step_by(10) {
+            let mut r = row(i);
+            r[0] ^= 1;
+            t.update(&e, &mut h, &i.to_be_bytes(), &i.to_be_bytes(), &r, &[], &[]).unwrap();
+        }
+        h.commit(&e).unwrap();
+        let upd = t0.elapsed();
+        let log_upd = e.log().size();
+        let t0 = Instant::now();
+        for i in (5..=rows).step_by(10) {
+            t.delete(&e, &mut h, &i.to_be_bytes(), &[]).unwrap();
+        }
+        h.commit(&e).unwrap();
+        let del = t0.elapsed();
+        let (data, _) = t.data_length();
+        eprintln!("rows {rows}: load {load:?} update {upd:?} delete {del:?}; {} pages ({} MB); log bytes: load {log_load}, update {}, delete {}",
+            data / PAGE_SIZE as u64, data >> 20, log_upd - log_load, e.log().size() - log_upd);
+        drop(t);
+        let _ = fs::remove_dir_all(&d);
     }
 }
