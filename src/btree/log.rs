@@ -18,12 +18,16 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, IoContext, Result};
 
 pub const LOG_MAGIC: &[u8; 8] = b"RUSTRDO\0";
-pub const LOG_VERSION: u32 = 1;
+/// 2: MTR page entries of kind 3 (a page initialised by the mtr). A version 1
+/// log is read and carried on as version 2.
+pub const LOG_VERSION: u32 = 2;
 pub const LOG_HEADER: u64 = 32;
 
 /// Record types.
@@ -31,6 +35,9 @@ pub const REC_MTR: u8 = 1;
 pub const REC_COMMIT: u8 = 2;
 pub const REC_ROLLBACK_DONE: u8 = 3;
 pub const REC_TREE: u8 = 4;
+
+/// Appended log bytes are written (not synced) once this many are buffered.
+const WRITE_BEHIND: usize = 4 << 20;
 
 pub(crate) struct Inner {
     file: File,
@@ -98,10 +105,17 @@ impl RedoLog {
                 return Err(Error::Corrupt(format!("{name}: not a RUST redo log (bad header)")));
             }
             let v = u32::from_le_bytes(h[8..12].try_into().unwrap());
-            if v != LOG_VERSION {
-                return Err(Error::Unsupported(format!("{name}: redo log version {v}; this build reads {LOG_VERSION}")));
+            if v != LOG_VERSION && v != 1 {
+                return Err(Error::Unsupported(format!("{name}: redo log version {v}; this build reads 1 and {LOG_VERSION}")));
             }
-            u64::from_le_bytes(h[12..20].try_into().unwrap())
+            let base = u64::from_le_bytes(h[12..20].try_into().unwrap());
+            if v != LOG_VERSION {
+                // version 1's records are read as they are; what follows may use
+                // version 2's, so the header says 2 from now on
+                file.write_all_at(&header(base), 0).ctx(|| format!("cannot write '{name}'"))?;
+                file.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
+            }
+            base
         };
         // read every record; stop at the first that does not check out
         let mut data = vec![0u8; (len.max(LOG_HEADER) - LOG_HEADER) as usize];
@@ -147,16 +161,48 @@ impl RedoLog {
 
     /// Appends a record; returns its LSN (its end is `lsn + length`).
     pub fn append(&self, kind: u8, trx: u64, payload: &[u8]) -> u64 {
-        let mut body = Vec::with_capacity(9 + payload.len());
-        body.push(kind);
-        body.extend_from_slice(&trx.to_le_bytes());
-        body.extend_from_slice(payload);
         let mut g = self.inner.lock();
+        Self::push(&mut g, kind, trx, payload)
+    }
+
+    /// Appends a record unless a checkpoint began since `checkpoint` read `seen`
+    /// (then the caller builds the record again: see [`RedoLog::begin_checkpoint`]).
+    pub fn append_unless_checkpoint(&self, kind: u8, trx: u64, payload: &[u8], checkpoint: &AtomicU64, seen: u64) -> Option<u64> {
+        let mut g = self.inner.lock();
+        if checkpoint.load(Ordering::Acquire) != seen {
+            return None;
+        }
+        Some(Self::push(&mut g, kind, trx, payload))
+    }
+
+    /// Sets `checkpoint` to the log's end, under the lock appends take: every record
+    /// after it was built knowing the new checkpoint.
+    pub fn begin_checkpoint(&self, checkpoint: &AtomicU64) -> u64 {
+        let g = self.inner.lock();
+        checkpoint.store(g.end_lsn, Ordering::Release);
+        g.end_lsn
+    }
+
+    fn push(g: &mut Inner, kind: u8, trx: u64, payload: &[u8]) -> u64 {
         let lsn = g.end_lsn;
-        g.buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        g.buf.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        g.buf.extend_from_slice(&body);
-        g.end_lsn += 8 + body.len() as u64;
+        let blen = 9 + payload.len();
+        let mut head = [0u8; 9];
+        head[0] = kind;
+        head[1..9].copy_from_slice(&trx.to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&head);
+        crc.update(payload);
+        g.buf.reserve(8 + blen);
+        g.buf.extend_from_slice(&(blen as u32).to_le_bytes());
+        g.buf.extend_from_slice(&crc.finalize().to_le_bytes());
+        g.buf.extend_from_slice(&head);
+        g.buf.extend_from_slice(payload);
+        g.end_lsn += 8 + blen as u64;
+        if g.buf.len() >= WRITE_BEHIND {
+            // a long transaction: write (not sync) as it goes, rather than holding
+            // its whole log in memory; a failure is met again by the next write
+            let _ = Self::write_locked(g);
+        }
         lsn
     }
 
@@ -168,12 +214,14 @@ impl RedoLog {
     /// Writes the buffer to the file (no fsync); returns the LSN written up to.
     pub fn write(&self) -> Result<u64> {
         let mut g = self.inner.lock();
+        Self::write_locked(&mut g).map_err(|e| Error::io(format!("cannot write '{}'", self.path.display()), e))
+    }
+
+    fn write_locked(g: &mut Inner) -> std::io::Result<u64> {
         if !g.buf.is_empty() {
             let off = LOG_HEADER + (g.written_lsn - g.base_lsn);
-            let buf = std::mem::take(&mut g.buf);
-            g.file
-                .write_all_at(&buf, off)
-                .ctx(|| format!("cannot write '{}'", self.path.display()))?;
+            g.file.write_all_at(&g.buf, off)?;
+            g.buf.clear();
             g.written_lsn = g.end_lsn;
         }
         Ok(g.written_lsn)

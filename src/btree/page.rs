@@ -52,9 +52,28 @@ pub enum Val<'a> {
 }
 
 pub const OVERFLOW_BIT: u32 = 1 << 31;
+/// Bytes of a page that are logged (the checksum, number and LSN are not).
+pub const LOGGED_FROM: usize = 16;
 
 pub struct Page {
-    pub buf: Box<[u8; PAGE_SIZE]>,
+    buf: Box<[u8; PAGE_SIZE]>,
+    track: Track,
+}
+
+/// What a mini-transaction changed in a page, noted by every write as it is made
+/// (the redo record logs these ranges; no before-image is diffed).
+#[derive(Default)]
+struct Track {
+    on: bool,
+    /// Redo starts from a zeroed page (the page was initialised in this mtr):
+    /// `ranges` then cover everything written since.
+    fresh: bool,
+    /// Byte ranges written (offset, length), in the order written.
+    ranges: Vec<(u16, u16)>,
+    /// For an abort: the ranges' old bytes, in the same order...
+    old: Vec<u8>,
+    /// ...or the whole page before it was initialised.
+    snapshot: Option<Box<[u8; PAGE_SIZE]>>,
 }
 
 fn rd16(b: &[u8], o: usize) -> u16 {
@@ -72,7 +91,7 @@ fn wr32(b: &mut [u8], o: usize, v: u32) {
 
 impl Default for Page {
     fn default() -> Self {
-        Page { buf: Box::new([0u8; PAGE_SIZE]) }
+        Page { buf: Box::new([0u8; PAGE_SIZE]), track: Track::default() }
     }
 }
 
@@ -83,13 +102,174 @@ impl Page {
         p
     }
 
+    /// A page around bytes read from somewhere (recovery); not tracked.
+    pub fn from_buf(buf: Box<[u8; PAGE_SIZE]>) -> Page {
+        Page { buf, track: Track::default() }
+    }
+
+    pub fn into_buf(self) -> Box<[u8; PAGE_SIZE]> {
+        self.buf
+    }
+
+    /// The page's bytes (read only: every write goes through a method that notes it).
+    pub fn bytes(&self) -> &[u8; PAGE_SIZE] {
+        &self.buf
+    }
+
+    /// The raw buffer, for reading the page from disk (no mtr is running on it).
+    pub fn raw_mut(&mut self) -> &mut [u8; PAGE_SIZE] {
+        debug_assert!(!self.track.on);
+        &mut self.buf
+    }
+
+    // ---- change tracking (mini-transactions) ----
+
+    /// Starts noting changes; `fresh`: the page is new (redo starts from zeros and
+    /// an abort forgets the page, so no old bytes are kept).
+    pub fn track_begin(&mut self, fresh: bool) {
+        let t = &mut self.track;
+        t.on = true;
+        t.fresh = fresh;
+        t.ranges.clear();
+        t.old.clear();
+        t.snapshot = None;
+        if fresh {
+            // redo from zeros must rebuild the header fields too
+            t.ranges.push((LOGGED_FROM as u16, (HEADER - LOGGED_FROM) as u16));
+        }
+    }
+
+    pub fn tracking(&self) -> bool {
+        self.track.on
+    }
+
+    /// Whether redo starts from a zeroed page.
+    pub fn track_fresh(&self) -> bool {
+        self.track.fresh
+    }
+
+    /// Ends tracking (after the mtr's record is built, or an abort).
+    pub fn track_end(&mut self) {
+        let t = &mut self.track;
+        t.on = false;
+        t.fresh = false;
+        t.ranges.clear();
+        t.old.clear();
+        t.snapshot = None;
+    }
+
+    /// Puts the bytes the mtr changed back (an aborted mtr).
+    pub fn track_undo(&mut self) {
+        if let Some(s) = self.track.snapshot.take() {
+            self.buf = s;
+        } else if !self.track.fresh {
+            let mut end = self.track.old.len();
+            for &(off, len) in self.track.ranges.iter().rev() {
+                let (off, len) = (off as usize, len as usize);
+                self.buf[off..off + len].copy_from_slice(&self.track.old[end - len..end]);
+                end -= len;
+            }
+        }
+        self.track_end();
+    }
+
+    /// The changed ranges at or above `from`, sorted and joined (gaps under 8 bytes
+    /// are logged rather than split): (offset, length).
+    pub fn changed_ranges(&self, from: usize) -> Vec<(usize, usize)> {
+        let mut r: Vec<(usize, usize)> = self
+            .track
+            .ranges
+            .iter()
+            .filter_map(|&(o, l)| {
+                let (o, e) = ((o as usize).max(from), o as usize + l as usize);
+                (e > o).then_some((o, e))
+            })
+            .collect();
+        r.sort_unstable();
+        let mut out: Vec<(usize, usize)> = Vec::with_capacity(r.len());
+        for (o, e) in r {
+            match out.last_mut() {
+                Some((_, le)) if o <= *le + 8 => *le = (*le).max(e),
+                _ => out.push((o, e)),
+            }
+        }
+        out.into_iter().map(|(o, e)| (o, e - o)).collect()
+    }
+
+    /// Notes that `len` bytes at `off` are about to be written.
+    #[inline]
+    fn note(&mut self, off: usize, len: usize) {
+        let t = &mut self.track;
+        if !t.on || len == 0 {
+            return;
+        }
+        t.ranges.push((off as u16, len as u16));
+        if !t.fresh && t.snapshot.is_none() {
+            t.old.extend_from_slice(&self.buf[off..off + len]);
+        }
+    }
+
+    /// Writes `bytes` at `off` (noted).
+    pub fn put(&mut self, off: usize, bytes: &[u8]) {
+        self.note(off, bytes.len());
+        self.buf[off..off + bytes.len()].copy_from_slice(bytes);
+    }
+
+    fn put16(&mut self, off: usize, v: u16) {
+        self.put(off, &v.to_le_bytes());
+    }
+
+    fn put32(&mut self, off: usize, v: u32) {
+        self.put(off, &v.to_le_bytes());
+    }
+
+    /// Copies `src` to `dest` within the page (noted).
+    fn copy_within(&mut self, src: std::ops::Range<usize>, dest: usize) {
+        self.note(dest, src.len());
+        self.buf.copy_within(src, dest);
+    }
+
+    /// Makes this page a copy of `other`'s bytes (noted as a whole new page).
+    /// (Its number, checksum and LSN stay its own.)
+    pub fn copy_from(&mut self, other: &[u8; PAGE_SIZE]) {
+        self.begin_rewrite();
+        self.buf[LOGGED_FROM..].copy_from_slice(&other[LOGGED_FROM..]);
+        self.note(LOGGED_FROM, PAGE_SIZE - LOGGED_FROM);
+    }
+
+    /// The whole page is about to be rewritten: keep it for an abort, and log the
+    /// page from zeros.
+    fn begin_rewrite(&mut self) {
+        let t = &mut self.track;
+        if !t.on {
+            return;
+        }
+        if !t.fresh && t.snapshot.is_none() {
+            // the page as it was when the mtr began: undo what was noted so far
+            let mut s = self.buf.clone();
+            let mut end = t.old.len();
+            for &(off, len) in t.ranges.iter().rev() {
+                let (off, len) = (off as usize, len as usize);
+                s[off..off + len].copy_from_slice(&t.old[end - len..end]);
+                end -= len;
+            }
+            t.snapshot = Some(s);
+        }
+        t.fresh = true;
+        t.ranges.clear();
+        t.old.clear();
+        t.ranges.push((LOGGED_FROM as u16, (HEADER - LOGGED_FROM) as u16));
+    }
+
     pub fn init(&mut self, no: u32, kind: Kind) {
+        self.begin_rewrite();
         self.buf.fill(0);
         wr32(&mut self.buf[..], 4, no);
         self.buf[16] = kind as u8;
         self.buf[17] = PAGE_VERSION;
         // an empty heap: free_hi is PAGE_SIZE, stored as 0 (see free_hi())
-        self.set_free(HEADER, PAGE_SIZE);
+        wr16(&mut self.buf[..], 20, HEADER as u16);
+        wr16(&mut self.buf[..], 22, 0);
     }
 
     pub fn no(&self) -> u32 {
@@ -108,7 +288,7 @@ impl Page {
         rd16(&self.buf[..], 18) as usize
     }
     fn set_slots(&mut self, n: usize) {
-        wr16(&mut self.buf[..], 18, n as u16);
+        self.put16(18, n as u16);
     }
     fn free_lo(&self) -> usize {
         rd16(&self.buf[..], 20) as usize
@@ -122,20 +302,22 @@ impl Page {
         }
     }
     fn set_free(&mut self, lo: usize, hi: usize) {
-        wr16(&mut self.buf[..], 20, lo as u16);
-        wr16(&mut self.buf[..], 22, if hi == PAGE_SIZE { 0 } else { hi as u16 });
+        let mut b = [0u8; 4];
+        b[0..2].copy_from_slice(&(lo as u16).to_le_bytes());
+        b[2..4].copy_from_slice(&(if hi == PAGE_SIZE { 0 } else { hi as u16 }).to_le_bytes());
+        self.put(20, &b);
     }
     pub fn link_a(&self) -> u32 {
         rd32(&self.buf[..], 24)
     }
     pub fn set_link_a(&mut self, v: u32) {
-        wr32(&mut self.buf[..], 24, v);
+        self.put32(24, v);
     }
     pub fn link_b(&self) -> u32 {
         rd32(&self.buf[..], 28)
     }
     pub fn set_link_b(&mut self, v: u32) {
-        wr32(&mut self.buf[..], 28, v);
+        self.put32(28, v);
     }
 
     /// Writes the checksum; done before every write to disk.
@@ -216,7 +398,7 @@ impl Page {
 
     pub fn set_child(&mut self, i: usize, c: u32) {
         let off = self.slot(i);
-        wr32(&mut self.buf[..], off + 2, c);
+        self.put32(off + 2, c);
     }
 
     /// Bytes a record takes, slot included.
@@ -255,31 +437,36 @@ impl Page {
         (lo, false)
     }
 
-    /// Rewrites the heap without the holes removed records left.
+    /// Closes the holes removed records left: records slide towards the end of the
+    /// page, highest first, so those already packed there do not move (and need no
+    /// logging).
     fn compact(&mut self) {
         let n = self.slots();
-        let recs: Vec<Vec<u8>> = (0..n)
+        let mut order: Vec<(usize, usize, usize)> = (0..n)
             .map(|i| {
                 let off = self.slot(i);
-                let len = self.rec_len(off).unwrap();
-                self.buf[off..off + len].to_vec()
+                (off, self.rec_len(off).unwrap_or(0), i)
             })
             .collect();
+        order.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         let mut hi = PAGE_SIZE;
-        for (i, r) in recs.iter().enumerate() {
-            hi -= r.len();
-            self.buf[hi..hi + r.len()].copy_from_slice(r);
-            wr16(&mut self.buf[..], HEADER + 2 * i, hi as u16);
+        for (off, len, i) in order {
+            let to = hi - len;
+            if to != off {
+                self.copy_within(off..off + len, to);
+                self.put16(HEADER + 2 * i, to as u16);
+            }
+            hi = to;
         }
         self.set_free(HEADER + 2 * n, hi);
     }
 
     /// Makes room for a record of `len` bytes; false if the page cannot hold it.
     fn reserve(&mut self, len: usize) -> Option<usize> {
-        if self.free() < len + 2 {
-            return None;
-        }
         if self.free_hi() - self.free_lo() < len + 2 {
+            if self.free() < len + 2 {
+                return None;
+            }
             self.compact();
         }
         let hi = self.free_hi() - len;
@@ -291,8 +478,8 @@ impl Page {
     fn insert_slot(&mut self, i: usize, off: usize) {
         let n = self.slots();
         let start = HEADER + 2 * i;
-        self.buf.copy_within(start..HEADER + 2 * n, start + 2);
-        wr16(&mut self.buf[..], start, off as u16);
+        self.copy_within(start..HEADER + 2 * n, start + 2);
+        self.put16(start, off as u16);
         self.set_slots(n + 1);
         let hi = self.free_hi();
         self.set_free(HEADER + 2 * (n + 1), hi);
@@ -302,6 +489,7 @@ impl Page {
     pub fn insert_leaf(&mut self, i: usize, key: &[u8], val: &Val) -> bool {
         let len = Page::leaf_need(key.len(), val) - 2;
         let Some(off) = self.reserve(len) else { return false };
+        self.note(off, len);
         wr16(&mut self.buf[..], off, key.len() as u16);
         self.buf[off + 6..off + 6 + key.len()].copy_from_slice(key);
         let at = off + 6 + key.len();
@@ -320,10 +508,33 @@ impl Page {
         true
     }
 
+    /// Replaces the inline value of record `i` by `val` in place, when the record
+    /// holds an inline value at least as long (the rest becomes a hole); false
+    /// (nothing changed) otherwise.
+    pub fn replace_inline(&mut self, i: usize, val: &[u8]) -> bool {
+        let off = self.slot(i);
+        let klen = rd16(&self.buf[..], off) as usize;
+        let v = rd32(&self.buf[..], off + 2);
+        if v & OVERFLOW_BIT != 0 || (v as usize) < val.len() {
+            return false;
+        }
+        let at = off + 6 + klen;
+        if v as usize != val.len() {
+            self.put32(off + 2, val.len() as u32);
+        }
+        // only the bytes that differ (an UPDATE usually changes a few columns)
+        let old = &self.buf[at..at + val.len()];
+        let Some(first) = old.iter().zip(val).position(|(a, b)| a != b) else { return true };
+        let last = old.iter().zip(val).rposition(|(a, b)| a != b).unwrap();
+        self.put(at + first, &val[first..=last]);
+        true
+    }
+
     /// Inserts an internal record (separator `key`, `child` for keys >= it).
     pub fn insert_internal(&mut self, i: usize, key: &[u8], child: u32) -> bool {
         let len = Page::internal_need(key.len()) - 2;
         let Some(off) = self.reserve(len) else { return false };
+        self.note(off, len);
         wr16(&mut self.buf[..], off, key.len() as u16);
         wr32(&mut self.buf[..], off + 2, child);
         self.buf[off + 6..off + 6 + key.len()].copy_from_slice(key);
@@ -335,10 +546,20 @@ impl Page {
     pub fn remove(&mut self, i: usize) {
         let n = self.slots();
         let start = HEADER + 2 * i;
-        self.buf.copy_within(start + 2..HEADER + 2 * n, start);
+        self.copy_within(start + 2..HEADER + 2 * n, start);
         self.set_slots(n - 1);
         let hi = self.free_hi();
         self.set_free(HEADER + 2 * (n - 1), hi);
+    }
+
+    /// Keeps the first `n` slots (the others' bytes become holes).
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.slots() {
+            return;
+        }
+        self.set_slots(n);
+        let hi = self.free_hi();
+        self.set_free(HEADER + 2 * n, hi);
     }
 
     /// Overflow page: link_a = next page, bytes from HEADER on.
@@ -397,5 +618,57 @@ mod tests {
         assert!(m as usize >= before - 1, "{m} {before}");
         p.seal();
         p.verify(1).unwrap();
+    }
+
+    fn apply_ranges(page: &mut [u8], from: &Page) {
+        for (off, len) in from.changed_ranges(LOGGED_FROM) {
+            page[off..off + len].copy_from_slice(&from.bytes()[off..off + len]);
+        }
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Random changes inside a tracked mtr (inserts, removes, in-place
+        /// replaces, truncation, links, compaction, re-initialisation): the noted
+        /// ranges rebuild the page from its old bytes (or from zeros once it was
+        /// initialised), and an abort gives back exactly the old bytes.
+        #[test]
+        fn noted_ranges_rebuild_and_undo_the_page(
+            before in prop::collection::vec((0u16..400, 0usize..300), 0..60),
+            ops in prop::collection::vec((0u8..6, 0u16..400, 0usize..300), 1..80),
+        ) {
+            let mut p = Page::new(5, Kind::Leaf);
+            for (k, l) in &before {
+                let key = k.to_be_bytes();
+                let (i, eq) = p.search(&key);
+                if !eq {
+                    p.insert_leaf(i, &key, &Val::Inline(&vec![*k as u8; *l]));
+                }
+            }
+            let old: Box<[u8; PAGE_SIZE]> = Box::new(*p.bytes());
+            p.track_begin(false);
+            for (op, k, l) in &ops {
+                let key = k.to_be_bytes();
+                match op {
+                    0 | 1 => {
+                        let (i, eq) = p.search(&key);
+                        if !eq {
+                            p.insert_leaf(i, &key, &Val::Inline(&vec![*l as u8; *l]));
+                        }
+                    }
+                    2 => if p.slots() > 0 { p.remove(*k as usize % p.slots()) },
+                    3 => if p.slots() > 0 { p.replace_inline(*k as usize % p.slots(), &vec![*k as u8; *l / 4]); },
+                    4 => if p.slots() > 0 { p.truncate(*k as usize % p.slots()); p.set_link_a(*l as u32) },
+                    _ => if *l < 3 { p.init(5, Kind::Leaf) },
+                }
+            }
+            let mut rebuilt = if p.track_fresh() { Box::new([0u8; PAGE_SIZE]) } else { old.clone() };
+            apply_ranges(&mut rebuilt[..], &p);
+            prop_assert!(rebuilt[LOGGED_FROM..] == p.bytes()[LOGGED_FROM..]);
+            p.track_undo();
+            prop_assert!(p.bytes()[..] == old[..]);
+        }
     }
 }

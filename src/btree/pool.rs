@@ -5,12 +5,12 @@
 //! The pool is used under its tree's lock, so it needs no locking of its own.
 //!
 //! Logging: changes happen inside a mini-transaction ([`Pool::mtr_begin`] ..
-//! [`Pool::mtr_commit`]). The pool keeps the before-image of every page the mtr
-//! touches; at commit it logs, per page, either the bytes that changed or (for a
-//! page's first change after a checkpoint, and for new pages) the whole page, all
-//! in one redo record, and stamps the pages with its LSN. [`Pool::mtr_abort`] puts
-//! the before-images back. Write-ahead rule: a dirty page is written only after the
-//! log is durable up to the page's LSN.
+//! [`Pool::mtr_commit`]). Every page the mtr touches notes the byte ranges its
+//! writes cover (and their old bytes); at commit the pool logs, per page, those
+//! ranges (from zeros for a page the mtr initialised) or, for a page's first change
+//! after a checkpoint, the whole page, all in one redo record, and stamps the pages
+//! with its LSN. [`Pool::mtr_abort`] puts the old bytes back. Write-ahead rule: a
+//! dirty page is written only after the log is durable up to the page's LSN.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -30,16 +30,18 @@ pub struct LogLink {
     pub checkpoint: Arc<AtomicU64>,
 }
 
-/// Page entry kinds in an MTR record.
+/// Page entry kinds in an MTR record: the whole page (bytes LOGGED_FROM..), the
+/// changed ranges applied to the page as it is, or the ranges applied to a zeroed
+/// page (a page initialised by the mtr: redo never reads it from disk).
 pub const PAGE_FULL: u8 = 1;
 pub const PAGE_DIFF: u8 = 2;
-/// Bytes of a page that are logged (the checksum, number and LSN are not).
-pub const LOGGED_FROM: usize = 16;
+pub const PAGE_NEW: u8 = 3;
+pub use super::page::LOGGED_FROM;
 
 #[derive(Default)]
 struct Mtr {
-    /// Touched pages and their images before the mtr (None: a new page).
-    before: Vec<(u32, Option<Box<[u8; PAGE_SIZE]>>)>,
+    /// Touched pages, and whether the mtr appended them to the file.
+    touched: Vec<(u32, bool)>,
 }
 
 struct Frame {
@@ -63,6 +65,8 @@ pub struct Pool {
     link: Option<LogLink>,
     mtr: Option<Mtr>,
     pages_before_mtr: u32,
+    /// The redo record being built (kept to reuse its allocation).
+    rec: Vec<u8>,
 }
 
 impl Pool {
@@ -81,6 +85,7 @@ impl Pool {
             link: None,
             mtr: None,
             pages_before_mtr: 0,
+            rec: Vec::new(),
         })
     }
 
@@ -98,58 +103,85 @@ impl Pool {
         self.pages_before_mtr = self.pages;
     }
 
-    fn touch(&mut self, f: usize, fresh: bool) {
-        let no = self.frames[f].no;
+    fn touch(&mut self, f: usize, appended: bool) {
         if let Some(m) = self.mtr.as_mut() {
-            if !m.before.iter().any(|(n, _)| *n == no) {
-                let img = (!fresh).then(|| self.frames[f].page.buf.clone());
-                m.before.push((no, img));
+            let page = &mut self.frames[f].page;
+            if !page.tracking() {
+                page.track_begin(appended);
+                m.touched.push((self.frames[f].no, appended));
             }
         }
     }
 
-    /// Ends the mtr: one redo record (with `extra` in front of the page images:
+    /// Ends the mtr: one redo record (with `extra` in front of the page changes:
     /// the undo entry), pages stamped with its LSN. Returns the LSN (0 unlogged).
+    /// Each page's changes are the byte ranges its writes noted: no before-image
+    /// is kept or compared.
     pub fn mtr_commit(&mut self, trx: u64, extra: &[u8]) -> Result<u64> {
         let Some(m) = self.mtr.take() else { return Ok(0) };
-        let Some(link) = &self.link else { return Ok(0) };
-        if m.before.is_empty() {
-            // nothing changed (an insert of a key already there): nothing to log,
-            // and above all no undo entry
+        let Some(link) = &self.link else {
+            for (no, _) in &m.touched {
+                let f = self.map[no];
+                self.frames[f].page.track_end();
+            }
             return Ok(0);
-        }
-        let ckpt = link.checkpoint.load(Ordering::Acquire);
-        let mut rec = Vec::with_capacity(64);
-        rec.extend_from_slice(&link.tree_id.to_le_bytes());
-        rec.extend_from_slice(&(extra.len() as u32).to_le_bytes());
-        rec.extend_from_slice(extra);
-        rec.extend_from_slice(&(m.before.len() as u16).to_le_bytes());
-        let mut changed = !extra.is_empty();
-        for (no, before) in &m.before {
-            let f = self.map[no];
-            let page = &self.frames[f].page;
-            rec.extend_from_slice(&no.to_le_bytes());
-            match before {
-                Some(b) if page.lsn() >= ckpt && page.lsn() != 0 => {
-                    rec.push(PAGE_DIFF);
-                    let at = rec.len();
-                    diff(&b[..], &page.buf[..], &mut rec);
-                    changed |= rec[at..at + 2] != [0, 0];
+        };
+        let log = link.log.clone();
+        let (tree_id, checkpoint) = (link.tree_id, link.checkpoint.clone());
+        let mut rec = std::mem::take(&mut self.rec);
+        // built again if a checkpoint begins meanwhile (its first changes to a page
+        // must be whole images)
+        let lsn = loop {
+            let ckpt = checkpoint.load(Ordering::Acquire);
+            rec.clear();
+            rec.extend_from_slice(&tree_id.to_le_bytes());
+            rec.extend_from_slice(&(extra.len() as u32).to_le_bytes());
+            rec.extend_from_slice(extra);
+            let count_at = rec.len();
+            rec.extend_from_slice(&[0, 0]);
+            let mut pages = 0u16;
+            for &(no, _) in &m.touched {
+                let page = &self.frames[self.map[&no]].page;
+                let ranges = page.changed_ranges(LOGGED_FROM);
+                let fresh = page.track_fresh();
+                if ranges.is_empty() && !fresh {
+                    continue;
                 }
-                _ => {
+                pages += 1;
+                rec.extend_from_slice(&no.to_le_bytes());
+                if !fresh && (page.lsn() < ckpt || page.lsn() == 0) {
+                    // the first change since the checkpoint: the whole page, so that
+                    // redo never builds on a page torn on disk
                     rec.push(PAGE_FULL);
-                    rec.extend_from_slice(&page.buf[LOGGED_FROM..]);
-                    changed = true;
+                    rec.extend_from_slice(&page.bytes()[LOGGED_FROM..]);
+                } else {
+                    rec.push(if fresh { PAGE_NEW } else { PAGE_DIFF });
+                    rec.extend_from_slice(&(ranges.len() as u16).to_le_bytes());
+                    for (off, len) in ranges {
+                        rec.extend_from_slice(&(off as u16).to_le_bytes());
+                        rec.extend_from_slice(&(len as u16).to_le_bytes());
+                        rec.extend_from_slice(&page.bytes()[off..off + len]);
+                    }
                 }
             }
-        }
-        if !changed {
-            return Ok(0);
-        }
-        let lsn = link.log.append(REC_MTR, trx, &rec);
-        for (no, _) in &m.before {
+            if pages == 0 {
+                // nothing changed (an insert of a key already there): nothing to
+                // log, and above all no undo entry
+                break 0;
+            }
+            rec[count_at..count_at + 2].copy_from_slice(&pages.to_le_bytes());
+            if let Some(lsn) = log.append_unless_checkpoint(REC_MTR, trx, &rec, &checkpoint, ckpt) {
+                break lsn;
+            }
+        };
+        self.rec = rec;
+        for (no, _) in &m.touched {
             let f = self.map[no];
-            self.frames[f].page.set_lsn(lsn);
+            let page = &mut self.frames[f].page;
+            if lsn != 0 && (page.track_fresh() || !page.changed_ranges(LOGGED_FROM).is_empty()) {
+                page.set_lsn(lsn);
+            }
+            page.track_end();
         }
         Ok(lsn)
     }
@@ -157,16 +189,16 @@ impl Pool {
     /// Undoes the pages of a failed mtr in memory.
     pub fn mtr_abort(&mut self) {
         let Some(m) = self.mtr.take() else { return };
-        for (no, before) in m.before.into_iter().rev() {
+        for (no, appended) in m.touched.into_iter().rev() {
             if let Some(&f) = self.map.get(&no) {
-                match before {
-                    Some(b) => self.frames[f].page.buf = b,
-                    None => {
-                        // a page the mtr appended: forget it
-                        self.map.remove(&no);
-                        self.frames[f].no = u32::MAX;
-                        self.frames[f].dirty = false;
-                    }
+                if appended {
+                    // a page the mtr appended: forget it
+                    self.frames[f].page.track_end();
+                    self.map.remove(&no);
+                    self.frames[f].no = u32::MAX;
+                    self.frames[f].dirty = false;
+                } else {
+                    self.frames[f].page.track_undo();
                 }
             }
         }
@@ -189,7 +221,7 @@ impl Pool {
         let f = self.victim()?;
         let mut page = std::mem::take(&mut self.frames[f].page);
         self.file
-            .read_exact_at(&mut page.buf[..], no as u64 * PAGE_SIZE as u64)
+            .read_exact_at(&mut page.raw_mut()[..], no as u64 * PAGE_SIZE as u64)
             .ctx(|| format!("cannot read page {no} of '{}'", self.name))?;
         self.reads += 1;
         if let Err(why) = page.verify(no) {
@@ -249,7 +281,7 @@ impl Pool {
         let fr = &mut self.frames[f];
         fr.page.seal();
         self.file
-            .write_all_at(&fr.page.buf[..], no as u64 * PAGE_SIZE as u64)
+            .write_all_at(&fr.page.bytes()[..], no as u64 * PAGE_SIZE as u64)
             .ctx(|| format!("cannot write page {no} of '{}'", self.name))?;
         fr.dirty = false;
         self.writes += 1;
@@ -281,14 +313,8 @@ impl Pool {
 
     /// A page (re)initialised as `kind`, without reading it (reuse of a free page).
     pub fn reinit(&mut self, no: u32, kind: Kind) -> Result<()> {
-        let f = match self.map.get(&no) {
-            Some(&f) => f,
-            None => {
-                let f = self.victim()?;
-                self.install(f, no, Page::default(), true);
-                f
-            }
-        };
+        // read it if it is not cached: an aborted mtr puts its old bytes back
+        let f = self.frame(no)?;
         self.touch(f, false);
         self.frames[f].page.init(no, kind);
         self.frames[f].dirty = true;
@@ -313,41 +339,13 @@ impl Pool {
     /// LSN are still needed): CLOCK skips them.
     fn pinned(&self, f: usize) -> bool {
         let no = self.frames[f].no;
-        self.mtr.as_ref().is_some_and(|m| m.before.iter().any(|(n, _)| *n == no))
+        let _ = no;
+        self.frames[f].page.tracking()
     }
 }
 
-/// Appends the changed byte ranges of a page (from LOGGED_FROM on): u16 count, then
-/// u16 offset, u16 length, bytes. Ranges closer than 8 bytes are joined.
-pub fn diff(before: &[u8], after: &[u8], out: &mut Vec<u8>) {
-    let count_at = out.len();
-    out.extend_from_slice(&[0, 0]);
-    let mut n = 0u16;
-    let mut i = LOGGED_FROM;
-    while i < PAGE_SIZE {
-        if before[i] == after[i] {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut end = i + 1;
-        let mut j = end;
-        while j < PAGE_SIZE && j < end + 8 {
-            if before[j] != after[j] {
-                end = j + 1;
-            }
-            j += 1;
-        }
-        out.extend_from_slice(&(start as u16).to_le_bytes());
-        out.extend_from_slice(&((end - start) as u16).to_le_bytes());
-        out.extend_from_slice(&after[start..end]);
-        n += 1;
-        i = end;
-    }
-    out[count_at..count_at + 2].copy_from_slice(&n.to_le_bytes());
-}
-
-/// Applies what [`diff`] wrote to `page`; returns the bytes it used, None if the
+/// Applies a PAGE_DIFF/PAGE_NEW entry (`u16 count`, then `u16 offset, u16 length,
+/// bytes`) to `page`; returns the bytes it used, None if the
 /// entry is malformed.
 pub fn apply_diff(page: &mut [u8], rec: &[u8]) -> Option<usize> {
     let n = u16::from_le_bytes(rec.get(0..2)?.try_into().ok()?) as usize;

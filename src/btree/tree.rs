@@ -69,14 +69,14 @@ impl BTree {
             .open(path)
             .ctx(|| format!("cannot create '{}'", path.display()))?;
         let mut meta = Page::new(META, Kind::Meta);
-        meta.buf[HEADER..HEADER + 8].copy_from_slice(MAGIC);
-        meta.buf[HEADER + 8..HEADER + 12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        meta.buf[HEADER + 12..HEADER + 16].copy_from_slice(&ROOT.to_le_bytes());
+        meta.put(HEADER, MAGIC);
+        meta.put(HEADER + 8, &FORMAT_VERSION.to_le_bytes());
+        meta.put(HEADER + 12, &ROOT.to_le_bytes());
         meta.seal();
         let mut root = Page::new(ROOT, Kind::Leaf);
         root.seal();
-        f.write_all_at(&meta.buf[..], 0).ctx(|| "cannot write".into())?;
-        f.write_all_at(&root.buf[..], PAGE_SIZE as u64).ctx(|| "cannot write".into())?;
+        f.write_all_at(&meta.bytes()[..], 0).ctx(|| "cannot write".into())?;
+        f.write_all_at(&root.bytes()[..], PAGE_SIZE as u64).ctx(|| "cannot write".into())?;
         f.sync_all().ctx(|| "cannot sync".into())
     }
 
@@ -88,13 +88,13 @@ impl BTree {
             .open(path)
             .ctx(|| format!("cannot open '{name}'"))?;
         let mut pool = Pool::new(f, name.clone(), pool_pages)?;
-        let meta = pool.get(META)?;
-        let ok = &meta.buf[HEADER..HEADER + 8] == MAGIC;
-        let version = u32::from_le_bytes(meta.buf[HEADER + 8..HEADER + 12].try_into().unwrap());
+        let meta = pool.get(META)?.bytes();
+        let ok = &meta[HEADER..HEADER + 8] == MAGIC;
+        let version = u32::from_le_bytes(meta[HEADER + 8..HEADER + 12].try_into().unwrap());
         if ok && version != FORMAT_VERSION {
             return Err(Error::Unsupported(format!("{name}: B-tree format version {version}; this build reads {FORMAT_VERSION}")));
         }
-        let Some((_root, free_head, rows)) = meta_body(ok, &meta.buf[..]) else {
+        let Some((_root, free_head, rows)) = meta_body(ok, &meta[..]) else {
             return Err(corrupt(&name, META, "not a RUST B-tree file (bad magic)"));
         };
         Ok(BTree { pool, free_head, rows, version: 0 })
@@ -154,7 +154,7 @@ impl BTree {
             let no = self.alloc(Kind::Overflow)?;
             let p = self.pool.get_mut(no)?;
             let part = &val[c * chunk..((c + 1) * chunk).min(val.len())];
-            p.buf[HEADER..HEADER + part.len()].copy_from_slice(part);
+            p.put(HEADER, part);
             p.set_link_a(next);
             next = no;
         }
@@ -176,7 +176,7 @@ impl BTree {
                         return Err(corrupt(self.pool.name(), no, "expected an overflow page"));
                     }
                     let take = (len as usize - out.len()).min(Page::OVERFLOW_DATA);
-                    out.extend_from_slice(&p.buf[HEADER..HEADER + take]);
+                    out.extend_from_slice(&p.bytes()[HEADER..HEADER + take]);
                     no = p.link_a();
                 }
             }
@@ -232,11 +232,12 @@ impl BTree {
     }
 
     /// Runs `f` as one mini-transaction: its page changes are logged as one redo
-    /// record (with `undo` in front) or, if it fails, undone in memory.
-    fn in_mtr<T>(&mut self, trx: u64, undo: &[u8], f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+    /// record (with the undo entry `f` leaves in `undo` in front) or, if it fails,
+    /// undone in memory.
+    fn in_mtr<T>(&mut self, trx: u64, undo: &mut Vec<u8>, f: impl FnOnce(&mut Self, &mut Vec<u8>) -> Result<T>) -> Result<T> {
         let saved = (self.free_head, self.rows, self.version);
         self.pool.mtr_begin();
-        match f(self).and_then(|v| self.write_meta().map(|_| v)) {
+        match f(self, undo).and_then(|v| self.write_meta().map(|_| v)) {
             Ok(v) => {
                 self.pool.mtr_commit(trx, undo)?;
                 Ok(v)
@@ -251,62 +252,53 @@ impl BTree {
 
     fn write_meta(&mut self) -> Result<()> {
         let (free_head, rows) = (self.free_head, self.rows);
-        let m = self.pool.get(META)?;
-        let same = m.buf[HEADER + 16..HEADER + 20] == free_head.to_le_bytes()
-            && m.buf[HEADER + 20..HEADER + 28] == rows.to_le_bytes();
-        if !same {
-            let m = self.pool.get_mut(META)?;
-            m.buf[HEADER + 16..HEADER + 20].copy_from_slice(&free_head.to_le_bytes());
-            m.buf[HEADER + 20..HEADER + 28].copy_from_slice(&rows.to_le_bytes());
+        let m = self.pool.get(META)?.bytes();
+        let mut want = [0u8; 12];
+        want[0..4].copy_from_slice(&free_head.to_le_bytes());
+        want[4..12].copy_from_slice(&rows.to_le_bytes());
+        if m[HEADER + 16..HEADER + 28] != want {
+            self.pool.get_mut(META)?.put(HEADER + 16, &want);
         }
         Ok(())
     }
 
     /// Inserts `key`; false (and nothing changed) if it is already there.
     pub fn insert(&mut self, key: &[u8], val: &[u8]) -> Result<bool> {
-        self.in_mtr(0, &[], |t| t.insert_inner(key, val))
+        self.in_mtr(0, &mut Vec::new(), |t, _| t.insert_inner(key, val))
     }
 
     /// Removes `key`; false if it was not there.
     pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
-        self.in_mtr(0, &[], |t| t.delete_inner(key))
+        self.in_mtr(0, &mut Vec::new(), |t, _| t.delete_inner(key, None))
     }
 
     /// Replaces the value of an existing key; false if the key is absent.
     pub fn update(&mut self, key: &[u8], val: &[u8]) -> Result<bool> {
-        self.in_mtr(0, &[], |t| t.update_inner(key, val))
+        self.in_mtr(0, &mut Vec::new(), |t, _| t.update_inner(key, val, None))
     }
 
     /// Transactional insert: logs how to undo it; returns that undo entry, or None
     /// if the key was already there (nothing changed).
     pub fn insert_tx(&mut self, trx: u64, key: &[u8], val: &[u8]) -> Result<Option<Vec<u8>>> {
         // a key already there touches no page: its mtr logs nothing (no undo entry)
-        let undo = undo_entry(UNDO_DELETE, key, &[]);
-        let done = self.in_mtr(trx, &undo, |t| t.insert_inner(key, val))?;
+        let mut undo = undo_entry(UNDO_DELETE, key, &[]);
+        let done = self.in_mtr(trx, &mut undo, |t, _| t.insert_inner(key, val))?;
         Ok(done.then_some(undo))
     }
 
     /// Transactional delete; returns its undo entry, or None if the key was absent.
     pub fn delete_tx(&mut self, trx: u64, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut old = Vec::new();
-        if !self.get(key, &mut old)? {
-            return Ok(None);
-        }
-        let undo = undo_entry(UNDO_PUT, key, &old);
-        self.in_mtr(trx, &undo, |t| t.delete_inner(key))?;
-        Ok(Some(undo))
+        let mut undo = Vec::new();
+        let done = self.in_mtr(trx, &mut undo, |t, u| t.delete_inner(key, Some((UNDO_PUT, u))))?;
+        Ok(done.then_some(undo))
     }
 
     /// Transactional update of an existing key; returns its undo entry, or None if
     /// the key was absent.
     pub fn update_tx(&mut self, trx: u64, key: &[u8], val: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut old = Vec::new();
-        if !self.get(key, &mut old)? {
-            return Ok(None);
-        }
-        let undo = undo_entry(UNDO_REPLACE, key, &old);
-        self.in_mtr(trx, &undo, |t| t.update_inner(key, val))?;
-        Ok(Some(undo))
+        let mut undo = Vec::new();
+        let done = self.in_mtr(trx, &mut undo, |t, u| t.update_inner(key, val, Some(u)))?;
+        Ok(done.then_some(undo))
     }
 
     /// Applies an undo entry (rolls one change back), logged under `trx` as a plain
@@ -315,18 +307,17 @@ impl BTree {
         let Some((op, key, val)) = parse_undo(undo) else {
             return Err(Error::Corrupt(format!("{}: malformed undo entry", self.pool.name())));
         };
-        let (key, val) = (key.to_vec(), val.to_vec());
-        self.in_mtr(trx, &[], |t| {
+        self.in_mtr(trx, &mut Vec::new(), |t, _| {
             match op {
                 UNDO_DELETE => {
-                    t.delete_inner(&key)?;
+                    t.delete_inner(key, None)?;
                 }
                 UNDO_PUT => {
-                    t.insert_inner(&key, &val)?;
+                    t.insert_inner(key, val)?;
                 }
                 _ => {
-                    if !t.update_inner(&key, &val)? {
-                        t.insert_inner(&key, &val)?;
+                    if !t.update_inner(key, val, None)? {
+                        t.insert_inner(key, val)?;
                     }
                 }
             }
@@ -354,30 +345,51 @@ impl BTree {
         Ok(true)
     }
 
-    fn update_inner(&mut self, key: &[u8], val: &[u8]) -> Result<bool> {
-        if !self.delete_inner(key)? {
+    /// Replaces the value of `key`; with `undo`, leaves there how to put the old
+    /// value back. In place when the new value fits where the old one was (no
+    /// cursor loses its place then), else a delete and an insert.
+    fn update_inner(&mut self, key: &[u8], val: &[u8], undo: Option<&mut Vec<u8>>) -> Result<bool> {
+        let (_, leaf) = self.descend(key)?;
+        let (i, eq) = self.pool.get(leaf)?.search(key);
+        if !eq {
             return Ok(false);
         }
+        let old = own(self.pool.get(leaf)?.val(i));
+        if let Some(u) = undo {
+            let mut v = Vec::new();
+            self.load_value(&old.as_val(), &mut v)?;
+            *u = undo_entry(UNDO_REPLACE, key, &v);
+        }
+        if matches!(old, OwnedVal::Inline(_))
+            && key.len() + val.len() <= MAX_INLINE
+            && self.pool.get_mut(leaf)?.replace_inline(i, val)
+        {
+            return Ok(true);
+        }
+        self.delete_inner(key, None)?;
         self.insert_inner(key, val)?;
         Ok(true)
     }
 
     fn split_leaf(&mut self, path: Vec<(u32, usize)>, leaf: u32, at: usize, key: &[u8], v: OwnedVal) -> Result<()> {
-        let mut recs: Vec<(Vec<u8>, OwnedVal)> = {
+        // sizes of the records with the new one at `at`
+        let (sizes, n, right_next) = {
             let p = self.pool.get(leaf)?;
-            (0..p.slots()).map(|i| (p.key(i).to_vec(), own(p.val(i)))).collect()
+            let mut sizes: Vec<usize> =
+                (0..p.slots()).map(|i| Page::leaf_need(p.key(i).len(), &p.val(i))).collect();
+            sizes.insert(at, Page::leaf_need(key.len(), &v.as_val()));
+            (sizes, p.slots(), p.link_a())
         };
-        recs.insert(at, (key.to_vec(), v));
-        let right_next = self.pool.get(leaf)?.link_a();
         // Appending at the right edge of the tree (ascending keys, the usual bulk
         // load) leaves the left page full instead of half full.
-        let mid = if at == recs.len() - 1 && right_next == NONE && recs.len() > 1 {
-            recs.len() - 1
-        } else {
-            split_point(recs.iter().map(|(k, v)| Page::leaf_need(k.len(), &v.as_val())))
-        };
+        let mid = if at == n && right_next == NONE && n > 0 { n } else { split_point(sizes.into_iter()) };
         if leaf == ROOT {
             // the root keeps its number: its records go to two new leaves
+            let mut recs: Vec<(Vec<u8>, OwnedVal)> = {
+                let p = self.pool.get(leaf)?;
+                (0..p.slots()).map(|i| (p.key(i).to_vec(), own(p.val(i)))).collect()
+            };
+            recs.insert(at, (key.to_vec(), v));
             let l = self.alloc(Kind::Leaf)?;
             let r = self.alloc(Kind::Leaf)?;
             self.fill_leaf(l, &recs[..mid], NONE, r)?;
@@ -389,17 +401,31 @@ impl BTree {
             root.insert_internal(0, &sep, r);
             return Ok(());
         }
-        let (left_prev, right_next) = {
+        // The left page keeps its first records where they are (only its slot count
+        // changes: little to log); the rest move to a new right page.
+        let new_left = at < mid;
+        let keep = if new_left { mid - 1 } else { mid };
+        let mut moving: Vec<(Vec<u8>, OwnedVal)> = {
             let p = self.pool.get(leaf)?;
-            (p.link_b(), p.link_a())
+            (keep..n).map(|i| (p.key(i).to_vec(), own(p.val(i)))).collect()
         };
+        if !new_left {
+            moving.insert(at - keep, (key.to_vec(), v.clone()));
+        }
         let r = self.alloc(Kind::Leaf)?;
-        self.fill_leaf(leaf, &recs[..mid], left_prev, r)?;
-        self.fill_leaf(r, &recs[mid..], leaf, right_next)?;
+        self.fill_leaf(r, &moving, leaf, right_next)?;
+        {
+            let p = self.pool.get_mut(leaf)?;
+            p.truncate(keep);
+            p.set_link_a(r);
+            if new_left && !p.insert_leaf(at, key, &v.as_val()) {
+                return Err(Error::Panic("a split half does not fit in a page".into()));
+            }
+        }
         if right_next != NONE {
             self.pool.get_mut(right_next)?.set_link_b(r);
         }
-        let sep = recs[mid].0.clone();
+        let sep = moving.swap_remove(0).0;
         self.insert_separator(path, sep, r)
     }
 
@@ -467,13 +493,19 @@ impl BTree {
         self.insert_separator(path, up_key, r)
     }
 
-    fn delete_inner(&mut self, key: &[u8]) -> Result<bool> {
+    /// Removes `key`; with `undo` (kind, entry), leaves there how to put it back.
+    fn delete_inner(&mut self, key: &[u8], undo: Option<(u8, &mut Vec<u8>)>) -> Result<bool> {
         let (path, leaf) = self.descend(key)?;
         let (i, eq) = self.pool.get(leaf)?.search(key);
         if !eq {
             return Ok(false);
         }
         let v = own(self.pool.get(leaf)?.val(i));
+        if let Some((kind, u)) = undo {
+            let mut old = Vec::new();
+            self.load_value(&v.as_val(), &mut old)?;
+            *u = undo_entry(kind, key, &old);
+        }
         if let OwnedVal::Overflow { first, .. } = v {
             self.free_value(first)?;
         }
@@ -572,11 +604,10 @@ impl BTree {
     fn absorb_into_root(&mut self, child: u32) -> Result<()> {
         let (kind, buf) = {
             let p = self.pool.get(child)?;
-            (p.kind(), p.buf.clone())
+            (p.kind(), Box::new(*p.bytes()))
         };
         let root = self.pool.get_mut(ROOT)?;
-        root.buf.copy_from_slice(&buf[..]);
-        root.buf[4..8].copy_from_slice(&ROOT.to_le_bytes());
+        root.copy_from(&buf);
         if kind == Kind::Leaf {
             root.set_link_a(NONE);
             root.set_link_b(NONE);
