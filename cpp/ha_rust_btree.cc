@@ -497,6 +497,17 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
     if (thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
       trans_register_ha(thd, true, rust_hton_btree, 0);
   }
+  /* A statement that writes the table (INSERT/UPDATE/DELETE, SELECT ... FOR
+     UPDATE) takes its exclusive table lock now, before it reads: taken shared
+     first and upgraded later, two such transactions would each wait for the
+     other's shared lock until the lock wait timeout. Under LOCK TABLES the
+     server's own table locks already keep writers apart. */
+  if (lock_type == F_WRLCK && !thd_in_lock_tables(thd))
+    if (int rc= bt_rc((*tbl)->bt_lock(*t->h, true)))
+    {
+      t->tables_in_use--;   /* the server does not unlock a table that failed */
+      return rc;
+    }
   return 0;
 }
 

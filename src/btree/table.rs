@@ -398,6 +398,13 @@ impl BtreeTable {
         self.shared.autoinc_checked.store(true, Ordering::Release);
     }
 
+    /// Takes the table lock for the transaction now (a statement that will write,
+    /// or SELECT ... FOR UPDATE, takes it exclusive before it reads: no lock
+    /// upgrade, which two such transactions would wait on for each other).
+    pub fn lock(&self, e: &Engine, h: &mut TrxHandle, exclusive: bool) -> Result<()> {
+        h.lock(e, &self.shared.lock, exclusive)
+    }
+
     pub fn data_length(&self) -> (u64, u64) {
         let size = |i: usize| self.shared.trees[i].lock().pool().pages as u64 * super::page::PAGE_SIZE as u64;
         let data = size(0);

@@ -171,6 +171,9 @@ pub mod bridge {
         fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_mode: u8, max: &[u8], max_mode: u8) -> u64;
         /// CHECK TABLE: the problems found, one per line; returns how many.
         fn bt_check(self: &mut Table, out: &mut String) -> u32;
+        /// Takes the table lock for the transaction now (exclusive: for a statement
+        /// that writes, or SELECT ... FOR UPDATE).
+        fn bt_lock(self: &mut Table, trx: &mut TrxHandle, exclusive: bool) -> i32;
         /// The next AUTO_INCREMENT value (persistent counter, see btree-format.md).
         fn bt_auto_increment(self: &Table) -> u64;
         /// Moves the counter up to `v` (a value given or stored); never down.
@@ -901,6 +904,10 @@ impl Table {
             Ok(())
         });
         n
+    }
+
+    fn bt_lock(&mut self, trx: &mut TrxHandle, exclusive: bool) -> i32 {
+        self.run(|t| t.btree()?.lock(engine()?, trx, exclusive))
     }
 
     fn bt_auto_increment(&self) -> u64 {
