@@ -1003,9 +1003,11 @@ void ha_rust::get_auto_increment(ulonglong offset, ulonglong increment,
 {
   if (layout() == LAYOUT_BTREE)
   {
-    /* the largest value through the index, as the server does by default */
-    handler::get_auto_increment(offset, increment, nb_desired_values,
-                                first_value, nb_reserved_values);
+    /* the table's counter; write_row moves it past each value used, so one
+       value at a time is reserved */
+    bt_autoinc_check();
+    *first_value= (*tbl)->bt_auto_increment();
+    *nb_reserved_values= 1;
     return;
   }
   *first_value= next_auto_increment();
@@ -1015,7 +1017,7 @@ void ha_rust::get_auto_increment(ulonglong offset, ulonglong increment,
 /* SHOW CREATE TABLE and ALTER TABLE keep the AUTO_INCREMENT counter. */
 void ha_rust::update_create_info(HA_CREATE_INFO *create_info)
 {
-  if (tbl && layout() == LAYOUT_ARCHIVE &&
+  if (tbl && layout() != LAYOUT_CSV &&
       !(create_info->used_fields & HA_CREATE_USED_AUTO))
   {
     info(HA_STATUS_AUTO);
@@ -1047,6 +1049,16 @@ int ha_rust::info(uint flag)
   {
     if (flag & (HA_STATUS_VARIABLE | HA_STATUS_CONST))
       bt_info();
+    if (flag & HA_STATUS_AUTO)
+    {
+      /* the next value, as InnoDB shows it (0, shown as NULL, without a column) */
+      stats.auto_increment_value= 0;
+      if (table->found_next_number_field)
+      {
+        bt_autoinc_check();
+        stats.auto_increment_value= (*tbl)->bt_auto_increment();
+      }
+    }
     return 0;
   }
   if (tbl && (flag & HA_STATUS_VARIABLE))

@@ -102,6 +102,8 @@ class ha_rust final : public handler
   void bt_info();
   int bt_check(THD *thd);
   int bt_dup(int rc, uint32_t dup);
+  void bt_autoinc_check();
+  int bt_autoinc_used(const uchar *record);
 
 public:
   /* BTREE create(): refuses what the layout cannot index; sets *indexes */

@@ -310,17 +310,72 @@ int ha_rust::bt_dup(int rc, uint32_t dup)
   return bt_rc(rc);
 }
 
+/* ---- AUTO_INCREMENT ----
+   The counter is the Rust table's (the largest value given or stored, kept in the
+   clustered tree's meta page: it survives a restart and is not rolled back, as
+   InnoDB's). Once per open table it is checked against the column's largest value
+   (a table written before the counter existed has 0 there). */
+
+void ha_rust::bt_autoinc_check()
+{
+  if (!table->found_next_number_field || (*tbl)->bt_auto_increment_checked())
+    return;
+  uint key= table->s->next_number_index;
+  if (key < table->s->keys && table->s->next_number_keypart == 0 &&
+      (*tbl)->bt_last_unlocked(rust_index_of[key]) == 0 &&
+      unpack_binary(key_record.data()) == 0)
+    bt_autoinc_used(key_record.data());
+  (*tbl)->bt_set_auto_increment_checked();
+}
+
+/* The AUTO_INCREMENT value of the row at `record` moves the counter up: as
+   InnoDB's, to just below the next value of the session's series
+   (auto_increment_increment/_offset; the server's compute_next_insert_id). */
+int ha_rust::bt_autoinc_used(const uchar *record)
+{
+  Field *f= table->found_next_number_field;
+  if (!f)
+    return 0;
+  my_ptrdiff_t off= record - table->record[0];
+  if (f->is_null(off))
+    return 0;
+  longlong v= f->val_int(record + f->offset(table->record[0]));
+  if (!(f->flags & UNSIGNED_FLAG) && v <= 0)
+    return 0;
+  ulonglong used= (ulonglong) v;
+  const system_variables &sv= ha_thd()->variables;
+  ulonglong inc= sv.auto_increment_increment, ofs= sv.auto_increment_offset;
+  if (inc > 1)
+  {
+    ulonglong next= (used + inc - ofs) / inc * inc + ofs;
+    if (next > used)
+      used= next - 1;
+  }
+  return bt_rc((*tbl)->bt_auto_increment_used(used));
+}
+
 int ha_rust::bt_write_row(const uchar *buf)
 {
+  bool generated= false;
   if (table->next_number_field && buf == table->record[0])
+  {
+    bt_autoinc_check();
     if (int rc= update_auto_increment())
       return rc;
+    /* a generated value is used even if the insert fails (as InnoDB) */
+    generated= insert_id_for_cur_row > 0;
+    if (generated)
+      if (int rc= bt_autoinc_used(buf))
+        return rc;
+  }
   primary_key_of(buf, pk_buf);
   secondary_keys_of(buf, sec_buf);
   if (int rc= pack_binary(buf))
     return rc;
   uint32_t dup= 0;
   int rc= (*tbl)->bt_insert(trx(), sl(pk_buf), bytes(row_image), sl(sec_buf), dup);
+  if (!rc && !generated && table->found_next_number_field)
+    rc= bt_autoinc_used(buf);     /* an explicit value: the counter follows it */
   return bt_dup(rc, dup);
 }
 
@@ -345,6 +400,8 @@ int ha_rust::bt_update_row(const uchar *old_data, const uchar *new_data)
   uint32_t dup= 0;
   int rc= (*tbl)->bt_update(trx(), sl(pk_buf), sl(pk_buf2), bytes(row_image),
                             sl(sec_buf), sl(sec_buf2), dup);
+  if (!rc && table->found_next_number_field)
+    rc= bt_autoinc_used(new_data);  /* never give a value the column now holds */
   return bt_dup(rc, dup);
 }
 
@@ -440,6 +497,17 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
     if (thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
       trans_register_ha(thd, true, rust_hton_btree, 0);
   }
+  /* A statement that writes the table (INSERT/UPDATE/DELETE, SELECT ... FOR
+     UPDATE) takes its exclusive table lock now, before it reads: taken shared
+     first and upgraded later, two such transactions would each wait for the
+     other's shared lock until the lock wait timeout. Under LOCK TABLES the
+     server's own table locks already keep writers apart. */
+  if (lock_type == F_WRLCK && !thd_in_lock_tables(thd))
+    if (int rc= bt_rc((*tbl)->bt_lock(*t->h, true)))
+    {
+      t->tables_in_use--;   /* the server does not unlock a table that failed */
+      return rc;
+    }
   return 0;
 }
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -242,6 +242,9 @@ struct Shared {
     trees: Vec<Arc<Mutex<BTree>>>,
     next_rowid: AtomicU64,
     lock: Arc<TableLock>,
+    /// Whether the AUTO_INCREMENT counter has been checked against the column's
+    /// largest value since the table was opened (C++ does it: it knows the column).
+    autoinc_checked: AtomicBool,
 }
 
 static TABLES: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -269,10 +272,11 @@ pub struct BtreeTable {
     moved: std::collections::HashSet<Vec<u8>>,
 }
 
-/// Creates the (empty) trees of a table.
-pub fn create(table: &Path, indexes: usize) -> Result<()> {
+/// Creates the (empty) trees of a table; `auto_inc`: the AUTO_INCREMENT counter
+/// to start from (the next value is one more; CREATE ... AUTO_INCREMENT=N gives N-1).
+pub fn create(table: &Path, indexes: usize, auto_inc: u64) -> Result<()> {
     for i in 0..indexes {
-        BTree::create(&index_path(table, i))?;
+        BTree::create_with_auto_increment(&index_path(table, i), if i == 0 { auto_inc } else { 0 })?;
     }
     Ok(())
 }
@@ -330,7 +334,12 @@ impl BtreeTable {
                             next = u64::from_be_bytes(k[..].try_into().unwrap()) + 1;
                         }
                     }
-                    let s = Arc::new(Shared { trees, next_rowid: AtomicU64::new(next), lock: table_lock(table) });
+                    let s = Arc::new(Shared {
+                        trees,
+                        next_rowid: AtomicU64::new(next),
+                        lock: table_lock(table),
+                        autoinc_checked: AtomicBool::new(false),
+                    });
                     reg.insert(table.to_path_buf(), Arc::downgrade(&s));
                     s
                 }
@@ -364,6 +373,36 @@ impl BtreeTable {
 
     pub fn rows(&self) -> u64 {
         self.shared.trees[0].lock().rows()
+    }
+
+    /// The next AUTO_INCREMENT value: one more than the largest given or stored
+    /// (kept in the clustered tree's meta page, so it survives a restart and a
+    /// rollback, as InnoDB's persistent counter).
+    pub fn auto_increment_next(&self) -> u64 {
+        self.shared.trees[0].lock().auto_increment().saturating_add(1)
+    }
+
+    /// A value was given to or stored in the AUTO_INCREMENT column: the counter
+    /// moves up to it (never down).
+    pub fn auto_increment_used(&self, v: u64) -> Result<()> {
+        let mut t = self.shared.trees[0].lock();
+        if v > t.auto_increment() { t.set_auto_increment(v) } else { Ok(()) }
+    }
+
+    /// Whether the counter was checked against the column since the table opened.
+    pub fn auto_increment_checked(&self) -> bool {
+        self.shared.autoinc_checked.load(Ordering::Acquire)
+    }
+
+    pub fn set_auto_increment_checked(&self) {
+        self.shared.autoinc_checked.store(true, Ordering::Release);
+    }
+
+    /// Takes the table lock for the transaction now (a statement that will write,
+    /// or SELECT ... FOR UPDATE, takes it exclusive before it reads: no lock
+    /// upgrade, which two such transactions would wait on for each other).
+    pub fn lock(&self, e: &Engine, h: &mut TrxHandle, exclusive: bool) -> Result<()> {
+        h.lock(e, &self.shared.lock, exclusive)
     }
 
     pub fn data_length(&self) -> (u64, u64) {
@@ -557,6 +596,13 @@ impl BtreeTable {
     /// The first or last row of index `i`.
     pub fn edge(&mut self, e: &Engine, h: &mut TrxHandle, i: usize, last: bool) -> Result<bool> {
         h.lock(e, &self.shared.lock, false)?;
+        self.edge_unlocked(i, last)
+    }
+
+    /// The first or last row of index `i`, without a table lock: what another
+    /// transaction has not committed may be seen (for the AUTO_INCREMENT check at
+    /// open, where a value too large is harmless).
+    pub fn edge_unlocked(&mut self, i: usize, last: bool) -> Result<bool> {
         self.cur_index = i;
         self.must_prefix = None;
         self.moved.clear();
@@ -713,6 +759,52 @@ impl BtreeTable {
             }
         }
         self.shared.next_rowid.store(1, Ordering::Relaxed);
-        Ok(())
+        // as InnoDB: the AUTO_INCREMENT counter starts again from 1
+        self.shared.trees[0].lock().set_auto_increment(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree::engine::FlushPolicy;
+
+    /// The AUTO_INCREMENT counter: kept from CREATE, moved up only, durable through
+    /// the redo log (a crash that loses every unflushed page keeps it), reset by
+    /// TRUNCATE.
+    #[test]
+    fn the_auto_increment_counter_is_persistent() {
+        let d = std::env::temp_dir().join(format!("ha_rust-autoinc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let t = d.join("t");
+        create(&t, 2, 9).unwrap();
+        {
+            let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+            let tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+            assert_eq!(tb.auto_increment_next(), 10);
+            tb.auto_increment_used(20).unwrap();
+            tb.auto_increment_used(15).unwrap();
+            assert_eq!(tb.auto_increment_next(), 21);
+            // a committed transaction makes the log durable up to its commit, past
+            // the counter's mini-transaction
+            let mut h = TrxHandle::new();
+            let mut tb = tb;
+            assert_eq!(tb.insert(&e, &mut h, b"k", b"row", &[(b"s".to_vec(), false)]).unwrap(), None);
+            h.commit(&e).unwrap();
+            // the crash: no checkpoint, no page written
+            std::mem::forget(tb);
+            std::mem::forget(e);
+            TABLES.lock().clear();
+        }
+        let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+        let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+        assert_eq!(tb.auto_increment_next(), 21);
+        assert_eq!(tb.rows(), 1);
+        tb.truncate().unwrap();
+        assert_eq!(tb.auto_increment_next(), 1);
+        drop(tb);
+        e.checkpoint_now().unwrap();
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -35,6 +35,9 @@ pub struct BTree {
     pool: Pool,
     free_head: u32,
     rows: u64,
+    /// The table's AUTO_INCREMENT counter (meta page, after the row count): the
+    /// largest value given or stored, 0 for none. Only the clustered tree's is used.
+    auto_inc: u64,
     /// Bumped by every change; cursors use it to know whether their leaf position
     /// still holds.
     version: u64,
@@ -62,6 +65,12 @@ fn meta_body(magic_ok: bool, b: &[u8]) -> Option<(u32, u32, u64)> {
 impl BTree {
     /// Creates a tree file with an empty root leaf.
     pub fn create(path: &Path) -> Result<()> {
+        Self::create_with_auto_increment(path, 0)
+    }
+
+    /// Creates a tree file whose meta page holds `auto_inc` (CREATE TABLE ...
+    /// AUTO_INCREMENT=N keeps N-1 there).
+    pub fn create_with_auto_increment(path: &Path, auto_inc: u64) -> Result<()> {
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -72,6 +81,7 @@ impl BTree {
         meta.put(HEADER, MAGIC);
         meta.put(HEADER + 8, &FORMAT_VERSION.to_le_bytes());
         meta.put(HEADER + 12, &ROOT.to_le_bytes());
+        meta.put(HEADER + 28, &auto_inc.to_le_bytes());
         meta.seal();
         let mut root = Page::new(ROOT, Kind::Leaf);
         root.seal();
@@ -97,11 +107,27 @@ impl BTree {
         let Some((_root, free_head, rows)) = meta_body(ok, &meta[..]) else {
             return Err(corrupt(&name, META, "not a RUST B-tree file (bad magic)"));
         };
-        Ok(BTree { pool, free_head, rows, version: 0 })
+        let auto_inc = u64::from_le_bytes(meta[HEADER + 28..HEADER + 36].try_into().unwrap());
+        Ok(BTree { pool, free_head, rows, auto_inc, version: 0 })
     }
 
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// The AUTO_INCREMENT counter kept in the meta page (0: none).
+    pub fn auto_increment(&self) -> u64 {
+        self.auto_inc
+    }
+
+    /// Sets the AUTO_INCREMENT counter, logged as a mini-transaction of its own
+    /// (no transaction, no undo: the counter never goes back on rollback).
+    pub fn set_auto_increment(&mut self, v: u64) -> Result<()> {
+        if v == self.auto_inc {
+            return Ok(());
+        }
+        let old = std::mem::replace(&mut self.auto_inc, v);
+        self.in_mtr(0, &mut Vec::new(), |_, _| Ok(())).inspect_err(|_| self.auto_inc = old)
     }
 
     pub fn pool(&self) -> &Pool {
@@ -251,12 +277,13 @@ impl BTree {
     }
 
     fn write_meta(&mut self) -> Result<()> {
-        let (free_head, rows) = (self.free_head, self.rows);
+        let (free_head, rows, auto_inc) = (self.free_head, self.rows, self.auto_inc);
         let m = self.pool.get(META)?.bytes();
-        let mut want = [0u8; 12];
+        let mut want = [0u8; 20];
         want[0..4].copy_from_slice(&free_head.to_le_bytes());
         want[4..12].copy_from_slice(&rows.to_le_bytes());
-        if m[HEADER + 16..HEADER + 28] != want {
+        want[12..20].copy_from_slice(&auto_inc.to_le_bytes());
+        if m[HEADER + 16..HEADER + 36] != want {
             self.pool.get_mut(META)?.put(HEADER + 16, &want);
         }
         Ok(())

@@ -171,6 +171,20 @@ pub mod bridge {
         fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_mode: u8, max: &[u8], max_mode: u8) -> u64;
         /// CHECK TABLE: the problems found, one per line; returns how many.
         fn bt_check(self: &mut Table, out: &mut String) -> u32;
+        /// Takes the table lock for the transaction now (exclusive: for a statement
+        /// that writes, or SELECT ... FOR UPDATE).
+        fn bt_lock(self: &mut Table, trx: &mut TrxHandle, exclusive: bool) -> i32;
+        /// The next AUTO_INCREMENT value (persistent counter, see btree-format.md).
+        fn bt_auto_increment(self: &Table) -> u64;
+        /// Moves the counter up to `v` (a value given or stored); never down.
+        fn bt_auto_increment_used(self: &mut Table, v: u64) -> i32;
+        /// Whether the counter was checked against the column since the table was
+        /// opened (by any handler of it), and marking it checked.
+        fn bt_auto_increment_checked(self: &Table) -> bool;
+        fn bt_set_auto_increment_checked(self: &Table);
+        /// The last row of index `index`, read without a table lock (for the check
+        /// above); 0 with the row current, HA_ERR_END_OF_FILE if the index is empty.
+        fn bt_last_unlocked(self: &mut Table, index: u32) -> i32;
     }
 }
 
@@ -370,7 +384,7 @@ fn table_create(
     guard(err, || {
         match available(l)? {
             Layout::Archive => return arch::create(&path(path_b), auto_inc_base),
-            Layout::Btree => return bt::create(&path(path_b), index_count as usize),
+            Layout::Btree => return bt::create(&path(path_b), index_count as usize, auto_inc_base),
             Layout::Csv => {}
         }
         let opts = csv_options(path_b, external, header, sep, writable, columns);
@@ -892,6 +906,43 @@ impl Table {
             Ok(())
         });
         n
+    }
+
+    fn bt_lock(&mut self, trx: &mut TrxHandle, exclusive: bool) -> i32 {
+        self.run(|t| t.btree()?.lock(engine()?, trx, exclusive))
+    }
+
+    fn bt_auto_increment(&self) -> u64 {
+        match &self.inner {
+            Some(Inner::Btree(t)) => t.auto_increment_next(),
+            _ => 0,
+        }
+    }
+
+    fn bt_auto_increment_used(&mut self, v: u64) -> i32 {
+        self.run(|t| t.btree()?.auto_increment_used(v))
+    }
+
+    fn bt_auto_increment_checked(&self) -> bool {
+        match &self.inner {
+            Some(Inner::Btree(t)) => t.auto_increment_checked(),
+            _ => true,
+        }
+    }
+
+    fn bt_set_auto_increment_checked(&self) {
+        if let Some(Inner::Btree(t)) = &self.inner {
+            t.set_auto_increment_checked();
+        }
+    }
+
+    fn bt_last_unlocked(&mut self, index: u32) -> i32 {
+        let mut found = false;
+        let code = self.run(|t| {
+            found = t.btree()?.edge_unlocked(index as usize, true)?;
+            Ok(())
+        });
+        if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
     }
 
     fn bt_check(&mut self, out: &mut String) -> u32 {
