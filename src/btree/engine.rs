@@ -747,7 +747,7 @@ mod perf {
         fs::create_dir_all(&d).unwrap();
         let e = Engine::open(&d.join("eng"), 32768, FlushPolicy::EveryCommit).unwrap();
         let tp = d.join("t");
-        table::create(&tp, 1).unwrap();
+        table::create(&tp, 1, 0).unwrap();
         let mut t = BtreeTable::open(&e, &tp, vec![true], false).unwrap();
         let mut h = TrxHandle::new();
         let t0 = Instant::now();
