@@ -171,6 +171,8 @@ struct Shared {
     ckpt_lock: Mutex<()>,
     /// A background checkpoint's failure, for the server's log.
     bg_error: Mutex<Option<String>>,
+    /// Trees closed with changes they could not write (a full disk, an I/O error).
+    lost: Arc<Mutex<HashSet<u32>>>,
 }
 
 pub struct Engine {
@@ -219,6 +221,7 @@ impl Engine {
                 active: Mutex::new(HashMap::new()),
                 ckpt_lock: Mutex::new(()),
                 bg_error: Mutex::new(None),
+                lost: Arc::new(Mutex::new(HashSet::new())),
             }),
             next_tree: AtomicU32::new(1),
             next_trx: AtomicU64::new(1),
@@ -355,9 +358,13 @@ impl Engine {
     /// Opens a tree (shared by every caller while open) with its changes logged.
     pub fn open_tree(&self, path: &Path) -> Result<Tree> {
         let mut trees = self.sh.trees.lock();
-        if let Some((_, w)) = trees.get(path) {
+        if let Some((id, w)) = trees.get(path) {
             if let Some(t) = w.upgrade() {
                 return Ok(t);
+            }
+            if self.sh.lost.lock().contains(id) {
+                // its file is stale: the newest changes are only in the redo log
+                return Err(lost_error(path));
             }
         }
         let mut t = BTree::open(path, self.pool_pages)?;
@@ -366,7 +373,12 @@ impl Engine {
         let mut p = id.to_le_bytes().to_vec();
         p.extend_from_slice(path.as_os_str().as_bytes());
         self.sh.log.append(REC_TREE, 0, &p);
-        t.pool_mut().set_log(LogLink { log: self.sh.log.clone(), tree_id: id, checkpoint: self.sh.checkpoint.clone() });
+        t.pool_mut().set_log(LogLink {
+            log: self.sh.log.clone(),
+            tree_id: id,
+            checkpoint: self.sh.checkpoint.clone(),
+            lost: self.sh.lost.clone(),
+        });
         let t = Arc::new(Mutex::new(t));
         trees.insert(path.to_path_buf(), (id, Arc::downgrade(&t)));
         Ok(t)
@@ -374,7 +386,18 @@ impl Engine {
 
     /// Forgets a tree (before its file is removed or renamed): a checkpoint first,
     /// so no redo for it remains to be replayed.
-    pub fn close_tree(&self, path: &Path) -> Result<()> {
+    /// `dropping`: the file is about to be removed (DROP TABLE), so changes of it
+    /// that could not be written no longer matter; a RENAME of such a tree is
+    /// refused (recovery finds the tree by its old name).
+    pub fn close_tree(&self, path: &Path, dropping: bool) -> Result<()> {
+        if let Some((id, w)) = self.sh.trees.lock().get(path) {
+            if w.strong_count() == 0 && self.sh.lost.lock().contains(id) {
+                if !dropping {
+                    return Err(lost_error(path));
+                }
+                self.sh.lost.lock().remove(id);
+            }
+        }
         self.checkpoint_now()?;
         self.sh.trees.lock().remove(path);
         Ok(())
@@ -504,6 +527,13 @@ impl Engine {
 impl Shared {
     fn checkpoint(&self) -> Result<()> {
         let _g = self.ckpt_lock.lock();
+        if !self.lost.lock().is_empty() {
+            // the only copy of those changes is the log from the last checkpoint on
+            return Err(Error::io(
+                "a RUST table was closed with changes it could not write (see the error log)",
+                std::io::Error::other("the redo log is kept from the last checkpoint until a restart recovers them"),
+            ));
+        }
         // from now on a page's first change is logged whole (torn-page safety)
         let ckpt = self.log.begin_checkpoint(&self.checkpoint);
         self.log.flush_to(ckpt)?;
@@ -526,6 +556,13 @@ impl Shared {
         write_control(&self.dir.join(CONTROL_FILE), &ctl)?;
         self.log.truncate_before(log_start)
     }
+}
+
+fn lost_error(path: &Path) -> Error {
+    Error::io(
+        format!("'{}' has changes that could not be written (see the error log)", path.display()),
+        std::io::Error::other("restart the server: recovery writes them from the redo log"),
+    )
 }
 
 impl Drop for Engine {

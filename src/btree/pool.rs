@@ -28,6 +28,8 @@ pub struct LogLink {
     pub tree_id: u32,
     /// LSN of the last checkpoint: a page whose LSN is below it gets a full image.
     pub checkpoint: Arc<AtomicU64>,
+    /// Trees closed with dirty pages they could not write (see [`Pool::mark_lost`]).
+    pub lost: Arc<parking_lot::Mutex<std::collections::HashSet<u32>>>,
 }
 
 /// Page entry kinds in an MTR record: the whole page (bytes LOGGED_FROM..), the
@@ -60,6 +62,8 @@ pub struct Pool {
     hand: usize,
     /// Pages in the file (the next page number to append).
     pub pages: u32,
+    /// The file's length: pages below it can be written without extending it.
+    file_len: u64,
     pub reads: u64,
     pub writes: u64,
     link: Option<LogLink>,
@@ -80,6 +84,7 @@ impl Pool {
             map: HashMap::new(),
             hand: 0,
             pages: (len / PAGE_SIZE as u64) as u32,
+            file_len: len,
             reads: 0,
             writes: 0,
             link: None,
@@ -87,6 +92,15 @@ impl Pool {
             pages_before_mtr: 0,
             rec: Vec::new(),
         })
+    }
+
+    /// Records that this pool is going away with changes it could not write: they
+    /// exist only in the redo log now, so no checkpoint may pass them and the table
+    /// must not be opened again from its stale file until recovery (a restart).
+    pub fn mark_lost(&self) {
+        if let Some(link) = &self.link {
+            link.lost.lock().insert(link.tree_id);
+        }
     }
 
     /// Logs every change from now on.
@@ -284,6 +298,7 @@ impl Pool {
             .write_all_at(&fr.page.bytes()[..], no as u64 * PAGE_SIZE as u64)
             .ctx(|| format!("cannot write page {no} of '{}'", self.name))?;
         fr.dirty = false;
+        self.file_len = self.file_len.max((no as u64 + 1) * PAGE_SIZE as u64);
         self.writes += 1;
         Ok(())
     }
@@ -304,11 +319,42 @@ impl Pool {
     /// Appends a new page to the file.
     pub fn allocate(&mut self, kind: Kind) -> Result<u32> {
         let no = self.pages;
+        self.reserve(no)?;
         self.pages += 1;
         let f = self.victim()?;
         self.install(f, no, Page::new(no, kind), true);
         self.touch(f, true);
         Ok(no)
+    }
+
+    /// Makes the file long enough to hold page `no`, with its blocks allocated, so
+    /// that writing the page back later (at eviction or a checkpoint, long after the
+    /// statement) cannot fail for want of space: a full disk is the error of the
+    /// statement that needed the page, which is rolled back, as InnoDB extends its
+    /// files inside the mini-transaction. (Copy-on-write file systems may still
+    /// refuse a later write; a checkpoint then fails and keeps the log.)
+    fn reserve(&mut self, no: u32) -> Result<()> {
+        let end = (no as u64 + 1) * PAGE_SIZE as u64;
+        if end <= self.file_len {
+            return Ok(());
+        }
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a file descriptor this pool owns.
+        let r = unsafe {
+            libc::posix_fallocate(self.file.as_raw_fd(), self.file_len as libc::off_t, (end - self.file_len) as libc::off_t)
+        };
+        match r {
+            0 => self.file_len = end,
+            // a file system without fallocate: the write-back extends the file
+            libc::EOPNOTSUPP | libc::EINVAL => {}
+            e => {
+                return Err(crate::error::Error::io(
+                    format!("cannot extend '{}' to page {no}", self.name),
+                    std::io::Error::from_raw_os_error(e),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A page (re)initialised as `kind`, without reading it (reuse of a free page).

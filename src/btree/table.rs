@@ -289,7 +289,7 @@ pub fn delete(e: &Engine, table: &Path) -> Result<()> {
         if !p.exists() {
             break;
         }
-        e.close_tree(&p)?;
+        e.close_tree(&p, true)?;
         std::fs::remove_file(&p).map_err(|err| Error::io(format!("cannot remove '{}'", p.display()), err))?;
     }
     Ok(())
@@ -302,7 +302,7 @@ pub fn rename(e: &Engine, from: &Path, to: &Path) -> Result<()> {
         if !a.exists() {
             break;
         }
-        e.close_tree(&a)?;
+        e.close_tree(&a, false)?;
         std::fs::rename(&a, &b).map_err(|err| Error::io(format!("cannot rename '{}'", a.display()), err))?;
     }
     Ok(())

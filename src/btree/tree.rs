@@ -852,7 +852,19 @@ impl Drop for BTree {
     /// A tree closed with dirty pages writes them (after the log, by the WAL rule):
     /// a checkpoint may already count on them. Never unwinds.
     fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pool.flush()));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pool.flush()));
+        if !matches!(r, Ok(Ok(()))) {
+            let why = match r {
+                Ok(Err(e)) => e.to_string(),
+                _ => "a panic".into(),
+            };
+            self.pool.mark_lost();
+            eprintln!(
+                "[ERROR] RUST: '{}' closed with changes it could not write ({why}); they are kept in the redo log, \
+                 checkpoints wait, and the table cannot be opened again until a restart recovers them",
+                self.pool.name()
+            );
+        }
     }
 }
 
