@@ -74,6 +74,8 @@ struct State {
     /// of another epoch is stale (a crash between installing a rewritten `.arz`
     /// and emptying `.arp`) and is ignored.
     epoch: u32,
+    /// The format version of both files (what codec new blocks get).
+    version: u32,
     /// Damage found at open before the end of `.arz`: scans refuse the table
     /// until REPAIR, rather than return some rows silently.
     damaged: Option<String>,
@@ -124,8 +126,10 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<File> {
     Ok(f)
 }
 
-fn empty_arp(epoch: u32) -> [u8; FILE_HEADER_LEN] {
-    FileHeader { version: FORMAT_VERSION, auto_inc_base: 0, flags: epoch }.encode(ARP_MAGIC)
+/// Both files carry the table's format version: [`FORMAT_VERSION`] for a table
+/// created or rewritten by this build, 1 for an older table until its next rewrite.
+fn empty_arp(epoch: u32, version: u32) -> [u8; FILE_HEADER_LEN] {
+    FileHeader { version, auto_inc_base: 0, flags: epoch }.encode(ARP_MAGIC)
 }
 
 fn arz_header(auto_inc_base: u64, epoch: u32) -> [u8; FILE_HEADER_LEN] {
@@ -147,7 +151,7 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<File> {
 /// before the first (CREATE TABLE ... AUTO_INCREMENT=N gives N-1).
 pub fn create(table_path: &Path, auto_inc_base: u64) -> Result<()> {
     write_new(&arz_path(table_path), &arz_header(auto_inc_base, 0))?;
-    write_new(&arp_path(table_path), &empty_arp(0))?;
+    write_new(&arp_path(table_path), &empty_arp(0, FORMAT_VERSION))?;
     sync_dir(&arz_path(table_path))
 }
 
@@ -184,6 +188,7 @@ struct Loaded {
     len: u64,
     auto_inc_base: u64,
     epoch: u32,
+    version: u32,
     damaged: Option<String>,
     /// A complete last block whose payload checksum fails: torn if `.arp` still
     /// holds its rows, media damage otherwise (decided by the caller).
@@ -255,9 +260,9 @@ fn load_blocks(f: &File, path: &Path, notes: &mut Vec<String>) -> Result<Loaded>
         ));
         f.set_len(at).ctx(|| format!("cannot truncate '{name}'"))?;
         f.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
-        return Ok(Loaded { blocks, len: at, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, damaged, suspect });
+        return Ok(Loaded { blocks, len: at, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect });
     }
-    Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, damaged, suspect })
+    Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect })
 }
 
 /// The offset of the next valid block header at or after `from`.
@@ -291,7 +296,7 @@ fn find_next_block(f: &File, from: u64, len: u64) -> Result<Option<u64>> {
 
 /// Reads `.arp`; a torn last record is cut off (and reported); records already in a
 /// block (row id below `next_row`) are dropped.
-fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, notes: &mut Vec<String>) -> Result<(Pending, u64, Option<File>)> {
+fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, version: u32, notes: &mut Vec<String>) -> Result<(Pending, u64, Option<File>)> {
     let name = display(path);
     let mut all = Vec::new();
     {
@@ -304,7 +309,7 @@ fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, notes: &mut Ve
     if fh.flags != epoch {
         // left from before the last OPTIMIZE/REPAIR/TRUNCATE: its rows are in .arz
         notes.push(format!("{name}: stale (from before the last rewrite of the table), emptied"));
-        let f = replace_file(path, &empty_arp(epoch))?;
+        let f = replace_file(path, &empty_arp(epoch, version))?;
         return Ok((p, FILE_HEADER_LEN as u64, Some(f)));
     }
     let mut off = FILE_HEADER_LEN;
@@ -335,7 +340,7 @@ fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, notes: &mut Ve
     }
     if dropped > 0 || off < all.len() {
         // .arp anew (atomically), holding exactly the kept rows
-        let mut bytes = empty_arp(epoch).to_vec();
+        let mut bytes = empty_arp(epoch, version).to_vec();
         for (i, (k, segs, img)) in keep.iter().enumerate() {
             encode_pending(&mut bytes, p.first_row + i as u64, *k, segs, img);
         }
@@ -355,18 +360,18 @@ impl Shared {
         let mut notes = Vec::new();
         let (ap, pp) = (arz_path(&opts.table_path), arp_path(&opts.table_path));
         let arz = rw(&ap)?;
-        let Loaded { mut blocks, len: mut arz_len, auto_inc_base: base, epoch, mut damaged, suspect } =
+        let Loaded { mut blocks, len: mut arz_len, auto_inc_base: base, epoch, version, mut damaged, suspect } =
             load_blocks(&arz, &ap, &mut notes)?;
         let mut next_row = blocks.last().map_or(0, |b| b.first_row + b.rows as u64);
         let arp = match rw(&pp) {
             Ok(f) => f,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 notes.push(format!("{}: missing, created empty", display(&pp)));
-                write_new(&pp, &empty_arp(epoch))?
+                write_new(&pp, &empty_arp(epoch, version))?
             }
             Err(e) => return Err(e),
         };
-        let (mut pending, mut arp_len, new_arp) = load_pending(&arp, &pp, next_row, epoch, &mut notes)?;
+        let (mut pending, mut arp_len, new_arp) = load_pending(&arp, &pp, next_row, epoch, version, &mut notes)?;
         let mut arp = new_arp.unwrap_or(arp);
         if let Some(s) = suspect {
             if !pending.set.is_empty() && pending.first_row <= s.first_row {
@@ -398,7 +403,7 @@ impl Shared {
                 } else if pending.first_row < next_row {
                     // cannot happen with an intact .arp; keep the ids apart
                     pending = Pending { first_row: next_row, set: RowSet::default() };
-                    arp = replace_file(&pp, &empty_arp(epoch))?;
+                    arp = replace_file(&pp, &empty_arp(epoch, version))?;
                     arp_len = FILE_HEADER_LEN as u64;
                 }
             }
@@ -423,6 +428,7 @@ impl Shared {
             auto_inc_base: base,
             rows,
             epoch,
+            version,
             damaged,
         };
         let s = Arc::new(Shared { opts: opts.clone(), state: Mutex::new(st), notes: Mutex::new(notes) });
@@ -948,7 +954,7 @@ impl ArchiveTable {
         // the pending rows go into the new .arz too (see install_rewrite)
         if !st.pending.set.is_empty() {
             let mut bytes = Vec::new();
-            let mut meta = st.pending.set.to_block(st.pending.first_row, opts.level, &mut bytes)?;
+            let mut meta = st.pending.set.to_block(st.pending.first_row, opts.level, FORMAT_VERSION, &mut bytes)?;
             meta.offset = len;
             out.write_all_at(&bytes, len).ctx(|| format!("cannot write '{}'", display(&tmp)))?;
             len += bytes.len() as u64;
@@ -974,7 +980,7 @@ impl Drop for ArchiveTable {
 fn seal_block(opts: &ArchiveOptions, st: &mut State) -> Result<()> {
     let ap = arz_path(&opts.table_path);
     let mut bytes = Vec::new();
-    let mut meta = st.pending.set.to_block(st.pending.first_row, opts.level, &mut bytes)?;
+    let mut meta = st.pending.set.to_block(st.pending.first_row, opts.level, st.version, &mut bytes)?;
     meta.offset = st.arz_len;
     let written = st
         .arz
@@ -1018,7 +1024,7 @@ impl BlockWriter {
             return Ok(());
         }
         let mut bytes = Vec::new();
-        let mut meta = self.set.to_block(self.next_row, self.level, &mut bytes)?;
+        let mut meta = self.set.to_block(self.next_row, self.level, FORMAT_VERSION, &mut bytes)?;
         meta.offset = self.len;
         self.file.write_all_at(&bytes, self.len).ctx(|| format!("cannot write '{}'", display(path)))?;
         self.len += bytes.len() as u64;
@@ -1043,7 +1049,7 @@ fn install_rewrite(opts: &ArchiveOptions, st: &mut State, arz: File, arz_len: u6
     let epoch = st.epoch.wrapping_add(1);
     fs::rename(&tmp, &ap).ctx(|| format!("cannot rename '{}' to '{}'", display(&tmp), display(&ap)))?;
     sync_dir(&ap)?;
-    st.arp = replace_file(&pp, &empty_arp(epoch))?;
+    st.arp = replace_file(&pp, &empty_arp(epoch, FORMAT_VERSION))?;
     st.arp_len = FILE_HEADER_LEN as u64;
     let next = blocks.last().map_or(0, |b| b.first_row + b.rows as u64);
     st.rows = blocks.iter().map(|b| b.rows as u64).sum::<u64>();
@@ -1053,6 +1059,7 @@ fn install_rewrite(opts: &ArchiveOptions, st: &mut State, arz: File, arz_len: u6
     st.blocks = Arc::new(blocks);
     st.pending = Arc::new(Pending { first_row: next, set: RowSet::default() });
     st.epoch = epoch;
+    st.version = FORMAT_VERSION;
     st.damaged = None;
     Ok(())
 }
@@ -1281,6 +1288,43 @@ mod tests {
         assert_eq!(damaged, 1);
         t.check_finish(true).unwrap();
         assert!(all(&mut t).is_empty());
+    }
+
+    /// A table of format version 1 (before codec 3) reads, keeps getting codec 2
+    /// blocks (so an older build can still read it), and OPTIMIZE makes it version 2.
+    #[test]
+    fn a_version_1_table_reads_and_optimize_upgrades_it() {
+        let d = tmpdir("v1");
+        let o = opts(&d);
+        create(&o.table_path, 0).unwrap();
+        let v1 = |magic, path: &Path| {
+            let h = FileHeader { version: 1, auto_inc_base: 0, flags: 0 }.encode(magic);
+            OpenOptions::new().write(true).open(path).unwrap().write_all_at(&h, 0).unwrap();
+        };
+        v1(ARZ_MAGIC, &arz_path(&o.table_path));
+        v1(ARP_MAGIC, &arp_path(&o.table_path));
+        let mut t = ArchiveTable::open(&o).unwrap();
+        fill(&mut t, 0, 50_000);
+        let codecs = |t: &ArchiveTable| t.shared.state.lock().blocks.iter().map(|b| b.codec).collect::<Vec<_>>();
+        let c = codecs(&t);
+        assert!(!c.is_empty() && c.iter().all(|&c| c == CODEC_ZSTD_COLUMNS), "{c:?}");
+        drop(t);
+        REGISTRY.lock().clear();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        assert_eq!(all(&mut t), (0..50_000).map(row).collect::<Vec<_>>());
+        t.optimize().unwrap();
+        let c = codecs(&t);
+        assert!(!c.is_empty() && c.iter().all(|&c| c == CODEC_ZSTD_STREAMS), "{c:?}");
+        fill(&mut t, 50_000, 100_000);
+        assert!(codecs(&t).iter().all(|&c| c == CODEC_ZSTD_STREAMS));
+        drop(t);
+        REGISTRY.lock().clear();
+        let hdr = fs::read(arz_path(&o.table_path)).unwrap();
+        assert_eq!(FileHeader::decode(&hdr, ARZ_MAGIC, "t").unwrap().version, FORMAT_VERSION);
+        let hdr = fs::read(arp_path(&o.table_path)).unwrap();
+        assert_eq!(FileHeader::decode(&hdr, ARP_MAGIC, "t").unwrap().version, FORMAT_VERSION);
+        let mut t = ArchiveTable::open(&o).unwrap();
+        assert_eq!(all(&mut t), (0..100_000).map(row).collect::<Vec<_>>());
     }
 
     #[test]
