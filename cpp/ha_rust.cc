@@ -62,8 +62,8 @@ static void update_lock_wait_timeout(THD *, struct st_mysql_sys_var *, void *var
 
 static MYSQL_SYSVAR_ULONGLONG(buffer_pool_size, rust_buffer_pool_size,
   PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
-  "Bytes of B-tree pages each open BTREE index file keeps in memory "
-  "(pages beyond it are evicted, least recently used first)",
+  "Bytes of B-tree pages all BTREE tables together keep in memory "
+  "(pages beyond it are evicted; an idle table's make way for a busy one's)",
   NULL, NULL, 64ULL << 20, 1ULL << 20, 1ULL << 40, 16384);
 static MYSQL_SYSVAR_ULONG(flush_log_at_trx_commit, rust_flush_log_at_trx_commit,
   PLUGIN_VAR_RQCMDARG,

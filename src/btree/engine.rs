@@ -19,8 +19,8 @@ use parking_lot::Mutex;
 
 use super::log::{REC_COMMIT, REC_MTR, REC_ROLLBACK_DONE, REC_TREE, Record, RedoLog};
 use super::page::{PAGE_SIZE, Page};
-use super::pool::{LOGGED_FROM, LogLink, PAGE_DIFF, PAGE_FULL, PAGE_NEW, apply_diff};
-use super::tree::BTree;
+use super::pool::{Budget, LOGGED_FROM, LogLink, PAGE_DIFF, PAGE_FULL, PAGE_NEW, apply_diff};
+use super::tree::{BTree, share_budget};
 use crate::error::{Error, IoContext, Result};
 
 const CONTROL_MAGIC: &[u8; 8] = b"RUSTCTL\0";
@@ -180,7 +180,8 @@ pub struct Engine {
     next_tree: AtomicU32,
     next_trx: AtomicU64,
     policy: AtomicU8,
-    pool_pages: usize,
+    /// The page budget every tree's cache shares (rust_buffer_pool_size).
+    budget: Arc<Budget>,
     last_sync: Mutex<Instant>,
     /// The checkpoint running in the background, if any.
     bg: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -226,7 +227,7 @@ impl Engine {
             next_tree: AtomicU32::new(1),
             next_trx: AtomicU64::new(1),
             policy: AtomicU8::new(policy as u8),
-            pool_pages,
+            budget: Budget::new(pool_pages),
             last_sync: Mutex::new(Instant::now()),
             bg: Mutex::new(None),
             notes: Mutex::new(Vec::new()),
@@ -367,7 +368,7 @@ impl Engine {
                 return Err(lost_error(path));
             }
         }
-        let mut t = BTree::open(path, self.pool_pages)?;
+        let mut t = BTree::open_in(path, self.budget.clone())?;
         let id = self.next_tree.fetch_add(1, Ordering::Relaxed);
         use std::os::unix::ffi::OsStrExt;
         let mut p = id.to_le_bytes().to_vec();
@@ -380,6 +381,7 @@ impl Engine {
             lost: self.sh.lost.clone(),
         });
         let t = Arc::new(Mutex::new(t));
+        share_budget(&t, &self.budget);
         trees.insert(path.to_path_buf(), (id, Arc::downgrade(&t)));
         Ok(t)
     }
@@ -687,6 +689,47 @@ mod tests {
 
     fn key(k: u16) -> Vec<u8> {
         format!("key{k:05}").into_bytes()
+    }
+
+    /// rust_buffer_pool_size bounds all trees together: an idle tree's cached pages
+    /// make way for a busy one's, and both still read back exactly.
+    #[test]
+    fn trees_share_one_page_budget() {
+        use super::super::pool::MIN_FRAMES;
+        let d = dir("budget", 0);
+        let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
+        let (pa, pb) = (d.join("a.rbt"), d.join("b.rbt"));
+        e.create_tree(&pa).unwrap();
+        e.create_tree(&pb).unwrap();
+        let a = e.open_tree(&pa).unwrap();
+        let b = e.open_tree(&pb).unwrap();
+        let val = vec![7u8; 400];
+        let fill = |t: &Tree| {
+            let mut trx = e.begin();
+            for k in 0..4000u16 {
+                assert!(e.insert(&mut trx, t, &key(k), &val).unwrap());
+            }
+            e.commit(trx).unwrap();
+        };
+        let bound = 64 + 2 * MIN_FRAMES;
+        fill(&a);
+        let a_frames = a.lock().pool().frames();
+        assert!(a_frames > 32, "a alone may use most of the budget: {a_frames}");
+        assert!(e.budget.used() <= bound, "{} > {bound}", e.budget.used());
+        fill(&b);
+        let b_frames = b.lock().pool().frames();
+        assert!(b_frames > 32, "b took pages from the idle a: {b_frames}");
+        assert!(a.lock().pool().frames() < a_frames);
+        assert!(e.budget.used() <= bound, "{} > {bound}", e.budget.used());
+        assert_eq!(e.budget.used(), a.lock().pool().frames() + b.lock().pool().frames());
+        assert_eq!(contents(&a).len(), 4000);
+        assert_eq!(contents(&b).len(), 4000);
+        a.lock().check().unwrap();
+        b.lock().check().unwrap();
+        // a closed tree gives its pages back
+        drop(a);
+        e.checkpoint_now().unwrap();
+        assert_eq!(e.budget.used(), b.lock().pool().frames());
     }
 
     proptest! {

@@ -1,4 +1,5 @@
-//! A bounded page cache over one table file, with CLOCK eviction.
+//! A page cache over one table file, with CLOCK eviction, under an engine-wide
+//! page budget ([`Budget`], `rust_buffer_pool_size`) that every tree's pool shares.
 //!
 //! Pages are checked ([`Page::verify`]) when read and sealed (checksum) when
 //! written. A dirty page is written back when it is evicted or at [`Pool::flush`].
@@ -15,12 +16,95 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use super::log::{REC_MTR, RedoLog};
 use super::page::{Kind, PAGE_SIZE, Page, corrupt};
 use crate::error::{IoContext, Result};
+
+/// Every pool's frames count against one budget. A pool that needs a frame when the
+/// budget is spent first asks other pools to give some back (each asked without
+/// waiting for its tree's lock: a busy tree is skipped), then evicts one of its own.
+/// So an idle table's cached pages make way for a busy one's, and the pages cached
+/// by all pools together stay within the budget, plus at most [`MIN_FRAMES`] per
+/// open tree file (a pool always keeps that many, so a tree can always work).
+pub struct Budget {
+    capacity: usize,
+    used: AtomicUsize,
+    members: parking_lot::Mutex<Vec<Weak<dyn Shrink>>>,
+    next: AtomicUsize,
+}
+
+/// Frames a pool may always have, whatever the budget.
+pub const MIN_FRAMES: usize = 8;
+/// Frames asked of another pool at a time.
+const RECLAIM_BATCH: usize = 32;
+
+/// A pool (behind its tree's lock) that can be asked to give frames back.
+pub trait Shrink: Send + Sync {
+    /// Frees up to `want` frames if the tree's lock is free right now; returns how
+    /// many it freed.
+    fn try_shrink(&self, want: usize) -> usize;
+}
+
+impl Budget {
+    pub fn new(capacity_pages: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            capacity: capacity_pages.max(MIN_FRAMES),
+            used: AtomicUsize::new(0),
+            members: parking_lot::Mutex::new(Vec::new()),
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Frames held by all pools.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Makes a pool one that others may ask for frames.
+    pub fn register(&self, member: Weak<dyn Shrink>) {
+        let mut m = self.members.lock();
+        m.retain(|w| w.strong_count() > 0);
+        m.push(member);
+    }
+
+    fn try_take(&self) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| (u < self.capacity).then_some(u + 1))
+            .is_ok()
+    }
+
+    fn give_back(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Asks other pools, in turn, for frames; `me` (the caller's own tree) is
+    /// skipped: its lock is held by the caller.
+    fn reclaim(&self, me: usize) -> usize {
+        let members: Vec<Arc<dyn Shrink>> = self.members.lock().iter().filter_map(Weak::upgrade).collect();
+        if members.is_empty() {
+            return 0;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..members.len() {
+            let m = &members[(start + i) % members.len()];
+            if Arc::as_ptr(m) as *const () as usize == me {
+                continue;
+            }
+            let got = m.try_shrink(RECLAIM_BATCH);
+            if got > 0 {
+                return got;
+            }
+        }
+        0
+    }
+}
 
 /// Where a tree's changes are logged.
 pub struct LogLink {
@@ -56,7 +140,10 @@ struct Frame {
 pub struct Pool {
     file: File,
     name: String,
-    capacity: usize,
+    budget: Arc<Budget>,
+    /// The tree this pool belongs to, as registered with the budget (skipped when
+    /// this pool asks the others for frames).
+    owner: usize,
     frames: Vec<Frame>,
     map: HashMap<u32, usize>,
     hand: usize,
@@ -74,12 +161,19 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// A pool with a budget of its own (tests, tools).
     pub fn new(file: File, name: String, capacity_pages: usize) -> Result<Pool> {
+        Self::new_in(file, name, Budget::new(capacity_pages))
+    }
+
+    /// A pool drawing on a shared budget.
+    pub fn new_in(file: File, name: String, budget: Arc<Budget>) -> Result<Pool> {
         let len = file.metadata().ctx(|| format!("cannot stat '{name}'"))?.len();
         Ok(Pool {
             file,
             name,
-            capacity: capacity_pages.max(8),
+            budget,
+            owner: 0,
             frames: Vec::new(),
             map: HashMap::new(),
             hand: 0,
@@ -92,6 +186,43 @@ impl Pool {
             pages_before_mtr: 0,
             rec: Vec::new(),
         })
+    }
+
+    /// Sets the tree this pool belongs to (see [`Budget::register`]).
+    pub fn set_owner(&mut self, owner: usize) {
+        self.owner = owner;
+    }
+
+    /// Frames in the pool (each holds one page buffer).
+    pub fn frames(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Gives up to `want` frames back to the budget, from the end of the frame
+    /// list (writing dirty pages first); only between mini-transactions. Returns how
+    /// many it freed; a page that cannot be written stays.
+    pub fn shrink(&mut self, want: usize) -> usize {
+        if self.mtr.is_some() {
+            return 0;
+        }
+        let mut freed = 0;
+        while freed < want && self.frames.len() > MIN_FRAMES {
+            let f = self.frames.len() - 1;
+            if self.frames[f].no != u32::MAX {
+                if self.write_back(f).is_err() {
+                    break;
+                }
+                let no = self.frames[f].no;
+                self.map.remove(&no);
+            }
+            self.frames.pop();
+            freed += 1;
+        }
+        if self.hand >= self.frames.len() {
+            self.hand = 0;
+        }
+        self.budget.give_back(freed);
+        freed
     }
 
     /// Records that this pool is going away with changes it could not write: they
@@ -251,10 +382,17 @@ impl Pool {
         self.map.insert(no, f);
     }
 
-    /// A free frame: a new one while under capacity, else a CLOCK victim (written
-    /// back first if dirty).
+    /// A free frame: a new one while the budget allows (or another pool gives one
+    /// back, or this pool has fewer than MIN_FRAMES), else a CLOCK victim of its own
+    /// (written back first if dirty).
     fn victim(&mut self) -> Result<usize> {
-        if self.frames.len() < self.capacity {
+        let new_frame = self.budget.try_take()
+            || (self.budget.reclaim(self.owner) > 0 && self.budget.try_take())
+            || (self.frames.len() < MIN_FRAMES && {
+                self.budget.used.fetch_add(1, Ordering::AcqRel);
+                true
+            });
+        if new_frame {
             self.frames.push(Frame { no: u32::MAX, page: Page::default(), dirty: false, referenced: false });
             return Ok(self.frames.len() - 1);
         }
@@ -263,6 +401,7 @@ impl Pool {
             looked += 1;
             if looked > 2 * self.frames.len() + 1 {
                 // every frame is held by the running mtr (a huge value): grow
+                self.budget.used.fetch_add(1, Ordering::AcqRel);
                 self.frames.push(Frame { no: u32::MAX, page: Page::default(), dirty: false, referenced: false });
                 return Ok(self.frames.len() - 1);
             }
@@ -387,6 +526,12 @@ impl Pool {
         let no = self.frames[f].no;
         let _ = no;
         self.frames[f].page.tracking()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.budget.give_back(self.frames.len());
     }
 }
 

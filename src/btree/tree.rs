@@ -14,9 +14,10 @@ use std::fs::{File, OpenOptions};
 use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::page::{HEADER, Kind, NONE, PAGE_SIZE, Page, Val, corrupt};
-use super::pool::Pool;
+use super::pool::{Budget, Pool, Shrink};
 use crate::error::{Error, IoContext, Result};
 
 pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
@@ -90,14 +91,21 @@ impl BTree {
         f.sync_all().ctx(|| "cannot sync".into())
     }
 
+    /// Opens a tree with a page cache of its own (`pool_pages` pages).
     pub fn open(path: &Path, pool_pages: usize) -> Result<BTree> {
+        Self::open_in(path, Budget::new(pool_pages))
+    }
+
+    /// Opens a tree whose page cache draws on a shared budget. Register the tree
+    /// (see [`share_budget`]) so that other trees can ask it for pages.
+    pub fn open_in(path: &Path, budget: Arc<Budget>) -> Result<BTree> {
         let name = path.display().to_string();
         let f: File = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .ctx(|| format!("cannot open '{name}'"))?;
-        let mut pool = Pool::new(f, name.clone(), pool_pages)?;
+        let mut pool = Pool::new_in(f, name.clone(), budget)?;
         let meta = pool.get(META)?.bytes();
         let ok = &meta[HEADER..HEADER + 8] == MAGIC;
         let version = u32::from_le_bytes(meta[HEADER + 8..HEADER + 12].try_into().unwrap());
@@ -846,6 +854,23 @@ impl BTree {
         }
         Ok(())
     }
+}
+
+impl Shrink for parking_lot::Mutex<BTree> {
+    fn try_shrink(&self, want: usize) -> usize {
+        match self.try_lock() {
+            Some(mut t) => t.pool.shrink(want),
+            None => 0,
+        }
+    }
+}
+
+/// Registers a tree with its budget, so that other trees' pools may ask it for
+/// pages, and tells its pool which tree it is (it never asks itself).
+pub fn share_budget(t: &Arc<parking_lot::Mutex<BTree>>, budget: &Budget) {
+    let w: std::sync::Weak<parking_lot::Mutex<BTree>> = Arc::downgrade(t);
+    t.lock().pool.set_owner(Arc::as_ptr(t) as *const () as usize);
+    budget.register(w);
 }
 
 impl Drop for BTree {
