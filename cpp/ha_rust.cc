@@ -40,6 +40,10 @@ int rust_bt_savepoint_set(handlerton *, THD *thd, void *sv);
 int rust_bt_savepoint_rollback(handlerton *, THD *thd, void *sv);
 int rust_bt_savepoint_release(handlerton *, THD *, void *);
 int rust_bt_close_connection(handlerton *, THD *thd);
+int rust_bt_prepare(handlerton *, THD *thd, bool all);
+int rust_bt_recover(handlerton *, XID *xid_list, uint len);
+int rust_bt_commit_by_xid(handlerton *, XID *xid);
+int rust_bt_rollback_by_xid(handlerton *, XID *xid);
 
 /* System variables of the BTREE layout. */
 static ulonglong rust_buffer_pool_size;
@@ -1285,6 +1289,10 @@ static int rust_init(void *p)
   rust_hton->savepoint_rollback= rust_bt_savepoint_rollback;
   rust_hton->savepoint_release= rust_bt_savepoint_release;
   rust_hton->close_connection= rust_bt_close_connection;
+  rust_hton->prepare= rust_bt_prepare;
+  rust_hton->recover= rust_bt_recover;
+  rust_hton->commit_by_xid= rust_bt_commit_by_xid;
+  rust_hton->rollback_by_xid= rust_bt_rollback_by_xid;
   /* The BTREE engine's files live in the data directory (the server's working
      directory); starting it recovers from a crash. If it cannot start, CSV and
      ARCHIVE tables still work and BTREE tables say why they cannot open. */

@@ -95,13 +95,118 @@ int rust_bt_savepoint_release(handlerton *, THD *, void *)
   return 0;
 }
 
+/* ---- two-phase commit and XA ----
+   An XID crosses to Rust as bytes: i64 formatID, u32 gtrid_length, u32
+   bqual_length, then the data; Rust keeps it opaque. */
+
+static void pack_xid(const XID *x, std::string &out)
+{
+  char b[16];
+  int8store(b, (ulonglong) (longlong) x->formatID);
+  int4store(b + 8, (uint32) x->gtrid_length);
+  int4store(b + 12, (uint32) x->bqual_length);
+  out.assign(b, 16);
+  out.append(x->data, (size_t) (x->gtrid_length + x->bqual_length));
+}
+
+static bool unpack_xid(const uint8_t *p, size_t len, XID *x)
+{
+  if (len < 16)
+    return false;
+  long gl= (long) uint4korr(p + 8), bl= (long) uint4korr(p + 12);
+  if (gl < 0 || bl < 0 || gl > MAXGTRIDSIZE || bl > MAXBQUALSIZE ||
+      (size_t) (gl + bl) != len - 16)
+    return false;
+  x->formatID= (long) (longlong) uint8korr(p);
+  x->gtrid_length= gl;
+  x->bqual_length= bl;
+  memcpy(x->data, p + 16, len - 16);
+  return true;
+}
+
+/* Prepares the connection's transaction (XA PREPARE, or the binlog's two-phase
+   commit): durable, and kept by recovery until committed or rolled back by XID. */
+int rust_bt_prepare(handlerton *, THD *thd, bool all)
+{
+  Rust_trx *t= get_trx(thd, false);
+  if (!t)
+    return 0;
+  if (all || !thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
+  {
+    XID xid;
+    thd_get_xid(thd, (MYSQL_XID *) &xid);
+    std::string b;
+    pack_xid(&xid, b);
+    rust::String e;
+    int rc= ha_rust_ffi::trx_prepare(*t->h, sl(b), e);
+    report(rc, e);
+    return rc;
+  }
+  return 0;   /* the end of a statement inside a transaction */
+}
+
+/* The prepared transactions no connection holds (found by recovery, or left by
+   a connection that ended), not reported before. */
+int rust_bt_recover(handlerton *, XID *xid_list, uint len)
+{
+  rust::Vec<uint8_t> all= ha_rust_ffi::xa_prepared();
+  const uint8_t *p= all.data();
+  size_t at= 0, size= all.size();
+  uint n= 0;
+  while (n < len && at + 4 <= size)
+  {
+    size_t l= uint4korr(p + at);
+    at+= 4;
+    if (at + l > size)
+      break;
+    if (unpack_xid(p + at, l, &xid_list[n]))
+      n++;
+    else
+      sql_print_error("RUST: a prepared transaction with a malformed XID is kept");
+    at+= l;
+  }
+  return (int) n;
+}
+
+/* X/Open XA return codes (xa.h; InnoDB's trx0xa.h has the same) */
+enum { RUST_XA_OK= 0, RUST_XAER_RMERR= -3, RUST_XAER_NOTA= -4 };
+
+static int xa_end(XID *xid, bool commit)
+{
+  std::string b;
+  pack_xid(xid, b);
+  rust::String e;
+  int rc= ha_rust_ffi::xa_end(sl(b), commit, e);
+  if (rc == -1)
+    return RUST_XAER_NOTA;
+  if (rc)
+  {
+    report(rc, e);
+    return RUST_XAER_RMERR;
+  }
+  return RUST_XA_OK;
+}
+
+int rust_bt_commit_by_xid(handlerton *, XID *xid)
+{
+  return xa_end(xid, true);
+}
+
+int rust_bt_rollback_by_xid(handlerton *, XID *xid)
+{
+  return xa_end(xid, false);
+}
+
 int rust_bt_close_connection(handlerton *, THD *thd)
 {
   Rust_trx *t= get_trx(thd, false);
   if (t)
   {
     rust::String e;
-    ha_rust_ffi::trx_rollback(*t->h, e);
+    /* a prepared XA transaction outlives its connection (XA COMMIT/ROLLBACK
+       by XID from another one); anything else is rolled back */
+    if (!ha_rust_ffi::trx_detach_prepared(*t->h))
+      ha_rust_ffi::trx_rollback(*t->h, e);
     delete t;
     thd_set_ha_data(thd, rust_hton_btree, NULL);
   }

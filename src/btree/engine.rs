@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::log::{REC_COMMIT, REC_MTR, REC_ROLLBACK_DONE, REC_TREE, Record, RedoLog};
+use super::log::{REC_COMMIT, REC_MTR, REC_PREPARE, REC_ROLLBACK_DONE, REC_TREE, Record, RedoLog};
 use super::page::{PAGE_SIZE, Page};
 use super::pool::{Budget, LOGGED_FROM, LogLink, PAGE_DIFF, PAGE_FULL, PAGE_NEW, apply_diff};
 use super::tree::{BTree, share_budget};
@@ -118,6 +118,25 @@ struct PageChange<'a> {
     bytes: &'a [u8],
 }
 
+/// Splits a prepare record's payload: the XID and the transaction's tree ids.
+fn parse_prepare(p: &[u8]) -> Option<(Vec<u8>, HashMap<u32, PathBuf>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let xl = u32::from_le_bytes(p.get(0..4)?.try_into().ok()?) as usize;
+    let xid = p.get(4..4 + xl)?.to_vec();
+    let mut at = 4 + xl;
+    let n = u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?) as usize;
+    at += 4;
+    let mut ids = HashMap::new();
+    for _ in 0..n {
+        let id = u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?);
+        let len = u16::from_le_bytes(p.get(at + 4..at + 6)?.try_into().ok()?) as usize;
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(p.get(at + 6..at + 6 + len)?));
+        ids.insert(id, path);
+        at += 6 + len;
+    }
+    Some((xid, ids))
+}
+
 /// Splits an MTR record payload: (tree id, undo entry, page changes).
 fn parse_mtr(p: &[u8]) -> Option<(u32, &[u8], Vec<PageChange<'_>>)> {
     let tree = u32::from_le_bytes(p.get(0..4)?.try_into().ok()?);
@@ -187,6 +206,18 @@ pub struct Engine {
     bg: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// What recovery did, for the server's log.
     pub notes: Mutex<Vec<String>>,
+    /// Transactions recovery found prepared (XA PREPARE, or the binlog's two-phase
+    /// commit) and neither committed nor rolled back: kept, with their undo, for
+    /// the server to commit or roll back by XID. Taken once by the table layer.
+    pub recovered_prepared: Mutex<Vec<RecoveredPrepared>>,
+}
+
+/// A prepared transaction found by recovery.
+pub struct RecoveredPrepared {
+    pub xid: Vec<u8>,
+    pub trx: Trx,
+    /// The tree files it changed (their tables' locks are taken again for it).
+    pub trees: Vec<PathBuf>,
 }
 
 /// A transaction: its undo entries, newest last.
@@ -231,6 +262,7 @@ impl Engine {
             last_sync: Mutex::new(Instant::now()),
             bg: Mutex::new(None),
             notes: Mutex::new(Vec::new()),
+            recovered_prepared: Mutex::new(Vec::new()),
         };
         e.recover(&ctl, &recs)?;
         Ok(e)
@@ -316,8 +348,18 @@ impl Engine {
                 done.insert(r.trx);
             }
         }
+        // prepared and not ended: kept (the server commits or rolls them back by XID)
+        let mut prepared: HashMap<u64, (Vec<u8>, HashMap<u32, PathBuf>)> = HashMap::new();
+        for r in recs.iter().filter(|r| r.kind == REC_PREPARE && !done.contains(&r.trx)) {
+            let Some(p) = parse_prepare(&r.payload) else {
+                return Err(Error::Corrupt(format!("prepare record at LSN {} is malformed", r.lsn)));
+            };
+            prepared.insert(r.trx, p);
+        }
+        let mut first_lsn: HashMap<u64, u64> = HashMap::new();
         let mut undo: HashMap<u64, Vec<(u32, Vec<u8>)>> = HashMap::new();
         for r in recs.iter().filter(|r| r.kind == REC_MTR && r.trx != 0 && !done.contains(&r.trx)) {
+            first_lsn.entry(r.trx).or_insert(r.lsn);
             if let Some((tree, u, _)) = parse_mtr(&r.payload) {
                 if !u.is_empty() {
                     undo.entry(r.trx).or_default().push((tree, u.to_vec()));
@@ -325,6 +367,25 @@ impl Engine {
             }
         }
         self.next_trx.store(max_trx + 1, Ordering::Relaxed);
+        let mut kept = Vec::new();
+        for (trx, (xid, ids)) in prepared {
+            let mut t = Trx { id: trx, undo: Vec::new() };
+            let mut trees = Vec::new();
+            for (tree, u) in undo.remove(&trx).unwrap_or_default() {
+                // the ids of the run that prepared it (later runs reuse ids)
+                let Some(path) = ids.get(&tree) else { continue };
+                if !path.exists() {
+                    continue;
+                }
+                t.undo.push((self.open_tree(path)?, u));
+                if !trees.contains(path) {
+                    trees.push(path.clone());
+                }
+            }
+            // its log records stay until it ends (checkpoints keep them)
+            self.sh.active.lock().insert(trx, first_lsn.get(&trx).copied().unwrap_or_else(|| self.sh.log.end_lsn()));
+            kept.push(RecoveredPrepared { xid, trx: t, trees });
+        }
         let mut rolled = 0;
         // keep the trees open until the checkpoint below has written them
         let mut keep = Vec::new();
@@ -346,6 +407,13 @@ impl Engine {
                 "recovery: redid {redone} page changes from the redo log, rolled back {rolled} transactions that had not committed"
             ));
         }
+        if !kept.is_empty() {
+            self.notes.lock().push(format!(
+                "recovery: {} prepared transactions kept for the server to commit or roll back",
+                kept.len()
+            ));
+        }
+        *self.recovered_prepared.lock() = kept;
         self.checkpoint_now()?;
         drop(keep);
         Ok(())
@@ -359,6 +427,7 @@ impl Engine {
     /// Opens a tree (shared by every caller while open) with its changes logged.
     pub fn open_tree(&self, path: &Path) -> Result<Tree> {
         let mut trees = self.sh.trees.lock();
+        let mut reuse = None;
         if let Some((id, w)) = trees.get(path) {
             if let Some(t) = w.upgrade() {
                 return Ok(t);
@@ -367,9 +436,14 @@ impl Engine {
                 // its file is stale: the newest changes are only in the redo log
                 return Err(lost_error(path));
             }
+            reuse = Some(*id);
         }
         let mut t = BTree::open_in(path, self.budget.clone())?;
-        let id = self.next_tree.fetch_add(1, Ordering::Relaxed);
+        // A file keeps its id while the engine runs, even when it was closed and
+        // opened again: recovery collects each page's changes by (tree id, page), so
+        // two ids for one file since a checkpoint would replay two diverging copies
+        // of its pages over each other.
+        let id = reuse.unwrap_or_else(|| self.next_tree.fetch_add(1, Ordering::Relaxed));
         use std::os::unix::ffi::OsStrExt;
         let mut p = id.to_le_bytes().to_vec();
         p.extend_from_slice(path.as_os_str().as_bytes());
@@ -449,6 +523,50 @@ impl Engine {
             }
         }
         self.maybe_checkpoint()
+    }
+
+    /// Prepares (two-phase commit, XA PREPARE): a prepare record carrying the XID,
+    /// made durable as the flush policy says for commits. Recovery then keeps the
+    /// transaction (see [`RecoveredPrepared`]) instead of rolling it back.
+    pub fn prepare(&self, trx: &Trx, xid: &[u8]) -> Result<()> {
+        if trx.undo.is_empty() {
+            return Ok(()); // nothing to keep: a read-only transaction
+        }
+        let lsn = self.sh.log.append(REC_PREPARE, trx.id, &self.prepare_payload(trx, xid));
+        match self.policy.load(Ordering::Relaxed) {
+            1 => self.sh.log.flush_to(lsn + 1),
+            2 => self.sh.log.write().map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// A prepare record's payload: `u32 XID length, XID, u32 trees`, then per tree
+    /// `u32 id, u16 path length, path`: the ids its MTR records use, so that
+    /// recovery finds its trees even after restarts have given the ids to others.
+    fn prepare_payload(&self, trx: &Trx, xid: &[u8]) -> Vec<u8> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut used: HashSet<*const Mutex<BTree>> = HashSet::new();
+        for (t, _) in &trx.undo {
+            used.insert(Arc::as_ptr(t));
+        }
+        let ids: Vec<(u32, PathBuf)> = self
+            .sh.trees
+            .lock()
+            .iter()
+            .filter(|(_, (_, w))| used.contains(&w.as_ptr()))
+            .map(|(p, (id, _))| (*id, p.clone()))
+            .collect();
+        let mut b = Vec::new();
+        b.extend_from_slice(&(xid.len() as u32).to_le_bytes());
+        b.extend_from_slice(xid);
+        b.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+        for (id, p) in &ids {
+            let pb = p.as_os_str().as_bytes();
+            b.extend_from_slice(&id.to_le_bytes());
+            b.extend_from_slice(&(pb.len() as u16).to_le_bytes());
+            b.extend_from_slice(pb);
+        }
+        b
     }
 
     /// Rolls back to a savepoint (0: the whole transaction, which stays open).

@@ -35,6 +35,8 @@ pub const REC_MTR: u8 = 1;
 pub const REC_COMMIT: u8 = 2;
 pub const REC_ROLLBACK_DONE: u8 = 3;
 pub const REC_TREE: u8 = 4;
+/// XA PREPARE (and the binlog's two-phase commit): payload = the XID (opaque bytes).
+pub const REC_PREPARE: u8 = 5;
 
 /// Appended log bytes are written (not synced) once this many are buffered.
 const WRITE_BEHIND: usize = 4 << 20;

@@ -103,11 +103,96 @@ pub struct TrxHandle {
     pub trx: Option<Trx>,
     locks: Vec<Arc<TableLock>>,
     stmt_savepoint: usize,
+    /// The XID it was prepared under (XA PREPARE, or the binlog's two-phase commit).
+    xid: Option<Vec<u8>>,
+}
+
+/// Prepared transactions no connection holds, by XID: found by recovery, or left
+/// by a connection that ended after XA PREPARE. They keep their table locks (taken
+/// again after a restart) until XA COMMIT or XA ROLLBACK ends them.
+static PREPARED: LazyLock<Mutex<HashMap<Vec<u8>, TrxHandle>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The table a tree file belongs to (`t.rbt`, `t#i2.rbt` -> `t`).
+fn table_of_index(p: &Path) -> PathBuf {
+    let s = p.to_string_lossy();
+    let s = s.strip_suffix(".rbt").unwrap_or(&s);
+    let s = match s.rfind("#i") {
+        Some(at) if at + 2 < s.len() && s[at + 2..].bytes().all(|b| b.is_ascii_digit()) => &s[..at],
+        _ => s,
+    };
+    PathBuf::from(s)
+}
+
+/// Takes over the prepared transactions recovery kept (at engine start), with
+/// exclusive locks on the tables they changed.
+pub fn adopt_recovered_prepared(e: &Engine) -> Result<()> {
+    let kept = std::mem::take(&mut *e.recovered_prepared.lock());
+    let mut prepared = PREPARED.lock();
+    for r in kept {
+        let mut h = TrxHandle::new();
+        for p in &r.trees {
+            let l = table_lock(&table_of_index(p));
+            if !h.locks.iter().any(|x| Arc::ptr_eq(x, &l)) {
+                l.acquire(r.trx.id, true).map_err(|_| Error::LockWait)?;
+                h.locks.push(l);
+            }
+        }
+        h.trx = Some(r.trx);
+        h.xid = Some(r.xid.clone());
+        prepared.insert(r.xid, h);
+    }
+    Ok(())
+}
+
+/// The XIDs of the prepared transactions no connection holds that were not
+/// reported yet (the server's recovery asks until it gets fewer than it has room
+/// for, and keeps the ones it does not end in its own list for XA RECOVER).
+pub fn prepared_xids() -> Vec<Vec<u8>> {
+    static REPORTED: LazyLock<Mutex<std::collections::HashSet<Vec<u8>>>> = LazyLock::new(Default::default);
+    let mut reported = REPORTED.lock();
+    let p = PREPARED.lock();
+    reported.retain(|x| p.contains_key(x));
+    let new: Vec<Vec<u8>> = p.keys().filter(|x| !reported.contains(*x)).cloned().collect();
+    reported.extend(new.iter().cloned());
+    new
+}
+
+/// XA COMMIT / XA ROLLBACK of a prepared transaction no connection holds; false
+/// if there is none with that XID.
+pub fn end_prepared(e: &Engine, xid: &[u8], commit: bool) -> Result<bool> {
+    let Some(mut h) = PREPARED.lock().remove(xid) else { return Ok(false) };
+    if commit { h.commit(e)? } else { h.rollback(e)? }
+    Ok(true)
 }
 
 impl TrxHandle {
     pub fn new() -> TrxHandle {
-        TrxHandle { trx: None, locks: Vec::new(), stmt_savepoint: 0 }
+        TrxHandle { trx: None, locks: Vec::new(), stmt_savepoint: 0, xid: None }
+    }
+
+    /// Prepares the transaction under `xid` (durable as commits are).
+    pub fn prepare(&mut self, e: &Engine, xid: &[u8]) -> Result<()> {
+        if let Some(t) = &self.trx {
+            if !t.is_empty() {
+                e.prepare(t, xid)?;
+                self.xid = Some(xid.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection ends: a prepared transaction is kept (with its locks) for a
+    /// later XA COMMIT or XA ROLLBACK by XID; returns whether it was.
+    pub fn detach_prepared(&mut self) -> bool {
+        let (Some(xid), Some(_)) = (self.xid.take(), self.trx.as_ref()) else { return false };
+        let h = TrxHandle {
+            trx: self.trx.take(),
+            locks: std::mem::take(&mut self.locks),
+            stmt_savepoint: 0,
+            xid: Some(xid.clone()),
+        };
+        PREPARED.lock().insert(xid, h);
+        true
     }
 
     fn trx(&mut self, e: &Engine) -> &mut Trx {
@@ -161,6 +246,7 @@ impl TrxHandle {
     }
 
     pub fn commit(&mut self, e: &Engine) -> Result<()> {
+        self.xid = None;
         let r = match self.trx.take() {
             Some(t) => {
                 let id = t.id;
@@ -177,6 +263,7 @@ impl TrxHandle {
     }
 
     pub fn rollback(&mut self, e: &Engine) -> Result<()> {
+        self.xid = None;
         let r = match self.trx.take() {
             Some(t) => {
                 let id = t.id;
@@ -806,5 +893,73 @@ mod tests {
         drop(tb);
         e.checkpoint_now().unwrap();
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A prepared transaction survives two crashes (the second run gives its tree
+    /// ids to other trees) and is then committed by XID; another is rolled back.
+    #[test]
+    fn prepared_transactions_survive_crashes() {
+        let d = std::env::temp_dir().join(format!("ha_rust-xa-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let (t1, t2) = (d.join("t1"), d.join("t2"));
+        create(&t1, 1, 0).unwrap();
+        create(&t2, 1, 0).unwrap();
+        create(&d.join("t3"), 1, 0).unwrap();
+        let (xc, xr) = (b"xa-test-commit".to_vec(), b"xa-test-rollback".to_vec());
+        let crash = |e: Engine, tables: Vec<BtreeTable>| {
+            for t in tables {
+                std::mem::forget(t);
+            }
+            for x in [&xc, &xr] {
+                if let Some(h) = PREPARED.lock().remove(x.as_slice()) {
+                    std::mem::forget(h);
+                }
+            }
+            std::mem::forget(e);
+            TABLES.lock().clear();
+        };
+        {
+            let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+            // t3 takes tree id 1 here; the next run gives ids 1 and 2 to t1 and t2
+            let c = BtreeTable::open(&e, &d.join("t3"), vec![true], false).unwrap();
+            let mut a = BtreeTable::open(&e, &t1, vec![true], false).unwrap();
+            let mut b = BtreeTable::open(&e, &t2, vec![true], false).unwrap();
+            let (mut h1, mut h2) = (TrxHandle::new(), TrxHandle::new());
+            a.insert(&e, &mut h1, b"k1", b"row1", &[]).unwrap();
+            h1.prepare(&e, &xc).unwrap();
+            b.insert(&e, &mut h2, b"k2", b"row2", &[]).unwrap();
+            h2.prepare(&e, &xr).unwrap();
+            std::mem::forget(h1);
+            std::mem::forget(h2);
+            crash(e, vec![a, b, c]);
+        }
+        for run in 0..2 {
+            let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+            adopt_recovered_prepared(&e).unwrap();
+            let mut x = prepared_xids_all();
+            x.sort();
+            assert_eq!(x, vec![xc.clone(), xr.clone()], "run {run}");
+            if run == 0 {
+                crash(e, vec![]);
+                continue;
+            }
+            assert!(end_prepared(&e, &xc, true).unwrap());
+            assert!(end_prepared(&e, &xr, false).unwrap());
+            assert!(!end_prepared(&e, &xr, false).unwrap());
+            let mut h = TrxHandle::new();
+            let mut a = BtreeTable::open(&e, &t1, vec![true], false).unwrap();
+            let mut b = BtreeTable::open(&e, &t2, vec![true], false).unwrap();
+            assert!(a.get(&e, &mut h, b"k1").unwrap());
+            assert_eq!(a.row, b"row1");
+            assert!(!b.get(&e, &mut h, b"k2").unwrap());
+            assert!(a.check().unwrap().is_empty() && b.check().unwrap().is_empty());
+            h.commit(&e).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    fn prepared_xids_all() -> Vec<Vec<u8>> {
+        PREPARED.lock().keys().filter(|x| x.starts_with(b"xa-test-")).cloned().collect()
     }
 }

@@ -58,6 +58,17 @@ pub mod bridge {
         fn trx_stmt_rollback(t: &mut TrxHandle, err: &mut String) -> i32;
         fn trx_commit(t: &mut TrxHandle, err: &mut String) -> i32;
         fn trx_rollback(t: &mut TrxHandle, err: &mut String) -> i32;
+        /// Two-phase commit: prepares under `xid` (opaque bytes), durably.
+        fn trx_prepare(t: &mut TrxHandle, xid: &[u8], err: &mut String) -> i32;
+        /// The connection ends: keeps a prepared transaction for XA COMMIT/ROLLBACK
+        /// by XID (true), or does nothing (false: roll back as usual).
+        fn trx_detach_prepared(t: &mut TrxHandle) -> bool;
+        /// The XIDs of prepared transactions no connection holds, each as `u32
+        /// length` and bytes.
+        fn xa_prepared() -> Vec<u8>;
+        /// Commits or rolls back the prepared transaction `xid` no connection holds:
+        /// 0 done, -1 no such transaction, else an error code.
+        fn xa_end(xid: &[u8], commit: bool, err: &mut String) -> i32;
         fn trx_savepoint(t: &TrxHandle) -> u64;
         fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32;
 
@@ -216,7 +227,7 @@ fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: u8, err: &mut String)
         }
         let e = Engine::open(&path(dir), pool_pages as usize, policy(flush_policy))?;
         let _ = ENGINE.set(e);
-        Ok(())
+        bt::adopt_recovered_prepared(engine()?)
     })
 }
 
@@ -269,6 +280,32 @@ fn trx_commit(t: &mut TrxHandle, err: &mut String) -> i32 {
 
 fn trx_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
     guard(err, || t.rollback(engine()?))
+}
+
+fn trx_prepare(t: &mut TrxHandle, xid: &[u8], err: &mut String) -> i32 {
+    guard(err, || t.prepare(engine()?, xid))
+}
+
+fn trx_detach_prepared(t: &mut TrxHandle) -> bool {
+    t.detach_prepared()
+}
+
+fn xa_prepared() -> Vec<u8> {
+    let mut out = Vec::new();
+    for x in bt::prepared_xids() {
+        out.extend_from_slice(&(x.len() as u32).to_le_bytes());
+        out.extend_from_slice(&x);
+    }
+    out
+}
+
+fn xa_end(xid: &[u8], commit: bool, err: &mut String) -> i32 {
+    let mut found = false;
+    let code = guard(err, || {
+        found = bt::end_prepared(engine()?, xid, commit)?;
+        Ok(())
+    });
+    if code == 0 && !found { -1 } else { code }
 }
 
 fn trx_savepoint(t: &TrxHandle) -> u64 {
