@@ -30,6 +30,8 @@ pub const LOG_FILE: &str = "rust_redo.log";
 const CONTROL_VERSION: u32 = 1;
 /// A checkpoint is taken when the log grows past this.
 pub const CHECKPOINT_AFTER: u64 = 64 * 1024 * 1024;
+/// Pages a checkpoint writes per hold of a tree's lock.
+const FLUSH_SLICE: usize = 64;
 
 /// When a commit makes the log durable (InnoDB's innodb_flush_log_at_trx_commit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -514,7 +516,20 @@ impl Shared {
             .filter_map(|(p, (id, w))| w.upgrade().map(|t| (*id, p.clone(), t)))
             .collect();
         for (_, _, t) in &live {
-            t.lock().flush()?;
+            // a slice at a time: the tree's users are not held up for the whole
+            // flush
+            let mut at = 0;
+            loop {
+                let mut g = t.lock();
+                let next = g.flush_some(at, FLUSH_SLICE)?;
+                if next >= g.pool().frames() {
+                    let f = g.pool().file_handle()?;
+                    drop(g);
+                    f.sync_data().ctx(|| "cannot sync a tree file".into())?;
+                    break;
+                }
+                at = next;
+            }
         }
         let oldest = self.active.lock().values().copied().min().unwrap_or(ckpt);
         let log_start = oldest.min(ckpt);

@@ -60,6 +60,8 @@ pub struct Pool {
     hand: usize,
     /// Pages in the file (the next page number to append).
     pub pages: u32,
+    /// Pages the file has room for.
+    file_pages: u32,
     pub reads: u64,
     pub writes: u64,
     link: Option<LogLink>,
@@ -80,6 +82,7 @@ impl Pool {
             map: HashMap::new(),
             hand: 0,
             pages: (len / PAGE_SIZE as u64) as u32,
+            file_pages: (len / PAGE_SIZE as u64) as u32,
             reads: 0,
             writes: 0,
             link: None,
@@ -304,6 +307,14 @@ impl Pool {
     /// Appends a new page to the file.
     pub fn allocate(&mut self, kind: Kind) -> Result<u32> {
         let no = self.pages;
+        if no >= self.file_pages {
+            // the file grows as pages are allocated (not when they are first
+            // written back), so its size says how big the tree is
+            self.file
+                .set_len((no as u64 + 1) * PAGE_SIZE as u64)
+                .ctx(|| format!("cannot extend '{}'", self.name))?;
+            self.file_pages = no + 1;
+        }
         self.pages += 1;
         let f = self.victim()?;
         self.install(f, no, Page::new(no, kind), true);
@@ -329,6 +340,34 @@ impl Pool {
             }
         }
         self.file.sync_data().ctx(|| format!("cannot sync '{}'", self.name))
+    }
+
+    /// Writes dirty pages from frame `from` on, at most `max` of them; returns the
+    /// frame to go on from (the number of frames when every one was looked at). A
+    /// checkpoint flushes a tree this way, a slice at a time, so readers and
+    /// writers of the tree get in between (a page changed meanwhile has its first
+    /// change since the checkpoint logged whole: it need not be written).
+    pub fn flush_some(&mut self, from: usize, max: usize) -> Result<usize> {
+        let mut written = 0;
+        let mut f = from;
+        while f < self.frames.len() && written < max {
+            if self.frames[f].no != u32::MAX && self.frames[f].dirty {
+                self.write_back(f)?;
+                written += 1;
+            }
+            f += 1;
+        }
+        Ok(f)
+    }
+
+    /// A handle to sync the file with, outside the tree's lock.
+    pub fn file_handle(&self) -> Result<File> {
+        self.file.try_clone().ctx(|| format!("cannot dup '{}'", self.name))
+    }
+
+    /// Frames in the pool.
+    pub fn frames(&self) -> usize {
+        self.frames.len()
     }
 
     pub fn cached(&self) -> usize {
