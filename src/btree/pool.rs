@@ -22,6 +22,28 @@ use super::log::{REC_MTR, RedoLog};
 use super::page::{Kind, PAGE_SIZE, Page, corrupt};
 use crate::error::{IoContext, Result};
 
+/// The pool's page map is looked up for every page access: page numbers are hashed
+/// with one multiplication (SipHash's resistance to chosen keys is not needed for
+/// numbers the tree itself hands out).
+#[derive(Default, Clone, Copy)]
+pub struct PageHasher(u64);
+
+impl std::hash::Hasher for PageHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (self.0 ^ v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PageMap = HashMap<u32, usize, std::hash::BuildHasherDefault<PageHasher>>;
+
 /// Where a tree's changes are logged.
 pub struct LogLink {
     pub log: Arc<RedoLog>,
@@ -56,7 +78,7 @@ pub struct Pool {
     name: String,
     capacity: usize,
     frames: Vec<Frame>,
-    map: HashMap<u32, usize>,
+    map: PageMap,
     hand: usize,
     /// Pages in the file (the next page number to append).
     pub pages: u32,
@@ -67,8 +89,11 @@ pub struct Pool {
     link: Option<LogLink>,
     mtr: Option<Mtr>,
     pages_before_mtr: u32,
-    /// The redo record being built (kept to reuse its allocation).
+    /// The redo record being built, a page's ranges, the frames it logs (kept to
+    /// reuse their allocations).
     rec: Vec<u8>,
+    ranges: Vec<(usize, usize)>,
+    logged: Vec<usize>,
 }
 
 impl Pool {
@@ -79,7 +104,7 @@ impl Pool {
             name,
             capacity: capacity_pages.max(8),
             frames: Vec::new(),
-            map: HashMap::new(),
+            map: PageMap::default(),
             hand: 0,
             pages: (len / PAGE_SIZE as u64) as u32,
             file_pages: (len / PAGE_SIZE as u64) as u32,
@@ -89,6 +114,8 @@ impl Pool {
             mtr: None,
             pages_before_mtr: 0,
             rec: Vec::new(),
+            ranges: Vec::new(),
+            logged: Vec::new(),
         })
     }
 
@@ -132,6 +159,8 @@ impl Pool {
         let log = link.log.clone();
         let (tree_id, checkpoint) = (link.tree_id, link.checkpoint.clone());
         let mut rec = std::mem::take(&mut self.rec);
+        let mut ranges = std::mem::take(&mut self.ranges);
+        let mut logged = std::mem::take(&mut self.logged);
         // built again if a checkpoint begins meanwhile (its first changes to a page
         // must be whole images)
         let lsn = loop {
@@ -143,13 +172,16 @@ impl Pool {
             let count_at = rec.len();
             rec.extend_from_slice(&[0, 0]);
             let mut pages = 0u16;
+            logged.clear();
             for &(no, _) in &m.touched {
-                let page = &self.frames[self.map[&no]].page;
-                let ranges = page.changed_ranges(LOGGED_FROM);
+                let f = self.map[&no];
+                let page = &self.frames[f].page;
+                page.changed_ranges_into(LOGGED_FROM, &mut ranges);
                 let fresh = page.track_fresh();
                 if ranges.is_empty() && !fresh {
                     continue;
                 }
+                logged.push(f);
                 pages += 1;
                 rec.extend_from_slice(&no.to_le_bytes());
                 if !fresh && (page.lsn() < ckpt || page.lsn() == 0) {
@@ -160,7 +192,7 @@ impl Pool {
                 } else {
                     rec.push(if fresh { PAGE_NEW } else { PAGE_DIFF });
                     rec.extend_from_slice(&(ranges.len() as u16).to_le_bytes());
-                    for (off, len) in ranges {
+                    for &(off, len) in &ranges {
                         rec.extend_from_slice(&(off as u16).to_le_bytes());
                         rec.extend_from_slice(&(len as u16).to_le_bytes());
                         rec.extend_from_slice(&page.bytes()[off..off + len]);
@@ -177,15 +209,18 @@ impl Pool {
                 break lsn;
             }
         };
-        self.rec = rec;
+        if lsn != 0 {
+            for &f in &logged {
+                self.frames[f].page.set_lsn(lsn);
+            }
+        }
         for (no, _) in &m.touched {
             let f = self.map[no];
-            let page = &mut self.frames[f].page;
-            if lsn != 0 && (page.track_fresh() || !page.changed_ranges(LOGGED_FROM).is_empty()) {
-                page.set_lsn(lsn);
-            }
-            page.track_end();
+            self.frames[f].page.track_end();
         }
+        self.rec = rec;
+        self.ranges = ranges;
+        self.logged = logged;
         Ok(lsn)
     }
 
@@ -317,7 +352,11 @@ impl Pool {
         }
         self.pages += 1;
         let f = self.victim()?;
-        self.install(f, no, Page::new(no, kind), true);
+        // the frame's buffer is reused: init clears it
+        let fr = &mut self.frames[f];
+        fr.page.init(no, kind);
+        (fr.no, fr.dirty, fr.referenced) = (no, true, true);
+        self.map.insert(no, f);
         self.touch(f, true);
         Ok(no)
     }
