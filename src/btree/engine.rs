@@ -728,6 +728,20 @@ mod tests {
                 let f = OpenOptions::new().write(true).open(&lp).unwrap();
                 f.set_len(super::super::log::LOG_HEADER + (durable_end - base)).unwrap();
                 std::mem::forget(e);
+                // torn writes: any page written since the checkpoint recovery will
+                // start from may be half old, half new (here: its second half lost)
+                let ckpt = read_control(&edir.join(CONTROL_FILE)).unwrap().unwrap().checkpoint;
+                let tf = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+                let pages = tf.metadata().unwrap().len() / PAGE_SIZE as u64;
+                for no in 0..pages {
+                    let mut b = vec![0u8; PAGE_SIZE];
+                    tf.read_exact_at(&mut b, no * PAGE_SIZE as u64).unwrap();
+                    let lsn = u64::from_le_bytes(b[8..16].try_into().unwrap());
+                    if lsn >= ckpt && (no + case) % 2 == 0 {
+                        b[PAGE_SIZE / 2..].fill(0xA5);
+                        tf.write_all_at(&b, no * PAGE_SIZE as u64).unwrap();
+                    }
+                }
             }
             let e = Engine::open(&edir, 12, FlushPolicy::EveryCommit).unwrap();
             let t = e.open_tree(&p).unwrap();
