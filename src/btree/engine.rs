@@ -521,7 +521,7 @@ impl Shared {
             let mut at = 0;
             loop {
                 let mut g = t.lock();
-                let next = g.flush_some(at, FLUSH_SLICE)?;
+                let next = g.flush_some(at, FLUSH_SLICE, ckpt)?;
                 if next >= g.pool().frames() {
                     let f = g.pool().file_handle()?;
                     drop(g);

@@ -381,16 +381,19 @@ impl Pool {
         self.file.sync_data().ctx(|| format!("cannot sync '{}'", self.name))
     }
 
-    /// Writes dirty pages from frame `from` on, at most `max` of them; returns the
-    /// frame to go on from (the number of frames when every one was looked at). A
-    /// checkpoint flushes a tree this way, a slice at a time, so readers and
-    /// writers of the tree get in between (a page changed meanwhile has its first
-    /// change since the checkpoint logged whole: it need not be written).
-    pub fn flush_some(&mut self, from: usize, max: usize) -> Result<usize> {
+    /// Writes dirty pages whose LSN is below `below` from frame `from` on, at most
+    /// `max` of them; returns the frame to go on from (the number of frames when
+    /// every one was looked at). A checkpoint flushes a tree this way, a slice at a
+    /// time, so readers and writers of the tree get in between. A page changed since
+    /// the checkpoint began (LSN at or above it) is skipped: its first change since
+    /// then was logged whole, so the checkpoint does not need it, and writing it
+    /// would first force the log to disk up to that change.
+    pub fn flush_some(&mut self, from: usize, max: usize, below: u64) -> Result<usize> {
         let mut written = 0;
         let mut f = from;
         while f < self.frames.len() && written < max {
-            if self.frames[f].no != u32::MAX && self.frames[f].dirty {
+            let fr = &self.frames[f];
+            if fr.no != u32::MAX && fr.dirty && fr.page.lsn() < below {
                 self.write_back(f)?;
                 written += 1;
             }
