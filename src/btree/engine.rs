@@ -31,7 +31,7 @@ const CONTROL_VERSION: u32 = 1;
 /// A checkpoint is taken when the log grows past this.
 pub const CHECKPOINT_AFTER: u64 = 64 * 1024 * 1024;
 /// Pages a checkpoint writes per hold of a tree's lock.
-const FLUSH_SLICE: usize = 64;
+const FLUSH_SLICE: usize = 8;
 
 /// When a commit makes the log durable (InnoDB's innodb_flush_log_at_trx_commit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
