@@ -176,24 +176,34 @@ impl Page {
     /// The changed ranges at or above `from`, sorted and joined (gaps under 8 bytes
     /// are logged rather than split): (offset, length).
     pub fn changed_ranges(&self, from: usize) -> Vec<(usize, usize)> {
-        let mut r: Vec<(usize, usize)> = self
-            .track
-            .ranges
-            .iter()
-            .filter_map(|&(o, l)| {
-                let (o, e) = ((o as usize).max(from), o as usize + l as usize);
-                (e > o).then_some((o, e))
-            })
-            .collect();
-        r.sort_unstable();
-        let mut out: Vec<(usize, usize)> = Vec::with_capacity(r.len());
-        for (o, e) in r {
-            match out.last_mut() {
-                Some((_, le)) if o <= *le + 8 => *le = (*le).max(e),
-                _ => out.push((o, e)),
+        let mut out = Vec::new();
+        self.changed_ranges_into(from, &mut out);
+        out
+    }
+
+    /// [`Page::changed_ranges`] into `out` (cleared first; no allocation once it has
+    /// room).
+    pub fn changed_ranges_into(&self, from: usize, out: &mut Vec<(usize, usize)>) {
+        out.clear();
+        out.extend(self.track.ranges.iter().filter_map(|&(o, l)| {
+            let (o, e) = ((o as usize).max(from), o as usize + l as usize);
+            (e > o).then_some((o, e))
+        }));
+        out.sort_unstable();
+        let mut w = 0;
+        for r in 0..out.len() {
+            let (o, e) = out[r];
+            if w > 0 && o <= out[w - 1].1 + 8 {
+                out[w - 1].1 = out[w - 1].1.max(e);
+            } else {
+                out[w] = (o, e);
+                w += 1;
             }
         }
-        out.into_iter().map(|(o, e)| (o, e - o)).collect()
+        out.truncate(w);
+        for r in out.iter_mut() {
+            r.1 -= r.0;
+        }
     }
 
     /// Notes that `len` bytes at `off` are about to be written.

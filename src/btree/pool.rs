@@ -106,6 +106,29 @@ impl Budget {
     }
 }
 
+
+/// The pool's page map is looked up for every page access: page numbers are hashed
+/// with one multiplication (SipHash's resistance to chosen keys is not needed for
+/// numbers the tree itself hands out).
+#[derive(Default, Clone, Copy)]
+pub struct PageHasher(u64);
+
+impl std::hash::Hasher for PageHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (self.0 ^ v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PageMap = HashMap<u32, usize, std::hash::BuildHasherDefault<PageHasher>>;
+
 /// Where a tree's changes are logged.
 pub struct LogLink {
     pub log: Arc<RedoLog>,
@@ -145,7 +168,7 @@ pub struct Pool {
     /// this pool asks the others for frames).
     owner: usize,
     frames: Vec<Frame>,
-    map: HashMap<u32, usize>,
+    map: PageMap,
     hand: usize,
     /// Pages in the file (the next page number to append).
     pub pages: u32,
@@ -156,8 +179,11 @@ pub struct Pool {
     link: Option<LogLink>,
     mtr: Option<Mtr>,
     pages_before_mtr: u32,
-    /// The redo record being built (kept to reuse its allocation).
+    /// The redo record being built, a page's ranges, the frames it logs (kept to
+    /// reuse their allocations).
     rec: Vec<u8>,
+    ranges: Vec<(usize, usize)>,
+    logged: Vec<usize>,
 }
 
 impl Pool {
@@ -175,7 +201,7 @@ impl Pool {
             budget,
             owner: 0,
             frames: Vec::new(),
-            map: HashMap::new(),
+            map: PageMap::default(),
             hand: 0,
             pages: (len / PAGE_SIZE as u64) as u32,
             file_len: len,
@@ -185,6 +211,8 @@ impl Pool {
             mtr: None,
             pages_before_mtr: 0,
             rec: Vec::new(),
+            ranges: Vec::new(),
+            logged: Vec::new(),
         })
     }
 
@@ -274,6 +302,8 @@ impl Pool {
         let log = link.log.clone();
         let (tree_id, checkpoint) = (link.tree_id, link.checkpoint.clone());
         let mut rec = std::mem::take(&mut self.rec);
+        let mut ranges = std::mem::take(&mut self.ranges);
+        let mut logged = std::mem::take(&mut self.logged);
         // built again if a checkpoint begins meanwhile (its first changes to a page
         // must be whole images)
         let lsn = loop {
@@ -285,13 +315,16 @@ impl Pool {
             let count_at = rec.len();
             rec.extend_from_slice(&[0, 0]);
             let mut pages = 0u16;
+            logged.clear();
             for &(no, _) in &m.touched {
-                let page = &self.frames[self.map[&no]].page;
-                let ranges = page.changed_ranges(LOGGED_FROM);
+                let f = self.map[&no];
+                let page = &self.frames[f].page;
+                page.changed_ranges_into(LOGGED_FROM, &mut ranges);
                 let fresh = page.track_fresh();
                 if ranges.is_empty() && !fresh {
                     continue;
                 }
+                logged.push(f);
                 pages += 1;
                 rec.extend_from_slice(&no.to_le_bytes());
                 if !fresh && (page.lsn() < ckpt || page.lsn() == 0) {
@@ -302,7 +335,7 @@ impl Pool {
                 } else {
                     rec.push(if fresh { PAGE_NEW } else { PAGE_DIFF });
                     rec.extend_from_slice(&(ranges.len() as u16).to_le_bytes());
-                    for (off, len) in ranges {
+                    for &(off, len) in &ranges {
                         rec.extend_from_slice(&(off as u16).to_le_bytes());
                         rec.extend_from_slice(&(len as u16).to_le_bytes());
                         rec.extend_from_slice(&page.bytes()[off..off + len]);
@@ -319,15 +352,18 @@ impl Pool {
                 break lsn;
             }
         };
-        self.rec = rec;
+        if lsn != 0 {
+            for &f in &logged {
+                self.frames[f].page.set_lsn(lsn);
+            }
+        }
         for (no, _) in &m.touched {
             let f = self.map[no];
-            let page = &mut self.frames[f].page;
-            if lsn != 0 && (page.track_fresh() || !page.changed_ranges(LOGGED_FROM).is_empty()) {
-                page.set_lsn(lsn);
-            }
-            page.track_end();
+            self.frames[f].page.track_end();
         }
+        self.rec = rec;
+        self.ranges = ranges;
+        self.logged = logged;
         Ok(lsn)
     }
 
@@ -461,7 +497,11 @@ impl Pool {
         self.reserve(no)?;
         self.pages += 1;
         let f = self.victim()?;
-        self.install(f, no, Page::new(no, kind), true);
+        // the frame's buffer is reused: init clears it
+        let fr = &mut self.frames[f];
+        fr.page.init(no, kind);
+        (fr.no, fr.dirty, fr.referenced) = (no, true, true);
+        self.map.insert(no, f);
         self.touch(f, true);
         Ok(no)
     }
@@ -514,6 +554,32 @@ impl Pool {
             }
         }
         self.file.sync_data().ctx(|| format!("cannot sync '{}'", self.name))
+    }
+
+    /// Writes dirty pages whose LSN is below `below` from frame `from` on, at most
+    /// `max` of them; returns the frame to go on from (the number of frames when
+    /// every one was looked at). A checkpoint flushes a tree this way, a slice at a
+    /// time, so readers and writers of the tree get in between. A page changed since
+    /// the checkpoint began (LSN at or above it) is skipped: its first change since
+    /// then was logged whole, so the checkpoint does not need it, and writing it
+    /// would first force the log to disk up to that change.
+    pub fn flush_some(&mut self, from: usize, max: usize, below: u64) -> Result<usize> {
+        let mut written = 0;
+        let mut f = from;
+        while f < self.frames.len() && written < max {
+            let fr = &self.frames[f];
+            if fr.no != u32::MAX && fr.dirty && fr.page.lsn() < below {
+                self.write_back(f)?;
+                written += 1;
+            }
+            f += 1;
+        }
+        Ok(f)
+    }
+
+    /// A handle to sync the file with, outside the tree's lock.
+    pub fn file_handle(&self) -> Result<File> {
+        self.file.try_clone().ctx(|| format!("cannot dup '{}'", self.name))
     }
 
     pub fn cached(&self) -> usize {

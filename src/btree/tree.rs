@@ -148,6 +148,11 @@ impl BTree {
         self.pool.flush()
     }
 
+    /// A slice of a checkpoint's flush: see [`Pool::flush_some`].
+    pub fn flush_some(&mut self, from: usize, max: usize, below: u64) -> Result<usize> {
+        self.pool.flush_some(from, max, below)
+    }
+
     pub fn pool_mut(&mut self) -> &mut Pool {
         &mut self.pool
     }
