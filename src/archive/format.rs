@@ -32,6 +32,8 @@ pub const PENDING_HEADER_LEN: usize = 24;
 /// The largest decompressed block accepted (the engine writes at most a few MiB,
 /// or one row: the server caps a row at max_allowed_packet, at most 1 GiB).
 pub const MAX_RAW: usize = 1 << 30;
+/// Rows x segments a codec 3 block may have (see `from_streams`).
+pub const MAX_CELLS: usize = 1 << 25;
 
 fn crc(b: &[u8]) -> u32 {
     crc32fast::hash(b)
@@ -570,7 +572,13 @@ impl RowSet {
         // as for codec 2: every row costs each column at least a byte or a length in
         // the raw streams (whose total the header gives, and the streams must match
         // before any row is built)
-        if nseg == 0 || nseg > 4097 || n.saturating_mul(nseg) > raw_len.saturating_mul(8) + 4096 {
+        // ... and, whatever the header says, the per-row segment table built below
+        // (a u32 per row and column, also for columns of width 0, which cost the
+        // streams nothing) stays small: blocks are sealed when their rows' metadata
+        // (12 + 4 x segments bytes a row) reaches a few MiB, so MAX_CELLS is far above
+        // any block this engine writes, and a small forged block cannot ask for GiBs
+        let cells = n.checked_mul(nseg).ok_or_else(|| bad("segments"))?;
+        if nseg == 0 || nseg > 4097 || cells > raw_len.saturating_mul(8) + 4096 || cells > MAX_CELLS {
             return Err(bad("segments"));
         }
         let keys = stream(&mut b)?;
@@ -1042,5 +1050,39 @@ mod tests {
         assert!(FileHeader::decode(&b, ARP_MAGIC, "f").is_err());
         b[13] ^= 1;
         assert!(FileHeader::decode(&b, ARZ_MAGIC, "f").is_err());
+    }
+
+    /// A forged block of 1 KiB whose 2^20 rows have 64 columns of width 0 (empty
+    /// streams) must be refused before its segment table (256 MiB) is built.
+    #[test]
+    fn zero_width_columns_cannot_amplify_allocation() {
+        let n: usize = 1 << 20;
+        let nseg: usize = 64;
+        let keys = vec![0u8; n * 8];
+        let kz = zstd::bulk::compress(&keys, 19).unwrap();
+        let mut p = Vec::new();
+        p.extend_from_slice(&(n as u32).to_le_bytes());
+        p.extend_from_slice(&(nseg as u32).to_le_bytes());
+        p.extend_from_slice(&(kz.len() as u32).to_le_bytes());
+        p.extend_from_slice(&((n * 8) as u32).to_le_bytes());
+        p.extend_from_slice(&kz);
+        for _ in 0..nseg {
+            p.push(1);
+            p.extend_from_slice(&0u32.to_le_bytes());
+            p.extend_from_slice(&0u32.to_le_bytes());
+            p.extend_from_slice(&0u32.to_le_bytes());
+        }
+        let meta = BlockMeta {
+            payload_len: p.len() as u32,
+            raw_len: (n * 8) as u32,
+            rows: n as u32,
+            codec: CODEC_ZSTD_STREAMS,
+            payload_crc: crc(&p),
+            ..Default::default()
+        };
+        let mut rs = RowSet::default();
+        let err = rs.from_payload(&meta, &p, &|| "t.arz".into()).unwrap_err();
+        assert!(err.to_string().contains("segments"), "{err}");
+        assert!(rs.segs.capacity() * 4 < 64 << 20);
     }
 }

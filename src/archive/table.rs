@@ -994,10 +994,14 @@ fn seal_block(opts: &ArchiveOptions, st: &mut State) -> Result<()> {
     }
     st.arz_len += bytes.len() as u64;
     Arc::make_mut(&mut st.blocks).push(meta);
+    // The rows are in the block now: they leave the pending set whatever follows
+    // (else a scan would return them twice, and the next seal write them again).
+    st.pending = Arc::new(Pending { first_row: st.next_row, set: RowSet::default() });
+    // Emptying `.arp` may fail; its records then stay, behind new ones, and the next
+    // open drops them (the block covers their row ids).
     let pp = arp_path(&opts.table_path);
     st.arp.set_len(FILE_HEADER_LEN as u64).ctx(|| format!("cannot truncate '{}'", display(&pp)))?;
     st.arp_len = FILE_HEADER_LEN as u64;
-    st.pending = Arc::new(Pending { first_row: st.next_row, set: RowSet::default() });
     Ok(())
 }
 

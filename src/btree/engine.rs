@@ -12,7 +12,7 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -186,12 +186,21 @@ struct Shared {
     dir: PathBuf,
     log: Arc<RedoLog>,
     checkpoint: Arc<AtomicU64>,
-    trees: Mutex<HashMap<PathBuf, (u32, Weak<Mutex<BTree>>)>>,
+    /// Every tree file opened since the engine started: its id (kept for the file
+    /// while the engine runs) and, while it is open or still has pages to write,
+    /// the tree itself. The engine holds each open tree, so a tree is never dropped
+    /// with dirty pages behind a checkpoint's back: only a checkpoint (after writing
+    /// its pages) or [`Engine::open_tree`] lets go of a tree nobody else uses, and
+    /// only when it is clean.
+    trees: Mutex<HashMap<PathBuf, (u32, Option<Tree>)>>,
     /// Active transactions and the LSN of their first record.
     active: Mutex<HashMap<u64, u64>>,
     ckpt_lock: Mutex<()>,
     /// A background checkpoint's failure, for the server's log.
     bg_error: Mutex<Option<String>>,
+    /// The log's size after the last checkpoint: a log a prepared or long
+    /// transaction keeps from shrinking does not start a checkpoint at every commit.
+    size_after_checkpoint: AtomicU64,
     /// Trees closed with changes they could not write (a full disk, an I/O error).
     lost: Arc<Mutex<HashSet<u32>>>,
 }
@@ -255,6 +264,7 @@ impl Engine {
                 active: Mutex::new(HashMap::new()),
                 ckpt_lock: Mutex::new(()),
                 bg_error: Mutex::new(None),
+                size_after_checkpoint: AtomicU64::new(0),
                 lost: Arc::new(Mutex::new(HashSet::new())),
             }),
             next_tree: AtomicU32::new(1),
@@ -430,9 +440,9 @@ impl Engine {
     pub fn open_tree(&self, path: &Path) -> Result<Tree> {
         let mut trees = self.sh.trees.lock();
         let mut reuse = None;
-        if let Some((id, w)) = trees.get(path) {
-            if let Some(t) = w.upgrade() {
-                return Ok(t);
+        if let Some((id, open)) = trees.get(path) {
+            if let Some(t) = open {
+                return Ok(t.clone());
             }
             if self.sh.lost.lock().contains(id) {
                 // its file is stale: the newest changes are only in the redo log
@@ -440,6 +450,7 @@ impl Engine {
             }
             reuse = Some(*id);
         }
+        release_idle(&mut trees);
         let mut t = BTree::open_in(path, self.budget.clone())?;
         // A file keeps its id while the engine runs, even when it was closed and
         // opened again: recovery collects each page's changes by (tree id, page), so
@@ -458,7 +469,7 @@ impl Engine {
         });
         let t = Arc::new(Mutex::new(t));
         share_budget(&t, &self.budget);
-        trees.insert(path.to_path_buf(), (id, Arc::downgrade(&t)));
+        trees.insert(path.to_path_buf(), (id, Some(t.clone())));
         Ok(t)
     }
 
@@ -468,8 +479,8 @@ impl Engine {
     /// that could not be written no longer matter; a RENAME of such a tree is
     /// refused (recovery finds the tree by its old name).
     pub fn close_tree(&self, path: &Path, dropping: bool) -> Result<()> {
-        if let Some((id, w)) = self.sh.trees.lock().get(path) {
-            if w.strong_count() == 0 && self.sh.lost.lock().contains(id) {
+        if let Some((id, open)) = self.sh.trees.lock().get(path) {
+            if open.is_none() && self.sh.lost.lock().contains(id) {
                 if !dropping {
                     return Err(lost_error(path));
                 }
@@ -552,10 +563,11 @@ impl Engine {
             used.insert(Arc::as_ptr(t));
         }
         let ids: Vec<(u32, PathBuf)> = self
-            .sh.trees
+            .sh
+            .trees
             .lock()
             .iter()
-            .filter(|(_, (_, w))| used.contains(&w.as_ptr()))
+            .filter(|(_, (_, t))| t.as_ref().is_some_and(|t| used.contains(&Arc::as_ptr(t))))
             .map(|(p, (id, _))| (*id, p.clone()))
             .collect();
         let mut b = Vec::new();
@@ -594,7 +606,11 @@ impl Engine {
     /// background thread: a commit is durable once its log record is, so it does
     /// not wait for the tree files to be written.
     fn maybe_checkpoint(&self) -> Result<()> {
-        if self.sh.log.size() <= CHECKPOINT_AFTER {
+        let size = self.sh.log.size();
+        if size <= CHECKPOINT_AFTER
+            || size <= self.sh.size_after_checkpoint.load(Ordering::Relaxed) + CHECKPOINT_AFTER
+            || !self.sh.lost.lock().is_empty()
+        {
             return Ok(());
         }
         let mut bg = self.bg.lock();
@@ -610,7 +626,10 @@ impl Engine {
         let sh = self.sh.clone();
         let spawned = std::thread::Builder::new().name("rust_checkpoint".into()).spawn(move || {
             if let Err(e) = sh.checkpoint() {
+                // the server's error log, now (notes are read only at start-up)
+                eprintln!("[ERROR] RUST: a background checkpoint failed (the redo log is kept; it is tried again as the log grows): {e}");
                 *sh.bg_error.lock() = Some(e.to_string());
+                sh.size_after_checkpoint.store(sh.log.size(), Ordering::Relaxed);
             }
         });
         match spawned {
@@ -663,7 +682,7 @@ impl Shared {
             .trees
             .lock()
             .iter()
-            .filter_map(|(p, (id, w))| w.upgrade().map(|t| (*id, p.clone(), t)))
+            .filter_map(|(p, (id, t))| t.as_ref().map(|t| (*id, p.clone(), t.clone())))
             .collect();
         for (_, _, t) in &live {
             // a slice at a time: the tree's users are not held up for the whole
@@ -689,7 +708,25 @@ impl Shared {
             trees: live.iter().map(|(id, p, _)| (*id, p.clone())).collect(),
         };
         write_control(&self.dir.join(CONTROL_FILE), &ctl)?;
-        self.log.truncate_before(log_start)
+        drop(live);
+        release_idle(&mut self.trees.lock());
+        self.log.truncate_before(log_start)?;
+        self.size_after_checkpoint.store(self.log.size(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Lets go of trees that nobody uses and that have nothing left to write (their
+/// pages go back to the budget); a tree with dirty pages stays until a checkpoint
+/// has written them. Its id is kept.
+fn release_idle(trees: &mut HashMap<PathBuf, (u32, Option<Tree>)>) {
+    for (_, open) in trees.values_mut() {
+        let idle = open
+            .as_ref()
+            .is_some_and(|t| Arc::strong_count(t) == 1 && t.try_lock().is_some_and(|g| g.pool().is_clean()));
+        if idle {
+            *open = None;
+        }
     }
 }
 
@@ -822,6 +859,44 @@ mod tests {
 
     fn key(k: u16) -> Vec<u8> {
         format!("key{k:05}").into_bytes()
+    }
+
+    /// A tree whose last user let go of it while it had dirty pages is still the
+    /// engine's: the next checkpoint writes it (never racing a close that writes
+    /// it on its own), then lets go of it; the log it needed can then go.
+    #[test]
+    fn a_closed_tree_is_written_by_the_checkpoint() {
+        let d = dir("closed", 0);
+        let edir = d.join("eng");
+        let p = d.join("t.rbt");
+        {
+            let e = Engine::open(&edir, 1000, FlushPolicy::EveryCommit).unwrap();
+            e.create_tree(&p).unwrap();
+            let t = e.open_tree(&p).unwrap();
+            let mut trx = e.begin();
+            for k in 0..3000u16 {
+                e.insert(&mut trx, &t, &key(k), &[1u8; 300]).unwrap();
+            }
+            e.commit(trx).unwrap();
+            drop(t);
+            {
+                let trees = e.sh.trees.lock();
+                let (_, open) = trees.get(&p).unwrap();
+                let t = open.as_ref().expect("the engine keeps a closed tree with dirty pages");
+                assert!(!t.lock().pool().is_clean());
+            }
+            e.checkpoint_now().unwrap();
+            assert!(e.sh.trees.lock().get(&p).unwrap().1.is_none(), "let go of once written");
+            // a crash now: the log may be gone entirely, the pages are on disk
+            let f = OpenOptions::new().write(true).open(edir.join(LOG_FILE)).unwrap();
+            let keep = super::super::log::LOG_HEADER;
+            f.set_len(keep).unwrap();
+            std::mem::forget(e);
+        }
+        let e = Engine::open(&edir, 1000, FlushPolicy::EveryCommit).unwrap();
+        let t = e.open_tree(&p).unwrap();
+        t.lock().check().unwrap();
+        assert_eq!(contents(&t).len(), 3000);
     }
 
     /// rust_buffer_pool_size bounds all trees together: an idle tree's cached pages

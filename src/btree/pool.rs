@@ -582,6 +582,11 @@ impl Pool {
         self.file.try_clone().ctx(|| format!("cannot dup '{}'", self.name))
     }
 
+    /// No page waits to be written.
+    pub fn is_clean(&self) -> bool {
+        self.frames.iter().all(|f| !f.dirty || f.no == u32::MAX)
+    }
+
     pub fn cached(&self) -> usize {
         self.map.len()
     }

@@ -433,16 +433,13 @@ impl Spool {
         }
         let wctx = || format!("cannot write the UPDATE spool file beside '{}'", display(near));
         if self.file.is_none() {
+            // a name no one else uses (two UPDATEs may spool beside one file)
+            static SPOOLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = SPOOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut name = near.as_os_str().to_owned();
-            name.push(format!(".ha_rust-spool-{}", std::process::id()));
+            name.push(format!(".ha_rust-spool-{}-{n}", std::process::id()));
             let path = PathBuf::from(name);
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .ctx(wctx)?;
+            let f = OpenOptions::new().read(true).write(true).create_new(true).open(&path).ctx(wctx)?;
             fs::remove_file(&path).ctx(wctx)?;
             self.file = Some(f);
         }
