@@ -432,6 +432,11 @@ impl Engine {
     }
 
     /// Creates an empty tree file.
+    /// See [`Closer`].
+    pub fn closer(&self) -> Closer {
+        Closer(self.sh.clone())
+    }
+
     pub fn create_tree(&self, path: &Path) -> Result<()> {
         BTree::create(path)
     }
@@ -713,6 +718,32 @@ impl Shared {
         self.log.truncate_before(log_start)?;
         self.size_after_checkpoint.store(self.log.size(), Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// What a table uses to give its trees back when its last user closes it (FLUSH
+/// TABLES, the table cache letting it go).
+#[derive(Clone)]
+pub struct Closer(Arc<Shared>);
+
+impl Closer {
+    /// Writes the tree's dirty pages and syncs its file, then, if nobody else uses
+    /// the tree (no transaction's undo, no checkpoint holding it), lets go of it: a
+    /// closed table's files are complete, and it is read afresh when opened again.
+    /// The engine keeps the tree when it cannot be written (a checkpoint tries
+    /// again). Safe beside a checkpoint: the tree is let go of only after it is
+    /// wholly on disk, and a checkpoint that holds it keeps it.
+    pub fn close(&self, path: &Path, t: Tree) {
+        if t.lock().flush().is_err() {
+            return;
+        }
+        let mut trees = self.0.trees.lock();
+        if let Some((_, open)) = trees.get_mut(path) {
+            let ours = open.as_ref().is_some_and(|o| Arc::ptr_eq(o, &t));
+            if ours && Arc::strong_count(&t) == 2 && t.try_lock().is_some_and(|g| g.pool().is_clean()) {
+                *open = None;
+            }
+        }
     }
 }
 

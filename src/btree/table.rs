@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::engine::{Engine, Trx};
+use super::engine::{Closer, Engine, Trx};
 use super::tree::{BTree, Cursor};
 use crate::csv::table::with_ext;
 use crate::error::{Error, Result};
@@ -327,11 +327,26 @@ fn successor(p: &[u8]) -> Option<Vec<u8>> {
 /// The shared part of an open table.
 struct Shared {
     trees: Vec<Arc<Mutex<BTree>>>,
+    /// The table's path, and how its trees go back to the engine when it closes.
+    path: PathBuf,
+    closer: Closer,
     next_rowid: AtomicU64,
     lock: Arc<TableLock>,
     /// Whether the AUTO_INCREMENT counter has been checked against the column's
     /// largest value since the table was opened (C++ does it: it knows the column).
     autoinc_checked: AtomicBool,
+}
+
+impl Drop for Shared {
+    /// The table's last user closed it: its trees' pages are written and the
+    /// engine lets go of them (see [`Closer::close`]). Never unwinds.
+    fn drop(&mut self) {
+        for (i, t) in std::mem::take(&mut self.trees).into_iter().enumerate() {
+            let p = index_path(&self.path, i);
+            let c = &self.closer;
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.close(&p, t)));
+        }
+    }
 }
 
 static TABLES: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -423,6 +438,8 @@ impl BtreeTable {
                     }
                     let s = Arc::new(Shared {
                         trees,
+                        path: table.to_path_buf(),
+                        closer: e.closer(),
                         next_rowid: AtomicU64::new(next),
                         lock: table_lock(table),
                         autoinc_checked: AtomicBool::new(false),
