@@ -254,8 +254,12 @@ ulong ha_rust::index_flags(uint inx, uint part, bool all_parts) const
   ulong flags= HA_READ_NEXT | HA_READ_PREV | HA_READ_RANGE | HA_READ_ORDER;
   /* the clustered tree holds whole rows: reading it "index only" gives every
      column (a secondary index holds memcomparable keys, which cannot be turned
-     back into column values: no index-only reads there) */
-  if (table_share && inx == table_share->primary_key)
+     back into column values: no index-only reads there). Known by its name:
+     while the server builds the share (and asks which keys can be read index
+     only), table_share->primary_key is not set yet. */
+  if (table_share && table_share->key_info && inx < table_share->keys &&
+      table_share->key_info[inx].name.str &&
+      !strcmp(table_share->key_info[inx].name.str, "PRIMARY"))
     flags|= HA_CLUSTERED_INDEX | HA_KEYREAD_ONLY;
   if (table_share && inx < table_share->keys)
   {
