@@ -690,9 +690,14 @@ void ha_rust::bt_rec_per_key(bool analyze)
       bt_rc(1);
       continue;    /* keep what was there */
     }
-    /* rows per value (0 means unknown to the server: at least 1) */
+    /* rows per value, then halved as ha_innobase::info_low does ("MySQL seems
+       to favor table scans too much over index searches, we pretend index
+       selectivity is 2 times better than our estimate"): the optimizer then
+       weighs ref access against scans as it does for InnoDB (and SHOW INDEX
+       shows about twice the distinct values, as for InnoDB); at least 1 (0 is
+       "unknown" to the server) */
     auto rpk= [&](uint64_t n) -> ulong {
-      return (ulong) std::max<ha_rows>(1, n ? rows / n : rows);
+      return (ulong) std::max<ha_rows>(1, (n ? rows / n : rows) / 2);
     };
     for (uint p= 0; p < user; p++)
       key->rec_per_key[p]= rpk(nd[p]);
