@@ -243,7 +243,7 @@ ulonglong ha_rust::table_flags() const
   if (layout() == LAYOUT_BTREE)
     return (common & ~HA_NO_TRANSACTIONS & ~HA_CAN_REPAIR) | HA_NULL_IN_KEY |
            HA_CAN_INDEX_BLOBS | HA_PRIMARY_KEY_REQUIRED_FOR_POSITION |
-           HA_REQUIRES_KEY_COLUMNS_FOR_DELETE;
+           HA_REQUIRES_KEY_COLUMNS_FOR_DELETE | HA_TABLE_SCAN_ON_INDEX;
   return common | HA_STATS_RECORDS_IS_EXACT | HA_HAS_RECORDS | HA_NULL_IN_KEY;
 }
 
@@ -252,6 +252,15 @@ ulong ha_rust::index_flags(uint inx, uint part, bool all_parts) const
   if (layout() != LAYOUT_BTREE)
     return HA_ONLY_WHOLE_INDEX;
   ulong flags= HA_READ_NEXT | HA_READ_PREV | HA_READ_RANGE | HA_READ_ORDER;
+  /* the clustered tree holds whole rows: reading it "index only" gives every
+     column (a secondary index holds memcomparable keys, which cannot be turned
+     back into column values: no index-only reads there). Known by its name:
+     while the server builds the share (and asks which keys can be read index
+     only), table_share->primary_key is not set yet. */
+  if (table_share && table_share->key_info && inx < table_share->keys &&
+      table_share->key_info[inx].name.str &&
+      !strcmp(table_share->key_info[inx].name.str, "PRIMARY"))
+    flags|= HA_CLUSTERED_INDEX | HA_KEYREAD_ONLY;
   if (table_share && inx < table_share->keys)
   {
     /* a prefix key part cannot give the order of the whole value */
@@ -973,8 +982,11 @@ ha_rows ha_rust::records_in_range(uint inx, const key_range *min_key,
     key_tuple(inx, max_key->key, max_key->keypart_map, key_buf2);
     max_mode= max_key->flag == HA_READ_BEFORE_KEY ? 2 : 1;
   }
-  return (ha_rows) (*tbl)->bt_count_range(rust_index_of[inx], sl(key_buf), min_mode,
-                                          sl(key_buf2), max_mode);
+  ha_rows n= (ha_rows) (*tbl)->bt_count_range(rust_index_of[inx], sl(key_buf),
+                                              min_mode, sl(key_buf2), max_mode);
+  /* as InnoDB: never 0, which the optimizer would take for certain (no lock is
+     held yet: the range may fill before the statement reads it) */
+  return n ? n : 1;
 }
 
 int ha_rust::start_stmt(THD *thd, thr_lock_type lock_type)
@@ -991,8 +1003,13 @@ int ha_rust::start_stmt(THD *thd, thr_lock_type lock_type)
 
 int ha_rust::analyze(THD *thd, HA_CHECK_OPT *)
 {
-  /* BTREE statistics are kept current; nothing to gather */
-  return layout() == LAYOUT_BTREE ? HA_ADMIN_OK : HA_ADMIN_NOT_IMPLEMENTED;
+  if (layout() != LAYOUT_BTREE)
+    return HA_ADMIN_NOT_IMPLEMENTED;
+  /* rows and sizes are kept current; the distinct values per key prefix are
+     counted again, from a larger sample of leaves than the automatic one */
+  info(HA_STATUS_VARIABLE);
+  bt_rec_per_key(true);
+  return HA_ADMIN_OK;
 }
 
 ha_rows ha_rust::records()
@@ -1051,8 +1068,7 @@ int ha_rust::info(uint flag)
     errkey= last_dup_key;
   if (tbl && layout() == LAYOUT_BTREE)
   {
-    if (flag & (HA_STATUS_VARIABLE | HA_STATUS_CONST))
-      bt_info();
+    bt_info(flag);
     if (flag & HA_STATUS_AUTO)
     {
       /* the next value, as InnoDB shows it (0, shown as NULL, without a column) */

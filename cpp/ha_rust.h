@@ -76,6 +76,7 @@ class ha_rust final : public handler
   uint last_dup_key= 0;              /* for info(HA_STATUS_ERRKEY) */
   bool scan_desc= false;
   uint max_pk_len= 0;
+  std::vector<uint32_t> stat_parts;  /* key part layouts for bt_key_stats */
 
   Rust_share *get_share();
   rust_layout layout() const;
@@ -99,7 +100,9 @@ class ha_rust final : public handler
   int bt_index_read(uchar *buf, const uchar *key, key_part_map map,
                     enum ha_rkey_function find_flag);
   int bt_external_lock(THD *thd, int lock_type);
-  void bt_info();
+  void bt_info(uint flag);
+  void bt_rec_per_key(bool analyze);
+  uint32_t part_layout(KEY_PART_INFO *kp);
   int bt_check(THD *thd);
   int bt_dup(int rc, uint32_t dup);
   void bt_autoinc_check();
@@ -138,8 +141,12 @@ public:
   uint max_supported_key_length() const override { return 3072; }
   uint max_supported_key_part_length() const override { return 3072; }
   uint max_supported_record_length() const override { return HA_MAX_REC_LENGTH; }
-  double scan_time() override
-  { return (double) (stats.records + stats.deleted) / 20.0 + 10; }
+  double scan_time() override;
+  double read_time(uint index, uint ranges, ha_rows rows) override;
+  /* BTREE: any index may be scanned whole to give ORDER BY's order without a
+     LIMIT, when the optimizer finds it cheaper than a sort (as InnoDB) */
+  const key_map *keys_to_use_for_scanning() override
+  { return layout() == LAYOUT_BTREE ? &key_map_full : &key_map_empty; }
 
   int open(const char *name, int mode, uint test_if_locked) override;
   int close(void) override;

@@ -616,22 +616,126 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
   return 0;
 }
 
-void ha_rust::bt_info()
+/* ---- statistics (docs/btree-format.md, "Statistics") ---- */
+
+void ha_rust::bt_info(uint flag)
 {
-  ha_rust_ffi::Stats s= (*tbl)->stats();
-  stats.records= s.rows;
-  stats.deleted= 0;
-  stats.data_file_length= s.data_length;
-  stats.index_file_length= s.index_length;
-  stats.mean_rec_length= s.rows ? (ulong) (s.data_length / s.rows) : 0;
-  /* rows per key value: exact for unique keys, a guess otherwise */
+  if (flag & (HA_STATUS_VARIABLE | HA_STATUS_CONST))
+  {
+    ha_rust_ffi::Stats s= (*tbl)->stats();
+    stats.records= s.rows;
+    stats.deleted= 0;
+    stats.data_file_length= s.data_length;     /* the clustered tree's pages */
+    stats.index_file_length= s.index_length;   /* the secondary trees' pages */
+    stats.mean_rec_length= s.rows ? (ulong) (s.data_length / s.rows) : 0;
+    stats.block_size= 16384;                   /* the page (keyread_time uses it) */
+  }
+  /* rec_per_key: cheap when nothing changed much (Rust keeps the counts and
+     computes them again once a tenth of the entries changed), so it follows the
+     data on every statement, not only when the table is opened */
+  if (flag & (HA_STATUS_VARIABLE | HA_STATUS_CONST))
+    bt_rec_per_key(false);
+}
+
+/* The layout of one key part in a memcomparable key (as append_key writes it):
+   its fixed length, with the top bit for a nullable part (a 0/1 byte first, and
+   nothing after a 0). */
+uint32_t ha_rust::part_layout(KEY_PART_INFO *kp)
+{
+  Field *f= kp->field;
+  uint32_t len;
+  if (is_text(f))
+  {
+    CHARSET_INFO *cs= f->charset();
+    len= (uint32_t) cs->strnxfrmlen((kp->length / cs->mbmaxlen) * cs->mbmaxlen);
+  }
+  else
+  {
+    len= f->sort_length();
+    if (len > 3072)
+      len= kp->length;
+  }
+  return len | (f->real_maybe_null() ? (1U << 31) : 0);
+}
+
+/* rec_per_key of every key part, extended parts included (a secondary entry
+   ends with the primary key), from the distinct values Rust counts per key
+   prefix: exact when an index has few leaves, else a sample of leaves (as
+   InnoDB); ANALYZE TABLE samples more. */
+void ha_rust::bt_rec_per_key(bool analyze)
+{
+  uint pk= table->s->primary_key;
+  ha_rows rows= stats.records;
+  rust::Vec<uint64_t> nd;
   for (uint k= 0; k < table->s->keys; k++)
   {
     KEY *key= table->key_info + k;
-    for (uint p= 0; p < key->user_defined_key_parts; p++)
-      key->rec_per_key[p]= (key->flags & HA_NOSAME) && p + 1 == key->user_defined_key_parts
-                             ? 1 : (ulong) std::max<ha_rows>(1, s.rows / (10 * (p + 1)));
+    if (!key->rec_per_key)
+      continue;
+    uint user= key->user_defined_key_parts;
+    stat_parts.clear();
+    for (uint p= 0; p < user; p++)
+      stat_parts.push_back(part_layout(key->key_part + p));
+    if (k != pk && pk != MAX_KEY)
+    {
+      KEY *pkey= table->key_info + pk;
+      for (uint p= 0; p < pkey->user_defined_key_parts; p++)
+        stat_parts.push_back(part_layout(pkey->key_part + p));
+    }
+    if ((*tbl)->bt_key_stats(rust_index_of[k],
+                             rust::Slice<const uint32_t>(stat_parts.data(),
+                                                         stat_parts.size()),
+                             analyze, nd) || nd.size() != stat_parts.size())
+    {
+      bt_rc(1);
+      continue;    /* keep what was there */
+    }
+    /* rows per value, then halved as ha_innobase::info_low does ("MySQL seems
+       to favor table scans too much over index searches, we pretend index
+       selectivity is 2 times better than our estimate"): the optimizer then
+       weighs ref access against scans as it does for InnoDB (and SHOW INDEX
+       shows about twice the distinct values, as for InnoDB); at least 1 (0 is
+       "unknown" to the server) */
+    auto rpk= [&](uint64_t n) -> ulong {
+      return (ulong) std::max<ha_rows>(1, (n ? rows / n : rows) / 2);
+    };
+    for (uint p= 0; p < user; p++)
+      key->rec_per_key[p]= rpk(nd[p]);
+    /* extended parts: the primary key's parts not in the key itself */
+    for (uint p= user; p < key->ext_key_parts && pk != MAX_KEY; p++)
+    {
+      KEY *pkey= table->key_info + pk;
+      uint q= 0;
+      while (q < pkey->user_defined_key_parts &&
+             pkey->key_part[q].fieldnr != key->key_part[p].fieldnr)
+        q++;
+      key->rec_per_key[p]= q < pkey->user_defined_key_parts
+                             ? rpk(nd[user + q]) : 1;
+    }
   }
+}
+
+/* A full scan reads the clustered tree: its pages, the meta page not counted
+   (InnoDB: the clustered index's size in pages). */
+double ha_rust::scan_time()
+{
+  if (layout() != LAYOUT_BTREE)
+    return (double) (stats.records + stats.deleted) / 20.0 + 10;
+  return std::max(1.0, ulonglong2double(stats.data_file_length) / 16384.0 - 1);
+}
+
+/* Reading `rows` rows over `ranges` ranges: through the clustered tree, the
+   share of its pages they fill plus a descent per range; through a secondary
+   index, a clustered lookup per row (the handler's default), as InnoDB. */
+double ha_rust::read_time(uint index, uint ranges, ha_rows rows)
+{
+  if (layout() != LAYOUT_BTREE || index != table->s->primary_key)
+    return handler::read_time(index, ranges, rows);
+  double scan= scan_time();
+  ha_rows total= stats.records;
+  if (total < rows)
+    return scan;
+  return ranges + (total ? (double) rows / (double) total * scan : 0.0);
 }
 
 int ha_rust::bt_check(THD *thd)

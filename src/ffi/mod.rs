@@ -179,7 +179,14 @@ pub mod bridge {
         fn bt_set_prefix(self: &mut Table, prefix: &[u8], on: bool);
         /// The current row's primary key (memcomparable, or the hidden row id).
         fn bt_pk(self: &Table) -> &[u8];
+        /// Entries of index `index` in a range (records_in_range: exact over a few
+        /// leaves, else estimated from the tree). Modes: 0 unbounded, 1 inclusive,
+        /// 2 exclusive (of every entry starting with the key).
         fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_mode: u8, max: &[u8], max_mode: u8) -> u64;
+        /// Distinct values of each key prefix of index `index` into `out`, one per
+        /// entry of `parts` (each part's length, top bit set for a nullable part);
+        /// `analyze`: computed again from a larger sample (ANALYZE TABLE).
+        fn bt_key_stats(self: &mut Table, index: u32, parts: &[u32], analyze: bool, out: &mut Vec<u64>) -> i32;
         /// CHECK TABLE: the problems found, one per line; returns how many.
         fn bt_check(self: &mut Table, out: &mut String) -> u32;
         /// Takes the table lock for the transaction now (exclusive: for a statement
@@ -943,6 +950,14 @@ impl Table {
             Ok(())
         });
         n
+    }
+
+    fn bt_key_stats(&mut self, index: u32, parts: &[u32], analyze: bool, out: &mut Vec<u64>) -> i32 {
+        out.clear();
+        self.run(|t| {
+            out.extend(t.btree()?.key_stats(index as usize, parts, analyze)?);
+            Ok(())
+        })
     }
 
     fn bt_lock(&mut self, trx: &mut TrxHandle, exclusive: bool) -> i32 {
