@@ -172,7 +172,7 @@ impl TrxHandle {
 
     /// Prepares the transaction under `xid` (durable as commits are).
     pub fn prepare(&mut self, e: &Engine, xid: &[u8]) -> Result<()> {
-        if let Some(t) = &self.trx {
+        if let Some(t) = &mut self.trx {
             if !t.is_empty() {
                 e.prepare(t, xid)?;
                 self.xid = Some(xid.to_vec());
