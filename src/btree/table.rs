@@ -112,15 +112,28 @@ pub struct TrxHandle {
 /// again after a restart) until XA COMMIT or XA ROLLBACK ends them.
 static PREPARED: LazyLock<Mutex<HashMap<Vec<u8>, TrxHandle>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// The table a tree file belongs to (`t.rbt`, `t#i2.rbt` -> `t`).
+/// The table a tree file belongs to: `<table>.rbt` is its clustered index,
+/// `<table>#i<N>.rbt` its secondary index N (see [`index_path`]). A partition's
+/// files carry `#P#<name>` (`#SP#<name>` for a subpartition), and a partition may
+/// be named `i1`: `t#P#i1.rbt` is the clustered index of `t#P#i1`, not index 1 of
+/// `t#P`. So a `#i<N>` suffix names a secondary index only when the table it
+/// leaves has its clustered file (a table's name never holds a bare `#`: the
+/// server writes it as `@0023`, so no other table can own that file).
 fn table_of_index(p: &Path) -> PathBuf {
-    let s = p.to_string_lossy();
-    let s = s.strip_suffix(".rbt").unwrap_or(&s);
-    let s = match s.rfind("#i") {
-        Some(at) if at + 2 < s.len() && s[at + 2..].bytes().all(|b| b.is_ascii_digit()) => &s[..at],
-        _ => s,
-    };
-    PathBuf::from(s)
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let s = p.as_os_str().as_bytes();
+    let Some(base) = s.strip_suffix(b".rbt") else { return p.to_path_buf() };
+    if let Some(at) = base.windows(2).rposition(|w| w == b"#i") {
+        let n = &base[at + 2..];
+        if !n.is_empty() && n[0] != b'0' && n.iter().all(u8::is_ascii_digit) {
+            let table = Path::new(OsStr::from_bytes(&base[..at]));
+            if index_path(table, 0).exists() {
+                return table.to_path_buf();
+            }
+        }
+    }
+    PathBuf::from(OsStr::from_bytes(base))
 }
 
 /// Takes over the prepared transactions recovery kept (at engine start), with
@@ -854,7 +867,7 @@ impl BtreeTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btree::engine::FlushPolicy;
+    use crate::btree::engine::{FlushPolicy, RecoveredPrepared};
 
     /// The AUTO_INCREMENT counter: kept from CREATE, moved up only, durable through
     /// the redo log (a crash that loses every unflushed page keeps it), reset by
@@ -956,6 +969,69 @@ mod tests {
             assert!(a.check().unwrap().is_empty() && b.check().unwrap().is_empty());
             h.commit(&e).unwrap();
         }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Tree files map back to their tables, partitions named like an index
+    /// suffix (`i1`) included.
+    #[test]
+    fn table_of_index_knows_partitions_named_like_indexes() {
+        let d = std::env::temp_dir().join(format!("ha_rust-tofi-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let files = [
+            ("u.rbt", "u"),
+            ("u#i1.rbt", "u"),
+            ("u#i12.rbt", "u"),
+            ("t#P#i1.rbt", "t#P#i1"),
+            ("t#P#i1#i1.rbt", "t#P#i1"),
+            ("t#P#i1#i2.rbt", "t#P#i1"),
+            ("t#P#p0.rbt", "t#P#p0"),
+            ("t#P#p0#i1.rbt", "t#P#p0"),
+            ("t#P#p0#SP#i2.rbt", "t#P#p0#SP#i2"),
+            ("t#P#p0#SP#i2#i1.rbt", "t#P#p0#SP#i2"),
+        ];
+        for (f, _) in files {
+            std::fs::write(d.join(f), b"").unwrap();
+        }
+        for (f, table) in files {
+            assert_eq!(table_of_index(&d.join(f)), d.join(table), "{f}");
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A prepared transaction recovered after a crash locks the table it changed
+    /// again, also when that is a partition named `i1` (its clustered file
+    /// `t#P#i1.rbt` was once taken for index 1 of a table `t#P`).
+    #[test]
+    fn a_recovered_prepared_transaction_locks_its_partition() {
+        let d = std::env::temp_dir().join(format!("ha_rust-xapart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let t = d.join("t#P#i1");
+        create(&t, 2, 0).unwrap();
+        let xid = b"xa-part-test".to_vec();
+        {
+            let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+            let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+            let mut h = TrxHandle::new();
+            assert_eq!(tb.insert(&e, &mut h, b"k", b"row", &[(b"s".to_vec(), false)]).unwrap(), None);
+            h.prepare(&e, &xid).unwrap();
+            // the crash
+            std::mem::forget(h);
+            std::mem::forget(tb);
+            std::mem::forget(e);
+            TABLES.lock().clear();
+        }
+        let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+        let held = |p: &Path| table_lock(p).m.lock().exclusive.is_some();
+        let ours = |r: &RecoveredPrepared| r.xid == xid;
+        assert_eq!(e.recovered_prepared.lock().iter().filter(|r| ours(r)).count(), 1);
+        adopt_recovered_prepared(&e).unwrap();
+        assert!(held(&t), "the partition is not locked");
+        assert!(!held(&d.join("t#P")), "a table t#P is locked");
+        assert!(end_prepared(&e, &xid, false).unwrap());
+        assert!(!held(&t));
         let _ = std::fs::remove_dir_all(&d);
     }
 
