@@ -4,7 +4,7 @@
 //! (shared to read, exclusive to write): serializable, with lock waits that time
 //! out (`rust_lock_wait_timeout`). Keys arrive memcomparable from C++.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -157,17 +157,50 @@ pub fn adopt_recovered_prepared(e: &Engine) -> Result<()> {
     Ok(())
 }
 
-/// The XIDs of the prepared transactions no connection holds that were not
-/// reported yet (the server's recovery asks until it gets fewer than it has room
-/// for, and keeps the ones it does not end in its own list for XA RECOVER).
+/// Which prepared XIDs the server's current recovery pass has been given. The
+/// server calls the handlerton's `recover` with room for `len` XIDs, again and
+/// again until it gets fewer than `len`; and it makes two passes at start-up (the
+/// binlog's or tc.log's recovery, then a dry run that must see what is left), so
+/// the pass that ends lets the next one see every XID again (as InnoDB does).
+#[derive(Default)]
+pub struct RecoverPass {
+    given: HashSet<Vec<u8>>,
+}
+
+impl RecoverPass {
+    /// Of `all`, those not given in this pass yet (sorted).
+    pub fn pending(&self, all: impl IntoIterator<Item = Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = all.into_iter().filter(|x| !self.given.contains(x)).collect();
+        v.sort();
+        v
+    }
+
+    /// `xids` were handed to the server (or reported in the error log as
+    /// unusable); `ended`: the server got fewer than it had room for, so its pass
+    /// is over.
+    pub fn given(&mut self, xids: impl IntoIterator<Item = Vec<u8>>, ended: bool) {
+        if ended {
+            self.given.clear();
+        } else {
+            self.given.extend(xids);
+        }
+    }
+}
+
+static RECOVER_PASS: LazyLock<Mutex<RecoverPass>> = LazyLock::new(Default::default);
+
+/// The XIDs of the prepared transactions no connection holds that the server's
+/// current recovery pass has not been given yet (see [`RecoverPass`]); C++ hands
+/// over as many as the server has room for and tells [`prepared_xids_given`]
+/// which.
 pub fn prepared_xids() -> Vec<Vec<u8>> {
-    static REPORTED: LazyLock<Mutex<std::collections::HashSet<Vec<u8>>>> = LazyLock::new(Default::default);
-    let mut reported = REPORTED.lock();
-    let p = PREPARED.lock();
-    reported.retain(|x| p.contains_key(x));
-    let new: Vec<Vec<u8>> = p.keys().filter(|x| !reported.contains(*x)).cloned().collect();
-    reported.extend(new.iter().cloned());
-    new
+    let all: Vec<Vec<u8>> = PREPARED.lock().keys().cloned().collect();
+    RECOVER_PASS.lock().pending(all)
+}
+
+/// See [`RecoverPass::given`].
+pub fn prepared_xids_given(xids: Vec<Vec<u8>>, pass_ended: bool) {
+    RECOVER_PASS.lock().given(xids, pass_ended);
 }
 
 /// XA COMMIT / XA ROLLBACK of a prepared transaction no connection holds; false
@@ -1033,6 +1066,69 @@ mod tests {
         assert!(end_prepared(&e, &xid, false).unwrap());
         assert!(!held(&t));
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// The server's recovery (xarecover_handlerton) with room for `len` XIDs
+    /// per call, over what the handlerton's recover (C++ over prepared_xids) gives
+    /// it: it ends each XID it gets (here: forgets it) unless `keep`, and asks
+    /// again until it gets fewer than `len`. Returns what it got, and what the
+    /// C++ side would have logged as malformed (an XID starting with `bad`).
+    fn server_pass(pass: &mut RecoverPass, prepared: &mut Vec<Vec<u8>>, len: usize, keep: bool) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let (mut got, mut logged) = (Vec::new(), Vec::new());
+        loop {
+            // rust_bt_recover
+            let all = pass.pending(prepared.iter().cloned());
+            let (mut batch, mut walked) = (Vec::new(), Vec::new());
+            for x in all {
+                if batch.len() == len {
+                    break;
+                }
+                if x.starts_with(b"bad") {
+                    logged.push(x.clone());
+                } else {
+                    batch.push(x.clone());
+                }
+                walked.push(x);
+            }
+            let n = batch.len();
+            pass.given(walked, n < len);
+            // the server
+            if !keep {
+                prepared.retain(|x| !batch.contains(x));
+            }
+            got.extend(batch);
+            if n == 0 || n < len {
+                return (got, logged);
+            }
+        }
+    }
+
+    /// More prepared XIDs than the server has room for per call: every one is
+    /// given once per pass, none is lost, a malformed one is logged (not given),
+    /// and the next pass (the server's dry run) sees again what is left.
+    #[test]
+    fn every_prepared_xid_reaches_the_server() {
+        let xid = |i: u8| format!("xid{i}").into_bytes();
+        for (count, len) in [(8u8, 3usize), (6, 3), (2, 3), (3, 3), (9, 1)] {
+            let mut prepared: Vec<Vec<u8>> = (0..count).map(xid).collect();
+            prepared.push(b"bad-one".to_vec());
+            let mut want: Vec<Vec<u8>> = (0..count).map(xid).collect();
+            want.sort();
+            let mut pass = RecoverPass::default();
+            // a first pass that ends none (as a recovery that collects), then one
+            // that ends all, then a dry run that finds none left
+            let (mut got, logged) = server_pass(&mut pass, &mut prepared, len, true);
+            got.sort();
+            assert_eq!(got, want, "{count} XIDs, room for {len}");
+            assert_eq!(logged, vec![b"bad-one".to_vec()]);
+            let (mut got, _) = server_pass(&mut pass, &mut prepared, len, false);
+            got.sort();
+            assert_eq!(got, want, "second pass: {count} XIDs, room for {len}");
+            assert_eq!(prepared, vec![b"bad-one".to_vec()]);
+            let (got, logged) = server_pass(&mut pass, &mut prepared, len, true);
+            assert!(got.is_empty());
+            assert_eq!(logged, vec![b"bad-one".to_vec()]);
+        }
     }
 
     fn prepared_xids_all() -> Vec<Vec<u8>> {
