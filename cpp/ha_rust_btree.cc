@@ -146,7 +146,10 @@ int rust_bt_prepare(handlerton *, THD *thd, bool all)
 }
 
 /* The prepared transactions no connection holds (found by recovery, or left by
-   a connection that ended), not reported before. */
+   a connection that ended). The server calls this until it gets fewer than len
+   XIDs, and makes more than one such pass at start-up: Rust returns those not
+   given in this pass yet, and is told which were handed over (only those: the
+   rest come with the next call) and when the pass ends. */
 int rust_bt_recover(handlerton *, XID *xid_list, uint len)
 {
   rust::Vec<uint8_t> all= ha_rust_ffi::xa_prepared();
@@ -156,15 +159,28 @@ int rust_bt_recover(handlerton *, XID *xid_list, uint len)
   while (n < len && at + 4 <= size)
   {
     size_t l= uint4korr(p + at);
-    at+= 4;
-    if (at + l > size)
+    if (at + 4 + l > size)
       break;
-    if (unpack_xid(p + at, l, &xid_list[n]))
+    if (unpack_xid(p + at + 4, l, &xid_list[n]))
       n++;
     else
-      sql_print_error("RUST: a prepared transaction with a malformed XID is kept");
-    at+= l;
+    {
+      /* not lost silently: it stays prepared, with its locks, and says so */
+      static const char hex[]= "0123456789abcdef";
+      std::string h;
+      for (size_t i= 0; i < l && i < 160; i++)
+      {
+        h+= hex[p[at + 4 + i] >> 4];
+        h+= hex[p[at + 4 + i] & 15];
+      }
+      sql_print_error("RUST: a prepared transaction has a malformed XID "
+                      "(%lu bytes: %s%s); it is kept, with its table locks, "
+                      "but the server cannot list, commit or roll it back",
+                      (ulong) l, h.c_str(), l > 160 ? "..." : "");
+    }
+    at+= 4 + l;
   }
+  ha_rust_ffi::xa_given(rust::Slice<const uint8_t>(p, at), n < len);
   return (int) n;
 }
 

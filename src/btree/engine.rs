@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::log::{REC_COMMIT, REC_MTR, REC_PREPARE, REC_ROLLBACK_DONE, REC_TREE, Record, RedoLog};
+use super::log::{REC_COMMIT, REC_MTR, REC_PREPARE, REC_ROLLBACK_DONE, REC_ROLLBACK_START, REC_TREE, Record, RedoLog};
 use super::page::{PAGE_SIZE, Page};
 use super::pool::{Budget, LOGGED_FROM, LogLink, PAGE_DIFF, PAGE_FULL, PAGE_NEW, apply_diff};
 use super::tree::{BTree, share_budget};
@@ -235,6 +235,9 @@ pub struct RecoveredPrepared {
 pub struct Trx {
     pub id: u64,
     undo: Vec<(Tree, Vec<u8>)>,
+    /// Prepared (a prepare record is logged): its rollback is logged as begun
+    /// before it changes anything, and its end is made durable.
+    prepared: bool,
 }
 
 impl Trx {
@@ -361,6 +364,9 @@ impl Engine {
             }
         }
         // prepared and not ended: kept (the server commits or rolls them back by XID)
+        // prepared, then XA ROLLBACK began and did not end: rolled back below
+        let rolling_back: HashSet<u64> =
+            recs.iter().filter(|r| r.kind == REC_ROLLBACK_START && !done.contains(&r.trx)).map(|r| r.trx).collect();
         let mut prepared: HashMap<u64, (Vec<u8>, HashMap<u32, PathBuf>)> = HashMap::new();
         for r in recs.iter().filter(|r| r.kind == REC_PREPARE && !done.contains(&r.trx)) {
             let Some(p) = parse_prepare(&r.payload) else {
@@ -380,8 +386,16 @@ impl Engine {
         }
         self.next_trx.store(max_trx + 1, Ordering::Relaxed);
         let mut kept = Vec::new();
+        // the tree ids of a prepared transaction's records are those of the run
+        // that prepared it (its PREPARE record names them; later runs reuse ids)
+        let mut ids_of: HashMap<u64, HashMap<u32, PathBuf>> = HashMap::new();
         for (trx, (xid, ids)) in prepared {
-            let mut t = Trx { id: trx, undo: Vec::new() };
+            if rolling_back.contains(&trx) {
+                undo.entry(trx).or_default();
+                ids_of.insert(trx, ids);
+                continue;
+            }
+            let mut t = Trx { id: trx, undo: Vec::new(), prepared: true };
             let mut trees = Vec::new();
             for (tree, u) in undo.remove(&trx).unwrap_or_default() {
                 // the ids of the run that prepared it (later runs reuse ids)
@@ -402,8 +416,11 @@ impl Engine {
         // keep the trees open until the checkpoint below has written them
         let mut keep = Vec::new();
         for (trx, entries) in &undo {
+            let ids = ids_of.get(trx).unwrap_or(&map);
             for (tree, u) in entries.iter().rev() {
-                let Some(path) = map.get(tree) else { continue };
+                // (entries a partial rollback already applied are applied again:
+                // each puts a key back as it was before the change it undoes)
+                let Some(path) = ids.get(tree) else { continue };
                 if !path.exists() {
                     continue;
                 }
@@ -417,6 +434,12 @@ impl Engine {
         if redone > 0 || rolled > 0 {
             self.notes.lock().push(format!(
                 "recovery: redid {redone} page changes from the redo log, rolled back {rolled} transactions that had not committed"
+            ));
+        }
+        if !ids_of.is_empty() {
+            self.notes.lock().push(format!(
+                "recovery: {} of them were prepared transactions whose XA ROLLBACK had begun",
+                ids_of.len()
             ));
         }
         if !kept.is_empty() {
@@ -500,7 +523,7 @@ impl Engine {
     pub fn begin(&self) -> Trx {
         let id = self.next_trx.fetch_add(1, Ordering::Relaxed);
         self.sh.active.lock().insert(id, self.sh.log.end_lsn());
-        Trx { id, undo: Vec::new() }
+        Trx { id, undo: Vec::new(), prepared: false }
     }
 
     pub fn insert(&self, trx: &mut Trx, t: &Tree, key: &[u8], val: &[u8]) -> Result<bool> {
@@ -546,11 +569,18 @@ impl Engine {
     /// Prepares (two-phase commit, XA PREPARE): a prepare record carrying the XID,
     /// made durable as the flush policy says for commits. Recovery then keeps the
     /// transaction (see [`RecoveredPrepared`]) instead of rolling it back.
-    pub fn prepare(&self, trx: &Trx, xid: &[u8]) -> Result<()> {
+    pub fn prepare(&self, trx: &mut Trx, xid: &[u8]) -> Result<()> {
         if trx.undo.is_empty() {
             return Ok(()); // nothing to keep: a read-only transaction
         }
         let lsn = self.sh.log.append(REC_PREPARE, trx.id, &self.prepare_payload(trx, xid));
+        trx.prepared = true;
+        self.durable_as_prepare(lsn)
+    }
+
+    /// Makes the log durable up to the record at `lsn` as the flush policy says
+    /// for a prepare (and for the end of a prepared transaction's rollback).
+    fn durable_as_prepare(&self, lsn: u64) -> Result<()> {
         match self.policy.load(Ordering::Relaxed) {
             1 => self.sh.log.flush_to(lsn + 1),
             2 => self.sh.log.write().map(|_| ()),
@@ -599,12 +629,28 @@ impl Engine {
 
     pub fn rollback(&self, mut trx: Trx) -> Result<()> {
         let had = !trx.undo.is_empty();
+        self.rollback_begins(&trx);
         self.rollback_to(&mut trx, 0)?;
         self.sh.active.lock().remove(&trx.id);
         if had {
-            self.sh.log.append(REC_ROLLBACK_DONE, trx.id, &[]);
+            let lsn = self.sh.log.append(REC_ROLLBACK_DONE, trx.id, &[]);
+            if trx.prepared {
+                // XA ROLLBACK has ended it: a crash must not bring it back
+                // prepared (a later XA COMMIT would commit what was rolled back)
+                self.durable_as_prepare(lsn)?;
+            }
         }
         Ok(())
+    }
+
+    /// The rollback of a prepared transaction is logged as begun before it
+    /// changes anything: recovery then finishes it instead of keeping a partly
+    /// rolled-back transaction prepared. (Its changes reach the tree files only
+    /// after the log is durable past them, so past this record too.)
+    fn rollback_begins(&self, trx: &Trx) {
+        if trx.prepared && !trx.undo.is_empty() {
+            self.sh.log.append(REC_ROLLBACK_START, trx.id, &[]);
+        }
     }
 
     /// A checkpoint once the log has grown past [`CHECKPOINT_AFTER`], taken by a
@@ -866,6 +912,87 @@ mod tests {
         assert_eq!(got.len(), 60_000);
         for i in 0..60_000u32 {
             assert_eq!(got[&i.wrapping_mul(2_654_435_761).to_be_bytes().to_vec()], val(i, rounds - 1), "row {i}");
+        }
+    }
+
+    /// A crash in the middle of the rollback of a prepared transaction (XA
+    /// ROLLBACK): recovery finishes the rollback instead of bringing back as
+    /// prepared a transaction that is partly rolled back (which a later XA COMMIT
+    /// would commit). Once in the run that prepared it, and once in a later run
+    /// that recovered it prepared (with other tree ids than its records carry).
+    #[test]
+    fn a_crash_during_the_rollback_of_a_prepared_transaction_finishes_it() {
+        for later_run in [false, true] {
+            let d = dir("xarb", later_run as u64);
+            let edir = d.join("eng");
+            let (p, other) = (d.join("t.rbt"), d.join("other.rbt"));
+            let base: BTreeMap<Vec<u8>, Vec<u8>> = (0..300u16).map(|k| (key(k), vec![k as u8; 100])).collect();
+            let crash = |e: Engine, trx: Option<Trx>, trees: Vec<Tree>| {
+                e.sh.log.write().unwrap();
+                std::mem::forget(trx);
+                std::mem::forget(trees);
+                std::mem::forget(e);
+            };
+            {
+                let e = Engine::open(&edir, 16, FlushPolicy::EveryCommit).unwrap();
+                e.create_tree(&other).unwrap();
+                e.create_tree(&p).unwrap();
+                // `other` takes id 1 here; recovery gives `t` id 1 in the next run
+                let o = e.open_tree(&other).unwrap();
+                let t = e.open_tree(&p).unwrap();
+                let mut trx = e.begin();
+                for (k, v) in &base {
+                    e.insert(&mut trx, &t, k, v).unwrap();
+                }
+                e.commit(trx).unwrap();
+                e.checkpoint_now().unwrap();
+                let mut trx = e.begin();
+                for k in 0..300u16 {
+                    match k % 3 {
+                        0 => assert!(e.update(&mut trx, &t, &key(k), &vec![0xEE; 700]).unwrap()),
+                        1 => assert!(e.delete(&mut trx, &t, &key(k)).unwrap()),
+                        _ => assert!(e.insert(&mut trx, &t, &key(1000 + k), &vec![0xDD; 500]).unwrap()),
+                    }
+                }
+                // the same key changed twice
+                assert!(e.insert(&mut trx, &t, &key(1), b"again").unwrap());
+                assert!(e.update(&mut trx, &t, &key(0), b"twice").unwrap());
+                e.prepare(&mut trx, b"xid-rb").unwrap();
+                if later_run {
+                    crash(e, Some(trx), vec![t, o]);
+                } else {
+                    // XA ROLLBACK, and the crash when half of it is done
+                    e.rollback_begins(&trx);
+                    let half = trx.savepoint() / 2;
+                    e.rollback_to(&mut trx, half).unwrap();
+                    crash(e, Some(trx), vec![t, o]);
+                }
+            }
+            if later_run {
+                let e = Engine::open(&edir, 16, FlushPolicy::EveryCommit).unwrap();
+                let mut kept = std::mem::take(&mut *e.recovered_prepared.lock());
+                assert_eq!(kept.len(), 1);
+                let mut trx = kept.pop().unwrap().trx;
+                // `other` now has the id `t` had when the transaction ran
+                let o = e.open_tree(&other).unwrap();
+                e.rollback_begins(&trx);
+                let half = trx.savepoint() / 2;
+                e.rollback_to(&mut trx, half).unwrap();
+                crash(e, Some(trx), vec![o]);
+            }
+            for _ in 0..2 {
+                let e = Engine::open(&edir, 16, FlushPolicy::EveryCommit).unwrap();
+                assert!(e.recovered_prepared.lock().is_empty(), "later run {later_run}: kept prepared");
+                assert!(e.notes.lock().iter().all(|n| !n.contains("kept")));
+                let t = e.open_tree(&p).unwrap();
+                t.lock().check().unwrap();
+                assert!(contents(&t) == base, "later run {later_run}: not rolled back");
+                let o = e.open_tree(&other).unwrap();
+                assert!(contents(&o).is_empty(), "later run {later_run}: undo went to another tree");
+                drop((t, o));
+                e.checkpoint_now().unwrap();
+            }
+            let _ = fs::remove_dir_all(&d);
         }
     }
 

@@ -37,6 +37,9 @@ pub const REC_ROLLBACK_DONE: u8 = 3;
 pub const REC_TREE: u8 = 4;
 /// XA PREPARE (and the binlog's two-phase commit): payload = the XID (opaque bytes).
 pub const REC_PREPARE: u8 = 5;
+/// The rollback of a prepared transaction begins (XA ROLLBACK): recovery finishes
+/// rolling it back instead of keeping it prepared. No payload.
+pub const REC_ROLLBACK_START: u8 = 6;
 
 /// Appended log bytes are written (not synced) once this many are buffered.
 const WRITE_BEHIND: usize = 4 << 20;

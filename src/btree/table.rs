@@ -4,7 +4,7 @@
 //! (shared to read, exclusive to write): serializable, with lock waits that time
 //! out (`rust_lock_wait_timeout`). Keys arrive memcomparable from C++.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -113,15 +113,28 @@ pub struct TrxHandle {
 /// again after a restart) until XA COMMIT or XA ROLLBACK ends them.
 static PREPARED: LazyLock<Mutex<HashMap<Vec<u8>, TrxHandle>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// The table a tree file belongs to (`t.rbt`, `t#i2.rbt` -> `t`).
+/// The table a tree file belongs to: `<table>.rbt` is its clustered index,
+/// `<table>#i<N>.rbt` its secondary index N (see [`index_path`]). A partition's
+/// files carry `#P#<name>` (`#SP#<name>` for a subpartition), and a partition may
+/// be named `i1`: `t#P#i1.rbt` is the clustered index of `t#P#i1`, not index 1 of
+/// `t#P`. So a `#i<N>` suffix names a secondary index only when the table it
+/// leaves has its clustered file (a table's name never holds a bare `#`: the
+/// server writes it as `@0023`, so no other table can own that file).
 fn table_of_index(p: &Path) -> PathBuf {
-    let s = p.to_string_lossy();
-    let s = s.strip_suffix(".rbt").unwrap_or(&s);
-    let s = match s.rfind("#i") {
-        Some(at) if at + 2 < s.len() && s[at + 2..].bytes().all(|b| b.is_ascii_digit()) => &s[..at],
-        _ => s,
-    };
-    PathBuf::from(s)
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let s = p.as_os_str().as_bytes();
+    let Some(base) = s.strip_suffix(b".rbt") else { return p.to_path_buf() };
+    if let Some(at) = base.windows(2).rposition(|w| w == b"#i") {
+        let n = &base[at + 2..];
+        if !n.is_empty() && n[0] != b'0' && n.iter().all(u8::is_ascii_digit) {
+            let table = Path::new(OsStr::from_bytes(&base[..at]));
+            if index_path(table, 0).exists() {
+                return table.to_path_buf();
+            }
+        }
+    }
+    PathBuf::from(OsStr::from_bytes(base))
 }
 
 /// Takes over the prepared transactions recovery kept (at engine start), with
@@ -145,17 +158,50 @@ pub fn adopt_recovered_prepared(e: &Engine) -> Result<()> {
     Ok(())
 }
 
-/// The XIDs of the prepared transactions no connection holds that were not
-/// reported yet (the server's recovery asks until it gets fewer than it has room
-/// for, and keeps the ones it does not end in its own list for XA RECOVER).
+/// Which prepared XIDs the server's current recovery pass has been given. The
+/// server calls the handlerton's `recover` with room for `len` XIDs, again and
+/// again until it gets fewer than `len`; and it makes two passes at start-up (the
+/// binlog's or tc.log's recovery, then a dry run that must see what is left), so
+/// the pass that ends lets the next one see every XID again (as InnoDB does).
+#[derive(Default)]
+pub struct RecoverPass {
+    given: HashSet<Vec<u8>>,
+}
+
+impl RecoverPass {
+    /// Of `all`, those not given in this pass yet (sorted).
+    pub fn pending(&self, all: impl IntoIterator<Item = Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = all.into_iter().filter(|x| !self.given.contains(x)).collect();
+        v.sort();
+        v
+    }
+
+    /// `xids` were handed to the server (or reported in the error log as
+    /// unusable); `ended`: the server got fewer than it had room for, so its pass
+    /// is over.
+    pub fn given(&mut self, xids: impl IntoIterator<Item = Vec<u8>>, ended: bool) {
+        if ended {
+            self.given.clear();
+        } else {
+            self.given.extend(xids);
+        }
+    }
+}
+
+static RECOVER_PASS: LazyLock<Mutex<RecoverPass>> = LazyLock::new(Default::default);
+
+/// The XIDs of the prepared transactions no connection holds that the server's
+/// current recovery pass has not been given yet (see [`RecoverPass`]); C++ hands
+/// over as many as the server has room for and tells [`prepared_xids_given`]
+/// which.
 pub fn prepared_xids() -> Vec<Vec<u8>> {
-    static REPORTED: LazyLock<Mutex<std::collections::HashSet<Vec<u8>>>> = LazyLock::new(Default::default);
-    let mut reported = REPORTED.lock();
-    let p = PREPARED.lock();
-    reported.retain(|x| p.contains_key(x));
-    let new: Vec<Vec<u8>> = p.keys().filter(|x| !reported.contains(*x)).cloned().collect();
-    reported.extend(new.iter().cloned());
-    new
+    let all: Vec<Vec<u8>> = PREPARED.lock().keys().cloned().collect();
+    RECOVER_PASS.lock().pending(all)
+}
+
+/// See [`RecoverPass::given`].
+pub fn prepared_xids_given(xids: Vec<Vec<u8>>, pass_ended: bool) {
+    RECOVER_PASS.lock().given(xids, pass_ended);
 }
 
 /// XA COMMIT / XA ROLLBACK of a prepared transaction no connection holds; false
@@ -173,7 +219,7 @@ impl TrxHandle {
 
     /// Prepares the transaction under `xid` (durable as commits are).
     pub fn prepare(&mut self, e: &Engine, xid: &[u8]) -> Result<()> {
-        if let Some(t) = &self.trx {
+        if let Some(t) = &mut self.trx {
             if !t.is_empty() {
                 e.prepare(t, xid)?;
                 self.xid = Some(xid.to_vec());
@@ -1087,7 +1133,7 @@ impl BtreeTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btree::engine::FlushPolicy;
+    use crate::btree::engine::{FlushPolicy, RecoveredPrepared};
 
     /// The AUTO_INCREMENT counter: kept from CREATE, moved up only, durable through
     /// the redo log (a crash that loses every unflushed page keeps it), reset by
@@ -1251,6 +1297,132 @@ mod tests {
         drop(tb);
         e.checkpoint_now().unwrap();
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Tree files map back to their tables, partitions named like an index
+    /// suffix (`i1`) included.
+    #[test]
+    fn table_of_index_knows_partitions_named_like_indexes() {
+        let d = std::env::temp_dir().join(format!("ha_rust-tofi-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let files = [
+            ("u.rbt", "u"),
+            ("u#i1.rbt", "u"),
+            ("u#i12.rbt", "u"),
+            ("t#P#i1.rbt", "t#P#i1"),
+            ("t#P#i1#i1.rbt", "t#P#i1"),
+            ("t#P#i1#i2.rbt", "t#P#i1"),
+            ("t#P#p0.rbt", "t#P#p0"),
+            ("t#P#p0#i1.rbt", "t#P#p0"),
+            ("t#P#p0#SP#i2.rbt", "t#P#p0#SP#i2"),
+            ("t#P#p0#SP#i2#i1.rbt", "t#P#p0#SP#i2"),
+        ];
+        for (f, _) in files {
+            std::fs::write(d.join(f), b"").unwrap();
+        }
+        for (f, table) in files {
+            assert_eq!(table_of_index(&d.join(f)), d.join(table), "{f}");
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A prepared transaction recovered after a crash locks the table it changed
+    /// again, also when that is a partition named `i1` (its clustered file
+    /// `t#P#i1.rbt` was once taken for index 1 of a table `t#P`).
+    #[test]
+    fn a_recovered_prepared_transaction_locks_its_partition() {
+        let d = std::env::temp_dir().join(format!("ha_rust-xapart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let t = d.join("t#P#i1");
+        create(&t, 2, 0).unwrap();
+        let xid = b"xa-part-test".to_vec();
+        {
+            let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+            let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+            let mut h = TrxHandle::new();
+            assert_eq!(tb.insert(&e, &mut h, b"k", b"row", &[(b"s".to_vec(), false)]).unwrap(), None);
+            h.prepare(&e, &xid).unwrap();
+            // the crash
+            std::mem::forget(h);
+            std::mem::forget(tb);
+            std::mem::forget(e);
+            TABLES.lock().clear();
+        }
+        let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+        let held = |p: &Path| table_lock(p).m.lock().exclusive.is_some();
+        let ours = |r: &RecoveredPrepared| r.xid == xid;
+        assert_eq!(e.recovered_prepared.lock().iter().filter(|r| ours(r)).count(), 1);
+        adopt_recovered_prepared(&e).unwrap();
+        assert!(held(&t), "the partition is not locked");
+        assert!(!held(&d.join("t#P")), "a table t#P is locked");
+        assert!(end_prepared(&e, &xid, false).unwrap());
+        assert!(!held(&t));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// The server's recovery (xarecover_handlerton) with room for `len` XIDs
+    /// per call, over what the handlerton's recover (C++ over prepared_xids) gives
+    /// it: it ends each XID it gets (here: forgets it) unless `keep`, and asks
+    /// again until it gets fewer than `len`. Returns what it got, and what the
+    /// C++ side would have logged as malformed (an XID starting with `bad`).
+    fn server_pass(pass: &mut RecoverPass, prepared: &mut Vec<Vec<u8>>, len: usize, keep: bool) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let (mut got, mut logged) = (Vec::new(), Vec::new());
+        loop {
+            // rust_bt_recover
+            let all = pass.pending(prepared.iter().cloned());
+            let (mut batch, mut walked) = (Vec::new(), Vec::new());
+            for x in all {
+                if batch.len() == len {
+                    break;
+                }
+                if x.starts_with(b"bad") {
+                    logged.push(x.clone());
+                } else {
+                    batch.push(x.clone());
+                }
+                walked.push(x);
+            }
+            let n = batch.len();
+            pass.given(walked, n < len);
+            // the server
+            if !keep {
+                prepared.retain(|x| !batch.contains(x));
+            }
+            got.extend(batch);
+            if n == 0 || n < len {
+                return (got, logged);
+            }
+        }
+    }
+
+    /// More prepared XIDs than the server has room for per call: every one is
+    /// given once per pass, none is lost, a malformed one is logged (not given),
+    /// and the next pass (the server's dry run) sees again what is left.
+    #[test]
+    fn every_prepared_xid_reaches_the_server() {
+        let xid = |i: u8| format!("xid{i}").into_bytes();
+        for (count, len) in [(8u8, 3usize), (6, 3), (2, 3), (3, 3), (9, 1)] {
+            let mut prepared: Vec<Vec<u8>> = (0..count).map(xid).collect();
+            prepared.push(b"bad-one".to_vec());
+            let mut want: Vec<Vec<u8>> = (0..count).map(xid).collect();
+            want.sort();
+            let mut pass = RecoverPass::default();
+            // a first pass that ends none (as a recovery that collects), then one
+            // that ends all, then a dry run that finds none left
+            let (mut got, logged) = server_pass(&mut pass, &mut prepared, len, true);
+            got.sort();
+            assert_eq!(got, want, "{count} XIDs, room for {len}");
+            assert_eq!(logged, vec![b"bad-one".to_vec()]);
+            let (mut got, _) = server_pass(&mut pass, &mut prepared, len, false);
+            got.sort();
+            assert_eq!(got, want, "second pass: {count} XIDs, room for {len}");
+            assert_eq!(prepared, vec![b"bad-one".to_vec()]);
+            let (got, logged) = server_pass(&mut pass, &mut prepared, len, true);
+            assert!(got.is_empty());
+            assert_eq!(logged, vec![b"bad-one".to_vec()]);
+        }
     }
 
     fn prepared_xids_all() -> Vec<Vec<u8>> {

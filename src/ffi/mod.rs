@@ -63,9 +63,14 @@ pub mod bridge {
         /// The connection ends: keeps a prepared transaction for XA COMMIT/ROLLBACK
         /// by XID (true), or does nothing (false: roll back as usual).
         fn trx_detach_prepared(t: &mut TrxHandle) -> bool;
-        /// The XIDs of prepared transactions no connection holds, each as `u32
+        /// The XIDs of prepared transactions no connection holds that the
+        /// server's current recovery pass has not been given, each as `u32
         /// length` and bytes.
         fn xa_prepared() -> Vec<u8>;
+        /// The first XIDs of what `xa_prepared` returned (the same framing) were
+        /// handed to the server (or logged as malformed); `pass_ended`: it got
+        /// fewer than it had room for, so its recovery pass is over.
+        fn xa_given(xids: &[u8], pass_ended: bool);
         /// Commits or rolls back the prepared transaction `xid` no connection holds:
         /// 0 done, -1 no such transaction, else an error code.
         fn xa_end(xid: &[u8], commit: bool, err: &mut String) -> i32;
@@ -304,6 +309,18 @@ fn xa_prepared() -> Vec<u8> {
         out.extend_from_slice(&x);
     }
     out
+}
+
+fn xa_given(xids: &[u8], pass_ended: bool) {
+    let mut v = Vec::new();
+    let mut at = 0;
+    while let Some(l) = xids.get(at..at + 4) {
+        let l = u32::from_le_bytes(l.try_into().unwrap()) as usize;
+        let Some(x) = xids.get(at + 4..at + 4 + l) else { break };
+        v.push(x.to_vec());
+        at += 4 + l;
+    }
+    bt::prepared_xids_given(v, pass_ended);
 }
 
 fn xa_end(xid: &[u8], commit: bool, err: &mut String) -> i32 {
