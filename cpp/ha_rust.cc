@@ -479,9 +479,7 @@ int ha_rust::open(const char *name, int mode, uint test_if_locked)
     return rc;
   }
   /* What the open mended (a torn tail cut after a crash) goes to the log. */
-  rust::String note;
-  while ((*tbl)->take_warning(note))
-    sql_print_warning("RUST: %s", std::string(note).c_str());
+  log_rust_warnings();
   has_timestamp= false;
   for (Field **f= table->field; *f; f++)
     if ((*f)->type() == MYSQL_TYPE_TIMESTAMP)
@@ -727,6 +725,14 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
   thd->pop_internal_handler();
   thd->count_cuted_fields= saved_check;
   return 0;
+}
+
+/* Warnings of the Rust side for the server's error log (not the client). */
+void ha_rust::log_rust_warnings()
+{
+  rust::String note;
+  while (tbl && (*tbl)->take_warning(note))
+    sql_print_warning("RUST: %s", std::string(note).c_str());
 }
 
 void ha_rust::push_rust_warnings()
@@ -1128,9 +1134,7 @@ int ha_rust::external_lock(THD *thd, int lock_type)
                    err_msg.c_str());
       (*tbl)->discard();
     }
-    rust::String note;
-    while ((*tbl)->take_warning(note))
-      sql_print_warning("RUST: %s", std::string(note).c_str());
+    log_rust_warnings();
     return rc;
   }
   return 0;

@@ -121,6 +121,7 @@ private:
   uint64_t key_of(const uchar *record, bool *keyed, bool *unique);
   ulonglong next_auto_increment();
   void push_rust_warnings();
+  void log_rust_warnings();
   int admin(THD *thd, bool repair);
 
 public:

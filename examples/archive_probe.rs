@@ -81,6 +81,19 @@ fn zc(data: &[u8], level: i32, extra: &[CParameter]) -> usize {
     c.compress(data).unwrap().len()
 }
 
+/// The rows grouped as the engine seals them: blocks of about 1 MiB.
+fn blocks(rows: &[(u64, Vec<u8>, Vec<u32>)]) -> Vec<RowSet> {
+    let mut sets = vec![];
+    let mut set = RowSet::default();
+    for (k, img, segs) in rows {
+        set.push(*k, img, segs);
+        if set.raw_len() >= 1 << 20 {
+            sets.push(std::mem::take(&mut set));
+        }
+    }
+    sets
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let text = std::fs::read_to_string(&args[1]).unwrap();
@@ -90,14 +103,7 @@ fn main() {
     eprintln!("{} rows, {} image bytes ({:.1}/row)", rows.len(), raw, raw as f64 / rows.len() as f64);
     let modes: Vec<String> = args.get(3).map_or(vec!["cur".into()], |s| s.split(',').map(|x| x.to_string()).collect());
     if modes[0] == "enc" {
-        let mut sets = vec![];
-        let mut set = RowSet::default();
-        for (k, img, segs) in &rows {
-            set.push(*k, img, segs);
-            if set.raw_len() >= 1 << 20 {
-                sets.push(std::mem::take(&mut set));
-            }
-        }
+        let sets = blocks(&rows);
         for (v, lvl) in [(1u32, 9), (2, 9), (2, 3), (1, 3)] {
             let mut best = f64::MAX;
             let mut size = 0;
@@ -116,14 +122,7 @@ fn main() {
         return;
     }
     if modes[0] == "dec" {
-        let mut sets = vec![];
-        let mut set = RowSet::default();
-        for (k, img, segs) in &rows {
-            set.push(*k, img, segs);
-            if set.raw_len() >= 1 << 20 {
-                sets.push(std::mem::take(&mut set));
-            }
-        }
+        let sets = blocks(&rows);
         for v in [1u32, 2] {
             let blocks: Vec<_> = sets.iter().map(|s| { let mut o = Vec::new(); let m = s.to_block(0, 9, v, &mut o).unwrap(); (m, o) }).collect();
             let mut best = f64::MAX;

@@ -76,6 +76,17 @@ struct Track {
     snapshot: Option<Box<[u8; PAGE_SIZE]>>,
 }
 
+impl Track {
+    /// Not tracking, nothing noted (buffers kept for reuse).
+    fn reset(&mut self) {
+        self.on = false;
+        self.fresh = false;
+        self.ranges.clear();
+        self.old.clear();
+        self.snapshot = None;
+    }
+}
+
 fn rd16(b: &[u8], o: usize) -> u16 {
     u16::from_le_bytes([b[o], b[o + 1]])
 }
@@ -128,11 +139,9 @@ impl Page {
     /// an abort forgets the page, so no old bytes are kept).
     pub fn track_begin(&mut self, fresh: bool) {
         let t = &mut self.track;
+        t.reset();
         t.on = true;
         t.fresh = fresh;
-        t.ranges.clear();
-        t.old.clear();
-        t.snapshot = None;
         if fresh {
             // redo from zeros must rebuild the header fields too
             t.ranges.push((LOGGED_FROM as u16, (HEADER - LOGGED_FROM) as u16));
@@ -150,12 +159,7 @@ impl Page {
 
     /// Ends tracking (after the mtr's record is built, or an abort).
     pub fn track_end(&mut self) {
-        let t = &mut self.track;
-        t.on = false;
-        t.fresh = false;
-        t.ranges.clear();
-        t.old.clear();
-        t.snapshot = None;
+        self.track.reset();
     }
 
     /// Puts the bytes the mtr changed back (an aborted mtr).
