@@ -786,11 +786,16 @@ impl Closer {
         let mut trees = self.0.trees.lock();
         if let Some((_, open)) = trees.get_mut(path) {
             let ours = open.as_ref().is_some_and(|o| Arc::ptr_eq(o, &t));
-            if ours && Arc::strong_count(&t) == 2 && t.try_lock().is_some_and(|g| g.pool().is_clean()) {
+            if ours && unused_and_clean(&t, 2) {
                 *open = None;
             }
         }
     }
+}
+
+/// Whether `t` has no holders but the `refs` known ones and nothing to write.
+fn unused_and_clean(t: &Tree, refs: usize) -> bool {
+    Arc::strong_count(t) == refs && t.try_lock().is_some_and(|g| g.pool().is_clean())
 }
 
 /// Lets go of trees that nobody uses and that have nothing left to write (their
@@ -798,10 +803,7 @@ impl Closer {
 /// has written them. Its id is kept.
 fn release_idle(trees: &mut HashMap<PathBuf, (u32, Option<Tree>)>) {
     for (_, open) in trees.values_mut() {
-        let idle = open
-            .as_ref()
-            .is_some_and(|t| Arc::strong_count(t) == 1 && t.try_lock().is_some_and(|g| g.pool().is_clean()));
-        if idle {
+        if open.as_ref().is_some_and(|t| unused_and_clean(t, 1)) {
             *open = None;
         }
     }
