@@ -13,11 +13,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::log::{REC_COMMIT, REC_MTR, REC_PREPARE, REC_ROLLBACK_DONE, REC_ROLLBACK_START, REC_TREE, Record, RedoLog};
+use super::log::{REC_COMMIT, REC_MTR, REC_PREPARE, REC_ROLLBACK_DONE, REC_ROLLBACK_START, REC_TREE, REC_UNDO_CARRY, Record, RedoLog};
 use super::page::{PAGE_SIZE, Page};
 use super::pool::{Budget, LOGGED_FROM, LogLink, PAGE_DIFF, PAGE_FULL, PAGE_NEW, apply_diff};
 use super::tree::{BTree, share_budget};
@@ -122,6 +122,35 @@ struct PageChange<'a> {
 
 /// Splits a prepare record's payload: the XID and the transaction's tree ids.
 fn parse_prepare(p: &[u8]) -> Option<(Vec<u8>, HashMap<u32, PathBuf>)> {
+    parse_xid_and_trees(p).map(|(xid, ids, _)| (xid, ids))
+}
+
+/// An UNDO_CARRY record's payload, split: the XID if the transaction was
+/// prepared, its tree ids, and its undo entries (tree id, entry), oldest first.
+type Carry = (Option<Vec<u8>>, HashMap<u32, PathBuf>, Vec<(u32, Vec<u8>)>);
+
+fn parse_carry(p: &[u8]) -> Option<Carry> {
+    let flags = *p.first()?;
+    let (xid, ids, mut at) = parse_xid_and_trees(p.get(1..)?)?;
+    at += 1;
+    let n = u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?) as usize;
+    at += 4;
+    let mut entries = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        let tree = u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?);
+        let len = u32::from_le_bytes(p.get(at + 4..at + 8)?.try_into().ok()?) as usize;
+        entries.push((tree, p.get(at + 8..at + 8 + len)?.to_vec()));
+        at += 8 + len;
+    }
+    if at != p.len() {
+        return None;
+    }
+    Some(((flags & 1 != 0).then_some(xid), ids, entries))
+}
+
+/// `u32 XID length, XID, u32 trees`, then per tree `u32 id, u16 path length,
+/// path` (PREPARE's payload, and part of UNDO_CARRY's), and where it ends.
+fn parse_xid_and_trees(p: &[u8]) -> Option<(Vec<u8>, HashMap<u32, PathBuf>, usize)> {
     use std::os::unix::ffi::OsStrExt;
     let xl = u32::from_le_bytes(p.get(0..4)?.try_into().ok()?) as usize;
     let xid = p.get(4..4 + xl)?.to_vec();
@@ -136,7 +165,7 @@ fn parse_prepare(p: &[u8]) -> Option<(Vec<u8>, HashMap<u32, PathBuf>)> {
         ids.insert(id, path);
         at += 6 + len;
     }
-    Some((xid, ids))
+    Some((xid, ids, at))
 }
 
 /// Splits an MTR record payload: (tree id, undo entry, page changes).
@@ -193,8 +222,9 @@ struct Shared {
     /// its pages) or [`Engine::open_tree`] lets go of a tree nobody else uses, and
     /// only when it is clean.
     trees: Mutex<HashMap<PathBuf, (u32, Option<Tree>)>>,
-    /// Active transactions and the LSN of their first record.
-    active: Mutex<HashMap<u64, u64>>,
+    /// Active transactions (the log is kept from the oldest record one of them
+    /// needs: see [`TrxShared::first_lsn`]).
+    active: Mutex<HashMap<u64, Arc<TrxShared>>>,
     ckpt_lock: Mutex<()>,
     /// A background checkpoint's failure, for the server's log.
     bg_error: Mutex<Option<String>>,
@@ -223,6 +253,13 @@ pub struct Engine {
     pub recovered_prepared: Mutex<Vec<RecoveredPrepared>>,
 }
 
+/// The tree of an undo entry found by recovery: a tree id (an MTR record's) or
+/// the path an UNDO_CARRY record gave for its id.
+enum UndoTree {
+    Id(u32),
+    Path(PathBuf),
+}
+
 /// A prepared transaction found by recovery.
 pub struct RecoveredPrepared {
     pub xid: Vec<u8>,
@@ -231,22 +268,56 @@ pub struct RecoveredPrepared {
     pub trees: Vec<PathBuf>,
 }
 
-/// A transaction: its undo entries, newest last.
+/// A transaction. Its state is shared with the engine's list of active
+/// transactions, so that a checkpoint can carry its undo entries forward in the
+/// log (see [`Shared::carry_undo`]).
 pub struct Trx {
     pub id: u64,
+    sh: Arc<TrxShared>,
+}
+
+/// What the engine knows of an active transaction.
+struct TrxShared {
+    /// The LSN of the oldest log record recovery needs of it: its first MTR record,
+    /// or its last UNDO_CARRY record; `u64::MAX` before it has written anything.
+    /// Checkpoints keep the log from the oldest of these on.
+    first_lsn: AtomicU64,
+    /// Locked by the transaction's own calls for the whole of each (a write with
+    /// its log record, a rollback from its first undo entry to its last record),
+    /// and by a checkpoint that carries its undo: never both at once.
+    st: Mutex<TrxState>,
+}
+
+#[derive(Default)]
+struct TrxState {
+    /// Undo entries, newest last.
     undo: Vec<(Tree, Vec<u8>)>,
-    /// Prepared (a prepare record is logged): its rollback is logged as begun
-    /// before it changes anything, and its end is made durable.
-    prepared: bool,
+    /// Their total size.
+    undo_bytes: usize,
+    /// The XID, once prepared (a prepare record is logged): its rollback is
+    /// logged as begun before it changes anything, and its end is made durable.
+    xid: Option<Vec<u8>>,
+    /// Committed or rolled back: nothing left to carry.
+    ended: bool,
+}
+
+impl TrxState {
+    fn push(&mut self, t: &Tree, u: Vec<u8>) {
+        self.undo_bytes += u.len();
+        self.undo.push((t.clone(), u));
+    }
 }
 
 impl Trx {
+    fn new(id: u64, first_lsn: u64, st: TrxState) -> Trx {
+        Trx { id, sh: Arc::new(TrxShared { first_lsn: AtomicU64::new(first_lsn), st: Mutex::new(st) }) }
+    }
     /// A savepoint: roll back to it with [`Engine::rollback_to`].
     pub fn savepoint(&self) -> usize {
-        self.undo.len()
+        self.sh.st.lock().undo.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.undo.is_empty()
+        self.sh.st.lock().undo.is_empty()
     }
 }
 
@@ -368,26 +439,58 @@ impl Engine {
         let rolling_back: HashSet<u64> =
             recs.iter().filter(|r| r.kind == REC_ROLLBACK_START && !done.contains(&r.trx)).map(|r| r.trx).collect();
         let mut prepared: HashMap<u64, (Vec<u8>, HashMap<u32, PathBuf>)> = HashMap::new();
-        for r in recs.iter().filter(|r| r.kind == REC_PREPARE && !done.contains(&r.trx)) {
-            let Some(p) = parse_prepare(&r.payload) else {
-                return Err(Error::Corrupt(format!("prepare record at LSN {} is malformed", r.lsn)));
-            };
-            prepared.insert(r.trx, p);
-        }
+        // each unfinished transaction's undo entries, oldest first, and the LSN the
+        // log must be kept from for it
         let mut first_lsn: HashMap<u64, u64> = HashMap::new();
-        let mut undo: HashMap<u64, Vec<(u32, Vec<u8>)>> = HashMap::new();
-        for r in recs.iter().filter(|r| r.kind == REC_MTR && r.trx != 0 && !done.contains(&r.trx)) {
-            first_lsn.entry(r.trx).or_insert(r.lsn);
-            if let Some((tree, u, _)) = parse_mtr(&r.payload) {
-                if !u.is_empty() {
-                    undo.entry(r.trx).or_default().push((tree, u.to_vec()));
+        let mut undo: HashMap<u64, Vec<(UndoTree, Vec<u8>)>> = HashMap::new();
+        for r in recs.iter().filter(|r| r.trx != 0 && !done.contains(&r.trx)) {
+            match r.kind {
+                REC_PREPARE => {
+                    let Some(p) = parse_prepare(&r.payload) else {
+                        return Err(Error::Corrupt(format!("prepare record at LSN {} is malformed", r.lsn)));
+                    };
+                    prepared.insert(r.trx, p);
                 }
+                REC_MTR => {
+                    first_lsn.entry(r.trx).or_insert(r.lsn);
+                    if let Some((tree, u, _)) = parse_mtr(&r.payload) {
+                        if !u.is_empty() {
+                            undo.entry(r.trx).or_default().push((UndoTree::Id(tree), u.to_vec()));
+                        }
+                    }
+                }
+                REC_UNDO_CARRY => {
+                    // every undo entry the transaction had then: its records
+                    // before this one are not needed (and may be gone)
+                    let Some((xid, ids, entries)) = parse_carry(&r.payload) else {
+                        return Err(Error::Corrupt(format!("undo carry record at LSN {} is malformed", r.lsn)));
+                    };
+                    first_lsn.insert(r.trx, r.lsn);
+                    let list = undo.entry(r.trx).or_default();
+                    list.clear();
+                    for (tree, u) in entries {
+                        if let Some(path) = ids.get(&tree) {
+                            list.push((UndoTree::Path(path.clone()), u));
+                        }
+                    }
+                    if let Some(xid) = xid {
+                        prepared.insert(r.trx, (xid, ids));
+                    }
+                }
+                _ => {}
             }
         }
         self.next_trx.store(max_trx + 1, Ordering::Relaxed);
+        // an entry's tree: tree ids in MTR records are those of the run that wrote
+        // them, which for a prepared transaction may be an earlier run (its
+        // PREPARE or UNDO_CARRY record names them); later runs reuse ids
+        let resolve = |ids: &HashMap<u32, PathBuf>, t: &UndoTree| -> Option<PathBuf> {
+            match t {
+                UndoTree::Id(id) => ids.get(id).cloned(),
+                UndoTree::Path(p) => Some(p.clone()),
+            }
+        };
         let mut kept = Vec::new();
-        // the tree ids of a prepared transaction's records are those of the run
-        // that prepared it (its PREPARE record names them; later runs reuse ids)
         let mut ids_of: HashMap<u64, HashMap<u32, PathBuf>> = HashMap::new();
         for (trx, (xid, ids)) in prepared {
             if rolling_back.contains(&trx) {
@@ -395,21 +498,22 @@ impl Engine {
                 ids_of.insert(trx, ids);
                 continue;
             }
-            let mut t = Trx { id: trx, undo: Vec::new(), prepared: true };
+            let mut st = TrxState { xid: Some(xid.clone()), ..Default::default() };
             let mut trees = Vec::new();
             for (tree, u) in undo.remove(&trx).unwrap_or_default() {
-                // the ids of the run that prepared it (later runs reuse ids)
-                let Some(path) = ids.get(&tree) else { continue };
+                let Some(path) = resolve(&ids, &tree) else { continue };
                 if !path.exists() {
                     continue;
                 }
-                t.undo.push((self.open_tree(path)?, u));
-                if !trees.contains(path) {
-                    trees.push(path.clone());
+                st.push(&self.open_tree(&path)?, u);
+                if !trees.contains(&path) {
+                    trees.push(path);
                 }
             }
-            // its log records stay until it ends (checkpoints keep them)
-            self.sh.active.lock().insert(trx, first_lsn.get(&trx).copied().unwrap_or_else(|| self.sh.log.end_lsn()));
+            // its log records stay until it ends (or a checkpoint carries its undo)
+            let first = first_lsn.get(&trx).copied().unwrap_or_else(|| self.sh.log.end_lsn());
+            let t = Trx::new(trx, first, st);
+            self.sh.active.lock().insert(trx, t.sh.clone());
             kept.push(RecoveredPrepared { xid, trx: t, trees });
         }
         let mut rolled = 0;
@@ -420,11 +524,11 @@ impl Engine {
             for (tree, u) in entries.iter().rev() {
                 // (entries a partial rollback already applied are applied again:
                 // each puts a key back as it was before the change it undoes)
-                let Some(path) = ids.get(tree) else { continue };
+                let Some(path) = resolve(ids, tree) else { continue };
                 if !path.exists() {
                     continue;
                 }
-                let t = self.open_tree(path)?;
+                let t = self.open_tree(&path)?;
                 t.lock().apply_undo(*trx, u)?;
                 keep.push(t);
             }
@@ -522,33 +626,50 @@ impl Engine {
 
     pub fn begin(&self) -> Trx {
         let id = self.next_trx.fetch_add(1, Ordering::Relaxed);
-        self.sh.active.lock().insert(id, self.sh.log.end_lsn());
-        Trx { id, undo: Vec::new(), prepared: false }
+        let t = Trx::new(id, u64::MAX, TrxState::default());
+        self.sh.active.lock().insert(id, t.sh.clone());
+        t
     }
 
     pub fn insert(&self, trx: &mut Trx, t: &Tree, key: &[u8], val: &[u8]) -> Result<bool> {
+        let mut st = self.writing(trx);
         let u = t.lock().insert_tx(trx.id, key, val)?;
-        Ok(u.map(|u| trx.undo.push((t.clone(), u))).is_some())
+        Ok(u.map(|u| st.push(t, u)).is_some())
     }
 
     pub fn delete(&self, trx: &mut Trx, t: &Tree, key: &[u8]) -> Result<bool> {
+        let mut st = self.writing(trx);
         let u = t.lock().delete_tx(trx.id, key)?;
-        Ok(u.map(|u| trx.undo.push((t.clone(), u))).is_some())
+        Ok(u.map(|u| st.push(t, u)).is_some())
     }
 
     pub fn update(&self, trx: &mut Trx, t: &Tree, key: &[u8], val: &[u8]) -> Result<bool> {
+        let mut st = self.writing(trx);
         let u = t.lock().update_tx(trx.id, key, val)?;
-        Ok(u.map(|u| trx.undo.push((t.clone(), u))).is_some())
+        Ok(u.map(|u| st.push(t, u)).is_some())
+    }
+
+    /// The transaction's state, locked for a write; before its first record, the
+    /// log is kept from the current end on for it (its record comes after).
+    fn writing<'a>(&self, trx: &'a Trx) -> parking_lot::MutexGuard<'a, TrxState> {
+        let st = trx.sh.st.lock();
+        if trx.sh.first_lsn.load(Ordering::Acquire) == u64::MAX {
+            trx.sh.first_lsn.store(self.sh.log.end_lsn(), Ordering::Release);
+        }
+        st
     }
 
     /// Commits: a commit record, made durable as the flush policy says (group
     /// commit: concurrent committers share one fsync).
     pub fn commit(&self, trx: Trx) -> Result<()> {
+        let mut st = trx.sh.st.lock();
+        st.ended = true;
+        let lsn = (!st.undo.is_empty()).then(|| self.sh.log.append(REC_COMMIT, trx.id, &[]));
+        drop(st);
+        // only now: a checkpoint that no longer sees it keeps its COMMIT record
+        // or needs none of its records
         self.sh.active.lock().remove(&trx.id);
-        if trx.undo.is_empty() {
-            return Ok(());
-        }
-        let lsn = self.sh.log.append(REC_COMMIT, trx.id, &[]);
+        let Some(lsn) = lsn else { return Ok(()) };
         match self.policy.load(Ordering::Relaxed) {
             1 => self.sh.log.flush_to(lsn + 1)?,
             p => {
@@ -570,11 +691,15 @@ impl Engine {
     /// made durable as the flush policy says for commits. Recovery then keeps the
     /// transaction (see [`RecoveredPrepared`]) instead of rolling it back.
     pub fn prepare(&self, trx: &mut Trx, xid: &[u8]) -> Result<()> {
-        if trx.undo.is_empty() {
+        let mut st = trx.sh.st.lock();
+        if st.undo.is_empty() {
             return Ok(()); // nothing to keep: a read-only transaction
         }
-        let lsn = self.sh.log.append(REC_PREPARE, trx.id, &self.prepare_payload(trx, xid));
-        trx.prepared = true;
+        let mut payload = Vec::new();
+        self.sh.xid_and_trees(&st, xid, &mut payload);
+        let lsn = self.sh.log.append(REC_PREPARE, trx.id, &payload);
+        st.xid = Some(xid.to_vec());
+        drop(st);
         self.durable_as_prepare(lsn)
     }
 
@@ -588,69 +713,42 @@ impl Engine {
         }
     }
 
-    /// A prepare record's payload: `u32 XID length, XID, u32 trees`, then per tree
-    /// `u32 id, u16 path length, path`: the ids its MTR records use, so that
-    /// recovery finds its trees even after restarts have given the ids to others.
-    fn prepare_payload(&self, trx: &Trx, xid: &[u8]) -> Vec<u8> {
-        use std::os::unix::ffi::OsStrExt;
-        let mut used: HashSet<*const Mutex<BTree>> = HashSet::new();
-        for (t, _) in &trx.undo {
-            used.insert(Arc::as_ptr(t));
-        }
-        let ids: Vec<(u32, PathBuf)> = self
-            .sh
-            .trees
-            .lock()
-            .iter()
-            .filter(|(_, (_, t))| t.as_ref().is_some_and(|t| used.contains(&Arc::as_ptr(t))))
-            .map(|(p, (id, _))| (*id, p.clone()))
-            .collect();
-        let mut b = Vec::new();
-        b.extend_from_slice(&(xid.len() as u32).to_le_bytes());
-        b.extend_from_slice(xid);
-        b.extend_from_slice(&(ids.len() as u32).to_le_bytes());
-        for (id, p) in &ids {
-            let pb = p.as_os_str().as_bytes();
-            b.extend_from_slice(&id.to_le_bytes());
-            b.extend_from_slice(&(pb.len() as u16).to_le_bytes());
-            b.extend_from_slice(pb);
-        }
-        b
-    }
-
     /// Rolls back to a savepoint (0: the whole transaction, which stays open).
     pub fn rollback_to(&self, trx: &mut Trx, savepoint: usize) -> Result<()> {
-        while trx.undo.len() > savepoint {
-            let (t, u) = trx.undo.pop().unwrap();
-            t.lock().apply_undo(trx.id, &u)?;
+        Self::undo_to(&mut trx.sh.st.lock(), trx.id, savepoint)
+    }
+
+    fn undo_to(st: &mut TrxState, id: u64, savepoint: usize) -> Result<()> {
+        while st.undo.len() > savepoint {
+            let (t, u) = st.undo.pop().unwrap();
+            st.undo_bytes -= u.len();
+            t.lock().apply_undo(id, &u)?;
         }
         Ok(())
     }
 
-    pub fn rollback(&self, mut trx: Trx) -> Result<()> {
-        let had = !trx.undo.is_empty();
-        self.rollback_begins(&trx);
-        self.rollback_to(&mut trx, 0)?;
+    pub fn rollback(&self, trx: Trx) -> Result<()> {
+        let mut st = trx.sh.st.lock();
+        let had = !st.undo.is_empty();
+        self.sh.rollback_begins(&st, trx.id);
+        Self::undo_to(&mut st, trx.id, 0)?;
+        st.ended = true;
+        let lsn = had.then(|| self.sh.log.append(REC_ROLLBACK_DONE, trx.id, &[]));
+        let prepared = st.xid.is_some();
+        drop(st);
         self.sh.active.lock().remove(&trx.id);
-        if had {
-            let lsn = self.sh.log.append(REC_ROLLBACK_DONE, trx.id, &[]);
-            if trx.prepared {
-                // XA ROLLBACK has ended it: a crash must not bring it back
-                // prepared (a later XA COMMIT would commit what was rolled back)
-                self.durable_as_prepare(lsn)?;
-            }
+        if let (Some(lsn), true) = (lsn, prepared) {
+            // XA ROLLBACK has ended it: a crash must not bring it back
+            // prepared (a later XA COMMIT would commit what was rolled back)
+            self.durable_as_prepare(lsn)?;
         }
         Ok(())
     }
 
-    /// The rollback of a prepared transaction is logged as begun before it
-    /// changes anything: recovery then finishes it instead of keeping a partly
-    /// rolled-back transaction prepared. (Its changes reach the tree files only
-    /// after the log is durable past them, so past this record too.)
+    /// See [`Shared::rollback_begins`] (tests: a crash in the middle of it).
+    #[cfg(test)]
     fn rollback_begins(&self, trx: &Trx) {
-        if trx.prepared && !trx.undo.is_empty() {
-            self.sh.log.append(REC_ROLLBACK_START, trx.id, &[]);
-        }
+        self.sh.rollback_begins(&trx.sh.st.lock(), trx.id)
     }
 
     /// A checkpoint once the log has grown past [`CHECKPOINT_AFTER`], taken by a
@@ -717,6 +815,102 @@ impl Engine {
 }
 
 impl Shared {
+    /// The rollback of a prepared transaction is logged as begun before it
+    /// changes anything: recovery then finishes it instead of keeping a partly
+    /// rolled-back transaction prepared. (Its changes reach the tree files only
+    /// after the log is durable past them, so past this record too.)
+    fn rollback_begins(&self, st: &TrxState, id: u64) {
+        if st.xid.is_some() && !st.undo.is_empty() {
+            self.log.append(REC_ROLLBACK_START, id, &[]);
+        }
+    }
+
+    /// `u32 XID length, XID, u32 trees`, then per tree `u32 id, u16 path length,
+    /// path`: the ids the transaction's records use, so that recovery finds its
+    /// trees even after restarts have given the ids to others (PREPARE's
+    /// payload). Returns the id of each undo entry's tree (`None`: a tree no
+    /// longer open, whose file was dropped).
+    fn xid_and_trees(&self, st: &TrxState, xid: &[u8], b: &mut Vec<u8>) -> Vec<Option<u32>> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut used: HashMap<*const Mutex<BTree>, Option<u32>> = HashMap::new();
+        for (t, _) in &st.undo {
+            used.insert(Arc::as_ptr(t), None);
+        }
+        let mut ids: Vec<(u32, PathBuf)> = Vec::new();
+        for (p, (id, t)) in self.trees.lock().iter() {
+            if let Some(slot) = t.as_ref().and_then(|t| used.get_mut(&Arc::as_ptr(t))) {
+                *slot = Some(*id);
+                ids.push((*id, p.clone()));
+            }
+        }
+        b.extend_from_slice(&(xid.len() as u32).to_le_bytes());
+        b.extend_from_slice(xid);
+        b.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+        for (id, p) in &ids {
+            let pb = p.as_os_str().as_bytes();
+            b.extend_from_slice(&id.to_le_bytes());
+            b.extend_from_slice(&(pb.len() as u16).to_le_bytes());
+            b.extend_from_slice(pb);
+        }
+        st.undo.iter().map(|(t, _)| used[&Arc::as_ptr(t)]).collect()
+    }
+
+    /// Carries the undo entries of the transactions that keep the log from
+    /// before `ckpt` forward: one UNDO_CARRY record each, at the log's end, with
+    /// every undo entry it has (and its XID if prepared), after which recovery
+    /// needs none of its earlier records. So a long or prepared transaction no
+    /// longer keeps the whole log from its first change on, only its own undo.
+    /// Skipped for a transaction whose undo is more than half of what it keeps
+    /// (the log would hardly shrink) and for one busy for longer than a moment
+    /// (it is carried by a later checkpoint). Returns once the records are durable.
+    fn carry_undo(&self, ckpt: u64) -> Result<usize> {
+        let pinning: Vec<(u64, Arc<TrxShared>)> = self
+            .active
+            .lock()
+            .iter()
+            .filter(|(_, t)| t.first_lsn.load(Ordering::Acquire) < ckpt)
+            .map(|(id, t)| (*id, t.clone()))
+            .collect();
+        let mut last = None;
+        let mut carried = 0;
+        for (id, t) in pinning {
+            let Some(st) = t.st.try_lock_for(Duration::from_millis(100)) else { continue };
+            let first = t.first_lsn.load(Ordering::Acquire);
+            if st.ended || first >= ckpt {
+                continue;
+            }
+            if st.undo.is_empty() {
+                // nothing to undo (a rollback to its start): nothing to keep
+                t.first_lsn.store(u64::MAX, Ordering::Release);
+                continue;
+            }
+            if (ckpt - first) / 2 < st.undo_bytes as u64 + 4096 {
+                continue;
+            }
+            let mut b = vec![st.xid.is_some() as u8];
+            let ids = self.xid_and_trees(&st, st.xid.as_deref().unwrap_or(&[]), &mut b);
+            let n_at = b.len();
+            b.extend_from_slice(&0u32.to_le_bytes());
+            let mut n = 0u32;
+            for ((_, u), id) in st.undo.iter().zip(ids) {
+                let Some(id) = id else { continue };
+                b.extend_from_slice(&id.to_le_bytes());
+                b.extend_from_slice(&(u.len() as u32).to_le_bytes());
+                b.extend_from_slice(u);
+                n += 1;
+            }
+            b[n_at..n_at + 4].copy_from_slice(&n.to_le_bytes());
+            let lsn = self.log.append(REC_UNDO_CARRY, id, &b);
+            t.first_lsn.store(lsn, Ordering::Release);
+            last = Some(lsn);
+            carried += 1;
+        }
+        if let Some(lsn) = last {
+            self.log.flush_to(lsn + 1)?;
+        }
+        Ok(carried)
+    }
+
     fn checkpoint(&self) -> Result<()> {
         let _g = self.ckpt_lock.lock();
         if !self.lost.lock().is_empty() {
@@ -751,7 +945,8 @@ impl Shared {
                 at = next;
             }
         }
-        let oldest = self.active.lock().values().copied().min().unwrap_or(ckpt);
+        self.carry_undo(ckpt)?;
+        let oldest = self.active.lock().values().map(|t| t.first_lsn.load(Ordering::Acquire)).min().unwrap_or(ckpt);
         let log_start = oldest.min(ckpt);
         let ctl = Control {
             checkpoint: ckpt,
@@ -914,6 +1109,115 @@ mod tests {
         assert_eq!(got.len(), 60_000);
         for i in 0..60_000u32 {
             assert_eq!(got[&i.wrapping_mul(2_654_435_761).to_be_bytes().to_vec()], val(i, rounds - 1), "row {i}");
+        }
+    }
+
+    /// A transaction left open (or prepared) while others commit and checkpoints
+    /// run does not keep the log from its first change on: each checkpoint carries
+    /// its undo entries forward (UNDO_CARRY). After a crash it is rolled back (or
+    /// kept prepared, through two crashes, with every undo entry), its changes
+    /// from before and after a carry alike; the committed work is all there.
+    #[test]
+    fn a_long_transaction_does_not_keep_the_log() {
+        for prepared in [false, true] {
+            let d = dir("carry", prepared as u64);
+            let edir = d.join("eng");
+            let (p, q) = (d.join("t.rbt"), d.join("q.rbt"));
+            let base: BTreeMap<Vec<u8>, Vec<u8>> = (0..200u16).map(|k| (key(k), vec![k as u8; 50])).collect();
+            let mut committed: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let crash = |e: Engine, trx: Option<Trx>, trees: Vec<Tree>| {
+                e.sh.log.write().unwrap();
+                std::mem::forget(trx);
+                std::mem::forget(trees);
+                std::mem::forget(e);
+            };
+            let undo_entries;
+            {
+                let e = Engine::open(&edir, 64, FlushPolicy::EveryCommit).unwrap();
+                e.create_tree(&p).unwrap();
+                e.create_tree(&q).unwrap();
+                let t = e.open_tree(&p).unwrap();
+                let tq = e.open_tree(&q).unwrap();
+                let mut trx = e.begin();
+                for (k, v) in &base {
+                    e.insert(&mut trx, &t, k, v).unwrap();
+                }
+                e.commit(trx).unwrap();
+                // the long transaction changes both trees...
+                let mut long = e.begin();
+                for k in 0..50u16 {
+                    assert!(e.update(&mut long, &t, &key(k), &[0xAA; 80]).unwrap());
+                }
+                for k in 50..60u16 {
+                    assert!(e.delete(&mut long, &t, &key(k)).unwrap());
+                }
+                for k in 0..30u16 {
+                    assert!(e.insert(&mut long, &t, &key(1000 + k), b"long").unwrap());
+                    assert!(e.insert(&mut long, &tq, &key(k), b"long").unwrap());
+                }
+                // ...while others commit far more, with checkpoints between
+                let mut work = |e: &Engine, from: u16| {
+                    for round in 0..12u16 {
+                        let mut trx = e.begin();
+                        for i in 0..60u16 {
+                            let k = key(from + round * 60 + i);
+                            let v = vec![(round + i) as u8; 900];
+                            assert!(e.insert(&mut trx, &tq, &k, &v).unwrap());
+                            committed.insert(k, v);
+                        }
+                        e.commit(trx).unwrap();
+                        e.checkpoint_now().unwrap();
+                    }
+                };
+                work(&e, 2000);
+                // the log holds about the last checkpoint's carry, not ~1.5 MB
+                // of committed rows since the long transaction began
+                let size = e.sh.log.size();
+                assert!(size < 256 << 10, "the log kept {size} bytes");
+                // more changes after a carry, then (maybe) PREPARE, more work
+                for k in 60..70u16 {
+                    assert!(e.update(&mut long, &t, &key(k), &[0xBB; 120]).unwrap());
+                }
+                if prepared {
+                    e.prepare(&mut long, b"xid-carry").unwrap();
+                }
+                work(&e, 3000);
+                let size = e.sh.log.size();
+                assert!(size < 256 << 10, "the log kept {size} bytes");
+                undo_entries = long.savepoint();
+                assert_eq!(undo_entries, 50 + 10 + 60 + 10);
+                crash(e, Some(long), vec![t, tq]);
+            }
+            if prepared {
+                // kept prepared through two crashes (the second after the
+                // recovery's own checkpoint carried it with this run's ids)
+                for _ in 0..2 {
+                    let e = Engine::open(&edir, 64, FlushPolicy::EveryCommit).unwrap();
+                    let mut kept = std::mem::take(&mut *e.recovered_prepared.lock());
+                    assert_eq!(kept.len(), 1);
+                    let k = kept.pop().unwrap();
+                    assert_eq!(k.xid, b"xid-carry");
+                    assert_eq!(k.trx.savepoint(), undo_entries);
+                    let t = e.open_tree(&p).unwrap();
+                    assert_eq!(contents(&t)[&key(65)], vec![0xBB; 120]);
+                    assert!(!contents(&t).contains_key(&key(55)));
+                    crash(e, Some(k.trx), vec![t]);
+                }
+                let e = Engine::open(&edir, 64, FlushPolicy::EveryCommit).unwrap();
+                let k = e.recovered_prepared.lock().pop().unwrap();
+                e.rollback(k.trx).unwrap();
+                e.checkpoint_now().unwrap();
+            }
+            let e = Engine::open(&edir, 64, FlushPolicy::EveryCommit).unwrap();
+            assert!(e.recovered_prepared.lock().is_empty());
+            let t = e.open_tree(&p).unwrap();
+            let tq = e.open_tree(&q).unwrap();
+            t.lock().check().unwrap();
+            tq.lock().check().unwrap();
+            assert!(contents(&t) == base, "prepared {prepared}: not rolled back");
+            assert!(contents(&tq) == committed, "prepared {prepared}: committed rows differ");
+            drop((t, tq));
+            let _ = fs::remove_dir_all(&d);
         }
     }
 
@@ -1123,6 +1427,11 @@ mod tests {
                 let t = e.open_tree(&p).unwrap();
                 let mut trx = e.begin();
                 let mut pending = committed.clone();
+                // a second transaction, open all along and never committed: each
+                // checkpoint carries its undo entries forward (UNDO_CARRY)
+                let mut long = e.begin();
+                let mut n_long = 0u16;
+                e.insert(&mut long, &t, &key(60000), b"long").unwrap();
                 for o in &ops {
                     match *o {
                         Op::Put(k, l) => {
@@ -1144,7 +1453,11 @@ mod tests {
                             e.rollback(std::mem::replace(&mut trx, e.begin())).unwrap();
                             pending = committed.clone();
                         }
-                        Op::Checkpoint => e.checkpoint_now().unwrap(),
+                        Op::Checkpoint => {
+                            n_long += 1;
+                            e.insert(&mut long, &t, &key(60000 + n_long), b"long").unwrap();
+                            e.checkpoint_now().unwrap()
+                        }
                     }
                 }
                 // what is written but not synced may or may not survive: keep a
@@ -1153,8 +1466,9 @@ mod tests {
                 e.sh.log.write().unwrap();
                 let written = e.sh.log.end_lsn();
                 durable_end = synced + (cut.index((written - synced + 1) as usize) as u64);
-                // the crash: no flush of the pool; the open transaction is lost
+                // the crash: no flush of the pool; the open transactions are lost
                 std::mem::forget(trx);
+                std::mem::forget(long);
                 std::mem::forget(t);
                 let base = e.sh.log.inner.lock().base_lsn;
                 let lp = edir.join(LOG_FILE);

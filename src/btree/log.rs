@@ -25,9 +25,11 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{Error, IoContext, Result};
 
 pub const LOG_MAGIC: &[u8; 8] = b"RUSTRDO\0";
-/// 2: MTR page entries of kind 3 (a page initialised by the mtr). A version 1
-/// log is read and carried on as version 2.
-pub const LOG_VERSION: u32 = 2;
+/// 2: MTR page entries of kind 3 (a page initialised by the mtr). 3: UNDO_CARRY
+/// records. Versions 1 and 2 are read and carried on as version 3 (an older build
+/// refuses a version 3 log: it would skip UNDO_CARRY records and leave the changes
+/// of a transaction that never committed in place).
+pub const LOG_VERSION: u32 = 3;
 pub const LOG_HEADER: u64 = 32;
 
 /// Record types.
@@ -40,6 +42,12 @@ pub const REC_PREPARE: u8 = 5;
 /// The rollback of a prepared transaction begins (XA ROLLBACK): recovery finishes
 /// rolling it back instead of keeping it prepared. No payload.
 pub const REC_ROLLBACK_START: u8 = 6;
+/// A transaction's undo entries so far (and its XID if prepared), written by a
+/// checkpoint so that the log before it is not needed for that transaction:
+/// `u8 flags (1: prepared)`, PREPARE's payload (an empty XID if not prepared),
+/// `u32 entries`, then per entry `u32 tree id, u32 length, undo entry`, oldest
+/// first. Log version 3.
+pub const REC_UNDO_CARRY: u8 = 7;
 
 /// Appended log bytes are written (not synced) once this many are buffered.
 const WRITE_BEHIND: usize = 4 << 20;
@@ -110,13 +118,13 @@ impl RedoLog {
                 return Err(Error::Corrupt(format!("{name}: not a RUST redo log (bad header)")));
             }
             let v = u32::from_le_bytes(h[8..12].try_into().unwrap());
-            if v != LOG_VERSION && v != 1 {
-                return Err(Error::Unsupported(format!("{name}: redo log version {v}; this build reads 1 and {LOG_VERSION}")));
+            if !(1..=LOG_VERSION).contains(&v) {
+                return Err(Error::Unsupported(format!("{name}: redo log version {v}; this build reads 1 to {LOG_VERSION}")));
             }
             let base = u64::from_le_bytes(h[12..20].try_into().unwrap());
             if v != LOG_VERSION {
-                // version 1's records are read as they are; what follows may use
-                // version 2's, so the header says 2 from now on
+                // an older version's records are read as they are; what follows
+                // may use this version's, so the header says so from now on
                 file.write_all_at(&header(base), 0).ctx(|| format!("cannot write '{name}'"))?;
                 file.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
             }
