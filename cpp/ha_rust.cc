@@ -44,6 +44,7 @@ int rust_bt_prepare(handlerton *, THD *thd, bool all);
 int rust_bt_recover(handlerton *, XID *xid_list, uint len);
 int rust_bt_commit_by_xid(handlerton *, XID *xid);
 int rust_bt_rollback_by_xid(handlerton *, XID *xid);
+void rust_bt_commit_checkpoint_request(void *cookie);
 
 /* System variables of the BTREE layout. */
 static ulonglong rust_buffer_pool_size;
@@ -1313,6 +1314,7 @@ static int rust_init(void *p)
   rust_hton->recover= rust_bt_recover;
   rust_hton->commit_by_xid= rust_bt_commit_by_xid;
   rust_hton->rollback_by_xid= rust_bt_rollback_by_xid;
+  rust_hton->commit_checkpoint_request= rust_bt_commit_checkpoint_request;
   /* The BTREE engine's files live in the data directory (the server's working
      directory); starting it recovers from a crash. If it cannot start, CSV and
      ARCHIVE tables still work and BTREE tables say why they cannot open. */

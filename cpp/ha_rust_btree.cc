@@ -18,6 +18,9 @@ struct Rust_trx
 {
   rust::Box<ha_rust_ffi::TrxHandle> h;
   uint tables_in_use= 0;
+  /* prepared in the binlog's two-phase commit (not XA PREPARE): its commit
+     need not be durable at once (see rust_bt_commit_checkpoint_request) */
+  bool binlog_2pc= false;
   Rust_trx() : h(ha_rust_ffi::trx_new()) {}
 };
 
@@ -53,11 +56,28 @@ int rust_bt_commit(handlerton *, THD *thd, bool all)
   if (all || !thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
   {
     rust::String e;
-    int rc= ha_rust_ffi::trx_commit(*t->h, e);
+    bool durable= !t->binlog_2pc;
+    t->binlog_2pc= false;
+    int rc= ha_rust_ffi::trx_commit(*t->h, durable, e);
     report(rc, e);
     return rc;
   }
   return 0;   /* the end of a statement inside a transaction */
+}
+
+/* The binlog is about to forget the XIDs of an older binlog file: every commit
+   made so far must be durable. A commit of a transaction prepared in the
+   binlog's two-phase commit only appends its commit record (the binlog keeps
+   its XID until this is answered: a crash before brings the transaction back
+   prepared, and the binlog's recovery commits it), so one fsync here replaces
+   one per commit, as InnoDB does. Answered at once. */
+void rust_bt_commit_checkpoint_request(void *cookie)
+{
+  rust::String e;
+  int rc= ha_rust_ffi::log_flush(e);
+  report(rc, e);
+  if (!rc)
+    commit_checkpoint_notify_ha(cookie);
 }
 
 int rust_bt_rollback(handlerton *, THD *thd, bool all)
@@ -68,7 +88,10 @@ int rust_bt_rollback(handlerton *, THD *thd, bool all)
   rust::String e;
   int rc;
   if (all || !thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
+  {
+    t->binlog_2pc= false;
     rc= ha_rust_ffi::trx_rollback(*t->h, e);
+  }
   else
     rc= ha_rust_ffi::trx_stmt_rollback(*t->h, e);   /* a failed statement */
   report(rc, e);
@@ -139,6 +162,10 @@ int rust_bt_prepare(handlerton *, THD *thd, bool all)
     pack_xid(&xid, b);
     rust::String e;
     int rc= ha_rust_ffi::trx_prepare(*t->h, sl(b), e);
+    /* the binlog's two-phase commit (an XA PREPARE's transaction is ended by
+       XA COMMIT, durably: the binlog does not keep its XID for recovery) */
+    t->binlog_2pc= !rc && opt_bin_log &&
+                   !thd->transaction->xid_state.is_explicit_XA();
     report(rc, e);
     return rc;
   }

@@ -662,6 +662,15 @@ impl Engine {
     /// Commits: a commit record, made durable as the flush policy says (group
     /// commit: concurrent committers share one fsync).
     pub fn commit(&self, trx: Trx) -> Result<()> {
+        self.commit_with(trx, true)
+    }
+
+    /// Commits; `durable: false` only appends the commit record, for a
+    /// transaction prepared in the binlog's two-phase commit: the binlog holds its
+    /// XID, and until [`Engine::flush_log`] has made the record durable (the
+    /// server asks at each binlog rotation, `commit_checkpoint_request`), a crash
+    /// brings it back prepared and the binlog's recovery commits it.
+    pub fn commit_with(&self, trx: Trx, durable: bool) -> Result<()> {
         let mut st = trx.sh.st.lock();
         st.ended = true;
         let lsn = (!st.undo.is_empty()).then(|| self.sh.log.append(REC_COMMIT, trx.id, &[]));
@@ -670,6 +679,9 @@ impl Engine {
         // or needs none of its records
         self.sh.active.lock().remove(&trx.id);
         let Some(lsn) = lsn else { return Ok(()) };
+        if !durable {
+            return self.maybe_checkpoint();
+        }
         match self.policy.load(Ordering::Relaxed) {
             1 => self.sh.log.flush_to(lsn + 1)?,
             p => {
@@ -807,6 +819,11 @@ impl Engine {
     pub fn checkpoint_now(&self) -> Result<()> {
         self.wait_background();
         self.sh.checkpoint()
+    }
+
+    /// Makes everything logged so far durable.
+    pub fn flush_log(&self) -> Result<()> {
+        self.sh.log.flush_to(self.sh.log.end_lsn())
     }
 
     pub fn log(&self) -> &RedoLog {
@@ -1532,7 +1549,7 @@ mod perf {
             assert!(t.insert(&e, &mut h, &i.to_be_bytes(), &row(i), &[]).unwrap().is_none());
         }
         let t1 = Instant::now();
-        h.commit(&e).unwrap();
+        h.commit(&e, true).unwrap();
         let commit = t1.elapsed();
         let load = t0.elapsed();
         let log_load = e.log().size();
@@ -1543,7 +1560,7 @@ mod perf {
             t.update(&e, &mut h, &i.to_be_bytes(), &i.to_be_bytes(), &r, &[], &[]).unwrap();
         }
         let t1 = Instant::now();
-        h.commit(&e).unwrap();
+        h.commit(&e, true).unwrap();
         let ucommit = t1.elapsed();
         let upd = t0.elapsed();
         let log_upd = e.log().size();
@@ -1551,7 +1568,7 @@ mod perf {
         for i in (5..=rows).step_by(10) {
             t.delete(&e, &mut h, &i.to_be_bytes(), &[]).unwrap();
         }
-        h.commit(&e).unwrap();
+        h.commit(&e, true).unwrap();
         let del = t0.elapsed();
         let (data, _) = t.data_length();
         eprintln!("rows {rows}: load {load:?} (its commit {commit:?}) update {upd:?} (its commit {ucommit:?}) delete {del:?}; {} pages ({} MB); log bytes: load {log_load}, update {}, delete {}",

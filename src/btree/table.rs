@@ -208,7 +208,7 @@ pub fn prepared_xids_given(xids: Vec<Vec<u8>>, pass_ended: bool) {
 /// if there is none with that XID.
 pub fn end_prepared(e: &Engine, xid: &[u8], commit: bool) -> Result<bool> {
     let Some(mut h) = PREPARED.lock().remove(xid) else { return Ok(false) };
-    if commit { h.commit(e)? } else { h.rollback(e)? }
+    if commit { h.commit(e, true)? } else { h.rollback(e)? }
     Ok(true)
 }
 
@@ -292,12 +292,14 @@ impl TrxHandle {
         self.locks.clear();
     }
 
-    pub fn commit(&mut self, e: &Engine) -> Result<()> {
+    /// Commits; `durable: false` for a transaction prepared in the binlog's
+    /// two-phase commit (see [`Engine::commit_with`]).
+    pub fn commit(&mut self, e: &Engine, durable: bool) -> Result<()> {
         self.xid = None;
         let r = match self.trx.take() {
             Some(t) => {
                 let id = t.id;
-                let r = e.commit(t);
+                let r = e.commit_with(t, durable);
                 for l in self.locks.drain(..) {
                     l.release(id);
                 }
@@ -1157,7 +1159,7 @@ mod tests {
             let mut h = TrxHandle::new();
             let mut tb = tb;
             assert_eq!(tb.insert(&e, &mut h, b"k", b"row", &[(b"s".to_vec(), false)]).unwrap(), None);
-            h.commit(&e).unwrap();
+            h.commit(&e, true).unwrap();
             // the crash: no checkpoint, no page written
             std::mem::forget(tb);
             std::mem::forget(e);
@@ -1233,7 +1235,7 @@ mod tests {
             assert_eq!(a.row, b"row1");
             assert!(!b.get(&e, &mut h, b"k2").unwrap());
             assert!(a.check().unwrap().is_empty() && b.check().unwrap().is_empty());
-            h.commit(&e).unwrap();
+            h.commit(&e, true).unwrap();
         }
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -1269,7 +1271,7 @@ mod tests {
             let j = ((i as u64 * 2654435761) % n as u64) as u32;
             tb.insert(&e, &mut h, &j.to_be_bytes(), &row, &[(sec(j), false)]).unwrap();
         }
-        h.commit(&e).unwrap();
+        h.commit(&e, true).unwrap();
         let k = |v: u32| v.to_be_bytes().to_vec();
         // exact: a few leaves apart
         assert_eq!(tb.count_range(0, Some(&k(100)), true, Some(&k(150)), false).unwrap(), 50);

@@ -56,7 +56,12 @@ pub mod bridge {
         fn trx_new() -> Box<TrxHandle>;
         fn trx_stmt_begin(t: &mut TrxHandle);
         fn trx_stmt_rollback(t: &mut TrxHandle, err: &mut String) -> i32;
-        fn trx_commit(t: &mut TrxHandle, err: &mut String) -> i32;
+        /// `durable`: false for a transaction prepared in the binlog's two-phase
+        /// commit (the commit record is appended, made durable by `log_flush`).
+        fn trx_commit(t: &mut TrxHandle, durable: bool, err: &mut String) -> i32;
+        /// Makes everything the BTREE log holds durable (the binlog's
+        /// `commit_checkpoint_request`).
+        fn log_flush(err: &mut String) -> i32;
         fn trx_rollback(t: &mut TrxHandle, err: &mut String) -> i32;
         /// Two-phase commit: prepares under `xid` (opaque bytes), durably.
         fn trx_prepare(t: &mut TrxHandle, xid: &[u8], err: &mut String) -> i32;
@@ -286,8 +291,12 @@ fn trx_stmt_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
     guard(err, || t.stmt_rollback(engine()?))
 }
 
-fn trx_commit(t: &mut TrxHandle, err: &mut String) -> i32 {
-    guard(err, || t.commit(engine()?))
+fn trx_commit(t: &mut TrxHandle, durable: bool, err: &mut String) -> i32 {
+    guard(err, || t.commit(engine()?, durable))
+}
+
+fn log_flush(err: &mut String) -> i32 {
+    guard(err, || engine()?.flush_log())
 }
 
 fn trx_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
