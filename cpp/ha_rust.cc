@@ -242,9 +242,14 @@ ulonglong ha_rust::table_flags() const
   if (layout() == LAYOUT_CSV)
     return common | HA_NO_AUTO_INCREMENT;
   if (layout() == LAYOUT_BTREE)
+    /* HA_PRIMARY_KEY_IN_READ_INDEX: every secondary entry ends with the
+       primary key, which index-only reads decode when they can (every part
+       decodable; not a hidden row id). Known once the table is open (bt_setup);
+       a handler that helps build the share answers without it. */
     return (common & ~HA_NO_TRANSACTIONS & ~HA_CAN_REPAIR) | HA_NULL_IN_KEY |
            HA_CAN_INDEX_BLOBS | HA_PRIMARY_KEY_REQUIRED_FOR_POSITION |
-           HA_REQUIRES_KEY_COLUMNS_FOR_DELETE | HA_TABLE_SCAN_ON_INDEX;
+           HA_REQUIRES_KEY_COLUMNS_FOR_DELETE | HA_TABLE_SCAN_ON_INDEX |
+           (pk_decodable ? HA_PRIMARY_KEY_IN_READ_INDEX : 0);
   return common | HA_STATS_RECORDS_IS_EXACT | HA_HAS_RECORDS | HA_NULL_IN_KEY;
 }
 
@@ -253,24 +258,31 @@ ulong ha_rust::index_flags(uint inx, uint part, bool all_parts) const
   if (layout() != LAYOUT_BTREE)
     return HA_ONLY_WHOLE_INDEX;
   ulong flags= HA_READ_NEXT | HA_READ_PREV | HA_READ_RANGE | HA_READ_ORDER;
+  if (!table_share || !table_share->key_info || inx >= table_share->keys)
+    return flags;
+  KEY *k= table_share->key_info + inx;
   /* the clustered tree holds whole rows: reading it "index only" gives every
-     column (a secondary index holds memcomparable keys, which cannot be turned
-     back into column values: no index-only reads there). Known by its name:
-     while the server builds the share (and asks which keys can be read index
-     only), table_share->primary_key is not set yet. */
-  if (table_share && table_share->key_info && inx < table_share->keys &&
-      table_share->key_info[inx].name.str &&
-      !strcmp(table_share->key_info[inx].name.str, "PRIMARY"))
-    flags|= HA_CLUSTERED_INDEX | HA_KEYREAD_ONLY;
-  if (table_share && inx < table_share->keys)
+     column. Known by its name: while the server builds the share (and asks
+     which keys can be read index only), table_share->primary_key is not set
+     yet. */
+  if (k->name.str && !strcmp(k->name.str, "PRIMARY"))
+    return flags | HA_CLUSTERED_INDEX | HA_KEYREAD_ONLY;
+  /* A secondary index can be read index only for the parts asked about when
+     each can be decoded from its memcomparable bytes (integers, dates, ...:
+     see rust_key_part_decodable; never a string). While the share is being
+     built the parts after `part` have no field yet: only those asked about
+     are looked at. The primary key's columns, at the end of every entry, are
+     offered through HA_PRIMARY_KEY_IN_READ_INDEX (table_flags). */
+  bool decodable= part < k->user_defined_key_parts;
+  for (uint p= all_parts ? 0 : part; p <= part && p < k->user_defined_key_parts; p++)
   {
     /* a prefix key part cannot give the order of the whole value */
-    KEY *k= table_share->key_info + inx;
-    for (uint p= all_parts ? 0 : part; p <= part && p < k->user_defined_key_parts; p++)
-      if (k->key_part[p].key_part_flag & HA_PART_KEY_SEG)
-        flags&= ~HA_READ_ORDER;
+    if (k->key_part[p].key_part_flag & HA_PART_KEY_SEG)
+      flags&= ~HA_READ_ORDER;
+    if (!rust_key_part_decodable(k->key_part + p))
+      decodable= false;
   }
-  return flags;
+  return decodable ? flags | HA_KEYREAD_ONLY : flags;
 }
 
 int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
@@ -915,7 +927,7 @@ int ha_rust::index_next(uchar *buf)
   {
     int rc= (*tbl)->bt_next(scan_desc);
     scan_desc= false;
-    return bt_fetch(buf, rc);
+    return bt_fetch(buf, rc, true);
   }
   int rc= (*tbl)->scan_next();
   if (rc)
@@ -938,7 +950,7 @@ int ha_rust::index_prev(uchar *buf)
     return HA_ERR_WRONG_COMMAND;
   int rc= (*tbl)->bt_next(!scan_desc);
   scan_desc= true;
-  return bt_fetch(buf, rc);
+  return bt_fetch(buf, rc, true);
 }
 
 int ha_rust::index_first(uchar *buf)
@@ -946,7 +958,9 @@ int ha_rust::index_first(uchar *buf)
   if (layout() != LAYOUT_BTREE)
     return HA_ERR_WRONG_COMMAND;
   scan_desc= false;
-  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], false));
+  bt_key_only_start();
+  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], false),
+                  true);
 }
 
 int ha_rust::index_last(uchar *buf)
@@ -954,7 +968,9 @@ int ha_rust::index_last(uchar *buf)
   if (layout() != LAYOUT_BTREE)
     return HA_ERR_WRONG_COMMAND;
   scan_desc= true;
-  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], true));
+  bt_key_only_start();
+  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], true),
+                  true);
 }
 
 int ha_rust::index_init(uint idx, bool sorted)

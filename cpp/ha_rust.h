@@ -33,6 +33,10 @@ struct ha_table_option_struct
 
 enum rust_layout { LAYOUT_BTREE= 0, LAYOUT_CSV= 1, LAYOUT_ARCHIVE= 2 };
 
+/* Whether a key part's column can be read back from its memcomparable bytes
+   (index-only reads; ha_rust_btree.cc). */
+bool rust_key_part_decodable(const KEY_PART_INFO *kp);
+
 /* Bytes for the bridge. */
 static inline rust::Slice<const uint8_t> bytes(const String &s)
 {
@@ -77,6 +81,11 @@ class ha_rust final : public handler
   bool scan_desc= false;
   uint max_pk_len= 0;
   std::vector<uint32_t> stat_parts;  /* key part layouts for bt_key_stats */
+  /* Index-only reads (docs/btree-format.md, "Index-only reads") */
+  bool pk_decodable= false;          /* every primary key part can be decoded */
+  std::vector<bool> keyread_cols;    /* [key * fields + field]: decodable from key */
+  bool key_only= false;              /* the open index cursor reads entries only */
+  bool fetched_key_only= false;      /* the last row came from an entry only */
 
   Rust_share *get_share();
   rust_layout layout() const;
@@ -89,7 +98,9 @@ class ha_rust final : public handler
   uint key_tuple(uint key, const uchar *tuple, key_part_map map,
                  std::string &out);
   int bt_rc(int rc);
-  int bt_fetch(uchar *buf, int rc);
+  int bt_fetch(uchar *buf, int rc, bool from_key= false);
+  bool bt_key_only_start();
+  int bt_unpack_key(uchar *buf);
   int bt_setup();
   int bt_write_row(const uchar *buf);
   int bt_update_row(const uchar *old_data, const uchar *new_data);

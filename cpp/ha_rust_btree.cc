@@ -374,6 +374,126 @@ uint ha_rust::key_tuple(uint key, const uchar *tuple, key_part_map map,
   return parts;
 }
 
+/* ---- index-only reads ----
+   A secondary entry is the key's memcomparable bytes then the primary key's
+   (append_key). Where sort_string() is a reversible image of the column's
+   stored bytes, the column can be read back from the entry, and a query that
+   needs only such columns is answered from the index without the clustered
+   lookup (the server's keyread). Checked against MariaDB 10.11's field.cc:
+   - TINYINT..BIGINT (and YEAR, a TINYINT UNSIGNED): the little-endian value
+     written big-endian, the sign bit flipped when signed;
+   - DATE (Field_newdate), ENUM, SET: the little-endian value big-endian;
+   - DECIMAL (its binary image), DATETIME/TIMESTAMP/TIME in the MySQL 5.6
+     formats (…2, big-endian already): the stored bytes as they are.
+   Not decodable: strings (a collation's strnxfrm loses case, accents, trailing
+   spaces), BLOB/TEXT, prefix parts, FLOAT/DOUBLE (-0 and 0 have one sort
+   key), BIT, and the older temporal formats. Decoding writes into Field
+   buffers, so it is server glue, as append_field_key is: it stays here, next
+   to the encoding it inverts (ARCHITECTURE.md: C++ owns key <-> bytes). */
+
+enum part_unpack { KU_NONE, KU_COPY, KU_REVERSE, KU_REVERSE_SIGNED };
+
+static part_unpack unpack_of(const KEY_PART_INFO *kp)
+{
+  const Field *f= kp->field;
+  if (!f || (kp->key_part_flag & HA_PART_KEY_SEG) ||
+      kp->length != f->key_length() || f->sort_length() != f->pack_length())
+    return KU_NONE;
+  switch (f->real_type()) {
+  case MYSQL_TYPE_TINY: case MYSQL_TYPE_SHORT: case MYSQL_TYPE_INT24:
+  case MYSQL_TYPE_LONG: case MYSQL_TYPE_LONGLONG:
+    return (f->flags & UNSIGNED_FLAG) ? KU_REVERSE : KU_REVERSE_SIGNED;
+  case MYSQL_TYPE_YEAR: case MYSQL_TYPE_NEWDATE:
+  case MYSQL_TYPE_ENUM: case MYSQL_TYPE_SET:
+    return KU_REVERSE;
+  case MYSQL_TYPE_NEWDECIMAL: case MYSQL_TYPE_DATETIME2:
+  case MYSQL_TYPE_TIMESTAMP2: case MYSQL_TYPE_TIME2:
+    return KU_COPY;
+  default:
+    return KU_NONE;
+  }
+}
+
+bool rust_key_part_decodable(const KEY_PART_INFO *kp)
+{
+  return unpack_of(kp) != KU_NONE;
+}
+
+/* Decides, when an index read starts, whether it reads entries only: the
+   server asked for keyread on this (secondary) index, and every column it
+   reads can be decoded from the entry (a safety net: the optimizer only asks
+   for such columns, see index_flags). */
+bool ha_rust::bt_key_only_start()
+{
+  key_only= false;
+  if (keyread_enabled() && keyread == active_index &&
+      active_index < table->s->keys && rust_index_of[active_index] != 0)
+  {
+    key_only= true;
+    size_t base= (size_t) active_index * table->s->fields;
+    for (uint i= 0; i < table->s->fields && key_only; i++)
+      if (bitmap_is_set(table->read_set, i) && !keyread_cols[base + i])
+        key_only= false;
+  }
+  (*tbl)->bt_set_keys_only(key_only);
+  return key_only;
+}
+
+/* The current entry's decodable columns into buf (the key's parts, then the
+   primary key's); the others are left alone. */
+int ha_rust::bt_unpack_key(uchar *buf)
+{
+  rust::Slice<const uint8_t> k= (*tbl)->bt_key();
+  const uchar *p= k.data(), *end= p + k.size();
+  my_ptrdiff_t off= buf - table->record[0];
+  uint pk= table->s->primary_key;
+  for (uint pass= 0; pass < 2; pass++)
+  {
+    if (pass == 1 && (pk == MAX_KEY || !pk_decodable))
+      break;                     /* hidden row id, or nothing to decode there */
+    KEY *key= table->key_info + (pass ? pk : active_index);
+    for (uint i= 0; i < key->user_defined_key_parts; i++)
+    {
+      KEY_PART_INFO *kp= key->key_part + i;
+      Field *f= kp->field;
+      uint32_t layout= part_layout(kp);
+      size_t len= layout & ~(1U << 31);
+      part_unpack how= unpack_of(kp);
+      if (layout >> 31)
+      {
+        if (p >= end)
+          return HA_ERR_WRONG_IN_RECORD;
+        if (*p++ == 0)
+        {
+          if (how != KU_NONE)
+            f->set_null(off);
+          continue;
+        }
+      }
+      if ((size_t) (end - p) < len)
+        return HA_ERR_WRONG_IN_RECORD;
+      if (how != KU_NONE)
+      {
+        if (len != f->pack_length())
+          return HA_ERR_WRONG_IN_RECORD;
+        uchar *to= f->ptr + off;
+        f->set_notnull(off);
+        if (how == KU_COPY)
+          memcpy(to, p, len);
+        else
+        {
+          for (size_t b= 0; b < len; b++)
+            to[b]= p[len - 1 - b];
+          if (how == KU_REVERSE_SIGNED)
+            to[len - 1]^= 0x80;
+        }
+      }
+      p+= len;
+    }
+  }
+  return 0;
+}
+
 /* ---- open / create ---- */
 
 int ha_rust::bt_create_check(TABLE *form, uint *indexes)
@@ -424,6 +544,32 @@ int ha_rust::bt_setup()
     max_pk_len= len;
   }
   ref_length= 2 + max_pk_len;
+
+  /* index-only reads: which columns each index gives back */
+  uint pk= table->s->primary_key, fields= table->s->fields;
+  pk_decodable= pk != MAX_KEY;
+  for (uint i= 0; pk_decodable && i < table->key_info[pk].user_defined_key_parts; i++)
+    pk_decodable= rust_key_part_decodable(table->key_info[pk].key_part + i);
+  keyread_cols.assign((size_t) table->s->keys * fields, false);
+  for (uint k= 0; k < table->s->keys; k++)
+  {
+    KEY *key= table->key_info + k;
+    for (uint i= 0; i < key->user_defined_key_parts; i++)
+      if (rust_key_part_decodable(key->key_part + i))
+        keyread_cols[(size_t) k * fields + key->key_part[i].fieldnr - 1]= true;
+    if (pk_decodable && k != pk)
+      for (uint i= 0; i < table->key_info[pk].user_defined_key_parts; i++)
+        keyread_cols[(size_t) k * fields + table->key_info[pk].key_part[i].fieldnr - 1]= true;
+  }
+  /* Every secondary entry ends with the primary key: when all of it can be
+     decoded, its columns can be read from any index (HA_PRIMARY_KEY_IN_READ_INDEX,
+     see table_flags). The server sets part_of_key from that flag while it
+     builds the share, when this handler cannot know the columns yet; so it is
+     done here, on this TABLE's own Field copies (as MariaDB's MyRocks does in
+     its open()). */
+  if (pk_decodable)
+    for (uint i= 0; i < table->key_info[pk].user_defined_key_parts; i++)
+      table->key_info[pk].key_part[i].field->part_of_key.merge(table->s->keys_in_use);
   return 0;
 }
 
@@ -436,11 +582,18 @@ int ha_rust::bt_rc(int rc)
   return rc;
 }
 
-/* After a Rust read: the current row into buf. */
-int ha_rust::bt_fetch(uchar *buf, int rc)
+/* After a Rust read: the current row into buf (`from_key`: a read of the
+   index cursor, which may be index-only: then the entry's columns). */
+int ha_rust::bt_fetch(uchar *buf, int rc, bool from_key)
 {
+  fetched_key_only= false;
   if (rc)
     return rc == HA_ERR_END_OF_FILE || rc == HA_ERR_KEY_NOT_FOUND ? rc : bt_rc(rc);
+  if (from_key && key_only)
+  {
+    fetched_key_only= true;
+    return bt_unpack_key(buf);
+  }
   return unpack_binary(buf) ? HA_ERR_WRONG_IN_RECORD : 0;
 }
 
@@ -573,6 +726,8 @@ int ha_rust::bt_rnd_next(uchar *buf)
   {
     rnd_first= false;
     scan_desc= false;
+    key_only= false;
+    (*tbl)->bt_set_keys_only(false);
     rc= (*tbl)->bt_edge(trx(), 0, false);
   }
   else
@@ -581,11 +736,11 @@ int ha_rust::bt_rnd_next(uchar *buf)
   return bt_fetch(buf, rc);
 }
 
-/* The primary key of `record` (the row last read, for a hidden key). */
+/* The primary key of `record` (the row last read, for a hidden key, or when
+   it came from an index entry alone: its columns may not be there). */
 void ha_rust::bt_position(const uchar *record)
 {
-
-  if (table->s->primary_key != MAX_KEY)
+  if (table->s->primary_key != MAX_KEY && !fetched_key_only)
     primary_key_of(record, pk_buf);
   else
   {
@@ -621,11 +776,12 @@ int ha_rust::bt_index_read(uchar *buf, const uchar *key, key_part_map map,
   default: return HA_ERR_WRONG_COMMAND;
   }
   key_tuple(active_index, key, map, key_buf);
+  bt_key_only_start();
   int rc= (*tbl)->bt_seek(trx(), rust_index_of[active_index], sl(key_buf), find);
   scan_desc= find == 2 || find == 4 || find == 5 || find == 6;
   /* the prefix bounds only the first row; the server bounds ranges itself */
   (*tbl)->bt_set_prefix(rust::Slice<const uint8_t>(), false);
-  rc= bt_fetch(buf, rc);
+  rc= bt_fetch(buf, rc, true);
   return rc == HA_ERR_END_OF_FILE ? HA_ERR_KEY_NOT_FOUND : rc;
 }
 

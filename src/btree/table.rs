@@ -580,6 +580,9 @@ pub struct BtreeTable {
     desc: bool,
     /// Entries must start with this (Exact / next_same), else the scan ends.
     must_prefix: Option<Vec<u8>>,
+    /// Index-only reads (the server's keyread): a secondary entry is not looked
+    /// up in the clustered tree; [`Self::key`] and [`Self::pk`] are the row's.
+    keys_only: bool,
     key: Vec<u8>,
     val: Vec<u8>,
     /// The current row: its primary key and row image.
@@ -685,6 +688,7 @@ impl BtreeTable {
             cur_index: 0,
             desc: false,
             must_prefix: None,
+            keys_only: false,
             key: Vec::new(),
             val: Vec::new(),
             pk: Vec::new(),
@@ -926,6 +930,7 @@ impl BtreeTable {
     /// transaction has not committed may be seen (for the AUTO_INCREMENT check at
     /// open, where a value too large is harmless).
     pub fn edge_unlocked(&mut self, i: usize, last: bool) -> Result<bool> {
+        self.keys_only = false;
         self.cur_index = i;
         self.must_prefix = None;
         self.moved.clear();
@@ -949,6 +954,20 @@ impl BtreeTable {
     /// Ends prefix matching: `next` continues past entries of the prefix.
     pub fn set_prefix(&mut self, p: Option<Vec<u8>>) {
         self.must_prefix = p;
+    }
+
+    /// Index-only reads from now on (the next seek or edge and the steps after
+    /// it): a secondary index's entries give [`Self::key`] and [`Self::pk`], and
+    /// [`Self::row`] stays empty (no clustered lookup). No effect on the
+    /// clustered index, whose entries are the rows.
+    pub fn set_keys_only(&mut self, on: bool) {
+        self.keys_only = on;
+    }
+
+    /// The current entry's key: for a secondary index the secondary key's bytes
+    /// followed by the primary key's, for the clustered index the primary key.
+    pub fn key(&self) -> &[u8] {
+        &self.key
     }
 
     fn step(&mut self) -> Result<bool> {
@@ -978,6 +997,13 @@ impl BtreeTable {
             self.pk.extend_from_slice(&self.key);
             self.row.clear();
             self.row.extend_from_slice(&self.val[ROW_HEADER..]);
+            return Ok(true);
+        }
+        if self.keys_only {
+            // the entry's value is the primary key: enough for the key's columns
+            // and for position(); the row itself is not read
+            std::mem::swap(&mut self.pk, &mut self.val);
+            self.row.clear();
             return Ok(true);
         }
         let pk = std::mem::take(&mut self.val);
@@ -1296,6 +1322,61 @@ mod tests {
         let (s, exact) = n_diff(&mut tb.shared.trees[1].lock(), &parts, 8).unwrap();
         assert!(!exact);
         assert!(s[0] < 200 && near(s[1], 1000) && near(s[2], n as u64), "{s:?}");
+        drop(tb);
+        e.checkpoint_now().unwrap();
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Index-only reads: a secondary entry gives its key bytes and primary key,
+    /// no row (and no clustered lookup: a row missing from the clustered tree is
+    /// not noticed then, where a full read calls it corruption); own uncommitted
+    /// changes are seen; the AUTO_INCREMENT check's unlocked read is never
+    /// index-only.
+    #[test]
+    fn keys_only_reads_give_the_entry_not_the_row() {
+        let d = std::env::temp_dir().join(format!("ha_rust-keysonly-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let t = d.join("t");
+        create(&t, 2, 0).unwrap();
+        let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
+        let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+        let mut h = TrxHandle::new();
+        for i in 0u32..100 {
+            let sec = (1000 - i).to_be_bytes().to_vec();
+            tb.insert(&e, &mut h, &i.to_be_bytes(), b"row", &[(sec, false)]).unwrap();
+        }
+        tb.set_keys_only(true);
+        assert!(tb.seek(&e, &mut h, 1, &950u32.to_be_bytes(), Find::Exact).unwrap());
+        assert_eq!(tb.key(), [950u32.to_be_bytes(), 50u32.to_be_bytes()].concat());
+        assert_eq!(tb.pk, 50u32.to_be_bytes());
+        assert!(tb.row.is_empty());
+        // the steps after the seek too, in both directions
+        tb.set_prefix(None);
+        assert!(tb.next(false).unwrap());
+        assert_eq!(tb.pk, 49u32.to_be_bytes());
+        assert!(tb.row.is_empty());
+        assert!(tb.next(true).unwrap());
+        assert_eq!(tb.pk, 50u32.to_be_bytes());
+        // the clustered index gives rows whatever the flag
+        assert!(tb.edge(&e, &mut h, 0, false).unwrap());
+        assert_eq!(tb.row, b"row");
+        // off again: the row is looked up
+        tb.set_keys_only(false);
+        assert!(tb.seek(&e, &mut h, 1, &950u32.to_be_bytes(), Find::Exact).unwrap());
+        assert_eq!((tb.pk.as_slice(), tb.row.as_slice()), (&50u32.to_be_bytes()[..], &b"row"[..]));
+        // own uncommitted changes: an entry gone, a new one there
+        tb.delete(&e, &mut h, &50u32.to_be_bytes(), &[(950u32.to_be_bytes().to_vec(), false)]).unwrap();
+        tb.insert(&e, &mut h, &500u32.to_be_bytes(), b"new", &[(950u32.to_be_bytes().to_vec(), false)]).unwrap();
+        tb.set_keys_only(true);
+        assert!(tb.seek(&e, &mut h, 1, &950u32.to_be_bytes(), Find::Exact).unwrap());
+        assert_eq!(tb.pk, 500u32.to_be_bytes());
+        tb.set_prefix(Some(950u32.to_be_bytes().to_vec()));
+        assert!(!tb.next(false).unwrap());
+        // the unlocked read (AUTO_INCREMENT check) reads rows
+        assert!(tb.edge_unlocked(1, true).unwrap());
+        assert_eq!(tb.row, b"row");
+        h.rollback(&e).unwrap();
         drop(tb);
         e.checkpoint_now().unwrap();
         let _ = std::fs::remove_dir_all(&d);

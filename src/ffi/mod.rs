@@ -189,6 +189,13 @@ pub mod bridge {
         fn bt_set_prefix(self: &mut Table, prefix: &[u8], on: bool);
         /// The current row's primary key (memcomparable, or the hidden row id).
         fn bt_pk(self: &Table) -> &[u8];
+        /// Index-only reads for the next seek/edge and its steps (the server's
+        /// keyread): a secondary entry is not looked up in the clustered tree, so
+        /// `record_data` is empty; its key bytes are `bt_key`, its row's `bt_pk`.
+        fn bt_set_keys_only(self: &mut Table, on: bool);
+        /// The current entry's key (secondary: the key's bytes, then the primary
+        /// key's; clustered: the primary key).
+        fn bt_key(self: &Table) -> &[u8];
         /// Entries of index `index` in a range (records_in_range: exact over a few
         /// leaves, else estimated from the tree). Modes: 0 unbounded, 1 inclusive,
         /// 2 exclusive (of every entry starting with the key).
@@ -958,6 +965,19 @@ impl Table {
     fn bt_pk(&self) -> &[u8] {
         match &self.inner {
             Some(Inner::Btree(t)) => &t.pk,
+            _ => &[],
+        }
+    }
+
+    fn bt_set_keys_only(&mut self, on: bool) {
+        if let Some(Inner::Btree(t)) = self.inner.as_mut() {
+            t.set_keys_only(on);
+        }
+    }
+
+    fn bt_key(&self) -> &[u8] {
+        match &self.inner {
+            Some(Inner::Btree(t)) => t.key(),
             _ => &[],
         }
     }
