@@ -1656,6 +1656,74 @@ mod perf {
         (0..len).map(|j| (j as u32 ^ i) as u8 | 0x20).collect()
     }
 
+    /// A read-path workload (not a test of anything): sysbench oltp_read_only's
+    /// engine calls (10 point reads and 4 ranges of 100 rows per transaction) on
+    /// one table from 1 and 2 threads: `BT_ROWS=100000 cargo test --release
+    /// perf_read_only -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn perf_read_only() {
+        use crate::btree::table::Find;
+        let rows: u32 = std::env::var("BT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let d = std::env::temp_dir().join(format!("ha_rust-perf-ro-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        let e = Engine::open(&d.join("eng"), 32768, FlushPolicy::OncePerSecond).unwrap();
+        let tp = d.join("t");
+        table::create(&tp, 1, 0).unwrap();
+        {
+            let mut t = BtreeTable::open(&e, &tp, vec![true], false).unwrap();
+            let mut h = TrxHandle::new();
+            for i in 1..=rows {
+                t.insert(&e, &mut h, &i.to_be_bytes(), &row(i), &[]).unwrap();
+            }
+            h.commit(&e, true).unwrap();
+            drop(t);
+        }
+        for threads in [1u32, 2] {
+            let done = AtomicU64::new(0);
+            let secs = 3;
+            std::thread::scope(|s| {
+                for th in 0..threads {
+                    let (e, tp, done) = (&e, &tp, &done);
+                    s.spawn(move || {
+                        let mut t = BtreeTable::open(e, tp, vec![true], false).unwrap();
+                        let mut x = 12345u32 + th * 777;
+                        let mut rnd = || {
+                            x ^= x << 13;
+                            x ^= x >> 17;
+                            x ^= x << 5;
+                            1 + x % (rows - 200)
+                        };
+                        let t0 = Instant::now();
+                        let mut n = 0;
+                        while t0.elapsed().as_secs() < secs {
+                            let mut h = TrxHandle::new();
+                            for _ in 0..10 {
+                                assert!(t.get(e, &mut h, &rnd().to_be_bytes()).unwrap());
+                            }
+                            for _ in 0..4 {
+                                let from = rnd();
+                                let mut more = t.seek(e, &mut h, 0, &from.to_be_bytes(), Find::KeyOrNext).unwrap();
+                                let mut got = 0;
+                                while more && got < 100 {
+                                    got += 1;
+                                    more = t.next(false).unwrap();
+                                }
+                                assert_eq!(got, 100);
+                            }
+                            h.commit(e, true).unwrap();
+                            n += 1;
+                        }
+                        done.fetch_add(n, Ordering::Relaxed);
+                    });
+                }
+            });
+            eprintln!("{threads} thread(s): {} transactions/s", done.load(Ordering::Relaxed) / secs);
+        }
+        let _ = fs::remove_dir_all(&d);
+    }
+
     #[test]
     #[ignore]
     fn perf_workload() {

@@ -1215,6 +1215,97 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
     }
 
+    /// A scan (each row read under its own hold of the tree's read lock) gives
+    /// its rows in order both ways and across a turn, and sees the changes its own
+    /// transaction makes ahead of it (through another handler of the same table,
+    /// as a self-join's update would), on the clustered and a secondary index.
+    #[test]
+    fn a_scan_sees_its_own_changes_ahead_of_it() {
+        let d = std::env::temp_dir().join(format!("ha_rust-ahead-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let t = d.join("t");
+        create(&t, 2, 0).unwrap();
+        let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
+        let mut a = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+        let mut b = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+        let mut h = TrxHandle::new();
+        let pk = |i: u32| i.to_be_bytes().to_vec();
+        let row = |i: u32, v: u8| vec![v; 50 + (i % 5) as usize * 100];
+        // secondary key: the row's first byte, then the primary key
+        let sec = |v: u8| vec![(vec![v], false)];
+        for i in (0..400).step_by(2) {
+            assert_eq!(a.insert(&e, &mut h, &pk(i), &row(i, 1), &sec(1)).unwrap(), None);
+        }
+        h.commit(&e, true).unwrap();
+        let all: Vec<u32> = (0..400).step_by(2).collect();
+        // whole scans both ways, and a turn in the middle
+        let mut got = vec![];
+        let mut more = a.seek(&e, &mut h, 0, &[], Find::KeyOrNext).unwrap();
+        while more {
+            got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+            assert_eq!(a.row, row(*got.last().unwrap(), 1));
+            more = a.next(false).unwrap();
+        }
+        assert_eq!(got, all);
+        let mut got = vec![];
+        let mut more = a.edge(&e, &mut h, 0, true).unwrap();
+        while more {
+            got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+            more = a.next(false).unwrap();
+        }
+        assert_eq!(got, all.iter().rev().copied().collect::<Vec<_>>());
+        let mut got = vec![];
+        let mut more = a.seek(&e, &mut h, 0, &pk(100), Find::KeyOrNext).unwrap();
+        for _ in 0..30 {
+            got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+            more = a.next(false).unwrap();
+        }
+        assert!(more);
+        more = a.next(true).unwrap();
+        while more && got.len() < 60 {
+            got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+            more = a.next(false).unwrap();
+        }
+        // (the turn starts from the row last read, 160: the row before it is 158)
+        let want: Vec<u32> = (100..160).step_by(2).chain((100..160).step_by(2).rev()).collect();
+        assert_eq!(got, want);
+        // changes ahead of a scan that has entries read ahead, on either index
+        for index in [0, 1] {
+            let mut got = vec![];
+            let start: &[u8] = if index == 0 { &[] } else { &[1] };
+            let mut more = a.seek(&e, &mut h, index, start, Find::KeyOrNext).unwrap();
+            let mut changed = false;
+            while more {
+                let i = u32::from_be_bytes(a.pk[..].try_into().unwrap());
+                got.push((i, a.row[0]));
+                if i == 40 && !changed {
+                    changed = true;
+                    let v = 2 + index as u8;
+                    // an update in place, a delete, an insert, all just ahead
+                    let old = row(44, 1);
+                    let new = vec![v; old.len()];
+                    assert_eq!(b.update(&e, &mut h, &pk(44), &pk(44), &new, &sec(1), &sec(1)).unwrap(), None);
+                    b.delete(&e, &mut h, &pk(46), &sec(1)).unwrap();
+                    assert_eq!(b.insert(&e, &mut h, &pk(47), &row(47, v), &sec(1)).unwrap(), None);
+                }
+                more = a.next(false).unwrap();
+            }
+            let v = 2 + index as u8;
+            assert!(got.contains(&(44, v)), "index {index}: an update ahead not seen");
+            assert!(!got.iter().any(|&(i, _)| i == 46), "index {index}: a deleted row seen");
+            assert!(got.contains(&(47, v)), "index {index}: an insert ahead not seen");
+            let ids: Vec<u32> = got.iter().map(|&(i, _)| i).collect();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "index {index}: out of order or repeated");
+            assert_eq!(ids.len(), 200);
+            // as it was, for the next round
+            h.rollback(&e).unwrap();
+        }
+        drop((a, b));
+        e.checkpoint_now().unwrap();
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
     /// A prepared transaction survives two crashes (the second run gives its tree
     /// ids to other trees) and is then committed by XID; another is rolled back.
     #[test]
