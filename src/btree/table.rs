@@ -1093,8 +1093,10 @@ impl BtreeTable {
             let keep = (!analyze && !stale && s.parts == parts) || (analyze && s.exact && rows == s.rows_at && s.parts == parts);
             keep.then(|| s.n_diff.clone())
         };
-        // kept ones are looked up beside the tree's readers
-        if let Some(v) = kept(self.shared.trees[i].read().rows()) {
+        // kept ones are looked up beside the tree's readers (the read lock let go
+        // of first)
+        let rows = self.shared.trees[i].read().rows();
+        if let Some(v) = kept(rows) {
             return Ok(v);
         }
         let mut t = self.shared.trees[i].write();
