@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use super::log::{REC_COMMIT, REC_MTR, REC_PREPARE, REC_ROLLBACK_DONE, REC_ROLLBACK_START, REC_TREE, REC_UNDO_CARRY, Record, RedoLog};
 use super::page::{PAGE_SIZE, Page};
@@ -44,7 +44,7 @@ pub enum FlushPolicy {
     WriteOnly = 2,
 }
 
-pub type Tree = Arc<Mutex<BTree>>;
+pub type Tree = Arc<RwLock<BTree>>;
 
 struct Control {
     checkpoint: u64,
@@ -529,7 +529,7 @@ impl Engine {
                     continue;
                 }
                 let t = self.open_tree(&path)?;
-                t.lock().apply_undo(*trx, u)?;
+                t.write().apply_undo(*trx, u)?;
                 keep.push(t);
             }
             self.sh.log.append(REC_ROLLBACK_DONE, *trx, &[]);
@@ -599,7 +599,7 @@ impl Engine {
             checkpoint: self.sh.checkpoint.clone(),
             lost: self.sh.lost.clone(),
         });
-        let t = Arc::new(Mutex::new(t));
+        let t = Arc::new(RwLock::new(t));
         share_budget(&t, &self.budget);
         trees.insert(path.to_path_buf(), (id, Some(t.clone())));
         Ok(t)
@@ -633,19 +633,19 @@ impl Engine {
 
     pub fn insert(&self, trx: &mut Trx, t: &Tree, key: &[u8], val: &[u8]) -> Result<bool> {
         let mut st = self.writing(trx);
-        let u = t.lock().insert_tx(trx.id, key, val)?;
+        let u = t.write().insert_tx(trx.id, key, val)?;
         Ok(u.map(|u| st.push(t, u)).is_some())
     }
 
     pub fn delete(&self, trx: &mut Trx, t: &Tree, key: &[u8]) -> Result<bool> {
         let mut st = self.writing(trx);
-        let u = t.lock().delete_tx(trx.id, key)?;
+        let u = t.write().delete_tx(trx.id, key)?;
         Ok(u.map(|u| st.push(t, u)).is_some())
     }
 
     pub fn update(&self, trx: &mut Trx, t: &Tree, key: &[u8], val: &[u8]) -> Result<bool> {
         let mut st = self.writing(trx);
-        let u = t.lock().update_tx(trx.id, key, val)?;
+        let u = t.write().update_tx(trx.id, key, val)?;
         Ok(u.map(|u| st.push(t, u)).is_some())
     }
 
@@ -734,7 +734,7 @@ impl Engine {
         while st.undo.len() > savepoint {
             let (t, u) = st.undo.pop().unwrap();
             st.undo_bytes -= u.len();
-            t.lock().apply_undo(id, &u)?;
+            t.write().apply_undo(id, &u)?;
         }
         Ok(())
     }
@@ -849,7 +849,7 @@ impl Shared {
     /// longer open, whose file was dropped).
     fn xid_and_trees(&self, st: &TrxState, xid: &[u8], b: &mut Vec<u8>) -> Vec<Option<u32>> {
         use std::os::unix::ffi::OsStrExt;
-        let mut used: HashMap<*const Mutex<BTree>, Option<u32>> = HashMap::new();
+        let mut used: HashMap<*const RwLock<BTree>, Option<u32>> = HashMap::new();
         for (t, _) in &st.undo {
             used.insert(Arc::as_ptr(t), None);
         }
@@ -951,7 +951,7 @@ impl Shared {
             // flush
             let mut at = 0;
             loop {
-                let mut g = t.lock();
+                let mut g = t.write();
                 let next = g.flush_some(at, FLUSH_SLICE, ckpt)?;
                 if next >= g.pool().frames() {
                     let f = g.pool().file_handle()?;
@@ -992,7 +992,7 @@ impl Closer {
     /// again). Safe beside a checkpoint: the tree is let go of only after it is
     /// wholly on disk, and a checkpoint that holds it keeps it.
     pub fn close(&self, path: &Path, t: Tree) {
-        if t.lock().flush().is_err() {
+        if t.write().flush().is_err() {
             return;
         }
         let mut trees = self.0.trees.lock();
@@ -1007,7 +1007,7 @@ impl Closer {
 
 /// Whether `t` has no holders but the `refs` known ones and nothing to write.
 fn unused_and_clean(t: &Tree, refs: usize) -> bool {
-    Arc::strong_count(t) == refs && t.try_lock().is_some_and(|g| g.pool().is_clean())
+    Arc::strong_count(t) == refs && t.try_write().is_some_and(|g| g.pool().is_clean())
 }
 
 /// Lets go of trees that nobody uses and that have nothing left to write (their
@@ -1048,7 +1048,7 @@ mod tests {
     }
 
     fn contents(t: &Tree) -> BTreeMap<Vec<u8>, Vec<u8>> {
-        let mut t = t.lock();
+        let mut t = t.write();
         let mut c = super::super::tree::Cursor::default();
         t.seek(&mut c, std::ops::Bound::Unbounded, false).unwrap();
         let (mut k, mut v) = (vec![], vec![]);
@@ -1079,7 +1079,7 @@ mod tests {
         assert_eq!(contents(&t), BTreeMap::from([(b"k1".to_vec(), b"v1".to_vec()), (b"k2".to_vec(), b"v2".to_vec())]));
         e.rollback(b).unwrap();
         assert_eq!(contents(&t), BTreeMap::from([(b"k1".to_vec(), b"v1".to_vec())]));
-        t.lock().check().unwrap();
+        t.write().check().unwrap();
     }
 
     /// Commits that grow the log past CHECKPOINT_AFTER start a checkpoint in the
@@ -1121,7 +1121,7 @@ mod tests {
         }
         let e = Engine::open(&edir, 256, FlushPolicy::EveryCommit).unwrap();
         let t = e.open_tree(&p).unwrap();
-        t.lock().check().unwrap();
+        t.write().check().unwrap();
         let got = contents(&t);
         assert_eq!(got.len(), 60_000);
         for i in 0..60_000u32 {
@@ -1229,8 +1229,8 @@ mod tests {
             assert!(e.recovered_prepared.lock().is_empty());
             let t = e.open_tree(&p).unwrap();
             let tq = e.open_tree(&q).unwrap();
-            t.lock().check().unwrap();
-            tq.lock().check().unwrap();
+            t.write().check().unwrap();
+            tq.write().check().unwrap();
             assert!(contents(&t) == base, "prepared {prepared}: not rolled back");
             assert!(contents(&tq) == committed, "prepared {prepared}: committed rows differ");
             drop((t, tq));
@@ -1308,7 +1308,7 @@ mod tests {
                 assert!(e.recovered_prepared.lock().is_empty(), "later run {later_run}: kept prepared");
                 assert!(e.notes.lock().iter().all(|n| !n.contains("kept")));
                 let t = e.open_tree(&p).unwrap();
-                t.lock().check().unwrap();
+                t.write().check().unwrap();
                 assert!(contents(&t) == base, "later run {later_run}: not rolled back");
                 let o = e.open_tree(&other).unwrap();
                 assert!(contents(&o).is_empty(), "later run {later_run}: undo went to another tree");
@@ -1342,6 +1342,131 @@ mod tests {
         format!("key{k:05}").into_bytes()
     }
 
+    /// A value that says which key and which version of it it is, and checks
+    /// itself: 8 bytes of key number, 4 of generation, then filler derived from
+    /// both (lengths up to overflow size, so that reads follow overflow chains).
+    fn stamped(k: u16, g: u32) -> Vec<u8> {
+        let len = [20usize, 300, 1500, 5000, 40][(g % 5) as usize] + k as usize % 7;
+        let mut v = (k as u64).to_le_bytes().to_vec();
+        v.extend_from_slice(&g.to_le_bytes());
+        v.extend((0..len).map(|i| (i as u32 ^ g ^ k as u32) as u8));
+        v
+    }
+
+    fn check_stamped(k: &[u8], v: &[u8]) {
+        assert!(v.len() >= 12, "a value of {} bytes", v.len());
+        let n = u64::from_le_bytes(v[0..8].try_into().unwrap()) as u16;
+        let g = u32::from_le_bytes(v[8..12].try_into().unwrap());
+        assert_eq!(k, key(n), "a value of another key");
+        assert!(v == stamped(n, g), "key {n}: a torn or stale value (generation {g}, {} bytes)", v.len());
+    }
+
+    /// Readers share a tree (read lock) while writers change it, a checkpoint
+    /// writes it, and a pool of a few pages evicts all the time (so shared reads
+    /// keep missing pages and are done again under the write lock). Every read
+    /// must be whole: each value exactly what some write stored for its key, scans
+    /// in order without repeats, and the keys no writer deletes always there.
+    #[test]
+    fn readers_beside_writers_and_evictions_see_consistent_trees() {
+        use std::sync::atomic::AtomicBool;
+        let d = dir("concurrent", 0);
+        let e = Engine::open(&d.join("eng"), 12, FlushPolicy::OncePerSecond).unwrap();
+        let p = d.join("t.rbt");
+        e.create_tree(&p).unwrap();
+        let t = e.open_tree(&p).unwrap();
+        // even keys stay (their values change), odd ones come and go
+        const KEYS: u16 = 1200;
+        let mut trx = e.begin();
+        for k in (0..KEYS).step_by(2) {
+            assert!(e.insert(&mut trx, &t, &key(k), &stamped(k, 0)).unwrap());
+        }
+        e.commit(trx).unwrap();
+        let retries_before = super::super::tree::shared_read_retries();
+        let stop = AtomicBool::new(false);
+        let (reads, scans) = (AtomicU64::new(0), AtomicU64::new(0));
+        std::thread::scope(|s| {
+            for w in 0..2u32 {
+                let (e, t, stop) = (&e, &t, &stop);
+                s.spawn(move || {
+                    let mut seed = 0x2545_F491_4F6C_DD1Du64 ^ w as u64;
+                    let mut rnd = |n: u64| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed % n
+                    };
+                    let mut g = 1 + w;
+                    for round in 0..150 {
+                        let mut trx = e.begin();
+                        for _ in 0..20 {
+                            let k = rnd(KEYS as u64) as u16;
+                            g += 2;
+                            if k % 2 == 0 {
+                                assert!(e.update(&mut trx, t, &key(k), &stamped(k, g)).unwrap());
+                            } else if !e.insert(&mut trx, t, &key(k), &stamped(k, g)).unwrap() {
+                                e.delete(&mut trx, t, &key(k)).unwrap();
+                            }
+                        }
+                        if round % 4 == 3 { e.rollback(trx).unwrap() } else { e.commit(trx).unwrap() }
+                        if round % 25 == 0 && w == 0 {
+                            e.checkpoint_now().unwrap();
+                        }
+                    }
+                    stop.store(true, Ordering::Relaxed);
+                });
+            }
+            for r in 0..2u64 {
+                let (t, stop, reads, scans) = (&t, &stop, &reads, &scans);
+                s.spawn(move || {
+                    let mut v = Vec::new();
+                    let mut k = r * 7;
+                    while !stop.load(Ordering::Relaxed) {
+                        // point reads
+                        for _ in 0..50 {
+                            k = (k * 31 + 17) % KEYS as u64;
+                            let kk = key(k as u16);
+                            let found = super::super::tree::read(t, |rd| rd.get(&kk, &mut v)).unwrap();
+                            assert!(found || k % 2 == 1, "key {k} is gone");
+                            if found {
+                                check_stamped(&kk, &v);
+                            }
+                            reads.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // a scan, one step per hold of the read lock, either way
+                        let desc = r == 1;
+                        let mut c = super::super::tree::Cursor::default();
+                        super::super::tree::read(t, |rd| rd.seek(&mut c, std::ops::Bound::Unbounded, desc)).unwrap();
+                        let (mut kb, mut vb) = (Vec::new(), Vec::new());
+                        let mut last: Option<Vec<u8>> = None;
+                        let mut evens = 0;
+                        while super::super::tree::read(t, |rd| rd.next(&mut c, desc, &mut kb, &mut vb)).unwrap() {
+                            if let Some(l) = &last {
+                                assert!(if desc { kb < *l } else { kb > *l }, "scan out of order");
+                            }
+                            check_stamped(&kb, &vb);
+                            if u64::from_le_bytes(vb[0..8].try_into().unwrap()) % 2 == 0 {
+                                evens += 1;
+                            }
+                            last = Some(kb.clone());
+                        }
+                        assert_eq!(evens, KEYS / 2, "a scan missed or repeated a key that is always there");
+                        scans.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        assert!(reads.load(Ordering::Relaxed) > 0 && scans.load(Ordering::Relaxed) > 0);
+        let retries = super::super::tree::shared_read_retries() - retries_before;
+        assert!(retries > 0, "no shared read missed a page: the pool is not small enough to test that path");
+        t.write().check().unwrap();
+        for (k, v) in contents(&t) {
+            check_stamped(&k, &v);
+        }
+        drop(t);
+        e.checkpoint_now().unwrap();
+        let _ = fs::remove_dir_all(&d);
+    }
+
     /// A tree whose last user let go of it while it had dirty pages is still the
     /// engine's: the next checkpoint writes it (never racing a close that writes
     /// it on its own), then lets go of it; the log it needed can then go.
@@ -1364,7 +1489,7 @@ mod tests {
                 let trees = e.sh.trees.lock();
                 let (_, open) = trees.get(&p).unwrap();
                 let t = open.as_ref().expect("the engine keeps a closed tree with dirty pages");
-                assert!(!t.lock().pool().is_clean());
+                assert!(!t.write().pool().is_clean());
             }
             e.checkpoint_now().unwrap();
             assert!(e.sh.trees.lock().get(&p).unwrap().1.is_none(), "let go of once written");
@@ -1376,7 +1501,7 @@ mod tests {
         }
         let e = Engine::open(&edir, 1000, FlushPolicy::EveryCommit).unwrap();
         let t = e.open_tree(&p).unwrap();
-        t.lock().check().unwrap();
+        t.write().check().unwrap();
         assert_eq!(contents(&t).len(), 3000);
     }
 
@@ -1402,23 +1527,23 @@ mod tests {
         };
         let bound = 64 + 2 * MIN_FRAMES;
         fill(&a);
-        let a_frames = a.lock().pool().frames();
+        let a_frames = a.write().pool().frames();
         assert!(a_frames > 32, "a alone may use most of the budget: {a_frames}");
         assert!(e.budget.used() <= bound, "{} > {bound}", e.budget.used());
         fill(&b);
-        let b_frames = b.lock().pool().frames();
+        let b_frames = b.write().pool().frames();
         assert!(b_frames > 32, "b took pages from the idle a: {b_frames}");
-        assert!(a.lock().pool().frames() < a_frames);
+        assert!(a.write().pool().frames() < a_frames);
         assert!(e.budget.used() <= bound, "{} > {bound}", e.budget.used());
-        assert_eq!(e.budget.used(), a.lock().pool().frames() + b.lock().pool().frames());
+        assert_eq!(e.budget.used(), a.write().pool().frames() + b.write().pool().frames());
         assert_eq!(contents(&a).len(), 4000);
         assert_eq!(contents(&b).len(), 4000);
-        a.lock().check().unwrap();
-        b.lock().check().unwrap();
+        a.write().check().unwrap();
+        b.write().check().unwrap();
         // a closed tree gives its pages back
         drop(a);
         e.checkpoint_now().unwrap();
-        assert_eq!(e.budget.used(), b.lock().pool().frames());
+        assert_eq!(e.budget.used(), b.write().pool().frames());
     }
 
     proptest! {
@@ -1509,7 +1634,7 @@ mod tests {
             }
             let e = Engine::open(&edir, 12, FlushPolicy::EveryCommit).unwrap();
             let t = e.open_tree(&p).unwrap();
-            t.lock().check().unwrap();
+            t.write().check().unwrap();
             let got = contents(&t);
             let summary = |m: &BTreeMap<Vec<u8>, Vec<u8>>| m.iter().map(|(k, v)| (String::from_utf8_lossy(k).to_string(), v.len(), v.first().copied())).collect::<Vec<_>>();
             prop_assert_eq!(summary(&got), summary(&committed));
@@ -1529,6 +1654,74 @@ mod perf {
         // about the bench's rows: fixed columns, then text of 50..350 bytes
         let len = 60 + (i.wrapping_mul(2_654_435_761) % 300) as usize;
         (0..len).map(|j| (j as u32 ^ i) as u8 | 0x20).collect()
+    }
+
+    /// A read-path workload (not a test of anything): sysbench oltp_read_only's
+    /// engine calls (10 point reads and 4 ranges of 100 rows per transaction) on
+    /// one table from 1 and 2 threads: `BT_ROWS=100000 cargo test --release
+    /// perf_read_only -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn perf_read_only() {
+        use crate::btree::table::Find;
+        let rows: u32 = std::env::var("BT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let d = std::env::temp_dir().join(format!("ha_rust-perf-ro-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        let e = Engine::open(&d.join("eng"), 32768, FlushPolicy::OncePerSecond).unwrap();
+        let tp = d.join("t");
+        table::create(&tp, 1, 0).unwrap();
+        {
+            let mut t = BtreeTable::open(&e, &tp, vec![true], false).unwrap();
+            let mut h = TrxHandle::new();
+            for i in 1..=rows {
+                t.insert(&e, &mut h, &i.to_be_bytes(), &row(i), &[]).unwrap();
+            }
+            h.commit(&e, true).unwrap();
+            drop(t);
+        }
+        for threads in [1u32, 2] {
+            let done = AtomicU64::new(0);
+            let secs = 3;
+            std::thread::scope(|s| {
+                for th in 0..threads {
+                    let (e, tp, done) = (&e, &tp, &done);
+                    s.spawn(move || {
+                        let mut t = BtreeTable::open(e, tp, vec![true], false).unwrap();
+                        let mut x = 12345u32 + th * 777;
+                        let mut rnd = || {
+                            x ^= x << 13;
+                            x ^= x >> 17;
+                            x ^= x << 5;
+                            1 + x % (rows - 200)
+                        };
+                        let t0 = Instant::now();
+                        let mut n = 0;
+                        while t0.elapsed().as_secs() < secs {
+                            let mut h = TrxHandle::new();
+                            for _ in 0..10 {
+                                assert!(t.get(e, &mut h, &rnd().to_be_bytes()).unwrap());
+                            }
+                            for _ in 0..4 {
+                                let from = rnd();
+                                let mut more = t.seek(e, &mut h, 0, &from.to_be_bytes(), Find::KeyOrNext).unwrap();
+                                let mut got = 0;
+                                while more && got < 100 {
+                                    got += 1;
+                                    more = t.next(false).unwrap();
+                                }
+                                assert_eq!(got, 100);
+                            }
+                            h.commit(e, true).unwrap();
+                            n += 1;
+                        }
+                        done.fetch_add(n, Ordering::Relaxed);
+                    });
+                }
+            });
+            eprintln!("{threads} thread(s): {} transactions/s", done.load(Ordering::Relaxed) / secs);
+        }
+        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]

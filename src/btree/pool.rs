@@ -3,7 +3,13 @@
 //!
 //! Pages are checked ([`Page::verify`]) when read and sealed (checksum) when
 //! written. A dirty page is written back when it is evicted or at [`Pool::flush`].
-//! The pool is used under its tree's lock, so it needs no locking of its own.
+//! The pool is used under its tree's lock (a `RwLock`), so it needs no locking of
+//! its own: everything that changes the pool (a page read in, an eviction, a write
+//! back, a change) takes `&mut self`, under the write lock. Readers holding the read
+//! lock share `&Pool` and see only cached pages ([`Pool::get_cached`]); the one
+//! thing they change is a frame's CLOCK reference bit, an atomic. A reader whose
+//! page is not cached gives up and does its read again under the write lock (see
+//! `tree::read`).
 //!
 //! Logging: changes happen inside a mini-transaction ([`Pool::mtr_begin`] ..
 //! [`Pool::mtr_commit`]). Every page the mtr touches notes the byte ranges its
@@ -16,7 +22,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::log::{REC_MTR, RedoLog};
@@ -157,7 +163,23 @@ struct Frame {
     no: u32,
     page: Page,
     dirty: bool,
-    referenced: bool,
+    /// CLOCK's reference bit: set by every access, readers' included (they share
+    /// the pool, hence an atomic), cleared by the hand.
+    referenced: AtomicBool,
+}
+
+impl Frame {
+    fn empty() -> Frame {
+        Frame { no: u32::MAX, page: Page::default(), dirty: false, referenced: AtomicBool::new(false) }
+    }
+
+    /// Marks the frame used; a bit already set is not written again (readers on
+    /// other cores would otherwise keep taking the cache line from each other).
+    fn reference(&self) {
+        if !self.referenced.load(Ordering::Relaxed) {
+            self.referenced.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 pub struct Pool {
@@ -393,7 +415,7 @@ impl Pool {
     /// A frame for page `no`, reading it if it is not cached.
     fn frame(&mut self, no: u32) -> Result<usize> {
         if let Some(&f) = self.map.get(&no) {
-            self.frames[f].referenced = true;
+            self.frames[f].reference();
             return Ok(f);
         }
         if no >= self.pages {
@@ -414,7 +436,7 @@ impl Pool {
     }
 
     fn install(&mut self, f: usize, no: u32, page: Page, dirty: bool) {
-        self.frames[f] = Frame { no, page, dirty, referenced: true };
+        self.frames[f] = Frame { no, page, dirty, referenced: AtomicBool::new(true) };
         self.map.insert(no, f);
     }
 
@@ -429,7 +451,7 @@ impl Pool {
                 true
             });
         if new_frame {
-            self.frames.push(Frame { no: u32::MAX, page: Page::default(), dirty: false, referenced: false });
+            self.frames.push(Frame::empty());
             return Ok(self.frames.len() - 1);
         }
         let mut looked = 0;
@@ -438,7 +460,7 @@ impl Pool {
             if looked > 2 * self.frames.len() + 1 {
                 // every frame is held by the running mtr (a huge value): grow
                 self.budget.used.fetch_add(1, Ordering::AcqRel);
-                self.frames.push(Frame { no: u32::MAX, page: Page::default(), dirty: false, referenced: false });
+                self.frames.push(Frame::empty());
                 return Ok(self.frames.len() - 1);
             }
             let f = self.hand;
@@ -446,8 +468,8 @@ impl Pool {
             if self.frames[f].no == u32::MAX {
                 return Ok(f);
             }
-            if self.frames[f].referenced || self.pinned(f) {
-                self.frames[f].referenced = false;
+            if *self.frames[f].referenced.get_mut() || self.pinned(f) {
+                *self.frames[f].referenced.get_mut() = false;
                 continue;
             }
             self.write_back(f)?;
@@ -483,6 +505,15 @@ impl Pool {
         Ok(&self.frames[f].page)
     }
 
+    /// The page if it is cached (None: only [`Pool::get`] can read it in), for
+    /// readers sharing the pool under the tree's read lock.
+    pub fn get_cached(&self, no: u32) -> Option<&Page> {
+        let &f = self.map.get(&no)?;
+        let fr = &self.frames[f];
+        fr.reference();
+        Some(&fr.page)
+    }
+
     /// The page, marked dirty.
     pub fn get_mut(&mut self, no: u32) -> Result<&mut Page> {
         let f = self.frame(no)?;
@@ -500,7 +531,8 @@ impl Pool {
         // the frame's buffer is reused: init clears it
         let fr = &mut self.frames[f];
         fr.page.init(no, kind);
-        (fr.no, fr.dirty, fr.referenced) = (no, true, true);
+        (fr.no, fr.dirty) = (no, true);
+        *fr.referenced.get_mut() = true;
         self.map.insert(no, f);
         self.touch(f, true);
         Ok(no)

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::engine::{Closer, Engine, Trx};
+use super::engine::{Closer, Engine, Tree, Trx};
 use super::page::{Kind, NONE};
-use super::tree::{BTree, Cursor, ROOT};
+use super::tree::{self, BTree, Cursor, ROOT, Reader};
 use crate::csv::table::with_ext;
 use crate::error::{Error, Result};
 
@@ -102,7 +102,10 @@ impl TableLock {
 /// A server connection's transaction in the engine.
 pub struct TrxHandle {
     pub trx: Option<Trx>,
-    locks: Vec<Arc<TableLock>>,
+    /// The table locks it holds, and whether exclusive (a lock held as strongly
+    /// as asked is not asked for again: readers of one table do not meet in its
+    /// lock's mutex at every seek).
+    locks: Vec<(Arc<TableLock>, bool)>,
     stmt_savepoint: usize,
     /// The XID it was prepared under (XA PREPARE, or the binlog's two-phase commit).
     xid: Option<Vec<u8>>,
@@ -146,9 +149,9 @@ pub fn adopt_recovered_prepared(e: &Engine) -> Result<()> {
         let mut h = TrxHandle::new();
         for p in &r.trees {
             let l = table_lock(&table_of_index(p));
-            if !h.locks.iter().any(|x| Arc::ptr_eq(x, &l)) {
+            if !h.locks.iter().any(|(x, _)| Arc::ptr_eq(x, &l)) {
                 l.acquire(r.trx.id, true).map_err(|_| Error::LockWait)?;
-                h.locks.push(l);
+                h.locks.push((l, true));
             }
         }
         h.trx = Some(r.trx);
@@ -247,11 +250,16 @@ impl TrxHandle {
     }
 
     fn lock(&mut self, e: &Engine, l: &Arc<TableLock>, exclusive: bool) -> Result<()> {
+        let held = self.locks.iter().position(|(x, _)| Arc::ptr_eq(x, l));
+        if self.trx.is_some() && held.is_some_and(|at| self.locks[at].1 || !exclusive) {
+            return Ok(());
+        }
         let id = self.trx(e).id;
         match l.acquire(id, exclusive) {
             Ok(_) => {
-                if !self.locks.iter().any(|x| Arc::ptr_eq(x, l)) {
-                    self.locks.push(l.clone());
+                match held {
+                    Some(at) => self.locks[at].1 |= exclusive,
+                    None => self.locks.push((l.clone(), exclusive)),
                 }
                 Ok(())
             }
@@ -285,7 +293,7 @@ impl TrxHandle {
     fn release_locks(&mut self) {
         let id = self.trx.as_ref().map(|t| t.id);
         if let Some(id) = id {
-            for l in self.locks.drain(..) {
+            for (l, _) in self.locks.drain(..) {
                 l.release(id);
             }
         }
@@ -300,7 +308,7 @@ impl TrxHandle {
             Some(t) => {
                 let id = t.id;
                 let r = e.commit_with(t, durable);
-                for l in self.locks.drain(..) {
+                for (l, _) in self.locks.drain(..) {
                     l.release(id);
                 }
                 r
@@ -317,7 +325,7 @@ impl TrxHandle {
             Some(t) => {
                 let id = t.id;
                 let r = e.rollback(t);
-                for l in self.locks.drain(..) {
+                for (l, _) in self.locks.drain(..) {
                     l.release(id);
                 }
                 r
@@ -375,7 +383,7 @@ fn successor(p: &[u8]) -> Option<Vec<u8>> {
 
 /// The shared part of an open table.
 struct Shared {
-    trees: Vec<Arc<Mutex<BTree>>>,
+    trees: Vec<Tree>,
     /// The table's path, and how its trees go back to the engine when it closes.
     path: PathBuf,
     closer: Closer,
@@ -437,11 +445,11 @@ fn first_diff_part(a: &[u8], b: &[u8], parts: &[u32]) -> usize {
 /// slot, and the fraction of the tree's entries before it, estimated from the
 /// child positions taken on the way down (as if subtrees of one page were of
 /// equal size).
-fn locate(t: &mut BTree, probe: Option<&[u8]>) -> Result<(u32, usize, f64)> {
+fn locate(t: &mut Reader, probe: Option<&[u8]>) -> Result<(u32, usize, f64)> {
     let (mut frac, mut width) = (0.0f64, 1.0f64);
     let mut no = ROOT;
     for _ in 0..64 {
-        let p = t.pool_mut().get(no)?;
+        let p = t.page(no)?;
         let n = p.slots();
         match p.kind() {
             Kind::Leaf => {
@@ -466,10 +474,10 @@ fn locate(t: &mut BTree, probe: Option<&[u8]>) -> Result<(u32, usize, f64)> {
                 width /= (n + 1) as f64;
                 no = child;
             }
-            k => return Err(Error::Corrupt(format!("{}: page {no}: expected a tree page, found {k:?}", t.pool().name()))),
+            k => return Err(Error::Corrupt(format!("{}: page {no}: expected a tree page, found {k:?}", t.name()))),
         }
     }
-    Err(Error::Corrupt(format!("{}: tree deeper than 64 levels (a cycle?)", t.pool().name())))
+    Err(Error::Corrupt(format!("{}: tree deeper than 64 levels (a cycle?)", t.name())))
 }
 
 /// Counts key-prefix changes between consecutive entries of `leaf` (and its last
@@ -649,7 +657,7 @@ impl BtreeTable {
                     // the next hidden row id: one past the largest
                     let mut next = 1;
                     if hidden_pk {
-                        let mut t = trees[0].lock();
+                        let mut t = trees[0].write();
                         let mut c = Cursor::default();
                         t.seek(&mut c, Bound::Unbounded, true)?;
                         let (mut k, mut v) = (vec![], vec![]);
@@ -699,20 +707,20 @@ impl BtreeTable {
     }
 
     pub fn rows(&self) -> u64 {
-        self.shared.trees[0].lock().rows()
+        self.shared.trees[0].read().rows()
     }
 
     /// The next AUTO_INCREMENT value: one more than the largest given or stored
     /// (kept in the clustered tree's meta page, so it survives a restart and a
     /// rollback, as InnoDB's persistent counter).
     pub fn auto_increment_next(&self) -> u64 {
-        self.shared.trees[0].lock().auto_increment().saturating_add(1)
+        self.shared.trees[0].read().auto_increment().saturating_add(1)
     }
 
     /// A value was given to or stored in the AUTO_INCREMENT column: the counter
     /// moves up to it (never down).
     pub fn auto_increment_used(&self, v: u64) -> Result<()> {
-        let mut t = self.shared.trees[0].lock();
+        let mut t = self.shared.trees[0].write();
         if v > t.auto_increment() { t.set_auto_increment(v) } else { Ok(()) }
     }
 
@@ -733,7 +741,7 @@ impl BtreeTable {
     }
 
     pub fn data_length(&self) -> (u64, u64) {
-        let size = |i: usize| self.shared.trees[i].lock().pool().pages as u64 * super::page::PAGE_SIZE as u64;
+        let size = |i: usize| self.shared.trees[i].read().pool().pages as u64 * super::page::PAGE_SIZE as u64;
         let data = size(0);
         let index = (1..self.shared.trees.len()).map(size).sum();
         (data, index)
@@ -749,7 +757,7 @@ impl BtreeTable {
     /// Whether a unique index already has an entry with this key (other than for
     /// row `pk`).
     fn unique_taken(&self, i: usize, sec: &[u8], pk: &[u8]) -> Result<bool> {
-        let mut t = self.shared.trees[i].lock();
+        let mut t = self.shared.trees[i].write();
         let mut c = Cursor::default();
         t.seek(&mut c, Bound::Included(sec), false)?;
         let (mut k, mut v) = (vec![], vec![]);
@@ -835,7 +843,7 @@ impl BtreeTable {
         let v = Self::clustered_value(trx.id, row);
         if pk_changed {
             let mut probe = Vec::new();
-            if self.shared.trees[0].lock().get(new_pk, &mut probe)? {
+            if self.shared.trees[0].write().get(new_pk, &mut probe)? {
                 return Ok(Some(0));
             }
             e.delete(trx, &self.shared.trees[0], old_pk)?;
@@ -860,7 +868,8 @@ impl BtreeTable {
     }
 
     fn load(&mut self, pk: &[u8]) -> Result<bool> {
-        let found = self.shared.trees[0].lock().get(pk, &mut self.val)?;
+        let val = &mut self.val;
+        let found = tree::read(&self.shared.trees[0], |r| r.get(pk, val))?;
         if !found {
             return Ok(false);
         }
@@ -909,13 +918,13 @@ impl BtreeTable {
         };
         self.desc = desc;
         {
-            let mut t = self.shared.trees[i].lock();
             let b = match &bound {
                 Bound::Included(k) => Bound::Included(&k[..]),
                 Bound::Excluded(k) => Bound::Excluded(&k[..]),
                 Bound::Unbounded => Bound::Unbounded,
             };
-            t.seek(&mut self.cur, b, desc)?;
+            let cur = &mut self.cur;
+            tree::read(&self.shared.trees[i], |r| r.seek(cur, b, desc))?;
         }
         self.step()
     }
@@ -935,7 +944,8 @@ impl BtreeTable {
         self.must_prefix = None;
         self.moved.clear();
         self.desc = last;
-        self.shared.trees[i].lock().seek(&mut self.cur, Bound::Unbounded, last)?;
+        let cur = &mut self.cur;
+        tree::read(&self.shared.trees[i], |r| r.seek(cur, Bound::Unbounded, last))?;
         self.step()
     }
 
@@ -944,9 +954,9 @@ impl BtreeTable {
         if reverse {
             // turn around: continue from the current entry the other way
             self.desc = !self.desc;
-            let k = self.key.clone();
-            let b = Bound::Excluded(&k[..]);
-            self.shared.trees[self.cur_index].lock().seek(&mut self.cur, b, self.desc)?;
+            let (cur, desc) = (&mut self.cur, self.desc);
+            let b = Bound::Excluded(&self.key[..]);
+            tree::read(&self.shared.trees[self.cur_index], |r| r.seek(cur, b, desc))?;
         }
         self.step()
     }
@@ -973,8 +983,8 @@ impl BtreeTable {
     fn step(&mut self) -> Result<bool> {
         loop {
             let found = {
-                let mut t = self.shared.trees[self.cur_index].lock();
-                t.next(&mut self.cur, self.desc, &mut self.key, &mut self.val)?
+                let (cur, desc, key, val) = (&mut self.cur, self.desc, &mut self.key, &mut self.val);
+                tree::read(&self.shared.trees[self.cur_index], |r| r.next(cur, desc, key, val))?
             };
             if !found {
                 return Ok(false);
@@ -1044,28 +1054,29 @@ impl BtreeTable {
                 return Ok(0);
             }
         }
-        let mut t = self.shared.trees[i].lock();
-        let (la, sa, fa) = locate(&mut t, lo.as_deref())?;
-        let (lb, sb, fb) = locate(&mut t, hi.as_deref())?;
-        if la == lb {
-            return Ok(sb.saturating_sub(sa) as u64);
-        }
-        let mut n = {
-            let p = t.pool_mut().get(la)?;
-            (p.slots().saturating_sub(sa), p.link_a())
-        };
-        for _ in 0..RANGE_EXACT_LEAVES {
-            if n.1 == NONE {
-                break;
+        tree::read(&self.shared.trees[i], |t| {
+            let (la, sa, fa) = locate(t, lo.as_deref())?;
+            let (lb, sb, fb) = locate(t, hi.as_deref())?;
+            if la == lb {
+                return Ok(sb.saturating_sub(sa) as u64);
             }
-            if n.1 == lb {
-                return Ok((n.0 + sb) as u64);
+            let mut n = {
+                let p = t.page(la)?;
+                (p.slots().saturating_sub(sa), p.link_a())
+            };
+            for _ in 0..RANGE_EXACT_LEAVES {
+                if n.1 == NONE {
+                    break;
+                }
+                if n.1 == lb {
+                    return Ok((n.0 + sb) as u64);
+                }
+                let p = t.page(n.1)?;
+                n = (n.0 + p.slots(), p.link_a());
             }
-            let p = t.pool_mut().get(n.1)?;
-            n = (n.0 + p.slots(), p.link_a());
-        }
-        let est = ((fb - fa).max(0.0) * t.rows() as f64).round() as u64;
-        Ok(est.max(n.0 as u64).min(t.rows()))
+            let est = ((fb - fa).max(0.0) * t.rows() as f64).round() as u64;
+            Ok(est.max(n.0 as u64).min(t.rows()))
+        })
     }
 
     /// Distinct values of each key prefix of index `i` (`parts`: the layout of
@@ -1075,19 +1086,23 @@ impl BtreeTable {
     /// more than a tenth since (as InnoDB's automatic recalculation). Not stored
     /// on disk: computed at first use after the table opens.
     pub fn key_stats(&self, i: usize, parts: &[u32], analyze: bool) -> Result<Vec<u64>> {
-        let mut t = self.shared.trees[i].lock();
-        let rows = t.rows();
-        {
+        let kept = |rows: u64| {
             let m = self.shared.key_stats.lock();
-            if let Some(s) = m.get(&i) {
-                let stale = rows.abs_diff(s.rows_at) > s.rows_at / 10;
-                if !analyze && !stale && s.parts == parts {
-                    return Ok(s.n_diff.clone());
-                }
-                if analyze && s.exact && rows == s.rows_at && s.parts == parts {
-                    return Ok(s.n_diff.clone());
-                }
-            }
+            let s = m.get(&i)?;
+            let stale = rows.abs_diff(s.rows_at) > s.rows_at / 10;
+            let keep = (!analyze && !stale && s.parts == parts) || (analyze && s.exact && rows == s.rows_at && s.parts == parts);
+            keep.then(|| s.n_diff.clone())
+        };
+        // kept ones are looked up beside the tree's readers (the read lock let go
+        // of first)
+        let rows = self.shared.trees[i].read().rows();
+        if let Some(v) = kept(rows) {
+            return Ok(v);
+        }
+        let mut t = self.shared.trees[i].write();
+        let rows = t.rows();
+        if let Some(v) = kept(rows) {
+            return Ok(v);
         }
         let (n_diff, exact) = n_diff(&mut t, parts, if analyze { ANALYZE_SAMPLE_LEAVES } else { STATS_SAMPLE_LEAVES })?;
         self.shared
@@ -1103,12 +1118,12 @@ impl BtreeTable {
         let mut problems = Vec::new();
         let rows = self.rows();
         for (i, t) in self.shared.trees.iter().enumerate() {
-            if let Err(e) = t.lock().check() {
+            if let Err(e) = t.write().check() {
                 problems.push(format!("index {i}: {e}"));
             }
         }
         for i in 1..self.shared.trees.len() {
-            let n = self.shared.trees[i].lock().rows();
+            let n = self.shared.trees[i].read().rows();
             if n != rows {
                 problems.push(format!("index {i} has {n} entries for {rows} rows"));
             }
@@ -1117,15 +1132,15 @@ impl BtreeTable {
             let mut probe = vec![];
             let mut missing = 0;
             {
-                let mut t = self.shared.trees[i].lock();
+                let mut t = self.shared.trees[i].write();
                 t.seek(&mut c, Bound::Unbounded, false)?;
             }
             loop {
-                let more = self.shared.trees[i].lock().next(&mut c, false, &mut k, &mut v)?;
+                let more = self.shared.trees[i].write().next(&mut c, false, &mut k, &mut v)?;
                 if !more {
                     break;
                 }
-                if !k.ends_with(&v) || !self.shared.trees[0].lock().get(&v, &mut probe)? {
+                if !k.ends_with(&v) || !self.shared.trees[0].write().get(&v, &mut probe)? {
                     missing += 1;
                 }
             }
@@ -1140,7 +1155,7 @@ impl BtreeTable {
     /// server ends the transaction before DDL).
     pub fn truncate(&mut self) -> Result<()> {
         for t in &self.shared.trees {
-            let mut t = t.lock();
+            let mut t = t.write();
             let mut c = Cursor::default();
             t.seek(&mut c, Bound::Unbounded, false)?;
             let (mut k, mut v) = (vec![], vec![]);
@@ -1154,7 +1169,7 @@ impl BtreeTable {
         }
         self.shared.next_rowid.store(1, Ordering::Relaxed);
         // as InnoDB: the AUTO_INCREMENT counter starts again from 1
-        self.shared.trees[0].lock().set_auto_increment(0)
+        self.shared.trees[0].write().set_auto_increment(0)
     }
 }
 
@@ -1198,6 +1213,97 @@ mod tests {
         tb.truncate().unwrap();
         assert_eq!(tb.auto_increment_next(), 1);
         drop(tb);
+        e.checkpoint_now().unwrap();
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A scan (each row read under its own hold of the tree's read lock) gives
+    /// its rows in order both ways and across a turn, and sees the changes its own
+    /// transaction makes ahead of it (through another handler of the same table,
+    /// as a self-join's update would), on the clustered and a secondary index.
+    #[test]
+    fn a_scan_sees_its_own_changes_ahead_of_it() {
+        let d = std::env::temp_dir().join(format!("ha_rust-ahead-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let t = d.join("t");
+        create(&t, 2, 0).unwrap();
+        let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
+        let mut a = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+        let mut b = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+        let mut h = TrxHandle::new();
+        let pk = |i: u32| i.to_be_bytes().to_vec();
+        let row = |i: u32, v: u8| vec![v; 50 + (i % 5) as usize * 100];
+        // secondary key: the row's first byte, then the primary key
+        let sec = |v: u8| vec![(vec![v], false)];
+        for i in (0..400).step_by(2) {
+            assert_eq!(a.insert(&e, &mut h, &pk(i), &row(i, 1), &sec(1)).unwrap(), None);
+        }
+        h.commit(&e, true).unwrap();
+        let all: Vec<u32> = (0..400).step_by(2).collect();
+        // whole scans both ways, and a turn in the middle
+        let mut got = vec![];
+        let mut more = a.seek(&e, &mut h, 0, &[], Find::KeyOrNext).unwrap();
+        while more {
+            got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+            assert_eq!(a.row, row(*got.last().unwrap(), 1));
+            more = a.next(false).unwrap();
+        }
+        assert_eq!(got, all);
+        let mut got = vec![];
+        let mut more = a.edge(&e, &mut h, 0, true).unwrap();
+        while more {
+            got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+            more = a.next(false).unwrap();
+        }
+        assert_eq!(got, all.iter().rev().copied().collect::<Vec<_>>());
+        let mut got = vec![];
+        let mut more = a.seek(&e, &mut h, 0, &pk(100), Find::KeyOrNext).unwrap();
+        for _ in 0..30 {
+            got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+            more = a.next(false).unwrap();
+        }
+        assert!(more);
+        more = a.next(true).unwrap();
+        while more && got.len() < 60 {
+            got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+            more = a.next(false).unwrap();
+        }
+        // (the turn starts from the row last read, 160: the row before it is 158)
+        let want: Vec<u32> = (100..160).step_by(2).chain((100..160).step_by(2).rev()).collect();
+        assert_eq!(got, want);
+        // changes ahead of a scan that has entries read ahead, on either index
+        for index in [0, 1] {
+            let mut got = vec![];
+            let start: &[u8] = if index == 0 { &[] } else { &[1] };
+            let mut more = a.seek(&e, &mut h, index, start, Find::KeyOrNext).unwrap();
+            let mut changed = false;
+            while more {
+                let i = u32::from_be_bytes(a.pk[..].try_into().unwrap());
+                got.push((i, a.row[0]));
+                if i == 40 && !changed {
+                    changed = true;
+                    let v = 2 + index as u8;
+                    // an update in place, a delete, an insert, all just ahead
+                    let old = row(44, 1);
+                    let new = vec![v; old.len()];
+                    assert_eq!(b.update(&e, &mut h, &pk(44), &pk(44), &new, &sec(1), &sec(1)).unwrap(), None);
+                    b.delete(&e, &mut h, &pk(46), &sec(1)).unwrap();
+                    assert_eq!(b.insert(&e, &mut h, &pk(47), &row(47, v), &sec(1)).unwrap(), None);
+                }
+                more = a.next(false).unwrap();
+            }
+            let v = 2 + index as u8;
+            assert!(got.contains(&(44, v)), "index {index}: an update ahead not seen");
+            assert!(!got.iter().any(|&(i, _)| i == 46), "index {index}: a deleted row seen");
+            assert!(got.contains(&(47, v)), "index {index}: an insert ahead not seen");
+            let ids: Vec<u32> = got.iter().map(|&(i, _)| i).collect();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "index {index}: out of order or repeated");
+            assert_eq!(ids.len(), 200);
+            // as it was, for the next round
+            h.rollback(&e).unwrap();
+        }
+        drop((a, b));
         e.checkpoint_now().unwrap();
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -1319,7 +1425,7 @@ mod tests {
         let parts = [4, PART_NULLABLE | 4, 4];
         assert_eq!(tb.key_stats(1, &parts, true).unwrap(), vec![50, 1000, n as u64]);
         assert_eq!(tb.key_stats(0, &[4], true).unwrap(), vec![n as u64]);
-        let (s, exact) = n_diff(&mut tb.shared.trees[1].lock(), &parts, 8).unwrap();
+        let (s, exact) = n_diff(&mut tb.shared.trees[1].write(), &parts, 8).unwrap();
         assert!(!exact);
         assert!(s[0] < 200 && near(s[1], 1000) && near(s[2], n as u64), "{s:?}");
         drop(tb);

@@ -7,14 +7,18 @@
 //! sibling when both fit in one page, and an internal root left with one child
 //! takes that child's records. [`BTree::check`] verifies every invariant.
 //!
-//! Not yet here (see `docs/btree-format.md`): redo/undo logging and page LSNs,
-//! latching for concurrent access (the tree is used under one lock).
+//! The tree is used under one reader-writer lock (`engine::Tree`): changes take
+//! `&mut BTree` under the write lock; lookups and cursor steps can also run under
+//! the read lock, beside other readers, on the pages already cached ([`read`],
+//! [`Reader`]; see `docs/btree-format.md`, "Locking inside the engine").
 
 use std::fs::{File, OpenOptions};
 use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use super::page::{HEADER, Kind, NONE, PAGE_SIZE, Page, Val, corrupt};
 use super::pool::{Budget, Pool, Shrink};
@@ -50,9 +54,22 @@ pub struct Cursor {
     leaf: u32,
     slot: usize,
     version: u64,
-    /// The key last returned (to find the place again after a change).
-    key: Option<Vec<u8>>,
+    /// How to find the place again after a change: from the key last returned
+    /// (or, before the first, from where the seek started), kept in `key`.
+    resume: Resume,
+    key: Vec<u8>,
     valid: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Resume {
+    /// From the edge of the tree (a seek without bound).
+    #[default]
+    Edge,
+    /// From `key` on (a seek from it, inclusive).
+    From,
+    /// After `key` (the last key returned, or an exclusive seek bound).
+    After,
 }
 
 fn meta_body(magic_ok: bool, b: &[u8]) -> Option<(u32, u32, u64)> {
@@ -201,26 +218,7 @@ impl BTree {
     }
 
     fn load_value(&mut self, v: &Val, out: &mut Vec<u8>) -> Result<()> {
-        out.clear();
-        match *v {
-            Val::Inline(b) => out.extend_from_slice(b),
-            Val::Overflow { len, first } => {
-                let mut no = first;
-                while out.len() < len as usize {
-                    if no == NONE {
-                        return Err(corrupt(self.pool.name(), first, "overflow chain ends early"));
-                    }
-                    let p = self.pool.get(no)?;
-                    if p.kind() != Kind::Overflow {
-                        return Err(corrupt(self.pool.name(), no, "expected an overflow page"));
-                    }
-                    let take = (len as usize - out.len()).min(Page::OVERFLOW_DATA);
-                    out.extend_from_slice(&p.bytes()[HEADER..HEADER + take]);
-                    no = p.link_a();
-                }
-            }
-        }
-        Ok(())
+        self.reader().load_value(v, out)
     }
 
     fn free_value(&mut self, first: u32) -> Result<()> {
@@ -259,15 +257,7 @@ impl BTree {
     }
 
     pub fn get(&mut self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
-        let (_, leaf) = self.descend(key)?;
-        let p = self.pool.get(leaf)?;
-        let (i, eq) = p.search(key);
-        if !eq {
-            return Ok(false);
-        }
-        let v = own(p.val(i));
-        self.load_value(&v.as_val(), out)?;
-        Ok(true)
+        self.reader().get(key, out)
     }
 
     /// Runs `f` as one mini-transaction: its page changes are logged as one redo
@@ -660,90 +650,23 @@ impl BTree {
     /// Positions `c` on the first key within `from` (ascending) or the last key
     /// within `from` (descending: `from` is then the upper bound).
     pub fn seek(&mut self, c: &mut Cursor, from: Bound<&[u8]>, descending: bool) -> Result<()> {
-        c.valid = false;
-        c.key = None;
-        let probe: &[u8] = match from {
-            Bound::Included(k) | Bound::Excluded(k) => k,
-            Bound::Unbounded => {
-                if descending {
-                    return self.seek_edge(c, true);
-                }
-                return self.seek_edge(c, false);
-            }
-        };
-        let (_, leaf) = self.descend(probe)?;
-        let p = self.pool.get(leaf)?;
-        let (i, eq) = p.search(probe);
-        c.leaf = leaf;
-        c.version = self.version;
-        c.valid = true;
-        if !descending {
-            c.slot = if eq && matches!(from, Bound::Excluded(_)) { i + 1 } else { i };
-        } else {
-            // last slot <= probe (or < probe)
-            let take_eq = eq && matches!(from, Bound::Included(_));
-            c.slot = if take_eq { i } else { i.wrapping_sub(1) };
-        }
-        Ok(())
-    }
-
-    fn seek_edge(&mut self, c: &mut Cursor, last: bool) -> Result<()> {
-        let mut no = ROOT;
-        loop {
-            let p = self.pool.get(no)?;
-            match p.kind() {
-                Kind::Leaf => break,
-                Kind::Internal => {
-                    no = if last && p.slots() > 0 { p.child(p.slots() - 1) } else { p.link_a() };
-                }
-                _ => return Err(corrupt(self.pool.name(), no, "expected a tree page")),
-            }
-        }
-        c.leaf = no;
-        c.slot = if last { self.pool.get(no)?.slots().wrapping_sub(1) } else { 0 };
-        c.version = self.version;
-        c.valid = true;
-        Ok(())
+        self.reader().seek(c, from, descending)
     }
 
     /// The record at the cursor, then moves it one step; None at the end.
     pub fn next(&mut self, c: &mut Cursor, descending: bool, key: &mut Vec<u8>, val: &mut Vec<u8>) -> Result<bool> {
-        if !c.valid {
-            return Ok(false);
-        }
-        if c.version != self.version {
-            // the tree changed since: find the place again from the last key
-            match c.key.take() {
-                Some(k) => {
-                    let b = Bound::Excluded(&k[..]);
-                    self.seek(c, b, descending)?;
-                }
-                None => return Ok(false),
-            }
-        }
-        loop {
-            let p = self.pool.get(c.leaf)?;
-            if c.slot < p.slots() {
-                key.clear();
-                key.extend_from_slice(p.key(c.slot));
-                let v = own(p.val(c.slot));
-                if descending {
-                    c.slot = c.slot.wrapping_sub(1);
-                } else {
-                    c.slot += 1;
-                }
-                self.load_value(&v.as_val(), val)?;
-                c.key = Some(key.clone());
-                return Ok(true);
-            }
-            let next = if descending { p.link_b() } else { p.link_a() };
-            if next == NONE {
-                c.valid = false;
-                return Ok(false);
-            }
-            c.leaf = next;
-            c.slot = if descending { self.pool.get(next)?.slots().wrapping_sub(1) } else { 0 };
-        }
+        self.reader().next(c, descending, key, val)
+    }
+
+    /// Reads with the tree to itself (`&mut`: pages not cached are read in).
+    pub fn reader(&mut self) -> Reader<'_> {
+        Reader { pages: Pages::Own(&mut self.pool), version: self.version, rows: self.rows }
+    }
+
+    /// Reads sharing the tree with other readers (under its read lock): cached
+    /// pages only; see [`read`].
+    pub fn shared_reader(&self) -> Reader<'_> {
+        Reader { pages: Pages::Shared { pool: &self.pool, missed: false }, version: self.version, rows: self.rows }
     }
 
     // ---- checking ----
@@ -861,9 +784,9 @@ impl BTree {
     }
 }
 
-impl Shrink for parking_lot::Mutex<BTree> {
+impl Shrink for RwLock<BTree> {
     fn try_shrink(&self, want: usize) -> usize {
-        match self.try_lock() {
+        match self.try_write() {
             Some(mut t) => t.pool.shrink(want),
             None => 0,
         }
@@ -872,10 +795,275 @@ impl Shrink for parking_lot::Mutex<BTree> {
 
 /// Registers a tree with its budget, so that other trees' pools may ask it for
 /// pages, and tells its pool which tree it is (it never asks itself).
-pub fn share_budget(t: &Arc<parking_lot::Mutex<BTree>>, budget: &Budget) {
-    let w: std::sync::Weak<parking_lot::Mutex<BTree>> = Arc::downgrade(t);
-    t.lock().pool.set_owner(Arc::as_ptr(t) as *const () as usize);
+pub fn share_budget(t: &Arc<RwLock<BTree>>, budget: &Budget) {
+    let w: std::sync::Weak<RwLock<BTree>> = Arc::downgrade(t);
+    t.write().pool.set_owner(Arc::as_ptr(t) as *const () as usize);
     budget.register(w);
+}
+
+/// Where a read takes its pages from.
+pub enum Pages<'a> {
+    /// The pool, under the tree's write lock: a page not cached is read in.
+    Own(&'a mut Pool),
+    /// The pool shared with other readers under the tree's read lock: cached pages
+    /// only. A miss is noted (and the read fails): [`read`] does it again with the
+    /// pool to itself.
+    Shared { pool: &'a Pool, missed: bool },
+}
+
+impl Pages<'_> {
+    fn get(&mut self, no: u32) -> Result<&Page> {
+        match self {
+            Pages::Own(p) => p.get(no),
+            Pages::Shared { pool, missed } => match pool.get_cached(no) {
+                Some(p) => Ok(p),
+                None => {
+                    *missed = true;
+                    Err(Error::Corrupt(format!("{}: page {no} is not cached", pool.name())))
+                }
+            },
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Pages::Own(p) => p.name(),
+            Pages::Shared { pool, .. } => pool.name(),
+        }
+    }
+}
+
+/// The read operations of a tree (lookups, cursors), over [`Pages`]. Cursor
+/// steps change the cursor only once every page they need was there, so that a
+/// step that missed a page can be done again.
+pub struct Reader<'a> {
+    pages: Pages<'a>,
+    version: u64,
+    rows: u64,
+}
+
+static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Shared reads that missed a page and were done again under the write lock,
+/// since the engine started (all trees).
+pub fn shared_read_retries() -> u64 {
+    RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Runs a read of a shared tree under its read lock, beside other readers, when
+/// every page it needs is cached; else (a page must be read from the file, which
+/// may evict another) once more under the write lock. `f` must be repeatable: a
+/// read that missed a page left nothing half done (see [`Reader`]).
+pub fn read<T>(t: &RwLock<BTree>, mut f: impl FnMut(&mut Reader<'_>) -> Result<T>) -> Result<T> {
+    {
+        let g = t.read();
+        let mut r = g.shared_reader();
+        let out = f(&mut r);
+        if !r.missed() {
+            return out;
+        }
+    }
+    RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut g = t.write();
+    let mut r = g.reader();
+    f(&mut r)
+}
+
+impl Reader<'_> {
+    /// Whether a shared read needed a page that was not cached (its result is an
+    /// error then, to be retried).
+    pub fn missed(&self) -> bool {
+        matches!(self.pages, Pages::Shared { missed: true, .. })
+    }
+
+    /// A page of the tree (for the table layer's estimates).
+    pub fn page(&mut self, no: u32) -> Result<&Page> {
+        self.pages.get(no)
+    }
+
+    pub fn name(&self) -> &str {
+        self.pages.name()
+    }
+
+    /// Entries in the tree.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The leaf that holds (or would hold) `key`.
+    fn find_leaf(&mut self, key: &[u8]) -> Result<u32> {
+        let mut no = ROOT;
+        for _ in 0..64 {
+            let p = self.pages.get(no)?;
+            match p.kind() {
+                Kind::Leaf => return Ok(no),
+                Kind::Internal => {
+                    let (i, eq) = p.search(key);
+                    // records (k_i, c_i): c_i holds keys >= k_i
+                    no = if eq { p.child(i) } else if i == 0 { p.link_a() } else { p.child(i - 1) };
+                }
+                k => return Err(corrupt(self.pages.name(), no, &format!("expected a tree page, found {k:?}"))),
+            }
+        }
+        Err(corrupt(self.pages.name(), no, "tree deeper than 64 levels (a cycle?)"))
+    }
+
+    /// The value of `key` into `out`; false if the key is absent.
+    pub fn get(&mut self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        let leaf = self.find_leaf(key)?;
+        let p = self.pages.get(leaf)?;
+        let (i, eq) = p.search(key);
+        if !eq {
+            return Ok(false);
+        }
+        match p.val(i) {
+            Val::Inline(b) => {
+                out.clear();
+                out.extend_from_slice(b);
+                Ok(true)
+            }
+            Val::Overflow { len, first } => {
+                self.load_value(&Val::Overflow { len, first }, out)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn load_value(&mut self, v: &Val, out: &mut Vec<u8>) -> Result<()> {
+        out.clear();
+        match *v {
+            Val::Inline(b) => out.extend_from_slice(b),
+            Val::Overflow { len, first } => {
+                out.reserve(len as usize);
+                let mut no = first;
+                while out.len() < len as usize {
+                    if no == NONE {
+                        return Err(corrupt(self.pages.name(), first, "overflow chain ends early"));
+                    }
+                    let p = self.pages.get(no)?;
+                    if p.kind() != Kind::Overflow {
+                        return Err(corrupt(self.pages.name(), no, "expected an overflow page"));
+                    }
+                    let take = (len as usize - out.len()).min(Page::OVERFLOW_DATA);
+                    out.extend_from_slice(&p.bytes()[HEADER..HEADER + take]);
+                    no = p.link_a();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Positions `c` on the first key within `from` (ascending) or the last key
+    /// within `from` (descending: `from` is then the upper bound). A seek that
+    /// missed a page leaves the cursor as it was (to be done again); one that
+    /// failed otherwise leaves it at the end.
+    pub fn seek(&mut self, c: &mut Cursor, from: Bound<&[u8]>, descending: bool) -> Result<()> {
+        match self.place(from, descending) {
+            Ok((leaf, slot)) => {
+                (c.leaf, c.slot, c.version, c.valid) = (leaf, slot, self.version, true);
+                c.key.clear();
+                c.resume = match from {
+                    Bound::Unbounded => Resume::Edge,
+                    Bound::Included(k) => {
+                        c.key.extend_from_slice(k);
+                        Resume::From
+                    }
+                    Bound::Excluded(k) => {
+                        c.key.extend_from_slice(k);
+                        Resume::After
+                    }
+                };
+                Ok(())
+            }
+            Err(e) => {
+                if !self.missed() {
+                    c.valid = false;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Where [`Reader::seek`] puts a cursor: leaf and slot.
+    fn place(&mut self, from: Bound<&[u8]>, descending: bool) -> Result<(u32, usize)> {
+        let probe: &[u8] = match from {
+            Bound::Included(k) | Bound::Excluded(k) => k,
+            Bound::Unbounded => return self.edge(descending),
+        };
+        let leaf = self.find_leaf(probe)?;
+        let (i, eq) = self.pages.get(leaf)?.search(probe);
+        let slot = if !descending {
+            if eq && matches!(from, Bound::Excluded(_)) { i + 1 } else { i }
+        } else {
+            // last slot <= probe (or < probe)
+            let take_eq = eq && matches!(from, Bound::Included(_));
+            if take_eq { i } else { i.wrapping_sub(1) }
+        };
+        Ok((leaf, slot))
+    }
+
+    /// The first (or last) leaf, and its first (or last) slot.
+    fn edge(&mut self, last: bool) -> Result<(u32, usize)> {
+        let mut no = ROOT;
+        let slots = loop {
+            let p = self.pages.get(no)?;
+            match p.kind() {
+                Kind::Leaf => break p.slots(),
+                Kind::Internal => {
+                    no = if last && p.slots() > 0 { p.child(p.slots() - 1) } else { p.link_a() };
+                }
+                _ => return Err(corrupt(self.pages.name(), no, "expected a tree page")),
+            }
+        };
+        Ok((no, if last { slots.wrapping_sub(1) } else { 0 }))
+    }
+
+    /// The record at the cursor, then moves it one step; None at the end.
+    pub fn next(&mut self, c: &mut Cursor, descending: bool, key: &mut Vec<u8>, val: &mut Vec<u8>) -> Result<bool> {
+        if !c.valid {
+            return Ok(false);
+        }
+        if c.version != self.version {
+            // the tree changed since: find the place again from the last key
+            let from = match c.resume {
+                Resume::Edge => Bound::Unbounded,
+                Resume::From => Bound::Included(&c.key[..]),
+                Resume::After => Bound::Excluded(&c.key[..]),
+            };
+            let (leaf, slot) = self.place(from, descending)?;
+            (c.leaf, c.slot, c.version) = (leaf, slot, self.version);
+        }
+        loop {
+            let p = self.pages.get(c.leaf)?;
+            if c.slot < p.slots() {
+                key.clear();
+                key.extend_from_slice(p.key(c.slot));
+                match p.val(c.slot) {
+                    Val::Inline(b) => {
+                        val.clear();
+                        val.extend_from_slice(b);
+                    }
+                    Val::Overflow { len, first } => self.load_value(&Val::Overflow { len, first }, val)?,
+                }
+                // moved only now: every page the step needed was there
+                c.slot = if descending { c.slot.wrapping_sub(1) } else { c.slot + 1 };
+                c.key.clear();
+                c.key.extend_from_slice(key);
+                c.resume = Resume::After;
+                return Ok(true);
+            }
+            let next = if descending { p.link_b() } else { p.link_a() };
+            if next == NONE {
+                c.valid = false;
+                return Ok(false);
+            }
+            // (the next leaf's first or last slot: a valid place to stand, should
+            // the step stop here for a page to be read)
+            let slots = self.pages.get(next)?.slots();
+            c.leaf = next;
+            c.slot = if descending { slots.wrapping_sub(1) } else { 0 };
+        }
+    }
 }
 
 impl Drop for BTree {
