@@ -808,16 +808,24 @@ int ha_rust::delete_row(const uchar *buf)
   return rust_rc((*tbl)->delete_current());
 }
 
+/* DELETE without WHERE (and without row-based binlogging or triggers) asks for
+   this first. BTREE answers HA_ERR_WRONG_COMMAND, so the server deletes row by
+   row: the DELETE stays part of its transaction and can be rolled back. */
 int ha_rust::delete_all_rows()
 {
-  /* BTREE: row by row, so that a transaction can roll it back */
   if (layout() != LAYOUT_CSV)
     return HA_ERR_WRONG_COMMAND;
   return rust_rc((*tbl)->truncate());
 }
 
+/* TRUNCATE TABLE (and ALTER TABLE ... TRUNCATE PARTITION, per partition): the
+   server holds an exclusive metadata lock and has committed the connection's
+   transaction. BTREE resets its trees to empty at once (a redo record makes it
+   crash safe; docs/btree-format.md) and restarts AUTO_INCREMENT, as InnoDB. */
 int ha_rust::truncate()
 {
+  if (layout() == LAYOUT_BTREE)
+    return bt_rc((*tbl)->bt_truncate(trx()));
   return rust_rc((*tbl)->truncate());
 }
 

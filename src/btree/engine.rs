@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
-use super::log::{REC_COMMIT, REC_MTR, REC_PREPARE, REC_ROLLBACK_DONE, REC_ROLLBACK_START, REC_TREE, REC_UNDO_CARRY, Record, RedoLog};
+use super::log::{REC_COMMIT, REC_MTR, REC_PREPARE, REC_RESET, REC_ROLLBACK_DONE, REC_ROLLBACK_START, REC_TREE, REC_UNDO_CARRY, Record, RedoLog};
 use super::page::{PAGE_SIZE, Page};
 use super::pool::{Budget, LOGGED_FROM, LogLink, PAGE_DIFF, PAGE_FULL, PAGE_NEW, apply_diff};
 use super::tree::{BTree, share_budget};
@@ -148,24 +148,35 @@ fn parse_carry(p: &[u8]) -> Option<Carry> {
     Some(((flags & 1 != 0).then_some(xid), ids, entries))
 }
 
-/// `u32 XID length, XID, u32 trees`, then per tree `u32 id, u16 path length,
-/// path` (PREPARE's payload, and part of UNDO_CARRY's), and where it ends.
+/// `u32 XID length, XID`, then a list of trees (see [`parse_trees`]) (PREPARE's
+/// payload, and part of UNDO_CARRY's), and where it ends.
 fn parse_xid_and_trees(p: &[u8]) -> Option<(Vec<u8>, HashMap<u32, PathBuf>, usize)> {
-    use std::os::unix::ffi::OsStrExt;
     let xl = u32::from_le_bytes(p.get(0..4)?.try_into().ok()?) as usize;
     let xid = p.get(4..4 + xl)?.to_vec();
-    let mut at = 4 + xl;
-    let n = u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?) as usize;
-    at += 4;
-    let mut ids = HashMap::new();
+    let (ids, end) = parse_trees(p.get(4 + xl..)?)?;
+    Some((xid, ids.into_iter().collect(), 4 + xl + end))
+}
+
+/// A list of trees (in PREPARE, UNDO_CARRY and RESET records): `u32 trees`, then
+/// per tree `u32 id, u16 path length, path`; and where it ends.
+fn parse_trees(p: &[u8]) -> Option<(Vec<(u32, PathBuf)>, usize)> {
+    use std::os::unix::ffi::OsStrExt;
+    let n = u32::from_le_bytes(p.get(0..4)?.try_into().ok()?) as usize;
+    let mut at = 4;
+    let mut ids = Vec::new();
     for _ in 0..n {
         let id = u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?);
         let len = u16::from_le_bytes(p.get(at + 4..at + 6)?.try_into().ok()?) as usize;
         let path = PathBuf::from(std::ffi::OsStr::from_bytes(p.get(at + 6..at + 6 + len)?));
-        ids.insert(id, path);
+        ids.push((id, path));
         at += 6 + len;
     }
-    Some((xid, ids, at))
+    Some((ids, at))
+}
+
+/// A RESET record's trees.
+fn parse_reset(p: &[u8]) -> Option<Vec<(u32, PathBuf)>> {
+    parse_trees(p).filter(|(_, end)| *end == p.len()).map(|(ids, _)| ids)
 }
 
 /// Splits an MTR record payload: (tree id, undo entry, page changes).
@@ -319,6 +330,10 @@ impl Trx {
     pub fn is_empty(&self) -> bool {
         self.sh.st.lock().undo.is_empty()
     }
+    /// Whether it changed tree `t` (has an undo entry for it).
+    pub fn changed(&self, t: &Tree) -> bool {
+        self.sh.st.lock().undo.iter().any(|(u, _)| Arc::ptr_eq(u, t))
+    }
 }
 
 impl Engine {
@@ -365,12 +380,43 @@ impl Engine {
             let id = u32::from_le_bytes(r.payload[0..4].try_into().unwrap());
             map.insert(id, PathBuf::from(std::ffi::OsStr::from_bytes(&r.payload[4..])));
         }
+        // TRUNCATEs: the last RESET record of each tree file (its older pages,
+        // redo and undo are void)
+        let mut reset_at: HashMap<PathBuf, u64> = HashMap::new();
+        for r in recs.iter().filter(|r| r.kind == REC_RESET) {
+            let Some(trees) = parse_reset(&r.payload) else {
+                return Err(Error::Corrupt(format!("reset record at LSN {} is malformed", r.lsn)));
+            };
+            for (_, path) in trees {
+                reset_at.insert(path, r.lsn);
+            }
+        }
         // 1. redo
         let mut pages: HashMap<(u32, u32), Box<[u8; PAGE_SIZE]>> = HashMap::new();
+        // trees a RESET record after the checkpoint empties: their files are
+        // rebuilt from that record on, whatever they hold
+        let mut reset: HashSet<u32> = HashSet::new();
+        let mut resets = 0u64;
         let mut redone = 0u64;
         let mut max_trx = 0u64;
         for r in recs {
             max_trx = max_trx.max(r.trx);
+            if r.kind == REC_RESET && r.lsn >= ctl.checkpoint {
+                for (id, path) in parse_reset(&r.payload).unwrap_or_default() {
+                    if !path.exists() {
+                        continue; // dropped since
+                    }
+                    map.insert(id, path);
+                    pages.retain(|&(t, _), _| t != id);
+                    for (no, mut p) in BTree::empty_pages(0).into_iter().enumerate() {
+                        p.set_lsn(r.lsn);
+                        pages.insert((id, no as u32), p.into_buf());
+                    }
+                    reset.insert(id);
+                }
+                resets += 1;
+                continue;
+            }
             if r.kind != REC_MTR || r.lsn < ctl.checkpoint {
                 continue;
             }
@@ -410,6 +456,12 @@ impl Engine {
                 redone += 1;
             }
         }
+        // a reset tree's file ends at its last page (its older pages are freed)
+        let mut reset_len: HashMap<u32, u64> = HashMap::new();
+        for &(tree, no) in pages.keys().filter(|(t, _)| reset.contains(t)) {
+            let end = reset_len.entry(tree).or_default();
+            *end = (*end).max((no as u64 + 1) * PAGE_SIZE as u64);
+        }
         let mut files: HashMap<u32, File> = HashMap::new();
         for ((tree, no), buf) in pages {
             let path = &map[&tree];
@@ -423,6 +475,10 @@ impl Engine {
             p.seal();
             f.write_all_at(&p.bytes()[..], no as u64 * PAGE_SIZE as u64)
                 .ctx(|| format!("cannot write '{}'", path.display()))?;
+        }
+        for (tree, len) in reset_len {
+            let path = &map[&tree];
+            files[&tree].set_len(len).ctx(|| format!("cannot truncate '{}'", path.display()))?;
         }
         for f in files.values() {
             f.sync_all().ctx(|| "cannot sync a tree file".into())?;
@@ -442,7 +498,8 @@ impl Engine {
         // each unfinished transaction's undo entries, oldest first, and the LSN the
         // log must be kept from for it
         let mut first_lsn: HashMap<u64, u64> = HashMap::new();
-        let mut undo: HashMap<u64, Vec<(UndoTree, Vec<u8>)>> = HashMap::new();
+        // (tree, LSN of the record that logged it, undo entry)
+        let mut undo: HashMap<u64, Vec<(UndoTree, u64, Vec<u8>)>> = HashMap::new();
         for r in recs.iter().filter(|r| r.trx != 0 && !done.contains(&r.trx)) {
             match r.kind {
                 REC_PREPARE => {
@@ -455,7 +512,7 @@ impl Engine {
                     first_lsn.entry(r.trx).or_insert(r.lsn);
                     if let Some((tree, u, _)) = parse_mtr(&r.payload) {
                         if !u.is_empty() {
-                            undo.entry(r.trx).or_default().push((UndoTree::Id(tree), u.to_vec()));
+                            undo.entry(r.trx).or_default().push((UndoTree::Id(tree), r.lsn, u.to_vec()));
                         }
                     }
                 }
@@ -470,7 +527,7 @@ impl Engine {
                     list.clear();
                     for (tree, u) in entries {
                         if let Some(path) = ids.get(&tree) {
-                            list.push((UndoTree::Path(path.clone()), u));
+                            list.push((UndoTree::Path(path.clone()), r.lsn, u));
                         }
                     }
                     if let Some(xid) = xid {
@@ -480,6 +537,12 @@ impl Engine {
                 _ => {}
             }
         }
+        // an undo entry of a change a later TRUNCATE voided has nothing to undo
+        // (no transaction that changed a table is open when it is truncated: the
+        // table's exclusive lock; this only keeps a log that says otherwise from
+        // putting old rows into the empty table; a carried entry counts from its
+        // UNDO_CARRY record)
+        let voided = |path: &Path, lsn: u64| reset_at.get(path).is_some_and(|&at| at > lsn);
         self.next_trx.store(max_trx + 1, Ordering::Relaxed);
         // an entry's tree: tree ids in MTR records are those of the run that wrote
         // them, which for a prepared transaction may be an earlier run (its
@@ -500,9 +563,9 @@ impl Engine {
             }
             let mut st = TrxState { xid: Some(xid.clone()), ..Default::default() };
             let mut trees = Vec::new();
-            for (tree, u) in undo.remove(&trx).unwrap_or_default() {
+            for (tree, lsn, u) in undo.remove(&trx).unwrap_or_default() {
                 let Some(path) = resolve(&ids, &tree) else { continue };
-                if !path.exists() {
+                if !path.exists() || voided(&path, lsn) {
                     continue;
                 }
                 st.push(&self.open_tree(&path)?, u);
@@ -521,11 +584,11 @@ impl Engine {
         let mut keep = Vec::new();
         for (trx, entries) in &undo {
             let ids = ids_of.get(trx).unwrap_or(&map);
-            for (tree, u) in entries.iter().rev() {
+            for (tree, lsn, u) in entries.iter().rev() {
                 // (entries a partial rollback already applied are applied again:
                 // each puts a key back as it was before the change it undoes)
                 let Some(path) = resolve(ids, tree) else { continue };
-                if !path.exists() {
+                if !path.exists() || voided(&path, *lsn) {
                     continue;
                 }
                 let t = self.open_tree(&path)?;
@@ -539,6 +602,9 @@ impl Engine {
             self.notes.lock().push(format!(
                 "recovery: redid {redone} page changes from the redo log, rolled back {rolled} transactions that had not committed"
             ));
+        }
+        if resets > 0 {
+            self.notes.lock().push(format!("recovery: redid {resets} TRUNCATE TABLE (the tables' files rebuilt empty)"));
         }
         if !ids_of.is_empty() {
             self.notes.lock().push(format!(
@@ -621,6 +687,46 @@ impl Engine {
         }
         self.checkpoint_now()?;
         self.sh.trees.lock().remove(path);
+        Ok(())
+    }
+
+    /// TRUNCATE: empties `trees` (a table's, together), crash safe and at once
+    /// whatever their size. One RESET record names them all; once it is durable
+    /// each file is cut to an empty tree (its pages freed). A crash before the
+    /// record is durable leaves every tree as it was (no file is touched before);
+    /// a crash after it is recovered by replaying the record, which voids the
+    /// trees' older pages and redo. The trees stay locked throughout, so a
+    /// checkpoint that begins after the record has written the empty trees
+    /// before it records itself. No transaction may have changed them (the
+    /// caller holds the table's exclusive lock: nobody can roll back into them).
+    pub fn reset_trees(&self, trees: &[(PathBuf, Tree)]) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut guards: Vec<_> = trees.iter().map(|(_, t)| t.write()).collect();
+        let mut p = (trees.len() as u32).to_le_bytes().to_vec();
+        for ((path, _), g) in trees.iter().zip(&guards) {
+            let Some(id) = g.pool().tree_id() else {
+                return Err(Error::Unsupported(format!("'{}' is not a logged tree", path.display())));
+            };
+            let pb = path.as_os_str().as_bytes();
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&(pb.len() as u16).to_le_bytes());
+            p.extend_from_slice(pb);
+        }
+        let lsn = self.sh.log.append(REC_RESET, 0, &p);
+        // From here on the trees are empty in memory: what is logged after the
+        // record builds on empty trees, and their pages reach the files only once
+        // the log is durable past it (the write-ahead rule), even if the sync
+        // below fails (the statement then fails, and the table is empty, or after
+        // a crash is as it was if the record never reached the disk).
+        for g in guards.iter_mut() {
+            g.reset(lsn);
+        }
+        crate::btree::crash_point()?;
+        self.sh.log.flush_to(lsn + 1)?;
+        for g in guards.iter_mut() {
+            crate::btree::crash_point()?;
+            g.truncate_file()?;
+        }
         Ok(())
     }
 
@@ -828,6 +934,20 @@ impl Engine {
 
     pub fn log(&self) -> &RedoLog {
         &self.sh.log
+    }
+
+    /// Tests: the process dies now. Nothing is flushed; what the log buffered is
+    /// lost, and with `power_loss` also what was written but not synced.
+    #[cfg(test)]
+    pub(crate) fn simulate_crash(self, power_loss: bool) {
+        if power_loss {
+            let synced = *self.sh.log.synced.lock();
+            let base = self.sh.log.inner.lock().base_lsn;
+            let f = OpenOptions::new().write(true).open(self.sh.dir.join(LOG_FILE)).unwrap();
+            f.set_len(super::log::LOG_HEADER + (synced - base)).unwrap();
+        }
+        self.wait_background();
+        std::mem::forget(self);
     }
 }
 

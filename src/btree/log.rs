@@ -26,10 +26,12 @@ use crate::error::{Error, IoContext, Result};
 
 pub const LOG_MAGIC: &[u8; 8] = b"RUSTRDO\0";
 /// 2: MTR page entries of kind 3 (a page initialised by the mtr). 3: UNDO_CARRY
-/// records. Versions 1 and 2 are read and carried on as version 3 (an older build
-/// refuses a version 3 log: it would skip UNDO_CARRY records and leave the changes
-/// of a transaction that never committed in place).
-pub const LOG_VERSION: u32 = 3;
+/// records. 4: RESET records (TRUNCATE). Versions 1 to 3 are read and carried on
+/// as version 4 (an older build refuses a newer log: it would skip UNDO_CARRY
+/// records and leave the changes of a transaction that never committed in place,
+/// or skip RESET records and replay a truncated table's later pages onto its old
+/// ones).
+pub const LOG_VERSION: u32 = 4;
 pub const LOG_HEADER: u64 = 32;
 
 /// Record types.
@@ -48,6 +50,10 @@ pub const REC_ROLLBACK_START: u8 = 6;
 /// `u32 entries`, then per entry `u32 tree id, u32 length, undo entry`, oldest
 /// first. Log version 3.
 pub const REC_UNDO_CARRY: u8 = 7;
+/// TRUNCATE: the trees it names are empty from here on (their older pages, redo
+/// and undo are void). Payload: `u32 trees`, then per tree `u32 id, u16 path
+/// length, path`. Log version 4.
+pub const REC_RESET: u8 = 8;
 
 /// Appended log bytes are written (not synced) once this many are buffered.
 const WRITE_BEHIND: usize = 4 << 20;
@@ -356,6 +362,36 @@ mod tests {
         drop(log);
         let (_, recs) = RedoLog::open(&p, 0).unwrap();
         assert_eq!(recs.iter().map(|r| (r.lsn, r.trx)).collect::<Vec<_>>(), vec![(d2, 10), (e, 11)]);
+    }
+
+    /// A log written by an older version (1 to 3: no RESET records) is read and
+    /// carried on as this version; a newer one is refused, not misread.
+    #[test]
+    fn older_logs_are_read_and_newer_refused() {
+        let d = dir("versions");
+        let p = d.join("redo.log");
+        let set_version = |v: u32| {
+            let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+            let mut h = [0u8; LOG_HEADER as usize];
+            f.read_exact_at(&mut h, 0).unwrap();
+            h[8..12].copy_from_slice(&v.to_le_bytes());
+            let c = crc32fast::hash(&h[0..28]);
+            h[28..32].copy_from_slice(&c.to_le_bytes());
+            f.write_all_at(&h, 0).unwrap();
+        };
+        let version = || u32::from_le_bytes(std::fs::read(&p).unwrap()[8..12].try_into().unwrap());
+        let (log, _) = RedoLog::open(&p, 0).unwrap();
+        let a = log.append(REC_COMMIT, 7, b"x");
+        log.flush_to(a + 1).unwrap();
+        drop(log);
+        for old in 1..LOG_VERSION {
+            set_version(old);
+            let (_, recs) = RedoLog::open(&p, 0).unwrap();
+            assert_eq!(recs.iter().map(|r| (r.lsn, r.trx)).collect::<Vec<_>>(), vec![(a, 7)]);
+            assert_eq!(version(), LOG_VERSION);
+        }
+        set_version(LOG_VERSION + 1);
+        assert!(matches!(RedoLog::open(&p, 0), Err(Error::Unsupported(_))));
     }
 
     #[test]

@@ -293,6 +293,58 @@ impl Pool {
         self.link.is_some()
     }
 
+    /// The tree id its changes are logged under.
+    pub fn tree_id(&self) -> Option<u32> {
+        self.link.as_ref().map(|l| l.tree_id)
+    }
+
+    /// TRUNCATE, in memory: every cached page is forgotten unwritten (the file's
+    /// pages are void from the RESET record at `lsn` on) and the file is taken to
+    /// hold only `fresh` (pages 0..), dirty and stamped with `lsn`, so that they
+    /// reach the file only after the log is durable past that record. The file
+    /// itself is cut by [`Pool::truncate_file`]. Only between mini-transactions.
+    pub fn reset_to(&mut self, fresh: Vec<Page>, lsn: u64) {
+        debug_assert!(self.mtr.is_none());
+        self.map.clear();
+        for fr in &mut self.frames {
+            *fr = Frame { page: std::mem::take(&mut fr.page), ..Frame::empty() };
+        }
+        self.pages = 0;
+        for (no, mut page) in fresh.into_iter().enumerate() {
+            let no = no as u32;
+            debug_assert_eq!(page.no(), no);
+            page.set_lsn(lsn);
+            let f = match self.frames.iter().position(|fr| fr.no == u32::MAX) {
+                Some(f) => f,
+                None => {
+                    self.budget.used.fetch_add(1, Ordering::AcqRel);
+                    self.frames.push(Frame::empty());
+                    self.frames.len() - 1
+                }
+            };
+            self.install(f, no, page, true);
+            self.pages = no + 1;
+        }
+        self.hand = 0;
+    }
+
+    /// TRUNCATE, on disk (once the RESET record is durable): the pages the pool
+    /// holds are written, the file is cut to them, and synced (its new length
+    /// too). A crash at any point here is recovered by replaying the RESET record.
+    pub fn truncate_file(&mut self) -> Result<()> {
+        for f in 0..self.frames.len() {
+            if self.frames[f].no != u32::MAX {
+                self.write_back(f)?;
+            }
+        }
+        super::crash_point()?;
+        let len = self.pages as u64 * PAGE_SIZE as u64;
+        self.file.set_len(len).ctx(|| format!("cannot truncate '{}'", self.name))?;
+        self.file_len = len;
+        super::crash_point()?;
+        self.file.sync_all().ctx(|| format!("cannot sync '{}'", self.name))
+    }
+
     pub fn mtr_begin(&mut self) {
         self.mtr = Some(Mtr::default());
         self.pages_before_mtr = self.pages;

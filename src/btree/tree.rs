@@ -95,17 +95,39 @@ impl BTree {
             .create_new(true)
             .open(path)
             .ctx(|| format!("cannot create '{}'", path.display()))?;
+        let [mut meta, mut root] = Self::empty_pages(auto_inc);
+        meta.seal();
+        root.seal();
+        f.write_all_at(&meta.bytes()[..], 0).ctx(|| "cannot write".into())?;
+        f.write_all_at(&root.bytes()[..], PAGE_SIZE as u64).ctx(|| "cannot write".into())?;
+        f.sync_all().ctx(|| "cannot sync".into())
+    }
+
+    /// The pages of an empty tree: the meta page (holding `auto_inc`) and an
+    /// empty root leaf (not sealed, LSN 0).
+    pub fn empty_pages(auto_inc: u64) -> [Page; 2] {
         let mut meta = Page::new(META, Kind::Meta);
         meta.put(HEADER, MAGIC);
         meta.put(HEADER + 8, &FORMAT_VERSION.to_le_bytes());
         meta.put(HEADER + 12, &ROOT.to_le_bytes());
         meta.put(HEADER + 28, &auto_inc.to_le_bytes());
-        meta.seal();
-        let mut root = Page::new(ROOT, Kind::Leaf);
-        root.seal();
-        f.write_all_at(&meta.bytes()[..], 0).ctx(|| "cannot write".into())?;
-        f.write_all_at(&root.bytes()[..], PAGE_SIZE as u64).ctx(|| "cannot write".into())?;
-        f.sync_all().ctx(|| "cannot sync".into())
+        [meta, Page::new(ROOT, Kind::Leaf)]
+    }
+
+    /// TRUNCATE, in memory: the tree becomes empty (its AUTO_INCREMENT counter
+    /// 0), as the RESET record at `lsn` says; see [`Pool::reset_to`]. Cursors
+    /// on it find their place gone (the version changes).
+    pub fn reset(&mut self, lsn: u64) {
+        self.pool.reset_to(Self::empty_pages(0).into(), lsn);
+        self.free_head = NONE;
+        self.rows = 0;
+        self.auto_inc = 0;
+        self.version += 1;
+    }
+
+    /// TRUNCATE, on disk: see [`Pool::truncate_file`].
+    pub fn truncate_file(&mut self) -> Result<()> {
+        self.pool.truncate_file()
     }
 
     /// Opens a tree with a page cache of its own (`pool_pages` pages).

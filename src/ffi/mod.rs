@@ -220,6 +220,9 @@ pub mod bridge {
         /// The last row of index `index`, read without a table lock (for the check
         /// above); 0 with the row current, HA_ERR_END_OF_FILE if the index is empty.
         fn bt_last_unlocked(self: &mut Table, index: u32) -> i32;
+        /// TRUNCATE TABLE: the table's trees reset to empty at once (crash
+        /// safe, not transactional), the AUTO_INCREMENT counter to its start.
+        fn bt_truncate(self: &mut Table, trx: &mut TrxHandle) -> i32;
     }
 }
 
@@ -604,7 +607,7 @@ impl Inner {
         match self {
             Inner::Csv(t) => t.truncate(),
             Inner::Archive(t) => t.truncate(),
-            Inner::Btree(t) => t.truncate(),
+            Inner::Btree(_) => Err(wrong_layout("TRUNCATE without a transaction")),
         }
     }
     fn warnings(&mut self) -> &mut Vec<String> {
@@ -1008,6 +1011,10 @@ impl Table {
 
     fn bt_lock(&mut self, trx: &mut TrxHandle, exclusive: bool) -> i32 {
         self.run(|t| t.btree()?.lock(engine()?, trx, exclusive))
+    }
+
+    fn bt_truncate(&mut self, trx: &mut TrxHandle) -> i32 {
+        self.run(|t| t.btree()?.truncate(engine()?, trx))
     }
 
     fn bt_auto_increment(&self) -> u64 {
