@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::engine::{Closer, Engine, Tree, Trx};
 use super::page::{Kind, NONE};
-use super::tree::{self, BTree, Cursor, ROOT, Reader};
+use super::tree::{self, BTree, Cursor, ROOT, Reader, StoredStats};
 use crate::csv::table::with_ext;
 use crate::error::{Error, Result};
 
@@ -394,6 +394,8 @@ struct Shared {
     autoinc_checked: AtomicBool,
     /// Cardinality estimates per index (see [`BtreeTable::key_stats`]).
     key_stats: Mutex<HashMap<usize, KeyStats>>,
+    /// How many times they were counted from the trees since the open.
+    stats_counted: AtomicU64,
 }
 
 /// Distinct values of each key prefix of one index, as last computed.
@@ -665,6 +667,15 @@ impl BtreeTable {
                             next = u64::from_be_bytes(k[..].try_into().unwrap()) + 1;
                         }
                     }
+                    // the statistics ANALYZE (or the automatic recount) stored:
+                    // no sampling at first use after the open
+                    let mut stats = HashMap::new();
+                    for (i, t) in trees.iter().enumerate() {
+                        if let Some(st) = t.read().stored_stats() {
+                            let ks = KeyStats { parts: st.parts.clone(), rows_at: st.rows_at, exact: st.exact, n_diff: st.n_diff.clone() };
+                            stats.insert(i, ks);
+                        }
+                    }
                     let s = Arc::new(Shared {
                         trees,
                         path: table.to_path_buf(),
@@ -672,7 +683,8 @@ impl BtreeTable {
                         next_rowid: AtomicU64::new(next),
                         lock: table_lock(table),
                         autoinc_checked: AtomicBool::new(false),
-                        key_stats: Mutex::new(HashMap::new()),
+                        key_stats: Mutex::new(stats),
+                        stats_counted: AtomicU64::new(0),
                     });
                     reg.insert(table.to_path_buf(), Arc::downgrade(&s));
                     s
@@ -1083,8 +1095,10 @@ impl BtreeTable {
     /// each part of its entries, see [`PART_NULLABLE`]), for rec_per_key. Kept per
     /// open table and computed again when asked with `analyze` (ANALYZE TABLE: a
     /// larger sample), for another layout, or when the index's entries changed by
-    /// more than a tenth since (as InnoDB's automatic recalculation). Not stored
-    /// on disk: computed at first use after the table opens.
+    /// more than a tenth since (as InnoDB's automatic recalculation). Stored in
+    /// the index's meta page each time they are computed (as InnoDB's persistent
+    /// statistics), and read from there when the table opens: plans do not
+    /// change with a restart, and the first statement after it does not sample.
     pub fn key_stats(&self, i: usize, parts: &[u32], analyze: bool) -> Result<Vec<u64>> {
         let kept = |rows: u64| {
             let m = self.shared.key_stats.lock();
@@ -1105,6 +1119,9 @@ impl BtreeTable {
             return Ok(v);
         }
         let (n_diff, exact) = n_diff(&mut t, parts, if analyze { ANALYZE_SAMPLE_LEAVES } else { STATS_SAMPLE_LEAVES })?;
+        self.shared.stats_counted.fetch_add(1, Ordering::Relaxed);
+        // kept for the next open too; a failure to log them only loses them
+        let _ = t.store_stats(StoredStats { exact, rows_at: rows, parts: parts.to_vec(), n_diff: n_diff.clone() });
         self.shared
             .key_stats
             .lock()
@@ -1662,6 +1679,92 @@ mod tests {
         assert!(tb.edge_unlocked(1, true).unwrap());
         assert_eq!(tb.row, b"row");
         h.rollback(&e).unwrap();
+        drop(tb);
+        e.checkpoint_now().unwrap();
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// The distinct-value counts outlive a restart (stored in the index's meta
+    /// page when computed): after a clean restart and after a crash (the log
+    /// made durable by a later commit) they are read back, not sampled again; a
+    /// crash before they reached the log loses them (they are sampled again),
+    /// and never damages the tree; TRUNCATE forgets them.
+    #[test]
+    fn statistics_outlive_a_restart() {
+        let d = std::env::temp_dir().join(format!("ha_rust-pstats-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let t = d.join("t");
+        create(&t, 2, 0).unwrap();
+        let parts = [4, 4];
+        let open = |e: &Engine| BtreeTable::open(e, &t, vec![true, false], false).unwrap();
+        let counted = |tb: &BtreeTable| tb.shared.stats_counted.load(Ordering::Relaxed);
+        let eng = || Engine::open(&d.join("eng"), 256, FlushPolicy::EveryCommit).unwrap();
+        let crash = |e: Engine, tb: BtreeTable, power_loss: bool| {
+            std::mem::forget(tb);
+            TABLES.lock().remove(&t);
+            e.simulate_crash(power_loss);
+        };
+        let e = eng();
+        let mut tb = open(&e);
+        let mut h = TrxHandle::new();
+        for i in 0..30_000u32 {
+            let j = ((i as u64 * 2654435761) % 30_000) as u32;
+            tb.insert(&e, &mut h, &j.to_be_bytes(), &[3u8; 100], &[([(j % 70).to_be_bytes(), j.to_be_bytes()].concat(), false)]).unwrap();
+        }
+        h.commit(&e, true).unwrap();
+        // the automatic count samples 32 leaves; ANALYZE reads them all here
+        let sampled = tb.key_stats(1, &parts, false).unwrap();
+        let analyzed = tb.key_stats(1, &parts, true).unwrap();
+        assert_eq!(analyzed, vec![70, 30_000]);
+        assert_ne!(sampled, analyzed, "the test needs a sample that differs");
+        assert_eq!(counted(&tb), 2);
+        drop(tb);
+        e.checkpoint_now().unwrap();
+        drop(e);
+
+        // a clean restart
+        let e = eng();
+        let tb = open(&e);
+        assert_eq!(tb.key_stats(1, &parts, false).unwrap(), analyzed);
+        assert_eq!(counted(&tb), 0, "sampled again after the restart");
+        // another layout is counted again (and stored in place of the first:
+        // one block per index), then a crash before the log reached the disk:
+        // the newest counts are lost, the older ones are intact
+        let stored_parts = |tb: &BtreeTable| tb.shared.trees[1].read().stored_stats().map(|s| s.parts.clone());
+        assert_eq!(tb.key_stats(1, &[4], true).unwrap(), vec![70]);
+        assert_eq!(stored_parts(&tb), Some(vec![4]));
+        crash(e, tb, true);
+        let e = eng();
+        let mut tb = open(&e);
+        assert!(tb.check().unwrap().is_empty());
+        assert_eq!(stored_parts(&tb), Some(vec![4, 4]));
+        assert_eq!(tb.key_stats(1, &parts, false).unwrap(), analyzed);
+        assert_eq!(counted(&tb), 0);
+        // again, with a commit that makes the log durable past them: kept
+        assert_eq!(tb.key_stats(1, &[4], true).unwrap(), vec![70]);
+        let mut h = TrxHandle::new();
+        let sec = [[0u8; 4], [0xFF; 4]].concat();
+        tb.insert(&e, &mut h, &[0xFF; 4], &[1], &[(sec, false)]).unwrap();
+        h.commit(&e, true).unwrap();
+        crash(e, tb, true);
+        let e = eng();
+        let mut tb = open(&e);
+        assert!(tb.check().unwrap().is_empty());
+        assert_eq!(stored_parts(&tb), Some(vec![4]));
+        assert_eq!(tb.key_stats(1, &[4], false).unwrap(), vec![70]);
+        assert_eq!(counted(&tb), 0, "counted again after the crash");
+        // TRUNCATE forgets them
+        let mut h = TrxHandle::new();
+        tb.truncate(&e, &mut h).unwrap();
+        h.commit(&e, true).unwrap();
+        assert!(tb.shared.trees[1].read().stored_stats().is_none());
+        drop(tb);
+        e.checkpoint_now().unwrap();
+        drop(e);
+        let e = eng();
+        let tb = open(&e);
+        assert!(tb.shared.key_stats.lock().is_empty());
         drop(tb);
         e.checkpoint_now().unwrap();
         let _ = std::fs::remove_dir_all(&d);

@@ -36,7 +36,65 @@ pub const MAX_INLINE: usize = (PAGE_SIZE - HEADER) / 4 - 16;
 /// A page whose records use less than this after a delete tries to merge.
 const MERGE_BELOW: usize = (PAGE_SIZE - HEADER) / 4;
 
+/// Where the optimizer statistics start in the meta page (after the
+/// AUTO_INCREMENT counter); see [`StoredStats`].
+const STATS_AT: usize = HEADER + 36;
+/// The statistics block's own version (0: none stored; bytes an older build
+/// never wrote are zero).
+const STATS_VERSION: u8 = 1;
+/// Most key parts whose statistics are stored (an index has at most 32 parts of
+/// its own, plus the primary key's in a secondary index's entries).
+pub const STATS_MAX_PARTS: usize = 128;
+
+/// Optimizer statistics of a tree's index, kept in its meta page so that they
+/// outlive a restart (as InnoDB's persistent statistics): the distinct values
+/// of each key prefix, the part layout they were computed for, the entries the
+/// index had then, and whether every leaf was read. Written as a mini-transaction
+/// of its own (logged, no undo): a crash may lose the newest, never corrupt them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredStats {
+    pub exact: bool,
+    pub rows_at: u64,
+    pub parts: Vec<u32>,
+    pub n_diff: Vec<u64>,
+}
+
+impl StoredStats {
+    /// `u8 version (1), u8 flags (1: every leaf read), u16 parts, u64 entries,
+    /// parts × u32 part layout, parts × u64 distinct values`.
+    fn encode(&self) -> Vec<u8> {
+        let mut b = vec![STATS_VERSION, self.exact as u8];
+        b.extend_from_slice(&(self.parts.len() as u16).to_le_bytes());
+        b.extend_from_slice(&self.rows_at.to_le_bytes());
+        for p in &self.parts {
+            b.extend_from_slice(&p.to_le_bytes());
+        }
+        for n in &self.n_diff {
+            b.extend_from_slice(&n.to_le_bytes());
+        }
+        b
+    }
+
+    /// None when there are none, or of a version this build does not know (they
+    /// are then computed again, and stored in this version).
+    fn decode(b: &[u8]) -> Option<StoredStats> {
+        if b.first() != Some(&STATS_VERSION) {
+            return None;
+        }
+        let n = u16::from_le_bytes(b.get(2..4)?.try_into().ok()?) as usize;
+        if n == 0 || n > STATS_MAX_PARTS {
+            return None;
+        }
+        let rows_at = u64::from_le_bytes(b.get(4..12)?.try_into().ok()?);
+        let parts = (0..n).map(|i| Some(u32::from_le_bytes(b.get(12 + 4 * i..16 + 4 * i)?.try_into().ok()?))).collect::<Option<Vec<_>>>()?;
+        let at = 12 + 4 * n;
+        let n_diff = (0..n).map(|i| Some(u64::from_le_bytes(b.get(at + 8 * i..at + 8 + 8 * i)?.try_into().ok()?))).collect::<Option<Vec<_>>>()?;
+        Some(StoredStats { exact: b[1] & 1 != 0, rows_at, parts, n_diff })
+    }
+}
+
 pub struct BTree {
+    stats: Option<StoredStats>,
     pool: Pool,
     free_head: u32,
     rows: u64,
@@ -122,7 +180,31 @@ impl BTree {
         self.free_head = NONE;
         self.rows = 0;
         self.auto_inc = 0;
+        self.stats = None;
         self.version += 1;
+    }
+
+    /// The optimizer statistics stored in the meta page, if any.
+    pub fn stored_stats(&self) -> Option<&StoredStats> {
+        self.stats.as_ref()
+    }
+
+    /// Stores optimizer statistics in the meta page (a mini-transaction of its
+    /// own, logged, no undo). Too many parts: nothing is stored.
+    pub fn store_stats(&mut self, s: StoredStats) -> Result<()> {
+        if s.parts.is_empty() || s.parts.len() > STATS_MAX_PARTS || s.parts.len() != s.n_diff.len() {
+            return Ok(());
+        }
+        if self.stats.as_ref() == Some(&s) {
+            return Ok(());
+        }
+        let b = s.encode();
+        self.in_mtr(0, &mut Vec::new(), |t, _| {
+            t.pool.get_mut(META)?.put(STATS_AT, &b);
+            Ok(())
+        })?;
+        self.stats = Some(s);
+        Ok(())
     }
 
     /// TRUNCATE, on disk: see [`Pool::truncate_file`].
@@ -155,7 +237,8 @@ impl BTree {
             return Err(corrupt(&name, META, "not a RUST B-tree file (bad magic)"));
         };
         let auto_inc = u64::from_le_bytes(meta[HEADER + 28..HEADER + 36].try_into().unwrap());
-        Ok(BTree { pool, free_head, rows, auto_inc, version: 0 })
+        let stats = StoredStats::decode(&meta[STATS_AT..]);
+        Ok(BTree { stats, pool, free_head, rows, auto_inc, version: 0 })
     }
 
     pub fn rows(&self) -> u64 {
