@@ -1188,8 +1188,11 @@ impl BtreeTable {
         self.cur = Cursor::default();
         self.shared.key_stats.lock().clear();
         let r = e.reset_trees(&trees);
-        // the trees are empty in memory even when the last syncs failed
-        self.shared.next_rowid.store(1, Ordering::Relaxed);
+        // (the trees are empty in memory once the RESET record is logged, even
+        // when a later sync failed)
+        if self.shared.trees[0].read().rows() == 0 {
+            self.shared.next_rowid.store(1, Ordering::Relaxed);
+        }
         r
     }
 }
