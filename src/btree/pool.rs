@@ -464,6 +464,11 @@ impl Pool {
         &self.name
     }
 
+    /// Pages in the file (allocated ones included).
+    pub fn page_count(&self) -> u32 {
+        self.pages
+    }
+
     /// A frame for page `no`, reading it if it is not cached.
     fn frame(&mut self, no: u32) -> Result<usize> {
         if let Some(&f) = self.map.get(&no) {

@@ -936,6 +936,13 @@ impl Pages<'_> {
             Pages::Shared { pool, .. } => pool.name(),
         }
     }
+
+    fn count(&self) -> u32 {
+        match self {
+            Pages::Own(p) => p.page_count(),
+            Pages::Shared { pool, .. } => pool.page_count(),
+        }
+    }
 }
 
 /// The read operations of a tree (lookups, cursors), over [`Pages`]. Cursor
@@ -1107,6 +1114,45 @@ impl Reader<'_> {
         Ok((leaf, slot))
     }
 
+    /// Where [`Reader::place`] would put a cursor, found in the leaf it was on
+    /// without a descent from the root, when that leaf still decides it: the page
+    /// is a leaf holding the key itself, or keys on both sides of it (so the next
+    /// record either way is in this leaf or over its sibling link). None: descend.
+    /// What makes a scan that changes the rows it reads (UPDATE, DELETE) cheap: each
+    /// change moves the tree's version, and every step would otherwise search from
+    /// the root.
+    /// `slot` is where the cursor stood: after a step, the key it returned is
+    /// most often still right behind it (the row was updated in place), and then
+    /// not even the leaf is searched.
+    fn place_in_leaf(&mut self, leaf: u32, slot: usize, from: Bound<&[u8]>, descending: bool) -> Result<Option<(u32, usize)>> {
+        let probe: &[u8] = match from {
+            Bound::Included(k) | Bound::Excluded(k) => k,
+            Bound::Unbounded => return Ok(None),
+        };
+        if leaf == NONE || leaf >= self.pages.count() {
+            return Ok(None);
+        }
+        let p = self.pages.get(leaf)?;
+        if p.kind() != Kind::Leaf {
+            return Ok(None);
+        }
+        let behind = if descending { slot.wrapping_add(1) } else { slot.wrapping_sub(1) };
+        if matches!(from, Bound::Excluded(_)) && behind < p.slots() && p.key(behind) == probe {
+            return Ok(Some((leaf, slot)));
+        }
+        let (i, eq) = p.search(probe);
+        if !eq && (i == 0 || i >= p.slots()) {
+            return Ok(None);
+        }
+        let slot = if !descending {
+            if eq && matches!(from, Bound::Excluded(_)) { i + 1 } else { i }
+        } else {
+            let take_eq = eq && matches!(from, Bound::Included(_));
+            if take_eq { i } else { i.wrapping_sub(1) }
+        };
+        Ok(Some((leaf, slot)))
+    }
+
     /// The first (or last) leaf, and its first (or last) slot.
     fn edge(&mut self, last: bool) -> Result<(u32, usize)> {
         let mut no = ROOT;
@@ -1135,7 +1181,10 @@ impl Reader<'_> {
                 Resume::From => Bound::Included(&c.key[..]),
                 Resume::After => Bound::Excluded(&c.key[..]),
             };
-            let (leaf, slot) = self.place(from, descending)?;
+            let (leaf, slot) = match self.place_in_leaf(c.leaf, c.slot, from, descending)? {
+                Some(at) => at,
+                None => self.place(from, descending)?,
+            };
             (c.leaf, c.slot, c.version) = (leaf, slot, self.version);
         }
         loop {
@@ -1356,6 +1405,72 @@ mod tests {
             }
             t.check().unwrap();
             prop_assert_eq!(scan(&mut t, false), want);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        /// A cursor stepping while the tree changes under it (the scan of an UPDATE
+        /// or a DELETE, inserts ahead of it) returns at each step the next key of
+        /// the tree as it is then: whether its place is found again within its leaf
+        /// or, when the leaf was split, merged, emptied or freed, from the root.
+        #[test]
+        fn a_cursor_steps_right_through_changes(
+            desc in any::<bool>(),
+            changes in prop::collection::vec((0u8..5, 0u16..3000, prop_oneof![3 => 0usize..300, 1 => 300usize..5000]), 1..300),
+        ) {
+            let path = tmp(&format!("cursor-{}", desc as u8));
+            BTree::create(&path).unwrap();
+            let mut t = BTree::open(&path, 64).unwrap();
+            let mut model = BTreeMap::new();
+            for k in (0u16..3000).step_by(3) {
+                let v = val(k, 40 + (k as usize % 5) * 50);
+                t.insert(&key(k), &v).unwrap();
+                model.insert(key(k), v);
+            }
+            let mut c = Cursor::default();
+            t.seek(&mut c, Bound::Unbounded, desc).unwrap();
+            let (mut k, mut v) = (vec![], vec![]);
+            let mut last: Option<Vec<u8>> = None;
+            for &(what, at, len) in changes.iter().chain(std::iter::repeat(&(9, 0, 0))) {
+                let want = match (&last, desc) {
+                    (None, false) => model.iter().next(),
+                    (None, true) => model.iter().next_back(),
+                    (Some(l), false) => model.range::<Vec<u8>, _>((Bound::Excluded(l), Bound::Unbounded)).next(),
+                    (Some(l), true) => model.range::<Vec<u8>, _>((Bound::Unbounded, Bound::Excluded(l))).next_back(),
+                };
+                let got = t.next(&mut c, desc, &mut k, &mut v).unwrap();
+                prop_assert_eq!(got.then(|| (k.clone(), v.clone())), want.map(|(a, b)| (a.clone(), b.clone())));
+                if !got {
+                    break;
+                }
+                last = Some(k.clone());
+                match what {
+                    // the row just read: deleted, or given a new (maybe much longer) value
+                    0 => {
+                        t.delete(&k).unwrap();
+                        model.remove(&k);
+                    }
+                    1 => {
+                        t.update(&k, &val(at, len)).unwrap();
+                        model.insert(k.clone(), val(at, len));
+                    }
+                    // elsewhere: a new key, or a run of keys deleted (leaves merge)
+                    2 => {
+                        if t.insert(&key(at), &val(at, len)).unwrap() {
+                            model.insert(key(at), val(at, len));
+                        }
+                    }
+                    3 => {
+                        for d in at..at.saturating_add(60).min(3000) {
+                            t.delete(&key(d)).unwrap();
+                            model.remove(&key(d));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            t.check().unwrap();
         }
     }
 
