@@ -50,6 +50,7 @@ void rust_bt_commit_checkpoint_request(void *cookie);
 static ulonglong rust_buffer_pool_size;
 static ulong rust_flush_log_at_trx_commit;
 static ulong rust_lock_wait_timeout;
+static ulonglong rust_log_file_size;
 
 static void update_flush_policy(THD *, struct st_mysql_sys_var *, void *var,
                                 const void *save)
@@ -63,6 +64,13 @@ static void update_lock_wait_timeout(THD *, struct st_mysql_sys_var *, void *var
 {
   *static_cast<ulong *>(var)= *static_cast<const ulong *>(save);
   ha_rust_ffi::engine_set_lock_wait_timeout(rust_lock_wait_timeout);
+}
+
+static void update_log_file_size(THD *, struct st_mysql_sys_var *, void *var,
+                                 const void *save)
+{
+  *static_cast<ulonglong *>(var)= *static_cast<const ulonglong *>(save);
+  ha_rust_ffi::engine_set_log_size(rust_log_file_size);
 }
 
 static MYSQL_SYSVAR_ULONGLONG(buffer_pool_size, rust_buffer_pool_size,
@@ -83,10 +91,18 @@ static MYSQL_SYSVAR_ULONG(lock_wait_timeout, rust_lock_wait_timeout,
   "with ER_LOCK_WAIT_TIMEOUT",
   NULL, update_lock_wait_timeout, 50, 1, 1073741824, 0);
 
+static MYSQL_SYSVAR_ULONGLONG(log_file_size, rust_log_file_size,
+  PLUGIN_VAR_RQCMDARG,
+  "Bytes the BTREE redo log grows by before a checkpoint writes the tables' "
+  "changed pages and lets the log go, as innodb_log_file_size: larger means "
+  "fewer page writes, a longer recovery after a crash",
+  NULL, update_log_file_size, 96ULL << 20, 1ULL << 20, 1ULL << 40, 1ULL << 20);
+
 static struct st_mysql_sys_var *rust_system_variables[]= {
   MYSQL_SYSVAR(buffer_pool_size),
   MYSQL_SYSVAR(flush_log_at_trx_commit),
   MYSQL_SYSVAR(lock_wait_timeout),
+  MYSQL_SYSVAR(log_file_size),
   NULL
 };
 
@@ -1343,6 +1359,7 @@ static int rust_init(void *p)
      directory); starting it recovers from a crash. If it cannot start, CSV and
      ARCHIVE tables still work and BTREE tables say why they cannot open. */
   ha_rust_ffi::engine_set_lock_wait_timeout(rust_lock_wait_timeout);
+  ha_rust_ffi::engine_set_log_size(rust_log_file_size);
   rust::String e;
   if (ha_rust_ffi::engine_start(bytes("."), rust_buffer_pool_size / 16384,
                                 (uint8_t) rust_flush_log_at_trx_commit, e))

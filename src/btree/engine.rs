@@ -28,8 +28,10 @@ const CONTROL_MAGIC: &[u8; 8] = b"RUSTCTL\0";
 pub const CONTROL_FILE: &str = "rust_control";
 pub const LOG_FILE: &str = "rust_redo.log";
 const CONTROL_VERSION: u32 = 1;
-/// A checkpoint is taken when the log grows past this.
-pub const CHECKPOINT_AFTER: u64 = 64 * 1024 * 1024;
+/// A checkpoint is taken when the log has grown by this much since the last one,
+/// unless set otherwise ([`Engine::set_log_size`], the server's
+/// `rust_log_file_size`, default as InnoDB's `innodb_log_file_size`).
+pub const CHECKPOINT_AFTER: u64 = 96 * 1024 * 1024;
 /// Pages a checkpoint writes per hold of a tree's lock.
 const FLUSH_SLICE: usize = 8;
 
@@ -251,6 +253,8 @@ pub struct Engine {
     next_tree: AtomicU32,
     next_trx: AtomicU64,
     policy: AtomicU8,
+    /// Log bytes between checkpoints.
+    checkpoint_after: AtomicU64,
     /// The page budget every tree's cache shares (rust_buffer_pool_size).
     budget: Arc<Budget>,
     last_sync: Mutex<Instant>,
@@ -359,6 +363,7 @@ impl Engine {
             next_tree: AtomicU32::new(1),
             next_trx: AtomicU64::new(1),
             policy: AtomicU8::new(policy as u8),
+            checkpoint_after: AtomicU64::new(CHECKPOINT_AFTER),
             budget: Budget::new(pool_pages),
             last_sync: Mutex::new(Instant::now()),
             bg: Mutex::new(None),
@@ -371,6 +376,14 @@ impl Engine {
 
     pub fn set_policy(&self, p: FlushPolicy) {
         self.policy.store(p as u8, Ordering::Relaxed);
+    }
+
+    /// How much the log grows between checkpoints (at least 1 MiB): a larger
+    /// log means fewer tree page writes and fewer whole-page images in the log
+    /// (a page's first change after a checkpoint), a longer recovery after a
+    /// crash and more disk for the log.
+    pub fn set_log_size(&self, bytes: u64) {
+        self.checkpoint_after.store(bytes.max(1 << 20), Ordering::Relaxed);
     }
 
     fn recover(&self, ctl: &Control, recs: &[Record]) -> Result<()> {
@@ -869,13 +882,14 @@ impl Engine {
         self.sh.rollback_begins(&trx.sh.st.lock(), trx.id)
     }
 
-    /// A checkpoint once the log has grown past [`CHECKPOINT_AFTER`], taken by a
+    /// A checkpoint once the log has grown past [`Engine::set_log_size`], taken by a
     /// background thread: a commit is durable once its log record is, so it does
     /// not wait for the tree files to be written.
     fn maybe_checkpoint(&self) -> Result<()> {
         let size = self.sh.log.size();
-        if size <= CHECKPOINT_AFTER
-            || size <= self.sh.size_after_checkpoint.load(Ordering::Relaxed) + CHECKPOINT_AFTER
+        let every = self.checkpoint_after.load(Ordering::Relaxed);
+        if size <= every
+            || size <= self.sh.size_after_checkpoint.load(Ordering::Relaxed) + every
             || !self.sh.lost.lock().is_empty()
         {
             return Ok(());
@@ -1202,7 +1216,7 @@ mod tests {
         t.write().check().unwrap();
     }
 
-    /// Commits that grow the log past CHECKPOINT_AFTER start a checkpoint in the
+    /// Commits that grow the log past its size start a checkpoint in the
     /// background while writes go on; after a crash that loses every dirty page,
     /// recovery gives exactly the committed rows.
     #[test]
@@ -1214,6 +1228,7 @@ mod tests {
         let rounds = 4u32;
         {
             let e = Engine::open(&edir, 256, FlushPolicy::EveryCommit).unwrap();
+            e.set_log_size(16 << 20);
             e.create_tree(&p).unwrap();
             let t = e.open_tree(&p).unwrap();
             for round in 0..rounds {

@@ -50,6 +50,8 @@ pub mod bridge {
         fn engine_stop() -> i32;
         fn engine_set_flush_policy(policy: u8);
         fn engine_set_lock_wait_timeout(secs: u64);
+        /// Log bytes between checkpoints (rust_log_file_size).
+        fn engine_set_log_size(bytes: u64);
         /// Moves one line of what recovery did into `out`; false when none is left.
         fn engine_take_note(out: &mut String) -> bool;
 
@@ -253,6 +255,7 @@ fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: u8, err: &mut String)
             return Ok(());
         }
         let e = Engine::open(&path(dir), pool_pages as usize, policy(flush_policy))?;
+        e.set_log_size(LOG_SIZE.load(std::sync::atomic::Ordering::Relaxed));
         let _ = ENGINE.set(e);
         bt::adopt_recovered_prepared(engine()?)
     })
@@ -271,6 +274,16 @@ fn engine_set_flush_policy(p: u8) {
         e.set_policy(policy(p));
     }
 }
+
+fn engine_set_log_size(bytes: u64) {
+    LOG_SIZE.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    if let Some(e) = ENGINE.get() {
+        e.set_log_size(bytes);
+    }
+}
+
+/// rust_log_file_size as last set (the engine starts with it).
+static LOG_SIZE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(crate::btree::engine::CHECKPOINT_AFTER);
 
 fn engine_set_lock_wait_timeout(secs: u64) {
     bt::LOCK_WAIT_TIMEOUT_SECS.store(secs, std::sync::atomic::Ordering::Relaxed);
