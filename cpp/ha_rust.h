@@ -37,6 +37,11 @@ enum rust_layout { LAYOUT_BTREE= 0, LAYOUT_CSV= 1, LAYOUT_ARCHIVE= 2 };
    (index-only reads; ha_rust_btree.cc). */
 bool rust_key_part_decodable(const KEY_PART_INFO *kp);
 
+/* How a key part's column is read back from its bytes (ha_rust_btree.cc,
+   unpack_of): not at all, copied, or byte-reversed (then the sign bit flipped
+   for KU_REVERSE_SIGNED). */
+enum part_unpack { KU_NONE, KU_COPY, KU_REVERSE, KU_REVERSE_SIGNED };
+
 /* Bytes for the bridge. */
 static inline rust::Slice<const uint8_t> bytes(const String &s)
 {
@@ -84,6 +89,10 @@ class ha_rust final : public handler
   /* Index-only reads (docs/btree-format.md, "Index-only reads") */
   bool pk_decodable= false;          /* every primary key part can be decoded */
   std::vector<bool> keyread_cols;    /* [key * fields + field]: decodable from key */
+  /* [key][user part]: part_layout and unpack_of, computed once in bt_setup
+     for bt_unpack_key (they depend on the table definition only) */
+  struct part_decode { uint32_t layout; part_unpack how; };
+  std::vector<std::vector<part_decode>> key_decode;
   bool key_only= false;              /* the open index cursor reads entries only */
   bool fetched_key_only= false;      /* the last row came from an entry only */
 

@@ -391,8 +391,6 @@ uint ha_rust::key_tuple(uint key, const uchar *tuple, key_part_map map,
    buffers, so it is server glue, as append_field_key is: it stays here, next
    to the encoding it inverts (ARCHITECTURE.md: C++ owns key <-> bytes). */
 
-enum part_unpack { KU_NONE, KU_COPY, KU_REVERSE, KU_REVERSE_SIGNED };
-
 static part_unpack unpack_of(const KEY_PART_INFO *kp)
 {
   const Field *f= kp->field;
@@ -451,14 +449,14 @@ int ha_rust::bt_unpack_key(uchar *buf)
   {
     if (pass == 1 && (pk == MAX_KEY || !pk_decodable))
       break;                     /* hidden row id, or nothing to decode there */
-    KEY *key= table->key_info + (pass ? pk : active_index);
-    for (uint i= 0; i < key->user_defined_key_parts; i++)
+    uint k= pass ? pk : active_index;
+    const std::vector<part_decode> &parts= key_decode[k];
+    for (size_t i= 0; i < parts.size(); i++)
     {
-      KEY_PART_INFO *kp= key->key_part + i;
-      Field *f= kp->field;
-      uint32_t layout= part_layout(kp);
+      Field *f= table->key_info[k].key_part[i].field;
+      uint32_t layout= parts[i].layout;
       size_t len= layout & ~(1U << 31);
-      part_unpack how= unpack_of(kp);
+      part_unpack how= parts[i].how;
       if (layout >> 31)
       {
         if (p >= end)
@@ -551,12 +549,17 @@ int ha_rust::bt_setup()
   for (uint i= 0; pk_decodable && i < table->key_info[pk].user_defined_key_parts; i++)
     pk_decodable= rust_key_part_decodable(table->key_info[pk].key_part + i);
   keyread_cols.assign((size_t) table->s->keys * fields, false);
+  key_decode.assign(table->s->keys, {});
   for (uint k= 0; k < table->s->keys; k++)
   {
     KEY *key= table->key_info + k;
     for (uint i= 0; i < key->user_defined_key_parts; i++)
-      if (rust_key_part_decodable(key->key_part + i))
-        keyread_cols[(size_t) k * fields + key->key_part[i].fieldnr - 1]= true;
+    {
+      KEY_PART_INFO *kp= key->key_part + i;
+      key_decode[k].push_back({part_layout(kp), unpack_of(kp)});
+      if (key_decode[k][i].how != KU_NONE)
+        keyread_cols[(size_t) k * fields + kp->fieldnr - 1]= true;
+    }
     if (pk_decodable && k != pk)
       for (uint i= 0; i < table->key_info[pk].user_defined_key_parts; i++)
         keyread_cols[(size_t) k * fields + table->key_info[pk].key_part[i].fieldnr - 1]= true;

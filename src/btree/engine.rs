@@ -1171,15 +1171,9 @@ impl Drop for Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::btree::testutil::dir;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
-
-    fn dir(name: &str, case: u64) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ha_rust-eng-{}-{}-{}", name, std::process::id(), case));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
 
     fn contents(t: &Tree) -> BTreeMap<Vec<u8>, Vec<u8>> {
         let mut t = t.write();
@@ -1784,6 +1778,7 @@ mod perf {
     //! --nocapture`, or the test binary under `valgrind --tool=callgrind`.
     use super::*;
     use crate::btree::table::{self, BtreeTable, TrxHandle};
+    use crate::btree::testutil::dir;
 
     fn row(i: u32) -> Vec<u8> {
         // about the bench's rows: fixed columns, then text of 50..350 bytes
@@ -1800,9 +1795,7 @@ mod perf {
     fn perf_read_only() {
         use crate::btree::table::Find;
         let rows: u32 = std::env::var("BT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-        let d = std::env::temp_dir().join(format!("ha_rust-perf-ro-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
+        let d = dir("perf-ro", 0);
         let e = Engine::open(&d.join("eng"), 32768, FlushPolicy::OncePerSecond).unwrap();
         let tp = d.join("t");
         table::create(&tp, 1, 0).unwrap();
@@ -1863,9 +1856,7 @@ mod perf {
     #[ignore]
     fn perf_workload() {
         let rows: u32 = std::env::var("BT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-        let d = std::env::temp_dir().join(format!("ha_rust-perf-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
+        let d = dir("perf", 0);
         let e = Engine::open(&d.join("eng"), 32768, FlushPolicy::EveryCommit).unwrap();
         let tp = d.join("t");
         table::create(&tp, 1, 0).unwrap();

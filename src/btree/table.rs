@@ -1201,15 +1201,14 @@ impl BtreeTable {
 mod tests {
     use super::*;
     use crate::btree::engine::{FlushPolicy, RecoveredPrepared};
+    use crate::btree::testutil::dir;
 
     /// The AUTO_INCREMENT counter: kept from CREATE, moved up only, durable through
     /// the redo log (a crash that loses every unflushed page keeps it), reset by
     /// TRUNCATE.
     #[test]
     fn the_auto_increment_counter_is_persistent() {
-        let d = std::env::temp_dir().join(format!("ha_rust-autoinc-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = dir("autoinc", 0);
         let t = d.join("t");
         create(&t, 2, 9).unwrap();
         {
@@ -1249,9 +1248,7 @@ mod tests {
     /// as a self-join's update would), on the clustered and a secondary index.
     #[test]
     fn a_scan_sees_its_own_changes_ahead_of_it() {
-        let d = std::env::temp_dir().join(format!("ha_rust-ahead-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = dir("ahead", 0);
         let t = d.join("t");
         create(&t, 2, 0).unwrap();
         let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
@@ -1381,14 +1378,13 @@ mod tests {
     #[test]
     fn truncate_survives_a_crash_at_every_step() {
         use crate::btree::crash;
-        let base = std::env::temp_dir().join(format!("ha_rust-trunc-{}", std::process::id()));
+        let base = dir("trunc", 0);
         let mut steps = None;
         let mut step = 0u32;
         loop {
             for power_loss in [false, true] {
                 let d = base.join(format!("{step}-{power_loss}"));
-                let _ = std::fs::remove_dir_all(&d);
-                std::fs::create_dir_all(&d).unwrap();
+                std::fs::create_dir(&d).unwrap();
                 let t = d.join("t");
                 create(&t, 2, 0).unwrap();
                 let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
@@ -1474,9 +1470,7 @@ mod tests {
     /// change back into the empty table.
     #[test]
     fn recovery_does_not_undo_into_a_truncated_table() {
-        let d = std::env::temp_dir().join(format!("ha_rust-trunc-undo-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = dir("trunc-undo", 0);
         let t = d.join("t");
         create(&t, 1, 0).unwrap();
         let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
@@ -1511,9 +1505,7 @@ mod tests {
     /// ids to other trees) and is then committed by XID; another is rolled back.
     #[test]
     fn prepared_transactions_survive_crashes() {
-        let d = std::env::temp_dir().join(format!("ha_rust-xa-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = dir("xa", 0);
         let (t1, t2) = (d.join("t1"), d.join("t2"));
         create(&t1, 1, 0).unwrap();
         create(&t2, 1, 0).unwrap();
@@ -1576,9 +1568,7 @@ mod tests {
     /// between two descents).
     #[test]
     fn statistics_follow_the_data() {
-        let d = std::env::temp_dir().join(format!("ha_rust-stats-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = dir("stats", 0);
         let t = d.join("t");
         create(&t, 2, 0).unwrap();
         let e = Engine::open(&d.join("eng"), 4096, FlushPolicy::OncePerSecond).unwrap();
@@ -1639,9 +1629,7 @@ mod tests {
     /// index-only.
     #[test]
     fn keys_only_reads_give_the_entry_not_the_row() {
-        let d = std::env::temp_dir().join(format!("ha_rust-keysonly-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = dir("keysonly", 0);
         let t = d.join("t");
         create(&t, 2, 0).unwrap();
         let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
@@ -1694,9 +1682,7 @@ mod tests {
     /// and never damages the tree; TRUNCATE forgets them.
     #[test]
     fn statistics_outlive_a_restart() {
-        let d = std::env::temp_dir().join(format!("ha_rust-pstats-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = dir("pstats", 0);
         let t = d.join("t");
         create(&t, 2, 0).unwrap();
         let parts = [4, 4];
@@ -1777,9 +1763,7 @@ mod tests {
     /// suffix (`i1`) included.
     #[test]
     fn table_of_index_knows_partitions_named_like_indexes() {
-        let d = std::env::temp_dir().join(format!("ha_rust-tofi-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = dir("tofi", 0);
         let files = [
             ("u.rbt", "u"),
             ("u#i1.rbt", "u"),
@@ -1806,9 +1790,7 @@ mod tests {
     /// `t#P#i1.rbt` was once taken for index 1 of a table `t#P`).
     #[test]
     fn a_recovered_prepared_transaction_locks_its_partition() {
-        let d = std::env::temp_dir().join(format!("ha_rust-xapart-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = dir("xapart", 0);
         let t = d.join("t#P#i1");
         create(&t, 2, 0).unwrap();
         let xid = b"xa-part-test".to_vec();
