@@ -279,30 +279,39 @@ impl RedoLog {
     }
 
     /// Starts the log anew at `keep_from` (a checkpoint): the records from there on
-    /// are copied into a new file that replaces the old one atomically.
+    /// are copied into a new file that replaces the old one atomically. The bulk
+    /// of the copy is made without holding the log, so appends and commits go on
+    /// meanwhile; only what was written during it is copied under the lock, just
+    /// before the swap. (Only the checkpoint calls this, one at a time.)
     pub fn truncate_before(&self, keep_from: u64) -> Result<()> {
-        self.write()?;
-        let mut g = self.inner.lock();
-        if keep_from <= g.base_lsn {
-            return Ok(());
-        }
-        let keep_from = keep_from.min(g.written_lsn);
-        let mut tail = vec![0u8; (g.written_lsn - keep_from) as usize];
-        g.file
-            .read_exact_at(&mut tail, LOG_HEADER + (keep_from - g.base_lsn))
-            .ctx(|| format!("cannot read '{}'", self.path.display()))?;
+        let name = self.path.display().to_string();
+        let (old, base, upto, keep_from) = {
+            let mut g = self.inner.lock();
+            Self::write_locked(&mut g).map_err(|e| Error::io(format!("cannot write '{name}'"), e))?;
+            if keep_from <= g.base_lsn {
+                return Ok(());
+            }
+            let old = g.file.try_clone().ctx(|| "cannot dup the log".into())?;
+            let k = keep_from.min(g.written_lsn);
+            (old, g.base_lsn, g.written_lsn, k)
+        };
         let tmp = self.path.with_extension("log-new");
+        let tname = tmp.display().to_string();
         let f = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(&tmp)
-            .ctx(|| format!("cannot create '{}'", tmp.display()))?;
-        f.write_all_at(&header(keep_from), 0).ctx(|| format!("cannot write '{}'", tmp.display()))?;
-        f.write_all_at(&tail, LOG_HEADER).ctx(|| format!("cannot write '{}'", tmp.display()))?;
-        f.sync_all().ctx(|| format!("cannot sync '{}'", tmp.display()))?;
-        std::fs::rename(&tmp, &self.path).ctx(|| format!("cannot rename '{}'", tmp.display()))?;
+            .ctx(|| format!("cannot create '{tname}'"))?;
+        f.write_all_at(&header(keep_from), 0).ctx(|| format!("cannot write '{tname}'"))?;
+        copy_lsns(&old, base, &f, keep_from, keep_from..upto, &name, &tname)?;
+        f.sync_data().ctx(|| format!("cannot sync '{tname}'"))?;
+        let mut g = self.inner.lock();
+        debug_assert_eq!(g.base_lsn, base, "two log truncations at once");
+        copy_lsns(&old, base, &f, keep_from, upto..g.written_lsn, &name, &tname)?;
+        f.sync_all().ctx(|| format!("cannot sync '{tname}'"))?;
+        std::fs::rename(&tmp, &self.path).ctx(|| format!("cannot rename '{tname}'"))?;
         if let Some(dir) = self.path.parent() {
             File::open(dir).and_then(|d| d.sync_all()).ctx(|| "cannot sync the engine folder".into())?;
         }
@@ -316,6 +325,20 @@ impl RedoLog {
         let g = self.inner.lock();
         g.end_lsn - g.base_lsn
     }
+}
+
+/// Copies the log bytes of `lsns` from `from` (whose records begin at LSN
+/// `from_base`) to `to` (whose records begin at `to_base`), a few MiB at a time.
+fn copy_lsns(from: &File, from_base: u64, to: &File, to_base: u64, lsns: std::ops::Range<u64>, fname: &str, tname: &str) -> Result<()> {
+    let mut buf = vec![0u8; (lsns.end.saturating_sub(lsns.start)).min(8 << 20) as usize];
+    let mut at = lsns.start;
+    while at < lsns.end {
+        let n = ((lsns.end - at) as usize).min(buf.len());
+        from.read_exact_at(&mut buf[..n], LOG_HEADER + (at - from_base)).ctx(|| format!("cannot read '{fname}'"))?;
+        to.write_all_at(&buf[..n], LOG_HEADER + (at - to_base)).ctx(|| format!("cannot write '{tname}'"))?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -362,6 +385,55 @@ mod tests {
         drop(log);
         let (_, recs) = RedoLog::open(&p, 0).unwrap();
         assert_eq!(recs.iter().map(|r| (r.lsn, r.trx)).collect::<Vec<_>>(), vec![(d2, 10), (e, 11)]);
+    }
+
+    /// Truncations while another thread appends and commits: the records written
+    /// during a truncation's copy are in the new file too, at their LSNs.
+    #[test]
+    fn truncations_beside_appends_keep_every_record() {
+        let d = dir("trunc-concurrent");
+        let p = d.join("redo.log");
+        let (log, _) = RedoLog::open(&p, 0).unwrap();
+        let log = std::sync::Arc::new(log);
+        let n = 6000u64;
+        // a record's LSN, as a checkpoint's truncation point always is
+        let at = std::sync::Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (log, at) = (log.clone(), at.clone());
+            std::thread::spawn(move || {
+                let mut lsns = vec![];
+                for i in 0..n {
+                    let lsn = log.append(REC_MTR, i, &vec![i as u8; 500 + (i % 7) as usize * 300]);
+                    if i % 50 == 0 {
+                        log.flush_to(lsn + 1).unwrap();
+                    }
+                    if i % 500 == 0 {
+                        at.store(lsn, Ordering::Release);
+                    }
+                    lsns.push(lsn);
+                }
+                lsns
+            })
+        };
+        let mut truncations = 0;
+        while !writer.is_finished() {
+            log.truncate_before(at.load(Ordering::Acquire)).unwrap();
+            truncations += 1;
+        }
+        assert!(truncations > 1);
+        let kept = at.load(Ordering::Acquire);
+        let lsns = writer.join().unwrap();
+        let last = *lsns.last().unwrap();
+        log.flush_to(last + 1).unwrap();
+        drop(log);
+        let (_, recs) = RedoLog::open(&p, 0).unwrap();
+        assert!(!recs.is_empty() && recs[0].lsn <= kept, "records from {kept} on were lost");
+        let first = lsns.iter().position(|&l| l == recs[0].lsn).unwrap();
+        assert_eq!(recs.len(), lsns.len() - first);
+        for (r, i) in recs.iter().zip(first as u64..) {
+            assert_eq!((r.lsn, r.trx), (lsns[i as usize], i));
+            assert_eq!(r.payload, vec![i as u8; 500 + (i % 7) as usize * 300]);
+        }
     }
 
     /// A log written by an older version (1 to 3: no RESET records) is read and
