@@ -95,8 +95,9 @@ static MYSQL_SYSVAR_ULONGLONG(log_file_size, rust_log_file_size,
   PLUGIN_VAR_RQCMDARG,
   "Bytes the BTREE redo log grows by before a checkpoint writes the tables' "
   "changed pages and lets the log go, as innodb_log_file_size: larger means "
-  "fewer page writes, a longer recovery after a crash",
-  NULL, update_log_file_size, 96ULL << 20, 1ULL << 20, 1ULL << 40, 1ULL << 20);
+  "fewer page writes, a longer recovery after a crash (which reads the log "
+  "since the last checkpoint into memory)",
+  NULL, update_log_file_size, 96ULL << 20, 1ULL << 20, 4ULL << 30, 1ULL << 20);
 
 static struct st_mysql_sys_var *rust_system_variables[]= {
   MYSQL_SYSVAR(buffer_pool_size),
