@@ -299,6 +299,17 @@ ulong ha_rust::index_flags(uint inx, uint part, bool all_parts) const
     if (!rust_key_part_decodable(k->key_part + p))
       decodable= false;
   }
+  /* Index condition pushdown (asked with all_parts, once the share is built):
+     when every part of the key decodes, the pushed condition is tested on the
+     entry before its row is read (bt_fetch). */
+  if (all_parts && part == 0 && decodable)
+  {
+    bool icp= true;
+    for (uint p= 0; p < k->user_defined_key_parts && icp; p++)
+      icp= k->key_part[p].field && rust_key_part_decodable(k->key_part + p);
+    if (icp)
+      flags|= HA_DO_INDEX_COND_PUSHDOWN;
+  }
   return decodable ? flags | HA_KEYREAD_ONLY : flags;
 }
 
@@ -962,7 +973,11 @@ int ha_rust::index_next(uchar *buf)
 
 int ha_rust::index_next_same(uchar *buf, const uchar *key, uint keylen)
 {
+  /* entries the pushed condition skips must not run past the key */
+  icp_same_key= key;
+  icp_same_len= keylen;
   int rc= index_next(buf);
+  icp_same_key= nullptr;
   if (!rc && layout() == LAYOUT_BTREE &&
       key_cmp_if_same(table, key, active_index, keylen))
     rc= HA_ERR_END_OF_FILE;

@@ -95,6 +95,10 @@ class ha_rust final : public handler
   std::vector<std::vector<part_decode>> key_decode;
   bool key_only= false;              /* the open index cursor reads entries only */
   bool fetched_key_only= false;      /* the last row came from an entry only */
+  /* Index condition pushdown (docs/btree-format.md, "Index-only reads") */
+  bool icp= false;                   /* the open index cursor tests pushed_idx_cond */
+  const uchar *icp_same_key= nullptr;  /* index_next_same's key, while it runs */
+  uint icp_same_len= 0;
 
   Rust_share *get_share();
   rust_layout layout() const;
@@ -152,6 +156,7 @@ public:
   /* BTREE: ordered indexes. ARCHIVE: one index, on the AUTO_INCREMENT column,
      for equality lookups; CSV: none (refused in create()). */
   ulong index_flags(uint inx, uint part, bool all_parts) const override;
+  Item *idx_cond_push(uint keyno, Item *idx_cond) override;
   uint max_supported_keys() const override
   { return layout() == LAYOUT_CSV ? 0 : layout() == LAYOUT_ARCHIVE ? 1 : MAX_KEY; }
   uint max_supported_key_parts() const override

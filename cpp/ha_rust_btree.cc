@@ -424,6 +424,10 @@ bool rust_key_part_decodable(const KEY_PART_INFO *kp)
 bool ha_rust::bt_key_only_start()
 {
   key_only= false;
+  /* the pushed condition is tested on the entry (decoded into record[0]),
+     the row read only for entries that pass */
+  icp= pushed_idx_cond && pushed_idx_cond_keyno == active_index &&
+       active_index < table->s->keys && rust_index_of[active_index] != 0;
   if (keyread_enabled() && keyread == active_index &&
       active_index < table->s->keys && rust_index_of[active_index] != 0)
   {
@@ -433,8 +437,24 @@ bool ha_rust::bt_key_only_start()
       if (bitmap_is_set(table->read_set, i) && !keyread_cols[base + i])
         key_only= false;
   }
-  (*tbl)->bt_set_keys_only(key_only);
+  (*tbl)->bt_set_keys_only(key_only || icp);
   return key_only;
+}
+
+/* Index condition pushdown: taken when the key is a secondary one whose every
+   part decodes (index_flags offers HA_DO_INDEX_COND_PUSHDOWN only then; the
+   server pushes only conditions on the key's columns, and the primary key's
+   when HA_PRIMARY_KEY_IN_READ_INDEX says they decode too). */
+Item *ha_rust::idx_cond_push(uint keyno, Item *idx_cond)
+{
+  if (layout() != LAYOUT_BTREE || keyno >= table->s->keys ||
+      keyno >= rust_index_of.size() || rust_index_of[keyno] == 0 ||
+      !(index_flags(keyno, 0, true) & HA_DO_INDEX_COND_PUSHDOWN))
+    return idx_cond;
+  pushed_idx_cond= idx_cond;
+  pushed_idx_cond_keyno= keyno;
+  in_range_check_pushed_down= false;  /* the server checks the range's end */
+  return NULL;
 }
 
 /* The current entry's decodable columns into buf (the key's parts, then the
@@ -590,6 +610,37 @@ int ha_rust::bt_rc(int rc)
 int ha_rust::bt_fetch(uchar *buf, int rc, bool from_key)
 {
   fetched_key_only= false;
+  /* index condition pushdown: entries that fail the condition are stepped
+     over without reading their rows (the condition reads the key's columns
+     in the record the read fills, record[0], as MyISAM's does) */
+  while (!rc && from_key && icp)
+  {
+    if (int e= bt_unpack_key(buf))
+      return e;
+    if (icp_same_key &&
+        key_cmp_if_same(table, icp_same_key, active_index, icp_same_len))
+      return HA_ERR_END_OF_FILE;
+    switch (handler_index_cond_check(this)) {
+    case CHECK_NEG:
+      rc= (*tbl)->bt_next(false);
+      continue;
+    case CHECK_POS:
+      if (key_only)
+      {
+        fetched_key_only= true;
+        return 0;
+      }
+      if ((rc= (*tbl)->bt_fetch_current()))
+        return bt_rc(rc);
+      return unpack_binary(buf) ? HA_ERR_WRONG_IN_RECORD : 0;
+    case CHECK_OUT_OF_RANGE:
+      return HA_ERR_END_OF_FILE;
+    case CHECK_ABORTED_BY_USER:
+      return HA_ERR_ABORTED_BY_USER;
+    default:
+      return HA_ERR_INTERNAL_ERROR;
+    }
+  }
   if (rc)
     return rc == HA_ERR_END_OF_FILE || rc == HA_ERR_KEY_NOT_FOUND ? rc : bt_rc(rc);
   if (from_key && key_only)
@@ -782,9 +833,10 @@ int ha_rust::bt_index_read(uchar *buf, const uchar *key, key_part_map map,
   bt_key_only_start();
   int rc= (*tbl)->bt_seek(trx(), rust_index_of[active_index], sl(key_buf), find);
   scan_desc= find == 2 || find == 4 || find == 5 || find == 6;
-  /* the prefix bounds only the first row; the server bounds ranges itself */
-  (*tbl)->bt_set_prefix(rust::Slice<const uint8_t>(), false);
+  /* the prefix bounds the first row (and the entries a pushed condition
+     skips before it); after it the server bounds ranges itself */
   rc= bt_fetch(buf, rc, true);
+  (*tbl)->bt_set_prefix(rust::Slice<const uint8_t>(), false);
   return rc == HA_ERR_END_OF_FILE ? HA_ERR_KEY_NOT_FOUND : rc;
 }
 

@@ -986,6 +986,22 @@ impl BtreeTable {
         self.keys_only = on;
     }
 
+    /// Reads the row of the current entry of an index-only read (one whose entry
+    /// passed the server's pushed index condition) into [`Self::row`]; the cursor
+    /// stays where it is.
+    pub fn fetch_current(&mut self) -> Result<()> {
+        let pk = std::mem::take(&mut self.pk);
+        if self.cur_index == 0 || pk.is_empty() || !self.load(&pk)? {
+            self.pk = pk;
+            return Err(Error::Corrupt(format!(
+                "{}: index {} has an entry for a row that does not exist",
+                self.path.display(),
+                self.cur_index
+            )));
+        }
+        Ok(())
+    }
+
     /// The current entry's key: for a secondary index the secondary key's bytes
     /// followed by the primary key's, for the clustered index the primary key.
     pub fn key(&self) -> &[u8] {

@@ -195,6 +195,9 @@ pub mod bridge {
         /// keyread): a secondary entry is not looked up in the clustered tree, so
         /// `record_data` is empty; its key bytes are `bt_key`, its row's `bt_pk`.
         fn bt_set_keys_only(self: &mut Table, on: bool);
+        /// After an index-only step: the current entry's row (index condition
+        /// pushdown: the entry passed the condition).
+        fn bt_fetch_current(self: &mut Table) -> i32;
         /// The current entry's key (secondary: the key's bytes, then the primary
         /// key's; clustered: the primary key).
         fn bt_key(self: &Table) -> &[u8];
@@ -989,6 +992,10 @@ impl Table {
         if let Some(Inner::Btree(t)) = self.inner.as_mut() {
             t.set_keys_only(on);
         }
+    }
+
+    fn bt_fetch_current(&mut self) -> i32 {
+        self.run(|t| t.btree()?.fetch_current())
     }
 
     fn bt_key(&self) -> &[u8] {
