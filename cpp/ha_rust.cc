@@ -1375,10 +1375,10 @@ static int rust_init(void *p)
      directory); starting it recovers from a crash. If it cannot start, CSV and
      ARCHIVE tables still work and BTREE tables say why they cannot open. */
   ha_rust_ffi::engine_set_lock_wait_timeout(rust_lock_wait_timeout);
-  ha_rust_ffi::engine_set_log_size(rust_log_file_size);
   rust::String e;
   if (ha_rust_ffi::engine_start(bytes("."), rust_buffer_pool_size / 16384,
-                                (uint8_t) rust_flush_log_at_trx_commit, e))
+                                (uint8_t) rust_flush_log_at_trx_commit,
+                                rust_log_file_size, e))
     sql_print_error("RUST: the BTREE layout cannot start: %s",
                     std::string(e).c_str());
   rust::String note;

@@ -1037,21 +1037,13 @@ impl BtreeTable {
             self.row.extend_from_slice(&self.val[ROW_HEADER..]);
             return Ok(true);
         }
+        // the entry's value is the primary key: enough for the key's columns
+        // and for position(); index-only, the row itself is not read
+        std::mem::swap(&mut self.pk, &mut self.val);
         if self.keys_only {
-            // the entry's value is the primary key: enough for the key's columns
-            // and for position(); the row itself is not read
-            std::mem::swap(&mut self.pk, &mut self.val);
             self.row.clear();
-            return Ok(true);
-        }
-        let pk = std::mem::take(&mut self.val);
-        let ok = self.load(&pk)?;
-        if !ok {
-            return Err(Error::Corrupt(format!(
-                "{}: index {} has an entry for a row that does not exist",
-                self.path.display(),
-                self.cur_index
-            )));
+        } else {
+            self.fetch_current()?;
         }
         Ok(true)
     }

@@ -1104,14 +1104,7 @@ impl Reader<'_> {
         };
         let leaf = self.find_leaf(probe)?;
         let (i, eq) = self.pages.get(leaf)?.search(probe);
-        let slot = if !descending {
-            if eq && matches!(from, Bound::Excluded(_)) { i + 1 } else { i }
-        } else {
-            // last slot <= probe (or < probe)
-            let take_eq = eq && matches!(from, Bound::Included(_));
-            if take_eq { i } else { i.wrapping_sub(1) }
-        };
-        Ok((leaf, slot))
+        Ok((leaf, slot_from(i, eq, from, descending)))
     }
 
     /// Where [`Reader::place`] would put a cursor, found in the leaf it was on
@@ -1144,13 +1137,7 @@ impl Reader<'_> {
         if !eq && (i == 0 || i >= p.slots()) {
             return Ok(None);
         }
-        let slot = if !descending {
-            if eq && matches!(from, Bound::Excluded(_)) { i + 1 } else { i }
-        } else {
-            let take_eq = eq && matches!(from, Bound::Included(_));
-            if take_eq { i } else { i.wrapping_sub(1) }
-        };
-        Ok(Some((leaf, slot)))
+        Ok(Some((leaf, slot_from(i, eq, from, descending))))
     }
 
     /// The first (or last) leaf, and its first (or last) slot.
@@ -1237,6 +1224,20 @@ impl Drop for BTree {
                 self.pool.name()
             );
         }
+    }
+}
+
+/// A cursor's slot in a leaf from a search of its bound there (`i`: the first
+/// slot >= the probe, `eq`: the probe is at `i`): ascending, the first record
+/// within the bound; descending, the last one (may be "before slot 0", which
+/// wraps: the step then goes to the previous leaf).
+fn slot_from(i: usize, eq: bool, from: Bound<&[u8]>, descending: bool) -> usize {
+    if !descending {
+        if eq && matches!(from, Bound::Excluded(_)) { i + 1 } else { i }
+    } else {
+        // last slot <= probe (or < probe)
+        let take_eq = eq && matches!(from, Bound::Included(_));
+        if take_eq { i } else { i.wrapping_sub(1) }
     }
 }
 

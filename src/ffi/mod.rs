@@ -45,7 +45,7 @@ pub mod bridge {
         type TrxHandle;
 
         /// Starts the BTREE engine (recovery included) with its files in `dir`.
-        fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: u8, err: &mut String) -> i32;
+        fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: u8, log_size: u64, err: &mut String) -> i32;
         /// Checkpoint at shutdown.
         fn engine_stop() -> i32;
         fn engine_set_flush_policy(policy: u8);
@@ -252,13 +252,13 @@ fn policy(p: u8) -> FlushPolicy {
     }
 }
 
-fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: u8, err: &mut String) -> i32 {
+fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: u8, log_size: u64, err: &mut String) -> i32 {
     guard(err, || {
         if ENGINE.get().is_some() {
             return Ok(());
         }
         let e = Engine::open(&path(dir), pool_pages as usize, policy(flush_policy))?;
-        e.set_log_size(LOG_SIZE.load(std::sync::atomic::Ordering::Relaxed));
+        e.set_log_size(log_size);
         let _ = ENGINE.set(e);
         bt::adopt_recovered_prepared(engine()?)
     })
@@ -279,14 +279,10 @@ fn engine_set_flush_policy(p: u8) {
 }
 
 fn engine_set_log_size(bytes: u64) {
-    LOG_SIZE.store(bytes, std::sync::atomic::Ordering::Relaxed);
     if let Some(e) = ENGINE.get() {
         e.set_log_size(bytes);
     }
 }
-
-/// rust_log_file_size as last set (the engine starts with it).
-static LOG_SIZE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(crate::btree::engine::CHECKPOINT_AFTER);
 
 fn engine_set_lock_wait_timeout(secs: u64) {
     bt::LOCK_WAIT_TIMEOUT_SECS.store(secs, std::sync::atomic::Ordering::Relaxed);
