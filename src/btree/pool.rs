@@ -42,6 +42,9 @@ pub struct Budget {
     next: AtomicUsize,
 }
 
+/// How far ahead of the file's end [`Pool::reserve`] allocates disk blocks (64 pages).
+const RESERVE_AHEAD: u64 = 1 << 20;
+
 /// Frames a pool may always have, whatever the budget.
 pub const MIN_FRAMES: usize = 8;
 /// Frames asked of another pool at a time.
@@ -194,7 +197,9 @@ pub struct Pool {
     hand: usize,
     /// Pages in the file (the next page number to append).
     pub pages: u32,
-    /// The file's length: pages below it can be written without extending it.
+    /// Bytes of the file with disk blocks allocated (the file may be shorter:
+    /// blocks are reserved ahead of its end, [`Pool::reserve`]): pages below it
+    /// can be written without allocating space.
     file_len: u64,
     pub reads: u64,
     pub writes: u64,
@@ -601,18 +606,23 @@ impl Pool {
     /// statement that needed the page, which is rolled back, as InnoDB extends its
     /// files inside the mini-transaction. (Copy-on-write file systems may still
     /// refuse a later write; a checkpoint then fails and keeps the log.)
+    ///
+    /// The blocks are reserved [`RESERVE_AHEAD`] at a time, past the file's end
+    /// (`FALLOC_FL_KEEP_SIZE`): one system call per 64 new pages rather than one
+    /// per page, and the file's length still ends at its last written page (the
+    /// page count is read from it at the next start). A disk too full for the
+    /// whole step gets a try for the one page.
     fn reserve(&mut self, no: u32) -> Result<()> {
         let end = (no as u64 + 1) * PAGE_SIZE as u64;
         if end <= self.file_len {
             return Ok(());
         }
-        use std::os::fd::AsRawFd;
-        // SAFETY: a plain system call on a file descriptor this pool owns.
-        let r = unsafe {
-            libc::posix_fallocate(self.file.as_raw_fd(), self.file_len as libc::off_t, (end - self.file_len) as libc::off_t)
-        };
+        let mut r = self.fallocate(end.max(self.file_len + RESERVE_AHEAD));
+        if r == libc::ENOSPC {
+            r = self.fallocate(end);
+        }
         match r {
-            0 => self.file_len = end,
+            0 => {}
             // a file system without fallocate: the write-back extends the file
             libc::EOPNOTSUPP | libc::EINVAL => {}
             e => {
@@ -623,6 +633,27 @@ impl Pool {
             }
         }
         Ok(())
+    }
+
+    /// Allocates the file's blocks up to `end` without changing its length;
+    /// returns 0 or the error number.
+    fn fallocate(&mut self, end: u64) -> i32 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a file descriptor this pool owns.
+        let r = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_KEEP_SIZE,
+                self.file_len as libc::off_t,
+                (end - self.file_len) as libc::off_t,
+            )
+        };
+        if r == 0 {
+            self.file_len = end;
+            0
+        } else {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+        }
     }
 
     /// A page (re)initialised as `kind`, without reading it (reuse of a free page).
@@ -709,4 +740,41 @@ pub fn apply_diff(page: &mut [u8], rec: &[u8]) -> Option<usize> {
         at += 4 + len;
     }
     Some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// New pages get their disk blocks ahead of the file's end, a step at a time,
+    /// while the file's length ends at its last written page: the page count read
+    /// back from that length at the next open is the pages written.
+    #[test]
+    fn blocks_are_reserved_ahead_and_the_length_counts_written_pages() {
+        let d = super::super::testutil::dir("pool-reserve", 0);
+        let p = d.join("t.rbt");
+        let open = || OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&p).unwrap();
+        use std::fs::OpenOptions;
+        let mut pool = Pool::new(open(), "t".into(), 1000).unwrap();
+        for i in 0..10u32 {
+            assert_eq!(pool.allocate(Kind::Leaf).unwrap(), i);
+        }
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.len(), 0, "nothing written yet");
+        if pool.file_len > 0 {
+            // fallocate worked here: one step covers the ten pages, and more
+            assert_eq!(pool.file_len, RESERVE_AHEAD);
+            assert!(m.blocks() * 512 >= RESERVE_AHEAD, "{} blocks", m.blocks());
+        }
+        pool.flush().unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 10 * PAGE_SIZE as u64);
+        drop(pool);
+        let mut pool = Pool::new(open(), "t".into(), 1000).unwrap();
+        assert_eq!(pool.pages, 10);
+        for i in 0..10u32 {
+            pool.get(i).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }
