@@ -303,12 +303,83 @@ struct TrxShared {
     st: Mutex<TrxState>,
 }
 
+/// A transaction's undo entries, oldest first, with no allocation per entry: their
+/// bytes one after another in one buffer, and per entry its tree (an index into
+/// the trees it used) and where its bytes end.
+#[derive(Default)]
+struct UndoLog {
+    trees: Vec<Tree>,
+    entries: Vec<(u32, usize)>,
+    bytes: Vec<u8>,
+}
+
+impl UndoLog {
+    fn push(&mut self, t: &Tree, u: &[u8]) {
+        // most transactions write one tree or a few: the last one used first
+        let i = match self.entries.last() {
+            Some(&(i, _)) if Arc::ptr_eq(&self.trees[i as usize], t) => i as usize,
+            _ => match self.trees.iter().position(|x| Arc::ptr_eq(x, t)) {
+                Some(i) => i,
+                None => {
+                    self.trees.push(t.clone());
+                    self.trees.len() - 1
+                }
+            },
+        };
+        self.bytes.extend_from_slice(u);
+        self.entries.push((i as u32, self.bytes.len()));
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Total size of the entries.
+    fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The newest entry: its tree and bytes (valid until the next change).
+    fn last(&self) -> Option<(&Tree, &[u8])> {
+        let n = self.entries.len();
+        let &(t, end) = self.entries.last()?;
+        let start = if n >= 2 { self.entries[n - 2].1 } else { 0 };
+        Some((&self.trees[t as usize], &self.bytes[start..end]))
+    }
+
+    /// Forgets the newest entry.
+    fn drop_last(&mut self) {
+        self.entries.pop();
+        self.bytes.truncate(self.entries.last().map_or(0, |e| e.1));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Tree, &[u8])> {
+        self.entries.iter().scan(0, |start, &(t, end)| {
+            let b = &self.bytes[*start..end];
+            *start = end;
+            Some((&self.trees[t as usize], b))
+        })
+    }
+
+    /// Whether an entry is for tree `t`.
+    fn uses(&self, t: &Tree) -> bool {
+        match self.trees.iter().position(|x| Arc::ptr_eq(x, t)) {
+            Some(i) => self.entries.iter().any(|e| e.0 as usize == i),
+            None => false,
+        }
+    }
+}
+
 #[derive(Default)]
 struct TrxState {
     /// Undo entries, newest last.
-    undo: Vec<(Tree, Vec<u8>)>,
-    /// Their total size.
-    undo_bytes: usize,
+    undo: UndoLog,
+    /// Where a write's undo entry is made before [`TrxState::push`] keeps it.
+    scratch: Vec<u8>,
     /// The XID, once prepared (a prepare record is logged): its rollback is
     /// logged as begun before it changes anything, and its end is made durable.
     xid: Option<Vec<u8>>,
@@ -317,9 +388,9 @@ struct TrxState {
 }
 
 impl TrxState {
-    fn push(&mut self, t: &Tree, u: Vec<u8>) {
-        self.undo_bytes += u.len();
-        self.undo.push((t.clone(), u));
+    /// Keeps the undo entry in `scratch` as the newest, for tree `t`.
+    fn push(&mut self, t: &Tree) {
+        self.undo.push(t, &self.scratch);
     }
 }
 
@@ -336,7 +407,7 @@ impl Trx {
     }
     /// Whether it changed tree `t` (has an undo entry for it).
     pub fn changed(&self, t: &Tree) -> bool {
-        self.sh.st.lock().undo.iter().any(|(u, _)| Arc::ptr_eq(u, t))
+        self.sh.st.lock().undo.uses(t)
     }
 }
 
@@ -581,7 +652,7 @@ impl Engine {
                 if !path.exists() || voided(&path, lsn) {
                     continue;
                 }
-                st.push(&self.open_tree(&path)?, u);
+                st.undo.push(&self.open_tree(&path)?, &u);
                 if !trees.contains(&path) {
                     trees.push(path);
                 }
@@ -752,20 +823,29 @@ impl Engine {
 
     pub fn insert(&self, trx: &mut Trx, t: &Tree, key: &[u8], val: &[u8]) -> Result<bool> {
         let mut st = self.writing(trx);
-        let u = t.write().insert_tx(trx.id, key, val)?;
-        Ok(u.map(|u| st.push(t, u)).is_some())
+        let done = t.write().insert_tx(trx.id, key, val, &mut st.scratch)?;
+        if done {
+            st.push(t);
+        }
+        Ok(done)
     }
 
     pub fn delete(&self, trx: &mut Trx, t: &Tree, key: &[u8]) -> Result<bool> {
         let mut st = self.writing(trx);
-        let u = t.write().delete_tx(trx.id, key)?;
-        Ok(u.map(|u| st.push(t, u)).is_some())
+        let done = t.write().delete_tx(trx.id, key, &mut st.scratch)?;
+        if done {
+            st.push(t);
+        }
+        Ok(done)
     }
 
     pub fn update(&self, trx: &mut Trx, t: &Tree, key: &[u8], val: &[u8]) -> Result<bool> {
         let mut st = self.writing(trx);
-        let u = t.write().update_tx(trx.id, key, val)?;
-        Ok(u.map(|u| st.push(t, u)).is_some())
+        let done = t.write().update_tx(trx.id, key, val, &mut st.scratch)?;
+        if done {
+            st.push(t);
+        }
+        Ok(done)
     }
 
     /// The transaction's state, locked for a write; before its first record, the
@@ -851,9 +931,9 @@ impl Engine {
 
     fn undo_to(st: &mut TrxState, id: u64, savepoint: usize) -> Result<()> {
         while st.undo.len() > savepoint {
-            let (t, u) = st.undo.pop().unwrap();
-            st.undo_bytes -= u.len();
-            t.write().apply_undo(id, &u)?;
+            let (t, u) = st.undo.last().unwrap();
+            t.write().apply_undo(id, u)?;
+            st.undo.drop_last();
         }
         Ok(())
     }
@@ -984,7 +1064,7 @@ impl Shared {
     fn xid_and_trees(&self, st: &TrxState, xid: &[u8], b: &mut Vec<u8>) -> Vec<Option<u32>> {
         use std::os::unix::ffi::OsStrExt;
         let mut used: HashMap<*const RwLock<BTree>, Option<u32>> = HashMap::new();
-        for (t, _) in &st.undo {
+        for (t, _) in st.undo.iter() {
             used.insert(Arc::as_ptr(t), None);
         }
         let mut ids: Vec<(u32, PathBuf)> = Vec::new();
@@ -1035,7 +1115,7 @@ impl Shared {
                 t.first_lsn.store(u64::MAX, Ordering::Release);
                 continue;
             }
-            if (ckpt - first) / 2 < st.undo_bytes as u64 + 4096 {
+            if (ckpt - first) / 2 < st.undo.size() as u64 + 4096 {
                 continue;
             }
             let mut b = vec![st.xid.is_some() as u8];
@@ -1185,6 +1265,45 @@ mod tests {
             m.insert(k.clone(), v.clone());
         }
         m
+    }
+
+    /// The undo arena hands its entries back as they were pushed, per tree, and
+    /// forgets the newest ones exactly (a rollback to a savepoint).
+    #[test]
+    fn undo_entries_come_back_as_pushed() {
+        let d = dir("undo-arena", 0);
+        let trees: Vec<Tree> = (0..3)
+            .map(|i| {
+                let p = d.join(format!("t{i}.rbt"));
+                BTree::create(&p).unwrap();
+                Arc::new(RwLock::new(BTree::open(&p, 16).unwrap()))
+            })
+            .collect();
+        let mut u = UndoLog::default();
+        let mut want: Vec<(usize, Vec<u8>)> = vec![];
+        for n in 0..40usize {
+            let t = [0, 0, 1, 0, 2, 2, 1][n % 7];
+            let b = vec![n as u8; n % 5];
+            u.push(&trees[t], &b);
+            want.push((t, b));
+            if n % 9 == 8 {
+                u.drop_last();
+                want.pop();
+            }
+        }
+        let got = |u: &UndoLog| -> Vec<(usize, Vec<u8>)> {
+            u.iter().map(|(t, b)| (trees.iter().position(|x| Arc::ptr_eq(x, t)).unwrap(), b.to_vec())).collect()
+        };
+        assert_eq!(got(&u), want);
+        assert_eq!(u.size(), want.iter().map(|w| w.1.len()).sum::<usize>());
+        while u.len() > 3 {
+            let (t, b) = u.last().unwrap();
+            let (wt, wb) = want.pop().unwrap();
+            assert!(Arc::ptr_eq(t, &trees[wt]) && b == &wb[..]);
+            u.drop_last();
+        }
+        assert_eq!(got(&u), want);
+        assert!(u.uses(&trees[0]) && !u.uses(&trees[2]), "{want:?}");
     }
 
     #[test]

@@ -412,28 +412,26 @@ impl BTree {
         self.in_mtr(0, &mut Vec::new(), |t, _| t.update_inner(key, val, None))
     }
 
-    /// Transactional insert: logs how to undo it; returns that undo entry, or None
-    /// if the key was already there (nothing changed).
-    pub fn insert_tx(&mut self, trx: u64, key: &[u8], val: &[u8]) -> Result<Option<Vec<u8>>> {
+    /// Transactional insert: logs how to undo it, and leaves that undo entry in
+    /// `undo`; false if the key was already there (nothing changed).
+    pub fn insert_tx(&mut self, trx: u64, key: &[u8], val: &[u8], undo: &mut Vec<u8>) -> Result<bool> {
         // a key already there touches no page: its mtr logs nothing (no undo entry)
-        let mut undo = undo_entry(UNDO_DELETE, key, &[]);
-        let done = self.in_mtr(trx, &mut undo, |t, _| t.insert_inner(key, val))?;
-        Ok(done.then_some(undo))
+        undo_entry(undo, UNDO_DELETE, key, &[]);
+        self.in_mtr(trx, undo, |t, _| t.insert_inner(key, val))
     }
 
-    /// Transactional delete; returns its undo entry, or None if the key was absent.
-    pub fn delete_tx(&mut self, trx: u64, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut undo = Vec::new();
-        let done = self.in_mtr(trx, &mut undo, |t, u| t.delete_inner(key, Some((UNDO_PUT, u))))?;
-        Ok(done.then_some(undo))
+    /// Transactional delete, its undo entry left in `undo`; false if the key was
+    /// absent.
+    pub fn delete_tx(&mut self, trx: u64, key: &[u8], undo: &mut Vec<u8>) -> Result<bool> {
+        undo.clear();
+        self.in_mtr(trx, undo, |t, u| t.delete_inner(key, Some((UNDO_PUT, u))))
     }
 
-    /// Transactional update of an existing key; returns its undo entry, or None if
-    /// the key was absent.
-    pub fn update_tx(&mut self, trx: u64, key: &[u8], val: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut undo = Vec::new();
-        let done = self.in_mtr(trx, &mut undo, |t, u| t.update_inner(key, val, Some(u)))?;
-        Ok(done.then_some(undo))
+    /// Transactional update of an existing key, its undo entry left in `undo`;
+    /// false if the key was absent.
+    pub fn update_tx(&mut self, trx: u64, key: &[u8], val: &[u8], undo: &mut Vec<u8>) -> Result<bool> {
+        undo.clear();
+        self.in_mtr(trx, undo, |t, u| t.update_inner(key, val, Some(u)))
     }
 
     /// Applies an undo entry (rolls one change back), logged under `trx` as a plain
@@ -493,7 +491,7 @@ impl BTree {
         if let Some(u) = undo {
             let mut v = Vec::new();
             self.load_value(&old.as_val(), &mut v)?;
-            *u = undo_entry(UNDO_REPLACE, key, &v);
+            undo_entry(u, UNDO_REPLACE, key, &v);
         }
         if matches!(old, OwnedVal::Inline(_))
             && key.len() + val.len() <= MAX_INLINE
@@ -639,7 +637,7 @@ impl BTree {
         if let Some((kind, u)) = undo {
             let mut old = Vec::new();
             self.load_value(&v.as_val(), &mut old)?;
-            *u = undo_entry(kind, key, &old);
+            undo_entry(u, kind, key, &old);
         }
         if let OwnedVal::Overflow { first, .. } = v {
             self.free_value(first)?;
@@ -1247,14 +1245,13 @@ pub const UNDO_DELETE: u8 = 1;
 pub const UNDO_PUT: u8 = 2;
 pub const UNDO_REPLACE: u8 = 3;
 
-/// `u8 kind, u32 key length, key, value`.
-pub fn undo_entry(kind: u8, key: &[u8], val: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(5 + key.len() + val.len());
+/// Makes `v` the undo entry `u8 kind, u32 key length, key, value`.
+pub fn undo_entry(v: &mut Vec<u8>, kind: u8, key: &[u8], val: &[u8]) {
+    v.clear();
     v.push(kind);
     v.extend_from_slice(&(key.len() as u32).to_le_bytes());
     v.extend_from_slice(key);
     v.extend_from_slice(val);
-    v
 }
 
 pub fn parse_undo(u: &[u8]) -> Option<(u8, &[u8], &[u8])> {
