@@ -11,3 +11,5 @@ pub mod consts;
 pub mod csv;
 pub mod error;
 pub mod ffi;
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -1072,11 +1072,8 @@ fn install_rewrite(opts: &ArchiveOptions, st: &mut State, arz: File, arz_len: u6
 mod tests {
     use super::*;
 
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ha_rust-arch-{}-{}", name, std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    fn tmpdir(name: &str) -> crate::testutil::TempDir {
+        crate::testutil::dir(&format!("arch-{name}"), 0)
     }
 
     fn opts(d: &Path) -> ArchiveOptions {

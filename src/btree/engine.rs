@@ -1251,7 +1251,7 @@ impl Drop for Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btree::testutil::dir;
+    use crate::testutil::dir;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
@@ -1897,7 +1897,7 @@ mod perf {
     //! --nocapture`, or the test binary under `valgrind --tool=callgrind`.
     use super::*;
     use crate::btree::table::{self, BtreeTable, TrxHandle};
-    use crate::btree::testutil::dir;
+    use crate::testutil::dir;
 
     fn row(i: u32) -> Vec<u8> {
         // about the bench's rows: fixed columns, then text of 50..350 bytes

@@ -497,11 +497,8 @@ mod tests {
         ok
     }
 
-    fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ha_rust-log-{}-{}", name, std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn dir(name: &str) -> crate::testutil::TempDir {
+        crate::testutil::dir(&format!("log-{name}"), 0)
     }
 
     #[test]
@@ -663,10 +660,7 @@ mod tests {
         let mut places = vec![(dir("small-direct"), true), (dir("small-buffered"), false)];
         let shm = Path::new("/dev/shm");
         if shm.is_dir() {
-            let d = shm.join(format!("ha_rust-log-small-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&d);
-            std::fs::create_dir_all(&d).unwrap();
-            places.push((d, true));
+            places.push((crate::testutil::dir_in(shm, "log-small-shm", 0), true));
         }
         for (d, direct) in places {
             let p = d.join("redo.log");
@@ -693,7 +687,6 @@ mod tests {
                 }
                 log.flush_to(log.end_lsn()).unwrap();
             }
-            let _ = std::fs::remove_dir_all(&d);
         }
     }
 }

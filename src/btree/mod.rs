@@ -1,30 +1,12 @@
-//! The BTREE layout's storage core: slotted pages, a bounded buffer pool and a
-//! B+tree over byte keys (spec: `docs/btree-format.md`). Not yet reachable from
-//! SQL: LAYOUT=BTREE stays refused until the redo and undo logs and transactions
-//! are in (see the BTREE issue).
+//! The BTREE layout: slotted pages, a bounded buffer pool, a B+tree over byte
+//! keys, the redo log, transactions with undo, and the tables built on them
+//! (spec: `docs/btree-format.md`).
 pub mod engine;
 pub mod log;
 pub mod page;
 pub mod pool;
 pub mod table;
 pub mod tree;
-
-/// What the tests of these modules share.
-#[cfg(test)]
-pub(crate) mod testutil {
-    use std::path::PathBuf;
-
-    /// An empty folder for one test (`case`: one of its runs), under the
-    /// system's temporary folder and named after the test and this process;
-    /// whatever an earlier run left there is removed first. `name` must be
-    /// unique among the tests that use this.
-    pub fn dir(name: &str, case: u64) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ha_rust-btree-{}-{}-{}", name, std::process::id(), case));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-}
 
 /// Tests stop a TRUNCATE at each of its writes and fsyncs (see
 /// [`engine::Engine::reset_trees`]) as if the process died there: a step that

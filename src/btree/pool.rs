@@ -752,7 +752,7 @@ mod tests {
     /// back from that length at the next open is the pages written.
     #[test]
     fn blocks_are_reserved_ahead_and_the_length_counts_written_pages() {
-        let d = super::super::testutil::dir("pool-reserve", 0);
+        let d = crate::testutil::dir("pool-reserve", 0);
         let p = d.join("t.rbt");
         let open = || OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&p).unwrap();
         use std::fs::OpenOptions;

@@ -1209,7 +1209,7 @@ impl BtreeTable {
 mod tests {
     use super::*;
     use crate::btree::engine::{FlushPolicy, RecoveredPrepared};
-    use crate::btree::testutil::dir;
+    use crate::testutil::dir;
 
     /// The AUTO_INCREMENT counter: kept from CREATE, moved up only, durable through
     /// the redo log (a crash that loses every unflushed page keeps it), reset by

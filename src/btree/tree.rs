@@ -1305,11 +1305,11 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    fn tmp(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("ha_rust-bt-{}-{}", name, std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d.join("t.rbt")
+    /// A tree file's path in a folder of its own (removed with the folder).
+    fn tmp(name: &str) -> (crate::testutil::TempDir, std::path::PathBuf) {
+        let d = crate::testutil::dir(&format!("bt-{name}"), 0);
+        let p = d.join("t.rbt");
+        (d, p)
     }
 
     fn scan(t: &mut BTree, desc: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -1357,7 +1357,7 @@ mod tests {
         /// and passes check().
         #[test]
         fn matches_a_model(ops in prop::collection::vec(op(), 1..1500)) {
-            let path = tmp("model");
+            let (_dir, path) = tmp("model");
             BTree::create(&path).unwrap();
             let mut t = BTree::open(&path, 16).unwrap();
             let mut model = BTreeMap::new();
@@ -1417,7 +1417,7 @@ mod tests {
             desc in any::<bool>(),
             changes in prop::collection::vec((0u8..5, 0u16..3000, prop_oneof![3 => 0usize..300, 1 => 300usize..5000]), 1..300),
         ) {
-            let path = tmp(&format!("cursor-{}", desc as u8));
+            let (_dir, path) = tmp(&format!("cursor-{}", desc as u8));
             BTree::create(&path).unwrap();
             let mut t = BTree::open(&path, 64).unwrap();
             let mut model = BTreeMap::new();
@@ -1474,7 +1474,7 @@ mod tests {
 
     #[test]
     fn range_seeks_in_both_directions() {
-        let path = tmp("range");
+        let (_dir, path) = tmp("range");
         BTree::create(&path).unwrap();
         let mut t = BTree::open(&path, 64).unwrap();
         for i in (0u32..20_000).step_by(2) {
@@ -1507,7 +1507,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_page_is_reported_with_its_number() {
-        let path = tmp("corrupt");
+        let (_dir, path) = tmp("corrupt");
         BTree::create(&path).unwrap();
         let mut t = BTree::open(&path, 64).unwrap();
         for i in 0u32..5000 {
@@ -1524,7 +1524,7 @@ mod tests {
 
     #[test]
     fn a_table_ten_times_the_pool_works() {
-        let path = tmp("big");
+        let (_dir, path) = tmp("big");
         BTree::create(&path).unwrap();
         let mut t = BTree::open(&path, 32).unwrap(); // 512 KiB of pool
         for i in 0u32..60_000 {
@@ -1545,9 +1545,7 @@ mod fill_probe {
     use super::*;
     #[test]
     fn ascending_inserts_fill_pages() {
-        let d = std::env::temp_dir().join(format!("ha_rust-fill-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = crate::testutil::dir("fill", 0);
         let p = d.join("t.rbt");
         BTree::create(&p).unwrap();
         let mut t = BTree::open(&p, 64).unwrap();

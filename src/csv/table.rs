@@ -1059,11 +1059,8 @@ fn read_all(p: &Path) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ha_rust-test-{}-{}", name, std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    fn tmpdir(name: &str) -> crate::testutil::TempDir {
+        crate::testutil::dir(&format!("csv-{name}"), 0)
     }
 
     fn opts(dir: &Path, cols: usize) -> CsvOptions {
