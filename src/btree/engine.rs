@@ -1377,6 +1377,58 @@ mod tests {
         }
     }
 
+    /// A leaf's first change after a checkpoint is logged without its free middle
+    /// (a kind 3 entry of the parts around it, the meta page whole), and recovery
+    /// rebuilds the page from that entry when the file's copy is torn.
+    #[test]
+    fn a_first_change_after_a_checkpoint_leaves_out_the_free_middle() {
+        let d = dir("fpi-middle", 0);
+        let edir = d.join("eng");
+        let p = d.join("t.rbt");
+        let row = |i: u32| (i.to_be_bytes(), vec![i as u8; 100]);
+        {
+            let e = Engine::open(&edir, 64, FlushPolicy::EveryCommit).unwrap();
+            e.create_tree(&p).unwrap();
+            let t = e.open_tree(&p).unwrap();
+            let mut trx = e.begin();
+            for i in 0..20u32 {
+                let (k, v) = row(i);
+                e.insert(&mut trx, &t, &k, &v).unwrap();
+            }
+            e.commit(trx).unwrap();
+            e.checkpoint_now().unwrap();
+            let mut trx = e.begin();
+            let (k, v) = row(20);
+            e.insert(&mut trx, &t, &k, &v).unwrap();
+            e.commit(trx).unwrap();
+            std::mem::forget(t);
+            e.simulate_crash(false);
+        }
+        let ckpt = read_control(&edir.join(CONTROL_FILE)).unwrap().unwrap().checkpoint;
+        let (log, recs) = RedoLog::open(&edir.join(LOG_FILE), ckpt).unwrap();
+        drop(log);
+        let mut kinds = vec![];
+        for r in recs.iter().filter(|r| r.kind == REC_MTR) {
+            let (_, _, changes) = parse_mtr(&r.payload).unwrap();
+            for c in changes {
+                kinds.push((c.page, c.kind, c.bytes.len()));
+            }
+        }
+        assert!(kinds.iter().any(|&(no, k, _)| no == 0 && k == PAGE_FULL), "{kinds:?}");
+        let leaf = kinds.iter().find(|&&(no, _, _)| no != 0).unwrap();
+        assert!(leaf.1 == PAGE_NEW && leaf.2 < 4096, "the leaf was logged as {leaf:?}");
+        // both pages torn on disk: recovery has only the log's images to go on
+        let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+        for no in 0..f.metadata().unwrap().len() / PAGE_SIZE as u64 {
+            f.write_all_at(&[0xA5; PAGE_SIZE / 2], no * PAGE_SIZE as u64 + PAGE_SIZE as u64 / 2).unwrap();
+        }
+        let e = Engine::open(&edir, 64, FlushPolicy::EveryCommit).unwrap();
+        let t = e.open_tree(&p).unwrap();
+        t.write().check().unwrap();
+        let want: BTreeMap<Vec<u8>, Vec<u8>> = (0..21).map(|i| (row(i).0.to_vec(), row(i).1)).collect();
+        assert_eq!(contents(&t), want);
+    }
+
     /// A transaction left open (or prepared) while others commit and checkpoints
     /// run does not keep the log from its first change on: each checkpoint carries
     /// its undo entries forward (UNDO_CARRY). After a crash it is rolled back (or

@@ -304,6 +304,17 @@ impl Page {
     fn set_slots(&mut self, n: usize) {
         self.put16(18, n as u16);
     }
+    /// A leaf's or internal page's free middle (`free_lo..free_hi`, between the
+    /// slot array and the records): bytes nothing reads. None for other pages, or
+    /// if the header does not make sense.
+    pub fn free_middle(&self) -> Option<std::ops::Range<usize>> {
+        if !matches!(self.kind(), Kind::Leaf | Kind::Internal) {
+            return None;
+        }
+        let (lo, hi) = (self.free_lo(), self.free_hi());
+        (HEADER <= lo && lo <= hi && hi <= PAGE_SIZE).then_some(lo..hi)
+    }
+
     fn free_lo(&self) -> usize {
         rd16(&self.buf[..], 20) as usize
     }

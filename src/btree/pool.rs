@@ -152,6 +152,10 @@ pub struct LogLink {
 /// changed ranges applied to the page as it is, or the ranges applied to a zeroed
 /// page (a page initialised by the mtr: redo never reads it from disk).
 pub const PAGE_FULL: u8 = 1;
+/// A page's whole image leaves out a free middle at least this long (as a
+/// PAGE_NEW entry of the parts around it): below, the two ranges' headers and
+/// the record's other bookkeeping are not worth it.
+const MIN_GAP_LEFT_OUT: usize = 64;
 pub const PAGE_DIFF: u8 = 2;
 pub const PAGE_NEW: u8 = 3;
 pub use super::page::LOGGED_FROM;
@@ -407,10 +411,27 @@ impl Pool {
                 pages += 1;
                 rec.extend_from_slice(&no.to_le_bytes());
                 if !fresh && (page.lsn() < ckpt || page.lsn() == 0) {
-                    // the first change since the checkpoint: the whole page, so that
-                    // redo never builds on a page torn on disk
-                    rec.push(PAGE_FULL);
-                    rec.extend_from_slice(&page.bytes()[LOGGED_FROM..]);
+                    // the first change since the checkpoint: the page as it is now,
+                    // so that redo never builds on a page torn on disk; a tree
+                    // page's free middle is left out (rebuilt as zeros)
+                    match page.free_middle() {
+                        Some(gap) if gap.len() >= MIN_GAP_LEFT_OUT => {
+                            rec.push(PAGE_NEW);
+                            let b = page.bytes();
+                            let parts = [LOGGED_FROM..gap.start, gap.end..PAGE_SIZE];
+                            let parts = parts.iter().filter(|r| !r.is_empty());
+                            rec.extend_from_slice(&(parts.clone().count() as u16).to_le_bytes());
+                            for r in parts {
+                                rec.extend_from_slice(&(r.start as u16).to_le_bytes());
+                                rec.extend_from_slice(&(r.len() as u16).to_le_bytes());
+                                rec.extend_from_slice(&b[r.clone()]);
+                            }
+                        }
+                        _ => {
+                            rec.push(PAGE_FULL);
+                            rec.extend_from_slice(&page.bytes()[LOGGED_FROM..]);
+                        }
+                    }
                 } else {
                     rec.push(if fresh { PAGE_NEW } else { PAGE_DIFF });
                     rec.extend_from_slice(&(ranges.len() as u16).to_le_bytes());
