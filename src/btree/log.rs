@@ -64,6 +64,14 @@ pub const REC_RESET: u8 = 8;
 /// Appended log bytes are written (not synced) once this many are buffered.
 const WRITE_BEHIND: usize = 4 << 20;
 
+/// The log is read back (at start-up) this many bytes at a time. (Tests read
+/// odd small pieces, so that records are split between pieces, header and body,
+/// and many records are longer than a piece.)
+#[cfg(not(test))]
+const READ_CHUNK: u64 = 8 << 20;
+#[cfg(test)]
+const READ_CHUNK: u64 = 1007;
+
 /// The unit of `O_DIRECT` writes: their memory, file offset and length are
 /// multiples of it (4 KiB covers every block size Linux file systems use).
 const BLOCK: usize = 4096;
@@ -215,39 +223,60 @@ impl RedoLog {
             }
             base
         };
-        // read every record; stop at the first that does not check out
-        let mut data = vec![0u8; (len.max(LOG_HEADER) - LOG_HEADER) as usize];
-        file.read_exact_at(&mut data, LOG_HEADER).ctx(|| format!("cannot read '{name}'"))?;
+        // read every record, a few MiB of the file at a time (the records kept
+        // are all the memory this takes); stop at the first that does not check out
+        let total = len.max(LOG_HEADER) - LOG_HEADER;
         let mut recs = Vec::new();
-        let mut off = 0usize;
-        while off + 8 <= data.len() {
-            let blen = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) as usize;
-            let crc = u32::from_le_bytes(data[off + 4..off + 8].try_into().unwrap());
-            if blen < 9 || off + 8 + blen > data.len() {
+        // unparsed bytes, from log offset `off`; the file is read up to `read_to`
+        let mut buf: Vec<u8> = Vec::new();
+        let (mut off, mut read_to) = (0u64, 0u64);
+        loop {
+            let mut at = 0usize;
+            let mut end_found = false;
+            while at + 8 <= buf.len() {
+                let blen = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+                let crc = u32::from_le_bytes(buf[at + 4..at + 8].try_into().unwrap());
+                if blen < 9 || (read_to == total && at + 8 + blen > buf.len()) {
+                    end_found = true;
+                    break;
+                }
+                if at + 8 + blen > buf.len() {
+                    break; // the rest of it is further on in the file
+                }
+                let body = &buf[at + 8..at + 8 + blen];
+                if crc32fast::hash(body) != crc {
+                    end_found = true;
+                    break;
+                }
+                let lsn = base_lsn + off + at as u64;
+                if lsn >= from_lsn {
+                    recs.push(Record {
+                        lsn,
+                        kind: body[0],
+                        trx: u64::from_le_bytes(body[1..9].try_into().unwrap()),
+                        payload: body[9..].to_vec(),
+                    });
+                }
+                at += 8 + blen;
+            }
+            buf.drain(..at);
+            off += at as u64;
+            if end_found || read_to == total {
                 break;
             }
-            let body = &data[off + 8..off + 8 + blen];
-            if crc32fast::hash(body) != crc {
-                break;
-            }
-            let lsn = base_lsn + off as u64;
-            if lsn >= from_lsn {
-                recs.push(Record {
-                    lsn,
-                    kind: body[0],
-                    trx: u64::from_le_bytes(body[1..9].try_into().unwrap()),
-                    payload: body[9..].to_vec(),
-                });
-            }
-            off += 8 + blen;
+            let n = (total - read_to).min(READ_CHUNK) as usize;
+            let have = buf.len();
+            buf.resize(have + n, 0);
+            file.read_exact_at(&mut buf[have..], LOG_HEADER + read_to).ctx(|| format!("cannot read '{name}'"))?;
+            read_to += n as u64;
         }
-        if (off as u64) < data.len() as u64 {
+        if off < total {
             // the zeros after the last record in its block, or the torn tail of a
             // write the crash interrupted
-            file.set_len(LOG_HEADER + off as u64).ctx(|| format!("cannot truncate '{name}'"))?;
+            file.set_len(LOG_HEADER + off).ctx(|| format!("cannot truncate '{name}'"))?;
             file.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
         }
-        let end = base_lsn + off as u64;
+        let end = base_lsn + off;
         let direct = if direct { open_direct(path) } else { None };
         let mut inner = Inner { file, direct, base_lsn, buf: AlignedBuf::new(), buf_off: 0, end_lsn: end, written_lsn: end };
         inner.rebase(&[]);
