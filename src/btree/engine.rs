@@ -176,6 +176,18 @@ fn parse_trees(p: &[u8]) -> Option<(Vec<(u32, PathBuf)>, usize)> {
     Some((ids, at))
 }
 
+/// Writes a list of trees as [`parse_trees`] reads it.
+fn write_trees(b: &mut Vec<u8>, trees: &[(u32, &Path)]) {
+    use std::os::unix::ffi::OsStrExt;
+    b.extend_from_slice(&(trees.len() as u32).to_le_bytes());
+    for (id, p) in trees {
+        let pb = p.as_os_str().as_bytes();
+        b.extend_from_slice(&id.to_le_bytes());
+        b.extend_from_slice(&(pb.len() as u16).to_le_bytes());
+        b.extend_from_slice(pb);
+    }
+}
+
 /// A RESET record's trees.
 fn parse_reset(p: &[u8]) -> Option<Vec<(u32, PathBuf)>> {
     parse_trees(p).filter(|(_, end)| *end == p.len()).map(|(ids, _)| ids)
@@ -784,18 +796,16 @@ impl Engine {
     /// before it records itself. No transaction may have changed them (the
     /// caller holds the table's exclusive lock: nobody can roll back into them).
     pub fn reset_trees(&self, trees: &[(PathBuf, Tree)]) -> Result<()> {
-        use std::os::unix::ffi::OsStrExt;
         let mut guards: Vec<_> = trees.iter().map(|(_, t)| t.write()).collect();
-        let mut p = (trees.len() as u32).to_le_bytes().to_vec();
+        let mut ids = Vec::with_capacity(trees.len());
         for ((path, _), g) in trees.iter().zip(&guards) {
             let Some(id) = g.pool().tree_id() else {
                 return Err(Error::Unsupported(format!("'{}' is not a logged tree", path.display())));
             };
-            let pb = path.as_os_str().as_bytes();
-            p.extend_from_slice(&id.to_le_bytes());
-            p.extend_from_slice(&(pb.len() as u16).to_le_bytes());
-            p.extend_from_slice(pb);
+            ids.push((id, path.as_path()));
         }
+        let mut p = Vec::new();
+        write_trees(&mut p, &ids);
         let lsn = self.sh.log.append(REC_RESET, 0, &p);
         // From here on the trees are empty in memory: what is logged after the
         // record builds on empty trees, and their pages reach the files only once
@@ -1062,7 +1072,6 @@ impl Shared {
     /// payload). Returns the id of each undo entry's tree (`None`: a tree no
     /// longer open, whose file was dropped).
     fn xid_and_trees(&self, st: &TrxState, xid: &[u8], b: &mut Vec<u8>) -> Vec<Option<u32>> {
-        use std::os::unix::ffi::OsStrExt;
         let mut used: HashMap<*const RwLock<BTree>, Option<u32>> = HashMap::new();
         for (t, _) in st.undo.iter() {
             used.insert(Arc::as_ptr(t), None);
@@ -1076,13 +1085,7 @@ impl Shared {
         }
         b.extend_from_slice(&(xid.len() as u32).to_le_bytes());
         b.extend_from_slice(xid);
-        b.extend_from_slice(&(ids.len() as u32).to_le_bytes());
-        for (id, p) in &ids {
-            let pb = p.as_os_str().as_bytes();
-            b.extend_from_slice(&id.to_le_bytes());
-            b.extend_from_slice(&(pb.len() as u16).to_le_bytes());
-            b.extend_from_slice(pb);
-        }
+        write_trees(b, &ids.iter().map(|(id, p)| (*id, p.as_path())).collect::<Vec<_>>());
         st.undo.iter().map(|(t, _)| used[&Arc::as_ptr(t)]).collect()
     }
 

@@ -325,11 +325,7 @@ impl Pool {
             page.set_lsn(lsn);
             let f = match self.frames.iter().position(|fr| fr.no == u32::MAX) {
                 Some(f) => f,
-                None => {
-                    self.budget.used.fetch_add(1, Ordering::AcqRel);
-                    self.frames.push(Frame::empty());
-                    self.frames.len() - 1
-                }
+                None => self.grow(),
             };
             self.install(f, no, page, true);
             self.pages = no + 1;
@@ -542,9 +538,7 @@ impl Pool {
             looked += 1;
             if looked > 2 * self.frames.len() + 1 {
                 // every frame is held by the running mtr (a huge value): grow
-                self.budget.used.fetch_add(1, Ordering::AcqRel);
-                self.frames.push(Frame::empty());
-                return Ok(self.frames.len() - 1);
+                return Ok(self.grow());
             }
             let f = self.hand;
             self.hand = (self.hand + 1) % self.frames.len();
@@ -735,9 +729,14 @@ impl Pool {
     /// A victim must not be a page the running mtr touched (its before-image and
     /// LSN are still needed): CLOCK skips them.
     fn pinned(&self, f: usize) -> bool {
-        let no = self.frames[f].no;
-        let _ = no;
         self.frames[f].page.tracking()
+    }
+
+    /// One more frame, beyond the budget (counted in it all the same).
+    fn grow(&mut self) -> usize {
+        self.budget.used.fetch_add(1, Ordering::AcqRel);
+        self.frames.push(Frame::empty());
+        self.frames.len() - 1
     }
 }
 

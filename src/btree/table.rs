@@ -393,20 +393,10 @@ struct Shared {
     /// largest value since the table was opened (C++ does it: it knows the column).
     autoinc_checked: AtomicBool,
     /// Cardinality estimates per index (see [`BtreeTable::key_stats`]).
-    key_stats: Mutex<HashMap<usize, KeyStats>>,
+    /// (the same as stored in each index's meta page)
+    key_stats: Mutex<HashMap<usize, StoredStats>>,
     /// How many times they were counted from the trees since the open.
     stats_counted: AtomicU64,
-}
-
-/// Distinct values of each key prefix of one index, as last computed.
-struct KeyStats {
-    /// The part layout they were computed for.
-    parts: Vec<u32>,
-    /// The index's entries when they were computed.
-    rows_at: u64,
-    /// Whether every leaf was read (else a sample).
-    exact: bool,
-    n_diff: Vec<u64>,
 }
 
 /// Leaves sampled when statistics are computed on their own (first use after the
@@ -672,8 +662,7 @@ impl BtreeTable {
                     let mut stats = HashMap::new();
                     for (i, t) in trees.iter().enumerate() {
                         if let Some(st) = t.read().stored_stats() {
-                            let ks = KeyStats { parts: st.parts.clone(), rows_at: st.rows_at, exact: st.exact, n_diff: st.n_diff.clone() };
-                            stats.insert(i, ks);
+                            stats.insert(i, st.clone());
                         }
                     }
                     let s = Arc::new(Shared {
@@ -1129,11 +1118,10 @@ impl BtreeTable {
         let (n_diff, exact) = n_diff(&mut t, parts, if analyze { ANALYZE_SAMPLE_LEAVES } else { STATS_SAMPLE_LEAVES })?;
         self.shared.stats_counted.fetch_add(1, Ordering::Relaxed);
         // kept for the next open too; a failure to log them only loses them
-        let _ = t.store_stats(StoredStats { exact, rows_at: rows, parts: parts.to_vec(), n_diff: n_diff.clone() });
-        self.shared
-            .key_stats
-            .lock()
-            .insert(i, KeyStats { parts: parts.to_vec(), rows_at: rows, exact, n_diff: n_diff.clone() });
+        let st = StoredStats { exact, rows_at: rows, parts: parts.to_vec(), n_diff };
+        let _ = t.store_stats(st.clone());
+        let n_diff = st.n_diff.clone();
+        self.shared.key_stats.lock().insert(i, st);
         Ok(n_diff)
     }
 
