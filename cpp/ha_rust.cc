@@ -621,13 +621,90 @@ int ha_rust::pack_binary(const uchar *buf)
   return 0;
 }
 
-/* Unpacks the current ARCHIVE row. Blob values point into the Rust row buffer,
-   which stays valid until the next call on this handler. */
+/* The blob arena of record buffer `rec` (docs/handler-rows.md). record[0] and
+   record[1] keep theirs; a few other buffers (the server's scratch records) take
+   turns in the remaining slots. */
+std::vector<uchar> &ha_rust::arena_for(const uchar *rec)
+{
+  for (blob_arena &a : blob_arenas)
+    if (a.rec == rec)
+      return a.bytes;
+  if (blob_arenas.size() >= 6)
+    for (auto it= blob_arenas.begin(); it != blob_arenas.end(); ++it)
+      if (it->rec != table->record[0] && it->rec != table->record[1])
+      {
+        blob_arenas.erase(it);
+        break;
+      }
+  blob_arenas.push_back({rec, {}});
+  return blob_arenas.back().bytes;
+}
+
+/* The blob values just stored into `buf` (by Field::store(), which keeps them
+   in the Field's own buffer, shared by every record buffer) are copied into
+   buf's arena and pointed at there, so that a later read into another buffer,
+   or a Field::store() of a new value, cannot change them. `all_fields`: every
+   stored column was set, else only those in the read set. */
+void ha_rust::own_blobs(uchar *buf, bool all_fields)
+{
+  if (!table->s->blob_fields)
+    return;
+  my_ptrdiff_t off= buf - table->record[0];
+  auto owned= [&](Field *f) {
+    return f->stored_in_db() && !f->is_null(off) &&
+           (all_fields || bitmap_is_set(table->read_set, f->field_index));
+  };
+  size_t total= 0;
+  for (uint *b= table->s->blob_field, *e= b + table->s->blob_fields; b != e; b++)
+  {
+    Field_blob *f= (Field_blob *) table->field[*b];
+    if (owned(f))
+      total+= f->get_length(off);
+  }
+  /* a new arena, filled from the values where they are now, then swapped in:
+     a value may point into the old arena itself */
+  std::vector<uchar> fresh(total);
+  size_t at= 0;
+  for (uint *b= table->s->blob_field, *e= b + table->s->blob_fields; b != e; b++)
+  {
+    Field_blob *f= (Field_blob *) table->field[*b];
+    if (!owned(f))
+      continue;
+    uint32 len= f->get_length(off);
+    if (len)
+      memcpy(fresh.data() + at, f->get_ptr(f->ptr + off), len);
+    f->set_ptr_offset(off, len, fresh.data() + at);
+    at+= len;
+  }
+  arena_for(buf).swap(fresh);
+}
+
+/* Statement end: large blob arenas are let go of (as InnoDB empties its blob
+   heap here); the server reads no row of this handler after it. */
+int ha_rust::reset()
+{
+  for (blob_arena &a : blob_arenas)
+    if (a.bytes.capacity() > 65536)
+      std::vector<uchar>().swap(a.bytes);
+  return 0;
+}
+
+/* Unpacks the current ARCHIVE or BTREE row into `buf`. The image is copied into
+   buf's blob arena first when the table has blobs, so that the blob values
+   point there (docs/handler-rows.md), not into the Rust row buffer that the
+   next read on this handler reuses. */
 int ha_rust::unpack_binary(uchar *buf)
 {
   rust::Slice<const uint8_t> data= (*tbl)->record_data();
   const uchar *p= data.data(), *end= p + data.size();
-  if (data.size() < table->s->null_bytes)
+  if (table->s->blob_fields)
+  {
+    std::vector<uchar> &a= arena_for(buf);
+    a.assign(p, end);
+    p= a.data();
+    end= p + a.size();
+  }
+  if ((size_t) (end - p) < table->s->null_bytes)
     return HA_ERR_WRONG_IN_RECORD;
   memcpy(buf, p, table->s->null_bytes);
   p+= table->s->null_bytes;
@@ -637,7 +714,12 @@ int ha_rust::unpack_binary(uchar *buf)
     Field *f= *fp;
     if (!f->stored_in_db() || f->is_null(off))
       continue;
-    if (!(p= f->unpack(buf + f->offset(table->record[0]), p, end)))
+    /* Field_blob::unpack() sets the field at its own ptr, whatever buffer it
+       is given: the field is moved onto `buf` for the call */
+    f->move_field_offset(off);
+    p= f->unpack(f->ptr, p, end);
+    f->move_field_offset(-off);
+    if (!p)
       return HA_ERR_WRONG_IN_RECORD;
   }
   return p == end ? 0 : HA_ERR_WRONG_IN_RECORD;
@@ -765,6 +847,7 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
   }
   thd->pop_internal_handler();
   thd->count_cuted_fields= saved_check;
+  own_blobs(buf, all_fields);
   return 0;
 }
 

@@ -74,6 +74,12 @@ class ha_rust final : public handler
   String field_text;                           /* one field as text */
   std::vector<uint32_t> segs;                  /* ARCHIVE: column ends in row_image */
   bool has_timestamp= false;
+  /* Blob bytes of the rows handed to the server: one arena per record buffer
+     the server reads into (docs/handler-rows.md). A blob value read into a
+     buffer stays valid until the next read into that same buffer, or reset(). */
+  /* a vector, not a std::string: a short string's bytes move with it */
+  struct blob_arena { const uchar *rec; std::vector<uchar> bytes; };
+  std::vector<blob_arena> blob_arenas;
 
   /* BTREE: server key number <-> Rust index (0 = clustered) */
   std::vector<uint> rust_index_of;
@@ -142,6 +148,8 @@ private:
   int pack_binary(const uchar *buf);
   int unpack_binary(uchar *buf);
   int fetch_row(uchar *buf, std::string *bad);
+  std::vector<uchar> &arena_for(const uchar *rec);
+  void own_blobs(uchar *buf, bool all_fields);
   uint64_t key_of(const uchar *record, bool *keyed, bool *unique);
   ulonglong next_auto_increment();
   void push_rust_warnings();
@@ -225,6 +233,7 @@ public:
 
   int info(uint flag) override;
   int extra(enum ha_extra_function operation) override { return 0; }
+  int reset() override;
   int external_lock(THD *thd, int lock_type) override;
   THR_LOCK_DATA **store_lock(THD *thd, THR_LOCK_DATA **to,
                              enum thr_lock_type lock_type) override;
