@@ -791,15 +791,20 @@ impl BtreeTable {
         } else {
             pk.to_vec()
         };
-        for (j, (k, has_null)) in sec.iter().enumerate() {
-            if self.unique[j + 1] && !has_null && self.unique_taken(j + 1, k, &pk)? {
-                return Ok(Some(j + 1));
-            }
-        }
+        // Duplicates are found in the server's key order, the primary key
+        // first (as InnoDB): REPLACE's "update the last unique key's row" and
+        // ODKU's "update the row of the first duplicate" depend on it.
         let trx = h.trx(e);
         let v = Self::clustered_value(trx.id, row);
         if !e.insert(trx, &self.shared.trees[0], &pk, &v)? {
             return Ok(Some(0));
+        }
+        for (j, (k, has_null)) in sec.iter().enumerate() {
+            if self.unique[j + 1] && !has_null && self.unique_taken(j + 1, k, &pk)? {
+                // taken back: the statement goes on (REPLACE, IGNORE, ODKU)
+                e.delete(trx, &self.shared.trees[0], &pk)?;
+                return Ok(Some(j + 1));
+            }
         }
         for (j, (k, _)) in sec.iter().enumerate() {
             e.insert(trx, &self.shared.trees[j + 1], &Self::secondary_entry(k, &pk), &pk)?;
@@ -834,6 +839,13 @@ impl BtreeTable {
         h.lock(e, &self.shared.lock, true)?;
         let new_pk = if self.hidden_pk { old_pk } else { new_pk };
         let pk_changed = old_pk != new_pk;
+        // the primary key first, then the secondary keys in order (see insert)
+        if pk_changed {
+            let mut probe = Vec::new();
+            if self.shared.trees[0].write().get(new_pk, &mut probe)? {
+                return Ok(Some(0));
+            }
+        }
         for (j, (k, has_null)) in new_sec.iter().enumerate() {
             let changed = pk_changed || old_sec[j].0 != *k;
             if changed && self.unique[j + 1] && !has_null && self.unique_taken(j + 1, k, old_pk)? {
@@ -843,10 +855,6 @@ impl BtreeTable {
         let trx = h.trx(e);
         let v = Self::clustered_value(trx.id, row);
         if pk_changed {
-            let mut probe = Vec::new();
-            if self.shared.trees[0].write().get(new_pk, &mut probe)? {
-                return Ok(Some(0));
-            }
             e.delete(trx, &self.shared.trees[0], old_pk)?;
             e.insert(trx, &self.shared.trees[0], new_pk, &v)?;
             self.moved.insert(new_pk.to_vec());
