@@ -45,6 +45,9 @@ int rust_bt_recover(handlerton *, XID *xid_list, uint len);
 int rust_bt_commit_by_xid(handlerton *, XID *xid);
 int rust_bt_rollback_by_xid(handlerton *, XID *xid);
 void rust_bt_commit_checkpoint_request(void *cookie);
+void rust_bt_kill_query(handlerton *, THD *thd, enum thd_kill_levels);
+extern "C" bool rust_bt_session_stopped(size_t session);
+extern "C" void ha_rust_set_interrupt_probe(bool (*probe)(size_t));
 
 /* System variables of the BTREE layout. */
 static ulonglong rust_buffer_pool_size;
@@ -1322,8 +1325,18 @@ int ha_rust::admin(THD *thd, bool repair)
   rust::String text;
   ulonglong shown= 0, rejected= 0;
   const ulonglong max_shown= 20;
-  for (;;)
+  for (ulonglong step= 1;; step++)
   {
+    /* KILL: stop every few thousand rows, changing nothing (REPAIR rewrites
+       the file only at the end, in check_finish) */
+    if (step % 4096 == 0 && thd_kill_level(thd))
+    {
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_QUERY_INTERRUPTED,
+                   ER_THD(thd, ER_QUERY_INTERRUPTED));
+      ha_rust_ffi::CheckSummary ignored;
+      (*tbl)->check_finish(false, ignored);
+      return HA_ADMIN_FAILED;
+    }
     rc= (*tbl)->check_next(text);
     if (rc == HA_ERR_END_OF_FILE)
       break;
@@ -1454,6 +1467,8 @@ static int rust_init(void *p)
   rust_hton->commit_by_xid= rust_bt_commit_by_xid;
   rust_hton->rollback_by_xid= rust_bt_rollback_by_xid;
   rust_hton->commit_checkpoint_request= rust_bt_commit_checkpoint_request;
+  rust_hton->kill_query= rust_bt_kill_query;
+  ha_rust_set_interrupt_probe(rust_bt_session_stopped);
   /* The BTREE engine's files live in the data directory (the server's working
      directory); starting it recovers from a crash. If it cannot start, CSV and
      ARCHIVE tables still work and BTREE tables say why they cannot open. */
@@ -1472,6 +1487,7 @@ static int rust_init(void *p)
 
 static int rust_deinit(void *)
 {
+  ha_rust_set_interrupt_probe(nullptr);
   ha_rust_ffi::engine_stop();
   return 0;
 }

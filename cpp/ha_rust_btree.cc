@@ -17,11 +17,17 @@ extern handlerton *rust_hton_btree;
 struct Rust_trx
 {
   rust::Box<ha_rust_ffi::TrxHandle> h;
+  /* stops h's lock waits; used by the kill callback, from another thread */
+  rust::Box<ha_rust_ffi::TrxWake> wake;
   uint tables_in_use= 0;
   /* prepared in the binlog's two-phase commit (not XA PREPARE): its commit
      need not be durable at once (see rust_bt_commit_checkpoint_request) */
   bool binlog_2pc= false;
-  Rust_trx() : h(ha_rust_ffi::trx_new()) {}
+  explicit Rust_trx(THD *thd)
+    : h(ha_rust_ffi::trx_new()), wake(ha_rust_ffi::trx_wake(*h))
+  {
+    ha_rust_ffi::trx_set_session(*h, reinterpret_cast<size_t>(thd));
+  }
 };
 
 static Rust_trx *get_trx(THD *thd, bool create)
@@ -29,10 +35,40 @@ static Rust_trx *get_trx(THD *thd, bool create)
   Rust_trx *t= static_cast<Rust_trx *>(thd_get_ha_data(thd, rust_hton_btree));
   if (!t && create)
   {
-    t= new Rust_trx;
+    t= new Rust_trx(thd);
     thd_set_ha_data(thd, rust_hton_btree, t);
   }
   return t;
+}
+
+/* ---- KILL ----
+   A statement waiting for a lock stops when it is killed (KILL, KILL QUERY,
+   max_statement_time) or its client goes away (docs/btree-design.md, "Lock
+   waits and KILL"). The server calls kill_query from the killing thread,
+   holding the victim's LOCK_thd_data (so close_connection, which clears the
+   slot under that mutex before it deletes, cannot free the Rust_trx under
+   it); Rust then asks the waiting session itself, through
+   rust_bt_session_stopped, in the waiting thread. */
+
+void rust_bt_kill_query(handlerton *, THD *thd, enum thd_kill_levels)
+{
+  if (Rust_trx *t= get_trx(thd, false))
+    ha_rust_ffi::trx_wake_raise(*t->wake);
+}
+
+extern "C" bool rust_bt_session_stopped(size_t session)
+{
+  THD *thd= reinterpret_cast<THD *>(session);
+  if (thd_kill_level(thd) != THD_IS_NOT_KILLED)
+    return true;
+  /* a client that went away: its statement is ended as a killed one (a THD
+     without a connection, e.g. an event or --init-file, is never "gone") */
+  if (thd->vio_ok() && !thd->is_connected())
+  {
+    thd->set_killed(KILL_CONNECTION);
+    return true;
+  }
+  return false;
 }
 
 ha_rust_ffi::TrxHandle &ha_rust::trx()
@@ -250,8 +286,9 @@ int rust_bt_close_connection(handlerton *, THD *thd)
        by XID from another one); anything else is rolled back */
     if (!ha_rust_ffi::trx_detach_prepared(*t->h))
       ha_rust_ffi::trx_rollback(*t->h, e);
-    delete t;
+    /* out of the slot (under LOCK_thd_data) before it is freed: see KILL */
     thd_set_ha_data(thd, rust_hton_btree, NULL);
+    delete t;
   }
   return 0;
 }
@@ -995,7 +1032,14 @@ double ha_rust::read_time(uint index, uint ranges, ha_rows rows)
 int ha_rust::bt_check(THD *thd)
 {
   rust::String out;
-  uint n= (*tbl)->bt_check(out);
+  uint32_t n= 0;
+  if ((*tbl)->bt_check(reinterpret_cast<size_t>(thd), out, n))
+  {
+    /* killed: the result says so, then "Operation failed" */
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_QUERY_INTERRUPTED,
+                 ER_THD(thd, ER_QUERY_INTERRUPTED));
+    return HA_ADMIN_FAILED;
+  }
   if (!n)
     return HA_ADMIN_OK;
   std::string all(out);

@@ -23,6 +23,10 @@ pub enum Error {
     Panic(String),
     #[error("Lock wait timeout exceeded; try restarting transaction")]
     LockWait,
+    /// The statement was killed (KILL, KILL QUERY, max_statement_time, its client
+    /// went away) while it waited.
+    #[error("Query execution was interrupted")]
+    Interrupted,
 }
 
 /// First engine-private error code, as MyRocks does: past the server's last one.
@@ -50,6 +54,7 @@ impl Error {
             Error::NotFound(_) => consts::HA_ERR_NO_SUCH_TABLE as i32,
             Error::Panic(_) => HA_ERR_RUST_PANIC,
             Error::LockWait => consts::HA_ERR_LOCK_WAIT_TIMEOUT as i32,
+            Error::Interrupted => consts::HA_ERR_ABORTED_BY_USER as i32,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::engine::{Closer, Engine, Tree, Trx};
 use super::page::{Kind, NONE};
@@ -58,19 +58,123 @@ fn table_lock(path: &Path) -> Arc<TableLock> {
     l
 }
 
-#[derive(Debug)]
-pub struct LockTimeout;
+/// Why a lock was not granted.
+#[derive(Debug, PartialEq)]
+pub enum LockDenied {
+    /// `rust_lock_wait_timeout` ran out.
+    Timeout,
+    /// The waiting statement was killed (or its client went away).
+    Interrupted,
+}
+
+impl From<LockDenied> for Error {
+    fn from(d: LockDenied) -> Error {
+        match d {
+            LockDenied::Timeout => Error::LockWait,
+            LockDenied::Interrupted => Error::Interrupted,
+        }
+    }
+}
+
+/// How a transaction waiting for a lock learns that its statement is to stop:
+/// KILL, KILL QUERY, `max_statement_time`, a client that went away. The server's
+/// kill callback raises it, which wakes the lock the transaction waits for; the
+/// waiter then asks the session itself through the probe C++ installs (the
+/// server's kill state is the authority: a raise left over from an earlier
+/// statement does not stop this one). The waiter also asks every
+/// [`PROBE_EVERY`], since nobody reports a client that went away.
+#[derive(Default)]
+pub struct Interrupt {
+    raised: AtomicBool,
+    waiting_on: Mutex<Option<Arc<TableLock>>>,
+}
+
+impl Interrupt {
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        if let Some(l) = self.waiting_on.lock().as_ref() {
+            // under the lock's mutex: the waiter checks `raised` under it before
+            // it sleeps, so the wake-up cannot fall between the two
+            let _s = l.m.lock();
+            l.cv.notify_all();
+        }
+    }
+}
+
+/// Whether the server session `session` (an opaque token C++ gives) is to stop
+/// its statement; installed by C++ at plugin start (see [`set_probe`]).
+pub type Probe = extern "C" fn(session: usize) -> bool;
+
+static PROBE: parking_lot::RwLock<Option<Probe>> = parking_lot::const_rwlock(None);
+
+pub fn set_probe(p: Option<Probe>) {
+    *PROBE.write() = p;
+}
+
+/// How often a lock wait asks its session whether to stop, besides when raised.
+pub const PROBE_EVERY: Duration = Duration::from_millis(100);
+
+/// Whether server session `session` is to stop its statement (0: no session).
+pub fn session_stopped(session: usize) -> bool {
+    let probe = *PROBE.read();
+    session != 0 && probe.is_some_and(|p| p(session))
+}
+
+/// For long loops inside one call (CHECK TABLE): asks the session every
+/// [`StopCheck::EVERY`] steps whether to stop.
+pub struct StopCheck {
+    session: usize,
+    steps: u32,
+}
+
+impl StopCheck {
+    pub const EVERY: u32 = 1024;
+
+    pub fn new(session: usize) -> StopCheck {
+        StopCheck { session, steps: 0 }
+    }
+
+    /// One step; `Err(Error::Interrupted)` once the statement is to stop.
+    pub fn step(&mut self) -> Result<()> {
+        self.steps = self.steps.wrapping_add(1);
+        if self.steps % Self::EVERY == 0 && session_stopped(self.session) {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+}
+
+/// A lock request's way to be stopped: its transaction's interrupt and session.
+struct Stopper<'a> {
+    interrupt: &'a Interrupt,
+    session: usize,
+}
+
+impl Stopper<'_> {
+    fn should_stop(&self) -> bool {
+        self.interrupt.raised.swap(false, Ordering::SeqCst);
+        session_stopped(self.session)
+    }
+}
 
 impl TableLock {
     /// Takes the lock for `trx` (shared or exclusive); waits up to the lock wait
-    /// timeout for other transactions to end.
-    fn acquire(&self, trx: u64, exclusive: bool) -> std::result::Result<bool, LockTimeout> {
+    /// timeout for other transactions to end, unless `stop` says the statement
+    /// is to stop. `me` is this lock's own Arc (for the interrupt to wake it).
+    fn acquire(
+        &self,
+        me: &Arc<TableLock>,
+        trx: u64,
+        exclusive: bool,
+        stop: Option<&Stopper>,
+    ) -> std::result::Result<bool, LockDenied> {
         let deadline = Instant::now() + Duration::from_secs(LOCK_WAIT_TIMEOUT_SECS.load(Ordering::Relaxed));
+        let mut registered = false;
         let mut s = self.m.lock();
-        loop {
+        let result = loop {
             let others_shared = s.shared.keys().any(|&t| t != trx);
             let ok = match s.exclusive {
-                Some(t) if t == trx => return Ok(false),
+                Some(t) if t == trx => break Ok(false),
                 Some(_) => false,
                 None => !exclusive || !others_shared,
             };
@@ -81,12 +185,37 @@ impl TableLock {
                 } else {
                     s.shared.insert(trx, ());
                 }
-                return Ok(new || exclusive);
+                break Ok(new || exclusive);
             }
-            if self.cv.wait_until(&mut s, deadline).timed_out() {
-                return Err(LockTimeout);
+            let Some(stop) = stop else {
+                if self.cv.wait_until(&mut s, deadline).timed_out() {
+                    break Err(LockDenied::Timeout);
+                }
+                continue;
+            };
+            if !registered {
+                // the interrupt's mutex before the lock's (as raise() takes them)
+                registered = true;
+                MutexGuard::unlocked(&mut s, || *stop.interrupt.waiting_on.lock() = Some(me.clone()));
+                continue;
             }
+            let now = Instant::now();
+            if now >= deadline {
+                break Err(LockDenied::Timeout);
+            }
+            if !stop.interrupt.raised.load(Ordering::SeqCst) {
+                self.cv.wait_until(&mut s, deadline.min(now + PROBE_EVERY));
+            }
+            // the probe reads the server's session state: never under our mutex
+            if MutexGuard::unlocked(&mut s, || stop.should_stop()) {
+                break Err(LockDenied::Interrupted);
+            }
+        };
+        drop(s);
+        if registered {
+            *stop.unwrap().interrupt.waiting_on.lock() = None;
         }
+        result
     }
 
     fn release(&self, trx: u64) {
@@ -109,6 +238,10 @@ pub struct TrxHandle {
     stmt_savepoint: usize,
     /// The XID it was prepared under (XA PREPARE, or the binlog's two-phase commit).
     xid: Option<Vec<u8>>,
+    /// Stops its lock waits (KILL); shared with the server's kill callback.
+    interrupt: Arc<Interrupt>,
+    /// The server session it belongs to, for the probe (0: none).
+    session: usize,
 }
 
 /// Prepared transactions no connection holds, by XID: found by recovery, or left
@@ -150,7 +283,7 @@ pub fn adopt_recovered_prepared(e: &Engine) -> Result<()> {
         for p in &r.trees {
             let l = table_lock(&table_of_index(p));
             if !h.locks.iter().any(|(x, _)| Arc::ptr_eq(x, &l)) {
-                l.acquire(r.trx.id, true).map_err(|_| Error::LockWait)?;
+                l.acquire(&l, r.trx.id, true, None)?;
                 h.locks.push((l, true));
             }
         }
@@ -217,7 +350,24 @@ pub fn end_prepared(e: &Engine, xid: &[u8], commit: bool) -> Result<bool> {
 
 impl TrxHandle {
     pub fn new() -> TrxHandle {
-        TrxHandle { trx: None, locks: Vec::new(), stmt_savepoint: 0, xid: None }
+        TrxHandle {
+            trx: None,
+            locks: Vec::new(),
+            stmt_savepoint: 0,
+            xid: None,
+            interrupt: Arc::default(),
+            session: 0,
+        }
+    }
+
+    /// The server session this handle belongs to (an opaque token for the probe).
+    pub fn set_session(&mut self, session: usize) {
+        self.session = session;
+    }
+
+    /// What the server's kill callback raises to stop this handle's lock waits.
+    pub fn interrupt(&self) -> Arc<Interrupt> {
+        self.interrupt.clone()
     }
 
     /// Prepares the transaction under `xid` (durable as commits are).
@@ -235,12 +385,10 @@ impl TrxHandle {
     /// later XA COMMIT or XA ROLLBACK by XID; returns whether it was.
     pub fn detach_prepared(&mut self) -> bool {
         let (Some(xid), Some(_)) = (self.xid.take(), self.trx.as_ref()) else { return false };
-        let h = TrxHandle {
-            trx: self.trx.take(),
-            locks: std::mem::take(&mut self.locks),
-            stmt_savepoint: 0,
-            xid: Some(xid.clone()),
-        };
+        let mut h = TrxHandle::new();
+        h.trx = self.trx.take();
+        h.locks = std::mem::take(&mut self.locks);
+        h.xid = Some(xid.clone());
         PREPARED.lock().insert(xid, h);
         true
     }
@@ -255,16 +403,13 @@ impl TrxHandle {
             return Ok(());
         }
         let id = self.trx(e).id;
-        match l.acquire(id, exclusive) {
-            Ok(_) => {
-                match held {
-                    Some(at) => self.locks[at].1 |= exclusive,
-                    None => self.locks.push((l.clone(), exclusive)),
-                }
-                Ok(())
-            }
-            Err(LockTimeout) => Err(Error::LockWait),
+        let stop = Stopper { interrupt: &self.interrupt, session: self.session };
+        l.acquire(l, id, exclusive, Some(&stop))?;
+        match held {
+            Some(at) => self.locks[at].1 |= exclusive,
+            None => self.locks.push((l.clone(), exclusive)),
         }
+        Ok(())
     }
 
     pub fn stmt_begin(&mut self) {
@@ -1136,11 +1281,19 @@ impl BtreeTable {
     /// CHECK TABLE: every tree's invariants, and every secondary entry matching a
     /// row (and as many entries as rows).
     pub fn check(&mut self) -> Result<Vec<String>> {
+        self.check_with(&mut StopCheck::new(0))
+    }
+
+    /// [`Self::check`], stopping with `Error::Interrupted` when `stop` says so
+    /// (KILL).
+    pub fn check_with(&mut self, stop: &mut StopCheck) -> Result<Vec<String>> {
         let mut problems = Vec::new();
         let rows = self.rows();
         for (i, t) in self.shared.trees.iter().enumerate() {
-            if let Err(e) = t.write().check() {
-                problems.push(format!("index {i}: {e}"));
+            match t.write().check_with(&mut || stop.step()) {
+                Err(Error::Interrupted) => return Err(Error::Interrupted),
+                Err(e) => problems.push(format!("index {i}: {e}")),
+                Ok(()) => {}
             }
         }
         for i in 1..self.shared.trees.len() {
@@ -1161,6 +1314,7 @@ impl BtreeTable {
                 if !more {
                     break;
                 }
+                stop.step()?;
                 if !k.ends_with(&v) || !self.shared.trees[0].write().get(&v, &mut probe)? {
                     missing += 1;
                 }

@@ -792,10 +792,15 @@ impl BTree {
     /// pages and against the separators above, equal leaf depth, both sibling
     /// chains, overflow chains, and the row count. Returns the first problem.
     pub fn check(&mut self) -> Result<()> {
+        self.check_with(&mut || Ok(()))
+    }
+
+    /// [`Self::check`], calling `step` once a page: its error stops the check.
+    pub fn check_with(&mut self, step: &mut dyn FnMut() -> Result<()>) -> Result<()> {
         let mut leaves = Vec::new();
         let mut depth = None;
         let mut count = 0u64;
-        self.check_page(ROOT, None, None, 0, &mut depth, &mut leaves, &mut count)?;
+        self.check_page(ROOT, None, None, 0, &mut depth, &mut leaves, &mut count, step)?;
         let name = self.pool.name().to_string();
         for (i, &l) in leaves.iter().enumerate() {
             let p = self.pool.get(l)?;
@@ -821,7 +826,9 @@ impl BTree {
         depth: &mut Option<usize>,
         leaves: &mut Vec<u32>,
         count: &mut u64,
+        step: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
+        step()?;
         let name = self.pool.name().to_string();
         let (kind, keys, children, overflow) = {
             let p = self.pool.get(no)?;
@@ -878,7 +885,7 @@ impl BTree {
                 for (j, &child) in children.iter().enumerate() {
                     let clo = if j == 0 { lo } else { Some(keys[j - 1].as_slice()) };
                     let chi = if j < keys.len() { Some(keys[j].as_slice()) } else { hi };
-                    self.check_page(child, clo, chi, level + 1, depth, leaves, count)?;
+                    self.check_page(child, clo, chi, level + 1, depth, leaves, count, step)?;
                 }
             }
             k => return Err(corrupt(&name, no, &format!("{k:?} page inside the tree"))),

@@ -43,6 +43,9 @@ pub mod bridge {
         type Table;
         /// A connection's BTREE transaction.
         type TrxHandle;
+        /// What stops a connection's lock waits, held by C++ beside its TrxHandle
+        /// for the server's kill callback (another thread).
+        type TrxWake;
 
         /// Starts the BTREE engine (recovery included) with its files in `dir`.
         fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: u8, log_size: u64, err: &mut String) -> i32;
@@ -56,6 +59,11 @@ pub mod bridge {
         fn engine_take_note(out: &mut String) -> bool;
 
         fn trx_new() -> Box<TrxHandle>;
+        /// The server session (an opaque token for the interrupt probe).
+        fn trx_set_session(t: &mut TrxHandle, session: usize);
+        fn trx_wake(t: &TrxHandle) -> Box<TrxWake>;
+        /// KILL / KILL QUERY of the connection: its lock wait, if any, stops.
+        fn trx_wake_raise(w: &TrxWake);
         fn trx_stmt_begin(t: &mut TrxHandle);
         fn trx_stmt_rollback(t: &mut TrxHandle, err: &mut String) -> i32;
         /// `durable`: false for a transaction prepared in the binlog's two-phase
@@ -209,8 +217,9 @@ pub mod bridge {
         /// entry of `parts` (each part's length, top bit set for a nullable part);
         /// `analyze`: computed again from a larger sample (ANALYZE TABLE).
         fn bt_key_stats(self: &mut Table, index: u32, parts: &[u32], analyze: bool, out: &mut Vec<u64>) -> i32;
-        /// CHECK TABLE: the problems found, one per line; returns how many.
-        fn bt_check(self: &mut Table, out: &mut String) -> u32;
+        /// CHECK TABLE: the problems found, one per line, and how many; stops
+        /// with HA_ERR_ABORTED_BY_USER when session `session` is killed.
+        fn bt_check(self: &mut Table, session: usize, out: &mut String, problems: &mut u32) -> i32;
         /// Takes the table lock for the transaction now (exclusive: for a statement
         /// that writes, or SELECT ... FOR UPDATE).
         fn bt_lock(self: &mut Table, trx: &mut TrxHandle, exclusive: bool) -> i32;
@@ -303,6 +312,40 @@ fn engine_take_note(out: &mut String) -> bool {
 
 fn trx_new() -> Box<TrxHandle> {
     Box::new(TrxHandle::new())
+}
+
+fn trx_set_session(t: &mut TrxHandle, session: usize) {
+    let mut err = String::new();
+    guard(&mut err, || {
+        t.set_session(session);
+        Ok(())
+    });
+}
+
+pub struct TrxWake(std::sync::Arc<bt::Interrupt>);
+
+fn trx_wake(t: &TrxHandle) -> Box<TrxWake> {
+    Box::new(TrxWake(t.interrupt()))
+}
+
+fn trx_wake_raise(w: &TrxWake) {
+    let mut err = String::new();
+    guard(&mut err, || {
+        w.0.raise();
+        Ok(())
+    });
+}
+
+/// C++ installs, at plugin start, the function that tells whether a session's
+/// statement is to stop (see `btree::table::Interrupt`), and removes it at the
+/// end. Not in the cxx bridge: cxx hands no C++ function pointer to Rust.
+#[unsafe(no_mangle)]
+pub extern "C" fn ha_rust_set_interrupt_probe(probe: Option<bt::Probe>) {
+    let mut err = String::new();
+    guard(&mut err, || {
+        bt::set_probe(probe);
+        Ok(())
+    });
 }
 
 fn trx_stmt_begin(t: &mut TrxHandle) {
@@ -1066,19 +1109,24 @@ impl Table {
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
     }
 
-    fn bt_check(&mut self, out: &mut String) -> u32 {
+    fn bt_check(&mut self, session: usize, out: &mut String, problems: &mut u32) -> i32 {
         let mut n = 0;
         let code = self.run(|t| {
-            let problems = t.btree()?.check()?;
-            n = problems.len() as u32;
-            *out = problems.join("\n");
+            let found = t.btree()?.check_with(&mut bt::StopCheck::new(session))?;
+            n = found.len() as u32;
+            *out = found.join("\n");
             Ok(())
         });
+        if code == consts::HA_ERR_ABORTED_BY_USER as i32 {
+            return code;
+        }
         if code != 0 {
+            // an error that stopped the check is a problem it found
             *out = self.error.clone();
             n = n.max(1);
         }
-        n
+        *problems = n;
+        0
     }
 }
 
