@@ -257,7 +257,7 @@ ulonglong ha_rust::table_flags() const
 {
   ulonglong common= HA_NO_TRANSACTIONS | HA_REC_NOT_IN_SEQ |
                     HA_BINLOG_ROW_CAPABLE | HA_BINLOG_STMT_CAPABLE |
-                    HA_CAN_REPAIR | HA_SLOW_RND_POS | HA_CAN_GEOMETRY |
+                    HA_CAN_REPAIR | HA_CAN_GEOMETRY |
                     HA_CAN_BIT_FIELD | HA_CAN_VIRTUAL_COLUMNS;
   if (layout() == LAYOUT_CSV)
     return common | HA_NO_AUTO_INCREMENT;
@@ -270,7 +270,11 @@ ulonglong ha_rust::table_flags() const
            HA_CAN_INDEX_BLOBS | HA_PRIMARY_KEY_REQUIRED_FOR_POSITION |
            HA_REQUIRES_KEY_COLUMNS_FOR_DELETE | HA_TABLE_SCAN_ON_INDEX |
            (pk_decodable ? HA_PRIMARY_KEY_IN_READ_INDEX : 0);
-  return common | HA_STATS_RECORDS_IS_EXACT | HA_HAS_RECORDS | HA_NULL_IN_KEY;
+  /* ARCHIVE: rnd_pos() decompresses a block. (Not for BTREE or CSV: with it,
+     an UPDATE with a subquery and ORDER BY ... LIMIT over a table with a
+     blob took a plan in which the server evaluated SET from another row.) */
+  return common | HA_STATS_RECORDS_IS_EXACT | HA_HAS_RECORDS | HA_NULL_IN_KEY |
+         HA_SLOW_RND_POS;
 }
 
 ulong ha_rust::index_flags(uint inx, uint part, bool all_parts) const
@@ -296,8 +300,13 @@ ulong ha_rust::index_flags(uint inx, uint part, bool all_parts) const
   bool decodable= part < k->user_defined_key_parts;
   for (uint p= all_parts ? 0 : part; p <= part && p < k->user_defined_key_parts; p++)
   {
-    /* a prefix key part cannot give the order of the whole value */
-    if (k->key_part[p].key_part_flag & HA_PART_KEY_SEG)
+    /* a prefix key part cannot give the order of the whole value; nor, for
+       the server, can a BIT part: the GROUP BY it would read in index order
+       copies a BIT's group value without the bits kept among the null bits
+       (MyISAM and Aria give wrong groups there too; InnoDB keeps no BIT bits
+       there and sorts) */
+    if ((k->key_part[p].key_part_flag & HA_PART_KEY_SEG) ||
+        (k->key_part[p].field && k->key_part[p].field->type() == MYSQL_TYPE_BIT))
       flags&= ~HA_READ_ORDER;
     if (!rust_key_part_decodable(k->key_part + p))
       decodable= false;
@@ -509,6 +518,23 @@ int ha_rust::open(const char *name, int mode, uint test_if_locked)
         unique_mask|= 1ULL << r;
     }
   }
+  else if (table->s->keys)
+  {
+    /* The server builds the share (which keys cover which columns, and give
+       their order) before it reads the table options: this handler answered
+       as for BTREE then. ARCHIVE's one index is for equality lookups only: no
+       index-only reads and no ordered scans (MIN/MAX, ORDER BY, GROUP BY). */
+    mysql_mutex_lock(&table->s->LOCK_share);
+    table->s->keys_for_keyread.clear_all();
+    mysql_mutex_unlock(&table->s->LOCK_share);
+    table->covering_keys.clear_all();
+    for (Field **f= table->field; *f; f++)
+    {
+      (*f)->part_of_key.clear_all();
+      (*f)->part_of_key_not_clustered.clear_all();
+      (*f)->part_of_sortkey.clear_all();
+    }
+  }
   tbl= new rust::Box<Table>(ha_rust_ffi::table_open(
       bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
       separator_of(o), o->csv_writable, stored_columns(table),
@@ -709,6 +735,10 @@ int ha_rust::unpack_binary(uchar *buf)
   }
   if ((size_t) (end - p) < table->s->null_bytes)
     return HA_ERR_WRONG_IN_RECORD;
+  /* a NULL column's bytes are its default's, as InnoDB leaves them: the
+     server compares whole records (compare_record: is a row changed? does ON
+     UPDATE CURRENT_TIMESTAMP fire?), NULL columns' bytes included */
+  memcpy(buf, table->s->default_values, table->s->reclength);
   memcpy(buf, p, table->s->null_bytes);
   p+= table->s->null_bytes;
   my_ptrdiff_t off= buf - table->record[0];
@@ -1142,11 +1172,7 @@ int ha_rust::start_stmt(THD *thd, thr_lock_type lock_type)
 {
   if (layout() != LAYOUT_BTREE)
     return 0;
-  /* under LOCK TABLES: each statement is a statement of the transaction */
-  ha_rust_ffi::trx_stmt_begin(trx());
-  trans_register_ha(thd, false, rust_hton_btree, 0);
-  if (thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
-    trans_register_ha(thd, true, rust_hton_btree, 0);
+  bt_start_stmt(thd);
   return 0;
 }
 

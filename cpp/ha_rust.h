@@ -130,6 +130,7 @@ class ha_rust final : public handler
   int bt_index_read(uchar *buf, const uchar *key, key_part_map map,
                     enum ha_rkey_function find_flag);
   int bt_external_lock(THD *thd, int lock_type);
+  void bt_start_stmt(THD *thd);
   void bt_info(uint flag);
   void bt_rec_per_key(bool analyze);
   uint32_t part_layout(KEY_PART_INFO *kp);

@@ -20,6 +20,8 @@ struct Rust_trx
   /* stops h's lock waits; used by the kill callback, from another thread */
   rust::Box<ha_rust_ffi::TrxWake> wake;
   uint tables_in_use= 0;
+  /* the statement whose start the Rust statement savepoint marks */
+  query_id_t stmt_query_id= 0;
   /* prepared in the binlog's two-phase commit (not XA PREPARE): its commit
      need not be durable at once (see rust_bt_commit_checkpoint_request) */
   bool binlog_2pc= false;
@@ -877,6 +879,27 @@ int ha_rust::bt_index_read(uchar *buf, const uchar *key, key_part_map map,
   return rc == HA_ERR_END_OF_FILE ? HA_ERR_KEY_NOT_FOUND : rc;
 }
 
+/* Marks where the statement's rollback goes back to, once per statement: a
+   trigger's or stored function's statements run inside it (the server calls
+   start_stmt for their tables, each under a query id of its own) and must
+   not move the mark past what the outer statement already changed. */
+static void bt_stmt_begin(THD *thd, Rust_trx *t)
+{
+  if (thd->in_sub_stmt || t->stmt_query_id == thd->query_id)
+    return;
+  t->stmt_query_id= thd->query_id;
+  ha_rust_ffi::trx_stmt_begin(*t->h);
+}
+
+/* start_stmt: a statement under LOCK TABLES, or a trigger's sub-statement */
+void ha_rust::bt_start_stmt(THD *thd)
+{
+  bt_stmt_begin(thd, get_trx(thd, true));
+  trans_register_ha(thd, false, rust_hton_btree, 0);
+  if (thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
+    trans_register_ha(thd, true, rust_hton_btree, 0);
+}
+
 int ha_rust::bt_external_lock(THD *thd, int lock_type)
 {
   Rust_trx *t= get_trx(thd, true);
@@ -888,7 +911,7 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
   }
   if (t->tables_in_use++ == 0)
   {
-    ha_rust_ffi::trx_stmt_begin(*t->h);
+    bt_stmt_begin(thd, t);
     trans_register_ha(thd, false, rust_hton_btree, 0);
     if (thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
       trans_register_ha(thd, true, rust_hton_btree, 0);
