@@ -565,6 +565,17 @@ int ha_rust::close(void)
   return rc;
 }
 
+/* An ENUM's error value (index 0) reads '' as text, as does a member ''
+   when the ENUM has one: then the error value is written as its number. */
+static bool enum_has_empty_member(Field *f)
+{
+  const TYPELIB *t= f->get_typelib();
+  for (uint i= 0; i < t->count; i++)
+    if (t->type_lengths[i] == 0)
+      return true;
+  return false;
+}
+
 /* Builds the text row image of `buf` into row_image. */
 int ha_rust::pack_row(const uchar *buf)
 {
@@ -603,6 +614,9 @@ int ha_rust::pack_row(const uchar *buf)
       }
       append_value(&row_image, 1, num, r.ptr - num);
     }
+    else if (f->real_type() == MYSQL_TYPE_ENUM && f->val_int() == 0 &&
+             enum_has_empty_member(f))
+      append_value(&row_image, 1, "0", 1);  /* the error value, not '' */
     else
     {
       String *s= f->val_str(&field_text, &field_text);
@@ -824,6 +838,8 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
      strict: a strict sql_mode must not turn them into statement errors. */
   Abort_on_warning_instant_set not_strict(thd, false);
   enum_check_fields saved_check= thd->count_cuted_fields;
+  /* the statement's count of cut values (its info line) is not ours to move */
+  ha_rows saved_cuted= thd->cuted_fields;
   thd->count_cuted_fields= CHECK_FIELD_WARN;
   Value_checker checker;
   thd->push_internal_handler(&checker);
@@ -862,9 +878,11 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
       const char *p= reinterpret_cast<const char *>(data.data()) + start;
       checker.hit= false;
       bool failed= f->store(p, len, f->charset()) || checker.hit;
-      if (failed && len == 0 && f->real_type() == MYSQL_TYPE_ENUM)
+      if (failed && f->real_type() == MYSQL_TYPE_ENUM &&
+          (len == 0 || (len == 1 && *p == '0')))
       {
-        /* '' is how an ENUM's error value (index 0) is written */
+        /* '' (or 0, when the ENUM has a member '') is how an ENUM's error
+           value (index 0) is written */
         f->store((longlong) 0, true);
         failed= false;
       }
@@ -880,6 +898,7 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
   }
   thd->pop_internal_handler();
   thd->count_cuted_fields= saved_check;
+  thd->cuted_fields= saved_cuted;
   own_blobs(buf, all_fields);
   return 0;
 }

@@ -45,7 +45,7 @@ static Rust_trx *get_trx(THD *thd, bool create)
 
 /* ---- KILL ----
    A statement waiting for a lock stops when it is killed (KILL, KILL QUERY,
-   max_statement_time) or its client goes away (docs/btree-design.md, "Lock
+   max_statement_time) or its client goes away (docs/btree-format.md, "Lock
    waits and KILL"). The server calls kill_query from the killing thread,
    holding the victim's LOCK_thd_data (so close_connection, which clears the
    slot under that mutex before it deletes, cannot free the Rust_trx under
