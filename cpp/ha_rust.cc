@@ -1246,11 +1246,15 @@ int ha_rust::optimize(THD *thd, HA_CHECK_OPT *check_opt)
     return HA_ADMIN_TRY_ALTER;   /* rebuilt by the server, as InnoDB's */
   if (layout() != LAYOUT_ARCHIVE)
     return HA_ADMIN_NOT_IMPLEMENTED;
-  if (int rc= (*tbl)->optimize())
+  if (int rc= (*tbl)->optimize(reinterpret_cast<size_t>(thd)))
   {
     rust_rc(rc);
-    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
-                 err_msg.c_str());
+    if (rc == HA_ERR_ABORTED_BY_USER)
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_QUERY_INTERRUPTED,
+                   ER_THD(thd, ER_QUERY_INTERRUPTED));
+    else
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                   err_msg.c_str());
     return HA_ADMIN_FAILED;
   }
   return HA_ADMIN_OK;

@@ -11,5 +11,6 @@ pub mod consts;
 pub mod csv;
 pub mod error;
 pub mod ffi;
+pub mod session;
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 use super::format::*;
 use crate::csv::table::with_ext;
 use crate::error::{Error, IoContext, Result};
+use crate::session::StopCheck;
 
 pub const ARZ_EXT: &str = ".arz";
 pub const ARP_EXT: &str = ".arp";
@@ -791,8 +792,9 @@ impl ArchiveTable {
         Ok(())
     }
 
-    /// OPTIMIZE: every row into fresh full blocks at the table's level.
-    pub fn optimize(&mut self) -> Result<()> {
+    /// OPTIMIZE: every row into fresh full blocks at the table's level. `stop`
+    /// is asked every 16 blocks (KILL): then the table stays as it was.
+    pub fn optimize(&mut self, stop: &mut StopCheck) -> Result<()> {
         self.flush()?;
         let shared = self.shared.clone();
         // Writers wait for the whole rewrite, so no row arrives unseen.
@@ -805,6 +807,7 @@ impl ArchiveTable {
         let mut w = BlockWriter { file: out, len: hdr.len() as u64, blocks: Vec::new(), set: RowSet::default(), next_row: 0, level: opts.level };
         let result = (|| -> Result<()> {
             for i in 0..snap.blocks.len() {
+                stop.step()?;
                 self.load_block(&snap, i)?;
                 for r in 0..self.rows.len() {
                     w.push(self.rows.keys[r], self.rows.row(r), self.rows.row_segs(r), &tmp)?;
@@ -1142,7 +1145,7 @@ mod tests {
         let mut t = ArchiveTable::open(&o).unwrap();
         assert_eq!(all(&mut t).len(), 200_000);
         assert_eq!(t.max_key().0, Some(200_000));
-        t.optimize().unwrap();
+        t.optimize(&mut StopCheck::new(0)).unwrap();
         assert_eq!(all(&mut t), (1..200_001).map(row).collect::<Vec<_>>());
         assert!(t.shared.state.lock().pending.set.is_empty());
         t.truncate().unwrap();
@@ -1256,7 +1259,7 @@ mod tests {
         }
         let pp = arp_path(&o.table_path);
         let old_arp = fs::read(&pp).unwrap();
-        t.optimize().unwrap();
+        t.optimize(&mut StopCheck::new(0)).unwrap();
         drop(t);
         REGISTRY.lock().clear();
         // a crash after OPTIMIZE renamed .arz and before it emptied .arp
@@ -1313,7 +1316,7 @@ mod tests {
         REGISTRY.lock().clear();
         let mut t = ArchiveTable::open(&o).unwrap();
         assert_eq!(all(&mut t), (0..50_000).map(row).collect::<Vec<_>>());
-        t.optimize().unwrap();
+        t.optimize(&mut StopCheck::new(0)).unwrap();
         let c = codecs(&t);
         assert!(!c.is_empty() && c.iter().all(|&c| c == CODEC_ZSTD_STREAMS), "{c:?}");
         fill(&mut t, 50_000, 100_000);

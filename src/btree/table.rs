@@ -101,48 +101,10 @@ impl Interrupt {
     }
 }
 
-/// Whether the server session `session` (an opaque token C++ gives) is to stop
-/// its statement; installed by C++ at plugin start (see [`set_probe`]).
-pub type Probe = extern "C" fn(session: usize) -> bool;
-
-static PROBE: parking_lot::RwLock<Option<Probe>> = parking_lot::const_rwlock(None);
-
-pub fn set_probe(p: Option<Probe>) {
-    *PROBE.write() = p;
-}
+pub use crate::session::{Probe, StopCheck, session_stopped, set_probe};
 
 /// How often a lock wait asks its session whether to stop, besides when raised.
 pub const PROBE_EVERY: Duration = Duration::from_millis(100);
-
-/// Whether server session `session` is to stop its statement (0: no session).
-pub fn session_stopped(session: usize) -> bool {
-    let probe = *PROBE.read();
-    session != 0 && probe.is_some_and(|p| p(session))
-}
-
-/// For long loops inside one call (CHECK TABLE): asks the session every
-/// [`StopCheck::EVERY`] steps whether to stop.
-pub struct StopCheck {
-    session: usize,
-    steps: u32,
-}
-
-impl StopCheck {
-    pub const EVERY: u32 = 1024;
-
-    pub fn new(session: usize) -> StopCheck {
-        StopCheck { session, steps: 0 }
-    }
-
-    /// One step; `Err(Error::Interrupted)` once the statement is to stop.
-    pub fn step(&mut self) -> Result<()> {
-        self.steps = self.steps.wrapping_add(1);
-        if self.steps % Self::EVERY == 0 && session_stopped(self.session) {
-            return Err(Error::Interrupted);
-        }
-        Ok(())
-    }
-}
 
 /// A lock request's way to be stopped: its transaction's interrupt and session.
 struct Stopper<'a> {

@@ -151,7 +151,9 @@ pub mod bridge {
         fn lookup(self: &mut Table, key: u64) -> i32;
         fn max_key(self: &Table) -> KeyMax;
         /// ARCHIVE: recompresses every row into full blocks.
-        fn optimize(self: &mut Table) -> i32;
+        /// ARCHIVE: recompress; stops with HA_ERR_ABORTED_BY_USER when session
+        /// `session` is killed (the table as it was).
+        fn optimize(self: &mut Table, session: usize) -> i32;
         fn update_current(self: &mut Table, image: &[u8]) -> i32;
         fn delete_current(self: &mut Table) -> i32;
         fn set_bulk(self: &mut Table, on: bool) -> i32;
@@ -787,9 +789,9 @@ impl Table {
             _ => KeyMax { has_key: false, key: 0, base: 0 },
         }
     }
-    fn optimize(&mut self) -> i32 {
+    fn optimize(&mut self, session: usize) -> i32 {
         self.run(|t| match t {
-            Inner::Archive(t) => t.optimize(),
+            Inner::Archive(t) => t.optimize(&mut crate::session::StopCheck::every(session, 16)),
             _ => Err(wrong_layout("OPTIMIZE")),
         })
     }
