@@ -687,7 +687,16 @@ int ha_rust::bt_fetch(uchar *buf, int rc, bool from_key)
     fetched_key_only= true;
     return bt_unpack_key(buf);
   }
-  return unpack_binary(buf) ? HA_ERR_WRONG_IN_RECORD : 0;
+  if (unpack_binary(buf))
+    return HA_ERR_WRONG_IN_RECORD;
+  /* Under the server's keyread it computes no virtual column (it expects them
+     from the index): a whole row read then (a column not decodable was asked
+     for too) takes the key's decodable parts from the entry, virtual ones
+     included (MIN/MAX over an index on a virtual column) */
+  if (from_key && table->vfield && keyread_enabled() &&
+      active_index < table->s->keys && rust_index_of[active_index] != 0)
+    return bt_unpack_key(buf);
+  return 0;
 }
 
 int ha_rust::bt_dup(int rc, uint32_t dup)
