@@ -548,6 +548,8 @@ int ha_rust::open(const char *name, int mode, uint test_if_locked)
     tbl= nullptr;
     return rc;
   }
+  if (o->layout == LAYOUT_BTREE)
+    bt_setup_decode();
   /* What the open mended (a torn tail cut after a crash) goes to the log. */
   log_rust_warnings();
   has_timestamp= false;

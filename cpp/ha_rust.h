@@ -91,6 +91,7 @@ class ha_rust final : public handler
   uint last_dup_key= 0;              /* for info(HA_STATUS_ERRKEY) */
   bool scan_desc= false;
   uint max_pk_len= 0;
+  uint32_t key_format= 0;            /* the table's format version (Rust) */
   std::vector<uint32_t> stat_parts;  /* key part layouts for bt_key_stats */
   /* Index-only reads (docs/btree-format.md, "Index-only reads") */
   bool pk_decodable= false;          /* every primary key part can be decoded */
@@ -121,6 +122,7 @@ class ha_rust final : public handler
   bool bt_key_only_start();
   int bt_unpack_key(uchar *buf);
   int bt_setup();
+  void bt_setup_decode();
   int bt_write_row(const uchar *buf);
   int bt_update_row(const uchar *old_data, const uchar *new_data);
   int bt_delete_row(const uchar *buf);

@@ -310,6 +310,14 @@ static bool is_text(Field *f)
   }
 }
 
+/* Whether a string key part of this collation needs its length after its
+   padded bytes (key format 2): binary strings and NO PAD collations, where
+   'a' and 'a\0' (or 'a ') are different values. */
+static bool length_matters(CHARSET_INFO *cs)
+{
+  return (cs->state & MY_CS_NOPAD) || cs == &my_charset_bin;
+}
+
 /* One key part of the field's current value, memcomparable and fixed length:
    strings through their collation (strnxfrm over the first `length / mbmaxlen`
    characters, padded: PAD SPACE collations compare trailing spaces away), other
@@ -329,6 +337,17 @@ void ha_rust::append_field_key(KEY_PART_INFO *kp, Field *f, std::string &out)
       flags|= MY_STRXFRM_PAD_WITH_SPACE;
     cs->strnxfrm((uchar *) &out[at], len, nchars, (const uchar *) s->ptr(),
                  s->length(), flags);
+    if (key_format >= 2 && length_matters(cs))
+    {
+      /* binary and NO PAD strings: padding cannot be told from trailing 0x00
+         (or weight-0) characters, so the length in characters follows;
+         shorter sorts first among equal padded bytes, as such strings do */
+      size_t chars= cs->numchars(s->ptr(), s->ptr() + s->length());
+      if (chars > nchars)
+        chars= nchars;
+      out.push_back((char) (chars >> 8));
+      out.push_back((char) (chars & 0xff));
+    }
     return;
   }
   uint len= f->sort_length();
@@ -594,8 +613,9 @@ int ha_rust::bt_setup()
     {
       KEY_PART_INFO *kp= k->key_part + i;
       Field *f= kp->field;
+      /* (+2: a length, in key format 2, for binary and NO PAD strings) */
       len+= 1 + (is_text(f)
-                 ? (uint) f->charset()->strnxfrmlen(kp->length)
+                 ? (uint) f->charset()->strnxfrmlen(kp->length) + 2
                  : f->sort_length());
     }
     max_pk_len= len;
@@ -633,6 +653,17 @@ int ha_rust::bt_setup()
     for (uint i= 0; i < table->key_info[pk].user_defined_key_parts; i++)
       table->key_info[pk].key_part[i].field->part_of_key.merge(table->s->keys_in_use);
   return 0;
+}
+
+/* Once the Rust table is open and its format known: the key part layouts
+   bt_unpack_key steps over (a string part's length depends on the format). */
+void ha_rust::bt_setup_decode()
+{
+  key_format= (*tbl)->bt_key_format();
+  for (uint k= 0; k < table->s->keys; k++)
+    for (size_t i= 0; i < key_decode[k].size(); i++)
+      key_decode[k][i].layout= part_layout(table->key_info[k].key_part + i);
+  stat_parts.clear();
 }
 
 /* ---- rows ---- */
@@ -971,6 +1002,8 @@ uint32_t ha_rust::part_layout(KEY_PART_INFO *kp)
   {
     CHARSET_INFO *cs= f->charset();
     len= (uint32_t) cs->strnxfrmlen((kp->length / cs->mbmaxlen) * cs->mbmaxlen);
+    if (key_format >= 2 && length_matters(cs))
+      len+= 2;
   }
   else
   {

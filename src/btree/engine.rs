@@ -502,9 +502,11 @@ impl Engine {
                     if !path.exists() {
                         continue; // dropped since
                     }
+                    // the file keeps its format (TRUNCATE never changes it)
+                    let format = BTree::format_of_file(&path).unwrap_or(super::tree::FORMAT_VERSION);
                     map.insert(id, path);
                     pages.retain(|&(t, _), _| t != id);
-                    for (no, mut p) in BTree::empty_pages(0).into_iter().enumerate() {
+                    for (no, mut p) in BTree::empty_pages(0, format).into_iter().enumerate() {
                         p.set_lsn(r.lsn);
                         pages.insert((id, no as u32), p.into_buf());
                     }

@@ -848,6 +848,11 @@ impl BtreeTable {
         h.lock(e, &self.shared.lock, exclusive)
     }
 
+    /// The table's format version (its clustered file's): how C++ builds keys.
+    pub fn key_format(&self) -> u32 {
+        self.shared.trees[0].read().format()
+    }
+
     pub fn data_length(&self) -> (u64, u64) {
         let size = |i: usize| self.shared.trees[i].read().pool().pages as u64 * super::page::PAGE_SIZE as u64;
         let data = size(0);

@@ -25,7 +25,13 @@ use super::pool::{Budget, Pool, Shrink};
 use crate::error::{Error, IoContext, Result};
 
 pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
-pub const FORMAT_VERSION: u32 = 1;
+/// The format new files get (docs/btree-format.md, "Format versions"): 2 says
+/// that the key parts C++ writes for binary and NO PAD strings end with their
+/// length. The pages are the same in 1 and 2; a file keeps its version for life
+/// (TRUNCATE too), and C++ builds keys as its table's version says.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 pub const META: u32 = 0;
 pub const ROOT: u32 = 1;
 /// Largest key.
@@ -104,6 +110,8 @@ pub struct BTree {
     /// Bumped by every change; cursors use it to know whether their leaf position
     /// still holds.
     version: u64,
+    /// The file's format version (meta page).
+    format: u32,
 }
 
 /// Where a cursor stands.
@@ -153,7 +161,7 @@ impl BTree {
             .create_new(true)
             .open(path)
             .ctx(|| format!("cannot create '{}'", path.display()))?;
-        let [mut meta, mut root] = Self::empty_pages(auto_inc);
+        let [mut meta, mut root] = Self::empty_pages(auto_inc, FORMAT_VERSION);
         meta.seal();
         root.seal();
         f.write_all_at(&meta.bytes()[..], 0).ctx(|| "cannot write".into())?;
@@ -161,12 +169,12 @@ impl BTree {
         f.sync_all().ctx(|| "cannot sync".into())
     }
 
-    /// The pages of an empty tree: the meta page (holding `auto_inc`) and an
-    /// empty root leaf (not sealed, LSN 0).
-    pub fn empty_pages(auto_inc: u64) -> [Page; 2] {
+    /// The pages of an empty tree of format `format`: the meta page (holding
+    /// `auto_inc`) and an empty root leaf (not sealed, LSN 0).
+    pub fn empty_pages(auto_inc: u64, format: u32) -> [Page; 2] {
         let mut meta = Page::new(META, Kind::Meta);
         meta.put(HEADER, MAGIC);
-        meta.put(HEADER + 8, &FORMAT_VERSION.to_le_bytes());
+        meta.put(HEADER + 8, &format.to_le_bytes());
         meta.put(HEADER + 12, &ROOT.to_le_bytes());
         meta.put(HEADER + 28, &auto_inc.to_le_bytes());
         [meta, Page::new(ROOT, Kind::Leaf)]
@@ -176,7 +184,7 @@ impl BTree {
     /// 0), as the RESET record at `lsn` says; see [`Pool::reset_to`]. Cursors
     /// on it find their place gone (the version changes).
     pub fn reset(&mut self, lsn: u64) {
-        self.pool.reset_to(Self::empty_pages(0).into(), lsn);
+        self.pool.reset_to(Self::empty_pages(0, self.format).into(), lsn);
         self.free_head = NONE;
         self.rows = 0;
         self.auto_inc = 0;
@@ -230,19 +238,37 @@ impl BTree {
         let meta = pool.get(META)?.bytes();
         let ok = &meta[HEADER..HEADER + 8] == MAGIC;
         let version = u32::from_le_bytes(meta[HEADER + 8..HEADER + 12].try_into().unwrap());
-        if ok && version != FORMAT_VERSION {
-            return Err(Error::Unsupported(format!("{name}: B-tree format version {version}; this build reads {FORMAT_VERSION}")));
+        if ok && !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+            return Err(Error::Unsupported(format!(
+                "{name}: B-tree format version {version}; this build reads {MIN_FORMAT_VERSION} to {FORMAT_VERSION}"
+            )));
         }
         let Some((_root, free_head, rows)) = meta_body(ok, &meta[..]) else {
             return Err(corrupt(&name, META, "not a RUST B-tree file (bad magic)"));
         };
         let auto_inc = u64::from_le_bytes(meta[HEADER + 28..HEADER + 36].try_into().unwrap());
         let stats = StoredStats::decode(&meta[STATS_AT..]);
-        Ok(BTree { stats, pool, free_head, rows, auto_inc, version: 0 })
+        Ok(BTree { stats, pool, free_head, rows, auto_inc, version: 0, format: version })
     }
 
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// The file's format version (see [`FORMAT_VERSION`]).
+    pub fn format(&self) -> u32 {
+        self.format
+    }
+
+    /// The format version in the meta page of the file at `path`, read raw
+    /// (recovery, before it rebuilds the file's pages: its first bytes are
+    /// trusted without the page's checksum); None if it is not a tree file.
+    pub fn format_of_file(path: &Path) -> Option<u32> {
+        use std::os::unix::fs::FileExt;
+        let f = File::open(path).ok()?;
+        let mut b = [0u8; HEADER + 12];
+        f.read_exact_at(&mut b, 0).ok()?;
+        (&b[HEADER..HEADER + 8] == MAGIC).then(|| u32::from_le_bytes(b[HEADER + 8..HEADER + 12].try_into().unwrap()))
     }
 
     /// The AUTO_INCREMENT counter kept in the meta page (0: none).

@@ -219,6 +219,9 @@ pub mod bridge {
         /// entry of `parts` (each part's length, top bit set for a nullable part);
         /// `analyze`: computed again from a larger sample (ANALYZE TABLE).
         fn bt_key_stats(self: &mut Table, index: u32, parts: &[u32], analyze: bool, out: &mut Vec<u64>) -> i32;
+        /// The BTREE table's format version (docs/btree-format.md): 2 and up,
+        /// binary and NO PAD string key parts end with their length.
+        fn bt_key_format(self: &Table) -> u32;
         /// CHECK TABLE: the problems found, one per line, and how many; stops
         /// with HA_ERR_ABORTED_BY_USER when session `session` is killed.
         fn bt_check(self: &mut Table, session: usize, out: &mut String, problems: &mut u32) -> i32;
@@ -1019,6 +1022,13 @@ impl Table {
     fn bt_set_prefix(&mut self, prefix: &[u8], on: bool) {
         if let Some(Inner::Btree(t)) = self.inner.as_mut() {
             t.set_prefix(on.then(|| prefix.to_vec()));
+        }
+    }
+
+    fn bt_key_format(&self) -> u32 {
+        match &self.inner {
+            Some(Inner::Btree(t)) => t.key_format(),
+            _ => 0,
         }
     }
 
