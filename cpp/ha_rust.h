@@ -125,6 +125,7 @@ class ha_rust final : public handler
   void bt_setup_decode();
   int bt_write_row(const uchar *buf);
   int bt_update_row(const uchar *old_data, const uchar *new_data);
+  bool stored_columns_equal(const uchar *a, const uchar *b);
   int bt_delete_row(const uchar *buf);
   int bt_rnd_next(uchar *buf);
   void bt_position(const uchar *record);

@@ -814,6 +814,27 @@ int ha_rust::bt_write_row(const uchar *buf)
 }
 
 
+/* Whether two records hold the same value in every stored column (virtual
+   columns and the bytes of NULL columns aside). */
+bool ha_rust::stored_columns_equal(const uchar *a, const uchar *b)
+{
+  if (a > b)
+    std::swap(a, b);           /* cmp_binary_offset takes a forward offset */
+  my_ptrdiff_t off= a - table->record[0], diff= b - a;
+  bool same= true;
+  for (Field **fp= table->field; *fp && same; fp++)
+  {
+    Field *f= *fp;
+    if (!f->stored_in_db())
+      continue;
+    f->move_field_offset(off);
+    bool null_a= f->is_null(), null_b= f->is_null(diff);
+    same= null_a == null_b && (null_a || !f->cmp_binary_offset((uint) diff));
+    f->move_field_offset(-off);
+  }
+  return same;
+}
+
 int ha_rust::bt_update_row(const uchar *old_data, const uchar *new_data)
 {
   if (table->s->primary_key == MAX_KEY)
@@ -829,6 +850,14 @@ int ha_rust::bt_update_row(const uchar *old_data, const uchar *new_data)
   }
   secondary_keys_of(old_data, sec_buf);
   secondary_keys_of(new_data, sec_buf2);
+  /* REPLACE and ON DUPLICATE KEY UPDATE update the duplicate row without the
+     server comparing the stored columns only: a row that stays the same is
+     HA_ERR_RECORD_IS_THE_SAME, nothing written, and not counted (as InnoDB) */
+  enum_sql_command cmd= (enum_sql_command) thd_sql_command(ha_thd());
+  if ((cmd == SQLCOM_REPLACE || cmd == SQLCOM_REPLACE_SELECT ||
+       cmd == SQLCOM_INSERT || cmd == SQLCOM_INSERT_SELECT) &&
+      pk_buf == pk_buf2 && stored_columns_equal(old_data, new_data))
+    return HA_ERR_RECORD_IS_THE_SAME;
   if (int rc= pack_binary(new_data))
     return rc;
   uint32_t dup= 0;
