@@ -86,6 +86,7 @@ class ha_rust final : public handler
   std::vector<uint> server_key_of;
   std::vector<uchar> key_record;   /* scratch record for key tuples */
   std::string key_buf, key_buf2, pk_buf, pk_buf2, sec_buf, sec_buf2;
+  std::string same_buf;   /* index_next_same's key, memcomparable */
   String key_text;
   bool rnd_first= false;
   uint last_dup_key= 0;              /* for info(HA_STATUS_ERRKEY) */

@@ -1007,6 +1007,13 @@ void ha_rust::bt_info(uint flag)
   {
     ha_rust_ffi::Stats s= (*tbl)->stats();
     stats.records= s.rows;
+    /* Never 0 for the optimizer (as InnoDB's info()): it takes a table of 0
+       rows for empty and answers "Impossible WHERE" without reading it, so a
+       reader would not wait for the lock of a transaction that deleted every
+       row (not committed) and would see none (difftest findings #15).
+       SHOW TABLE STATUS (HA_STATUS_TIME) shows the real count. */
+    if (!stats.records && !(flag & (HA_STATUS_TIME | HA_STATUS_OPEN)))
+      stats.records= 1;
     stats.deleted= 0;
     stats.data_file_length= s.data_length;     /* the clustered tree's pages */
     stats.index_file_length= s.index_length;   /* the secondary trees' pages */
