@@ -728,6 +728,7 @@ void ha_rust::own_blobs(uchar *buf, bool all_fields)
    heap here); the server reads no row of this handler after it. */
 int ha_rust::reset()
 {
+  autoinc_last= 0;               /* a statement's reservation ends with it */
   for (blob_arena &a : blob_arenas)
     if (a.bytes.capacity() > 65536)
       std::vector<uchar>().swap(a.bytes);
@@ -1244,11 +1245,8 @@ void ha_rust::get_auto_increment(ulonglong offset, ulonglong increment,
 {
   if (layout() == LAYOUT_BTREE)
   {
-    /* the table's counter; write_row moves it past each value used, so one
-       value at a time is reserved */
-    bt_autoinc_check();
-    *first_value= (*tbl)->bt_auto_increment();
-    *nb_reserved_values= 1;
+    bt_get_auto_increment(offset, increment, nb_desired_values, first_value,
+                          nb_reserved_values);
     return;
   }
   *first_value= next_auto_increment();

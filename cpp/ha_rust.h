@@ -86,6 +86,8 @@ class ha_rust final : public handler
   std::vector<uint> server_key_of;
   std::vector<uchar> key_record;   /* scratch record for key tuples */
   std::string key_buf, key_buf2, pk_buf, pk_buf2, sec_buf, sec_buf2;
+  ulonglong autoinc_rows_left= 0;  /* values a statement reserved, not yet used */
+  ulonglong autoinc_last= 0;       /* the end of the statement's reservation */
   std::string same_buf;   /* index_next_same's key, memcomparable */
   String key_text;
   bool rnd_first= false;
@@ -122,6 +124,9 @@ class ha_rust final : public handler
   int bt_fetch(uchar *buf, int rc, bool from_key= false);
   bool bt_key_only_start();
   int bt_unpack_key(uchar *buf);
+  void bt_get_auto_increment(ulonglong offset, ulonglong increment,
+                             ulonglong nb_desired_values, ulonglong *first_value,
+                             ulonglong *nb_reserved_values);
   int bt_setup();
   void bt_setup_decode();
   int bt_write_row(const uchar *buf);

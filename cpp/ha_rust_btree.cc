@@ -788,19 +788,82 @@ int ha_rust::bt_autoinc_used(const uchar *record)
   return bt_rc((*tbl)->bt_auto_increment_used(used));
 }
 
+/* The value after `current` in the session's series (auto_increment_increment
+   `step`, _offset), `need` values on; ULLONG_MAX when past the type's `max` or
+   on overflow (then every value is used up). */
+static ulonglong autoinc_after(ulonglong current, ulonglong need, ulonglong step,
+                               ulonglong offset, ulonglong max)
+{
+  if (current > max || !step)
+    return ULLONG_MAX;
+  if (offset > step)
+    offset= 0;                  /* an offset above the step is ignored */
+  ulonglong v= current > offset ? current - offset : offset - current;
+  v-= v % step;
+  if (v + offset < v)
+    return ULLONG_MAX;
+  v+= offset;
+  if (need > ULLONG_MAX / step || v + need * step < v)
+    return ULLONG_MAX;
+  return v + need * step;
+}
+
+/* AUTO_INCREMENT values are reserved as InnoDB reserves them (its default
+   innodb_autoinc_lock_mode=1), because users see which values a row gets after
+   a failed, ignored or duplicate row: a statement's first call reserves the
+   values the server asks for (the rows of a multi-row INSERT; 1, then 2, 4, ...
+   for INSERT ... SELECT), write_row counts them down, and values reserved but
+   not used are gone, as is a value given to a row that failed. The counter
+   (the largest value given or stored, in the clustered tree's meta page) moves
+   to the end of each reservation at once. */
+void ha_rust::bt_get_auto_increment(ulonglong offset, ulonglong increment,
+                                    ulonglong nb_desired_values,
+                                    ulonglong *first_value,
+                                    ulonglong *nb_reserved_values)
+{
+  bt_autoinc_check();
+  ulonglong next= std::max<ulonglong>(1, (*tbl)->bt_auto_increment());
+  ulonglong max= table->next_number_field->get_max_int_value();
+  if (increment > 1 && increment <= ~next && next < max &&
+      thd_sql_command(ha_thd()) != SQLCOM_ALTER_TABLE)
+  {
+    /* the first value of the session's series at or after the counter */
+    ulonglong in_series= ((next - 1) + increment - offset) / increment * increment + offset;
+    if (in_series < max)
+      next= in_series;
+  }
+  if (!autoinc_rows_left)
+  {
+    /* the statement's first reservation (0 desired: INSERT ... SELECT) */
+    autoinc_rows_left= nb_desired_values ? nb_desired_values : 1;
+    set_if_bigger(*first_value, next);
+  }
+  else if (!autoinc_last)
+    set_if_bigger(*first_value, next);
+  if (*first_value > max)
+  {
+    autoinc_last= 0;             /* the server reports the value out of range */
+    *nb_reserved_values= 0;
+    return;
+  }
+  *nb_reserved_values= autoinc_rows_left;
+  autoinc_last= autoinc_after(*first_value, *nb_reserved_values, increment,
+                              offset, max);
+  if (autoinc_last < *first_value)
+    *first_value= ULLONG_MAX;
+  else if (bt_rc((*tbl)->bt_auto_increment_used(autoinc_last - 1)))
+    *first_value= ULLONG_MAX;    /* HA_ERR_AUTOINC_READ_FAILED */
+}
+
 int ha_rust::bt_write_row(const uchar *buf)
 {
-  bool generated= false;
+  bool autoinc_row= false;
   if (table->next_number_field && buf == table->record[0])
   {
     bt_autoinc_check();
     if (int rc= update_auto_increment())
       return rc;
-    /* a generated value is used even if the insert fails (as InnoDB) */
-    generated= insert_id_for_cur_row > 0;
-    if (generated)
-      if (int rc= bt_autoinc_used(buf))
-        return rc;
+    autoinc_row= true;
   }
   primary_key_of(buf, pk_buf);
   secondary_keys_of(buf, sec_buf);
@@ -808,8 +871,32 @@ int ha_rust::bt_write_row(const uchar *buf)
     return rc;
   uint32_t dup= 0;
   int rc= (*tbl)->bt_insert(trx(), sl(pk_buf), bytes(row_image), sl(sec_buf), dup);
-  if (!rc && !generated && table->found_next_number_field)
-    rc= bt_autoinc_used(buf);     /* an explicit value: the counter follows it */
+  if (autoinc_row)
+  {
+    if (autoinc_rows_left)
+      autoinc_rows_left--;
+    /* the counter follows a value stored beyond the reservation (an explicit
+       one), and, for the statements that go on with a duplicate row's value
+       (REPLACE, INSERT ... SELECT, LOAD DATA REPLACE/IGNORE), a duplicate's */
+    THD *thd= ha_thd();
+    enum_sql_command cmd= (enum_sql_command) thd_sql_command(thd);
+    bool follow= false;
+    if (rc == HA_ERR_FOUND_DUPP_KEY)
+      follow= cmd == SQLCOM_REPLACE || cmd == SQLCOM_INSERT_SELECT ||
+              cmd == SQLCOM_REPLACE_SELECT ||
+              (cmd == SQLCOM_LOAD &&
+               (thd->lex->duplicates != DUP_ERROR || thd->lex->ignore));
+    else if (!rc)
+    {
+      Field *f= table->next_number_field;
+      follow= !f->is_null() && f->val_uint() >= autoinc_last;
+    }
+    if (follow)
+      if (int e= bt_autoinc_used(buf))
+        return e;
+  }
+  else if (!rc && table->found_next_number_field)
+    rc= bt_autoinc_used(buf);     /* a value stored: the counter follows it */
   return bt_dup(rc, dup);
 }
 
@@ -963,6 +1050,7 @@ static void bt_stmt_begin(THD *thd, Rust_trx *t)
 /* start_stmt: a statement under LOCK TABLES, or a trigger's sub-statement */
 void ha_rust::bt_start_stmt(THD *thd)
 {
+  autoinc_rows_left= 0;
   bt_stmt_begin(thd, get_trx(thd, true));
   trans_register_ha(thd, false, rust_hton_btree, 0);
   if (thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN))
@@ -978,6 +1066,7 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
       t->tables_in_use--;
     return 0;
   }
+  autoinc_rows_left= 0;          /* a statement begins (bt_get_auto_increment) */
   if (t->tables_in_use++ == 0)
   {
     bt_stmt_begin(thd, t);
