@@ -551,6 +551,7 @@ impl ArchiveTable {
         }
         self.loaded = None;
         let meta = snap.blocks[i];
+        crate::metrics::ARCHIVE_BYTES_SCANNED.add(meta.payload_len as u64);
         self.payload.resize(meta.payload_len as usize, 0);
         snap.arz
             .read_exact_at(&mut self.payload, meta.offset + BLOCK_HEADER_LEN as u64)
@@ -882,6 +883,7 @@ impl ArchiveTable {
                 cs.offset = next;
                 cs.bad_ranges += 1;
                 cs.report.damaged += 1;
+                crate::metrics::ARCHIVE_BLOCKS_DAMAGED.inc();
                 return Ok(CheckStep::Damaged(format!(
                     "{name}: no valid block header at byte {at} ({} bytes up to {} unreadable)",
                     next - at,
@@ -905,6 +907,8 @@ impl ArchiveTable {
                 Err(e) => {
                     cs.bad_ranges += 1;
                     cs.report.damaged += 1;
+                    crate::metrics::ARCHIVE_BLOCKS_DAMAGED.inc();
+                crate::metrics::ARCHIVE_BLOCKS_DAMAGED.inc();
                     cs.report.lost_rows += meta.rows as u64;
                     self.loaded = None;
                     return Ok(CheckStep::Damaged(format!("{e} ({} rows)", meta.rows)));

@@ -23,6 +23,9 @@ use super::pool::{Budget, LOGGED_FROM, LogLink, PAGE_DIFF, PAGE_FULL, PAGE_NEW, 
 use super::tree::{BTree, share_budget};
 use crate::error::{Error, IoContext, Result};
 
+mod status;
+pub use status::{EngineStatus, TrxStatus};
+
 const CONTROL_MAGIC: &[u8; 8] = b"RUSTCTL\0";
 /// The engine's files, in the server's data directory (beside InnoDB's ib_logfile0).
 pub const CONTROL_FILE: &str = "rust_control";
@@ -313,6 +316,8 @@ struct TrxShared {
     /// its log record, a rollback from its first undo entry to its last record),
     /// and by a checkpoint that carries its undo: never both at once.
     st: Mutex<TrxState>,
+    /// When it began (SHOW ENGINE RUST STATUS, INFORMATION_SCHEMA.RUST_TRX).
+    started: Instant,
 }
 
 /// A transaction's undo entries, oldest first, with no allocation per entry: their
@@ -408,7 +413,10 @@ impl TrxState {
 
 impl Trx {
     fn new(id: u64, first_lsn: u64, st: TrxState) -> Trx {
-        Trx { id, sh: Arc::new(TrxShared { first_lsn: AtomicU64::new(first_lsn), st: Mutex::new(st) }) }
+        Trx {
+            id,
+            sh: Arc::new(TrxShared { first_lsn: AtomicU64::new(first_lsn), st: Mutex::new(st), started: Instant::now() }),
+        }
     }
     /// A savepoint: roll back to it with [`Engine::rollback_to`].
     pub fn savepoint(&self) -> usize {
@@ -882,6 +890,7 @@ impl Engine {
     /// server asks at each binlog rotation, `commit_checkpoint_request`), a crash
     /// brings it back prepared and the binlog's recovery commits it.
     pub fn commit_with(&self, trx: Trx, durable: bool) -> Result<()> {
+        crate::metrics::TRX_COMMITS.inc();
         let mut st = trx.sh.st.lock();
         st.ended = true;
         let lsn = (!st.undo.is_empty()).then(|| self.sh.log.append(REC_COMMIT, trx.id, &[]));
@@ -951,6 +960,7 @@ impl Engine {
     }
 
     pub fn rollback(&self, trx: Trx) -> Result<()> {
+        crate::metrics::TRX_ROLLBACKS.inc();
         let mut st = trx.sh.st.lock();
         let had = !st.undo.is_empty();
         self.sh.rollback_begins(&st, trx.id);
@@ -1194,6 +1204,7 @@ impl Shared {
         release_idle(&mut self.trees.lock());
         self.log.truncate_before(log_start)?;
         self.size_after_checkpoint.store(self.log.size(), Ordering::Relaxed);
+        crate::metrics::CHECKPOINTS.inc();
         Ok(())
     }
 }

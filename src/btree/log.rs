@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, IoContext, Result};
+use crate::metrics;
 
 pub const LOG_MAGIC: &[u8; 8] = b"RUSTRDO\0";
 /// 2: MTR page entries of kind 3 (a page initialised by the mtr). 3: UNDO_CARRY
@@ -369,6 +370,8 @@ impl RedoLog {
                 g.file.write_all_at(&g.buf.bytes()[(from - g.buf_off) as usize..], from)?;
             }
         }
+        metrics::LOG_WRITES.inc();
+        metrics::LOG_BYTES_WRITTEN.add(g.end_lsn - g.written_lsn);
         g.written_lsn = g.end_lsn;
         let end = g.off(g.end_lsn);
         let keep = if g.direct.is_some() { end / BLOCK as u64 * BLOCK as u64 } else { end };
@@ -397,6 +400,7 @@ impl RedoLog {
             let upto = self.write()?;
             let f = self.inner.lock().file.try_clone().ctx(|| "cannot dup the log".into())?;
             f.sync_data().ctx(|| format!("cannot sync '{}'", self.path.display()))?;
+            metrics::LOG_FSYNCS.inc();
             let mut synced = self.synced.lock();
             *synced = (*synced).max(upto);
         }

@@ -28,6 +28,7 @@ use std::sync::{Arc, Weak};
 use super::log::{REC_MTR, RedoLog};
 use super::page::{Kind, PAGE_SIZE, Page, corrupt};
 use crate::error::{IoContext, Result};
+use crate::metrics;
 
 /// Every pool's frames count against one budget. A pool that needs a frame when the
 /// budget is spent first asks other pools to give some back (each asked without
@@ -493,6 +494,7 @@ impl Pool {
 
     /// A frame for page `no`, reading it if it is not cached.
     fn frame(&mut self, no: u32) -> Result<usize> {
+        metrics::POOL_READ_REQUESTS.inc();
         if let Some(&f) = self.map.get(&no) {
             self.frames[f].reference();
             return Ok(f);
@@ -506,6 +508,7 @@ impl Pool {
             .read_exact_at(&mut page.raw_mut()[..], no as u64 * PAGE_SIZE as u64)
             .ctx(|| format!("cannot read page {no} of '{}'", self.name))?;
         self.reads += 1;
+        metrics::POOL_READS.inc();
         if let Err(why) = page.verify(no) {
             self.frames[f].page = page;
             return Err(corrupt(&self.name, no, &why));
@@ -550,6 +553,7 @@ impl Pool {
                 continue;
             }
             self.write_back(f)?;
+            metrics::POOL_EVICTIONS.inc();
             let no = self.frames[f].no;
             self.map.remove(&no);
             self.frames[f].no = u32::MAX;
@@ -574,6 +578,7 @@ impl Pool {
         fr.dirty = false;
         self.file_len = self.file_len.max((no as u64 + 1) * PAGE_SIZE as u64);
         self.writes += 1;
+        metrics::POOL_WRITES.inc();
         Ok(())
     }
 
@@ -724,6 +729,11 @@ impl Pool {
 
     pub fn cached(&self) -> usize {
         self.map.len()
+    }
+
+    /// Cached pages changed and not yet written.
+    pub fn dirty(&self) -> usize {
+        self.frames.iter().filter(|f| f.dirty && f.no != u32::MAX).count()
     }
 
     /// A victim must not be a page the running mtr touched (its before-image and

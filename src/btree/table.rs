@@ -130,8 +130,10 @@ impl TableLock {
         exclusive: bool,
         stop: Option<&Stopper>,
     ) -> std::result::Result<bool, LockDenied> {
-        let deadline = Instant::now() + Duration::from_secs(LOCK_WAIT_TIMEOUT_SECS.load(Ordering::Relaxed));
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(LOCK_WAIT_TIMEOUT_SECS.load(Ordering::Relaxed));
         let mut registered = false;
+        let mut waited = false;
         let mut s = self.m.lock();
         let result = loop {
             let others_shared = s.shared.keys().any(|&t| t != trx);
@@ -149,6 +151,7 @@ impl TableLock {
                 }
                 break Ok(new || exclusive);
             }
+            waited = true;
             let Some(stop) = stop else {
                 if self.cv.wait_until(&mut s, deadline).timed_out() {
                     break Err(LockDenied::Timeout);
@@ -176,6 +179,13 @@ impl TableLock {
         drop(s);
         if registered {
             *stop.unwrap().interrupt.waiting_on.lock() = None;
+        }
+        if waited {
+            crate::metrics::LOCK_WAITS.inc();
+            crate::metrics::LOCK_WAIT_MICROS.add(started.elapsed().as_micros() as u64);
+            if matches!(result, Err(LockDenied::Timeout)) {
+                crate::metrics::LOCK_TIMEOUTS.inc();
+            }
         }
         result
     }

@@ -587,6 +587,7 @@ impl CsvTable {
                 // file a last line without one is a torn append, whatever it holds.
                 let torn_own = !terminated && self.opts().external.is_none();
                 if self.rec.spans.len() == columns && !torn_own {
+                    crate::metrics::CSV_BYTES_SCANNED.add(end - start);
                     self.cur = (start, end);
                     self.cur_gen = self.scan_gen;
                     self.cur_line = line;
@@ -623,6 +624,7 @@ impl CsvTable {
             }
         };
         let _ = (start, end);
+        crate::metrics::CSV_ROWS_MALFORMED.inc();
         Err(Error::Corrupt(format!(
             "{} line {}: {}. CHECK TABLE lists the damage; REPAIR TABLE keeps every good row",
             self.name(),
@@ -949,6 +951,7 @@ impl CsvTable {
         };
         let d = Damage { start, end, line, what, torn_tail: torn };
         let text = d.describe(&self.name());
+        crate::metrics::CSV_ROWS_MALFORMED.inc();
         self.report.damage.push(d);
         Ok(CheckStep::Damaged(text))
     }

@@ -22,6 +22,47 @@ pub mod bridge {
         exact: bool,
     }
 
+    /// SHOW GLOBAL STATUS LIKE 'Rust%' (docs/operations.md): the engine's counters
+    /// since the plugin was loaded and its gauges now (ffi/status.rs).
+    struct StatusCounters {
+        pool_pages: u64,
+        pool_cached: u64,
+        pool_dirty: u64,
+        pool_read_requests: u64,
+        pool_reads: u64,
+        pool_writes: u64,
+        pool_evictions: u64,
+        open_trees: u64,
+        log_lsn: u64,
+        log_synced_lsn: u64,
+        checkpoint_lsn: u64,
+        checkpoint_age: u64,
+        log_size: u64,
+        log_bytes_written: u64,
+        log_writes: u64,
+        log_fsyncs: u64,
+        checkpoints: u64,
+        trx_active: u64,
+        trx_commits: u64,
+        trx_rollbacks: u64,
+        lock_waits: u64,
+        lock_wait_micros: u64,
+        lock_timeouts: u64,
+        csv_bytes_scanned: u64,
+        csv_rows_malformed: u64,
+        archive_bytes_scanned: u64,
+        archive_blocks_damaged: u64,
+        panics_caught: u64,
+    }
+
+    /// A BTREE transaction, for INFORMATION_SCHEMA.RUST_TRX.
+    struct TrxRow {
+        id: u64,
+        age_secs: f64,
+        changes: u64,
+        state: String,
+    }
+
     /// What CHECK/REPAIR found.
     struct CheckSummary {
         rows: u64,
@@ -57,6 +98,13 @@ pub mod bridge {
         fn engine_set_log_size(bytes: u64);
         /// Moves one line of what recovery did into `out`; false when none is left.
         fn engine_take_note(out: &mut String) -> bool;
+        /// The counters and gauges of SHOW GLOBAL STATUS (all 0 for a part not
+        /// started); never fails.
+        fn status_counters() -> StatusCounters;
+        /// SHOW ENGINE RUST STATUS: the report, in lines.
+        fn engine_status_text() -> String;
+        /// The open BTREE transactions, oldest id first.
+        fn trx_rows() -> Vec<TrxRow>;
 
         fn trx_new() -> Box<TrxHandle>;
         /// The server session (an opaque token for the interrupt probe).
@@ -254,6 +302,9 @@ use std::sync::OnceLock;
 
 static ENGINE: OnceLock<Engine> = OnceLock::new();
 
+mod status;
+use status::{engine_status_text, status_counters, trx_rows};
+
 fn engine() -> Result<&'static Engine> {
     ENGINE.get().ok_or_else(|| Error::Unsupported("the BTREE engine did not start (see the error log)".into()))
 }
@@ -443,6 +494,7 @@ fn guard(err: &mut String, f: impl FnOnce() -> Result<()>) -> i32 {
             e.code()
         }
         Err(p) => {
+            crate::metrics::PANICS_CAUGHT.inc();
             let e = Error::Panic(panic_text(&p));
             *err = e.to_string();
             e.code()

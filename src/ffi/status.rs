@@ -1,0 +1,133 @@
+//! The bridge's status entry points (SHOW GLOBAL STATUS, SHOW ENGINE RUST STATUS,
+//! INFORMATION_SCHEMA.RUST_TRX; docs/operations.md). They read counters and the
+//! engine's gauges only, and never fail: a panic gives the empty answer.
+use std::fmt::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::ENGINE;
+use super::bridge::{StatusCounters, TrxRow};
+use crate::metrics as m;
+
+fn quiet<T>(empty: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(_) => {
+            m::PANICS_CAUGHT.inc();
+            empty()
+        }
+    }
+}
+
+fn zero() -> StatusCounters {
+    StatusCounters {
+        pool_pages: 0,
+        pool_cached: 0,
+        pool_dirty: 0,
+        pool_read_requests: 0,
+        pool_reads: 0,
+        pool_writes: 0,
+        pool_evictions: 0,
+        open_trees: 0,
+        log_lsn: 0,
+        log_synced_lsn: 0,
+        checkpoint_lsn: 0,
+        checkpoint_age: 0,
+        log_size: 0,
+        log_bytes_written: 0,
+        log_writes: 0,
+        log_fsyncs: 0,
+        checkpoints: 0,
+        trx_active: 0,
+        trx_commits: 0,
+        trx_rollbacks: 0,
+        lock_waits: 0,
+        lock_wait_micros: 0,
+        lock_timeouts: 0,
+        csv_bytes_scanned: 0,
+        csv_rows_malformed: 0,
+        archive_bytes_scanned: 0,
+        archive_blocks_damaged: 0,
+        panics_caught: 0,
+    }
+}
+
+pub(super) fn status_counters() -> StatusCounters {
+    quiet(zero, || {
+        let mut s = zero();
+        if let Some(e) = ENGINE.get() {
+            let es = e.status();
+            s.pool_pages = es.pool_pages;
+            s.pool_cached = es.pool_cached;
+            s.pool_dirty = es.pool_dirty;
+            s.open_trees = es.open_trees;
+            s.log_lsn = es.log_lsn;
+            s.log_synced_lsn = es.log_synced_lsn;
+            s.checkpoint_lsn = es.checkpoint_lsn;
+            s.checkpoint_age = es.log_lsn.saturating_sub(es.checkpoint_lsn);
+            s.log_size = es.log_size;
+            s.trx_active = es.trx.len() as u64;
+        }
+        s.pool_read_requests = m::POOL_READ_REQUESTS.get();
+        s.pool_reads = m::POOL_READS.get();
+        s.pool_writes = m::POOL_WRITES.get();
+        s.pool_evictions = m::POOL_EVICTIONS.get();
+        s.log_bytes_written = m::LOG_BYTES_WRITTEN.get();
+        s.log_writes = m::LOG_WRITES.get();
+        s.log_fsyncs = m::LOG_FSYNCS.get();
+        s.checkpoints = m::CHECKPOINTS.get();
+        s.trx_commits = m::TRX_COMMITS.get();
+        s.trx_rollbacks = m::TRX_ROLLBACKS.get();
+        s.lock_waits = m::LOCK_WAITS.get();
+        s.lock_wait_micros = m::LOCK_WAIT_MICROS.get();
+        s.lock_timeouts = m::LOCK_TIMEOUTS.get();
+        s.csv_bytes_scanned = m::CSV_BYTES_SCANNED.get();
+        s.csv_rows_malformed = m::CSV_ROWS_MALFORMED.get();
+        s.archive_bytes_scanned = m::ARCHIVE_BYTES_SCANNED.get();
+        s.archive_blocks_damaged = m::ARCHIVE_BLOCKS_DAMAGED.get();
+        s.panics_caught = m::PANICS_CAUGHT.get();
+        s
+    })
+}
+
+pub(super) fn trx_rows() -> Vec<TrxRow> {
+    quiet(Vec::new, || {
+        let Some(e) = ENGINE.get() else { return Vec::new() };
+        e.status()
+            .trx
+            .into_iter()
+            .map(|t| TrxRow { id: t.id, age_secs: t.age_secs, changes: t.changes, state: t.state.to_string() })
+            .collect()
+    })
+}
+
+/// The report, InnoDB's monitor in spirit: sections of `name value` lines.
+pub(super) fn engine_status_text() -> String {
+    quiet(String::new, || {
+        let s = status_counters();
+        let mut o = String::new();
+        let hit = if s.pool_read_requests > 0 {
+            format!("{:.4}", 1.0 - s.pool_reads as f64 / s.pool_read_requests as f64)
+        } else {
+            "-".to_string()
+        };
+        let _ = writeln!(o, "BUFFER POOL (BTREE)");
+        let _ = writeln!(o, "pages total {}, cached {}, dirty {}, free {}", s.pool_pages, s.pool_cached, s.pool_dirty, s.pool_pages.saturating_sub(s.pool_cached));
+        let _ = writeln!(o, "read requests {}, reads from disk {}, hit ratio {}", s.pool_read_requests, s.pool_reads, hit);
+        let _ = writeln!(o, "pages written {}, evictions {}, open tree files {}", s.pool_writes, s.pool_evictions, s.open_trees);
+        let _ = writeln!(o, "LOG");
+        let _ = writeln!(o, "lsn {}, synced up to {}, last checkpoint at {}, checkpoint age {}", s.log_lsn, s.log_synced_lsn, s.checkpoint_lsn, s.checkpoint_age);
+        let _ = writeln!(o, "log file size {}, bytes written {}, writes {}, fsyncs {}, checkpoints {}", s.log_size, s.log_bytes_written, s.log_writes, s.log_fsyncs, s.checkpoints);
+        let _ = writeln!(o, "TRANSACTIONS");
+        let _ = writeln!(o, "committed {}, rolled back {}, active {}", s.trx_commits, s.trx_rollbacks, s.trx_active);
+        let _ = writeln!(o, "table lock waits {}, waited {:.3} s in all, timeouts {}", s.lock_waits, s.lock_wait_micros as f64 / 1e6, s.lock_timeouts);
+        for t in trx_rows() {
+            let _ = writeln!(o, "trx {}: {}, {:.1} s, {} changes", t.id, t.state, t.age_secs, t.changes);
+        }
+        let _ = writeln!(o, "CSV AND ARCHIVE");
+        let _ = writeln!(o, "csv bytes scanned {}, malformed rows found {}", s.csv_bytes_scanned, s.csv_rows_malformed);
+        let _ = writeln!(o, "archive bytes read {}, damaged blocks found {}", s.archive_bytes_scanned, s.archive_blocks_damaged);
+        let _ = writeln!(o, "BRIDGE");
+        let _ = writeln!(o, "panics caught {}", s.panics_caught);
+        o
+    })
+}
