@@ -1305,6 +1305,46 @@ mod tests {
     }
 
     #[test]
+    fn repair_saves_a_run_with_no_valid_block_header_and_every_byte_is_accounted_for() {
+        let d = tmpdir("badheader");
+        let o = opts(&d);
+        create(&o.table_path, 0).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        fill(&mut t, 0, 300_000);
+        let blocks = t.shared.state.lock().blocks.clone();
+        assert!(blocks.len() >= 3);
+        let (b1, b2) = (blocks[1], blocks[2]);
+        drop(t);
+        REGISTRY.lock().clear();
+        // the second block's header is garbage: nothing tells where it ends
+        let ap = arz_path(&o.table_path);
+        let f = OpenOptions::new().write(true).open(&ap).unwrap();
+        f.write_all_at(b"XXXX", b1.offset).unwrap();
+        drop(f);
+        let before = fs::read(&ap).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        let pending = !t.shared.state.lock().pending.set.is_empty();
+        t.check_start().unwrap();
+        while !matches!(t.check_next().unwrap(), CheckStep::End) {}
+        let rep = t.check_finish(true).unwrap();
+        assert_eq!(rep.damaged, 1);
+        let saved = rep.saved.expect("saved");
+        // the whole run up to the next valid block, raw
+        assert_eq!(fs::read(&saved.data).unwrap(), &before[b1.offset as usize..b2.offset as usize]);
+        let index = fs::read_to_string(&saved.index).unwrap();
+        assert!(index.contains(&format!("\n-\t{}\t{}\t-\t", b1.offset, b2.offset - b1.offset)), "{index}");
+        // the new file is the old one without that run (after the renewed header)
+        let after = fs::read(&ap).unwrap();
+        let h = FILE_HEADER_LEN;
+        let mut kept = before[h..b1.offset as usize].to_vec();
+        kept.extend_from_slice(&before[b2.offset as usize..]);
+        // (then the pending rows, if any, sealed into one more block)
+        assert_eq!(&after[h..h + kept.len()], &kept[..]);
+        assert_eq!(after.len() > h + kept.len(), pending);
+        assert_eq!(all(&mut t).len() as u64, 300_000 - b1.rows as u64);
+    }
+
+    #[test]
     fn a_stale_pending_file_is_ignored_and_a_synced_bad_block_is_damage_not_a_tail() {
         let d = tmpdir("epoch");
         let o = opts(&d);
