@@ -1454,18 +1454,10 @@ int ha_rust::admin(THD *thd, bool repair)
     push_warning_printf(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
                         "... and %llu more damaged records",
                         (unsigned long long) (sum.damaged - max_shown));
-  if (repair && sum.damaged && layout() == LAYOUT_ARCHIVE)
-    push_warning_printf(thd, Sql_condition::WARN_LEVEL_NOTE, ER_UNKNOWN_ERROR,
-                        "REPAIR kept %llu rows and removed %llu damaged "
-                        "blocks holding %llu rows",
-                        (unsigned long long) sum.rows,
-                        (unsigned long long) sum.damaged,
-                        (unsigned long long) sum.lost_rows);
-  else if (repair && sum.damaged)
-    push_warning_printf(thd, Sql_condition::WARN_LEVEL_NOTE, ER_UNKNOWN_ERROR,
-                        "REPAIR kept %llu rows and removed %llu damaged records",
-                        (unsigned long long) sum.rows,
-                        (unsigned long long) sum.damaged);
+  /* what REPAIR kept, and where it saved what it removed (docs/repair.md) */
+  if (repair && !sum.note.empty())
+    push_warning(thd, Sql_condition::WARN_LEVEL_NOTE, ER_UNKNOWN_ERROR,
+                 std::string(sum.note).c_str());
   /* CSV: rejected rows are counted in sum.damaged, and REPAIR removes them.
      ARCHIVE: a row that does not unpack is damage REPAIR cannot mend. */
   bool bad_rows= layout() == LAYOUT_ARCHIVE && rejected;

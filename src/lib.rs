@@ -12,6 +12,7 @@ pub mod csv;
 pub mod error;
 pub mod ffi;
 pub mod metrics;
+pub mod rejected;
 pub mod session;
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -465,6 +465,27 @@ pub struct CheckReport {
     pub rows: u64,
     pub damaged: u64,
     pub lost_rows: u64,
+    /// Where REPAIR saved the damaged bytes it removed.
+    pub saved: Option<crate::rejected::Saved>,
+}
+
+impl CheckReport {
+    /// REPAIR's result line: what it kept and where the removed blocks went.
+    pub fn repair_note(&self) -> String {
+        match &self.saved {
+            Some(s) => format!(
+                "REPAIR kept {} rows and moved {} damaged {} holding {} rows ({} bytes) to '{}' (index: '{}')",
+                self.rows,
+                s.records,
+                if s.records == 1 { "block" } else { "blocks" },
+                self.lost_rows,
+                s.bytes,
+                s.data.display(),
+                s.index.display()
+            ),
+            None => String::new(),
+        }
+    }
 }
 
 pub struct ArchiveTable {
@@ -491,6 +512,8 @@ struct CheckState {
     report: CheckReport,
     good_blocks: Vec<BlockMeta>,
     bad_ranges: u64,
+    /// The damaged byte ranges, for REPAIR to save before it removes them.
+    bad: Vec<crate::rejected::Piece>,
     offset: u64,
     len: u64,
     file: Arc<File>,
@@ -846,6 +869,7 @@ impl ArchiveTable {
             report: CheckReport::default(),
             good_blocks: Vec::new(),
             bad_ranges: 0,
+            bad: Vec::new(),
             offset: FILE_HEADER_LEN as u64,
             len: st.arz_len,
             file: st.arz.clone(),
@@ -884,11 +908,13 @@ impl ArchiveTable {
                 cs.bad_ranges += 1;
                 cs.report.damaged += 1;
                 crate::metrics::ARCHIVE_BLOCKS_DAMAGED.inc();
-                return Ok(CheckStep::Damaged(format!(
+                let text = format!(
                     "{name}: no valid block header at byte {at} ({} bytes up to {} unreadable)",
                     next - at,
                     if next == cs.len { "the end".to_string() } else { format!("the next block at byte {next}") }
-                )));
+                );
+                cs.bad.push(crate::rejected::Piece { offset: at, len: next - at, line: None, rows: None, why: text.clone() });
+                return Ok(CheckStep::Damaged(text));
             };
             cs.offset = meta.end();
             let idx = cs.good_blocks.len() + cs.bad_ranges as usize;
@@ -908,10 +934,17 @@ impl ArchiveTable {
                     cs.bad_ranges += 1;
                     cs.report.damaged += 1;
                     crate::metrics::ARCHIVE_BLOCKS_DAMAGED.inc();
-                crate::metrics::ARCHIVE_BLOCKS_DAMAGED.inc();
                     cs.report.lost_rows += meta.rows as u64;
                     self.loaded = None;
-                    return Ok(CheckStep::Damaged(format!("{e} ({} rows)", meta.rows)));
+                    let text = format!("{e} ({} rows)", meta.rows);
+                    cs.bad.push(crate::rejected::Piece {
+                        offset: at,
+                        len: meta.end() - at,
+                        line: None,
+                        rows: Some(meta.rows as u64),
+                        why: text.clone(),
+                    });
+                    return Ok(CheckStep::Damaged(text));
                 }
             }
         }
@@ -930,9 +963,11 @@ impl ArchiveTable {
         Ok(CheckStep::End)
     }
 
-    /// Ends CHECK; with `repair`, rewrites `.arz` from the intact blocks only.
+    /// Ends CHECK; with `repair`, saves the damaged bytes beside the table
+    /// ([`crate::rejected`]; if that fails, nothing is changed), then rewrites `.arz`
+    /// from the intact blocks only.
     pub fn check_finish(&mut self, repair: bool) -> Result<CheckReport> {
-        let Some(cs) = self.check.take() else {
+        let Some(mut cs) = self.check.take() else {
             return Err(Error::Panic("check_finish without check_start".into()));
         };
         self.snap = None;
@@ -942,6 +977,17 @@ impl ArchiveTable {
         }
         let shared = self.shared.clone();
         let mut st = shared.state.lock();
+        let opts = &shared.opts;
+        let saved = crate::rejected::save(&arz_path(&opts.table_path), &cs.file, crate::rejected::Kind::Archive, &cs.bad)?;
+        self.rewrite_intact(&cs, &mut st).map_err(|e| crate::csv::table::saved_but(e, &saved))?;
+        cs.report.saved = Some(saved);
+        Ok(cs.report)
+    }
+
+    /// REPAIR's new `.arz`: the intact blocks `cs` found (and any sealed since),
+    /// then the pending rows.
+    fn rewrite_intact(&self, cs: &CheckState, st: &mut State) -> Result<()> {
+        let shared = self.shared.clone();
         let opts = &shared.opts;
         let tmp = with_ext(&opts.table_path, REWRITE_EXT);
         let hdr = arz_header(st.auto_inc_base, st.epoch.wrapping_add(1));
@@ -968,8 +1014,7 @@ impl ArchiveTable {
             blocks.push(meta);
         }
         out.sync_all().ctx(|| format!("cannot sync '{}'", display(&tmp)))?;
-        install_rewrite(opts, &mut st, out, len, blocks)?;
-        Ok(cs.report)
+        install_rewrite(opts, st, out, len, blocks)
     }
 }
 
@@ -1246,10 +1291,60 @@ mod tests {
             }
         }
         assert_eq!(damaged.len(), 1, "{damaged:?}");
+        let before = fs::read(&ap).unwrap();
         let rep = t.check_finish(true).unwrap();
         assert_eq!(rep.lost_rows, b0.rows as u64);
+        // the damaged block is saved beside the table, byte for byte, with its offset
+        let saved = rep.saved.expect("saved");
+        assert_eq!(saved.data.parent(), ap.parent());
+        assert!(saved.data.to_string_lossy().ends_with(".bin"), "{saved:?}");
+        assert_eq!(saved.records, 1);
+        assert_eq!(fs::read(&saved.data).unwrap(), &before[b0.offset as usize..b0.end() as usize]);
+        let index = fs::read_to_string(&saved.index).unwrap();
+        let want = format!("\n-\t{}\t{}\t{}\t", b0.offset, b0.end() - b0.offset, b0.rows);
+        assert!(index.contains(&want) && index.contains("checksum"), "{index}");
         assert_eq!(all(&mut t).len(), rows);
         assert_eq!(rows as u64, 300_000 - b0.rows as u64);
+    }
+
+    #[test]
+    fn repair_saves_a_run_with_no_valid_block_header_and_every_byte_is_accounted_for() {
+        let d = tmpdir("badheader");
+        let o = opts(&d);
+        create(&o.table_path, 0).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        fill(&mut t, 0, 300_000);
+        let blocks = t.shared.state.lock().blocks.clone();
+        assert!(blocks.len() >= 3);
+        let (b1, b2) = (blocks[1], blocks[2]);
+        drop(t);
+        REGISTRY.lock().clear();
+        // the second block's header is garbage: nothing tells where it ends
+        let ap = arz_path(&o.table_path);
+        let f = OpenOptions::new().write(true).open(&ap).unwrap();
+        f.write_all_at(b"XXXX", b1.offset).unwrap();
+        drop(f);
+        let before = fs::read(&ap).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        let pending = !t.shared.state.lock().pending.set.is_empty();
+        t.check_start().unwrap();
+        while !matches!(t.check_next().unwrap(), CheckStep::End) {}
+        let rep = t.check_finish(true).unwrap();
+        assert_eq!(rep.damaged, 1);
+        let saved = rep.saved.expect("saved");
+        // the whole run up to the next valid block, raw
+        assert_eq!(fs::read(&saved.data).unwrap(), &before[b1.offset as usize..b2.offset as usize]);
+        let index = fs::read_to_string(&saved.index).unwrap();
+        assert!(index.contains(&format!("\n-\t{}\t{}\t-\t", b1.offset, b2.offset - b1.offset)), "{index}");
+        // the new file is the old one without that run (after the renewed header)
+        let after = fs::read(&ap).unwrap();
+        let h = FILE_HEADER_LEN;
+        let mut kept = before[h..b1.offset as usize].to_vec();
+        kept.extend_from_slice(&before[b2.offset as usize..]);
+        // (then the pending rows, if any, sealed into one more block)
+        assert_eq!(&after[h..h + kept.len()], &kept[..]);
+        assert_eq!(after.len() > h + kept.len(), pending);
+        assert_eq!(all(&mut t).len() as u64, 300_000 - b1.rows as u64);
     }
 
     #[test]

@@ -398,6 +398,26 @@ pub enum CheckStep {
 pub struct CheckReport {
     pub rows: u64,
     pub damage: Vec<Damage>,
+    /// Where REPAIR saved the records it removed.
+    pub saved: Option<crate::rejected::Saved>,
+}
+
+impl CheckReport {
+    /// REPAIR's result line: what it kept and where the removed records went.
+    pub fn repair_note(&self) -> String {
+        match &self.saved {
+            Some(s) => format!(
+                "REPAIR kept {} rows and moved {} damaged {} ({} bytes) to '{}' (index: '{}')",
+                self.rows,
+                s.records,
+                if s.records == 1 { "record" } else { "records" },
+                s.bytes,
+                s.data.display(),
+                s.index.display()
+            ),
+            None => String::new(),
+        }
+    }
 }
 
 /// UPDATE/DELETE work not yet written: the byte ranges of old records to drop and the
@@ -966,16 +986,33 @@ impl CsvTable {
     }
 
     /// Ends a check; with `repair`, rewrites the file without the damaged records.
+    /// The damaged records are first saved beside the file ([`crate::rejected`]):
+    /// if that fails, nothing is changed.
     pub fn check_finish(&mut self, repair: bool) -> Result<CheckReport> {
         self.scan = None;
-        let rep = std::mem::take(&mut self.report);
+        let mut rep = std::mem::take(&mut self.report);
         if rep.damage.is_empty() {
             self.set_exact_rows(rep.rows);
         } else if repair {
             self.check_writable()?;
+            rep.damage.sort_by_key(|d| d.start);
+            let pieces: Vec<_> = rep
+                .damage
+                .iter()
+                .map(|d| crate::rejected::Piece {
+                    offset: d.start,
+                    len: d.end - d.start,
+                    line: Some(d.line),
+                    rows: None,
+                    why: if d.torn_tail { format!("incomplete last line ({})", d.what) } else { d.what.clone() },
+                })
+                .collect();
+            let file = self.shared.state.lock().file.clone();
+            let saved = crate::rejected::save(&self.opts().data_path(), &file, crate::rejected::Kind::Csv, &pieces)?;
             let drop = rep.damage.iter().map(|d| (d.start, d.end)).collect();
-            self.rewrite(drop, &Spool::default(), 0)?;
+            self.rewrite(drop, &Spool::default(), 0).map_err(|e| saved_but(e, &saved))?;
             self.set_exact_rows(rep.rows);
+            rep.saved = Some(saved);
         }
         Ok(rep)
     }
@@ -995,6 +1032,20 @@ impl CsvTable {
             }
         }
         self.check_finish(repair)
+    }
+}
+
+/// A REPAIR that saved its rejected records but then failed to rewrite the table.
+pub(crate) fn saved_but(e: Error, saved: &crate::rejected::Saved) -> Error {
+    let tail = format!(
+        " (REPAIR did not finish; the damaged records had already been saved: {})",
+        saved.describe()
+    );
+    match e {
+        Error::Io { context, source } => Error::Io { context: format!("{context}{tail}"), source },
+        Error::Corrupt(m) => Error::Corrupt(format!("{m}{tail}")),
+        Error::ReadOnly(m) => Error::ReadOnly(format!("{m}{tail}")),
+        e => e,
     }
 }
 
@@ -1198,10 +1249,53 @@ mod tests {
         assert_eq!(rep.rows, 3, "{rep:?}");
         assert_eq!(lines, vec![2, 4, 6], "{rep:?}");
         assert!(rep.damage[2].torn_tail);
-        t.check(true, |_| None).unwrap();
+        let original = read_all(&o.data_path());
+        let rep = t.check(true, |_| None).unwrap();
         let rows = all_rows(&mut t);
         assert_eq!(rows.len(), 3);
         assert_eq!(read_all(&o.data_path()), b"1,\"a\"\n3,\"c\"\n5,\"e\"\n");
+        // what REPAIR removed is saved beside the file, byte for byte, with its lines
+        let saved = rep.saved.expect("saved");
+        assert_eq!(saved.data.parent(), o.data_path().parent());
+        assert_eq!((saved.records, saved.bytes), (3, 25));
+        let rejected = read_all(&saved.data);
+        assert_eq!(rejected, b"2\n4,\"unterminated\n6,\"torn");
+        let index = fs::read_to_string(&saved.index).unwrap();
+        assert!(index.contains("\n2\t6\t2\t-\texpected 2 fields, found 1\n"), "{index}");
+        assert!(index.contains("\n6\t") && index.contains("incomplete last line"), "{index}");
+        // every original byte is in one of the two files, at its recorded place
+        let mut rebuilt = read_all(&o.data_path());
+        for line in index.lines().skip(9).take(saved.records as usize) {
+            let f: Vec<&str> = line.split('\t').collect();
+            let (off, len): (usize, usize) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+            let at: usize = index.lines().skip(9).take_while(|l| *l != line).map(|l| l.split('\t').nth(2).unwrap().parse::<usize>().unwrap()).sum();
+            rebuilt.splice(off..off, rejected[at..at + len].iter().copied());
+        }
+        assert_eq!(rebuilt, original);
+        // a second REPAIR has nothing to remove and writes nothing
+        let rep = t.check(true, |_| None).unwrap();
+        assert!(rep.saved.is_none());
+        assert_eq!(fs::read_dir(&*d).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn repair_changes_nothing_when_it_cannot_save_what_it_removes() {
+        // an attached file whose name leaves no room for the rejected file's suffix
+        // (a real failure to create a file, whatever the user's rights)
+        let d = tmpdir("bad-nosave");
+        let mut o = opts(&d, 2);
+        o.external = Some(d.join(format!("{}.csv", "x".repeat(240))));
+        let text = b"1,\"a\"\n2\n3,\"c\"\n";
+        fs::write(o.data_path(), text).unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        let e = t.check(true, |_| None).unwrap_err().to_string();
+        assert!(e.starts_with("REPAIR refused and changed nothing"), "{e}");
+        assert!(e.contains("File name too long"), "{e}");
+        assert_eq!(read_all(&o.data_path()), text);
+        assert_eq!(fs::read_dir(&*d).unwrap().count(), 1);
+        // the table still reads as before
+        let rep = t.check(false, |_| None).unwrap();
+        assert_eq!((rep.rows, rep.damage.len()), (2, 1));
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub mod bridge {
         torn_tail: bool,
         /// Rows in damaged ARCHIVE blocks (that REPAIR cannot keep).
         lost_rows: u64,
+        /// REPAIR's result line when it removed something: rows kept, and where the
+        /// removed records were saved (empty otherwise).
+        note: String,
     }
 
     /// The largest key stored in an ARCHIVE table's index (order-preserving).
@@ -963,13 +966,15 @@ impl Table {
                         damaged: rep.damage.len() as u64,
                         torn_tail: rep.damage.iter().any(|d| d.torn_tail),
                         lost_rows: 0,
+                        note: rep.repair_note(),
                     }
                 }
                 Inner::Archive(t) => {
                     let rep = t.check_finish(repair)?;
-                    CheckSummary { rows: rep.rows, damaged: rep.damaged, torn_tail: false, lost_rows: rep.lost_rows }
+                    let note = rep.repair_note();
+                    CheckSummary { rows: rep.rows, damaged: rep.damaged, torn_tail: false, lost_rows: rep.lost_rows, note }
                 }
-                Inner::Btree(_) => CheckSummary { rows: 0, damaged: 0, torn_tail: false, lost_rows: 0 },
+                Inner::Btree(_) => CheckSummary { rows: 0, damaged: 0, torn_tail: false, lost_rows: 0, note: String::new() },
             };
             Ok(())
         })
