@@ -70,6 +70,7 @@ fn main() {
     let mut cpp = cxx_build::bridge("src/ffi/mod.rs");
     cpp.file("cpp/ha_rust.cc")
         .file("cpp/ha_rust_btree.cc")
+        .file("cpp/ha_rust_status.cc")
         .cpp(true)
         .std("c++17")
         .flag("-fPIC")

@@ -776,7 +776,7 @@ int ha_rust::unpack_binary(uchar *buf)
 }
 
 /* The current Rust row into `buf`, whatever the layout. */
-int ha_rust::fetch_row(uchar *buf, std::string *bad)
+int ha_rust::fetch_row_layout(uchar *buf, std::string *bad)
 {
   if (layout() == LAYOUT_ARCHIVE)
   {
@@ -922,7 +922,41 @@ void ha_rust::push_rust_warnings()
                  std::string(w).c_str());
 }
 
+/* Rows written and read, counted per layout for SHOW GLOBAL STATUS
+   (ha_rust_status.cc); the work itself is the layout's. */
 int ha_rust::write_row(const uchar *buf)
+{
+  int rc= write_row_layout(buf);
+  if (!rc)
+    rust_count_row(ROWS_INSERTED, layout());
+  return rc;
+}
+
+int ha_rust::update_row(const uchar *old_data, const uchar *new_data)
+{
+  int rc= update_row_layout(old_data, new_data);
+  if (!rc)
+    rust_count_row(ROWS_UPDATED, layout());
+  return rc;
+}
+
+int ha_rust::delete_row(const uchar *buf)
+{
+  int rc= delete_row_layout(buf);
+  if (!rc)
+    rust_count_row(ROWS_DELETED, layout());
+  return rc;
+}
+
+int ha_rust::fetch_row(uchar *buf, std::string *bad)
+{
+  int rc= fetch_row_layout(buf, bad);
+  if (!rc)
+    rust_count_row(ROWS_READ, layout());
+  return rc;
+}
+
+int ha_rust::write_row_layout(const uchar *buf)
 {
   if (layout() == LAYOUT_BTREE)
     return bt_write_row(buf);
@@ -955,7 +989,7 @@ int ha_rust::write_row(const uchar *buf)
 
 /* ARCHIVE is append-only: UPDATE and DELETE are refused, as MariaDB's ARCHIVE
    engine refuses them. */
-int ha_rust::update_row(const uchar *old_data, const uchar *new_data)
+int ha_rust::update_row_layout(const uchar *old_data, const uchar *new_data)
 {
   if (layout() == LAYOUT_BTREE)
     return bt_update_row(old_data, new_data);
@@ -965,7 +999,7 @@ int ha_rust::update_row(const uchar *old_data, const uchar *new_data)
   return rust_rc((*tbl)->update_current(bytes(row_image)));
 }
 
-int ha_rust::delete_row(const uchar *buf)
+int ha_rust::delete_row_layout(const uchar *buf)
 {
   if (layout() == LAYOUT_BTREE)
     return bt_delete_row(buf);
@@ -1533,6 +1567,7 @@ static int rust_init(void *p)
   rust_hton->rollback_by_xid= rust_bt_rollback_by_xid;
   rust_hton->commit_checkpoint_request= rust_bt_commit_checkpoint_request;
   rust_hton->kill_query= rust_bt_kill_query;
+  rust_hton->show_status= rust_show_status;
   ha_rust_set_interrupt_probe(rust_bt_session_stopped);
   /* The BTREE engine's files live in the data directory (the server's working
      directory); starting it recovers from a crash. If it cannot start, CSV and
@@ -1557,6 +1592,9 @@ static int rust_deinit(void *)
   return 0;
 }
 
+int rust_trx_init(void *p);
+extern struct st_mysql_information_schema rust_trx_info;
+
 static struct st_mysql_storage_engine rust_storage_engine=
 { MYSQL_HANDLERTON_INTERFACE_VERSION };
 
@@ -1571,8 +1609,23 @@ maria_declare_plugin(rust)
   rust_init,
   rust_deinit,
   0x0001,
-  NULL,
+  rust_status_variables,
   rust_system_variables,
+  "0.1",
+  MariaDB_PLUGIN_MATURITY_GAMMA
+},
+{
+  MYSQL_INFORMATION_SCHEMA_PLUGIN,
+  &rust_trx_info,
+  "RUST_TRX",
+  "ha_rust developers",
+  "The open transactions of RUST (BTREE) tables",
+  PLUGIN_LICENSE_GPL,
+  rust_trx_init,
+  NULL,
+  0x0001,
+  NULL,
+  NULL,
   "0.1",
   MariaDB_PLUGIN_MATURITY_GAMMA
 }

@@ -33,6 +33,14 @@ struct ha_table_option_struct
 
 enum rust_layout { LAYOUT_BTREE= 0, LAYOUT_CSV= 1, LAYOUT_ARCHIVE= 2 };
 
+/* Rows counted per layout for SHOW GLOBAL STATUS (ha_rust_status.cc). */
+enum rust_row_count { ROWS_READ, ROWS_INSERTED, ROWS_UPDATED, ROWS_DELETED };
+void rust_count_row(rust_row_count what, rust_layout layout);
+/* SHOW ENGINE RUST STATUS (the handlerton's show_status). */
+bool rust_show_status(handlerton *hton, THD *thd, stat_print_fn *print,
+                      enum ha_stat_type stat);
+extern SHOW_VAR rust_status_variables[];
+
 /* Whether a key part's column can be read back from its memcomparable bytes
    (index-only reads; ha_rust_btree.cc). */
 bool rust_key_part_decodable(const KEY_PART_INFO *kp);
@@ -122,6 +130,7 @@ class ha_rust final : public handler
                  std::string &out);
   int bt_rc(int rc);
   int bt_fetch(uchar *buf, int rc, bool from_key= false);
+  int bt_fetch_row(uchar *buf, int rc, bool from_key);
   bool bt_key_only_start();
   int bt_unpack_key(uchar *buf);
   void bt_get_auto_increment(ulonglong offset, ulonglong increment,
@@ -158,6 +167,10 @@ private:
   int pack_binary(const uchar *buf);
   int unpack_binary(uchar *buf);
   int fetch_row(uchar *buf, std::string *bad);
+  int fetch_row_layout(uchar *buf, std::string *bad);
+  int write_row_layout(const uchar *buf);
+  int update_row_layout(const uchar *old_data, const uchar *new_data);
+  int delete_row_layout(const uchar *buf);
   std::vector<uchar> &arena_for(const uchar *rec);
   void own_blobs(uchar *buf, bool all_fields);
   uint64_t key_of(const uchar *record, bool *keyed, bool *unique);

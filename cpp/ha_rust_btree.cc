@@ -679,6 +679,14 @@ int ha_rust::bt_rc(int rc)
    index cursor, which may be index-only: then the entry's columns). */
 int ha_rust::bt_fetch(uchar *buf, int rc, bool from_key)
 {
+  rc= bt_fetch_row(buf, rc, from_key);
+  if (!rc)
+    rust_count_row(ROWS_READ, LAYOUT_BTREE);
+  return rc;
+}
+
+int ha_rust::bt_fetch_row(uchar *buf, int rc, bool from_key)
+{
   fetched_key_only= false;
   /* index condition pushdown: entries that fail the condition are stepped
      over without reading their rows (the condition reads the key's columns

@@ -121,7 +121,7 @@ pub(super) fn engine_status_text() -> String {
         let _ = writeln!(o, "committed {}, rolled back {}, active {}", s.trx_commits, s.trx_rollbacks, s.trx_active);
         let _ = writeln!(o, "table lock waits {}, waited {:.3} s in all, timeouts {}", s.lock_waits, s.lock_wait_micros as f64 / 1e6, s.lock_timeouts);
         for t in trx_rows() {
-            let _ = writeln!(o, "trx {}: {}, {:.1} s, {} changes", t.id, t.state, t.age_secs, t.changes);
+            let _ = writeln!(o, "trx {}: {}, {:.1} s, {} undo entries", t.id, t.state, t.age_secs, t.changes);
         }
         let _ = writeln!(o, "CSV AND ARCHIVE");
         let _ = writeln!(o, "csv bytes scanned {}, malformed rows found {}", s.csv_bytes_scanned, s.csv_rows_malformed);

@@ -28,7 +28,7 @@ pub struct EngineStatus {
 pub struct TrxStatus {
     pub id: u64,
     pub age_secs: f64,
-    /// Undo entries: the rows it changed, counting each change.
+    /// Undo entries: one per change of a clustered or secondary entry.
     pub changes: u64,
     /// "active", "prepared" (XA or two-phase commit) or "ending".
     pub state: &'static str,
