@@ -1419,8 +1419,24 @@ THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
 
 /* CHECK and REPAIR: every record is decoded and every value stored into its
    column; damage is listed by line, and REPAIR rewrites the file without it. */
+/* A long CHECK/REPAIR reports how far it is (SHOW PROCESSLIST's Progress, the
+   client's progress line), rows done of the table's rows; ended however the
+   statement leaves admin(). */
+struct admin_progress
+{
+  THD *thd;
+  ulonglong total;
+  admin_progress(THD *t, ulonglong rows) : thd(t), total(rows)
+  { thd_progress_init(thd, 1); }
+  void at(ulonglong done)
+  { thd_progress_report(thd, done, std::max(total, done + 1)); }
+  ~admin_progress() { thd_progress_end(thd); }
+};
+
 int ha_rust::admin(THD *thd, bool repair)
 {
+  info(HA_STATUS_VARIABLE);
+  admin_progress progress(thd, stats.records);
   int rc= (*tbl)->check_start();
   if (rc)
   {
@@ -1444,6 +1460,8 @@ int ha_rust::admin(THD *thd, bool repair)
       (*tbl)->check_finish(false, ignored);
       return HA_ADMIN_FAILED;
     }
+    if (step % 4096 == 0)
+      progress.at(step);
     rc= (*tbl)->check_next(text);
     if (rc == HA_ERR_END_OF_FILE)
       break;
