@@ -1612,6 +1612,8 @@ static int rust_deinit(void *)
 
 int rust_trx_init(void *p);
 extern struct st_mysql_information_schema rust_trx_info;
+int rust_tables_init(void *p);
+extern struct st_mysql_information_schema rust_tables_info;
 
 static struct st_mysql_storage_engine rust_storage_engine=
 { MYSQL_HANDLERTON_INTERFACE_VERSION };
@@ -1640,6 +1642,21 @@ maria_declare_plugin(rust)
   "The open transactions of RUST (BTREE) tables",
   PLUGIN_LICENSE_GPL,
   rust_trx_init,
+  NULL,
+  0x0001,
+  NULL,
+  NULL,
+  "0.1",
+  MariaDB_PLUGIN_MATURITY_GAMMA
+},
+{
+  MYSQL_INFORMATION_SCHEMA_PLUGIN,
+  &rust_tables_info,
+  "RUST_TABLES",
+  "ha_rust developers",
+  "The RUST tables: layout, files, sizes, format version",
+  PLUGIN_LICENSE_GPL,
+  rust_tables_init,
   NULL,
   0x0001,
   NULL,

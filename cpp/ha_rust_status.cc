@@ -141,3 +141,79 @@ int rust_trx_init(void *p)
 
 struct st_mysql_information_schema rust_trx_info=
 { MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };
+
+/* ---- INFORMATION_SCHEMA.RUST_TABLES: the RUST tables and their files ---- */
+
+namespace Show {
+static ST_FIELD_INFO rust_tables_fields[]=
+{
+  Column("TABLE_SCHEMA", Name(), NOT_NULL),
+  Column("TABLE_NAME", Name(), NOT_NULL),
+  Column("LAYOUT", Varchar(8), NOT_NULL),
+  Column("FORMAT_VERSION", ULong(), NULLABLE),
+  Column("ROWS_ESTIMATE", ULonglong(), NULLABLE),
+  Column("DATA_BYTES", ULonglong(), NOT_NULL),
+  Column("OTHER_BYTES", ULonglong(), NOT_NULL),
+  Column("FILES", Varchar(2048), NOT_NULL),
+  Column("ATTACHED_FILE", Varchar(1024), NULLABLE),
+  Column("CSV_OPTIONS", Varchar(128), NULLABLE),
+  CEnd()
+};
+} // namespace Show
+
+static void store_text(Field *f, const rust::String &s, bool null_if_empty)
+{
+  if (null_if_empty && s.empty())
+  {
+    f->set_null();
+    return;
+  }
+  f->set_notnull();
+  f->store(s.data(), s.size(), system_charset_info);
+}
+
+static int rust_tables_fill(THD *thd, TABLE_LIST *tables, COND *)
+{
+  TABLE *t= tables->table;
+  for (const ha_rust_ffi::TableInfo &r : ha_rust_ffi::table_rows())
+  {
+    /* the schema and table names are the file names' (the server's own
+       encoding of special characters, e.g. @002d, left as it is) */
+    store_text(t->field[0], r.schema, false);
+    store_text(t->field[1], r.name, false);
+    store_text(t->field[2], r.layout, false);
+    if (r.format_version)
+    {
+      t->field[3]->set_notnull();
+      t->field[3]->store((longlong) r.format_version, true);
+    }
+    else
+      t->field[3]->set_null();
+    if (r.rows_known)
+    {
+      t->field[4]->set_notnull();
+      t->field[4]->store((longlong) r.rows, true);
+    }
+    else
+      t->field[4]->set_null();
+    t->field[5]->store((longlong) r.data_bytes, true);
+    t->field[6]->store((longlong) r.other_bytes, true);
+    store_text(t->field[7], r.files, false);
+    store_text(t->field[8], r.attached_file, true);
+    store_text(t->field[9], r.csv_options, true);
+    if (schema_table_store_record(thd, t))
+      return 1;
+  }
+  return 0;
+}
+
+int rust_tables_init(void *p)
+{
+  ST_SCHEMA_TABLE *s= (ST_SCHEMA_TABLE *) p;
+  s->fields_info= Show::rust_tables_fields;
+  s->fill_table= rust_tables_fill;
+  return 0;
+}
+
+struct st_mysql_information_schema rust_tables_info=
+{ MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };

@@ -11,6 +11,7 @@ pub mod consts;
 pub mod csv;
 pub mod error;
 pub mod ffi;
+pub mod inventory;
 pub mod metrics;
 pub mod rejected;
 pub mod session;

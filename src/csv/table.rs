@@ -101,6 +101,12 @@ struct State {
 static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// The options of every CSV table open now (INFORMATION_SCHEMA.RUST_TABLES: an
+/// attached file is known only from its table's definition, so only once opened).
+pub fn open_tables() -> Vec<CsvOptions> {
+    REGISTRY.lock().values().filter_map(Weak::upgrade).map(|s| s.opts.clone()).collect()
+}
+
 fn open_data(path: &Path, writable: bool) -> Result<File> {
     OpenOptions::new()
         .read(true)

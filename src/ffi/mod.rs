@@ -55,6 +55,21 @@ pub mod bridge {
         panics_caught: u64,
     }
 
+    /// A RUST table, for INFORMATION_SCHEMA.RUST_TABLES (inventory.rs).
+    struct TableInfo {
+        schema: String,
+        name: String,
+        layout: String,
+        format_version: u32,
+        rows: u64,
+        rows_known: bool,
+        data_bytes: u64,
+        other_bytes: u64,
+        files: String,
+        attached_file: String,
+        csv_options: String,
+    }
+
     /// A BTREE transaction, for INFORMATION_SCHEMA.RUST_TRX.
     struct TrxRow {
         id: u64,
@@ -108,6 +123,8 @@ pub mod bridge {
         fn engine_status_text() -> String;
         /// The open BTREE transactions, oldest id first.
         fn trx_rows() -> Vec<TrxRow>;
+        /// The RUST tables under the data directory (the working directory).
+        fn table_rows() -> Vec<TableInfo>;
 
         fn trx_new() -> Box<TrxHandle>;
         /// The server session (an opaque token for the interrupt probe).
@@ -306,7 +323,7 @@ use std::sync::OnceLock;
 static ENGINE: OnceLock<Engine> = OnceLock::new();
 
 mod status;
-use status::{engine_status_text, status_counters, trx_rows};
+use status::{engine_status_text, status_counters, table_rows, trx_rows};
 
 fn engine() -> Result<&'static Engine> {
     ENGINE.get().ok_or_else(|| Error::Unsupported("the BTREE engine did not start (see the error log)".into()))

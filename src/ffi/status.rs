@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::ENGINE;
-use super::bridge::{StatusCounters, TrxRow};
+use super::bridge::{StatusCounters, TableInfo, TrxRow};
 use crate::metrics as m;
 
 fn quiet<T>(empty: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
@@ -129,5 +129,26 @@ pub(super) fn engine_status_text() -> String {
         let _ = writeln!(o, "BRIDGE");
         let _ = writeln!(o, "panics caught {}", s.panics_caught);
         o
+    })
+}
+
+pub(super) fn table_rows() -> Vec<TableInfo> {
+    quiet(Vec::new, || {
+        crate::inventory::tables(std::path::Path::new("."))
+            .into_iter()
+            .map(|e| TableInfo {
+                schema: e.schema,
+                name: e.name,
+                layout: e.layout.to_string(),
+                format_version: e.format_version,
+                rows: e.rows.unwrap_or(0),
+                rows_known: e.rows.is_some(),
+                data_bytes: e.data_bytes,
+                other_bytes: e.other_bytes,
+                files: e.files,
+                attached_file: e.attached_file.unwrap_or_default(),
+                csv_options: e.csv_options.unwrap_or_default(),
+            })
+            .collect()
     })
 }
