@@ -1614,6 +1614,8 @@ int rust_trx_init(void *p);
 extern struct st_mysql_information_schema rust_trx_info;
 int rust_tables_init(void *p);
 extern struct st_mysql_information_schema rust_tables_info;
+int rust_pool_init(void *p);
+extern struct st_mysql_information_schema rust_pool_info;
 
 static struct st_mysql_storage_engine rust_storage_engine=
 { MYSQL_HANDLERTON_INTERFACE_VERSION };
@@ -1657,6 +1659,21 @@ maria_declare_plugin(rust)
   "The RUST tables: layout, files, sizes, format version",
   PLUGIN_LICENSE_GPL,
   rust_tables_init,
+  NULL,
+  0x0001,
+  NULL,
+  NULL,
+  "0.1",
+  MariaDB_PLUGIN_MATURITY_GAMMA
+},
+{
+  MYSQL_INFORMATION_SCHEMA_PLUGIN,
+  &rust_pool_info,
+  "RUST_BUFFER_POOL",
+  "ha_rust developers",
+  "Pages of each BTREE tree file in the buffer pool",
+  PLUGIN_LICENSE_GPL,
+  rust_pool_init,
   NULL,
   0x0001,
   NULL,

@@ -217,3 +217,50 @@ int rust_tables_init(void *p)
 
 struct st_mysql_information_schema rust_tables_info=
 { MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };
+
+/* ---- INFORMATION_SCHEMA.RUST_BUFFER_POOL: cached pages per tree file ---- */
+
+namespace Show {
+static ST_FIELD_INFO rust_pool_fields[]=
+{
+  Column("TABLE_SCHEMA", Name(), NOT_NULL),
+  Column("TABLE_NAME", Name(), NOT_NULL),
+  Column("INDEX_NUMBER", ULong(), NOT_NULL),
+  Column("PAGES_CACHED", ULonglong(), NOT_NULL),
+  Column("PAGES_DIRTY", ULonglong(), NULLABLE),
+  CEnd()
+};
+} // namespace Show
+
+static int rust_pool_fill(THD *thd, TABLE_LIST *tables, COND *)
+{
+  TABLE *t= tables->table;
+  for (const ha_rust_ffi::PoolRow &r : ha_rust_ffi::pool_rows())
+  {
+    store_text(t->field[0], r.schema, false);
+    store_text(t->field[1], r.table, false);
+    t->field[2]->store((longlong) r.index, true);
+    t->field[3]->store((longlong) r.cached, true);
+    if (r.dirty_known)
+    {
+      t->field[4]->set_notnull();
+      t->field[4]->store((longlong) r.dirty, true);
+    }
+    else
+      t->field[4]->set_null();
+    if (schema_table_store_record(thd, t))
+      return 1;
+  }
+  return 0;
+}
+
+int rust_pool_init(void *p)
+{
+  ST_SCHEMA_TABLE *s= (ST_SCHEMA_TABLE *) p;
+  s->fields_info= Show::rust_pool_fields;
+  s->fill_table= rust_pool_fill;
+  return 0;
+}
+
+struct st_mysql_information_schema rust_pool_info=
+{ MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };

@@ -24,7 +24,7 @@ use super::tree::{BTree, share_budget};
 use crate::error::{Error, IoContext, Result};
 
 mod status;
-pub use status::{EngineStatus, TrxStatus};
+pub use status::{EngineStatus, TreeStatus, TrxStatus};
 
 const CONTROL_MAGIC: &[u8; 8] = b"RUSTCTL\0";
 /// The engine's files, in the server's data directory (beside InnoDB's ib_logfile0).

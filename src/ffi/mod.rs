@@ -70,6 +70,17 @@ pub mod bridge {
         csv_options: String,
     }
 
+    /// A BTREE tree file's pages in the buffer pool (INFORMATION_SCHEMA.RUST_BUFFER_POOL).
+    struct PoolRow {
+        schema: String,
+        table: String,
+        /// 0: the clustered tree; n: the n-th secondary index's file.
+        index: u32,
+        cached: u64,
+        dirty: u64,
+        dirty_known: bool,
+    }
+
     /// A BTREE transaction, for INFORMATION_SCHEMA.RUST_TRX.
     struct TrxRow {
         id: u64,
@@ -125,6 +136,8 @@ pub mod bridge {
         fn trx_rows() -> Vec<TrxRow>;
         /// The RUST tables under the data directory (the working directory).
         fn table_rows() -> Vec<TableInfo>;
+        /// The open BTREE tree files and their cached pages.
+        fn pool_rows() -> Vec<PoolRow>;
 
         fn trx_new() -> Box<TrxHandle>;
         /// The server session (an opaque token for the interrupt probe).
@@ -323,7 +336,7 @@ use std::sync::OnceLock;
 static ENGINE: OnceLock<Engine> = OnceLock::new();
 
 mod status;
-use status::{engine_status_text, status_counters, table_rows, trx_rows};
+use status::{engine_status_text, pool_rows, status_counters, table_rows, trx_rows};
 
 fn engine() -> Result<&'static Engine> {
     ENGINE.get().ok_or_else(|| Error::Unsupported("the BTREE engine did not start (see the error log)".into()))

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::ENGINE;
-use super::bridge::{StatusCounters, TableInfo, TrxRow};
+use super::bridge::{PoolRow, StatusCounters, TableInfo, TrxRow};
 use crate::metrics as m;
 
 fn quiet<T>(empty: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
@@ -151,4 +151,41 @@ pub(super) fn table_rows() -> Vec<TableInfo> {
             })
             .collect()
     })
+}
+
+/// `./db/t.rbt` or `./db/t#i2.rbt` as (schema, table, index).
+fn tree_names(p: &std::path::Path) -> (String, String, u32) {
+    let schema = p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = p.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match file.rsplit_once("#i") {
+        Some((t, n)) if n.parse::<u32>().is_ok() => (schema, t.to_string(), n.parse().unwrap()),
+        _ => (schema, file, 0),
+    }
+}
+
+pub(super) fn pool_rows() -> Vec<PoolRow> {
+    quiet(Vec::new, || {
+        let Some(e) = ENGINE.get() else { return Vec::new() };
+        e.status()
+            .trees
+            .into_iter()
+            .map(|t| {
+                let (schema, table, index) = tree_names(&t.path);
+                PoolRow { schema, table, index, cached: t.cached, dirty: t.dirty.unwrap_or(0), dirty_known: t.dirty.is_some() }
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tree_names;
+    use std::path::Path;
+
+    #[test]
+    fn tree_files_name_their_table_and_index() {
+        assert_eq!(tree_names(Path::new("./db/t.rbt")), ("db".into(), "t".into(), 0));
+        assert_eq!(tree_names(Path::new("./db/t#i12.rbt")), ("db".into(), "t".into(), 12));
+        assert_eq!(tree_names(Path::new("./d@002db/a#ib.rbt")), ("d@002db".into(), "a#ib".into(), 0));
+    }
 }

@@ -23,6 +23,15 @@ pub struct EngineStatus {
     /// The log file's size in bytes.
     pub log_size: u64,
     pub trx: Vec<TrxStatus>,
+    /// Per open tree file: its path, pages cached and dirty (a tree busy at that
+    /// moment shows `None` for dirty).
+    pub trees: Vec<TreeStatus>,
+}
+
+pub struct TreeStatus {
+    pub path: std::path::PathBuf,
+    pub cached: u64,
+    pub dirty: Option<u64>,
 }
 
 pub struct TrxStatus {
@@ -38,14 +47,19 @@ impl Engine {
     pub fn status(&self) -> EngineStatus {
         let mut dirty = 0;
         let mut open = 0;
-        for (_, t) in self.sh.trees.lock().values() {
+        let mut trees = Vec::new();
+        for (path, (_, t)) in self.sh.trees.lock().iter() {
             if let Some(t) = t {
                 open += 1;
-                if let Some(g) = t.try_read() {
-                    dirty += g.pool().dirty() as u64;
-                }
+                let (cached, d) = match t.try_read() {
+                    Some(g) => (g.pool().cached() as u64, Some(g.pool().dirty() as u64)),
+                    None => (0, None),
+                };
+                dirty += d.unwrap_or(0);
+                trees.push(TreeStatus { path: path.clone(), cached, dirty: d });
             }
         }
+        trees.sort_by(|a, b| a.path.cmp(&b.path));
         let mut trx: Vec<TrxStatus> = self
             .sh
             .active
@@ -79,6 +93,7 @@ impl Engine {
             checkpoint_lsn: self.sh.checkpoint.load(Ordering::Acquire),
             log_size: self.sh.log.size(),
             trx,
+            trees,
         }
     }
 }
