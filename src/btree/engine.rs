@@ -503,7 +503,12 @@ impl Engine {
         let mut resets = 0u64;
         let mut redone = 0u64;
         let mut max_trx = 0u64;
-        for r in recs {
+        // a long recovery says how far it is in the server's error log (stderr)
+        let tenth = recs.len() / 10;
+        for (i, r) in recs.iter().enumerate() {
+            if recs.len() >= 100_000 && i > 0 && i % tenth == 0 && i / tenth < 10 {
+                eprintln!("RUST: recovery: redo {}% done ({} of {} log records)", i / tenth * 10, i, recs.len());
+            }
             max_trx = max_trx.max(r.trx);
             if r.kind == REC_RESET && r.lsn >= ctl.checkpoint {
                 for (id, path) in parse_reset(&r.payload).unwrap_or_default() {
