@@ -48,6 +48,8 @@ void rust_bt_commit_checkpoint_request(void *cookie);
 void rust_bt_kill_query(handlerton *, THD *thd, enum thd_kill_levels);
 extern "C" bool rust_bt_session_stopped(size_t session);
 extern "C" void ha_rust_set_interrupt_probe(bool (*probe)(size_t));
+extern "C" void ha_rust_set_progress_reporter(void (*r)(size_t, uint64_t, uint64_t));
+extern "C" void rust_report_progress(size_t session, uint64_t done, uint64_t total);
 
 /* System variables of the BTREE layout. */
 static ulonglong rust_buffer_pool_size;
@@ -1304,6 +1306,7 @@ int ha_rust::optimize(THD *thd, HA_CHECK_OPT *check_opt)
     return HA_ADMIN_TRY_ALTER;   /* rebuilt by the server, as InnoDB's */
   if (layout() != LAYOUT_ARCHIVE)
     return HA_ADMIN_NOT_IMPLEMENTED;
+  rust_progress progress(thd);   /* blocks rewritten (Rust reports them) */
   if (int rc= (*tbl)->optimize(reinterpret_cast<size_t>(thd)))
   {
     rust_rc(rc);
@@ -1419,24 +1422,10 @@ THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
 
 /* CHECK and REPAIR: every record is decoded and every value stored into its
    column; damage is listed by line, and REPAIR rewrites the file without it. */
-/* A long CHECK/REPAIR reports how far it is (SHOW PROCESSLIST's Progress, the
-   client's progress line), rows done of the table's rows; ended however the
-   statement leaves admin(). */
-struct admin_progress
-{
-  THD *thd;
-  ulonglong total;
-  admin_progress(THD *t, ulonglong rows) : thd(t), total(rows)
-  { thd_progress_init(thd, 1); }
-  void at(ulonglong done)
-  { thd_progress_report(thd, done, std::max(total, done + 1)); }
-  ~admin_progress() { thd_progress_end(thd); }
-};
-
 int ha_rust::admin(THD *thd, bool repair)
 {
   info(HA_STATUS_VARIABLE);
-  admin_progress progress(thd, stats.records);
+  rust_progress progress(thd, stats.records);  /* rows done of the table's */
   int rc= (*tbl)->check_start();
   if (rc)
   {
@@ -1587,6 +1576,7 @@ static int rust_init(void *p)
   rust_hton->kill_query= rust_bt_kill_query;
   rust_hton->show_status= rust_show_status;
   ha_rust_set_interrupt_probe(rust_bt_session_stopped);
+  ha_rust_set_progress_reporter(rust_report_progress);
   /* The BTREE engine's files live in the data directory (the server's working
      directory); starting it recovers from a crash. If it cannot start, CSV and
      ARCHIVE tables still work and BTREE tables say why they cannot open. */
@@ -1606,6 +1596,7 @@ static int rust_init(void *p)
 static int rust_deinit(void *)
 {
   ha_rust_set_interrupt_probe(nullptr);
+  ha_rust_set_progress_reporter(nullptr);
   ha_rust_ffi::engine_stop();
   return 0;
 }

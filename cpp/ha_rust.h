@@ -41,6 +41,20 @@ bool rust_show_status(handlerton *hton, THD *thd, stat_print_fn *print,
                       enum ha_stat_type stat);
 extern SHOW_VAR rust_status_variables[];
 
+/* A statement's progress report (SHOW PROCESSLIST's Progress, the client's
+   progress line) for as long as it lives: C++ loops call at(); Rust's long calls
+   (BTREE CHECK, ARCHIVE OPTIMIZE) report through rust_report_progress. */
+struct rust_progress
+{
+  THD *thd;
+  ulonglong total;
+  explicit rust_progress(THD *t, ulonglong of= 0) : thd(t), total(of)
+  { thd_progress_init(thd, 1); }
+  void at(ulonglong done)
+  { thd_progress_report(thd, done, std::max(total, done + 1)); }
+  ~rust_progress() { thd_progress_end(thd); }
+};
+
 /* Whether a key part's column can be read back from its memcomparable bytes
    (index-only reads; ha_rust_btree.cc). */
 bool rust_key_part_decodable(const KEY_PART_INFO *kp);

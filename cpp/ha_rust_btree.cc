@@ -1231,6 +1231,7 @@ int ha_rust::bt_check(THD *thd)
 {
   rust::String out;
   uint32_t n= 0;
+  rust_progress progress(thd);   /* pages and entries checked (Rust reports them) */
   if ((*tbl)->bt_check(reinterpret_cast<size_t>(thd), out, n))
   {
     /* killed: the result says so, then "Operation failed" */

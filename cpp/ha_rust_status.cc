@@ -11,6 +11,12 @@
 
 static std::atomic<ulonglong> rows_counted[4][3];
 
+/* Rust's long calls tell their session how far they are (session.rs). */
+extern "C" void rust_report_progress(size_t session, uint64_t done, uint64_t total)
+{
+  thd_progress_report(reinterpret_cast<THD *>(session), done, total);
+}
+
 void rust_count_row(rust_row_count what, rust_layout layout)
 {
   rows_counted[what][layout].fetch_add(1, std::memory_order_relaxed);

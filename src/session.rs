@@ -17,6 +17,25 @@ pub fn set_probe(p: Option<Probe>) {
     *PROBE.write() = p;
 }
 
+/// Tells server session `session` how far a long statement is: `done` of `total`
+/// (SHOW PROCESSLIST's progress).
+pub type Reporter = extern "C" fn(session: usize, done: u64, total: u64);
+
+static REPORTER: RwLock<Option<Reporter>> = parking_lot::const_rwlock(None);
+
+pub fn set_reporter(r: Option<Reporter>) {
+    *REPORTER.write() = r;
+}
+
+fn report(session: usize, done: u64, total: u64) {
+    if session == 0 || total == 0 {
+        return;
+    }
+    if let Some(r) = *REPORTER.read() {
+        r(session, done, total.max(done + 1));
+    }
+}
+
 /// Whether server session `session` is to stop its statement (0: no session).
 pub fn session_stopped(session: usize) -> bool {
     let probe = *PROBE.read();
@@ -24,11 +43,13 @@ pub fn session_stopped(session: usize) -> bool {
 }
 
 /// For long loops inside one call (CHECK TABLE, OPTIMIZE): asks the session every
-/// `every` steps whether to stop.
+/// `every` steps whether to stop, and, when it knows about how many steps there
+/// are ([`StopCheck::with_total`]), tells it how far the loop is.
 pub struct StopCheck {
     session: usize,
-    every: u32,
-    steps: u32,
+    every: u64,
+    steps: u64,
+    total: u64,
 }
 
 impl StopCheck {
@@ -38,14 +59,24 @@ impl StopCheck {
     }
 
     pub fn every(session: usize, every: u32) -> StopCheck {
-        StopCheck { session, every: every.max(1), steps: 0 }
+        StopCheck { session, every: every.max(1) as u64, steps: 0, total: 0 }
+    }
+
+    /// About how many steps the loop takes (an estimate: progress never shows
+    /// more than done).
+    pub fn with_total(mut self, total: u64) -> StopCheck {
+        self.total = total;
+        self
     }
 
     /// One step; `Err(Error::Interrupted)` once the statement is to stop.
     pub fn step(&mut self) -> Result<()> {
-        self.steps = self.steps.wrapping_add(1);
-        if self.steps % self.every == 0 && session_stopped(self.session) {
-            return Err(Error::Interrupted);
+        self.steps += 1;
+        if self.steps % self.every == 0 {
+            report(self.session, self.steps, self.total);
+            if session_stopped(self.session) {
+                return Err(Error::Interrupted);
+            }
         }
         Ok(())
     }
@@ -83,5 +114,29 @@ mod tests {
         }
         assert!(matches!(killed.step(), Err(Error::Interrupted)));
         set_probe(None);
+    }
+
+    static REPORTS: parking_lot::Mutex<Vec<(usize, u64, u64)>> = parking_lot::const_mutex(Vec::new());
+
+    extern "C" fn keep_report(session: usize, done: u64, total: u64) {
+        REPORTS.lock().push((session, done, total));
+    }
+
+    /// Progress goes to the loop's session at the probe's cadence, never beyond its
+    /// total, and not at all without a session or a total.
+    #[test]
+    fn a_stop_check_with_a_total_reports_progress() {
+        set_reporter(Some(keep_report));
+        let mut c = StopCheck::every(9, 2).with_total(5);
+        for _ in 0..8 {
+            c.step().unwrap();
+        }
+        let mut plain = StopCheck::every(9, 1);
+        plain.step().unwrap();
+        let mut none = StopCheck::every(0, 1).with_total(3);
+        none.step().unwrap();
+        set_reporter(None);
+        let got: Vec<_> = REPORTS.lock().iter().filter(|r| r.0 == 9).cloned().collect();
+        assert_eq!(got, vec![(9, 2, 5), (9, 4, 5), (9, 6, 7), (9, 8, 9)]);
     }
 }

@@ -818,6 +818,11 @@ impl ArchiveTable {
 
     /// OPTIMIZE: every row into fresh full blocks at the table's level. `stop`
     /// is asked every 16 blocks (KILL): then the table stays as it was.
+    /// Compressed blocks in the file (OPTIMIZE's progress counts them).
+    pub fn block_count(&self) -> usize {
+        self.shared.state.lock().blocks.len()
+    }
+
     pub fn optimize(&mut self, stop: &mut StopCheck) -> Result<()> {
         self.flush()?;
         let shared = self.shared.clone();

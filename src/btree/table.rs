@@ -1261,6 +1261,13 @@ impl BtreeTable {
         self.check_with(&mut StopCheck::new(0))
     }
 
+    /// About how many steps [`Self::check_with`] takes: every page of every tree,
+    /// and every secondary entry once more (progress reports).
+    pub fn check_steps(&self) -> u64 {
+        let pages: u64 = self.shared.trees.iter().map(|t| t.read().pool().page_count() as u64).sum();
+        pages + self.rows() * (self.shared.trees.len() as u64 - 1)
+    }
+
     /// [`Self::check`], stopping with `Error::Interrupted` when `stop` says so
     /// (KILL).
     pub fn check_with(&mut self, stop: &mut StopCheck) -> Result<Vec<String>> {

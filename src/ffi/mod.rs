@@ -437,6 +437,17 @@ pub extern "C" fn ha_rust_set_interrupt_probe(probe: Option<bt::Probe>) {
     });
 }
 
+/// Installs the function long calls (BTREE CHECK TABLE, ARCHIVE OPTIMIZE) tell
+/// their session's progress through (crate::session::StopCheck); None removes it.
+#[unsafe(no_mangle)]
+pub extern "C" fn ha_rust_set_progress_reporter(r: Option<crate::session::Reporter>) {
+    let mut err = String::new();
+    guard(&mut err, || {
+        crate::session::set_reporter(r);
+        Ok(())
+    });
+}
+
 fn trx_stmt_begin(t: &mut TrxHandle) {
     t.stmt_begin();
 }
@@ -879,7 +890,10 @@ impl Table {
     }
     fn optimize(&mut self, session: usize) -> i32 {
         self.run(|t| match t {
-            Inner::Archive(t) => t.optimize(&mut crate::session::StopCheck::every(session, 16)),
+            Inner::Archive(t) => {
+                let blocks = t.block_count() as u64;
+                t.optimize(&mut crate::session::StopCheck::every(session, 16).with_total(blocks))
+            }
             _ => Err(wrong_layout("OPTIMIZE")),
         })
     }
@@ -1211,7 +1225,9 @@ impl Table {
     fn bt_check(&mut self, session: usize, out: &mut String, problems: &mut u32) -> i32 {
         let mut n = 0;
         let code = self.run(|t| {
-            let found = t.btree()?.check_with(&mut bt::StopCheck::new(session))?;
+            let b = t.btree()?;
+            let steps = b.check_steps();
+            let found = b.check_with(&mut bt::StopCheck::new(session).with_total(steps))?;
             n = found.len() as u32;
             *out = found.join("\n");
             Ok(())
