@@ -11,6 +11,8 @@ pub mod consts;
 pub mod csv;
 pub mod error;
 pub mod ffi;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod inventory;
 pub mod metrics;
 pub mod rejected;
