@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod page;
 pub mod pool;
+pub mod lock;
 pub mod table;
 pub mod tree;
 pub mod wal;
