@@ -2,11 +2,12 @@
 //! keys, the redo log, transactions with undo, and the tables built on them
 //! (spec: `docs/btree-format.md`).
 pub mod engine;
-pub mod log;
 pub mod page;
 pub mod pool;
+pub mod lock;
 pub mod table;
 pub mod tree;
+pub mod wal;
 
 /// Tests stop a TRUNCATE at each of its writes and fsyncs (see
 /// [`engine::Engine::reset_trees`]) as if the process died there: a step that

@@ -25,7 +25,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use super::log::{REC_MTR, RedoLog};
+use super::wal::log::{REC_MTR, RedoLog};
 use super::page::{Kind, PAGE_SIZE, Page, corrupt};
 use crate::error::{IoContext, Result};
 use crate::metrics;

@@ -1,0 +1,179 @@
+//! Checkpoints: write every dirty page of every open tree, carry active
+//! transactions' undo forward in the log (UNDO_CARRY), record the checkpoint in
+//! the control file and drop the log before it; in the background once the log
+//! has grown past its size. Uses the redo log, the control file and the trees.
+
+use super::*;
+
+/// Pages a checkpoint writes per hold of a tree's lock.
+const FLUSH_SLICE: usize = 8;
+
+impl Engine {
+    /// A checkpoint once the log has grown past [`Engine::set_log_size`], taken by a
+    /// background thread: a commit is durable once its log record is, so it does
+    /// not wait for the tree files to be written.
+    pub(super) fn maybe_checkpoint(&self) -> Result<()> {
+        let size = self.sh.log.size();
+        let every = self.checkpoint_after.load(Ordering::Relaxed);
+        if size <= every
+            || size <= self.sh.size_after_checkpoint.load(Ordering::Relaxed) + every
+            || !self.sh.lost.lock().is_empty()
+        {
+            return Ok(());
+        }
+        let mut bg = self.bg.lock();
+        if bg.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        if let Some(h) = bg.take() {
+            let _ = h.join();
+        }
+        if let Some(e) = self.sh.bg_error.lock().take() {
+            self.notes.lock().push(format!("a background checkpoint failed: {e}"));
+        }
+        let sh = self.sh.clone();
+        let spawned = std::thread::Builder::new().name("rust_checkpoint".into()).spawn(move || {
+            if let Err(e) = sh.checkpoint() {
+                // the server's error log, now (notes are read only at start-up)
+                eprintln!("[ERROR] RUST: a background checkpoint failed (the redo log is kept; it is tried again as the log grows): {e}");
+                *sh.bg_error.lock() = Some(e.to_string());
+                sh.size_after_checkpoint.store(sh.log.size(), Ordering::Relaxed);
+            }
+        });
+        match spawned {
+            Ok(h) => {
+                *bg = Some(h);
+                Ok(())
+            }
+            Err(_) => {
+                drop(bg);
+                self.sh.checkpoint()
+            }
+        }
+    }
+
+    /// Waits for a background checkpoint to end.
+    pub(super) fn wait_background(&self) {
+        let h = self.bg.lock().take();
+        if let Some(h) = h {
+            let _ = h.join();
+        }
+    }
+
+    /// Writes every dirty page of every open tree, records the checkpoint and drops
+    /// the log before it (but never an active transaction's records). Waits for a
+    /// background checkpoint first (at shutdown: no thread outlives the engine).
+    pub fn checkpoint_now(&self) -> Result<()> {
+        self.wait_background();
+        self.sh.checkpoint()
+    }
+}
+
+impl Shared {
+    /// Carries the undo entries of the transactions that keep the log from
+    /// before `ckpt` forward: one UNDO_CARRY record each, at the log's end, with
+    /// every undo entry it has (and its XID if prepared), after which recovery
+    /// needs none of its earlier records. So a long or prepared transaction no
+    /// longer keeps the whole log from its first change on, only its own undo.
+    /// Skipped for a transaction whose undo is more than half of what it keeps
+    /// (the log would hardly shrink) and for one busy for longer than a moment
+    /// (it is carried by a later checkpoint). Returns once the records are durable.
+    pub(super) fn carry_undo(&self, ckpt: u64) -> Result<usize> {
+        let pinning: Vec<(u64, Arc<TrxShared>)> = self
+            .active
+            .lock()
+            .iter()
+            .filter(|(_, t)| t.first_lsn.load(Ordering::Acquire) < ckpt)
+            .map(|(id, t)| (*id, t.clone()))
+            .collect();
+        let mut last = None;
+        let mut carried = 0;
+        for (id, t) in pinning {
+            let Some(st) = t.st.try_lock_for(Duration::from_millis(100)) else { continue };
+            let first = t.first_lsn.load(Ordering::Acquire);
+            if st.ended || first >= ckpt {
+                continue;
+            }
+            if st.undo.is_empty() {
+                // nothing to undo (a rollback to its start): nothing to keep
+                t.first_lsn.store(u64::MAX, Ordering::Release);
+                continue;
+            }
+            if (ckpt - first) / 2 < st.undo.size() as u64 + 4096 {
+                continue;
+            }
+            let mut b = vec![st.xid.is_some() as u8];
+            let ids = self.xid_and_trees(&st, st.xid.as_deref().unwrap_or(&[]), &mut b);
+            let n_at = b.len();
+            b.extend_from_slice(&0u32.to_le_bytes());
+            let mut n = 0u32;
+            for ((_, u), id) in st.undo.iter().zip(ids) {
+                let Some(id) = id else { continue };
+                b.extend_from_slice(&id.to_le_bytes());
+                b.extend_from_slice(&(u.len() as u32).to_le_bytes());
+                b.extend_from_slice(u);
+                n += 1;
+            }
+            b[n_at..n_at + 4].copy_from_slice(&n.to_le_bytes());
+            let lsn = self.log.append(REC_UNDO_CARRY, id, &b);
+            t.first_lsn.store(lsn, Ordering::Release);
+            last = Some(lsn);
+            carried += 1;
+        }
+        if let Some(lsn) = last {
+            self.log.flush_to(lsn + 1)?;
+        }
+        Ok(carried)
+    }
+
+    pub(super) fn checkpoint(&self) -> Result<()> {
+        let _g = self.ckpt_lock.lock();
+        if !self.lost.lock().is_empty() {
+            // the only copy of those changes is the log from the last checkpoint on
+            return Err(Error::io(
+                "a RUST table was closed with changes it could not write (see the error log)",
+                std::io::Error::other("the redo log is kept from the last checkpoint until a restart recovers them"),
+            ));
+        }
+        // from now on a page's first change is logged whole (torn-page safety)
+        let ckpt = self.log.begin_checkpoint(&self.checkpoint);
+        self.log.flush_to(ckpt)?;
+        let live: Vec<(u32, PathBuf, Tree)> = self
+            .trees
+            .lock()
+            .iter()
+            .filter_map(|(p, (id, t))| t.as_ref().map(|t| (*id, p.clone(), t.clone())))
+            .collect();
+        for (_, _, t) in &live {
+            // a slice at a time: the tree's users are not held up for the whole
+            // flush
+            let mut at = 0;
+            loop {
+                let mut g = t.write();
+                let next = g.flush_some(at, FLUSH_SLICE, ckpt)?;
+                if next >= g.pool().frames() {
+                    let f = g.pool().file_handle()?;
+                    drop(g);
+                    f.sync_data().ctx(|| "cannot sync a tree file".into())?;
+                    break;
+                }
+                at = next;
+            }
+        }
+        self.carry_undo(ckpt)?;
+        let oldest = self.active.lock().values().map(|t| t.first_lsn.load(Ordering::Acquire)).min().unwrap_or(ckpt);
+        let log_start = oldest.min(ckpt);
+        let ctl = Control {
+            checkpoint: ckpt,
+            log_start,
+            trees: live.iter().map(|(id, p, _)| (*id, p.clone())).collect(),
+        };
+        write_control(&self.dir.join(CONTROL_FILE), &ctl)?;
+        drop(live);
+        release_idle(&mut self.trees.lock());
+        self.log.truncate_before(log_start)?;
+        self.size_after_checkpoint.store(self.log.size(), Ordering::Relaxed);
+        crate::metrics::CHECKPOINTS.inc();
+        Ok(())
+    }
+}

@@ -1,0 +1,274 @@
+//! Crash recovery ([`Engine::recover`], run by [`Engine::open`]): redo every
+//! logged page change from the last checkpoint on, replay TRUNCATE's RESET records,
+//! roll back every transaction with neither a commit nor a rollback record (from
+//! the undo entries its records carry), keep the prepared ones. Uses the redo
+//! records' readers ([`crate::btree::wal::records`]), the trees and transactions.
+
+use super::*;
+
+/// The tree of an undo entry found by recovery: a tree id (an MTR record's) or
+/// the path an UNDO_CARRY record gave for its id.
+pub(super) enum UndoTree {
+    Id(u32),
+    Path(PathBuf),
+}
+
+impl Engine {
+    pub(super) fn recover(&self, ctl: &Control, recs: &[Record]) -> Result<()> {
+        let mut map: HashMap<u32, PathBuf> = ctl.trees.iter().cloned().collect();
+        for r in recs.iter().filter(|r| r.kind == REC_TREE && r.payload.len() >= 4) {
+            use std::os::unix::ffi::OsStrExt;
+            let id = u32::from_le_bytes(r.payload[0..4].try_into().unwrap());
+            map.insert(id, PathBuf::from(std::ffi::OsStr::from_bytes(&r.payload[4..])));
+        }
+        // TRUNCATEs: the last RESET record of each tree file (its older pages,
+        // redo and undo are void)
+        let mut reset_at: HashMap<PathBuf, u64> = HashMap::new();
+        for r in recs.iter().filter(|r| r.kind == REC_RESET) {
+            let Some(trees) = parse_reset(&r.payload) else {
+                return Err(Error::Corrupt(format!("reset record at LSN {} is malformed", r.lsn)));
+            };
+            for (_, path) in trees {
+                reset_at.insert(path, r.lsn);
+            }
+        }
+        // 1. redo
+        let mut pages: HashMap<(u32, u32), Box<[u8; PAGE_SIZE]>> = HashMap::new();
+        // trees a RESET record after the checkpoint empties: their files are
+        // rebuilt from that record on, whatever they hold
+        let mut reset: HashSet<u32> = HashSet::new();
+        let mut resets = 0u64;
+        let mut redone = 0u64;
+        let mut max_trx = 0u64;
+        // a long recovery says how far it is in the server's error log (stderr)
+        let tenth = recs.len() / 10;
+        for (i, r) in recs.iter().enumerate() {
+            if recs.len() >= 100_000 && i > 0 && i % tenth == 0 && i / tenth < 10 {
+                eprintln!("RUST: recovery: redo {}% done ({} of {} log records)", i / tenth * 10, i, recs.len());
+            }
+            max_trx = max_trx.max(r.trx);
+            if r.kind == REC_RESET && r.lsn >= ctl.checkpoint {
+                for (id, path) in parse_reset(&r.payload).unwrap_or_default() {
+                    if !path.exists() {
+                        continue; // dropped since
+                    }
+                    // the file keeps its format (TRUNCATE never changes it)
+                    let format = BTree::format_of_file(&path).unwrap_or(crate::btree::tree::FORMAT_VERSION);
+                    map.insert(id, path);
+                    pages.retain(|&(t, _), _| t != id);
+                    for (no, mut p) in BTree::empty_pages(0, format).into_iter().enumerate() {
+                        p.set_lsn(r.lsn);
+                        pages.insert((id, no as u32), p.into_buf());
+                    }
+                    reset.insert(id);
+                }
+                resets += 1;
+                continue;
+            }
+            if r.kind != REC_MTR || r.lsn < ctl.checkpoint {
+                continue;
+            }
+            let Some((tree, _, changes)) = parse_mtr(&r.payload) else {
+                return Err(Error::Corrupt(format!("redo record at LSN {} is malformed", r.lsn)));
+            };
+            let Some(path) = map.get(&tree) else { continue };
+            if !path.exists() {
+                continue; // the table was dropped since
+            }
+            for c in changes {
+                let page = match pages.entry((tree, c.page)) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let mut b = Box::new([0u8; PAGE_SIZE]);
+                        if c.kind == PAGE_DIFF {
+                            // (not expected: a page's first change after the
+                            // checkpoint is logged whole or as new)
+                            let f = File::open(path).ctx(|| format!("cannot open '{}'", path.display()))?;
+                            let _ = f.read_exact_at(&mut b[..], c.page as u64 * PAGE_SIZE as u64);
+                        }
+                        v.insert(b)
+                    }
+                };
+                if c.kind == PAGE_FULL {
+                    page[LOGGED_FROM..].copy_from_slice(c.bytes);
+                } else {
+                    if c.kind == PAGE_NEW {
+                        // initialised by this mtr: built from zeros, never from disk
+                        page.fill(0);
+                    }
+                    apply_diff(&mut page[..], c.bytes)
+                        .ok_or_else(|| Error::Corrupt(format!("redo record at LSN {} is malformed", r.lsn)))?;
+                }
+                page[4..8].copy_from_slice(&c.page.to_le_bytes());
+                page[8..16].copy_from_slice(&r.lsn.to_le_bytes());
+                redone += 1;
+            }
+        }
+        // a reset tree's file ends at its last page (its older pages are freed)
+        let mut reset_len: HashMap<u32, u64> = HashMap::new();
+        for &(tree, no) in pages.keys().filter(|(t, _)| reset.contains(t)) {
+            let end = reset_len.entry(tree).or_default();
+            *end = (*end).max((no as u64 + 1) * PAGE_SIZE as u64);
+        }
+        let mut files: HashMap<u32, File> = HashMap::new();
+        for ((tree, no), buf) in pages {
+            let path = &map[&tree];
+            let f = match files.entry(tree) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                    OpenOptions::new().write(true).open(path).ctx(|| format!("cannot open '{}'", path.display()))?,
+                ),
+            };
+            let mut p = Page::from_buf(buf);
+            p.seal();
+            f.write_all_at(&p.bytes()[..], no as u64 * PAGE_SIZE as u64)
+                .ctx(|| format!("cannot write '{}'", path.display()))?;
+        }
+        for (tree, len) in reset_len {
+            let path = &map[&tree];
+            files[&tree].set_len(len).ctx(|| format!("cannot truncate '{}'", path.display()))?;
+        }
+        for f in files.values() {
+            f.sync_all().ctx(|| "cannot sync a tree file".into())?;
+        }
+        // 2. undo what never committed
+        let mut done: HashSet<u64> = HashSet::new();
+        for r in recs {
+            if r.kind == REC_COMMIT || r.kind == REC_ROLLBACK_DONE {
+                done.insert(r.trx);
+            }
+        }
+        // prepared and not ended: kept (the server commits or rolls them back by XID)
+        // prepared, then XA ROLLBACK began and did not end: rolled back below
+        let rolling_back: HashSet<u64> =
+            recs.iter().filter(|r| r.kind == REC_ROLLBACK_START && !done.contains(&r.trx)).map(|r| r.trx).collect();
+        let mut prepared: HashMap<u64, (Vec<u8>, HashMap<u32, PathBuf>)> = HashMap::new();
+        // each unfinished transaction's undo entries, oldest first, and the LSN the
+        // log must be kept from for it
+        let mut first_lsn: HashMap<u64, u64> = HashMap::new();
+        // (tree, LSN of the record that logged it, undo entry)
+        let mut undo: HashMap<u64, Vec<(UndoTree, u64, Vec<u8>)>> = HashMap::new();
+        for r in recs.iter().filter(|r| r.trx != 0 && !done.contains(&r.trx)) {
+            match r.kind {
+                REC_PREPARE => {
+                    let Some(p) = parse_prepare(&r.payload) else {
+                        return Err(Error::Corrupt(format!("prepare record at LSN {} is malformed", r.lsn)));
+                    };
+                    prepared.insert(r.trx, p);
+                }
+                REC_MTR => {
+                    first_lsn.entry(r.trx).or_insert(r.lsn);
+                    if let Some((tree, u, _)) = parse_mtr(&r.payload) {
+                        if !u.is_empty() {
+                            undo.entry(r.trx).or_default().push((UndoTree::Id(tree), r.lsn, u.to_vec()));
+                        }
+                    }
+                }
+                REC_UNDO_CARRY => {
+                    // every undo entry the transaction had then: its records
+                    // before this one are not needed (and may be gone)
+                    let Some((xid, ids, entries)) = parse_carry(&r.payload) else {
+                        return Err(Error::Corrupt(format!("undo carry record at LSN {} is malformed", r.lsn)));
+                    };
+                    first_lsn.insert(r.trx, r.lsn);
+                    let list = undo.entry(r.trx).or_default();
+                    list.clear();
+                    for (tree, u) in entries {
+                        if let Some(path) = ids.get(&tree) {
+                            list.push((UndoTree::Path(path.clone()), r.lsn, u));
+                        }
+                    }
+                    if let Some(xid) = xid {
+                        prepared.insert(r.trx, (xid, ids));
+                    }
+                }
+                _ => {}
+            }
+        }
+        // an undo entry of a change a later TRUNCATE voided has nothing to undo
+        // (no transaction that changed a table is open when it is truncated: the
+        // table's exclusive lock; this only keeps a log that says otherwise from
+        // putting old rows into the empty table; a carried entry counts from its
+        // UNDO_CARRY record)
+        let voided = |path: &Path, lsn: u64| reset_at.get(path).is_some_and(|&at| at > lsn);
+        self.next_trx.store(max_trx + 1, Ordering::Relaxed);
+        // an entry's tree: tree ids in MTR records are those of the run that wrote
+        // them, which for a prepared transaction may be an earlier run (its
+        // PREPARE or UNDO_CARRY record names them); later runs reuse ids
+        let resolve = |ids: &HashMap<u32, PathBuf>, t: &UndoTree| -> Option<PathBuf> {
+            match t {
+                UndoTree::Id(id) => ids.get(id).cloned(),
+                UndoTree::Path(p) => Some(p.clone()),
+            }
+        };
+        let mut kept = Vec::new();
+        let mut ids_of: HashMap<u64, HashMap<u32, PathBuf>> = HashMap::new();
+        for (trx, (xid, ids)) in prepared {
+            if rolling_back.contains(&trx) {
+                undo.entry(trx).or_default();
+                ids_of.insert(trx, ids);
+                continue;
+            }
+            let mut st = TrxState { xid: Some(xid.clone()), ..Default::default() };
+            let mut trees = Vec::new();
+            for (tree, lsn, u) in undo.remove(&trx).unwrap_or_default() {
+                let Some(path) = resolve(&ids, &tree) else { continue };
+                if !path.exists() || voided(&path, lsn) {
+                    continue;
+                }
+                st.undo.push(&self.open_tree(&path)?, &u);
+                if !trees.contains(&path) {
+                    trees.push(path);
+                }
+            }
+            // its log records stay until it ends (or a checkpoint carries its undo)
+            let first = first_lsn.get(&trx).copied().unwrap_or_else(|| self.sh.log.end_lsn());
+            let t = Trx::new(trx, first, st);
+            self.sh.active.lock().insert(trx, t.sh.clone());
+            kept.push(RecoveredPrepared { xid, trx: t, trees });
+        }
+        let mut rolled = 0;
+        // keep the trees open until the checkpoint below has written them
+        let mut keep = Vec::new();
+        for (trx, entries) in &undo {
+            let ids = ids_of.get(trx).unwrap_or(&map);
+            for (tree, lsn, u) in entries.iter().rev() {
+                // (entries a partial rollback already applied are applied again:
+                // each puts a key back as it was before the change it undoes)
+                let Some(path) = resolve(ids, tree) else { continue };
+                if !path.exists() || voided(&path, *lsn) {
+                    continue;
+                }
+                let t = self.open_tree(&path)?;
+                t.write().apply_undo(*trx, u)?;
+                keep.push(t);
+            }
+            self.sh.log.append(REC_ROLLBACK_DONE, *trx, &[]);
+            rolled += 1;
+        }
+        if redone > 0 || rolled > 0 {
+            self.notes.lock().push(format!(
+                "recovery: redid {redone} page changes from the redo log, rolled back {rolled} transactions that had not committed"
+            ));
+        }
+        if resets > 0 {
+            self.notes.lock().push(format!("recovery: redid {resets} TRUNCATE TABLE (the tables' files rebuilt empty)"));
+        }
+        if !ids_of.is_empty() {
+            self.notes.lock().push(format!(
+                "recovery: {} of them were prepared transactions whose XA ROLLBACK had begun",
+                ids_of.len()
+            ));
+        }
+        if !kept.is_empty() {
+            self.notes.lock().push(format!(
+                "recovery: {} prepared transactions kept for the server to commit or roll back",
+                kept.len()
+            ));
+        }
+        *self.recovered_prepared.lock() = kept;
+        self.checkpoint_now()?;
+        drop(keep);
+        Ok(())
+    }
+}

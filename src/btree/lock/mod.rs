@@ -1,0 +1,184 @@
+//! Locks. Today: table locks ([`TableLock`]), held by transactions until they
+//! end (shared to read, exclusive to write), with waits that time out
+//! (`rust_lock_wait_timeout`) and can be interrupted ([`Interrupt`]: KILL, a
+//! client gone). This is where row locks and deadlock detection will go. Uses
+//! no other B-tree layer (only the session probe, [`crate::session`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::error::Error;
+
+/// A table lock, held by transactions until they end.
+#[derive(Default)]
+pub struct TableLock {
+    pub(crate) m: Mutex<LockState>,
+    pub(crate) cv: Condvar,
+}
+
+#[derive(Default)]
+pub(crate) struct LockState {
+    pub(crate) shared: HashMap<u64, ()>,
+    pub(crate) exclusive: Option<u64>,
+}
+
+pub static LOCK_WAIT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(50);
+
+pub(crate) static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Weak<TableLock>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+pub(crate) fn table_lock(path: &Path) -> Arc<TableLock> {
+    let mut m = LOCKS.lock();
+    if let Some(l) = m.get(path).and_then(Weak::upgrade) {
+        return l;
+    }
+    let l = Arc::new(TableLock::default());
+    m.insert(path.to_path_buf(), Arc::downgrade(&l));
+    l
+}
+
+/// Why a lock was not granted.
+#[derive(Debug, PartialEq)]
+pub enum LockDenied {
+    /// `rust_lock_wait_timeout` ran out.
+    Timeout,
+    /// The waiting statement was killed (or its client went away).
+    Interrupted,
+}
+
+impl From<LockDenied> for Error {
+    fn from(d: LockDenied) -> Error {
+        match d {
+            LockDenied::Timeout => Error::LockWait,
+            LockDenied::Interrupted => Error::Interrupted,
+        }
+    }
+}
+
+/// How a transaction waiting for a lock learns that its statement is to stop:
+/// KILL, KILL QUERY, `max_statement_time`, a client that went away. The server's
+/// kill callback raises it, which wakes the lock the transaction waits for; the
+/// waiter then asks the session itself through the probe C++ installs (the
+/// server's kill state is the authority: a raise left over from an earlier
+/// statement does not stop this one). The waiter also asks every
+/// [`PROBE_EVERY`], since nobody reports a client that went away.
+#[derive(Default)]
+pub struct Interrupt {
+    pub(crate) raised: AtomicBool,
+    pub(crate) waiting_on: Mutex<Option<Arc<TableLock>>>,
+}
+
+impl Interrupt {
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        if let Some(l) = self.waiting_on.lock().as_ref() {
+            // under the lock's mutex: the waiter checks `raised` under it before
+            // it sleeps, so the wake-up cannot fall between the two
+            let _s = l.m.lock();
+            l.cv.notify_all();
+        }
+    }
+}
+
+pub use crate::session::{Probe, StopCheck, session_stopped, set_probe};
+
+/// How often a lock wait asks its session whether to stop, besides when raised.
+pub const PROBE_EVERY: Duration = Duration::from_millis(100);
+
+/// A lock request's way to be stopped: its transaction's interrupt and session.
+pub(crate) struct Stopper<'a> {
+    pub(crate) interrupt: &'a Interrupt,
+    pub(crate) session: usize,
+}
+
+impl Stopper<'_> {
+    pub(crate) fn should_stop(&self) -> bool {
+        self.interrupt.raised.swap(false, Ordering::SeqCst);
+        session_stopped(self.session)
+    }
+}
+
+impl TableLock {
+    /// Takes the lock for `trx` (shared or exclusive); waits up to the lock wait
+    /// timeout for other transactions to end, unless `stop` says the statement
+    /// is to stop. `me` is this lock's own Arc (for the interrupt to wake it).
+    pub(crate) fn acquire(
+        &self,
+        me: &Arc<TableLock>,
+        trx: u64,
+        exclusive: bool,
+        stop: Option<&Stopper>,
+    ) -> std::result::Result<bool, LockDenied> {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(LOCK_WAIT_TIMEOUT_SECS.load(Ordering::Relaxed));
+        let mut registered = false;
+        let mut waited = false;
+        let mut s = self.m.lock();
+        let result = loop {
+            let others_shared = s.shared.keys().any(|&t| t != trx);
+            let ok = match s.exclusive {
+                Some(t) if t == trx => break Ok(false),
+                Some(_) => false,
+                None => !exclusive || !others_shared,
+            };
+            if ok {
+                let new = !s.shared.contains_key(&trx);
+                if exclusive {
+                    s.exclusive = Some(trx);
+                } else {
+                    s.shared.insert(trx, ());
+                }
+                break Ok(new || exclusive);
+            }
+            waited = true;
+            let Some(stop) = stop else {
+                if self.cv.wait_until(&mut s, deadline).timed_out() {
+                    break Err(LockDenied::Timeout);
+                }
+                continue;
+            };
+            if !registered {
+                // the interrupt's mutex before the lock's (as raise() takes them)
+                registered = true;
+                MutexGuard::unlocked(&mut s, || *stop.interrupt.waiting_on.lock() = Some(me.clone()));
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Err(LockDenied::Timeout);
+            }
+            if !stop.interrupt.raised.load(Ordering::SeqCst) {
+                self.cv.wait_until(&mut s, deadline.min(now + PROBE_EVERY));
+            }
+            // the probe reads the server's session state: never under our mutex
+            if MutexGuard::unlocked(&mut s, || stop.should_stop()) {
+                break Err(LockDenied::Interrupted);
+            }
+        };
+        drop(s);
+        if registered {
+            *stop.unwrap().interrupt.waiting_on.lock() = None;
+        }
+        if waited {
+            crate::metrics::LOCK_WAITS.inc();
+            crate::metrics::LOCK_WAIT_MICROS.add(started.elapsed().as_micros() as u64);
+            if matches!(result, Err(LockDenied::Timeout)) {
+                crate::metrics::LOCK_TIMEOUTS.inc();
+            }
+        }
+        result
+    }
+
+    pub(crate) fn release(&self, trx: u64) {
+        let mut s = self.m.lock();
+        s.shared.remove(&trx);
+        if s.exclusive == Some(trx) {
+            s.exclusive = None;
+        }
+        self.cv.notify_all();
+    }
+}

@@ -1,0 +1,683 @@
+//! A BTREE table: a clustered tree on the primary key (or a hidden row id) holding
+//! the rows, and one tree per secondary index holding `secondary key + primary
+//! key`. Isolation comes from table locks held to the end of the transaction
+//! (shared to read, exclusive to write): serializable, with lock waits that time
+//! out (`rust_lock_wait_timeout`). Keys arrive memcomparable from C++.
+//!
+//! - this file: [`BtreeTable`] (open, rows, reads, writes, CHECK, TRUNCATE) and
+//!   the table's files (create, delete, rename);
+//! - [`trx`]: the connection's transaction ([`TrxHandle`]);
+//! - [`xa`]: the XA registry of prepared transactions;
+//! - [`stats`]: index statistics and range estimates.
+//!
+//! Uses the layers below: `engine` (transactions), `lock` (table locks), `tree`.
+
+mod stats;
+mod trx;
+mod xa;
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+
+use parking_lot::Mutex;
+
+use super::engine::{Closer, Engine, Tree, Trx};
+use super::page::{Kind, NONE};
+use super::tree::{self, BTree, Cursor, ROOT, Reader, StoredStats};
+use crate::csv::table::with_ext;
+use crate::error::{Error, Result};
+pub use super::lock::{Interrupt, LOCK_WAIT_TIMEOUT_SECS, LockDenied, PROBE_EVERY, Probe, StopCheck, TableLock, session_stopped, set_probe};
+use super::lock::{Stopper, table_lock};
+pub use stats::{ANALYZE_SAMPLE_LEAVES, PART_NULLABLE, STATS_SAMPLE_LEAVES};
+pub use trx::TrxHandle;
+pub use xa::{RecoverPass, adopt_recovered_prepared, end_prepared, prepared_xids, prepared_xids_given};
+use xa::PREPARED;
+
+/// Bytes in front of a clustered record's row image: the transaction id (6) and
+/// the undo pointer (7), as InnoDB's records carry for MVCC (the pointer is 0
+/// until read views exist).
+pub const ROW_HEADER: usize = 13;
+
+pub const HIDDEN_PK_LEN: usize = 8;
+
+/// The file of index `i` (0: the clustered index).
+pub fn index_path(table: &Path, i: usize) -> PathBuf {
+    if i == 0 { with_ext(table, ".rbt") } else { with_ext(table, &format!("#i{i}.rbt")) }
+}
+
+
+/// How an index read positions (the server's ha_rkey_function, in Rust terms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Find {
+    /// First entry >= key, that must start with key.
+    Exact,
+    /// First entry >= key.
+    KeyOrNext,
+    /// Last entry <= key (with entries starting with key counted as equal).
+    KeyOrPrev,
+    /// First entry > key (after every entry starting with key).
+    AfterKey,
+    /// Last entry < key.
+    BeforeKey,
+    /// Last entry starting with key.
+    PrefixLast,
+    /// Last entry starting with key, else the last before it.
+    PrefixLastOrPrev,
+}
+
+/// The smallest byte string greater than every string starting with `p`; None
+/// if there is none (all 0xFF).
+fn successor(p: &[u8]) -> Option<Vec<u8>> {
+    let mut s = p.to_vec();
+    while let Some(last) = s.pop() {
+        if last < 0xFF {
+            s.push(last + 1);
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// The shared part of an open table.
+struct Shared {
+    trees: Vec<Tree>,
+    /// The table's path, and how its trees go back to the engine when it closes.
+    path: PathBuf,
+    closer: Closer,
+    next_rowid: AtomicU64,
+    lock: Arc<TableLock>,
+    /// Whether the AUTO_INCREMENT counter has been checked against the column's
+    /// largest value since the table was opened (C++ does it: it knows the column).
+    autoinc_checked: AtomicBool,
+    /// Cardinality estimates per index (see [`BtreeTable::key_stats`]).
+    /// (the same as stored in each index's meta page)
+    key_stats: Mutex<HashMap<usize, StoredStats>>,
+    /// How many times they were counted from the trees since the open.
+    stats_counted: AtomicU64,
+}
+
+
+impl Drop for Shared {
+    /// The table's last user closed it: its trees' pages are written and the
+    /// engine lets go of them (see [`Closer::close`]). Never unwinds.
+    fn drop(&mut self) {
+        for (i, t) in std::mem::take(&mut self.trees).into_iter().enumerate() {
+            let p = index_path(&self.path, i);
+            let c = &self.closer;
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.close(&p, t)));
+        }
+    }
+}
+
+static TABLES: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+pub struct BtreeTable {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    unique: Vec<bool>,
+    hidden_pk: bool,
+    // cursor
+    cur: Cursor,
+    cur_index: usize,
+    desc: bool,
+    /// Entries must start with this (Exact / next_same), else the scan ends.
+    must_prefix: Option<Vec<u8>>,
+    /// Index-only reads (the server's keyread): a secondary entry is not looked
+    /// up in the clustered tree; [`Self::key`] and [`Self::pk`] are the row's.
+    keys_only: bool,
+    key: Vec<u8>,
+    val: Vec<u8>,
+    /// The current row: its primary key and row image.
+    pub pk: Vec<u8>,
+    pub row: Vec<u8>,
+    pub warnings: Vec<String>,
+    /// Primary keys this handler gave to rows during the running scan (an UPDATE
+    /// of the primary key): the scan skips them, or it would meet the rows it
+    /// moved again and again (the Halloween problem).
+    moved: std::collections::HashSet<Vec<u8>>,
+}
+
+/// Creates the (empty) trees of a table; `auto_inc`: the AUTO_INCREMENT counter
+/// to start from (the next value is one more; CREATE ... AUTO_INCREMENT=N gives N-1).
+pub fn create(table: &Path, indexes: usize, auto_inc: u64) -> Result<()> {
+    for i in 0..indexes {
+        BTree::create_with_auto_increment(&index_path(table, i), if i == 0 { auto_inc } else { 0 })?;
+    }
+    Ok(())
+}
+
+/// Removes a table's files (its trees forgotten by the engine first).
+pub fn delete(e: &Engine, table: &Path) -> Result<()> {
+    TABLES.lock().remove(table);
+    for i in 0.. {
+        let p = index_path(table, i);
+        if !p.exists() {
+            break;
+        }
+        e.close_tree(&p, true)?;
+        std::fs::remove_file(&p).map_err(|err| Error::io(format!("cannot remove '{}'", p.display()), err))?;
+    }
+    Ok(())
+}
+
+pub fn rename(e: &Engine, from: &Path, to: &Path) -> Result<()> {
+    TABLES.lock().remove(from);
+    for i in 0.. {
+        let (a, b) = (index_path(from, i), index_path(to, i));
+        if !a.exists() {
+            break;
+        }
+        e.close_tree(&a, false)?;
+        std::fs::rename(&a, &b).map_err(|err| Error::io(format!("cannot rename '{}'", a.display()), err))?;
+    }
+    Ok(())
+}
+
+pub fn exists(table: &Path) -> bool {
+    index_path(table, 0).exists()
+}
+
+impl BtreeTable {
+    pub fn open(e: &Engine, table: &Path, unique: Vec<bool>, hidden_pk: bool) -> Result<BtreeTable> {
+        let shared = {
+            let mut reg = TABLES.lock();
+            match reg.get(table).and_then(Weak::upgrade) {
+                Some(s) => s,
+                None => {
+                    let mut trees = Vec::new();
+                    for i in 0..unique.len() {
+                        trees.push(e.open_tree(&index_path(table, i))?);
+                    }
+                    // the next hidden row id: one past the largest
+                    let mut next = 1;
+                    if hidden_pk {
+                        let mut t = trees[0].write();
+                        let mut c = Cursor::default();
+                        t.seek(&mut c, Bound::Unbounded, true)?;
+                        let (mut k, mut v) = (vec![], vec![]);
+                        if t.next(&mut c, true, &mut k, &mut v)? && k.len() == HIDDEN_PK_LEN {
+                            next = u64::from_be_bytes(k[..].try_into().unwrap()) + 1;
+                        }
+                    }
+                    // the statistics ANALYZE (or the automatic recount) stored:
+                    // no sampling at first use after the open
+                    let mut stats = HashMap::new();
+                    for (i, t) in trees.iter().enumerate() {
+                        if let Some(st) = t.read().stored_stats() {
+                            stats.insert(i, st.clone());
+                        }
+                    }
+                    let s = Arc::new(Shared {
+                        trees,
+                        path: table.to_path_buf(),
+                        closer: e.closer(),
+                        next_rowid: AtomicU64::new(next),
+                        lock: table_lock(table),
+                        autoinc_checked: AtomicBool::new(false),
+                        key_stats: Mutex::new(stats),
+                        stats_counted: AtomicU64::new(0),
+                    });
+                    reg.insert(table.to_path_buf(), Arc::downgrade(&s));
+                    s
+                }
+            }
+        };
+        if shared.trees.len() != unique.len() {
+            return Err(Error::Corrupt(format!(
+                "{}: {} index files for {} indexes",
+                table.display(),
+                shared.trees.len(),
+                unique.len()
+            )));
+        }
+        Ok(BtreeTable {
+            path: table.to_path_buf(),
+            shared,
+            unique,
+            hidden_pk,
+            cur: Cursor::default(),
+            cur_index: 0,
+            desc: false,
+            must_prefix: None,
+            keys_only: false,
+            key: Vec::new(),
+            val: Vec::new(),
+            pk: Vec::new(),
+            row: Vec::new(),
+            warnings: Vec::new(),
+            moved: std::collections::HashSet::new(),
+        })
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.shared.trees[0].read().rows()
+    }
+
+    /// The next AUTO_INCREMENT value: one more than the largest given or stored
+    /// (kept in the clustered tree's meta page, so it survives a restart and a
+    /// rollback, as InnoDB's persistent counter).
+    pub fn auto_increment_next(&self) -> u64 {
+        self.shared.trees[0].read().auto_increment().saturating_add(1)
+    }
+
+    /// A value was given to or stored in the AUTO_INCREMENT column: the counter
+    /// moves up to it (never down).
+    pub fn auto_increment_used(&self, v: u64) -> Result<()> {
+        let mut t = self.shared.trees[0].write();
+        if v > t.auto_increment() { t.set_auto_increment(v) } else { Ok(()) }
+    }
+
+    /// Whether the counter was checked against the column since the table opened.
+    pub fn auto_increment_checked(&self) -> bool {
+        self.shared.autoinc_checked.load(Ordering::Acquire)
+    }
+
+    pub fn set_auto_increment_checked(&self) {
+        self.shared.autoinc_checked.store(true, Ordering::Release);
+    }
+
+    /// Takes the table lock for the transaction now (a statement that will write,
+    /// or SELECT ... FOR UPDATE, takes it exclusive before it reads: no lock
+    /// upgrade, which two such transactions would wait on for each other).
+    pub fn lock(&self, e: &Engine, h: &mut TrxHandle, exclusive: bool) -> Result<()> {
+        h.lock(e, &self.shared.lock, exclusive)
+    }
+
+    /// The table's format version (its clustered file's): how C++ builds keys.
+    pub fn key_format(&self) -> u32 {
+        self.shared.trees[0].read().format()
+    }
+
+    pub fn data_length(&self) -> (u64, u64) {
+        let size = |i: usize| self.shared.trees[i].read().pool().pages as u64 * super::page::PAGE_SIZE as u64;
+        let data = size(0);
+        let index = (1..self.shared.trees.len()).map(size).sum();
+        (data, index)
+    }
+
+    fn secondary_entry(sec: &[u8], pk: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(sec.len() + pk.len());
+        k.extend_from_slice(sec);
+        k.extend_from_slice(pk);
+        k
+    }
+
+    /// Whether a unique index already has an entry with this key (other than for
+    /// row `pk`).
+    fn unique_taken(&self, i: usize, sec: &[u8], pk: &[u8]) -> Result<bool> {
+        let mut t = self.shared.trees[i].write();
+        let mut c = Cursor::default();
+        t.seek(&mut c, Bound::Included(sec), false)?;
+        let (mut k, mut v) = (vec![], vec![]);
+        while t.next(&mut c, false, &mut k, &mut v)? {
+            if !k.starts_with(sec) {
+                return Ok(false);
+            }
+            if v != pk {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn clustered_value(trx: u64, row: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(ROW_HEADER + row.len());
+        v.extend_from_slice(&trx.to_be_bytes()[2..8]);
+        v.extend_from_slice(&[0u8; 7]);
+        v.extend_from_slice(row);
+        v
+    }
+
+    /// Inserts a row. `sec[i]`: the key of secondary index i+1 and whether any of
+    /// its parts is NULL (NULLs never collide in a unique index). Returns the index
+    /// whose unique key is taken, if any (nothing is changed then).
+    pub fn insert(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[(Vec<u8>, bool)]) -> Result<Option<usize>> {
+        h.lock(e, &self.shared.lock, true)?;
+        let pk: Vec<u8> = if self.hidden_pk {
+            self.shared.next_rowid.fetch_add(1, Ordering::Relaxed).to_be_bytes().to_vec()
+        } else {
+            pk.to_vec()
+        };
+        // Duplicates are found in the server's key order, the primary key
+        // first (as InnoDB): REPLACE's "update the last unique key's row" and
+        // ODKU's "update the row of the first duplicate" depend on it.
+        let trx = h.trx(e);
+        let v = Self::clustered_value(trx.id, row);
+        if !e.insert(trx, &self.shared.trees[0], &pk, &v)? {
+            return Ok(Some(0));
+        }
+        for (j, (k, has_null)) in sec.iter().enumerate() {
+            if self.unique[j + 1] && !has_null && self.unique_taken(j + 1, k, &pk)? {
+                // taken back: the statement goes on (REPLACE, IGNORE, ODKU)
+                e.delete(trx, &self.shared.trees[0], &pk)?;
+                return Ok(Some(j + 1));
+            }
+        }
+        for (j, (k, _)) in sec.iter().enumerate() {
+            e.insert(trx, &self.shared.trees[j + 1], &Self::secondary_entry(k, &pk), &pk)?;
+        }
+        self.pk = pk;
+        Ok(None)
+    }
+
+    pub fn delete(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], sec: &[(Vec<u8>, bool)]) -> Result<()> {
+        h.lock(e, &self.shared.lock, true)?;
+        let trx = h.trx(e);
+        e.delete(trx, &self.shared.trees[0], pk)?;
+        for (j, (k, _)) in sec.iter().enumerate() {
+            e.delete(trx, &self.shared.trees[j + 1], &Self::secondary_entry(k, pk))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces row `old_pk` by `row` under `new_pk` (the same unless the primary
+    /// key changed). Returns the index whose unique key the new row would take.
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &mut self,
+        e: &Engine,
+        h: &mut TrxHandle,
+        old_pk: &[u8],
+        new_pk: &[u8],
+        row: &[u8],
+        old_sec: &[(Vec<u8>, bool)],
+        new_sec: &[(Vec<u8>, bool)],
+    ) -> Result<Option<usize>> {
+        h.lock(e, &self.shared.lock, true)?;
+        let new_pk = if self.hidden_pk { old_pk } else { new_pk };
+        let pk_changed = old_pk != new_pk;
+        // the primary key first, then the secondary keys in order (see insert)
+        if pk_changed {
+            let mut probe = Vec::new();
+            if self.shared.trees[0].write().get(new_pk, &mut probe)? {
+                return Ok(Some(0));
+            }
+        }
+        for (j, (k, has_null)) in new_sec.iter().enumerate() {
+            let changed = pk_changed || old_sec[j].0 != *k;
+            if changed && self.unique[j + 1] && !has_null && self.unique_taken(j + 1, k, old_pk)? {
+                return Ok(Some(j + 1));
+            }
+        }
+        let trx = h.trx(e);
+        let v = Self::clustered_value(trx.id, row);
+        if pk_changed {
+            e.delete(trx, &self.shared.trees[0], old_pk)?;
+            e.insert(trx, &self.shared.trees[0], new_pk, &v)?;
+            self.moved.insert(new_pk.to_vec());
+        } else {
+            e.update(trx, &self.shared.trees[0], old_pk, &v)?;
+        }
+        for (j, (k, _)) in new_sec.iter().enumerate() {
+            if pk_changed || old_sec[j].0 != *k {
+                e.delete(trx, &self.shared.trees[j + 1], &Self::secondary_entry(&old_sec[j].0, old_pk))?;
+                e.insert(trx, &self.shared.trees[j + 1], &Self::secondary_entry(k, new_pk), new_pk)?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads row `pk` into [`Self::row`].
+    pub fn get(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8]) -> Result<bool> {
+        h.lock(e, &self.shared.lock, false)?;
+        self.load(pk)
+    }
+
+    fn load(&mut self, pk: &[u8]) -> Result<bool> {
+        let val = &mut self.val;
+        let found = tree::read(&self.shared.trees[0], |r| r.get(pk, val))?;
+        if !found {
+            return Ok(false);
+        }
+        if self.val.len() < ROW_HEADER {
+            return Err(Error::Corrupt(format!("{}: a clustered record shorter than its header", self.path.display())));
+        }
+        self.pk.clear();
+        self.pk.extend_from_slice(pk);
+        self.row.clear();
+        self.row.extend_from_slice(&self.val[ROW_HEADER..]);
+        Ok(true)
+    }
+
+    /// Positions a cursor on index `i` (0: clustered, a full scan with `Find::KeyOrNext`
+    /// and an empty key) and reads the first row.
+    pub fn seek(&mut self, e: &Engine, h: &mut TrxHandle, i: usize, key: &[u8], find: Find) -> Result<bool> {
+        h.lock(e, &self.shared.lock, false)?;
+        self.cur_index = i;
+        self.must_prefix = None;
+        self.moved.clear();
+        let (bound, desc): (Bound<Vec<u8>>, bool) = match find {
+            Find::Exact => {
+                self.must_prefix = Some(key.to_vec());
+                (Bound::Included(key.to_vec()), false)
+            }
+            Find::KeyOrNext => (if key.is_empty() { Bound::Unbounded } else { Bound::Included(key.to_vec()) }, false),
+            Find::AfterKey => match successor(key) {
+                Some(s) => (Bound::Included(s), false),
+                None => {
+                    self.cur = Cursor::default();
+                    return Ok(false);
+                }
+            },
+            Find::BeforeKey => (Bound::Excluded(key.to_vec()), true),
+            Find::KeyOrPrev | Find::PrefixLastOrPrev => match successor(key) {
+                Some(s) => (Bound::Excluded(s), true),
+                None => (Bound::Unbounded, true),
+            },
+            Find::PrefixLast => {
+                self.must_prefix = Some(key.to_vec());
+                match successor(key) {
+                    Some(s) => (Bound::Excluded(s), true),
+                    None => (Bound::Unbounded, true),
+                }
+            }
+        };
+        self.desc = desc;
+        {
+            let b = match &bound {
+                Bound::Included(k) => Bound::Included(&k[..]),
+                Bound::Excluded(k) => Bound::Excluded(&k[..]),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            let cur = &mut self.cur;
+            tree::read(&self.shared.trees[i], |r| r.seek(cur, b, desc))?;
+        }
+        self.step()
+    }
+
+    /// The first or last row of index `i`.
+    pub fn edge(&mut self, e: &Engine, h: &mut TrxHandle, i: usize, last: bool) -> Result<bool> {
+        h.lock(e, &self.shared.lock, false)?;
+        self.edge_unlocked(i, last)
+    }
+
+    /// The first or last row of index `i`, without a table lock: what another
+    /// transaction has not committed may be seen (for the AUTO_INCREMENT check at
+    /// open, where a value too large is harmless).
+    pub fn edge_unlocked(&mut self, i: usize, last: bool) -> Result<bool> {
+        self.keys_only = false;
+        self.cur_index = i;
+        self.must_prefix = None;
+        self.moved.clear();
+        self.desc = last;
+        let cur = &mut self.cur;
+        tree::read(&self.shared.trees[i], |r| r.seek(cur, Bound::Unbounded, last))?;
+        self.step()
+    }
+
+    /// The next row in the cursor's direction (or the other way with `reverse`).
+    pub fn next(&mut self, reverse: bool) -> Result<bool> {
+        if reverse {
+            // turn around: continue from the current entry the other way
+            self.desc = !self.desc;
+            let (cur, desc) = (&mut self.cur, self.desc);
+            let b = Bound::Excluded(&self.key[..]);
+            tree::read(&self.shared.trees[self.cur_index], |r| r.seek(cur, b, desc))?;
+        }
+        self.step()
+    }
+
+    /// Ends prefix matching: `next` continues past entries of the prefix.
+    pub fn set_prefix(&mut self, p: Option<Vec<u8>>) {
+        self.must_prefix = p;
+    }
+
+    /// Index-only reads from now on (the next seek or edge and the steps after
+    /// it): a secondary index's entries give [`Self::key`] and [`Self::pk`], and
+    /// [`Self::row`] stays empty (no clustered lookup). No effect on the
+    /// clustered index, whose entries are the rows.
+    pub fn set_keys_only(&mut self, on: bool) {
+        self.keys_only = on;
+    }
+
+    /// Reads the row of the current entry of an index-only read (one whose entry
+    /// passed the server's pushed index condition) into [`Self::row`]; the cursor
+    /// stays where it is.
+    pub fn fetch_current(&mut self) -> Result<()> {
+        let pk = std::mem::take(&mut self.pk);
+        if self.cur_index == 0 || pk.is_empty() || !self.load(&pk)? {
+            self.pk = pk;
+            return Err(Error::Corrupt(format!(
+                "{}: index {} has an entry for a row that does not exist",
+                self.path.display(),
+                self.cur_index
+            )));
+        }
+        Ok(())
+    }
+
+    /// The current entry's key: for a secondary index the secondary key's bytes
+    /// followed by the primary key's, for the clustered index the primary key.
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    fn step(&mut self) -> Result<bool> {
+        loop {
+            let found = {
+                let (cur, desc, key, val) = (&mut self.cur, self.desc, &mut self.key, &mut self.val);
+                tree::read(&self.shared.trees[self.cur_index], |r| r.next(cur, desc, key, val))?
+            };
+            if !found {
+                return Ok(false);
+            }
+            let pk: &[u8] = if self.cur_index == 0 { &self.key } else { &self.val };
+            if self.moved.is_empty() || !self.moved.contains(pk) {
+                break;
+            }
+        }
+        if let Some(p) = &self.must_prefix {
+            if !self.key.starts_with(p) {
+                return Ok(false);
+            }
+        }
+        if self.cur_index == 0 {
+            if self.val.len() < ROW_HEADER {
+                return Err(Error::Corrupt(format!("{}: a clustered record shorter than its header", self.path.display())));
+            }
+            self.pk.clear();
+            self.pk.extend_from_slice(&self.key);
+            self.row.clear();
+            self.row.extend_from_slice(&self.val[ROW_HEADER..]);
+            return Ok(true);
+        }
+        // the entry's value is the primary key: enough for the key's columns
+        // and for position(); index-only, the row itself is not read
+        std::mem::swap(&mut self.pk, &mut self.val);
+        if self.keys_only {
+            self.row.clear();
+        } else {
+            self.fetch_current()?;
+        }
+        Ok(true)
+    }
+
+    /// CHECK TABLE: every tree's invariants, and every secondary entry matching a
+    /// row (and as many entries as rows).
+    pub fn check(&mut self) -> Result<Vec<String>> {
+        self.check_with(&mut StopCheck::new(0))
+    }
+
+    /// About how many steps [`Self::check_with`] takes: every page of every tree,
+    /// and every secondary entry once more (progress reports).
+    pub fn check_steps(&self) -> u64 {
+        let pages: u64 = self.shared.trees.iter().map(|t| t.read().pool().page_count() as u64).sum();
+        pages + self.rows() * (self.shared.trees.len() as u64 - 1)
+    }
+
+    /// [`Self::check`], stopping with `Error::Interrupted` when `stop` says so
+    /// (KILL).
+    pub fn check_with(&mut self, stop: &mut StopCheck) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let rows = self.rows();
+        for (i, t) in self.shared.trees.iter().enumerate() {
+            match t.write().check_with(&mut || stop.step()) {
+                Err(Error::Interrupted) => return Err(Error::Interrupted),
+                Err(e) => problems.push(format!("index {i}: {e}")),
+                Ok(()) => {}
+            }
+        }
+        for i in 1..self.shared.trees.len() {
+            let n = self.shared.trees[i].read().rows();
+            if n != rows {
+                problems.push(format!("index {i} has {n} entries for {rows} rows"));
+            }
+            let mut c = Cursor::default();
+            let (mut k, mut v) = (vec![], vec![]);
+            let mut probe = vec![];
+            let mut missing = 0;
+            {
+                let mut t = self.shared.trees[i].write();
+                t.seek(&mut c, Bound::Unbounded, false)?;
+            }
+            loop {
+                let more = self.shared.trees[i].write().next(&mut c, false, &mut k, &mut v)?;
+                if !more {
+                    break;
+                }
+                stop.step()?;
+                if !k.ends_with(&v) || !self.shared.trees[0].write().get(&v, &mut probe)? {
+                    missing += 1;
+                }
+            }
+            if missing > 0 {
+                problems.push(format!("index {i} has {missing} entries that match no row"));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// TRUNCATE TABLE: every tree reset to empty at once, whatever its size
+    /// (the files cut to an empty tree, the pages freed), crash safe through one
+    /// RESET redo record (see [`Engine::reset_trees`]); the AUTO_INCREMENT
+    /// counter starts again from 1, as InnoDB's. Not transactional (the server
+    /// commits before and after this DDL). Takes the table's exclusive lock for
+    /// `h` first: a transaction that changed the table and is still open (a
+    /// prepared XA transaction, which no metadata lock of the server's holds
+    /// after a restart) makes it wait, then fail with a lock wait timeout,
+    /// rather than truncate rows it could later roll back into the empty table.
+    pub fn truncate(&mut self, e: &Engine, h: &mut TrxHandle) -> Result<()> {
+        h.lock(e, &self.shared.lock, true)?;
+        if h.trx.as_ref().is_some_and(|t| self.shared.trees.iter().any(|x| t.changed(x))) {
+            // (the server commits before TRUNCATE: not expected)
+            return Err(Error::Unsupported("TRUNCATE of a table the transaction has changed".into()));
+        }
+        let trees: Vec<_> =
+            self.shared.trees.iter().enumerate().map(|(i, t)| (index_path(&self.path, i), t.clone())).collect();
+        self.cur = Cursor::default();
+        self.shared.key_stats.lock().clear();
+        let r = e.reset_trees(&trees);
+        // (the trees are empty in memory once the RESET record is logged, even
+        // when a later sync failed)
+        if self.shared.trees[0].read().rows() == 0 {
+            self.shared.next_rowid.store(1, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,687 @@
+use super::stats::n_diff;
+use super::xa::table_of_index;
+use super::*;
+use crate::btree::engine::{FlushPolicy, RecoveredPrepared};
+use crate::testutil::dir;
+
+/// The AUTO_INCREMENT counter: kept from CREATE, moved up only, durable through
+/// the redo log (a crash that loses every unflushed page keeps it), reset by
+/// TRUNCATE.
+#[test]
+fn the_auto_increment_counter_is_persistent() {
+    let d = dir("autoinc", 0);
+    let t = d.join("t");
+    create(&t, 2, 9).unwrap();
+    {
+        let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+        let tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+        assert_eq!(tb.auto_increment_next(), 10);
+        tb.auto_increment_used(20).unwrap();
+        tb.auto_increment_used(15).unwrap();
+        assert_eq!(tb.auto_increment_next(), 21);
+        // a committed transaction makes the log durable up to its commit, past
+        // the counter's mini-transaction
+        let mut h = TrxHandle::new();
+        let mut tb = tb;
+        assert_eq!(tb.insert(&e, &mut h, b"k", b"row", &[(b"s".to_vec(), false)]).unwrap(), None);
+        h.commit(&e, true).unwrap();
+        // the crash: no checkpoint, no page written
+        std::mem::forget(tb);
+        std::mem::forget(e);
+        TABLES.lock().clear();
+    }
+    let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+    let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+    assert_eq!(tb.auto_increment_next(), 21);
+    assert_eq!(tb.rows(), 1);
+    let mut h = TrxHandle::new();
+    tb.truncate(&e, &mut h).unwrap();
+    h.commit(&e, true).unwrap();
+    assert_eq!(tb.auto_increment_next(), 1);
+    drop(tb);
+    e.checkpoint_now().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A scan (each row read under its own hold of the tree's read lock) gives
+/// its rows in order both ways and across a turn, and sees the changes its own
+/// transaction makes ahead of it (through another handler of the same table,
+/// as a self-join's update would), on the clustered and a secondary index.
+#[test]
+fn a_scan_sees_its_own_changes_ahead_of_it() {
+    let d = dir("ahead", 0);
+    let t = d.join("t");
+    create(&t, 2, 0).unwrap();
+    let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
+    let mut a = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+    let mut b = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+    let mut h = TrxHandle::new();
+    let pk = |i: u32| i.to_be_bytes().to_vec();
+    let row = |i: u32, v: u8| vec![v; 50 + (i % 5) as usize * 100];
+    // secondary key: the row's first byte, then the primary key
+    let sec = |v: u8| vec![(vec![v], false)];
+    for i in (0..400).step_by(2) {
+        assert_eq!(a.insert(&e, &mut h, &pk(i), &row(i, 1), &sec(1)).unwrap(), None);
+    }
+    h.commit(&e, true).unwrap();
+    let all: Vec<u32> = (0..400).step_by(2).collect();
+    // whole scans both ways, and a turn in the middle
+    let mut got = vec![];
+    let mut more = a.seek(&e, &mut h, 0, &[], Find::KeyOrNext).unwrap();
+    while more {
+        got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+        assert_eq!(a.row, row(*got.last().unwrap(), 1));
+        more = a.next(false).unwrap();
+    }
+    assert_eq!(got, all);
+    let mut got = vec![];
+    let mut more = a.edge(&e, &mut h, 0, true).unwrap();
+    while more {
+        got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+        more = a.next(false).unwrap();
+    }
+    assert_eq!(got, all.iter().rev().copied().collect::<Vec<_>>());
+    let mut got = vec![];
+    let mut more = a.seek(&e, &mut h, 0, &pk(100), Find::KeyOrNext).unwrap();
+    for _ in 0..30 {
+        got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+        more = a.next(false).unwrap();
+    }
+    assert!(more);
+    more = a.next(true).unwrap();
+    while more && got.len() < 60 {
+        got.push(u32::from_be_bytes(a.pk[..].try_into().unwrap()));
+        more = a.next(false).unwrap();
+    }
+    // (the turn starts from the row last read, 160: the row before it is 158)
+    let want: Vec<u32> = (100..160).step_by(2).chain((100..160).step_by(2).rev()).collect();
+    assert_eq!(got, want);
+    // changes ahead of a scan that has entries read ahead, on either index
+    for index in [0, 1] {
+        let mut got = vec![];
+        let start: &[u8] = if index == 0 { &[] } else { &[1] };
+        let mut more = a.seek(&e, &mut h, index, start, Find::KeyOrNext).unwrap();
+        let mut changed = false;
+        while more {
+            let i = u32::from_be_bytes(a.pk[..].try_into().unwrap());
+            got.push((i, a.row[0]));
+            if i == 40 && !changed {
+                changed = true;
+                let v = 2 + index as u8;
+                // an update in place, a delete, an insert, all just ahead
+                let old = row(44, 1);
+                let new = vec![v; old.len()];
+                assert_eq!(b.update(&e, &mut h, &pk(44), &pk(44), &new, &sec(1), &sec(1)).unwrap(), None);
+                b.delete(&e, &mut h, &pk(46), &sec(1)).unwrap();
+                assert_eq!(b.insert(&e, &mut h, &pk(47), &row(47, v), &sec(1)).unwrap(), None);
+            }
+            more = a.next(false).unwrap();
+        }
+        let v = 2 + index as u8;
+        assert!(got.contains(&(44, v)), "index {index}: an update ahead not seen");
+        assert!(!got.iter().any(|&(i, _)| i == 46), "index {index}: a deleted row seen");
+        assert!(got.contains(&(47, v)), "index {index}: an insert ahead not seen");
+        let ids: Vec<u32> = got.iter().map(|&(i, _)| i).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "index {index}: out of order or repeated");
+        assert_eq!(ids.len(), 200);
+        // as it was, for the next round
+        h.rollback(&e).unwrap();
+    }
+    drop((a, b));
+    e.checkpoint_now().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A table of 3000 rows (clustered and one secondary index) over several
+/// hundred pages, part of it only in the redo log; its expected contents.
+fn filled(e: &Engine, t: &Path) -> (BtreeTable, Vec<(Vec<u8>, Vec<u8>)>) {
+    let mut tb = BtreeTable::open(e, t, vec![true, false], false).unwrap();
+    let mut h = TrxHandle::new();
+    let mut rows = Vec::new();
+    for i in 0..3000u32 {
+        let pk = (i.wrapping_mul(2_654_435_761)).to_be_bytes().to_vec();
+        let row = vec![(i % 251) as u8; 100 + (i % 300) as usize];
+        assert_eq!(tb.insert(e, &mut h, &pk, &row, &[((i % 97).to_be_bytes().to_vec(), false)]).unwrap(), None);
+        rows.push((pk, row));
+        if i == 1500 {
+            h.commit(e, true).unwrap();
+            e.checkpoint_now().unwrap();
+        }
+    }
+    tb.auto_increment_used(5000).unwrap();
+    h.commit(e, true).unwrap();
+    rows.sort();
+    (tb, rows)
+}
+
+fn all_rows(e: &Engine, tb: &mut BtreeTable) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut h = TrxHandle::new();
+    let mut out = Vec::new();
+    let mut more = tb.seek(e, &mut h, 0, b"", Find::KeyOrNext).unwrap();
+    while more {
+        out.push((tb.pk.clone(), tb.row.clone()));
+        more = tb.next(false).unwrap();
+    }
+    h.commit(e, true).unwrap();
+    out
+}
+
+fn file_pages(t: &Path, i: usize) -> u64 {
+    std::fs::metadata(index_path(t, i)).unwrap().len() / super::super::page::PAGE_SIZE as u64
+}
+
+/// TRUNCATE stopped by a crash at each of its writes and fsyncs (and once
+/// after it, with rows inserted and committed on the empty table), with what
+/// the log had not synced lost or kept: recovery gives the whole old table
+/// until the RESET record is durable, the empty table from then on (never a
+/// mix of the two, in either index), a clean check, files cut to an empty
+/// tree, the AUTO_INCREMENT counter restarted, and a table that works.
+#[test]
+fn truncate_survives_a_crash_at_every_step() {
+    use crate::btree::crash;
+    let base = dir("trunc", 0);
+    let mut steps = None;
+    let mut step = 0u32;
+    loop {
+        for power_loss in [false, true] {
+            let d = base.join(format!("{step}-{power_loss}"));
+            std::fs::create_dir(&d).unwrap();
+            let t = d.join("t");
+            create(&t, 2, 0).unwrap();
+            let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
+            let (mut tb, old) = filled(&e, &t);
+            assert!(file_pages(&t, 0) > 20);
+            let mut h = TrxHandle::new();
+            crash::arm(Some(step));
+            let r = tb.truncate(&e, &mut h);
+            let seen = crash::arm(None);
+            let crashed = r.is_err();
+            if !crashed {
+                // ran to the end: it had `seen` steps
+                steps.get_or_insert(seen);
+                h.commit(&e, true).unwrap();
+                assert_eq!((tb.rows(), file_pages(&t, 0), file_pages(&t, 1)), (0, 2, 2));
+                if power_loss {
+                    // recovery then starts after the RESET record: from the
+                    // files the checkpoint wrote
+                    e.checkpoint_now().unwrap();
+                }
+                // rows on the empty table, committed, then the crash
+                for i in 0..50u32 {
+                    tb.insert(&e, &mut h, &i.to_be_bytes(), b"new", &[(b"s".to_vec(), false)]).unwrap();
+                }
+                h.commit(&e, true).unwrap();
+            }
+            drop(h);
+            std::mem::forget(tb);
+            TABLES.lock().remove(&t);
+            e.simulate_crash(power_loss);
+
+            let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
+            let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+            assert!(tb.check().unwrap().is_empty(), "step {step}: {:?}", tb.check());
+            let got = all_rows(&e, &mut tb);
+            let ctx = format!("step {step}, power loss {power_loss}");
+            if step == 0 {
+                // the RESET record had not reached the log file
+                assert!(got == old, "{ctx}: not the old table ({} rows)", got.len());
+                assert_eq!(tb.shared.trees[1].read().rows(), 3000, "{ctx}");
+                assert_eq!(tb.auto_increment_next(), 5001, "{ctx}");
+            } else {
+                let want = if crashed { 0 } else { 50 };
+                assert_eq!(got.len(), want, "{ctx}");
+                assert_eq!(tb.shared.trees[1].read().rows(), want as u64, "{ctx}");
+                assert_eq!(tb.auto_increment_next(), 1, "{ctx}");
+                if crashed {
+                    assert_eq!((file_pages(&t, 0), file_pages(&t, 1)), (2, 2), "{ctx}: files not cut");
+                }
+            }
+            // the table works on: rows in, a checkpoint, a clean restart
+            let mut h = TrxHandle::new();
+            for i in 100..400u32 {
+                tb.insert(&e, &mut h, &i.to_be_bytes(), &[9u8; 300], &[(b"x".to_vec(), false)]).unwrap();
+            }
+            h.commit(&e, true).unwrap();
+            assert!(tb.check().unwrap().is_empty(), "{ctx}");
+            let n = tb.rows();
+            drop(tb);
+            e.checkpoint_now().unwrap();
+            drop(e);
+            let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
+            let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+            assert_eq!(tb.rows(), n, "{ctx}");
+            assert!(tb.check().unwrap().is_empty(), "{ctx}");
+            drop(tb);
+            e.checkpoint_now().unwrap();
+        }
+        if steps.is_some() {
+            break;
+        }
+        step += 1;
+        assert!(step < 100, "TRUNCATE never ran to its end");
+    }
+    // a RESET record, then the trees one by one: write, cut, sync
+    assert_eq!(steps, Some(7));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// A log that has a transaction's change to a table before the table's
+/// TRUNCATE and no end of that transaction (the table lock keeps this from
+/// happening; here the trees are reset under it): recovery does not roll the
+/// change back into the empty table.
+#[test]
+fn recovery_does_not_undo_into_a_truncated_table() {
+    let d = dir("trunc-undo", 0);
+    let t = d.join("t");
+    create(&t, 1, 0).unwrap();
+    let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
+    let mut tb = BtreeTable::open(&e, &t, vec![true], false).unwrap();
+    let mut h = TrxHandle::new();
+    for i in 0..200u32 {
+        tb.insert(&e, &mut h, &i.to_be_bytes(), &[1u8; 200], &[]).unwrap();
+    }
+    h.commit(&e, true).unwrap();
+    // an open transaction deletes rows (undo: put them back)
+    for i in 0..100u32 {
+        tb.delete(&e, &mut h, &i.to_be_bytes(), &[]).unwrap();
+    }
+    let trees = vec![(index_path(&t, 0), tb.shared.trees[0].clone())];
+    e.reset_trees(&trees).unwrap();
+    drop(trees);
+    h.release_locks();
+    std::mem::forget(h.trx.take());
+    std::mem::forget(tb);
+    TABLES.lock().remove(&t);
+    e.simulate_crash(false);
+    let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
+    let mut tb = BtreeTable::open(&e, &t, vec![true], false).unwrap();
+    assert!(tb.check().unwrap().is_empty());
+    assert_eq!(all_rows(&e, &mut tb).len(), 0, "deleted rows were rolled back into the empty table");
+    drop(tb);
+    e.checkpoint_now().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A prepared transaction survives two crashes (the second run gives its tree
+/// ids to other trees) and is then committed by XID; another is rolled back.
+#[test]
+fn prepared_transactions_survive_crashes() {
+    let d = dir("xa", 0);
+    let (t1, t2) = (d.join("t1"), d.join("t2"));
+    create(&t1, 1, 0).unwrap();
+    create(&t2, 1, 0).unwrap();
+    create(&d.join("t3"), 1, 0).unwrap();
+    let (xc, xr) = (b"xa-test-commit".to_vec(), b"xa-test-rollback".to_vec());
+    let crash = |e: Engine, tables: Vec<BtreeTable>| {
+        for t in tables {
+            std::mem::forget(t);
+        }
+        for x in [&xc, &xr] {
+            if let Some(h) = PREPARED.lock().remove(x.as_slice()) {
+                std::mem::forget(h);
+            }
+        }
+        std::mem::forget(e);
+        TABLES.lock().clear();
+    };
+    {
+        let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+        // t3 takes tree id 1 here; the next run gives ids 1 and 2 to t1 and t2
+        let c = BtreeTable::open(&e, &d.join("t3"), vec![true], false).unwrap();
+        let mut a = BtreeTable::open(&e, &t1, vec![true], false).unwrap();
+        let mut b = BtreeTable::open(&e, &t2, vec![true], false).unwrap();
+        let (mut h1, mut h2) = (TrxHandle::new(), TrxHandle::new());
+        a.insert(&e, &mut h1, b"k1", b"row1", &[]).unwrap();
+        h1.prepare(&e, &xc).unwrap();
+        b.insert(&e, &mut h2, b"k2", b"row2", &[]).unwrap();
+        h2.prepare(&e, &xr).unwrap();
+        std::mem::forget(h1);
+        std::mem::forget(h2);
+        crash(e, vec![a, b, c]);
+    }
+    for run in 0..2 {
+        let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+        adopt_recovered_prepared(&e).unwrap();
+        let mut x = prepared_xids_all();
+        x.sort();
+        assert_eq!(x, vec![xc.clone(), xr.clone()], "run {run}");
+        if run == 0 {
+            crash(e, vec![]);
+            continue;
+        }
+        assert!(end_prepared(&e, &xc, true).unwrap());
+        assert!(end_prepared(&e, &xr, false).unwrap());
+        assert!(!end_prepared(&e, &xr, false).unwrap());
+        let mut h = TrxHandle::new();
+        let mut a = BtreeTable::open(&e, &t1, vec![true], false).unwrap();
+        let mut b = BtreeTable::open(&e, &t2, vec![true], false).unwrap();
+        assert!(a.get(&e, &mut h, b"k1").unwrap());
+        assert_eq!(a.row, b"row1");
+        assert!(!b.get(&e, &mut h, b"k2").unwrap());
+        assert!(a.check().unwrap().is_empty() && b.check().unwrap().is_empty());
+        h.commit(&e, true).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// records_in_range and rec_per_key estimates: exact on small ranges and
+/// small indexes, close on large ones (a sample, and the fraction of the tree
+/// between two descents).
+#[test]
+fn statistics_follow_the_data() {
+    let d = dir("stats", 0);
+    let t = d.join("t");
+    create(&t, 2, 0).unwrap();
+    let e = Engine::open(&d.join("eng"), 4096, FlushPolicy::OncePerSecond).unwrap();
+    let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+    let mut h = TrxHandle::new();
+    let n = 30_000u32;
+    // secondary key: a (i % 50), then a nullable b (i % 1000, NULL when 0)
+    let sec = |i: u32| {
+        let mut k = (i % 50).to_be_bytes().to_vec();
+        if i % 1000 == 0 {
+            k.push(0);
+        } else {
+            k.push(1);
+            k.extend_from_slice(&(i % 1000).to_be_bytes());
+        }
+        k
+    };
+    let row = vec![7u8; 120];
+    for i in 0..n {
+        // scattered primary keys, so that splits are not only the ascending kind
+        let j = ((i as u64 * 2654435761) % n as u64) as u32;
+        tb.insert(&e, &mut h, &j.to_be_bytes(), &row, &[(sec(j), false)]).unwrap();
+    }
+    h.commit(&e, true).unwrap();
+    let k = |v: u32| v.to_be_bytes().to_vec();
+    // exact: a few leaves apart
+    assert_eq!(tb.count_range(0, Some(&k(100)), true, Some(&k(150)), false).unwrap(), 50);
+    assert_eq!(tb.count_range(0, Some(&k(100)), false, Some(&k(150)), true).unwrap(), 50);
+    assert_eq!(tb.count_range(0, Some(&k(100)), true, Some(&k(100)), true).unwrap(), 1);
+    assert_eq!(tb.count_range(0, Some(&k(n + 5)), true, None, false).unwrap(), 0);
+    // estimated: within a fifth
+    let near = |got: u64, want: u64| got.abs_diff(want) * 5 <= want;
+    let big = tb.count_range(0, Some(&k(1000)), true, Some(&k(21000)), false).unwrap();
+    assert!(near(big, 20_000), "{big}");
+    let all = tb.count_range(0, None, false, None, false).unwrap();
+    assert!(near(all, n as u64), "{all}");
+    // a prefix of the secondary key
+    let a7 = tb.count_range(1, Some(&k(7)), true, Some(&k(7)), true).unwrap();
+    assert!(near(a7, (n / 50) as u64), "{a7}");
+    let a_lt_10 = tb.count_range(1, None, false, Some(&k(10)), false).unwrap();
+    assert!(near(a_lt_10, (n / 5) as u64), "{a_lt_10}");
+    // cardinality: exact when every leaf is read, close from a sample
+    let parts = [4, PART_NULLABLE | 4, 4];
+    assert_eq!(tb.key_stats(1, &parts, true).unwrap(), vec![50, 1000, n as u64]);
+    assert_eq!(tb.key_stats(0, &[4], true).unwrap(), vec![n as u64]);
+    let (s, exact) = n_diff(&mut tb.shared.trees[1].write(), &parts, 8).unwrap();
+    assert!(!exact);
+    assert!(s[0] < 200 && near(s[1], 1000) && near(s[2], n as u64), "{s:?}");
+    drop(tb);
+    e.checkpoint_now().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Index-only reads: a secondary entry gives its key bytes and primary key,
+/// no row (and no clustered lookup: a row missing from the clustered tree is
+/// not noticed then, where a full read calls it corruption); own uncommitted
+/// changes are seen; the AUTO_INCREMENT check's unlocked read is never
+/// index-only.
+#[test]
+fn keys_only_reads_give_the_entry_not_the_row() {
+    let d = dir("keysonly", 0);
+    let t = d.join("t");
+    create(&t, 2, 0).unwrap();
+    let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
+    let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+    let mut h = TrxHandle::new();
+    for i in 0u32..100 {
+        let sec = (1000 - i).to_be_bytes().to_vec();
+        tb.insert(&e, &mut h, &i.to_be_bytes(), b"row", &[(sec, false)]).unwrap();
+    }
+    tb.set_keys_only(true);
+    assert!(tb.seek(&e, &mut h, 1, &950u32.to_be_bytes(), Find::Exact).unwrap());
+    assert_eq!(tb.key(), [950u32.to_be_bytes(), 50u32.to_be_bytes()].concat());
+    assert_eq!(tb.pk, 50u32.to_be_bytes());
+    assert!(tb.row.is_empty());
+    // the steps after the seek too, in both directions
+    tb.set_prefix(None);
+    assert!(tb.next(false).unwrap());
+    assert_eq!(tb.pk, 49u32.to_be_bytes());
+    assert!(tb.row.is_empty());
+    assert!(tb.next(true).unwrap());
+    assert_eq!(tb.pk, 50u32.to_be_bytes());
+    // the clustered index gives rows whatever the flag
+    assert!(tb.edge(&e, &mut h, 0, false).unwrap());
+    assert_eq!(tb.row, b"row");
+    // off again: the row is looked up
+    tb.set_keys_only(false);
+    assert!(tb.seek(&e, &mut h, 1, &950u32.to_be_bytes(), Find::Exact).unwrap());
+    assert_eq!((tb.pk.as_slice(), tb.row.as_slice()), (&50u32.to_be_bytes()[..], &b"row"[..]));
+    // own uncommitted changes: an entry gone, a new one there
+    tb.delete(&e, &mut h, &50u32.to_be_bytes(), &[(950u32.to_be_bytes().to_vec(), false)]).unwrap();
+    tb.insert(&e, &mut h, &500u32.to_be_bytes(), b"new", &[(950u32.to_be_bytes().to_vec(), false)]).unwrap();
+    tb.set_keys_only(true);
+    assert!(tb.seek(&e, &mut h, 1, &950u32.to_be_bytes(), Find::Exact).unwrap());
+    assert_eq!(tb.pk, 500u32.to_be_bytes());
+    tb.set_prefix(Some(950u32.to_be_bytes().to_vec()));
+    assert!(!tb.next(false).unwrap());
+    // the unlocked read (AUTO_INCREMENT check) reads rows
+    assert!(tb.edge_unlocked(1, true).unwrap());
+    assert_eq!(tb.row, b"row");
+    h.rollback(&e).unwrap();
+    drop(tb);
+    e.checkpoint_now().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The distinct-value counts outlive a restart (stored in the index's meta
+/// page when computed): after a clean restart and after a crash (the log
+/// made durable by a later commit) they are read back, not sampled again; a
+/// crash before they reached the log loses them (they are sampled again),
+/// and never damages the tree; TRUNCATE forgets them.
+#[test]
+fn statistics_outlive_a_restart() {
+    let d = dir("pstats", 0);
+    let t = d.join("t");
+    create(&t, 2, 0).unwrap();
+    let parts = [4, 4];
+    let open = |e: &Engine| BtreeTable::open(e, &t, vec![true, false], false).unwrap();
+    let counted = |tb: &BtreeTable| tb.shared.stats_counted.load(Ordering::Relaxed);
+    let eng = || Engine::open(&d.join("eng"), 256, FlushPolicy::EveryCommit).unwrap();
+    let crash = |e: Engine, tb: BtreeTable, power_loss: bool| {
+        std::mem::forget(tb);
+        TABLES.lock().remove(&t);
+        e.simulate_crash(power_loss);
+    };
+    let e = eng();
+    let mut tb = open(&e);
+    let mut h = TrxHandle::new();
+    for i in 0..30_000u32 {
+        let j = ((i as u64 * 2654435761) % 30_000) as u32;
+        tb.insert(&e, &mut h, &j.to_be_bytes(), &[3u8; 100], &[([(j % 70).to_be_bytes(), j.to_be_bytes()].concat(), false)]).unwrap();
+    }
+    h.commit(&e, true).unwrap();
+    // the automatic count samples 32 leaves; ANALYZE reads them all here
+    let sampled = tb.key_stats(1, &parts, false).unwrap();
+    let analyzed = tb.key_stats(1, &parts, true).unwrap();
+    assert_eq!(analyzed, vec![70, 30_000]);
+    assert_ne!(sampled, analyzed, "the test needs a sample that differs");
+    assert_eq!(counted(&tb), 2);
+    drop(tb);
+    e.checkpoint_now().unwrap();
+    drop(e);
+
+    // a clean restart
+    let e = eng();
+    let tb = open(&e);
+    assert_eq!(tb.key_stats(1, &parts, false).unwrap(), analyzed);
+    assert_eq!(counted(&tb), 0, "sampled again after the restart");
+    // another layout is counted again (and stored in place of the first:
+    // one block per index), then a crash before the log reached the disk:
+    // the newest counts are lost, the older ones are intact
+    let stored_parts = |tb: &BtreeTable| tb.shared.trees[1].read().stored_stats().map(|s| s.parts.clone());
+    assert_eq!(tb.key_stats(1, &[4], true).unwrap(), vec![70]);
+    assert_eq!(stored_parts(&tb), Some(vec![4]));
+    crash(e, tb, true);
+    let e = eng();
+    let mut tb = open(&e);
+    assert!(tb.check().unwrap().is_empty());
+    assert_eq!(stored_parts(&tb), Some(vec![4, 4]));
+    assert_eq!(tb.key_stats(1, &parts, false).unwrap(), analyzed);
+    assert_eq!(counted(&tb), 0);
+    // again, with a commit that makes the log durable past them: kept
+    assert_eq!(tb.key_stats(1, &[4], true).unwrap(), vec![70]);
+    let mut h = TrxHandle::new();
+    let sec = [[0u8; 4], [0xFF; 4]].concat();
+    tb.insert(&e, &mut h, &[0xFF; 4], &[1], &[(sec, false)]).unwrap();
+    h.commit(&e, true).unwrap();
+    crash(e, tb, true);
+    let e = eng();
+    let mut tb = open(&e);
+    assert!(tb.check().unwrap().is_empty());
+    assert_eq!(stored_parts(&tb), Some(vec![4]));
+    assert_eq!(tb.key_stats(1, &[4], false).unwrap(), vec![70]);
+    assert_eq!(counted(&tb), 0, "counted again after the crash");
+    // TRUNCATE forgets them
+    let mut h = TrxHandle::new();
+    tb.truncate(&e, &mut h).unwrap();
+    h.commit(&e, true).unwrap();
+    assert!(tb.shared.trees[1].read().stored_stats().is_none());
+    drop(tb);
+    e.checkpoint_now().unwrap();
+    drop(e);
+    let e = eng();
+    let tb = open(&e);
+    assert!(tb.shared.key_stats.lock().is_empty());
+    drop(tb);
+    e.checkpoint_now().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Tree files map back to their tables, partitions named like an index
+/// suffix (`i1`) included.
+#[test]
+fn table_of_index_knows_partitions_named_like_indexes() {
+    let d = dir("tofi", 0);
+    let files = [
+        ("u.rbt", "u"),
+        ("u#i1.rbt", "u"),
+        ("u#i12.rbt", "u"),
+        ("t#P#i1.rbt", "t#P#i1"),
+        ("t#P#i1#i1.rbt", "t#P#i1"),
+        ("t#P#i1#i2.rbt", "t#P#i1"),
+        ("t#P#p0.rbt", "t#P#p0"),
+        ("t#P#p0#i1.rbt", "t#P#p0"),
+        ("t#P#p0#SP#i2.rbt", "t#P#p0#SP#i2"),
+        ("t#P#p0#SP#i2#i1.rbt", "t#P#p0#SP#i2"),
+    ];
+    for (f, _) in files {
+        std::fs::write(d.join(f), b"").unwrap();
+    }
+    for (f, table) in files {
+        assert_eq!(table_of_index(&d.join(f)), d.join(table), "{f}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A prepared transaction recovered after a crash locks the table it changed
+/// again, also when that is a partition named `i1` (its clustered file
+/// `t#P#i1.rbt` was once taken for index 1 of a table `t#P`).
+#[test]
+fn a_recovered_prepared_transaction_locks_its_partition() {
+    let d = dir("xapart", 0);
+    let t = d.join("t#P#i1");
+    create(&t, 2, 0).unwrap();
+    let xid = b"xa-part-test".to_vec();
+    {
+        let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+        let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+        let mut h = TrxHandle::new();
+        assert_eq!(tb.insert(&e, &mut h, b"k", b"row", &[(b"s".to_vec(), false)]).unwrap(), None);
+        h.prepare(&e, &xid).unwrap();
+        // the crash
+        std::mem::forget(h);
+        std::mem::forget(tb);
+        std::mem::forget(e);
+        TABLES.lock().clear();
+    }
+    let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
+    let held = |p: &Path| table_lock(p).m.lock().exclusive.is_some();
+    let ours = |r: &RecoveredPrepared| r.xid == xid;
+    assert_eq!(e.recovered_prepared.lock().iter().filter(|r| ours(r)).count(), 1);
+    adopt_recovered_prepared(&e).unwrap();
+    assert!(held(&t), "the partition is not locked");
+    assert!(!held(&d.join("t#P")), "a table t#P is locked");
+    assert!(end_prepared(&e, &xid, false).unwrap());
+    assert!(!held(&t));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The server's recovery (xarecover_handlerton) with room for `len` XIDs
+/// per call, over what the handlerton's recover (C++ over prepared_xids) gives
+/// it: it ends each XID it gets (here: forgets it) unless `keep`, and asks
+/// again until it gets fewer than `len`. Returns what it got, and what the
+/// C++ side would have logged as malformed (an XID starting with `bad`).
+fn server_pass(pass: &mut RecoverPass, prepared: &mut Vec<Vec<u8>>, len: usize, keep: bool) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let (mut got, mut logged) = (Vec::new(), Vec::new());
+    loop {
+        // rust_bt_recover
+        let all = pass.pending(prepared.iter().cloned());
+        let (mut batch, mut walked) = (Vec::new(), Vec::new());
+        for x in all {
+            if batch.len() == len {
+                break;
+            }
+            if x.starts_with(b"bad") {
+                logged.push(x.clone());
+            } else {
+                batch.push(x.clone());
+            }
+            walked.push(x);
+        }
+        let n = batch.len();
+        pass.given(walked, n < len);
+        // the server
+        if !keep {
+            prepared.retain(|x| !batch.contains(x));
+        }
+        got.extend(batch);
+        if n == 0 || n < len {
+            return (got, logged);
+        }
+    }
+}
+
+/// More prepared XIDs than the server has room for per call: every one is
+/// given once per pass, none is lost, a malformed one is logged (not given),
+/// and the next pass (the server's dry run) sees again what is left.
+#[test]
+fn every_prepared_xid_reaches_the_server() {
+    let xid = |i: u8| format!("xid{i}").into_bytes();
+    for (count, len) in [(8u8, 3usize), (6, 3), (2, 3), (3, 3), (9, 1)] {
+        let mut prepared: Vec<Vec<u8>> = (0..count).map(xid).collect();
+        prepared.push(b"bad-one".to_vec());
+        let mut want: Vec<Vec<u8>> = (0..count).map(xid).collect();
+        want.sort();
+        let mut pass = RecoverPass::default();
+        // a first pass that ends none (as a recovery that collects), then one
+        // that ends all, then a dry run that finds none left
+        let (mut got, logged) = server_pass(&mut pass, &mut prepared, len, true);
+        got.sort();
+        assert_eq!(got, want, "{count} XIDs, room for {len}");
+        assert_eq!(logged, vec![b"bad-one".to_vec()]);
+        let (mut got, _) = server_pass(&mut pass, &mut prepared, len, false);
+        got.sort();
+        assert_eq!(got, want, "second pass: {count} XIDs, room for {len}");
+        assert_eq!(prepared, vec![b"bad-one".to_vec()]);
+        let (got, logged) = server_pass(&mut pass, &mut prepared, len, true);
+        assert!(got.is_empty());
+        assert_eq!(logged, vec![b"bad-one".to_vec()]);
+    }
+}
+
+fn prepared_xids_all() -> Vec<Vec<u8>> {
+    PREPARED.lock().keys().filter(|x| x.starts_with(b"xa-test-")).cloned().collect()
+}

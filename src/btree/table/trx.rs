@@ -1,0 +1,168 @@
+//! A server connection's transaction in the engine ([`TrxHandle`]): the engine
+//! transaction, the table locks it holds, its statement savepoint, its XID once
+//! prepared. Uses the engine ([`crate::btree::engine`]) and the locks
+//! ([`crate::btree::lock`]).
+
+use super::*;
+
+/// A server connection's transaction in the engine.
+pub struct TrxHandle {
+    pub trx: Option<Trx>,
+    /// The table locks it holds, and whether exclusive (a lock held as strongly
+    /// as asked is not asked for again: readers of one table do not meet in its
+    /// lock's mutex at every seek).
+    pub(super) locks: Vec<(Arc<TableLock>, bool)>,
+    pub(super) stmt_savepoint: usize,
+    /// The XID it was prepared under (XA PREPARE, or the binlog's two-phase commit).
+    pub(super) xid: Option<Vec<u8>>,
+    /// Stops its lock waits (KILL); shared with the server's kill callback.
+    pub(super) interrupt: Arc<Interrupt>,
+    /// The server session it belongs to, for the probe (0: none).
+    pub(super) session: usize,
+}
+
+impl TrxHandle {
+    pub fn new() -> TrxHandle {
+        TrxHandle {
+            trx: None,
+            locks: Vec::new(),
+            stmt_savepoint: 0,
+            xid: None,
+            interrupt: Arc::default(),
+            session: 0,
+        }
+    }
+
+    /// The server session this handle belongs to (an opaque token for the probe).
+    pub fn set_session(&mut self, session: usize) {
+        self.session = session;
+    }
+
+    /// What the server's kill callback raises to stop this handle's lock waits.
+    pub fn interrupt(&self) -> Arc<Interrupt> {
+        self.interrupt.clone()
+    }
+
+    /// Prepares the transaction under `xid` (durable as commits are).
+    pub fn prepare(&mut self, e: &Engine, xid: &[u8]) -> Result<()> {
+        if let Some(t) = &mut self.trx {
+            if !t.is_empty() {
+                e.prepare(t, xid)?;
+                self.xid = Some(xid.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection ends: a prepared transaction is kept (with its locks) for a
+    /// later XA COMMIT or XA ROLLBACK by XID; returns whether it was.
+    pub fn detach_prepared(&mut self) -> bool {
+        let (Some(xid), Some(_)) = (self.xid.take(), self.trx.as_ref()) else { return false };
+        let mut h = TrxHandle::new();
+        h.trx = self.trx.take();
+        h.locks = std::mem::take(&mut self.locks);
+        h.xid = Some(xid.clone());
+        PREPARED.lock().insert(xid, h);
+        true
+    }
+
+    pub(super) fn trx(&mut self, e: &Engine) -> &mut Trx {
+        self.trx.get_or_insert_with(|| e.begin())
+    }
+
+    pub(super) fn lock(&mut self, e: &Engine, l: &Arc<TableLock>, exclusive: bool) -> Result<()> {
+        let held = self.locks.iter().position(|(x, _)| Arc::ptr_eq(x, l));
+        if self.trx.is_some() && held.is_some_and(|at| self.locks[at].1 || !exclusive) {
+            return Ok(());
+        }
+        let id = self.trx(e).id;
+        let stop = Stopper { interrupt: &self.interrupt, session: self.session };
+        l.acquire(l, id, exclusive, Some(&stop))?;
+        match held {
+            Some(at) => self.locks[at].1 |= exclusive,
+            None => self.locks.push((l.clone(), exclusive)),
+        }
+        Ok(())
+    }
+
+    pub fn stmt_begin(&mut self) {
+        self.stmt_savepoint = self.trx.as_ref().map_or(0, |t| t.savepoint());
+    }
+
+    pub fn stmt_rollback(&mut self, e: &Engine) -> Result<()> {
+        let sp = self.stmt_savepoint;
+        match self.trx.as_mut() {
+            Some(t) => e.rollback_to(t, sp),
+            None => Ok(()),
+        }
+    }
+
+    pub fn savepoint(&self) -> u64 {
+        self.trx.as_ref().map_or(0, |t| t.savepoint() as u64)
+    }
+
+    pub fn rollback_to(&mut self, e: &Engine, sp: u64) -> Result<()> {
+        match self.trx.as_mut() {
+            Some(t) => e.rollback_to(t, sp as usize),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn release_locks(&mut self) {
+        let id = self.trx.as_ref().map(|t| t.id);
+        if let Some(id) = id {
+            for (l, _) in self.locks.drain(..) {
+                l.release(id);
+            }
+        }
+        self.locks.clear();
+    }
+
+    /// Commits; `durable: false` for a transaction prepared in the binlog's
+    /// two-phase commit (see [`Engine::commit_with`]).
+    pub fn commit(&mut self, e: &Engine, durable: bool) -> Result<()> {
+        self.xid = None;
+        let r = match self.trx.take() {
+            Some(t) => {
+                let id = t.id;
+                let r = e.commit_with(t, durable);
+                for (l, _) in self.locks.drain(..) {
+                    l.release(id);
+                }
+                r
+            }
+            None => Ok(()),
+        };
+        self.stmt_savepoint = 0;
+        r
+    }
+
+    pub fn rollback(&mut self, e: &Engine) -> Result<()> {
+        self.xid = None;
+        let r = match self.trx.take() {
+            Some(t) => {
+                let id = t.id;
+                let r = e.rollback(t);
+                for (l, _) in self.locks.drain(..) {
+                    l.release(id);
+                }
+                r
+            }
+            None => Ok(()),
+        };
+        self.stmt_savepoint = 0;
+        r
+    }
+}
+
+impl Default for TrxHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TrxHandle {
+    fn drop(&mut self) {
+        self.release_locks();
+    }
+}
