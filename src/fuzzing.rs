@@ -85,6 +85,84 @@ pub fn btree_page(data: &[u8]) {
     }
 }
 
+/// A scratch file for a target that reads a file by path: in shared memory (no
+/// disk sync slows the run), one per process.
+fn scratch(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
+    let p = dir.join(format!("ha_rust-fuzz-{}-{name}", std::process::id()));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// The redo log reader and the record payload readers recovery uses. The input
+/// is made a log whose header and record checksums are right (else nothing
+/// would get past them): byte 0 picks the log version, the rest is the record
+/// stream (`u32 length, u32 checksum, body`), each checksum recomputed. Every
+/// record read is parsed as recovery parses its kind, and an MTR record's page
+/// changes are applied to a scratch page.
+pub fn redo_log(data: &[u8]) {
+    use crate::btree::pool::{PAGE_DIFF, PAGE_NEW, apply_diff};
+    use crate::btree::wal::log::{LOG_MAGIC, REC_MTR, REC_PREPARE, REC_RESET, REC_UNDO_CARRY, RedoLog};
+    use crate::btree::wal::records::{parse_carry, parse_mtr, parse_prepare, parse_reset};
+    let Some((&v, recs)) = data.split_first() else { return };
+    let mut file = Vec::with_capacity(32 + recs.len());
+    file.extend_from_slice(LOG_MAGIC);
+    file.extend_from_slice(&(1 + v as u32 % 5).to_le_bytes()); // 1..=5: 5 is refused
+    file.extend_from_slice(&1000u64.to_le_bytes());
+    file.extend_from_slice(&[0u8; 8]);
+    let c = crc32fast::hash(&file[0..28]);
+    file.extend_from_slice(&c.to_le_bytes());
+    let start = file.len();
+    file.extend_from_slice(recs);
+    let mut at = start;
+    while at + 8 <= file.len() {
+        let blen = u32::from_le_bytes(file[at..at + 4].try_into().unwrap()) as usize;
+        if blen < 9 || at + 8 + blen > file.len() {
+            break;
+        }
+        let c = crc32fast::hash(&file[at + 8..at + 8 + blen]);
+        file[at + 4..at + 8].copy_from_slice(&c.to_le_bytes());
+        at += 8 + blen;
+    }
+    let path = scratch("redo.log", &file);
+    if let Ok((_log, records)) = RedoLog::open(&path, 0) {
+        let mut page = vec![0u8; PAGE_SIZE];
+        for r in &records {
+            match r.kind {
+                REC_MTR => {
+                    if let Some((_, undo, pages)) = parse_mtr(&r.payload) {
+                        let _ = crate::btree::tree::parse_undo(undo);
+                        for ch in pages {
+                            if ch.kind == PAGE_DIFF || ch.kind == PAGE_NEW {
+                                assert!(apply_diff(&mut page, ch.bytes).is_some(), "parse_mtr passed a change apply_diff refuses");
+                            }
+                        }
+                    }
+                }
+                REC_PREPARE => drop(parse_prepare(&r.payload)),
+                REC_UNDO_CARRY => drop(parse_carry(&r.payload)),
+                REC_RESET => drop(parse_reset(&r.payload)),
+                _ => {}
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The control file reader (`rust_control`), its checksum made right: byte 0
+/// says whether to keep the input's own checksum instead.
+pub fn control_file(data: &[u8]) {
+    let Some((&keep, body)) = data.split_first() else { return };
+    let mut b = body.to_vec();
+    if keep & 1 == 0 {
+        let c = crc32fast::hash(&b);
+        b.extend_from_slice(&c.to_le_bytes());
+    }
+    let path = scratch("control", &b);
+    let _ = crate::btree::wal::control::read_control(&path);
+    let _ = std::fs::remove_file(&path);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,8 +172,13 @@ mod tests {
     #[test]
     fn the_fuzz_corpora_still_pass() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/fuzz/corpus");
-        let targets: [(&str, fn(&[u8])); 3] =
-            [("csv_records", csv_records), ("archive_block", archive_block), ("btree_page", btree_page)];
+        let targets: [(&str, fn(&[u8])); 5] = [
+            ("csv_records", csv_records),
+            ("archive_block", archive_block),
+            ("btree_page", btree_page),
+            ("redo_log", redo_log),
+            ("control_file", control_file),
+        ];
         let mut seen = 0;
         for (name, f) in targets {
             let Ok(rd) = std::fs::read_dir(root.join(name)) else { continue };
@@ -114,6 +197,8 @@ mod tests {
             csv_records(d);
             archive_block(d);
             btree_page(d);
+            redo_log(d);
+            control_file(d);
         }
     }
 }
