@@ -1607,6 +1607,10 @@ int rust_tables_init(void *p);
 extern struct st_mysql_information_schema rust_tables_info;
 int rust_pool_init(void *p);
 extern struct st_mysql_information_schema rust_pool_info;
+int rust_locks_init(void *p);
+extern struct st_mysql_information_schema rust_locks_info;
+int rust_lock_waits_init(void *p);
+extern struct st_mysql_information_schema rust_lock_waits_info;
 
 static struct st_mysql_storage_engine rust_storage_engine=
 { MYSQL_HANDLERTON_INTERFACE_VERSION };
@@ -1665,6 +1669,36 @@ maria_declare_plugin(rust)
   "Pages of each BTREE tree file in the buffer pool",
   PLUGIN_LICENSE_GPL,
   rust_pool_init,
+  NULL,
+  0x0001,
+  NULL,
+  NULL,
+  "0.1",
+  MariaDB_PLUGIN_MATURITY_GAMMA
+},
+{
+  MYSQL_INFORMATION_SCHEMA_PLUGIN,
+  &rust_locks_info,
+  "RUST_LOCKS",
+  "ha_rust developers",
+  "BTREE table locks held and waited for",
+  PLUGIN_LICENSE_GPL,
+  rust_locks_init,
+  NULL,
+  0x0001,
+  NULL,
+  NULL,
+  "0.1",
+  MariaDB_PLUGIN_MATURITY_GAMMA
+},
+{
+  MYSQL_INFORMATION_SCHEMA_PLUGIN,
+  &rust_lock_waits_info,
+  "RUST_LOCK_WAITS",
+  "ha_rust developers",
+  "Which BTREE transaction waits for which",
+  PLUGIN_LICENSE_GPL,
+  rust_lock_waits_init,
   NULL,
   0x0001,
   NULL,

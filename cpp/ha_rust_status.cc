@@ -270,3 +270,92 @@ int rust_pool_init(void *p)
 
 struct st_mysql_information_schema rust_pool_info=
 { MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };
+
+/* ---- INFORMATION_SCHEMA.RUST_LOCKS and RUST_LOCK_WAITS: table locks ---- */
+
+namespace Show {
+static ST_FIELD_INFO rust_locks_fields[]=
+{
+  Column("TABLE_SCHEMA", Name(), NOT_NULL),
+  Column("TABLE_NAME", Name(), NOT_NULL),
+  Column("TRX_ID", ULonglong(), NOT_NULL),
+  Column("LOCK_MODE", Varchar(1), NOT_NULL),
+  Column("LOCK_STATUS", Varchar(8), NOT_NULL),
+  Column("WAIT_SECONDS", Double(MY_INT64_NUM_DECIMAL_DIGITS), NULLABLE),
+  CEnd()
+};
+
+static ST_FIELD_INFO rust_lock_waits_fields[]=
+{
+  Column("REQUESTING_TRX_ID", ULonglong(), NOT_NULL),
+  Column("REQUESTED_MODE", Varchar(1), NOT_NULL),
+  Column("BLOCKING_TRX_ID", ULonglong(), NOT_NULL),
+  Column("TABLE_SCHEMA", Name(), NOT_NULL),
+  Column("TABLE_NAME", Name(), NOT_NULL),
+  Column("WAIT_SECONDS", Double(MY_INT64_NUM_DECIMAL_DIGITS), NOT_NULL),
+  CEnd()
+};
+} // namespace Show
+
+static int rust_locks_fill(THD *thd, TABLE_LIST *tables, COND *)
+{
+  TABLE *t= tables->table;
+  for (const ha_rust_ffi::LockRow &r : ha_rust_ffi::lock_rows())
+  {
+    store_text(t->field[0], r.schema, false);
+    store_text(t->field[1], r.table, false);
+    t->field[2]->store((longlong) r.trx, true);
+    t->field[3]->store(r.exclusive ? "X" : "S", 1, system_charset_info);
+    t->field[4]->store(r.waiting ? "WAITING" : "GRANTED", r.waiting ? 7 : 7,
+                       system_charset_info);
+    if (r.waiting)
+    {
+      t->field[5]->set_notnull();
+      t->field[5]->store(r.waiting_secs);
+    }
+    else
+      t->field[5]->set_null();
+    if (schema_table_store_record(thd, t))
+      return 1;
+  }
+  return 0;
+}
+
+static int rust_lock_waits_fill(THD *thd, TABLE_LIST *tables, COND *)
+{
+  TABLE *t= tables->table;
+  for (const ha_rust_ffi::LockRow &r : ha_rust_ffi::lock_rows())
+    for (uint64_t by : r.blocked_by)
+    {
+      t->field[0]->store((longlong) r.trx, true);
+      t->field[1]->store(r.exclusive ? "X" : "S", 1, system_charset_info);
+      t->field[2]->store((longlong) by, true);
+      store_text(t->field[3], r.schema, false);
+      store_text(t->field[4], r.table, false);
+      t->field[5]->store(r.waiting_secs);
+      if (schema_table_store_record(thd, t))
+        return 1;
+    }
+  return 0;
+}
+
+int rust_locks_init(void *p)
+{
+  ST_SCHEMA_TABLE *s= (ST_SCHEMA_TABLE *) p;
+  s->fields_info= Show::rust_locks_fields;
+  s->fill_table= rust_locks_fill;
+  return 0;
+}
+
+int rust_lock_waits_init(void *p)
+{
+  ST_SCHEMA_TABLE *s= (ST_SCHEMA_TABLE *) p;
+  s->fields_info= Show::rust_lock_waits_fields;
+  s->fill_table= rust_lock_waits_fill;
+  return 0;
+}
+
+struct st_mysql_information_schema rust_locks_info=
+{ MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };
+struct st_mysql_information_schema rust_lock_waits_info=
+{ MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };

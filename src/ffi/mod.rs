@@ -81,6 +81,19 @@ pub mod bridge {
         dirty_known: bool,
     }
 
+    /// A table lock held or waited for (INFORMATION_SCHEMA.RUST_LOCKS,
+    /// RUST_LOCK_WAITS).
+    struct LockRow {
+        schema: String,
+        table: String,
+        trx: u64,
+        exclusive: bool,
+        waiting: bool,
+        waiting_secs: f64,
+        /// For a wait: the transactions it waits for.
+        blocked_by: Vec<u64>,
+    }
+
     /// A BTREE transaction, for INFORMATION_SCHEMA.RUST_TRX.
     struct TrxRow {
         id: u64,
@@ -138,6 +151,8 @@ pub mod bridge {
         fn table_rows() -> Vec<TableInfo>;
         /// The open BTREE tree files and their cached pages.
         fn pool_rows() -> Vec<PoolRow>;
+        /// Every BTREE table lock held or waited for now.
+        fn lock_rows() -> Vec<LockRow>;
 
         fn trx_new() -> Box<TrxHandle>;
         /// The server session (an opaque token for the interrupt probe).
@@ -336,7 +351,7 @@ use std::sync::OnceLock;
 static ENGINE: OnceLock<Engine> = OnceLock::new();
 
 mod status;
-use status::{engine_status_text, pool_rows, status_counters, table_rows, trx_rows};
+use status::{engine_status_text, lock_rows, pool_rows, status_counters, table_rows, trx_rows};
 
 fn engine() -> Result<&'static Engine> {
     ENGINE.get().ok_or_else(|| Error::Unsupported("the BTREE engine did not start (see the error log)".into()))

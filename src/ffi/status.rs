@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::ENGINE;
-use super::bridge::{PoolRow, StatusCounters, TableInfo, TrxRow};
+use super::bridge::{LockRow, PoolRow, StatusCounters, TableInfo, TrxRow};
 use crate::metrics as m;
 
 fn quiet<T>(empty: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
@@ -172,6 +172,27 @@ pub(super) fn pool_rows() -> Vec<PoolRow> {
             .map(|t| {
                 let (schema, table, index) = tree_names(&t.path);
                 PoolRow { schema, table, index, cached: t.cached, dirty: t.dirty.unwrap_or(0), dirty_known: t.dirty.is_some() }
+            })
+            .collect()
+    })
+}
+
+pub(super) fn lock_rows() -> Vec<LockRow> {
+    quiet(Vec::new, || {
+        crate::btree::lock::locks_now()
+            .into_iter()
+            .map(|e| {
+                let schema = e.table.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let table = e.table.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                LockRow {
+                    schema,
+                    table,
+                    trx: e.trx,
+                    exclusive: e.exclusive,
+                    waiting: e.waiting_secs.is_some(),
+                    waiting_secs: e.waiting_secs.unwrap_or(0.0),
+                    blocked_by: e.blocked_by,
+                }
             })
             .collect()
     })

@@ -25,6 +25,9 @@ pub struct TableLock {
 pub(crate) struct LockState {
     pub(crate) shared: HashMap<u64, ()>,
     pub(crate) exclusive: Option<u64>,
+    /// Transactions waiting for it: (transaction, exclusive, since), for
+    /// INFORMATION_SCHEMA.RUST_LOCKS and RUST_LOCK_WAITS.
+    pub(crate) waiting: Vec<(u64, bool, Instant)>,
 }
 
 pub static LOCK_WAIT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(50);
@@ -134,7 +137,10 @@ impl TableLock {
                 }
                 break Ok(new || exclusive);
             }
-            waited = true;
+            if !waited {
+                waited = true;
+                s.waiting.push((trx, exclusive, started));
+            }
             let Some(stop) = stop else {
                 if self.cv.wait_until(&mut s, deadline).timed_out() {
                     break Err(LockDenied::Timeout);
@@ -159,6 +165,9 @@ impl TableLock {
                 break Err(LockDenied::Interrupted);
             }
         };
+        if waited {
+            s.waiting.retain(|w| w.0 != trx);
+        }
         drop(s);
         if registered {
             *stop.unwrap().interrupt.waiting_on.lock() = None;
@@ -173,6 +182,35 @@ impl TableLock {
         result
     }
 
+    /// Who holds it and who waits for it, now.
+    fn report(&self, table: &Path, out: &mut Vec<LockEntry>) {
+        let s = self.m.lock();
+        let mut holders: Vec<u64> = s.shared.keys().copied().filter(|&t| Some(t) != s.exclusive).collect();
+        holders.sort_unstable();
+        if let Some(x) = s.exclusive {
+            out.push(LockEntry { table: table.to_path_buf(), trx: x, exclusive: true, waiting_secs: None, blocked_by: vec![] });
+        }
+        for t in holders {
+            out.push(LockEntry { table: table.to_path_buf(), trx: t, exclusive: false, waiting_secs: None, blocked_by: vec![] });
+        }
+        for &(t, x, since) in &s.waiting {
+            // what it waits for: the exclusive holder, and for an exclusive
+            // request every shared holder too
+            let mut by: Vec<u64> = s.exclusive.into_iter().filter(|&h| h != t).collect();
+            if x {
+                by.extend(s.shared.keys().copied().filter(|&h| h != t && Some(h) != s.exclusive));
+            }
+            by.sort_unstable();
+            out.push(LockEntry {
+                table: table.to_path_buf(),
+                trx: t,
+                exclusive: x,
+                waiting_secs: Some(since.elapsed().as_secs_f64()),
+                blocked_by: by,
+            });
+        }
+    }
+
     pub(crate) fn release(&self, trx: u64) {
         let mut s = self.m.lock();
         s.shared.remove(&trx);
@@ -180,5 +218,62 @@ impl TableLock {
             s.exclusive = None;
         }
         self.cv.notify_all();
+    }
+}
+
+/// A lock held or waited for (INFORMATION_SCHEMA.RUST_LOCKS, RUST_LOCK_WAITS).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockEntry {
+    /// The table (its path without extension, `./db/t`).
+    pub table: PathBuf,
+    pub trx: u64,
+    pub exclusive: bool,
+    /// None: held; Some: waited for, this long so far.
+    pub waiting_secs: Option<f64>,
+    /// For a wait: the transactions it waits for.
+    pub blocked_by: Vec<u64>,
+}
+
+/// Every table lock held or waited for now, by table then holders first.
+pub fn locks_now() -> Vec<LockEntry> {
+    let locks: Vec<(PathBuf, Arc<TableLock>)> =
+        LOCKS.lock().iter().filter_map(|(p, w)| w.upgrade().map(|l| (p.clone(), l))).collect();
+    let mut out = Vec::new();
+    for (p, l) in &locks {
+        l.report(p, &mut out);
+    }
+    out.sort_by(|a, b| a.table.cmp(&b.table).then(a.waiting_secs.is_some().cmp(&b.waiting_secs.is_some())).then(a.trx.cmp(&b.trx)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wait is listed with what it waits for while it waits, and is gone once
+    /// the lock is granted.
+    #[test]
+    fn a_wait_is_listed_with_what_it_waits_for() {
+        let path = PathBuf::from("./lock_report_db/t");
+        let mine = || -> Vec<LockEntry> { locks_now().into_iter().filter(|e| e.table == path).collect() };
+        let l = table_lock(&path);
+        assert_eq!(l.acquire(&l, 1, true, None), Ok(true));
+        let l2 = l.clone();
+        let waiter = std::thread::spawn(move || l2.acquire(&l2, 2, false, None));
+        let t0 = Instant::now();
+        while !mine().iter().any(|e| e.waiting_secs.is_some()) {
+            assert!(t0.elapsed() < Duration::from_secs(20), "the wait never showed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let now = mine();
+        assert_eq!(now.len(), 2);
+        assert_eq!((now[0].trx, now[0].exclusive, now[0].waiting_secs), (1, true, None));
+        assert_eq!((now[1].trx, now[1].exclusive, now[1].blocked_by.clone()), (2, false, vec![1]));
+        l.release(1);
+        assert_eq!(waiter.join().unwrap(), Ok(true));
+        let now = mine();
+        assert_eq!(now.len(), 1);
+        assert_eq!((now[0].trx, now[0].exclusive, now[0].waiting_secs), (2, false, None));
+        l.release(2);
     }
 }
