@@ -269,6 +269,7 @@ ulonglong ha_rust::table_flags() const
        decodable; not a hidden row id). Known once the table is open (bt_setup);
        a handler that helps build the share answers without it. */
     return (common & ~HA_NO_TRANSACTIONS & ~HA_CAN_REPAIR) | HA_NULL_IN_KEY |
+           HA_CAN_SQL_HANDLER |
            HA_CAN_INDEX_BLOBS | HA_PRIMARY_KEY_REQUIRED_FOR_POSITION |
            HA_REQUIRES_KEY_COLUMNS_FOR_DELETE | HA_TABLE_SCAN_ON_INDEX |
            (pk_decodable ? HA_PRIMARY_KEY_IN_READ_INDEX : 0);
