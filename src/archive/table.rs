@@ -23,8 +23,8 @@ use std::sync::{Arc, LazyLock, Weak};
 use parking_lot::Mutex;
 
 use super::format::*;
-use crate::csv::table::with_ext;
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{display, sync_dir, with_ext};
 use crate::session::StopCheck;
 
 pub const ARZ_EXT: &str = ".arz";
@@ -46,10 +46,6 @@ pub struct ArchiveOptions {
     pub table_path: PathBuf,
     /// zstd level for new blocks.
     pub level: i32,
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// Rows in `.arp`: ids `first_row..first_row + set.len()`.
@@ -105,13 +101,6 @@ fn rw(path: &Path) -> Result<File> {
         .write(true)
         .open(path)
         .ctx(|| format!("cannot open '{}'", display(path)))
-}
-
-fn sync_dir(file: &Path) -> Result<()> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("cannot sync folder '{}'", display(dir)))
 }
 
 fn write_new(path: &Path, bytes: &[u8]) -> Result<File> {

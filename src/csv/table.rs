@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 
 use super::codec::{self, Decoded, Kind, Malformed, Record};
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{display, sync_dir, with_ext};
 
 /// Extension of a table's own data file, beside the server's `.frm`.
 pub const DATA_EXT: &str = ".csv";
@@ -65,16 +66,6 @@ impl CsvOptions {
         p.push(if self.external.is_some() { ".ha_rust-rewrite" } else { "-rewrite" });
         PathBuf::from(p)
     }
-}
-
-pub fn with_ext(base: &Path, ext: &str) -> PathBuf {
-    let mut s = base.as_os_str().to_owned();
-    s.push(ext);
-    PathBuf::from(s)
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// State shared by every open handler of one data file.
@@ -160,13 +151,6 @@ pub fn rename(from: &Path, to: &Path) -> Result<()> {
     }
     REGISTRY.lock().remove(&a);
     Ok(())
-}
-
-fn sync_dir(file: &Path) -> Result<()> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("cannot sync folder '{}'", display(dir)))
 }
 
 impl Shared {

@@ -654,7 +654,7 @@ fn table_delete(p: &[u8], err: &mut String) -> i32 {
         // The server's DROP of a table without a .frm asks every engine to delete it and
         // takes success from any of them as "the table existed": answer "no such
         // table" when neither a definition nor any file of ours is there.
-        let any = |exts: &[&str]| exts.iter().any(|e| csv::with_ext(&base, e).exists());
+        let any = |exts: &[&str]| exts.iter().any(|e| crate::fsutil::with_ext(&base, e).exists());
         let existed = any(&[".frm", csv::DATA_EXT, arch::ARZ_EXT, arch::ARP_EXT]) || bt::exists(&base);
         csv::delete(&base)?;
         arch::delete(&base)?;
