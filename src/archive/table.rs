@@ -607,7 +607,7 @@ impl ArchiveTable {
 
     pub fn scan_next(&mut self) -> Result<bool> {
         let Some(snap) = self.snap.clone() else {
-            return Err(Error::Panic("scan_next without scan_start".into()));
+            return Err(Error::Internal("scan_next without scan_start".into()));
         };
         while !self.cur.in_pending && self.cur.block < snap.blocks.len() {
             let b = self.cur.block;
@@ -880,7 +880,7 @@ impl ArchiveTable {
     pub fn check_next(&mut self) -> Result<CheckStep> {
         let name = self.name();
         let Some(cs) = self.check.as_mut() else {
-            return Err(Error::Panic("check_next without check_start".into()));
+            return Err(Error::Internal("check_next without check_start".into()));
         };
         if cs.block_rows_left > 0 {
             let i = self.rows.len() - cs.block_rows_left;
@@ -962,7 +962,7 @@ impl ArchiveTable {
     /// from the intact blocks only.
     pub fn check_finish(&mut self, repair: bool) -> Result<CheckReport> {
         let Some(mut cs) = self.check.take() else {
-            return Err(Error::Panic("check_finish without check_start".into()));
+            return Err(Error::Internal("check_finish without check_start".into()));
         };
         self.snap = None;
         self.loaded = None;

@@ -585,7 +585,7 @@ impl CsvTable {
         let sep = self.opts().separator;
         let columns = self.opts().columns;
         let Some(sc) = self.scan.as_mut() else {
-            return Err(Error::Panic("scan_next without scan_start".into()));
+            return Err(Error::Internal("scan_next without scan_start".into()));
         };
         let item = sc.next(sep, &mut self.rec)?;
         let line = self.scan_line;
@@ -930,7 +930,7 @@ impl CsvTable {
     pub fn check_next(&mut self) -> Result<CheckStep> {
         let (sep, cols) = (self.opts().separator, self.opts().columns);
         let Some(sc) = self.scan.as_mut() else {
-            return Err(Error::Panic("check_next without check_start".into()));
+            return Err(Error::Internal("check_next without check_start".into()));
         };
         let line = self.scan_line;
         let item = sc.next(sep, &mut self.rec)?;
@@ -1057,7 +1057,7 @@ pub fn encode_image(out: &mut Vec<u8>, image: &[u8], sep: u8, columns: usize) ->
     while !rest.is_empty() {
         if rest.len() < 5 {
             out.truncate(mark);
-            return Err(Error::Panic("row image cut short".into()));
+            return Err(Error::Internal("row image cut short".into()));
         }
         let kind = match rest[0] {
             0 => Kind::Null,
@@ -1067,7 +1067,7 @@ pub fn encode_image(out: &mut Vec<u8>, image: &[u8], sep: u8, columns: usize) ->
         let len = u32::from_le_bytes(rest[1..5].try_into().unwrap()) as usize;
         if rest.len() < 5 + len {
             out.truncate(mark);
-            return Err(Error::Panic("row image cut short".into()));
+            return Err(Error::Internal("row image cut short".into()));
         }
         codec::encode_field(out, sep, n == 0, kind, &rest[5..5 + len]);
         rest = &rest[5 + len..];
@@ -1075,7 +1075,7 @@ pub fn encode_image(out: &mut Vec<u8>, image: &[u8], sep: u8, columns: usize) ->
     }
     if n != columns {
         out.truncate(mark);
-        return Err(Error::Panic(format!("row image has {n} columns, table has {columns}")));
+        return Err(Error::Internal(format!("row image has {n} columns, table has {columns}")));
     }
     codec::end_record(out);
     Ok(())

@@ -534,7 +534,7 @@ fn sec_keys(b: &[u8]) -> Result<Vec<(Vec<u8>, bool)>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < b.len() {
-        let bad = || Error::Panic("malformed secondary keys from C++".into());
+        let bad = || Error::Internal("malformed secondary keys from C++".into());
         let has_null = *b.get(at).ok_or_else(bad)? != 0;
         let len = u32::from_le_bytes(b.get(at + 1..at + 5).ok_or_else(bad)?.try_into().unwrap()) as usize;
         let k = b.get(at + 5..at + 5 + len).ok_or_else(bad)?;
@@ -1270,6 +1270,22 @@ mod tests {
         let code = guard(&mut msg, || panic!("boom"));
         assert_eq!(code, crate::error::HA_ERR_RUST_PANIC);
         assert!(msg.contains("boom"), "{msg}");
+    }
+
+    /// A broken invariant the engine checks for is its own error, not a panic: the
+    /// handle stays usable.
+    #[test]
+    fn a_broken_invariant_is_an_internal_error() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = crate::testutil::dir("ffi_a_broken_invariant", 0);
+        let p = d.join("t").as_os_str().as_bytes().to_vec();
+        let mut e = String::new();
+        assert_eq!(table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut e), 0, "{e}");
+        let mut t = table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false);
+        assert_eq!(t.scan_next(), crate::error::HA_ERR_RUST_INTERNAL);
+        assert_eq!(t.last_error(), "internal error in the RUST engine: scan_next without scan_start");
+        assert_eq!(t.scan_start(), 0, "{}", t.last_error());
+        assert_eq!(t.scan_next(), consts::HA_ERR_END_OF_FILE as i32);
     }
 
     #[test]
