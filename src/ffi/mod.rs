@@ -1166,12 +1166,12 @@ impl Table {
         if code == 0 { step } else { code }
     }
     fn check_reject(&mut self, why: &[u8], out: &mut String) {
-        let why = String::from_utf8_lossy(why).into_owned();
         self.run(|t| {
-            match t {
-                Inner::Csv(t) => *out = t.check_reject(why.clone()),
-                _ => *out = why.clone(),
-            }
+            let why = String::from_utf8_lossy(why).into_owned();
+            *out = match t {
+                Inner::Csv(t) => t.check_reject(why),
+                _ => why,
+            };
             Ok(())
         });
     }
