@@ -19,8 +19,14 @@ pub enum Error {
     Unsupported(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("internal error in the RUST engine: {0}")]
+    /// A Rust panic, caught at the boundary (`ffi`); only the boundary makes these.
+    #[error("internal error in the RUST engine (panic): {0}")]
     Panic(String),
+    /// A broken invariant the code checks for (a call out of order, a row image or
+    /// key framing from C++ that does not parse, a page split that cannot fit): a
+    /// bug in the engine, reported as an error of the statement.
+    #[error("internal error in the RUST engine: {0}")]
+    Internal(String),
     #[error("Lock wait timeout exceeded; try restarting transaction")]
     LockWait,
     /// The statement was killed (KILL, KILL QUERY, max_statement_time, its client
@@ -34,6 +40,7 @@ pub const HA_ERR_RUST_FIRST: i32 = consts::HA_ERR_LAST as i32 + 1;
 pub const HA_ERR_RUST_IO: i32 = HA_ERR_RUST_FIRST;
 pub const HA_ERR_RUST_CORRUPT: i32 = HA_ERR_RUST_FIRST + 1;
 pub const HA_ERR_RUST_PANIC: i32 = HA_ERR_RUST_FIRST + 2;
+pub const HA_ERR_RUST_INTERNAL: i32 = HA_ERR_RUST_FIRST + 3;
 
 impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
@@ -53,6 +60,7 @@ impl Error {
             Error::Unsupported(_) => consts::HA_ERR_UNSUPPORTED as i32,
             Error::NotFound(_) => consts::HA_ERR_NO_SUCH_TABLE as i32,
             Error::Panic(_) => HA_ERR_RUST_PANIC,
+            Error::Internal(_) => HA_ERR_RUST_INTERNAL,
             Error::LockWait => consts::HA_ERR_LOCK_WAIT_TIMEOUT as i32,
             Error::Interrupted => consts::HA_ERR_ABORTED_BY_USER as i32,
         }

@@ -11,6 +11,7 @@ pub mod consts;
 pub mod csv;
 pub mod error;
 pub mod ffi;
+pub mod fsutil;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod inventory;

@@ -199,9 +199,7 @@ pub fn save_at(source: &Path, src: &File, kind: Kind, pieces: &[Piece], now: Sys
             made.push(index.clone());
             fs::remove_file(&data_tmp).ctx(|| format!("cannot remove '{}'", data_tmp.display()))?;
             fs::remove_file(&index_tmp).ctx(|| format!("cannot remove '{}'", index_tmp.display()))?;
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .ctx(|| format!("cannot sync folder '{}'", dir.display()))?;
+            crate::fsutil::sync_dir(source)?;
             return Ok(Saved { data, index, records, bytes });
         }
         unreachable!("a free name is always found")

@@ -23,8 +23,8 @@ use std::sync::{Arc, LazyLock, Weak};
 use parking_lot::Mutex;
 
 use super::format::*;
-use crate::csv::table::with_ext;
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{display, sync_dir, with_ext};
 use crate::session::StopCheck;
 
 pub const ARZ_EXT: &str = ".arz";
@@ -46,10 +46,6 @@ pub struct ArchiveOptions {
     pub table_path: PathBuf,
     /// zstd level for new blocks.
     pub level: i32,
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// Rows in `.arp`: ids `first_row..first_row + set.len()`.
@@ -105,13 +101,6 @@ fn rw(path: &Path) -> Result<File> {
         .write(true)
         .open(path)
         .ctx(|| format!("cannot open '{}'", display(path)))
-}
-
-fn sync_dir(file: &Path) -> Result<()> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("cannot sync folder '{}'", display(dir)))
 }
 
 fn write_new(path: &Path, bytes: &[u8]) -> Result<File> {
@@ -618,7 +607,7 @@ impl ArchiveTable {
 
     pub fn scan_next(&mut self) -> Result<bool> {
         let Some(snap) = self.snap.clone() else {
-            return Err(Error::Panic("scan_next without scan_start".into()));
+            return Err(Error::Internal("scan_next without scan_start".into()));
         };
         while !self.cur.in_pending && self.cur.block < snap.blocks.len() {
             let b = self.cur.block;
@@ -891,7 +880,7 @@ impl ArchiveTable {
     pub fn check_next(&mut self) -> Result<CheckStep> {
         let name = self.name();
         let Some(cs) = self.check.as_mut() else {
-            return Err(Error::Panic("check_next without check_start".into()));
+            return Err(Error::Internal("check_next without check_start".into()));
         };
         if cs.block_rows_left > 0 {
             let i = self.rows.len() - cs.block_rows_left;
@@ -973,7 +962,7 @@ impl ArchiveTable {
     /// from the intact blocks only.
     pub fn check_finish(&mut self, repair: bool) -> Result<CheckReport> {
         let Some(mut cs) = self.check.take() else {
-            return Err(Error::Panic("check_finish without check_start".into()));
+            return Err(Error::Internal("check_finish without check_start".into()));
         };
         self.snap = None;
         self.loaded = None;

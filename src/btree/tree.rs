@@ -578,7 +578,7 @@ impl BTree {
             p.truncate(keep);
             p.set_link_a(r);
             if new_left && !p.insert_leaf(at, key, &v.as_val()) {
-                return Err(Error::Panic("a split half does not fit in a page".into()));
+                return Err(Error::Internal("a split half does not fit in a page".into()));
             }
         }
         if right_next != NONE {
@@ -593,7 +593,7 @@ impl BTree {
         p.init(no, Kind::Leaf);
         for (i, (k, v)) in recs.iter().enumerate() {
             if !p.insert_leaf(i, k, &v.as_val()) {
-                return Err(Error::Panic("a split half does not fit in a page".into()));
+                return Err(Error::Internal("a split half does not fit in a page".into()));
             }
         }
         p.set_link_a(next);
@@ -607,7 +607,7 @@ impl BTree {
         p.set_link_a(leftmost);
         for (i, (k, c)) in recs.iter().enumerate() {
             if !p.insert_internal(i, k, *c) {
-                return Err(Error::Panic("an internal split half does not fit in a page".into()));
+                return Err(Error::Internal("an internal split half does not fit in a page".into()));
             }
         }
         Ok(())
@@ -617,7 +617,7 @@ impl BTree {
     /// of `path`, splitting upwards as needed.
     fn insert_separator(&mut self, mut path: Vec<(u32, usize)>, sep: Vec<u8>, right: u32) -> Result<()> {
         let Some((parent, idx)) = path.pop() else {
-            return Err(Error::Panic("split of a non-root page without a parent".into()));
+            return Err(Error::Internal("split of a non-root page without a parent".into()));
         };
         let pos = if idx == usize::MAX { 0 } else { idx + 1 };
         if self.pool.get_mut(parent)?.insert_internal(pos, &sep, right) {

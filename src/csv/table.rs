@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 
 use super::codec::{self, Decoded, Kind, Malformed, Record};
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{display, sync_dir, with_ext};
 
 /// Extension of a table's own data file, beside the server's `.frm`.
 pub const DATA_EXT: &str = ".csv";
@@ -65,16 +66,6 @@ impl CsvOptions {
         p.push(if self.external.is_some() { ".ha_rust-rewrite" } else { "-rewrite" });
         PathBuf::from(p)
     }
-}
-
-pub fn with_ext(base: &Path, ext: &str) -> PathBuf {
-    let mut s = base.as_os_str().to_owned();
-    s.push(ext);
-    PathBuf::from(s)
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// State shared by every open handler of one data file.
@@ -160,13 +151,6 @@ pub fn rename(from: &Path, to: &Path) -> Result<()> {
     }
     REGISTRY.lock().remove(&a);
     Ok(())
-}
-
-fn sync_dir(file: &Path) -> Result<()> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("cannot sync folder '{}'", display(dir)))
 }
 
 impl Shared {
@@ -601,7 +585,7 @@ impl CsvTable {
         let sep = self.opts().separator;
         let columns = self.opts().columns;
         let Some(sc) = self.scan.as_mut() else {
-            return Err(Error::Panic("scan_next without scan_start".into()));
+            return Err(Error::Internal("scan_next without scan_start".into()));
         };
         let item = sc.next(sep, &mut self.rec)?;
         let line = self.scan_line;
@@ -946,7 +930,7 @@ impl CsvTable {
     pub fn check_next(&mut self) -> Result<CheckStep> {
         let (sep, cols) = (self.opts().separator, self.opts().columns);
         let Some(sc) = self.scan.as_mut() else {
-            return Err(Error::Panic("check_next without check_start".into()));
+            return Err(Error::Internal("check_next without check_start".into()));
         };
         let line = self.scan_line;
         let item = sc.next(sep, &mut self.rec)?;
@@ -1073,7 +1057,7 @@ pub fn encode_image(out: &mut Vec<u8>, image: &[u8], sep: u8, columns: usize) ->
     while !rest.is_empty() {
         if rest.len() < 5 {
             out.truncate(mark);
-            return Err(Error::Panic("row image cut short".into()));
+            return Err(Error::Internal("row image cut short".into()));
         }
         let kind = match rest[0] {
             0 => Kind::Null,
@@ -1083,7 +1067,7 @@ pub fn encode_image(out: &mut Vec<u8>, image: &[u8], sep: u8, columns: usize) ->
         let len = u32::from_le_bytes(rest[1..5].try_into().unwrap()) as usize;
         if rest.len() < 5 + len {
             out.truncate(mark);
-            return Err(Error::Panic("row image cut short".into()));
+            return Err(Error::Internal("row image cut short".into()));
         }
         codec::encode_field(out, sep, n == 0, kind, &rest[5..5 + len]);
         rest = &rest[5 + len..];
@@ -1091,7 +1075,7 @@ pub fn encode_image(out: &mut Vec<u8>, image: &[u8], sep: u8, columns: usize) ->
     }
     if n != columns {
         out.truncate(mark);
-        return Err(Error::Panic(format!("row image has {n} columns, table has {columns}")));
+        return Err(Error::Internal(format!("row image has {n} columns, table has {columns}")));
     }
     codec::end_record(out);
     Ok(())

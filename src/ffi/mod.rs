@@ -1,9 +1,13 @@
 //! The one boundary between the server's C++ and the engine: a `cxx` bridge.
 //!
-//! Only bytes and plain numbers cross it. Every function returns a handler error code
-//! (0 for success) and never unwinds: each call runs under [`guard`], which turns a
-//! Rust panic into `HA_ERR_RUST_PANIC` with a message, and marks the handle broken so
-//! it is not used in a half-changed state (the server reopens it after FLUSH TABLES).
+//! Only bytes and plain numbers cross it (docs/boundary.md). Nothing C++ calls
+//! unwinds: every entry point (the bridge's functions, the `extern "C"` ones, and the
+//! drop of each type C++ holds) runs its whole body under the panic guard ([`guard`],
+//! [`guard_or`], `Table::run`/`value`, all over [`catch`]), which turns a Rust panic
+//! into `HA_ERR_RUST_PANIC` with a message (or a stated fallback value where there is
+//! no error to return). A table handle an operation panicked in is marked broken and
+//! refuses every further call (the server reopens it after FLUSH TABLES).
+//! `tests::every_entry_point_is_guarded` fails for an entry point without a guard.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -345,8 +349,9 @@ use bridge::{CheckSummary, KeyMax, Stats};
 use crate::archive::table::{self as arch, ArchiveOptions, ArchiveTable};
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::table::{self as bt, BtreeTable, Find};
-pub use crate::btree::table::TrxHandle;
-use std::sync::OnceLock;
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
+use std::sync::{Arc, OnceLock};
 
 static ENGINE: OnceLock<Engine> = OnceLock::new();
 
@@ -386,58 +391,101 @@ fn engine_stop() -> i32 {
 }
 
 fn engine_set_flush_policy(p: u8) {
-    if let Some(e) = ENGINE.get() {
-        e.set_policy(policy(p));
-    }
+    guard_or(
+        || (),
+        || {
+            if let Some(e) = ENGINE.get() {
+                e.set_policy(policy(p));
+            }
+        },
+    )
 }
 
 fn engine_set_log_size(bytes: u64) {
-    if let Some(e) = ENGINE.get() {
-        e.set_log_size(bytes);
-    }
+    guard_or(
+        || (),
+        || {
+            if let Some(e) = ENGINE.get() {
+                e.set_log_size(bytes);
+            }
+        },
+    )
 }
 
 fn engine_set_lock_wait_timeout(secs: u64) {
-    bt::LOCK_WAIT_TIMEOUT_SECS.store(secs, std::sync::atomic::Ordering::Relaxed);
+    guard_or(|| (), || bt::LOCK_WAIT_TIMEOUT_SECS.store(secs, std::sync::atomic::Ordering::Relaxed))
 }
 
 fn engine_take_note(out: &mut String) -> bool {
-    match ENGINE.get().and_then(|e| {
-        let mut n = e.notes.lock();
-        (!n.is_empty()).then(|| n.remove(0))
-    }) {
-        Some(s) => {
-            *out = s;
-            true
-        }
-        None => false,
+    guard_or(
+        || false,
+        || match ENGINE.get().and_then(|e| {
+            let mut n = e.notes.lock();
+            (!n.is_empty()).then(|| n.remove(0))
+        }) {
+            Some(s) => {
+                *out = s;
+                true
+            }
+            None => false,
+        },
+    )
+}
+
+/// A connection's BTREE transaction as C++ holds it: the engine's handle, dropped
+/// under the guard (dropping releases its table locks).
+pub struct TrxHandle(ManuallyDrop<bt::TrxHandle>);
+
+impl std::ops::Deref for TrxHandle {
+    type Target = bt::TrxHandle;
+    fn deref(&self) -> &bt::TrxHandle {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TrxHandle {
+    fn deref_mut(&mut self) -> &mut bt::TrxHandle {
+        &mut self.0
+    }
+}
+
+impl Drop for TrxHandle {
+    fn drop(&mut self) {
+        // SAFETY: the handle is dropped here only, once; after a panic in its drop
+        // what is left of it leaks.
+        guard_or(|| (), || unsafe { ManuallyDrop::drop(&mut self.0) })
     }
 }
 
 fn trx_new() -> Box<TrxHandle> {
-    Box::new(TrxHandle::new())
+    // A new handle only allocates: after a panic, a second try.
+    let new = || Box::new(TrxHandle(ManuallyDrop::new(bt::TrxHandle::new())));
+    guard_or(new, new)
 }
 
 fn trx_set_session(t: &mut TrxHandle, session: usize) {
-    let mut err = String::new();
-    guard(&mut err, || {
-        t.set_session(session);
-        Ok(())
-    });
+    guard_or(|| (), || t.set_session(session))
 }
 
-pub struct TrxWake(std::sync::Arc<bt::Interrupt>);
+/// What stops a connection's lock waits (see the bridge), dropped under the guard.
+pub struct TrxWake(ManuallyDrop<Arc<bt::Interrupt>>);
+
+impl Drop for TrxWake {
+    fn drop(&mut self) {
+        // SAFETY: as TrxHandle's drop.
+        guard_or(|| (), || unsafe { ManuallyDrop::drop(&mut self.0) })
+    }
+}
 
 fn trx_wake(t: &TrxHandle) -> Box<TrxWake> {
-    Box::new(TrxWake(t.interrupt()))
+    // After a panic: a wake tied to no transaction (KILL then ends the
+    // connection's lock waits only at their timeout).
+    let wake = |i| Box::new(TrxWake(ManuallyDrop::new(i)));
+    guard_or(|| wake(Arc::default()), || wake(t.interrupt()))
 }
 
 fn trx_wake_raise(w: &TrxWake) {
-    let mut err = String::new();
-    guard(&mut err, || {
-        w.0.raise();
-        Ok(())
-    });
+    guard_or(|| (), || w.0.raise())
 }
 
 /// C++ installs, at plugin start, the function that tells whether a session's
@@ -445,26 +493,18 @@ fn trx_wake_raise(w: &TrxWake) {
 /// end. Not in the cxx bridge: cxx hands no C++ function pointer to Rust.
 #[unsafe(no_mangle)]
 pub extern "C" fn ha_rust_set_interrupt_probe(probe: Option<bt::Probe>) {
-    let mut err = String::new();
-    guard(&mut err, || {
-        bt::set_probe(probe);
-        Ok(())
-    });
+    guard_or(|| (), || bt::set_probe(probe))
 }
 
 /// Installs the function long calls (BTREE CHECK TABLE, ARCHIVE OPTIMIZE) tell
 /// their session's progress through (crate::session::StopCheck); None removes it.
 #[unsafe(no_mangle)]
 pub extern "C" fn ha_rust_set_progress_reporter(r: Option<crate::session::Reporter>) {
-    let mut err = String::new();
-    guard(&mut err, || {
-        crate::session::set_reporter(r);
-        Ok(())
-    });
+    guard_or(|| (), || crate::session::set_reporter(r))
 }
 
 fn trx_stmt_begin(t: &mut TrxHandle) {
-    t.stmt_begin();
+    guard_or(|| (), || t.stmt_begin())
 }
 
 fn trx_stmt_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
@@ -488,28 +528,36 @@ fn trx_prepare(t: &mut TrxHandle, xid: &[u8], err: &mut String) -> i32 {
 }
 
 fn trx_detach_prepared(t: &mut TrxHandle) -> bool {
-    t.detach_prepared()
+    // After a panic: not kept (the connection's end rolls it back).
+    guard_or(|| false, || t.detach_prepared())
 }
 
 fn xa_prepared() -> Vec<u8> {
-    let mut out = Vec::new();
-    for x in bt::prepared_xids() {
-        out.extend_from_slice(&(x.len() as u32).to_le_bytes());
-        out.extend_from_slice(&x);
-    }
-    out
+    guard_or(Vec::new, || {
+        let mut out = Vec::new();
+        for x in bt::prepared_xids() {
+            out.extend_from_slice(&(x.len() as u32).to_le_bytes());
+            out.extend_from_slice(&x);
+        }
+        out
+    })
 }
 
 fn xa_given(xids: &[u8], pass_ended: bool) {
-    let mut v = Vec::new();
-    let mut at = 0;
-    while let Some(l) = xids.get(at..at + 4) {
-        let l = u32::from_le_bytes(l.try_into().unwrap()) as usize;
-        let Some(x) = xids.get(at + 4..at + 4 + l) else { break };
-        v.push(x.to_vec());
-        at += 4 + l;
-    }
-    bt::prepared_xids_given(v, pass_ended);
+    guard_or(
+        || (),
+        || {
+            let mut v = Vec::new();
+            let mut at = 0;
+            while let Some(l) = xids.get(at..at + 4) {
+                let l = u32::from_le_bytes(l.try_into().unwrap()) as usize;
+                let Some(x) = xids.get(at + 4..at + 4 + l) else { break };
+                v.push(x.to_vec());
+                at += 4 + l;
+            }
+            bt::prepared_xids_given(v, pass_ended);
+        },
+    )
 }
 
 fn xa_end(xid: &[u8], commit: bool, err: &mut String) -> i32 {
@@ -522,7 +570,9 @@ fn xa_end(xid: &[u8], commit: bool, err: &mut String) -> i32 {
 }
 
 fn trx_savepoint(t: &TrxHandle) -> u64 {
-    t.savepoint()
+    // After a panic: the transaction's start (what a transaction without changes
+    // answers too).
+    guard_or(|| 0, || t.savepoint())
 }
 
 fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32 {
@@ -534,7 +584,7 @@ fn sec_keys(b: &[u8]) -> Result<Vec<(Vec<u8>, bool)>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < b.len() {
-        let bad = || Error::Panic("malformed secondary keys from C++".into());
+        let bad = || Error::Internal("malformed secondary keys from C++".into());
         let has_null = *b.get(at).ok_or_else(bad)? != 0;
         let len = u32::from_le_bytes(b.get(at + 1..at + 5).ok_or_else(bad)?.try_into().unwrap()) as usize;
         let k = b.get(at + 5..at + 5 + len).ok_or_else(bad)?;
@@ -544,21 +594,87 @@ fn sec_keys(b: &[u8]) -> Result<Vec<(Vec<u8>, bool)>> {
     Ok(out)
 }
 
-/// Runs `f`, turning an error or a panic into a code and a message.
-fn guard(err: &mut String, f: impl FnOnce() -> Result<()>) -> i32 {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => 0,
-        Ok(Err(e)) => {
-            *err = e.to_string();
-            e.code()
-        }
+// ---- The panic guard ----
+//
+// Every function C++ calls (the bridge's, `ha_rust_set_interrupt_probe`, and the
+// drop of every type C++ holds) runs its whole body in one of these, because a
+// panic that reaches the boundary aborts the server. `catch` is the only
+// `catch_unwind` of the boundary; the others shape its result for the caller.
+// docs/boundary.md has the rule; `tests::every_entry_point_is_guarded` checks it.
+
+/// Runs `f`, turning a panic into [`Error::Panic`] (the panic hook has already
+/// written the message and place to the server's error log).
+fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(|| {
+        inject::point();
+        f()
+    })) {
+        Ok(r) => r,
         Err(p) => {
             crate::metrics::PANICS_CAUGHT.inc();
-            let e = Error::Panic(panic_text(&p));
+            inject::caught();
+            Err(Error::Panic(panic_text(&p)))
+        }
+    }
+}
+
+/// For an entry that returns a code: 0, or the error's handler error code with its
+/// message in `err`.
+fn guard(err: &mut String, f: impl FnOnce() -> Result<()>) -> i32 {
+    report(err, catch(f))
+}
+
+/// 0, or the error's code with its message in `err`.
+fn report(err: &mut String, r: Result<()>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
             *err = e.to_string();
             e.code()
         }
     }
+}
+
+/// For an entry with no error to return (a setter, a value, a drop): `f`'s value,
+/// or `fallback`'s after a panic.
+fn guard_or<T>(fallback: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
+    catch(|| Ok(f())).unwrap_or_else(|_| fallback())
+}
+
+/// Test-only panic injection: `arm` makes the next guard entered on this thread
+/// panic inside it, and `caught` counts the panics guards caught, so a test can
+/// tell an entry point that went through a guard from one that did not.
+#[cfg(test)]
+mod inject {
+    use std::cell::Cell;
+
+    thread_local! {
+        static ARMED: Cell<bool> = const { Cell::new(false) };
+        static CAUGHT: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub fn point() {
+        if ARMED.replace(false) {
+            panic!("panic injected by a test");
+        }
+    }
+    pub fn caught() {
+        CAUGHT.set(CAUGHT.get() + 1);
+    }
+    pub fn arm(on: bool) {
+        ARMED.set(on);
+    }
+    pub fn caught_count() -> u64 {
+        CAUGHT.get()
+    }
+}
+
+#[cfg(not(test))]
+mod inject {
+    #[inline(always)]
+    pub fn point() {}
+    #[inline(always)]
+    pub fn caught() {}
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -603,7 +719,7 @@ fn available(v: u8) -> Result<Layout> {
 }
 
 fn layout_supported(l: u8) -> bool {
-    available(l).is_ok()
+    guard_or(|| false, || available(l).is_ok())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -654,7 +770,7 @@ fn table_delete(p: &[u8], err: &mut String) -> i32 {
         // The server's DROP of a table without a .frm asks every engine to delete it and
         // takes success from any of them as "the table existed": answer "no such
         // table" when neither a definition nor any file of ours is there.
-        let any = |exts: &[&str]| exts.iter().any(|e| csv::with_ext(&base, e).exists());
+        let any = |exts: &[&str]| exts.iter().any(|e| crate::fsutil::with_ext(&base, e).exists());
         let existed = any(&[".frm", csv::DATA_EXT, arch::ARZ_EXT, arch::ARP_EXT]) || bt::exists(&base);
         csv::delete(&base)?;
         arch::delete(&base)?;
@@ -689,8 +805,28 @@ enum Inner {
 /// An open table as C++ holds it.
 pub struct Table {
     inner: Option<Inner>,
+    /// An operation on this handle panicked: its state may be half changed, so
+    /// it refuses every further use (FLUSH TABLES reopens the table) and what it
+    /// holds is never dropped (dropping could write that state).
+    broken: Cell<bool>,
     open_error: i32,
     error: String,
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        guard_or(
+            || (),
+            || {
+                let inner = self.inner.take();
+                if self.broken.get() {
+                    std::mem::forget(inner)
+                } else {
+                    drop(inner)
+                }
+            },
+        )
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -707,7 +843,7 @@ fn table_open(
     index_count: u32,
     hidden_pk: bool,
 ) -> Box<Table> {
-    let mut t = Box::new(Table { inner: None, open_error: 0, error: String::new() });
+    let mut t = Box::new(Table { inner: None, broken: Cell::new(false), open_error: 0, error: String::new() });
     let mut inner = None;
     t.open_error = guard(&mut t.error, || {
         inner = Some(match available(l)? {
@@ -798,38 +934,61 @@ impl Inner {
     }
 }
 
+/// What a handle says when it is used after a panic in it (or after a failed open).
+fn closed() -> Error {
+    Error::Panic("this handle of the table was closed after a panic in an earlier call (see the error log); FLUSH TABLES reopens it".into())
+}
+
 impl Table {
-    /// Runs `f` on the open table under [`guard`]; a panic leaves the handle closed.
+    /// Runs `f` on the open table under the guard: 0, or an error code with its
+    /// message in `last_error`. A panic marks the handle broken.
     fn run(&mut self, f: impl FnOnce(&mut Inner) -> Result<()>) -> i32 {
-        let Some(inner) = self.inner.as_mut() else {
-            self.error = "this RUST table handle is closed after an earlier internal error; FLUSH TABLES reopens it".into();
-            return crate::error::HA_ERR_RUST_PANIC;
-        };
-        let mut panicked = false;
-        let code = guard(&mut self.error, || {
-            let r = catch_unwind(AssertUnwindSafe(|| f(inner)));
-            match r {
-                Ok(r) => r,
-                Err(p) => {
-                    panicked = true;
-                    std::panic::resume_unwind(p)
-                }
-            }
+        let r = catch(|| match self.inner.as_mut() {
+            Some(t) if !self.broken.get() => f(t),
+            _ => Err(closed()),
         });
-        if panicked {
-            // Dropping may run more of the broken state; never let that unwind either.
-            if let Some(t) = self.inner.take() {
-                let _ = catch_unwind(AssertUnwindSafe(|| std::mem::forget(t)));
+        if let Err(Error::Panic(_)) = r {
+            self.broken.set(true);
+        }
+        report(&mut self.error, r)
+    }
+
+    /// For an entry that reads the open table and returns a value: `f`'s value, or
+    /// `default` when the handle is closed or `f` panicked (which marks it broken).
+    fn value<'a, T>(&'a self, default: T, f: impl FnOnce(&'a Inner) -> T) -> T {
+        let r = catch(|| match &self.inner {
+            Some(t) if !self.broken.get() => Ok(Some(f(t))),
+            _ => Ok(None),
+        });
+        self.valued(r, default)
+    }
+
+    /// [`value`](Self::value) for an entry that changes the table and has no error
+    /// to return.
+    fn value_mut<T>(&mut self, default: T, f: impl FnOnce(&mut Inner) -> T) -> T {
+        let r = catch(|| match self.inner.as_mut() {
+            Some(t) if !self.broken.get() => Ok(Some(f(t))),
+            _ => Ok(None),
+        });
+        self.valued(r, default)
+    }
+
+    fn valued<T>(&self, r: Result<Option<T>>, default: T) -> T {
+        match r {
+            Ok(Some(v)) => v,
+            Ok(None) => default,
+            Err(_) => {
+                self.broken.set(true);
+                default
             }
         }
-        code
     }
 
     fn last_error(&self) -> &str {
-        &self.error
+        guard_or(|| "", || &self.error)
     }
     fn open_error(&self) -> i32 {
-        self.open_error
+        guard_or(|| crate::error::HA_ERR_RUST_PANIC, || self.open_error)
     }
 
     fn scan_start(&mut self) -> i32 {
@@ -850,31 +1009,30 @@ impl Table {
         self.run(|t| t.read_at(pos))
     }
     fn position(&self) -> u64 {
-        match &self.inner {
-            Some(Inner::Csv(t)) => t.current_pos(),
-            Some(Inner::Archive(t)) => t.position(),
+        self.value(0, |t| match t {
+            Inner::Csv(t) => t.current_pos(),
+            Inner::Archive(t) => t.position(),
             _ => 0,
-        }
+        })
     }
     fn current_line(&self) -> u64 {
-        match &self.inner {
-            Some(Inner::Csv(t)) => t.current_line(),
+        self.value(0, |t| match t {
+            Inner::Csv(t) => t.current_line(),
             _ => 0,
-        }
+        })
     }
     fn record_data(&self) -> &[u8] {
-        match &self.inner {
-            Some(Inner::Csv(t)) => &t.record().data,
-            Some(Inner::Archive(t)) => t.record(),
-            Some(Inner::Btree(t)) => &t.row,
-            None => &[],
-        }
+        self.value(&[], |t| match t {
+            Inner::Csv(t) => &t.record().data,
+            Inner::Archive(t) => t.record(),
+            Inner::Btree(t) => &t.row,
+        })
     }
     fn record_spans(&self) -> &[u32] {
-        match &self.inner {
-            Some(Inner::Csv(t)) => t.record().spans.as_flattened(),
+        self.value(&[], |t| match t {
+            Inner::Csv(t) => t.record().spans.as_flattened(),
             _ => &[],
-        }
+        })
     }
     fn insert(&mut self, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32 {
         let mut accepted = true;
@@ -895,13 +1053,13 @@ impl Table {
         })
     }
     fn max_key(&self) -> KeyMax {
-        match &self.inner {
-            Some(Inner::Archive(t)) => {
+        self.value(KeyMax { has_key: false, key: 0, base: 0 }, |t| match t {
+            Inner::Archive(t) => {
                 let (k, base) = t.max_key();
                 KeyMax { has_key: k.is_some(), key: k.unwrap_or(0), base }
             }
             _ => KeyMax { has_key: false, key: 0, base: 0 },
-        }
+        })
     }
     fn optimize(&mut self, session: usize) -> i32 {
         self.run(|t| match t {
@@ -934,42 +1092,44 @@ impl Table {
         self.run(|t| t.truncate())
     }
     fn discard(&mut self) {
-        match self.inner.as_mut() {
-            Some(Inner::Csv(t)) => t.discard(),
-            Some(Inner::Archive(t)) => t.discard(),
+        self.value_mut((), |t| match t {
+            Inner::Csv(t) => t.discard(),
+            Inner::Archive(t) => t.discard(),
             _ => {}
-        }
+        })
     }
     fn stats(&self) -> Stats {
-        match &self.inner {
-            Some(Inner::Csv(t)) => {
+        self.value(Stats { rows: 0, data_length: 0, index_length: 0, exact: false }, |t| match t {
+            Inner::Csv(t) => {
                 let (rows, data_length, exact) = t.stats();
                 Stats { rows, data_length, index_length: 0, exact }
             }
-            Some(Inner::Archive(t)) => {
+            Inner::Archive(t) => {
                 let (rows, data_length) = t.stats();
                 Stats { rows, data_length, index_length: 0, exact: true }
             }
-            Some(Inner::Btree(t)) => {
+            Inner::Btree(t) => {
                 let (data_length, index_length) = t.data_length();
                 Stats { rows: t.rows(), data_length, index_length, exact: false }
             }
-            None => Stats { rows: 0, data_length: 0, index_length: 0, exact: false },
-        }
+        })
     }
     fn set_exact_rows(&self, rows: u64) {
-        if let Some(Inner::Csv(t)) = &self.inner {
-            t.set_exact_rows(rows)
-        }
+        self.value((), |t| {
+            if let Inner::Csv(t) = t {
+                t.set_exact_rows(rows)
+            }
+        })
     }
     fn take_warning(&mut self, out: &mut String) -> bool {
-        match self.inner.as_mut().map(|t| t.warnings()).filter(|w| !w.is_empty()) {
-            Some(w) => {
-                *out = w.remove(0);
-                true
+        self.value_mut(false, |t| {
+            let w = t.warnings();
+            if w.is_empty() {
+                return false;
             }
-            None => false,
-        }
+            *out = w.remove(0);
+            true
+        })
     }
     fn check_start(&mut self) -> i32 {
         self.run(|t| match t {
@@ -1006,12 +1166,12 @@ impl Table {
         if code == 0 { step } else { code }
     }
     fn check_reject(&mut self, why: &[u8], out: &mut String) {
-        let why = String::from_utf8_lossy(why).into_owned();
         self.run(|t| {
-            match t {
-                Inner::Csv(t) => *out = t.check_reject(why.clone()),
-                _ => *out = why.clone(),
-            }
+            let why = String::from_utf8_lossy(why).into_owned();
+            *out = match t {
+                Inner::Csv(t) => t.check_reject(why),
+                _ => why,
+            };
             Ok(())
         });
     }
@@ -1136,29 +1296,33 @@ impl Table {
     }
 
     fn bt_set_prefix(&mut self, prefix: &[u8], on: bool) {
-        if let Some(Inner::Btree(t)) = self.inner.as_mut() {
-            t.set_prefix(on.then(|| prefix.to_vec()));
-        }
+        self.value_mut((), |t| {
+            if let Inner::Btree(t) = t {
+                t.set_prefix(on.then(|| prefix.to_vec()));
+            }
+        })
     }
 
     fn bt_key_format(&self) -> u32 {
-        match &self.inner {
-            Some(Inner::Btree(t)) => t.key_format(),
+        self.value(0, |t| match t {
+            Inner::Btree(t) => t.key_format(),
             _ => 0,
-        }
+        })
     }
 
     fn bt_pk(&self) -> &[u8] {
-        match &self.inner {
-            Some(Inner::Btree(t)) => &t.pk,
+        self.value(&[], |t| match t {
+            Inner::Btree(t) => &t.pk,
             _ => &[],
-        }
+        })
     }
 
     fn bt_set_keys_only(&mut self, on: bool) {
-        if let Some(Inner::Btree(t)) = self.inner.as_mut() {
-            t.set_keys_only(on);
-        }
+        self.value_mut((), |t| {
+            if let Inner::Btree(t) = t {
+                t.set_keys_only(on);
+            }
+        })
     }
 
     fn bt_fetch_current(&mut self) -> i32 {
@@ -1166,10 +1330,10 @@ impl Table {
     }
 
     fn bt_key(&self) -> &[u8] {
-        match &self.inner {
-            Some(Inner::Btree(t)) => t.key(),
+        self.value(&[], |t| match t {
+            Inner::Btree(t) => t.key(),
             _ => &[],
-        }
+        })
     }
 
     fn bt_count_range(&mut self, index: u32, min: &[u8], min_mode: u8, max: &[u8], max_mode: u8) -> u64 {
@@ -1205,10 +1369,10 @@ impl Table {
     }
 
     fn bt_auto_increment(&self) -> u64 {
-        match &self.inner {
-            Some(Inner::Btree(t)) => t.auto_increment_next(),
+        self.value(0, |t| match t {
+            Inner::Btree(t) => t.auto_increment_next(),
             _ => 0,
-        }
+        })
     }
 
     fn bt_auto_increment_used(&mut self, v: u64) -> i32 {
@@ -1216,16 +1380,18 @@ impl Table {
     }
 
     fn bt_auto_increment_checked(&self) -> bool {
-        match &self.inner {
-            Some(Inner::Btree(t)) => t.auto_increment_checked(),
+        self.value(true, |t| match t {
+            Inner::Btree(t) => t.auto_increment_checked(),
             _ => true,
-        }
+        })
     }
 
     fn bt_set_auto_increment_checked(&self) {
-        if let Some(Inner::Btree(t)) = &self.inner {
-            t.set_auto_increment_checked();
-        }
+        self.value((), |t| {
+            if let Inner::Btree(t) = t {
+                t.set_auto_increment_checked();
+            }
+        })
     }
 
     fn bt_last_unlocked(&mut self, index: u32) -> i32 {
@@ -1263,6 +1429,288 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+    use std::os::unix::ffi::OsStrExt;
+
+    const PANIC: i32 = crate::error::HA_ERR_RUST_PANIC;
+
+    /// Runs `f` with a panic injected into the first guard it enters: whether a
+    /// guard caught that panic and `f` said the entry answered as it should after one.
+    fn armed(f: impl FnOnce() -> bool) -> bool {
+        let before = inject::caught_count();
+        inject::arm(true);
+        let answered = f();
+        inject::arm(false);
+        inject::caught_count() == before + 1 && answered
+    }
+
+    /// Whether a handle refuses use as one broken by a panic does.
+    fn refuses(t: &mut Table) -> bool {
+        t.scan_start() == PANIC && t.last_error().contains("closed after a panic in an earlier call")
+    }
+
+    /// What C++ can call, read from this file: the bridge's functions, the drop of
+    /// each Rust type the bridge hands over, and the `extern "C"` functions.
+    fn entry_points_in_source() -> BTreeSet<String> {
+        let src = include_str!("mod.rs");
+        let src = &src[..src.find("\n#[cfg(test)]\nmod tests {").unwrap()];
+        let start = src.find("pub mod bridge {").unwrap();
+        let end = start + src[start..].find("\n}\n").unwrap();
+        let mut names = BTreeSet::new();
+        for line in src[start..end].lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("fn ") {
+                names.insert(rest[..rest.find('(').unwrap()].to_string());
+            } else if let Some(rest) = line.strip_prefix("type ") {
+                names.insert(format!("drop {}", rest.trim_end_matches(';')));
+            }
+        }
+        let marker = "extern \"C\" fn ";
+        for (i, _) in src.match_indices(marker) {
+            let rest = &src[i + marker.len()..];
+            names.insert(rest[..rest.find('(').unwrap()].to_string());
+        }
+        names
+    }
+
+    /// Every entry point, called with a panic injected into its guard, returns
+    /// what it returns after a panic (an error code, or its fallback value) instead
+    /// of unwinding into C++, and a table handle is then closed. The list of cases
+    /// must be the list of entry points in this file, so a new entry point without
+    /// a case here fails, and one without a guard fails its case.
+    #[test]
+    fn every_entry_point_is_guarded() {
+        let d = crate::testutil::dir("ffi_every_entry_point_is_guarded", 0);
+        let p = d.join("t").as_os_str().as_bytes().to_vec();
+        let mut e = String::new();
+        assert_eq!(table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut e), 0, "{e}");
+        let open = || {
+            let t = table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false);
+            assert_eq!(t.open_error(), 0, "{}", t.last_error());
+            t
+        };
+        // Each case: its entry point's name, and whether it passed.
+        let mut cases: Vec<(&str, bool)> = Vec::new();
+        // An engine-wide entry.
+        macro_rules! free {
+            ($name:literal, $e:expr) => {
+                cases.push(($name, armed(|| $e)))
+            };
+        }
+        // An entry on a transaction handle `$t`.
+        macro_rules! trx {
+            ($name:literal, |$t:ident| $e:expr) => {{
+                let mut $t = trx_new();
+                let _ = &mut $t;
+                cases.push(($name, armed(|| $e)))
+            }};
+        }
+        // An entry on a table handle `$t` (with a transaction `$x`), which must
+        // refuse further use after the panic.
+        macro_rules! table {
+            ($name:literal, |$t:ident, $x:ident| $e:expr) => {{
+                let (mut $t, mut $x) = (open(), trx_new());
+                let _ = &mut $x;
+                let ok = armed(|| $e) && refuses(&mut $t);
+                cases.push(($name, ok))
+            }};
+        }
+        let mut s = String::new();
+        let (mut n, mut dup) = (0u32, 0u32);
+        let mut summary = CheckSummary { rows: 0, damaged: 0, torn_tail: false, lost_rows: 0, note: String::new() };
+        let mut v = Vec::new();
+
+        free!("engine_start", engine_start(b"/nonexistent", 16, 1, 1 << 20, &mut s) == PANIC);
+        free!("engine_stop", engine_stop() == PANIC);
+        free!("engine_set_flush_policy", {
+            engine_set_flush_policy(1);
+            true
+        });
+        free!("engine_set_lock_wait_timeout", {
+            engine_set_lock_wait_timeout(bt::LOCK_WAIT_TIMEOUT_SECS.load(std::sync::atomic::Ordering::Relaxed));
+            true
+        });
+        free!("engine_set_log_size", {
+            engine_set_log_size(1 << 20);
+            true
+        });
+        free!("engine_take_note", !engine_take_note(&mut s));
+        free!("trx_new", {
+            drop(trx_new());
+            true
+        });
+        trx!("trx_set_session", |t| {
+            trx_set_session(&mut t, 7);
+            true
+        });
+        trx!("trx_wake", |t| {
+            drop(trx_wake(&t));
+            true
+        });
+        let w = trx_wake(&trx_new());
+        free!("trx_wake_raise", {
+            trx_wake_raise(&w);
+            true
+        });
+        trx!("trx_stmt_begin", |t| {
+            trx_stmt_begin(&mut t);
+            true
+        });
+        trx!("trx_stmt_rollback", |t| trx_stmt_rollback(&mut t, &mut s) == PANIC);
+        trx!("trx_commit", |t| trx_commit(&mut t, true, &mut s) == PANIC);
+        free!("log_flush", log_flush(&mut s) == PANIC);
+        trx!("trx_rollback", |t| trx_rollback(&mut t, &mut s) == PANIC);
+        trx!("trx_prepare", |t| trx_prepare(&mut t, b"x", &mut s) == PANIC);
+        trx!("trx_detach_prepared", |t| !trx_detach_prepared(&mut t));
+        free!("xa_prepared", xa_prepared().is_empty());
+        free!("xa_given", {
+            xa_given(b"", false);
+            true
+        });
+        free!("xa_end", xa_end(b"x", true, &mut s) == PANIC);
+        trx!("trx_savepoint", |t| trx_savepoint(&t) == 0);
+        trx!("trx_rollback_to", |t| trx_rollback_to(&mut t, 0, &mut s) == PANIC);
+        free!("layout_supported", !layout_supported(1));
+        free!("table_create", table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut s) == PANIC);
+        free!("table_delete", table_delete(&p, &mut s) == PANIC);
+        free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);
+        free!("table_open", table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false).open_error() == PANIC);
+        let t = open();
+        free!("drop Table", {
+            drop(t);
+            true
+        });
+        let t = trx_new();
+        free!("drop TrxHandle", {
+            drop(t);
+            true
+        });
+        let w = trx_wake(&trx_new());
+        free!("drop TrxWake", {
+            drop(w);
+            true
+        });
+        free!("status_counters", status_counters().panics_caught == 0);
+        free!("engine_status_text", engine_status_text().is_empty());
+        free!("trx_rows", trx_rows().is_empty());
+        free!("table_rows", table_rows().is_empty());
+        free!("pool_rows", pool_rows().is_empty());
+        free!("lock_rows", lock_rows().is_empty());
+        free!("ha_rust_set_progress_reporter", {
+            ha_rust_set_progress_reporter(None);
+            true
+        });
+        free!("ha_rust_set_interrupt_probe", {
+            ha_rust_set_interrupt_probe(None);
+            true
+        });
+
+        // last_error and open_error only read what the handle keeps for C++.
+        let t = open();
+        free!("last_error", t.last_error().is_empty());
+        free!("open_error", t.open_error() == PANIC);
+        table!("scan_start", |t, x| t.scan_start() == PANIC);
+        table!("scan_next", |t, x| t.scan_next() == PANIC);
+        table!("scan_end", |t, x| t.scan_end() == PANIC);
+        table!("read_at", |t, x| t.read_at(0) == PANIC);
+        table!("position", |t, x| t.position() == 0);
+        table!("current_line", |t, x| t.current_line() == 0);
+        table!("record_data", |t, x| t.record_data().is_empty());
+        table!("record_spans", |t, x| t.record_spans().is_empty());
+        table!("insert", |t, x| t.insert(b"", &[], 0, false, false) == PANIC);
+        table!("lookup", |t, x| t.lookup(0) == PANIC);
+        table!("max_key", |t, x| !t.max_key().has_key);
+        table!("optimize", |t, x| t.optimize(0) == PANIC);
+        table!("update_current", |t, x| t.update_current(b"") == PANIC);
+        table!("delete_current", |t, x| t.delete_current() == PANIC);
+        table!("set_bulk", |t, x| t.set_bulk(true) == PANIC);
+        table!("flush", |t, x| t.flush() == PANIC);
+        table!("truncate", |t, x| t.truncate() == PANIC);
+        table!("discard", |t, x| {
+            t.discard();
+            true
+        });
+        table!("stats", |t, x| t.stats().rows == 0);
+        table!("set_exact_rows", |t, x| {
+            t.set_exact_rows(1);
+            true
+        });
+        table!("take_warning", |t, x| !t.take_warning(&mut s));
+        table!("check_start", |t, x| t.check_start() == PANIC);
+        table!("check_next", |t, x| t.check_next(&mut s) == PANIC);
+        table!("check_reject", |t, x| {
+            t.check_reject(b"why", &mut s);
+            true
+        });
+        table!("check_finish", |t, x| t.check_finish(false, &mut summary) == PANIC);
+        table!("bt_insert", |t, x| t.bt_insert(&mut x, b"k", b"", b"", &mut dup) == PANIC);
+        table!("bt_update", |t, x| t.bt_update(&mut x, b"k", b"k", b"", b"", b"", &mut dup) == PANIC);
+        table!("bt_delete", |t, x| t.bt_delete(&mut x, b"k", b"") == PANIC);
+        table!("bt_get", |t, x| t.bt_get(&mut x, b"k") == PANIC);
+        table!("bt_seek", |t, x| t.bt_seek(&mut x, 0, b"k", 0) == PANIC);
+        table!("bt_edge", |t, x| t.bt_edge(&mut x, 0, false) == PANIC);
+        table!("bt_next", |t, x| t.bt_next(false) == PANIC);
+        table!("bt_set_prefix", |t, x| {
+            t.bt_set_prefix(b"k", true);
+            true
+        });
+        table!("bt_pk", |t, x| t.bt_pk().is_empty());
+        table!("bt_set_keys_only", |t, x| {
+            t.bt_set_keys_only(true);
+            true
+        });
+        table!("bt_fetch_current", |t, x| t.bt_fetch_current() == PANIC);
+        table!("bt_key", |t, x| t.bt_key().is_empty());
+        table!("bt_count_range", |t, x| t.bt_count_range(0, b"", 0, b"", 0) == 0);
+        table!("bt_key_stats", |t, x| t.bt_key_stats(0, &[4], false, &mut v) == PANIC);
+        table!("bt_key_format", |t, x| t.bt_key_format() == 0);
+        // CHECK reports what stopped it as a problem it found.
+        table!("bt_check", |t, x| t.bt_check(0, &mut s, &mut n) == 0 && n == 1 && s.contains("(panic)"));
+        table!("bt_lock", |t, x| t.bt_lock(&mut x, true) == PANIC);
+        table!("bt_auto_increment", |t, x| t.bt_auto_increment() == 0);
+        table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1) == PANIC);
+        table!("bt_auto_increment_checked", |t, x| t.bt_auto_increment_checked());
+        table!("bt_set_auto_increment_checked", |t, x| {
+            t.bt_set_auto_increment_checked();
+            true
+        });
+        table!("bt_last_unlocked", |t, x| t.bt_last_unlocked(0) == PANIC);
+        table!("bt_truncate", |t, x| t.bt_truncate(&mut x) == PANIC);
+
+        let in_source = entry_points_in_source();
+        assert!(in_source.len() > 70, "the parse of src/ffi/mod.rs found only {in_source:?}");
+        let tested: BTreeSet<String> = cases.iter().map(|(name, _)| name.to_string()).collect();
+        assert_eq!(tested.len(), cases.len(), "a case is listed twice");
+        let untested: Vec<_> = in_source.difference(&tested).collect();
+        let unknown: Vec<_> = tested.difference(&in_source).collect();
+        assert!(untested.is_empty(), "entry points without a case here: {untested:?}");
+        assert!(unknown.is_empty(), "cases for no entry point: {unknown:?}");
+        let unguarded: Vec<_> = cases.iter().filter(|(_, passed)| !passed).map(|(name, _)| name).collect();
+        assert!(unguarded.is_empty(), "entry points that let an injected panic through or answered wrongly: {unguarded:?}");
+    }
+
+    /// A panic in an entry that reads the handle (no error code to return) also
+    /// closes the handle, and a handle closed by a panic is not dropped normally:
+    /// its pending work is not written.
+    #[test]
+    fn a_handle_broken_by_a_panic_refuses_every_use() {
+        let d = crate::testutil::dir("ffi_a_handle_broken_by_a_panic", 0);
+        let p = d.join("t").as_os_str().as_bytes().to_vec();
+        let mut e = String::new();
+        assert_eq!(table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut e), 0, "{e}");
+        let mut t = table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false);
+        assert_eq!(t.set_bulk(true), 0);
+        let mut image = vec![1u8];
+        image.extend_from_slice(&1u32.to_le_bytes());
+        image.push(b'7');
+        assert_eq!(t.insert(&image, &[], 0, false, false), 0, "{}", t.last_error());
+        assert!(armed(|| t.stats().rows == 0));
+        assert!(refuses(&mut t));
+        assert_eq!(t.flush(), PANIC);
+        assert_eq!(t.record_data(), b"");
+        drop(t);
+        let written = std::fs::read(d.join("t.csv")).unwrap();
+        assert!(written.is_empty(), "the broken handle's buffered row was written: {written:?}");
+    }
 
     #[test]
     fn a_panic_becomes_an_error_code() {
@@ -1270,6 +1718,21 @@ mod tests {
         let code = guard(&mut msg, || panic!("boom"));
         assert_eq!(code, crate::error::HA_ERR_RUST_PANIC);
         assert!(msg.contains("boom"), "{msg}");
+    }
+
+    /// A broken invariant the engine checks for is its own error, not a panic: the
+    /// handle stays usable.
+    #[test]
+    fn a_broken_invariant_is_an_internal_error() {
+        let d = crate::testutil::dir("ffi_a_broken_invariant", 0);
+        let p = d.join("t").as_os_str().as_bytes().to_vec();
+        let mut e = String::new();
+        assert_eq!(table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut e), 0, "{e}");
+        let mut t = table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false);
+        assert_eq!(t.scan_next(), crate::error::HA_ERR_RUST_INTERNAL);
+        assert_eq!(t.last_error(), "internal error in the RUST engine: scan_next without scan_start");
+        assert_eq!(t.scan_start(), 0, "{}", t.last_error());
+        assert_eq!(t.scan_next(), consts::HA_ERR_END_OF_FILE as i32);
     }
 
     #[test]

@@ -2,21 +2,10 @@
 //! INFORMATION_SCHEMA.RUST_TRX; docs/operations.md). They read counters and the
 //! engine's gauges only, and never fail: a panic gives the empty answer.
 use std::fmt::Write;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::ENGINE;
 use super::bridge::{LockRow, PoolRow, StatusCounters, TableInfo, TrxRow};
+use super::{ENGINE, guard_or};
 use crate::metrics as m;
-
-fn quiet<T>(empty: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(_) => {
-            m::PANICS_CAUGHT.inc();
-            empty()
-        }
-    }
-}
 
 fn zero() -> StatusCounters {
     StatusCounters {
@@ -52,7 +41,7 @@ fn zero() -> StatusCounters {
 }
 
 pub(super) fn status_counters() -> StatusCounters {
-    quiet(zero, || {
+    guard_or(zero, || {
         let mut s = zero();
         if let Some(e) = ENGINE.get() {
             let es = e.status();
@@ -90,7 +79,7 @@ pub(super) fn status_counters() -> StatusCounters {
 }
 
 pub(super) fn trx_rows() -> Vec<TrxRow> {
-    quiet(Vec::new, || {
+    guard_or(Vec::new, || {
         let Some(e) = ENGINE.get() else { return Vec::new() };
         e.status()
             .trx
@@ -102,7 +91,7 @@ pub(super) fn trx_rows() -> Vec<TrxRow> {
 
 /// The report, InnoDB's monitor in spirit: sections of `name value` lines.
 pub(super) fn engine_status_text() -> String {
-    quiet(String::new, || {
+    guard_or(String::new, || {
         let s = status_counters();
         let mut o = String::new();
         let hit = if s.pool_read_requests > 0 {
@@ -133,7 +122,7 @@ pub(super) fn engine_status_text() -> String {
 }
 
 pub(super) fn table_rows() -> Vec<TableInfo> {
-    quiet(Vec::new, || {
+    guard_or(Vec::new, || {
         crate::inventory::tables(std::path::Path::new("."))
             .into_iter()
             .map(|e| TableInfo {
@@ -164,7 +153,7 @@ fn tree_names(p: &std::path::Path) -> (String, String, u32) {
 }
 
 pub(super) fn pool_rows() -> Vec<PoolRow> {
-    quiet(Vec::new, || {
+    guard_or(Vec::new, || {
         let Some(e) = ENGINE.get() else { return Vec::new() };
         e.status()
             .trees
@@ -178,7 +167,7 @@ pub(super) fn pool_rows() -> Vec<PoolRow> {
 }
 
 pub(super) fn lock_rows() -> Vec<LockRow> {
-    quiet(Vec::new, || {
+    guard_or(Vec::new, || {
         crate::btree::lock::locks_now()
             .into_iter()
             .map(|e| {
