@@ -126,3 +126,25 @@ pub(crate) fn ranges_len(r: &[u8]) -> Option<usize> {
     }
     Some(at)
 }
+
+/// Undo entry kinds: how to revert an insert (delete the key), a delete (put the
+/// old value back), an update (put the old value back in place).
+pub const UNDO_DELETE: u8 = 1;
+pub const UNDO_PUT: u8 = 2;
+pub const UNDO_REPLACE: u8 = 3;
+
+/// Makes `v` the undo entry `u8 kind, u32 key length, key, value`.
+pub fn undo_entry(v: &mut Vec<u8>, kind: u8, key: &[u8], val: &[u8]) {
+    v.clear();
+    v.push(kind);
+    v.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    v.extend_from_slice(key);
+    v.extend_from_slice(val);
+}
+
+pub fn parse_undo(u: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let kind = *u.first()?;
+    let klen = u32::from_le_bytes(u.get(1..5)?.try_into().ok()?) as usize;
+    let key = u.get(5..5usize.checked_add(klen)?)?;
+    Some((kind, key, &u[5 + klen..]))
+}
