@@ -10,11 +10,12 @@
 //! The tree is used under one reader-writer lock (`engine::Tree`): changes take
 //! `&mut BTree` under the write lock; lookups and cursor steps can also run under
 //! the read lock, beside other readers, on the pages already cached ([`read`],
-//! [`Reader`]; see `docs/btree-format.md`, "Locking inside the engine").//!
+//! [`Reader`]; see `docs/btree-format.md`, "Locking inside the engine").
+//!
 //! - this file: [`BTree`] itself (create, open, the meta page: row count,
 //!   AUTO_INCREMENT, format version, stored statistics), the page budget;
 //! - [`write`]: the write path (mutations, splits, merges);
-//! - [`read`]: [`Reader`], [`Cursor`], [`read`];
+//! - `read`: [`Reader`], [`Cursor`], [`read()`];
 //! - [`check`]: CHECK.
 //!
 //! Uses the layers below: `pool` (the buffer pool), `page`, `wal::records` (the
@@ -23,7 +24,6 @@
 mod check;
 mod read;
 mod write;
-
 
 use std::fs::{File, OpenOptions};
 use std::ops::Bound;
@@ -38,7 +38,6 @@ use super::pool::{Budget, Pool, Shrink};
 use crate::error::{Error, IoContext, Result};
 pub use super::wal::records::{UNDO_DELETE, UNDO_PUT, UNDO_REPLACE, parse_undo, undo_entry};
 pub use read::{Cursor, Pages, Reader, read, shared_read_retries};
-
 
 pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
 /// The format new files get (docs/btree-format.md, "Format versions"): 2 says
