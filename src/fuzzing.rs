@@ -101,7 +101,7 @@ fn scratch(name: &str, bytes: &[u8]) -> std::path::PathBuf {
 /// record read is parsed as recovery parses its kind, and an MTR record's page
 /// changes are applied to a scratch page.
 pub fn redo_log(data: &[u8]) {
-    use crate::btree::pool::{PAGE_DIFF, PAGE_NEW, apply_diff};
+    use crate::btree::wal::records::{PAGE_DIFF, PAGE_NEW, apply_diff};
     use crate::btree::wal::log::{LOG_MAGIC, REC_MTR, REC_PREPARE, REC_RESET, REC_UNDO_CARRY, RedoLog};
     use crate::btree::wal::records::{parse_carry, parse_mtr, parse_prepare, parse_reset};
     let Some((&v, recs)) = data.split_first() else { return };

@@ -2,7 +2,7 @@
 //!
 //! `cpp/` holds the server glue (plugin declaration, the `ha_rust` handler, row and
 //! field conversion); everything that touches a file lives here. The two meet only in
-//! [`ffi`]. See `docs/` for the file formats and `../shared/ARCHITECTURE.md` for the
+//! [`ffi`]. See `docs/` for the file formats and `docs/architecture.md` for the
 //! shape.
 
 pub mod archive;

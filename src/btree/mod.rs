@@ -1,13 +1,24 @@
 //! The BTREE layout: slotted pages, a bounded buffer pool, a B+tree over byte
 //! keys, the redo log, transactions with undo, and the tables built on them
-//! (spec: `docs/btree-format.md`).
-pub mod engine;
+//! (spec: `docs/btree-format.md`; the shape: `docs/architecture.md`).
+//!
+//! The layers, bottom-up; each uses only those before it in this list:
+//! 1. [`page`]: one page (header, checksum, LSN, slotted records);
+//! 2. [`wal`]: the redo log, every record's writer and reader, the control file;
+//! 3. [`pool`]: a tree file's buffer pool; writes a mini-transaction's record;
+//! 4. [`tree`]: one B+tree (write path, reader and cursor, CHECK);
+//! 5. [`engine`]: every tree and the log: transactions, undo, recovery,
+//!    checkpoints;
+//! 6. [`lock`]: table locks and lock waits (uses no other layer: beside `engine`);
+//! 7. [`table`]: a SQL table over its trees, the connection's transaction, XA,
+//!    statistics: what `ffi` uses.
 pub mod page;
+pub mod wal;
 pub mod pool;
+pub mod tree;
+pub mod engine;
 pub mod lock;
 pub mod table;
-pub mod tree;
-pub mod wal;
 
 /// Tests stop a TRUNCATE at each of its writes and fsyncs (see
 /// [`engine::Engine::reset_trees`]) as if the process died there: a step that

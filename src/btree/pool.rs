@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::wal::log::{REC_MTR, RedoLog};
+use super::wal::records::{self, PAGE_DIFF, PAGE_NEW};
 use super::page::{Kind, PAGE_SIZE, Page, corrupt};
 use crate::error::{IoContext, Result};
 use crate::metrics;
@@ -149,16 +150,10 @@ pub struct LogLink {
     pub lost: Arc<parking_lot::Mutex<std::collections::HashSet<u32>>>,
 }
 
-/// Page entry kinds in an MTR record: the whole page (bytes LOGGED_FROM..), the
-/// changed ranges applied to the page as it is, or the ranges applied to a zeroed
-/// page (a page initialised by the mtr: redo never reads it from disk).
-pub const PAGE_FULL: u8 = 1;
 /// A page's whole image leaves out a free middle at least this long (as a
 /// PAGE_NEW entry of the parts around it): below, the two ranges' headers and
 /// the record's other bookkeeping are not worth it.
 const MIN_GAP_LEFT_OUT: usize = 64;
-pub const PAGE_DIFF: u8 = 2;
-pub const PAGE_NEW: u8 = 3;
 pub use super::page::LOGGED_FROM;
 
 #[derive(Default)]
@@ -388,12 +383,7 @@ impl Pool {
         // must be whole images)
         let lsn = loop {
             let ckpt = checkpoint.load(Ordering::Acquire);
-            rec.clear();
-            rec.extend_from_slice(&tree_id.to_le_bytes());
-            rec.extend_from_slice(&(extra.len() as u32).to_le_bytes());
-            rec.extend_from_slice(extra);
-            let count_at = rec.len();
-            rec.extend_from_slice(&[0, 0]);
+            let count_at = records::mtr_begin(&mut rec, tree_id, extra);
             let mut pages = 0u16;
             logged.clear();
             for &(no, _) in &m.touched {
@@ -406,37 +396,22 @@ impl Pool {
                 }
                 logged.push(f);
                 pages += 1;
-                rec.extend_from_slice(&no.to_le_bytes());
                 if !fresh && (page.lsn() < ckpt || page.lsn() == 0) {
                     // the first change since the checkpoint: the page as it is now,
                     // so that redo never builds on a page torn on disk; a tree
                     // page's free middle is left out (rebuilt as zeros)
                     match page.free_middle() {
                         Some(gap) if gap.len() >= MIN_GAP_LEFT_OUT => {
-                            rec.push(PAGE_NEW);
-                            let b = page.bytes();
                             let parts = [LOGGED_FROM..gap.start, gap.end..PAGE_SIZE];
                             let parts = parts.iter().filter(|r| !r.is_empty());
-                            rec.extend_from_slice(&(parts.clone().count() as u16).to_le_bytes());
-                            for r in parts {
-                                rec.extend_from_slice(&(r.start as u16).to_le_bytes());
-                                rec.extend_from_slice(&(r.len() as u16).to_le_bytes());
-                                rec.extend_from_slice(&b[r.clone()]);
-                            }
+                            let n = parts.clone().count();
+                            records::mtr_page_ranges(&mut rec, no, PAGE_NEW, page.bytes(), n, parts.map(|r| (r.start, r.len())));
                         }
-                        _ => {
-                            rec.push(PAGE_FULL);
-                            rec.extend_from_slice(&page.bytes()[LOGGED_FROM..]);
-                        }
+                        _ => records::mtr_page_full(&mut rec, no, page.bytes()),
                     }
                 } else {
-                    rec.push(if fresh { PAGE_NEW } else { PAGE_DIFF });
-                    rec.extend_from_slice(&(ranges.len() as u16).to_le_bytes());
-                    for &(off, len) in &ranges {
-                        rec.extend_from_slice(&(off as u16).to_le_bytes());
-                        rec.extend_from_slice(&(len as u16).to_le_bytes());
-                        rec.extend_from_slice(&page.bytes()[off..off + len]);
-                    }
+                    let kind = if fresh { PAGE_NEW } else { PAGE_DIFF };
+                    records::mtr_page_ranges(&mut rec, no, kind, page.bytes(), ranges.len(), ranges.iter().copied());
                 }
             }
             if pages == 0 {
@@ -444,7 +419,7 @@ impl Pool {
                 // log, and above all no undo entry
                 break 0;
             }
-            rec[count_at..count_at + 2].copy_from_slice(&pages.to_le_bytes());
+            records::mtr_end(&mut rec, count_at, pages);
             if let Some(lsn) = log.append_unless_checkpoint(REC_MTR, trx, &rec, &checkpoint, ckpt) {
                 break lsn;
             }
@@ -754,22 +729,6 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.budget.give_back(self.frames.len());
     }
-}
-
-/// Applies a PAGE_DIFF/PAGE_NEW entry (`u16 count`, then `u16 offset, u16 length,
-/// bytes`) to `page`; returns the bytes it used, None if the
-/// entry is malformed.
-pub fn apply_diff(page: &mut [u8], rec: &[u8]) -> Option<usize> {
-    let n = u16::from_le_bytes(rec.get(0..2)?.try_into().ok()?) as usize;
-    let mut at = 2;
-    for _ in 0..n {
-        let off = u16::from_le_bytes(rec.get(at..at + 2)?.try_into().ok()?) as usize;
-        let len = u16::from_le_bytes(rec.get(at + 2..at + 4)?.try_into().ok()?) as usize;
-        let bytes = rec.get(at + 4..at + 4 + len)?;
-        page.get_mut(off..off + len)?.copy_from_slice(bytes);
-        at += 4 + len;
-    }
-    Some(at)
 }
 
 #[cfg(test)]

@@ -32,12 +32,13 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 
 use super::page::{PAGE_SIZE, Page};
-use super::pool::{Budget, LOGGED_FROM, LogLink, PAGE_DIFF, PAGE_FULL, PAGE_NEW, apply_diff};
+use super::page::LOGGED_FROM;
+use super::pool::{Budget, LogLink};
 use super::tree::{BTree, share_budget};
 use super::wal::control::{Control, read_control, write_control};
 pub use super::wal::control::{CONTROL_FILE, LOG_FILE};
 use super::wal::log::{REC_COMMIT, REC_MTR, REC_PREPARE, REC_RESET, REC_ROLLBACK_DONE, REC_ROLLBACK_START, REC_TREE, REC_UNDO_CARRY, Record, RedoLog};
-use super::wal::records::{parse_carry, parse_mtr, parse_prepare, parse_reset, write_trees};
+use super::wal::records::{PAGE_DIFF, PAGE_FULL, PAGE_NEW, apply_diff, parse_carry, parse_mtr, parse_prepare, parse_reset, write_trees};
 use crate::error::{Error, IoContext, Result};
 pub use trx::{RecoveredPrepared, Trx};
 use trx::{TrxShared, TrxState};

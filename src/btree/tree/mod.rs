@@ -1,0 +1,457 @@
+//! A B+tree of byte keys (compared with memcmp) and byte values in one file.
+//!
+//! Page 0 is the meta page, page 1 the root (it never moves: a root split moves
+//! the root's records into two new children). Leaves are linked both ways. A value
+//! too large to stay in its leaf (more than [`MAX_INLINE`] with its key) goes to a
+//! chain of overflow pages. Deletions merge a leaf (or internal page) into a
+//! sibling when both fit in one page, and an internal root left with one child
+//! takes that child's records. [`BTree::check`] verifies every invariant.
+//!
+//! The tree is used under one reader-writer lock (`engine::Tree`): changes take
+//! `&mut BTree` under the write lock; lookups and cursor steps can also run under
+//! the read lock, beside other readers, on the pages already cached ([`read`],
+//! [`Reader`]; see `docs/btree-format.md`, "Locking inside the engine").
+//!
+//! - this file: [`BTree`] itself (create, open, the meta page: row count,
+//!   AUTO_INCREMENT, format version, stored statistics), the page budget;
+//! - [`write`]: the write path (mutations, splits, merges);
+//! - `read`: [`Reader`], [`Cursor`], [`read()`];
+//! - [`check`]: CHECK.
+//!
+//! Uses the layers below: `pool` (the buffer pool), `page`, `wal::records` (the
+//! undo entry format).
+
+mod check;
+mod read;
+mod write;
+
+use std::fs::{File, OpenOptions};
+use std::ops::Bound;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::page::{HEADER, Kind, NONE, PAGE_SIZE, Page, Val, corrupt};
+use super::pool::{Budget, Pool, Shrink};
+use crate::error::{Error, IoContext, Result};
+pub use super::wal::records::{UNDO_DELETE, UNDO_PUT, UNDO_REPLACE, parse_undo, undo_entry};
+pub use read::{Cursor, Pages, Reader, read, shared_read_retries};
+
+pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
+/// The format new files get (docs/btree-format.md, "Format versions"): 2 says
+/// that the key parts C++ writes for binary and NO PAD strings end with their
+/// length. The pages are the same in 1 and 2; a file keeps its version for life
+/// (TRUNCATE too), and C++ builds keys as its table's version says.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
+pub const META: u32 = 0;
+pub const ROOT: u32 = 1;
+/// Largest key.
+pub const MAX_KEY: usize = 3072;
+/// A record (key and value) larger than this sends its value to overflow pages, so
+/// any leaf holds at least four records.
+pub const MAX_INLINE: usize = (PAGE_SIZE - HEADER) / 4 - 16;
+/// A page whose records use less than this after a delete tries to merge.
+const MERGE_BELOW: usize = (PAGE_SIZE - HEADER) / 4;
+
+/// Where the optimizer statistics start in the meta page (after the
+/// AUTO_INCREMENT counter); see [`StoredStats`].
+const STATS_AT: usize = HEADER + 36;
+/// The statistics block's own version (0: none stored; bytes an older build
+/// never wrote are zero).
+const STATS_VERSION: u8 = 1;
+/// Most key parts whose statistics are stored (an index has at most 32 parts of
+/// its own, plus the primary key's in a secondary index's entries).
+pub const STATS_MAX_PARTS: usize = 128;
+
+/// Optimizer statistics of a tree's index, kept in its meta page so that they
+/// outlive a restart (as InnoDB's persistent statistics): the distinct values
+/// of each key prefix, the part layout they were computed for, the entries the
+/// index had then, and whether every leaf was read. Written as a mini-transaction
+/// of its own (logged, no undo): a crash may lose the newest, never corrupt them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredStats {
+    pub exact: bool,
+    pub rows_at: u64,
+    pub parts: Vec<u32>,
+    pub n_diff: Vec<u64>,
+}
+
+impl StoredStats {
+    /// `u8 version (1), u8 flags (1: every leaf read), u16 parts, u64 entries,
+    /// parts × u32 part layout, parts × u64 distinct values`.
+    fn encode(&self) -> Vec<u8> {
+        let mut b = vec![STATS_VERSION, self.exact as u8];
+        b.extend_from_slice(&(self.parts.len() as u16).to_le_bytes());
+        b.extend_from_slice(&self.rows_at.to_le_bytes());
+        for p in &self.parts {
+            b.extend_from_slice(&p.to_le_bytes());
+        }
+        for n in &self.n_diff {
+            b.extend_from_slice(&n.to_le_bytes());
+        }
+        b
+    }
+
+    /// None when there are none, or of a version this build does not know (they
+    /// are then computed again, and stored in this version).
+    fn decode(b: &[u8]) -> Option<StoredStats> {
+        if b.first() != Some(&STATS_VERSION) {
+            return None;
+        }
+        let n = u16::from_le_bytes(b.get(2..4)?.try_into().ok()?) as usize;
+        if n == 0 || n > STATS_MAX_PARTS {
+            return None;
+        }
+        let rows_at = u64::from_le_bytes(b.get(4..12)?.try_into().ok()?);
+        let parts = (0..n).map(|i| Some(u32::from_le_bytes(b.get(12 + 4 * i..16 + 4 * i)?.try_into().ok()?))).collect::<Option<Vec<_>>>()?;
+        let at = 12 + 4 * n;
+        let n_diff = (0..n).map(|i| Some(u64::from_le_bytes(b.get(at + 8 * i..at + 8 + 8 * i)?.try_into().ok()?))).collect::<Option<Vec<_>>>()?;
+        Some(StoredStats { exact: b[1] & 1 != 0, rows_at, parts, n_diff })
+    }
+}
+
+pub struct BTree {
+    stats: Option<StoredStats>,
+    pool: Pool,
+    free_head: u32,
+    rows: u64,
+    /// The table's AUTO_INCREMENT counter (meta page, after the row count): the
+    /// largest value given or stored, 0 for none. Only the clustered tree's is used.
+    auto_inc: u64,
+    /// Bumped by every change; cursors use it to know whether their leaf position
+    /// still holds.
+    version: u64,
+    /// The file's format version (meta page).
+    format: u32,
+}
+
+
+
+fn meta_body(magic_ok: bool, b: &[u8]) -> Option<(u32, u32, u64)> {
+    if !magic_ok {
+        return None;
+    }
+    let rd32 = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    Some((rd32(HEADER + 12), rd32(HEADER + 16), u64::from_le_bytes(b[HEADER + 20..HEADER + 28].try_into().unwrap())))
+}
+
+impl BTree {
+    /// Creates a tree file with an empty root leaf.
+    pub fn create(path: &Path) -> Result<()> {
+        Self::create_with_auto_increment(path, 0)
+    }
+
+    /// Creates a tree file whose meta page holds `auto_inc` (CREATE TABLE ...
+    /// AUTO_INCREMENT=N keeps N-1 there).
+    pub fn create_with_auto_increment(path: &Path, auto_inc: u64) -> Result<()> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .ctx(|| format!("cannot create '{}'", path.display()))?;
+        let [mut meta, mut root] = Self::empty_pages(auto_inc, FORMAT_VERSION);
+        meta.seal();
+        root.seal();
+        f.write_all_at(&meta.bytes()[..], 0).ctx(|| "cannot write".into())?;
+        f.write_all_at(&root.bytes()[..], PAGE_SIZE as u64).ctx(|| "cannot write".into())?;
+        f.sync_all().ctx(|| "cannot sync".into())
+    }
+
+    /// The pages of an empty tree of format `format`: the meta page (holding
+    /// `auto_inc`) and an empty root leaf (not sealed, LSN 0).
+    pub fn empty_pages(auto_inc: u64, format: u32) -> [Page; 2] {
+        let mut meta = Page::new(META, Kind::Meta);
+        meta.put(HEADER, MAGIC);
+        meta.put(HEADER + 8, &format.to_le_bytes());
+        meta.put(HEADER + 12, &ROOT.to_le_bytes());
+        meta.put(HEADER + 28, &auto_inc.to_le_bytes());
+        [meta, Page::new(ROOT, Kind::Leaf)]
+    }
+
+    /// TRUNCATE, in memory: the tree becomes empty (its AUTO_INCREMENT counter
+    /// 0), as the RESET record at `lsn` says; see [`Pool::reset_to`]. Cursors
+    /// on it find their place gone (the version changes).
+    pub fn reset(&mut self, lsn: u64) {
+        self.pool.reset_to(Self::empty_pages(0, self.format).into(), lsn);
+        self.free_head = NONE;
+        self.rows = 0;
+        self.auto_inc = 0;
+        self.stats = None;
+        self.version += 1;
+    }
+
+    /// The optimizer statistics stored in the meta page, if any.
+    pub fn stored_stats(&self) -> Option<&StoredStats> {
+        self.stats.as_ref()
+    }
+
+    /// Stores optimizer statistics in the meta page (a mini-transaction of its
+    /// own, logged, no undo). Too many parts: nothing is stored.
+    pub fn store_stats(&mut self, s: StoredStats) -> Result<()> {
+        if s.parts.is_empty() || s.parts.len() > STATS_MAX_PARTS || s.parts.len() != s.n_diff.len() {
+            return Ok(());
+        }
+        if self.stats.as_ref() == Some(&s) {
+            return Ok(());
+        }
+        let b = s.encode();
+        self.in_mtr(0, &mut Vec::new(), |t, _| {
+            t.pool.get_mut(META)?.put(STATS_AT, &b);
+            Ok(())
+        })?;
+        self.stats = Some(s);
+        Ok(())
+    }
+
+    /// TRUNCATE, on disk: see [`Pool::truncate_file`].
+    pub fn truncate_file(&mut self) -> Result<()> {
+        self.pool.truncate_file()
+    }
+
+    /// Opens a tree with a page cache of its own (`pool_pages` pages).
+    pub fn open(path: &Path, pool_pages: usize) -> Result<BTree> {
+        Self::open_in(path, Budget::new(pool_pages))
+    }
+
+    /// Opens a tree whose page cache draws on a shared budget. Register the tree
+    /// (see [`share_budget`]) so that other trees can ask it for pages.
+    pub fn open_in(path: &Path, budget: Arc<Budget>) -> Result<BTree> {
+        let name = path.display().to_string();
+        let f: File = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .ctx(|| format!("cannot open '{name}'"))?;
+        let mut pool = Pool::new_in(f, name.clone(), budget)?;
+        let meta = pool.get(META)?.bytes();
+        let ok = &meta[HEADER..HEADER + 8] == MAGIC;
+        let version = u32::from_le_bytes(meta[HEADER + 8..HEADER + 12].try_into().unwrap());
+        if ok && !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+            return Err(Error::Unsupported(format!(
+                "{name}: B-tree format version {version}; this build reads {MIN_FORMAT_VERSION} to {FORMAT_VERSION}"
+            )));
+        }
+        let Some((_root, free_head, rows)) = meta_body(ok, &meta[..]) else {
+            return Err(corrupt(&name, META, "not a RUST B-tree file (bad magic)"));
+        };
+        let auto_inc = u64::from_le_bytes(meta[HEADER + 28..HEADER + 36].try_into().unwrap());
+        let stats = StoredStats::decode(&meta[STATS_AT..]);
+        Ok(BTree { stats, pool, free_head, rows, auto_inc, version: 0, format: version })
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The file's format version (see [`FORMAT_VERSION`]).
+    pub fn format(&self) -> u32 {
+        self.format
+    }
+
+    /// The format version in the meta page of the file at `path`, read raw
+    /// (recovery, before it rebuilds the file's pages: its first bytes are
+    /// trusted without the page's checksum); None if it is not a tree file.
+    pub fn format_of_file(path: &Path) -> Option<u32> {
+        use std::os::unix::fs::FileExt;
+        let f = File::open(path).ok()?;
+        let mut b = [0u8; HEADER + 12];
+        f.read_exact_at(&mut b, 0).ok()?;
+        (&b[HEADER..HEADER + 8] == MAGIC).then(|| u32::from_le_bytes(b[HEADER + 8..HEADER + 12].try_into().unwrap()))
+    }
+
+    /// The AUTO_INCREMENT counter kept in the meta page (0: none).
+    pub fn auto_increment(&self) -> u64 {
+        self.auto_inc
+    }
+
+    /// Sets the AUTO_INCREMENT counter, logged as a mini-transaction of its own
+    /// (no transaction, no undo: the counter never goes back on rollback).
+    pub fn set_auto_increment(&mut self, v: u64) -> Result<()> {
+        if v == self.auto_inc {
+            return Ok(());
+        }
+        let old = std::mem::replace(&mut self.auto_inc, v);
+        self.in_mtr(0, &mut Vec::new(), |_, _| Ok(())).inspect_err(|_| self.auto_inc = old)
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Writes every dirty page, then syncs (the meta page is kept current by
+    /// every change).
+    pub fn flush(&mut self) -> Result<()> {
+        self.pool.flush()
+    }
+
+    /// A slice of a checkpoint's flush: see [`Pool::flush_some`].
+    pub fn flush_some(&mut self, from: usize, max: usize, below: u64) -> Result<usize> {
+        self.pool.flush_some(from, max, below)
+    }
+
+    pub fn pool_mut(&mut self) -> &mut Pool {
+        &mut self.pool
+    }
+
+    fn alloc(&mut self, kind: Kind) -> Result<u32> {
+        if self.free_head != NONE {
+            let no = self.free_head;
+            let p = self.pool.get(no)?;
+            if p.kind() != Kind::Free {
+                return Err(corrupt(self.pool.name(), no, "on the free list but not free"));
+            }
+            self.free_head = p.link_a();
+            self.pool.reinit(no, kind)?;
+            return Ok(no);
+        }
+        self.pool.allocate(kind)
+    }
+
+    fn release(&mut self, no: u32) -> Result<()> {
+        self.pool.reinit(no, Kind::Free)?;
+        let head = self.free_head;
+        self.pool.get_mut(no)?.set_link_a(head);
+        self.free_head = no;
+        Ok(())
+    }
+
+    // ---- values ----
+
+    fn store_value<'a>(&mut self, key: &[u8], val: &'a [u8]) -> Result<Val<'a>> {
+        if key.len() + val.len() <= MAX_INLINE {
+            return Ok(Val::Inline(val));
+        }
+        // chain of overflow pages, written back to front so each knows its next
+        let chunk = Page::OVERFLOW_DATA;
+        let n = val.len().div_ceil(chunk);
+        let mut next = NONE;
+        for c in (0..n).rev() {
+            let no = self.alloc(Kind::Overflow)?;
+            let p = self.pool.get_mut(no)?;
+            let part = &val[c * chunk..((c + 1) * chunk).min(val.len())];
+            p.put(HEADER, part);
+            p.set_link_a(next);
+            next = no;
+        }
+        Ok(Val::Overflow { len: val.len() as u32, first: next })
+    }
+
+    fn load_value(&mut self, v: &Val, out: &mut Vec<u8>) -> Result<()> {
+        self.reader().load_value(v, out)
+    }
+
+    fn free_value(&mut self, first: u32) -> Result<()> {
+        let mut no = first;
+        while no != NONE {
+            let next = self.pool.get(no)?.link_a();
+            self.release(no)?;
+            no = next;
+        }
+        Ok(())
+    }
+
+    // ---- descent ----
+
+    /// The path from the root to the leaf for `key`: (page, child index taken;
+    /// usize::MAX for the leftmost child).
+    fn descend(&mut self, key: &[u8]) -> Result<(Vec<(u32, usize)>, u32)> {
+        let mut path = Vec::new();
+        let mut no = ROOT;
+        for _ in 0..64 {
+            let p = self.pool.get(no)?;
+            match p.kind() {
+                Kind::Leaf => return Ok((path, no)),
+                Kind::Internal => {
+                    let (i, eq) = p.search(key);
+                    // records (k_i, c_i): c_i holds keys >= k_i
+                    let idx = if eq { i } else if i == 0 { usize::MAX } else { i - 1 };
+                    let child = if idx == usize::MAX { p.link_a() } else { p.child(idx) };
+                    path.push((no, idx));
+                    no = child;
+                }
+                k => return Err(corrupt(self.pool.name(), no, &format!("expected a tree page, found {k:?}"))),
+            }
+        }
+        Err(corrupt(self.pool.name(), no, "tree deeper than 64 levels (a cycle?)"))
+    }
+
+    pub fn get(&mut self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        self.reader().get(key, out)
+    }
+    fn write_meta(&mut self) -> Result<()> {
+        let (free_head, rows, auto_inc) = (self.free_head, self.rows, self.auto_inc);
+        let m = self.pool.get(META)?.bytes();
+        let mut want = [0u8; 20];
+        want[0..4].copy_from_slice(&free_head.to_le_bytes());
+        want[4..12].copy_from_slice(&rows.to_le_bytes());
+        want[12..20].copy_from_slice(&auto_inc.to_le_bytes());
+        if m[HEADER + 16..HEADER + 36] != want {
+            self.pool.get_mut(META)?.put(HEADER + 16, &want);
+        }
+        Ok(())
+    }
+}
+
+impl Shrink for RwLock<BTree> {
+    fn try_shrink(&self, want: usize) -> usize {
+        match self.try_write() {
+            Some(mut t) => t.pool.shrink(want),
+            None => 0,
+        }
+    }
+}
+
+/// Registers a tree with its budget, so that other trees' pools may ask it for
+/// pages, and tells its pool which tree it is (it never asks itself).
+pub fn share_budget(t: &Arc<RwLock<BTree>>, budget: &Budget) {
+    let w: std::sync::Weak<RwLock<BTree>> = Arc::downgrade(t);
+    t.write().pool.set_owner(Arc::as_ptr(t) as *const () as usize);
+    budget.register(w);
+}
+
+impl Drop for BTree {
+    /// A tree closed with dirty pages writes them (after the log, by the WAL rule):
+    /// a checkpoint may already count on them. Never unwinds.
+    fn drop(&mut self) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pool.flush()));
+        if !matches!(r, Ok(Ok(()))) {
+            let why = match r {
+                Ok(Err(e)) => e.to_string(),
+                _ => "a panic".into(),
+            };
+            self.pool.mark_lost();
+            eprintln!(
+                "[ERROR] RUST: '{}' closed with changes it could not write ({why}); they are kept in the redo log, \
+                 checkpoints wait, and the table cannot be opened again until a restart recovers them",
+                self.pool.name()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod fill_probe {
+    use super::*;
+    #[test]
+    fn ascending_inserts_fill_pages() {
+        let d = crate::testutil::dir("fill", 0);
+        let p = d.join("t.rbt");
+        BTree::create(&p).unwrap();
+        let mut t = BTree::open(&p, 64).unwrap();
+        for i in 0u32..100_000 {
+            t.insert(&i.to_be_bytes(), &[7u8; 33]).unwrap();
+        }
+        t.check().unwrap();
+        // 45 bytes a record with its slot: about 363 a page when full
+        let pages = t.pool().pages;
+        assert!(pages < 100_000 / 300 + 10, "{pages} pages for 100k ascending records");
+    }
+}
