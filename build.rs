@@ -66,6 +66,15 @@ fn main() {
         .write_to_file(out.join("consts.rs"))
         .unwrap();
 
+    // In-tree (cmake/CMakeLists.txt): the server's cmake compiles cpp/ and links
+    // ha_rust.so; cargo builds a staticlib holding the Rust core and the bridge glue.
+    println!("cargo:rerun-if-env-changed=HA_RUST_INTREE");
+    if env::var_os("HA_RUST_INTREE").is_some() {
+        println!("cargo:rerun-if-env-changed=HA_RUST_CXX_INCLUDE_OUT");
+        intree_bridge(&includes, &out);
+        return;
+    }
+
     // The C++ handler and the cxx bridge, as one static archive linked whole.
     let mut cpp = cxx_build::bridge("src/ffi/mod.rs");
     cpp.file("cpp/ha_rust.cc")
@@ -115,6 +124,27 @@ fn main() {
         format!("-Wl,--version-script={}", vs.display()),
     ] {
         println!("cargo:rustc-cdylib-link-arg={arg}");
+    }
+}
+
+/// The in-tree mode: only the cxx bridge glue, bundled into the staticlib by cargo,
+/// and the headers cxx generates copied to `HA_RUST_CXX_INCLUDE_OUT` for cmake.
+fn intree_bridge(includes: &[PathBuf], out: &Path) {
+    let mut glue = cxx_build::bridge("src/ffi/mod.rs");
+    glue.cpp(true).std("c++17").flag("-fPIC").include("cpp");
+    for i in includes {
+        glue.include(i);
+    }
+    glue.compile("ha_rust_bridge");
+    println!("cargo:rerun-if-changed=src/ffi/mod.rs");
+    if let Some(dest) = env::var_os("HA_RUST_CXX_INCLUDE_OUT").map(PathBuf::from) {
+        let generated = out.join("cxxbridge/include");
+        for rel in ["rust/cxx.h", "ha_rust/src/ffi/mod.rs.h"] {
+            let to = dest.join(rel);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            // cxx's headers may be symlinks into its crate sources: copy the content.
+            fs::copy(generated.join(rel), &to).unwrap_or_else(|e| panic!("copying {rel} to {}: {e}", to.display()));
+        }
     }
 }
 
