@@ -152,11 +152,14 @@ pub fn create(table: &Path, indexes: usize, auto_inc: u64) -> Result<()> {
 /// Removes a table's files (its trees forgotten by the engine first).
 pub fn delete(e: &Engine, table: &Path) -> Result<()> {
     TABLES.lock().remove(table);
-    for i in 0.. {
+    // the last index file first: a crash part-way leaves the first files, and the
+    // server's DDL recovery (or the next DROP) removes the rest
+    let mut n = 0;
+    while index_path(table, n).exists() {
+        n += 1;
+    }
+    for i in (0..n).rev() {
         let p = index_path(table, i);
-        if !p.exists() {
-            break;
-        }
         e.close_tree(&p, true)?;
         std::fs::remove_file(&p).map_err(|err| Error::io(format!("cannot remove '{}'", p.display()), err))?;
     }
@@ -165,9 +168,15 @@ pub fn delete(e: &Engine, table: &Path) -> Result<()> {
 
 pub fn rename(e: &Engine, from: &Path, to: &Path) -> Result<()> {
     TABLES.lock().remove(from);
+    // Resumable: a crash between two files' renames (ALTER TABLE's last step) leaves
+    // some under the new name, and the server's DDL recovery renames the table again;
+    // a file already under the new name is skipped, not taken for the table's end.
     for i in 0.. {
         let (a, b) = (index_path(from, i), index_path(to, i));
         if !a.exists() {
+            if b.exists() {
+                continue;
+            }
             break;
         }
         e.close_tree(&a, false)?;
