@@ -1168,7 +1168,14 @@ int ha_rust::index_next_same(uchar *buf, const uchar *key, uint keylen)
     }
     if (len == keylen)
     {
-      key_tuple(active_index, key, map, same_buf);
+      /* built once per lookup: the server passes the same key for each row */
+      if (same_index != active_index || same_raw.size() != keylen ||
+          memcmp(same_raw.data(), key, keylen))
+      {
+        same_raw.assign((const char *) key, keylen);
+        same_index= active_index;
+        key_tuple(active_index, key, map, same_buf);
+      }
       (*tbl)->bt_set_prefix(sl(same_buf), true);
       prefix= true;
     }
@@ -1602,16 +1609,12 @@ static int rust_deinit(void *)
   return 0;
 }
 
-int rust_trx_init(void *p);
-extern struct st_mysql_information_schema rust_trx_info;
-int rust_tables_init(void *p);
-extern struct st_mysql_information_schema rust_tables_info;
-int rust_pool_init(void *p);
-extern struct st_mysql_information_schema rust_pool_info;
-int rust_locks_init(void *p);
-extern struct st_mysql_information_schema rust_locks_info;
-int rust_lock_waits_init(void *p);
-extern struct st_mysql_information_schema rust_lock_waits_info;
+/* The INFORMATION_SCHEMA tables (ha_rust_status.cc), each a plugin of its own in
+   this library, all alike but for name, description and init. */
+#define RUST_I_S_PLUGIN(name, descr, init)                                   \
+  { MYSQL_INFORMATION_SCHEMA_PLUGIN, &rust_i_s_info, name,                   \
+    "ha_rust developers", descr, PLUGIN_LICENSE_GPL, init, NULL, 0x0001,    \
+    NULL, NULL, "0.1", MariaDB_PLUGIN_MATURITY_GAMMA }
 
 static struct st_mysql_storage_engine rust_storage_engine=
 { MYSQL_HANDLERTON_INTERFACE_VERSION };
@@ -1632,79 +1635,14 @@ maria_declare_plugin(rust)
   "0.1",
   MariaDB_PLUGIN_MATURITY_GAMMA
 },
-{
-  MYSQL_INFORMATION_SCHEMA_PLUGIN,
-  &rust_trx_info,
-  "RUST_TRX",
-  "ha_rust developers",
-  "The open transactions of RUST (BTREE) tables",
-  PLUGIN_LICENSE_GPL,
-  rust_trx_init,
-  NULL,
-  0x0001,
-  NULL,
-  NULL,
-  "0.1",
-  MariaDB_PLUGIN_MATURITY_GAMMA
-},
-{
-  MYSQL_INFORMATION_SCHEMA_PLUGIN,
-  &rust_tables_info,
-  "RUST_TABLES",
-  "ha_rust developers",
-  "The RUST tables: layout, files, sizes, format version",
-  PLUGIN_LICENSE_GPL,
-  rust_tables_init,
-  NULL,
-  0x0001,
-  NULL,
-  NULL,
-  "0.1",
-  MariaDB_PLUGIN_MATURITY_GAMMA
-},
-{
-  MYSQL_INFORMATION_SCHEMA_PLUGIN,
-  &rust_pool_info,
-  "RUST_BUFFER_POOL",
-  "ha_rust developers",
-  "Pages of each BTREE tree file in the buffer pool",
-  PLUGIN_LICENSE_GPL,
-  rust_pool_init,
-  NULL,
-  0x0001,
-  NULL,
-  NULL,
-  "0.1",
-  MariaDB_PLUGIN_MATURITY_GAMMA
-},
-{
-  MYSQL_INFORMATION_SCHEMA_PLUGIN,
-  &rust_locks_info,
-  "RUST_LOCKS",
-  "ha_rust developers",
-  "BTREE table locks held and waited for",
-  PLUGIN_LICENSE_GPL,
-  rust_locks_init,
-  NULL,
-  0x0001,
-  NULL,
-  NULL,
-  "0.1",
-  MariaDB_PLUGIN_MATURITY_GAMMA
-},
-{
-  MYSQL_INFORMATION_SCHEMA_PLUGIN,
-  &rust_lock_waits_info,
-  "RUST_LOCK_WAITS",
-  "ha_rust developers",
-  "Which BTREE transaction waits for which",
-  PLUGIN_LICENSE_GPL,
-  rust_lock_waits_init,
-  NULL,
-  0x0001,
-  NULL,
-  NULL,
-  "0.1",
-  MariaDB_PLUGIN_MATURITY_GAMMA
-}
+RUST_I_S_PLUGIN("RUST_TRX", "The open transactions of RUST (BTREE) tables",
+                rust_trx_init),
+RUST_I_S_PLUGIN("RUST_TABLES", "The RUST tables: layout, files, sizes, format version",
+                rust_tables_init),
+RUST_I_S_PLUGIN("RUST_BUFFER_POOL", "Pages of each BTREE tree file in the buffer pool",
+                rust_pool_init),
+RUST_I_S_PLUGIN("RUST_LOCKS", "BTREE table locks held and waited for",
+                rust_locks_init),
+RUST_I_S_PLUGIN("RUST_LOCK_WAITS", "Which BTREE transaction waits for which",
+                rust_lock_waits_init)
 maria_declare_plugin_end;

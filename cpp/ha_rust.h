@@ -40,6 +40,13 @@ void rust_count_row(rust_row_count what, rust_layout layout);
 bool rust_show_status(handlerton *hton, THD *thd, stat_print_fn *print,
                       enum ha_stat_type stat);
 extern SHOW_VAR rust_status_variables[];
+/* The INFORMATION_SCHEMA plugins' descriptor and init functions. */
+extern struct st_mysql_information_schema rust_i_s_info;
+int rust_trx_init(void *p);
+int rust_tables_init(void *p);
+int rust_pool_init(void *p);
+int rust_locks_init(void *p);
+int rust_lock_waits_init(void *p);
 
 /* A statement's progress report (SHOW PROCESSLIST's Progress, the client's
    progress line) for as long as it lives: C++ loops call at(); Rust's long calls
@@ -111,6 +118,8 @@ class ha_rust final : public handler
   ulonglong autoinc_rows_left= 0;  /* values a statement reserved, not yet used */
   ulonglong autoinc_last= 0;       /* the end of the statement's reservation */
   std::string same_buf;   /* index_next_same's key, memcomparable */
+  std::string same_raw;   /* ... and the server's key tuple it was built from */
+  uint same_index= MAX_KEY;
   String key_text;
   bool rnd_first= false;
   uint last_dup_key= 0;              /* for info(HA_STATUS_ERRKEY) */

@@ -660,6 +660,7 @@ int ha_rust::bt_setup()
 void ha_rust::bt_setup_decode()
 {
   key_format= (*tbl)->bt_key_format();
+  same_index= MAX_KEY;           /* index_next_same's cached key is void */
   for (uint k= 0; k < table->s->keys; k++)
     for (size_t i= 0; i < key_decode[k].size(); i++)
       key_decode[k][i].layout= part_layout(table->key_info[k].key_part + i);

@@ -11,6 +11,9 @@
 
 static std::atomic<ulonglong> rows_counted[4][3];
 
+struct st_mysql_information_schema rust_i_s_info=
+{ MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };
+
 /* Rust's long calls tell their session how far they are (session.rs). */
 extern "C" void rust_report_progress(size_t session, uint64_t done, uint64_t total)
 {
@@ -109,6 +112,28 @@ bool rust_show_status(handlerton *, THD *thd, stat_print_fn *print,
   return print(thd, "RUST", 4, "", 0, text.data(), text.size());
 }
 
+/* An INFORMATION_SCHEMA plugin's init: its columns and how it is filled. */
+static int i_s_init(void *p, ST_FIELD_INFO *fields,
+                    int (*fill)(THD *, TABLE_LIST *, COND *))
+{
+  ST_SCHEMA_TABLE *s= (ST_SCHEMA_TABLE *) p;
+  s->fields_info= fields;
+  s->fill_table= fill;
+  return 0;
+}
+
+/* A nullable number column: NULL unless `known`. */
+static void store_opt(Field *f, bool known, longlong v, bool is_unsigned)
+{
+  if (!known)
+  {
+    f->set_null();
+    return;
+  }
+  f->set_notnull();
+  f->store(v, is_unsigned);
+}
+
 /* ---- INFORMATION_SCHEMA.RUST_TRX: the open BTREE transactions ---- */
 
 namespace Show {
@@ -138,15 +163,8 @@ static int rust_trx_fill(THD *thd, TABLE_LIST *tables, COND *)
 }
 
 int rust_trx_init(void *p)
-{
-  ST_SCHEMA_TABLE *s= (ST_SCHEMA_TABLE *) p;
-  s->fields_info= Show::rust_trx_fields;
-  s->fill_table= rust_trx_fill;
-  return 0;
-}
+{ return i_s_init(p, Show::rust_trx_fields, rust_trx_fill); }
 
-struct st_mysql_information_schema rust_trx_info=
-{ MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };
 
 /* ---- INFORMATION_SCHEMA.RUST_TABLES: the RUST tables and their files ---- */
 
@@ -188,20 +206,8 @@ static int rust_tables_fill(THD *thd, TABLE_LIST *tables, COND *)
     store_text(t->field[0], r.schema, false);
     store_text(t->field[1], r.name, false);
     store_text(t->field[2], r.layout, false);
-    if (r.format_version)
-    {
-      t->field[3]->set_notnull();
-      t->field[3]->store((longlong) r.format_version, true);
-    }
-    else
-      t->field[3]->set_null();
-    if (r.rows_known)
-    {
-      t->field[4]->set_notnull();
-      t->field[4]->store((longlong) r.rows, true);
-    }
-    else
-      t->field[4]->set_null();
+    store_opt(t->field[3], r.format_version != 0, r.format_version, true);
+    store_opt(t->field[4], r.rows_known, (longlong) r.rows, true);
     t->field[5]->store((longlong) r.data_bytes, true);
     t->field[6]->store((longlong) r.other_bytes, true);
     store_text(t->field[7], r.files, false);
@@ -214,15 +220,8 @@ static int rust_tables_fill(THD *thd, TABLE_LIST *tables, COND *)
 }
 
 int rust_tables_init(void *p)
-{
-  ST_SCHEMA_TABLE *s= (ST_SCHEMA_TABLE *) p;
-  s->fields_info= Show::rust_tables_fields;
-  s->fill_table= rust_tables_fill;
-  return 0;
-}
+{ return i_s_init(p, Show::rust_tables_fields, rust_tables_fill); }
 
-struct st_mysql_information_schema rust_tables_info=
-{ MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };
 
 /* ---- INFORMATION_SCHEMA.RUST_BUFFER_POOL: cached pages per tree file ---- */
 
@@ -247,13 +246,7 @@ static int rust_pool_fill(THD *thd, TABLE_LIST *tables, COND *)
     store_text(t->field[1], r.table, false);
     t->field[2]->store((longlong) r.index, true);
     t->field[3]->store((longlong) r.cached, true);
-    if (r.dirty_known)
-    {
-      t->field[4]->set_notnull();
-      t->field[4]->store((longlong) r.dirty, true);
-    }
-    else
-      t->field[4]->set_null();
+    store_opt(t->field[4], r.dirty_known, (longlong) r.dirty, true);
     if (schema_table_store_record(thd, t))
       return 1;
   }
@@ -261,15 +254,8 @@ static int rust_pool_fill(THD *thd, TABLE_LIST *tables, COND *)
 }
 
 int rust_pool_init(void *p)
-{
-  ST_SCHEMA_TABLE *s= (ST_SCHEMA_TABLE *) p;
-  s->fields_info= Show::rust_pool_fields;
-  s->fill_table= rust_pool_fill;
-  return 0;
-}
+{ return i_s_init(p, Show::rust_pool_fields, rust_pool_fill); }
 
-struct st_mysql_information_schema rust_pool_info=
-{ MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };
 
 /* ---- INFORMATION_SCHEMA.RUST_LOCKS and RUST_LOCK_WAITS: table locks ---- */
 
@@ -306,8 +292,7 @@ static int rust_locks_fill(THD *thd, TABLE_LIST *tables, COND *)
     store_text(t->field[1], r.table, false);
     t->field[2]->store((longlong) r.trx, true);
     t->field[3]->store(r.exclusive ? "X" : "S", 1, system_charset_info);
-    t->field[4]->store(r.waiting ? "WAITING" : "GRANTED", r.waiting ? 7 : 7,
-                       system_charset_info);
+    t->field[4]->store(r.waiting ? "WAITING" : "GRANTED", 7, system_charset_info);
     if (r.waiting)
     {
       t->field[5]->set_notnull();
@@ -340,22 +325,8 @@ static int rust_lock_waits_fill(THD *thd, TABLE_LIST *tables, COND *)
 }
 
 int rust_locks_init(void *p)
-{
-  ST_SCHEMA_TABLE *s= (ST_SCHEMA_TABLE *) p;
-  s->fields_info= Show::rust_locks_fields;
-  s->fill_table= rust_locks_fill;
-  return 0;
-}
+{ return i_s_init(p, Show::rust_locks_fields, rust_locks_fill); }
 
 int rust_lock_waits_init(void *p)
-{
-  ST_SCHEMA_TABLE *s= (ST_SCHEMA_TABLE *) p;
-  s->fields_info= Show::rust_lock_waits_fields;
-  s->fill_table= rust_lock_waits_fill;
-  return 0;
-}
+{ return i_s_init(p, Show::rust_lock_waits_fields, rust_lock_waits_fill); }
 
-struct st_mysql_information_schema rust_locks_info=
-{ MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };
-struct st_mysql_information_schema rust_lock_waits_info=
-{ MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };

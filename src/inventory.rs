@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::archive::format::{ARZ_MAGIC, FILE_HEADER_LEN, FileHeader};
-use crate::btree::tree::MAGIC as BTREE_MAGIC;
+use crate::btree::tree::BTree;
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct TableEntry {
@@ -47,18 +47,6 @@ fn file_list(files: &[PathBuf]) -> String {
         .map(|f| format!("{} {}", f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), size(f)))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The meta page's format version and row count (docs/btree-format.md, "Meta page").
-fn btree_meta(p: &Path) -> (u32, Option<u64>) {
-    let mut b = [0u8; 60];
-    let ok = File::open(p).and_then(|f| f.read_exact_at(&mut b, 0)).is_ok();
-    if !ok || &b[32..40] != BTREE_MAGIC {
-        return (0, None);
-    }
-    let version = u32::from_le_bytes(b[40..44].try_into().unwrap());
-    let rows = u64::from_le_bytes(b[52..60].try_into().unwrap());
-    (version, Some(rows))
 }
 
 fn archive_version(p: &Path) -> u32 {
@@ -108,7 +96,9 @@ fn scan_schema(dir: &Path, schema: &str, out: &mut Vec<TableEntry>) {
             "BTREE" => {
                 let prefix = format!("{stem}#i");
                 files.extend(names.iter().filter(|m| m.starts_with(&prefix) && m.ends_with(".rbt")).map(|m| dir.join(m)));
-                (e.format_version, e.rows) = btree_meta(&main);
+                if let Some((version, rows)) = BTree::meta_of_file(&main) {
+                    (e.format_version, e.rows) = (version, Some(rows));
+                }
             }
             "ARCHIVE" => {
                 let arp = dir.join(format!("{stem}.arp"));

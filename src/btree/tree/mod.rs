@@ -257,11 +257,19 @@ impl BTree {
     /// (recovery, before it rebuilds the file's pages: its first bytes are
     /// trusted without the page's checksum); None if it is not a tree file.
     pub fn format_of_file(path: &Path) -> Option<u32> {
+        Self::meta_of_file(path).map(|(format, _)| format)
+    }
+
+    /// A tree file's format version and the row count its meta page holds (as of
+    /// the page's last write), read from the file alone; None when the file cannot
+    /// be read or does not start with a meta page.
+    pub fn meta_of_file(path: &Path) -> Option<(u32, u64)> {
         use std::os::unix::fs::FileExt;
         let f = File::open(path).ok()?;
-        let mut b = [0u8; HEADER + 12];
+        let mut b = [0u8; HEADER + 28];
         f.read_exact_at(&mut b, 0).ok()?;
-        (&b[HEADER..HEADER + 8] == MAGIC).then(|| u32::from_le_bytes(b[HEADER + 8..HEADER + 12].try_into().unwrap()))
+        let (_, _, rows) = meta_body(&b[HEADER..HEADER + 8] == MAGIC, &b)?;
+        Some((u32::from_le_bytes(b[HEADER + 8..HEADER + 12].try_into().unwrap()), rows))
     }
 
     /// The AUTO_INCREMENT counter kept in the meta page (0: none).
