@@ -12,6 +12,7 @@
 //!
 //! Uses the layers below: `engine` (transactions), `lock` (table locks), `tree`.
 
+mod repair;
 mod stats;
 mod trx;
 mod xa;
@@ -31,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::with_ext;
 pub use super::lock::{Interrupt, LOCK_WAIT_TIMEOUT_SECS, LockDenied, PROBE_EVERY, Probe, StopCheck, TableLock, session_stopped, set_probe};
 use super::lock::{Stopper, table_lock};
+pub use repair::RepairReport;
 pub use stats::{ANALYZE_SAMPLE_LEAVES, PART_NULLABLE, STATS_SAMPLE_LEAVES};
 pub use trx::TrxHandle;
 pub use xa::{RecoverPass, adopt_recovered_prepared, end_prepared, prepared_xids, prepared_xids_given};
