@@ -33,6 +33,7 @@ use crate::fsutil::with_ext;
 pub use super::lock::{Interrupt, LOCK_WAIT_TIMEOUT_SECS, LockDenied, PROBE_EVERY, Probe, StopCheck, TableLock, session_stopped, set_probe};
 use super::lock::{Stopper, table_lock};
 pub use repair::RepairReport;
+use repair::{RepairState, finish_interrupted_repair};
 pub use stats::{ANALYZE_SAMPLE_LEAVES, PART_NULLABLE, STATS_SAMPLE_LEAVES};
 pub use trx::TrxHandle;
 pub use xa::{RecoverPass, adopt_recovered_prepared, end_prepared, prepared_xids, prepared_xids_given};
@@ -140,6 +141,8 @@ pub struct BtreeTable {
     /// of the primary key): the scan skips them, or it would meet the rows it
     /// moved again and again (the Halloween problem).
     moved: std::collections::HashSet<Vec<u8>>,
+    /// A REPAIR TABLE under way on this handle (see [`repair`]).
+    repair: Option<Box<RepairState>>,
 }
 
 /// Creates the (empty) trees of a table; `auto_inc`: the AUTO_INCREMENT counter
@@ -198,6 +201,7 @@ impl BtreeTable {
             match reg.get(table).and_then(Weak::upgrade) {
                 Some(s) => s,
                 None => {
+                    finish_interrupted_repair(table, unique.len())?;
                     let mut trees = Vec::new();
                     for i in 0..unique.len() {
                         trees.push(e.open_tree(&index_path(table, i))?);
@@ -260,6 +264,7 @@ impl BtreeTable {
             row: Vec::new(),
             warnings: Vec::new(),
             moved: std::collections::HashSet::new(),
+            repair: None,
         })
     }
 
@@ -319,19 +324,7 @@ impl BtreeTable {
     /// Whether a unique index already has an entry with this key (other than for
     /// row `pk`).
     fn unique_taken(&self, i: usize, sec: &[u8], pk: &[u8]) -> Result<bool> {
-        let mut t = self.shared.trees[i].write();
-        let mut c = Cursor::default();
-        t.seek(&mut c, Bound::Included(sec), false)?;
-        let (mut k, mut v) = (vec![], vec![]);
-        while t.next(&mut c, false, &mut k, &mut v)? {
-            if !k.starts_with(sec) {
-                return Ok(false);
-            }
-            if v != pk {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        unique_taken_in(&mut self.shared.trees[i].write(), sec, pk)
     }
 
     fn clustered_value(trx: u64, row: &[u8]) -> Vec<u8> {
@@ -688,6 +681,22 @@ impl BtreeTable {
         }
         r
     }
+}
+
+/// Whether unique index tree `t` has an entry with key `sec` for a row other than `pk`.
+fn unique_taken_in(t: &mut BTree, sec: &[u8], pk: &[u8]) -> Result<bool> {
+    let mut c = Cursor::default();
+    t.seek(&mut c, Bound::Included(sec), false)?;
+    let (mut k, mut v) = (vec![], vec![]);
+    while t.next(&mut c, false, &mut k, &mut v)? {
+        if !k.starts_with(sec) {
+            return Ok(false);
+        }
+        if v != pk {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]

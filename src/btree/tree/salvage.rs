@@ -87,7 +87,7 @@ fn salvage_into(src: &Path, dst: &Path, format: u32, auto_inc: u64, step: &mut d
     }
     // 2. the records, newest leaf first (a key in two leaves keeps the newer copy)
     leaves.sort_unstable_by(|a, b| b.cmp(a));
-    create_file(dst, auto_inc, format)?;
+    create_empty(dst, auto_inc, format)?;
     let mut t = BTree::open(dst, 256)?;
     let mut val = Vec::new();
     for &(_, no) in &leaves {
@@ -156,7 +156,7 @@ fn read_chain(f: &File, name: &str, len: u64, first: u32, total: usize, out: &mu
 }
 
 /// A new, empty tree file of format `format`.
-fn create_file(path: &Path, auto_inc: u64, format: u32) -> Result<()> {
+pub fn create_empty(path: &Path, auto_inc: u64, format: u32) -> Result<()> {
     let f = OpenOptions::new()
         .read(true)
         .write(true)
