@@ -1525,7 +1525,7 @@ int ha_rust::check(THD *thd, HA_CHECK_OPT *)
 int ha_rust::repair(THD *thd, HA_CHECK_OPT *)
 {
   if (layout() == LAYOUT_BTREE)
-    return HA_ADMIN_NOT_IMPLEMENTED;
+    return bt_repair(thd);
   return admin(thd, true);
 }
 

@@ -157,6 +157,7 @@ pub fn create(table: &Path, indexes: usize, auto_inc: u64) -> Result<()> {
 /// Removes a table's files (its trees forgotten by the engine first).
 pub fn delete(e: &Engine, table: &Path) -> Result<()> {
     TABLES.lock().remove(table);
+    finish_interrupted_repair(table, index_files(table))?;
     // the last index file first: a crash part-way leaves the first files, and the
     // server's DDL recovery (or the next DROP) removes the rest
     let mut n = 0;
@@ -173,6 +174,7 @@ pub fn delete(e: &Engine, table: &Path) -> Result<()> {
 
 pub fn rename(e: &Engine, from: &Path, to: &Path) -> Result<()> {
     TABLES.lock().remove(from);
+    finish_interrupted_repair(from, index_files(from))?;
     // Resumable: a crash between two files' renames (ALTER TABLE's last step) leaves
     // some under the new name, and the server's DDL recovery renames the table again;
     // a file already under the new name is skipped, not taken for the table's end.
@@ -188,6 +190,11 @@ pub fn rename(e: &Engine, from: &Path, to: &Path) -> Result<()> {
         std::fs::rename(&a, &b).map_err(|err| Error::io(format!("cannot rename '{}'", a.display()), err))?;
     }
     Ok(())
+}
+
+/// How many index files the table has on disk.
+fn index_files(table: &Path) -> usize {
+    (0..).take_while(|&i| index_path(table, i).exists()).count()
 }
 
 pub fn exists(table: &Path) -> bool {

@@ -68,7 +68,11 @@ impl RepairReport {
             );
         }
         if self.lost_values > 0 {
-            s += &format!("; {} rows whose long value was on a damaged page were left out", self.lost_values);
+            s += &if self.lost_values == 1 {
+                "; 1 row whose long value was on a damaged page was left out".to_string()
+            } else {
+                format!("; {} rows whose long values were on damaged pages were left out", self.lost_values)
+            };
         }
         if let Some(saved) = &self.saved {
             s += &format!("; the damaged pages were saved to '{}' (index: '{}')", saved.data.display(), saved.index.display());
