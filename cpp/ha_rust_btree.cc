@@ -1277,9 +1277,10 @@ int ha_rust::bt_repair(THD *thd)
     }
     return HA_ADMIN_FAILED;
   }
-  push_warning(thd, damaged ? Sql_condition::WARN_LEVEL_WARN
-                            : Sql_condition::WARN_LEVEL_NOTE,
-               ER_UNKNOWN_ERROR, std::string(note).c_str());
+  /* as CHECK, REPAIR says nothing but OK when it found nothing wrong */
+  if (damaged)
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                 std::string(note).c_str());
   return HA_ADMIN_OK;
 }
 

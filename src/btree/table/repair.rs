@@ -55,7 +55,7 @@ impl RepairReport {
 
     /// The REPAIR result's note.
     pub fn note(&self) -> String {
-        let mut s = format!("REPAIR kept {} rows", self.rows);
+        let mut s = format!("REPAIR kept {} {}", self.rows, if self.rows == 1 { "row" } else { "rows" });
         if let Some(before) = self.rows_before {
             s += &format!(" of the {before} the table held");
         }
