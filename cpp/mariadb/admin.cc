@@ -137,8 +137,64 @@ int ha_rust::check(THD *thd, HA_CHECK_OPT *)
 int ha_rust::repair(THD *thd, HA_CHECK_OPT *)
 {
   if (layout() == LAYOUT_BTREE)
-    return HA_ADMIN_NOT_IMPLEMENTED;
+    return bt_repair(thd);
   return admin(thd, true);
+}
+
+/* REPAIR TABLE (docs/repair.md): Rust salvages the clustered file into a new
+   one and hands its rows back here, where each row's secondary keys are made
+   (only the server's collations can) for new index files; then the new files
+   replace the old ones, all or none. */
+int ha_rust::bt_repair(THD *thd)
+{
+  rust_progress progress(thd, stats.records);
+  int rc= (*tbl)->bt_repair_begin(trx(), reinterpret_cast<size_t>(thd));
+  ulonglong n= 0;
+  while (!rc && !(rc= (*tbl)->bt_repair_next()))
+  {
+    if (++n % 4096 == 0)
+    {
+      progress.at(n);
+      if (thd_kill_level(thd))
+      {
+        rc= HA_ERR_ABORTED_BY_USER;
+        break;
+      }
+    }
+    if (unpack_binary(table->record[0]))
+      rc= HA_ERR_WRONG_IN_RECORD;
+    else
+    {
+      secondary_keys_of(table->record[0], sec_buf);
+      rc= (*tbl)->bt_repair_add(sl(sec_buf));
+    }
+  }
+  bool keep= rc == HA_ERR_END_OF_FILE, damaged= false;
+  rust::String note;
+  int end= (*tbl)->bt_repair_finish(keep, note, damaged);
+  if (keep && end)
+    rc= end;
+  if (!keep || end)
+  {
+    if (rc == HA_ERR_ABORTED_BY_USER)
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_QUERY_INTERRUPTED,
+                   ER_THD(thd, ER_QUERY_INTERRUPTED));
+    else
+    {
+      if (rc == HA_ERR_WRONG_IN_RECORD)
+        err_msg= "REPAIR changed nothing: a kept row does not match the table's columns";
+      else
+        rust_rc(rc);
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                   err_msg.c_str());
+    }
+    return HA_ADMIN_FAILED;
+  }
+  /* as CHECK, REPAIR says nothing but OK when it found nothing wrong */
+  if (damaged)
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                 std::string(note).c_str());
+  return HA_ADMIN_OK;
 }
 
 int ha_rust::bt_check(THD *thd)

@@ -164,6 +164,7 @@ class ha_rust final : public handler
   void bt_info(uint flag);
   void bt_rec_per_key(bool analyze);
   uint32_t part_layout(KEY_PART_INFO *kp);
+  int bt_repair(THD *thd);
   int bt_check(THD *thd);
   int bt_dup(int rc, uint32_t dup);
   void bt_autoinc_check();
