@@ -191,6 +191,9 @@ private:
   void push_rust_warnings();
   void log_rust_warnings();
   int admin(THD *thd, bool repair);
+  int admin_failed(THD *thd, int rc, bool started);
+  std::string admin_decode();
+  int admin_end(THD *thd, bool repair, ulonglong rejected, ulonglong max_shown);
 
 public:
   ha_rust(handlerton *hton, TABLE_SHARE *table_arg);
