@@ -166,7 +166,7 @@ impl BtreeTable {
                     report.bad_pages = s.bad_pages.len() as u64;
                     report.lost_values = s.lost_values;
                 } else {
-                    tree::create_empty(&tmp, 0, format)?;
+                    BTree::create_with(&tmp, 0, format)?;
                     new.push((tmp.clone(), BTree::open(&tmp, 64)?));
                 }
             }

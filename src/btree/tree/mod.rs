@@ -39,7 +39,7 @@ use super::pool::{Budget, Pool, Shrink};
 use crate::error::{Error, IoContext, Result};
 pub use super::wal::records::{UNDO_DELETE, UNDO_PUT, UNDO_REPLACE, parse_undo, undo_entry};
 pub use read::{Cursor, Pages, Reader, read, shared_read_retries};
-pub use salvage::{BadPage, Salvaged, create_empty, salvage};
+pub use salvage::{BadPage, Salvaged, salvage};
 
 pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
 /// The format new files get (docs/btree-format.md, "Format versions"): 2 says
@@ -150,13 +150,18 @@ impl BTree {
     /// Creates a tree file whose meta page holds `auto_inc` (CREATE TABLE ...
     /// AUTO_INCREMENT=N keeps N-1 there).
     pub fn create_with_auto_increment(path: &Path, auto_inc: u64) -> Result<()> {
+        Self::create_with(path, auto_inc, FORMAT_VERSION)
+    }
+
+    /// Creates a tree file of format `format` (REPAIR keeps the table's).
+    pub fn create_with(path: &Path, auto_inc: u64, format: u32) -> Result<()> {
         let f = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(path)
             .ctx(|| format!("cannot create '{}'", path.display()))?;
-        let [mut meta, mut root] = Self::empty_pages(auto_inc, FORMAT_VERSION);
+        let [mut meta, mut root] = Self::empty_pages(auto_inc, format);
         meta.seal();
         root.seal();
         f.write_all_at(&meta.bytes()[..], 0).ctx(|| "cannot write".into())?;

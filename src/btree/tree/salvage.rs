@@ -6,7 +6,7 @@
 //! reported, for the caller to save its bytes. Uses the page format and the
 //! tree's own (unlogged) insert for the new file.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -87,7 +87,7 @@ fn salvage_into(src: &Path, dst: &Path, format: u32, auto_inc: u64, step: &mut d
     }
     // 2. the records, newest leaf first (a key in two leaves keeps the newer copy)
     leaves.sort_unstable_by(|a, b| b.cmp(a));
-    create_empty(dst, auto_inc, format)?;
+    BTree::create_with(dst, auto_inc, format)?;
     let mut t = BTree::open(dst, 256)?;
     let mut val = Vec::new();
     for &(_, no) in &leaves {
@@ -153,20 +153,4 @@ fn read_chain(f: &File, name: &str, len: u64, first: u32, total: usize, out: &mu
         no = p.link_a();
     }
     Err("overflow chain too short".into())
-}
-
-/// A new, empty tree file of format `format`.
-pub fn create_empty(path: &Path, auto_inc: u64, format: u32) -> Result<()> {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .ctx(|| format!("cannot create '{}'", path.display()))?;
-    let [mut meta, mut root] = BTree::empty_pages(auto_inc, format);
-    meta.seal();
-    root.seal();
-    f.write_all_at(&meta.bytes()[..], 0).ctx(|| format!("cannot write '{}'", path.display()))?;
-    f.write_all_at(&root.bytes()[..], PAGE_SIZE as u64).ctx(|| format!("cannot write '{}'", path.display()))?;
-    f.sync_all().ctx(|| format!("cannot sync '{}'", path.display()))
 }
