@@ -143,6 +143,9 @@ pub enum By {
     /// The first write to a CSV file that ends in an incomplete last line (a crash
     /// cut an append short): the line is moved aside before anything is appended.
     TornTail,
+    /// The first open of an ARCHIVE table whose `.arp` holds a record that does not
+    /// check out: it and what follows are moved aside before `.arp` is written anew.
+    ArchivePending,
 }
 
 impl By {
@@ -150,6 +153,7 @@ impl By {
         match self {
             By::Repair => "REPAIR TABLE",
             By::TornTail => "a write to the table (its incomplete last line moved aside)",
+            By::ArchivePending => "opening the table (pending rows that do not check out moved aside)",
         }
     }
 }
@@ -182,6 +186,11 @@ fn save_by_at(source: &Path, src: &File, kind: Kind, pieces: &[Piece], by: By, n
                 "REPAIR refused and changed nothing: it must first save the {records} damaged {} ({bytes} bytes) \
                  it would remove beside '{}', and could not",
                 if records == 1 { "record" } else { "records" },
+                source.display()
+            ),
+            By::ArchivePending => format!(
+                "the table was not opened and nothing was changed: '{}' holds {bytes} bytes of pending rows \
+                 that do not check out (a torn tail or damage), which must first be saved beside it, and could not",
                 source.display()
             ),
             By::TornTail => format!(
