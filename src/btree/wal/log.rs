@@ -160,6 +160,11 @@ pub struct RedoLog {
     pub(crate) synced: Mutex<u64>,
     syncing: Mutex<bool>,
     cv: Condvar,
+    /// Set by the first write or sync of the log that failed: after it nothing is
+    /// known about what reached the disk (a failed fsync may have dropped the
+    /// pages it could not write, and a later fsync would then succeed over the
+    /// hole), so no later flush may claim durability until a restart.
+    failed: Mutex<Option<String>>,
 }
 
 /// A record read back.
@@ -340,6 +345,7 @@ impl RedoLog {
             synced: Mutex::new(end),
             syncing: Mutex::new(false),
             cv: Condvar::new(),
+            failed: Mutex::new(None),
         };
         Ok((log, recs))
     }
@@ -400,7 +406,16 @@ impl RedoLog {
     /// Writes the buffer to the file (no fsync); returns the LSN written up to.
     pub fn write(&self) -> Result<u64> {
         let mut g = self.inner.lock();
-        Self::write_locked(&mut g).map_err(|e| Error::io(format!("cannot write '{}'", self.path.display()), e))
+        Self::write_locked(&mut g).map_err(|e| {
+            let e = Error::io(format!("cannot write '{}'", self.path.display()), e);
+            *self.failed.lock() = Some(e.to_string());
+            e
+        })
+    }
+
+    /// Why the log cannot be made durable any more (a write or sync of it failed).
+    pub fn failed(&self) -> Option<String> {
+        self.failed.lock().clone()
     }
 
     fn write_locked(g: &mut Inner) -> std::io::Result<u64> {
@@ -450,9 +465,25 @@ impl RedoLog {
             // the waiters are woken however this ends, a panic included (else
             // every later commit would wait for a sync that never ends)
             let _wake = Wake(self);
-            let upto = self.write()?;
-            let f = self.inner.lock().file.try_clone().ctx(|| "cannot dup the log".into())?;
-            f.sync_data().ctx(|| format!("cannot sync '{}'", self.path.display()))?;
+            if let Some(why) = self.failed.lock().clone() {
+                return Err(Error::Corrupt(format!(
+                    "'{}' cannot be made durable until the server restarts: an earlier write or sync of it failed ({why})",
+                    self.path.display()
+                )));
+            }
+            let done = (|| -> Result<u64> {
+                let upto = self.write()?;
+                let f = self.inner.lock().file.try_clone().ctx(|| "cannot dup the log".into())?;
+                f.sync_data().ctx(|| format!("cannot sync '{}'", self.path.display()))?;
+                Ok(upto)
+            })();
+            let upto = match done {
+                Ok(u) => u,
+                Err(e) => {
+                    *self.failed.lock() = Some(e.to_string());
+                    return Err(e);
+                }
+            };
             metrics::LOG_FSYNCS.inc();
             let mut synced = self.synced.lock();
             *synced = (*synced).max(upto);
