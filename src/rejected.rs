@@ -138,26 +138,70 @@ fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
+/// What removes the records (named in the index and in the error of a failure).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum By {
+    /// REPAIR TABLE.
+    Repair,
+    /// The first write to a CSV file that ends in an incomplete last line (a crash
+    /// cut an append short): the line is moved aside before anything is appended.
+    TornTail,
+    /// The first open of an ARCHIVE table whose `.arp` holds a record that does not
+    /// check out: it and what follows are moved aside before `.arp` is written anew.
+    ArchivePending,
+}
+
+impl By {
+    fn made(self) -> &'static str {
+        match self {
+            By::Repair => "REPAIR TABLE",
+            By::TornTail => "a write to the table (its incomplete last line moved aside)",
+            By::ArchivePending => "opening the table (pending rows that do not check out moved aside)",
+        }
+    }
+}
+
 /// Saves `pieces` (sorted by offset, not overlapping) of `src`, the file at
-/// `source`, beside it. See the module comment.
+/// `source`, beside it, for REPAIR TABLE. See the module comment.
 pub fn save(source: &Path, src: &File, kind: Kind, pieces: &[Piece]) -> Result<Saved> {
     save_at(source, src, kind, pieces, SystemTime::now())
 }
 
+/// [`save`] for what `by` removes.
+pub fn save_by(source: &Path, src: &File, kind: Kind, pieces: &[Piece], by: By) -> Result<Saved> {
+    save_by_at(source, src, kind, pieces, by, SystemTime::now())
+}
+
 /// [`save`] with the time to name the files after.
 pub fn save_at(source: &Path, src: &File, kind: Kind, pieces: &[Piece], now: SystemTime) -> Result<Saved> {
+    save_by_at(source, src, kind, pieces, By::Repair, now)
+}
+
+fn save_by_at(source: &Path, src: &File, kind: Kind, pieces: &[Piece], by: By, now: SystemTime) -> Result<Saved> {
     let records = pieces.len() as u64;
     let bytes: u64 = pieces.iter().map(|p| p.len).sum();
     let dir = source.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let stem = format!("{file_name}.rejected-{}", utc_stamp(now));
     let refuse = |e: Error| {
-        let head = format!(
-            "REPAIR refused and changed nothing: it must first save the {records} damaged {} ({bytes} bytes) \
-             it would remove beside '{}', and could not",
-            if records == 1 { "record" } else { "records" },
-            source.display()
-        );
+        let head = match by {
+            By::Repair => format!(
+                "REPAIR refused and changed nothing: it must first save the {records} damaged {} ({bytes} bytes) \
+                 it would remove beside '{}', and could not",
+                if records == 1 { "record" } else { "records" },
+                source.display()
+            ),
+            By::ArchivePending => format!(
+                "the table was not opened and nothing was changed: '{}' holds {bytes} bytes of pending rows \
+                 that do not check out (a torn tail or damage), which must first be saved beside it, and could not",
+                source.display()
+            ),
+            By::TornTail => format!(
+                "the write was refused and changed nothing: '{}' ends in an incomplete last line ({bytes} bytes, \
+                 what a crash in the middle of an append leaves) that must first be saved beside it, and could not",
+                source.display()
+            ),
+        };
         match e {
             // an I/O error keeps its cause, so that a full disk is reported as one
             Error::Io { context, source } => Error::Io { context: format!("{head}: {context}"), source },
@@ -182,7 +226,7 @@ pub fn save_at(source: &Path, src: &File, kind: Kind, pieces: &[Piece], now: Sys
                 continue;
             }
             let data_name = data.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let text = index_text(source, kind, pieces, &data_name, data_crc, now);
+            let text = index_text(source, kind, pieces, &data_name, data_crc, by, now);
             write_file(&index_tmp, text.as_bytes())?;
             match fs::hard_link(&data_tmp, &data) {
                 Ok(()) => {}
@@ -253,13 +297,13 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The index file's text (docs/repair.md).
-fn index_text(source: &Path, kind: Kind, pieces: &[Piece], data_name: &str, data_crc: u32, now: SystemTime) -> String {
+fn index_text(source: &Path, kind: Kind, pieces: &[Piece], data_name: &str, data_crc: u32, by: By, now: SystemTime) -> String {
     let bytes: u64 = pieces.iter().map(|p| p.len).sum();
     let mut t = String::new();
     t.push_str(&format!("ha_rust rejected records, version {INDEX_VERSION}\n"));
     t.push_str(&format!("layout: {}\n", kind.name()));
     t.push_str(&format!("source: {}\n", escape(&source.display().to_string())));
-    t.push_str(&format!("made: {} by REPAIR TABLE\n", iso(now)));
+    t.push_str(&format!("made: {} by {}\n", iso(now), by.made()));
     t.push_str(&format!("data: {}\n", escape(data_name)));
     t.push_str(&format!("records: {}\n", pieces.len()));
     t.push_str(&format!("bytes: {bytes}\n"));

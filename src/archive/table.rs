@@ -323,10 +323,33 @@ fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, version: u32, 
         p.set.push(*k, img, segs);
     }
     if off < all.len() {
-        notes.push(format!(
-            "{name}: cut a torn row record at the end ({} bytes at offset {off}); the rows before it are intact",
-            all.len() - off
-        ));
+        // What does not check out is cut off: a record torn by a crash, or a record
+        // damaged on disk, after which nothing can be trusted to be a record start.
+        // Unless it is only zeros (space an OS crash left unwritten), its bytes are
+        // first saved beside the file (as REPAIR saves damaged blocks), so that
+        // damage never loses rows silently: the note says where they are.
+        let cut = &all[off..];
+        if cut.iter().any(|&b| b != 0) {
+            let piece = crate::rejected::Piece {
+                offset: off as u64,
+                len: cut.len() as u64,
+                line: None,
+                rows: None,
+                why: "pending row records that do not check out (a torn tail, or damage)".into(),
+            };
+            let saved = crate::rejected::save_by(path, f, crate::rejected::Kind::Archive, &[piece], crate::rejected::By::ArchivePending)?;
+            notes.push(format!(
+                "{name}: cut {} bytes at offset {off} that do not check out as row records (a record torn by a crash, \
+                 or damage); the rows before them are intact; the bytes were saved first: {}",
+                cut.len(),
+                saved.describe()
+            ));
+        } else {
+            notes.push(format!(
+                "{name}: cut a torn row record at the end ({} bytes of zeros at offset {off}); the rows before it are intact",
+                cut.len()
+            ));
+        }
     }
     if dropped > 0 || off < all.len() {
         // .arp anew (atomically), holding exactly the kept rows
@@ -1228,6 +1251,51 @@ mod tests {
         // the table takes new rows after the cut
         fill(&mut t, 5000, 5010);
         assert_eq!(all(&mut t).len(), 1009);
+    }
+
+    #[test]
+    fn a_damaged_pending_record_is_saved_before_it_is_cut() {
+        // bits flipped in the middle of .arp (damage on disk, not a crash): the rows
+        // from the damaged record on cannot be read; they are cut, but their bytes
+        // are saved first, and the note says where
+        let d = tmpdir("arp-damage");
+        let o = opts(&d);
+        create(&o.table_path, 0).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        for i in 0..10 {
+            assert!(t.insert(&row(i), &segs_of(&row(i)), i, true, true).unwrap());
+        }
+        t.flush().unwrap();
+        drop(t);
+        REGISTRY.lock().clear();
+        let pp = arp_path(&o.table_path);
+        let mut bytes = fs::read(&pp).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        fs::write(&pp, &bytes).unwrap();
+        let mut t = ArchiveTable::open(&o).unwrap();
+        let rows = all(&mut t);
+        assert!(rows.len() < 10 && rows == (0..rows.len() as u64).map(row).collect::<Vec<_>>(), "{}", rows.len());
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        assert!(t.warnings[0].contains("the bytes were saved first") && t.warnings[0].contains(".arp.rejected-"), "{:?}", t.warnings);
+        let rej: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains(".arp.rejected-") && p.to_string_lossy().ends_with(".bin"))
+            .collect();
+        assert_eq!(rej.len(), 1);
+        // the saved bytes are exactly the cut tail of the damaged file
+        let saved = fs::read(&rej[0]).unwrap();
+        assert!(bytes.ends_with(&saved) && saved.len() > bytes.len() - mid, "{}", saved.len());
+        // a tail of zeros only (space an OS crash left unwritten) is cut without a file
+        drop(t);
+        REGISTRY.lock().clear();
+        let mut z = fs::read(&pp).unwrap();
+        z.extend_from_slice(&[0u8; 64]);
+        fs::write(&pp, &z).unwrap();
+        let t = ArchiveTable::open(&o).unwrap();
+        assert!(t.warnings[0].contains("bytes of zeros"), "{:?}", t.warnings);
+        assert_eq!(fs::read_dir(&d).unwrap().filter(|e| e.as_ref().unwrap().path().to_string_lossy().contains(".rejected-")).count(), 2);
     }
 
     #[test]

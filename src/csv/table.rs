@@ -266,6 +266,162 @@ fn count_records(file: &File, start: u64, end: u64) -> Result<u64> {
     Ok(n)
 }
 
+/// Makes a file that does not end in a line end ready for records to follow, before
+/// the first write after it (an append, or an UPDATE's rewrite adding records), so
+/// that the new records never run into the old last line. What the last line holds
+/// decides, by the rule scans read it with (so no row a scan returned is lost and no
+/// row it skipped appears):
+/// - a record that scans return (an attached file's whole last record: another
+///   program may leave the last line open; also a quoted value spanning lines) is
+///   kept and gets its line end;
+/// - anything else (in the table's own file every last line without a line end: the
+///   engine ends every row it writes, so it is an append a crash cut short, whose
+///   values may be cut too; in an attached file a line that does not parse) is first
+///   saved beside the file as a rejected record ([`crate::rejected`], as REPAIR does),
+///   then cut off. If it cannot be saved, nothing changes and the write fails.
+///
+/// Returns a note for the error log when it changed something. `st.len` is the file's
+/// real length on entry.
+fn mend_tail(opts: &CsvOptions, st: &mut State) -> Result<Option<String>> {
+    let path = opts.data_path();
+    let name = display(&path);
+    if st.len == 0 {
+        return Ok(None);
+    }
+    let mut last = [0u8; 1];
+    st.file.read_exact_at(&mut last, st.len - 1).ctx(|| format!("cannot read '{name}'"))?;
+    if last[0] == b'\n' {
+        return Ok(None);
+    }
+    let add_line_end = |st: &mut State| -> Result<()> {
+        st.file.write_all_at(b"\n", st.len).ctx(|| format!("cannot write '{name}'"))?;
+        st.len += 1;
+        Ok(())
+    };
+    if st.len <= st.data_start {
+        // only a header line
+        add_line_end(st)?;
+        return Ok(None);
+    }
+    // Records may span lines (quoted values), so the last record's start is found by
+    // reading the file from its first record, as a scan does. This happens once: the
+    // file ends in a line end afterwards.
+    let mut sc = Scanner::new(st.file.clone(), st.data_start, st.len);
+    let mut rec = Record::default();
+    let mut line = if st.data_start > 0 { 2 } else { 1 };
+    let mut tail = None;
+    loop {
+        let item = sc.next(opts.separator, &mut rec)?;
+        let this_line = line;
+        let (start, end, keep, why) = match item {
+            Item::Eof => break,
+            Item::Row { start, end, terminated } => {
+                line += 1 + rec.inner_newlines;
+                let fields_ok = rec.spans.len() == opts.columns;
+                let keep = terminated || (fields_ok && opts.external.is_some());
+                let why = if !fields_ok {
+                    format!("expected {} fields, found {}", opts.columns, rec.spans.len())
+                } else {
+                    "no line end".to_string()
+                };
+                (start, end, keep, why)
+            }
+            Item::Bad { start, end, why, lines } => {
+                line += lines.max(1);
+                (start, end, false, why.to_string())
+            }
+        };
+        tail = Some((start, end, keep, why, this_line));
+    }
+    let Some((start, end, keep, why, line)) = tail else {
+        add_line_end(st)?;
+        return Ok(None);
+    };
+    if keep || end != st.len {
+        add_line_end(st)?;
+        return Ok(Some(format!("{name} line {line}: the last line had no line end; one was added before writing")));
+    }
+    let piece = crate::rejected::Piece {
+        offset: start,
+        len: end - start,
+        line: Some(line),
+        rows: None,
+        why: format!("incomplete last line ({why})"),
+    };
+    let saved =
+        crate::rejected::save_by(&path, &st.file, crate::rejected::Kind::Csv, &[piece], crate::rejected::By::TornTail)?;
+    // Cut off by writing the file anew without it (fsynced, renamed into place, as an
+    // UPDATE does), not by truncating in place: a scan that started earlier keeps
+    // reading the old file, and never reads new rows where the torn bytes were.
+    replace_with_prefix(opts, st, start)
+        .map_err(|e| saved_but_tail(e, &saved))?;
+    st.rows = if opts.external.is_none() && st.len <= COUNT_AT_OPEN {
+        Some(count_records(&st.file, st.data_start, st.len)?)
+    } else {
+        None
+    };
+    Ok(Some(format!(
+        "{name} line {line}: the incomplete last line ({why}; what a crash in the middle of an append leaves) \
+         was moved aside before writing: {}",
+        saved.describe()
+    )))
+}
+
+/// Replaces the data file by a copy of its first `len` bytes (written beside it,
+/// fsynced, renamed over it, folder fsynced); the shared state then holds the new file.
+fn replace_with_prefix(opts: &CsvOptions, st: &mut State, len: u64) -> Result<()> {
+    let path = opts.data_path();
+    let tmp = opts.rewrite_path();
+    let result = (|| -> Result<File> {
+        let out = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .ctx(|| format!("cannot create '{}'", display(&tmp)))?;
+        let mut buf = vec![0u8; READ_CHUNK.min(len.max(1) as usize)];
+        let mut off = 0u64;
+        while off < len {
+            let n = ((len - off) as usize).min(buf.len());
+            st.file.read_exact_at(&mut buf[..n], off).ctx(|| format!("cannot read '{}'", display(&path)))?;
+            out.write_all_at(&buf[..n], off).ctx(|| format!("cannot write '{}'", display(&tmp)))?;
+            off += n as u64;
+        }
+        if opts.external.is_some() {
+            if let Ok(md) = st.file.metadata() {
+                let _ = out.set_permissions(md.permissions());
+            }
+        }
+        out.sync_all().ctx(|| format!("cannot sync '{}'", display(&tmp)))?;
+        fs::rename(&tmp, &path).ctx(|| format!("cannot rename '{}' to '{}'", display(&tmp), display(&path)))?;
+        Ok(out)
+    })();
+    let out = match result {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let md = out.metadata().ctx(|| format!("cannot stat '{}'", display(&path)))?;
+    st.file = Arc::new(out);
+    st.id = (md.dev(), md.ino());
+    st.len = len;
+    st.generation += 1;
+    sync_dir(&path)
+}
+
+/// An error after the torn last line was saved: says where it is.
+fn saved_but_tail(e: Error, saved: &crate::rejected::Saved) -> Error {
+    let tail = format!(" (the incomplete last line had been saved first: {})", saved.describe());
+    match e {
+        Error::Io { context, source } => Error::Io { context: format!("{context}{tail}"), source },
+        Error::Corrupt(m) => Error::Corrupt(format!("{m}{tail}")),
+        e => e,
+    }
+}
+
 /// One step of a scan.
 #[derive(Debug)]
 pub enum Item {
@@ -708,17 +864,20 @@ impl CsvTable {
             }
             st.len = real;
         }
-        let mut at = st.len;
-        // A file that does not end in a line end (a torn write, or a file written by
-        // a tool that leaves the last line open) gets one, so rows never run together.
-        if at > 0 {
-            let mut last = [0u8; 1];
-            st.file.read_at(&mut last, at - 1).ctx(|| format!("cannot read '{name}'"))?;
-            if last[0] != b'\n' {
-                st.file.write_all_at(b"\n", at).ctx(|| format!("cannot write '{name}'"))?;
-                at += 1;
+        // A file that does not end in a line end: a torn append is moved aside, a
+        // whole last record written by another program gets its line end.
+        match mend_tail(&self.shared.opts, &mut st) {
+            Ok(Some(note)) => self.warnings.push(note),
+            Ok(None) => {}
+            Err(e) => {
+                // these rows are not inserted, and not retried by a later statement
+                drop(st);
+                self.appends.clear();
+                self.append_rows = 0;
+                return Err(e);
             }
         }
+        let at = st.len;
         if let Err(e) = st.file.write_all_at(&self.appends, at) {
             // A full disk, say: these rows are not inserted (the statement reports
             // the error). Cut off whatever part of them reached the file, so that no
@@ -808,6 +967,12 @@ impl CsvTable {
         let path = opts.data_path();
         let tmp = opts.rewrite_path();
         let mut st = shared.state.lock();
+        if !add.is_empty() {
+            // new records follow the old ones: not after a torn last line (see flush_appends)
+            if let Some(note) = mend_tail(opts, &mut st)? {
+                self.warnings.push(note);
+            }
+        }
         let result = (|| -> Result<(File, u64)> {
             let mut out = std::io::BufWriter::with_capacity(
                 READ_CHUNK,
@@ -1311,6 +1476,155 @@ mod tests {
         let rep = t.check(false, |_| None).unwrap();
         assert_eq!((rep.rows, rep.damage.len()), (1, 1));
         assert!(rep.damage[0].torn_tail);
+    }
+
+    /// The `.rejected-*` files beside the data file: (data, index) contents.
+    fn rejected_files(d: &Path) -> Vec<(Vec<u8>, String)> {
+        let mut names: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+            .filter(|p| p.contains(".rejected-") && p.ends_with(".csv"))
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|p| {
+                let idx = format!("{}.index.txt", &p[..p.len() - 4]);
+                (fs::read(&p).unwrap(), fs::read_to_string(&idx).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_torn_last_line_is_moved_aside_before_the_next_append() {
+        // the own file of a table whose last append a crash cut short ("3,\"c\"\n"
+        // minus its last 3 bytes), with two whole rows before it
+        let d = tmpdir("torn-append");
+        let o = opts(&d, 2);
+        fs::write(o.data_path(), b"1,\"a\"\n2,\"b\"\n3,").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        t.insert(&build_image(&[(1, b"4"), (2, b"d")])).unwrap();
+        // the torn bytes went to a rejected file, with an index saying why
+        let rej = rejected_files(&d);
+        assert_eq!(rej.len(), 1, "{rej:?}");
+        assert_eq!(rej[0].0, b"3,");
+        assert!(rej[0].1.contains("made: ") && rej[0].1.contains("by a write to the table"), "{}", rej[0].1);
+        assert!(rej[0].1.contains("\n3\t12\t2\t-\tincomplete last line (no line end)\n"), "{}", rej[0].1);
+        // the error log's note says where
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        assert!(t.warnings[0].contains("line 3") && t.warnings[0].contains("moved aside"), "{:?}", t.warnings);
+        t.warnings.clear();
+        // the new row is whole and readable, the old rows unchanged, no warning left
+        assert_eq!(fs::read(o.data_path()).unwrap(), b"1,\"a\"\n2,\"b\"\n4,\"d\"\n");
+        let rows = all_rows(&mut t);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2], vec![Some(b"4".to_vec()), Some(b"d".to_vec())]);
+        assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+        assert_eq!(t.stats().0, 3);
+        let rep = t.check(false, |_| None).unwrap();
+        assert_eq!((rep.rows, rep.damage.len()), (3, 0));
+        // nothing is moved again, and no temporary file is left
+        t.insert(&build_image(&[(1, b"5"), (2, b"e")])).unwrap();
+        assert_eq!(rejected_files(&d).len(), 1);
+        assert!(!with_ext(&o.table_path, REWRITE_EXT).exists());
+    }
+
+    #[test]
+    fn an_own_file_s_torn_line_with_all_its_fields_is_moved_aside_too() {
+        // "2,42\n" cut after the 4: it parses, but its value is cut; scans skip it,
+        // so it must not become a row now
+        let d = tmpdir("torn-append2");
+        let o = opts(&d, 2);
+        fs::write(o.data_path(), b"1,10\n2,4").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        assert_eq!(all_rows(&mut t).len(), 1);
+        t.insert(&build_image(&[(1, b"3"), (1, b"30")])).unwrap();
+        assert_eq!(fs::read(o.data_path()).unwrap(), b"1,10\n3,30\n");
+        assert_eq!(rejected_files(&d)[0].0, b"2,4");
+    }
+
+    #[test]
+    fn an_update_after_a_torn_last_line_keeps_its_new_records_whole() {
+        let d = tmpdir("torn-update");
+        let o = opts(&d, 2);
+        fs::write(o.data_path(), b"1,\"a\"\n2,\"b\"\n3,\"unfinis").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        t.scan_start().unwrap();
+        while t.scan_next().unwrap() {
+            if t.record().field(0).unwrap() == b"1" {
+                t.update_current(&build_image(&[(1, b"1"), (2, b"A")])).unwrap();
+            }
+        }
+        t.scan_end().unwrap();
+        assert_eq!(fs::read(o.data_path()).unwrap(), b"2,\"b\"\n1,\"A\"\n");
+        assert_eq!(rejected_files(&d)[0].0, b"3,\"unfinis");
+        assert_eq!(all_rows(&mut t).len(), 2);
+    }
+
+    #[test]
+    fn an_attached_file_s_whole_last_record_without_a_line_end_is_kept() {
+        let d = tmpdir("attached-tail");
+        let ext = d.join("people.csv");
+        let mut o = opts(&d, 2);
+        o.external = Some(ext.clone());
+        // written by another program: no final line end, a quoted value spanning lines
+        fs::write(&ext, b"1,\"a\"\n2,\"two\nlines\"").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        assert_eq!(all_rows(&mut t).len(), 2);
+        t.insert(&build_image(&[(1, b"3"), (2, b"c")])).unwrap();
+        assert_eq!(fs::read(&ext).unwrap(), b"1,\"a\"\n2,\"two\nlines\"\n3,\"c\"\n");
+        let rows = all_rows(&mut t);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[1][1].as_deref(), Some(&b"two\nlines"[..]));
+        assert!(rejected_files(&d).is_empty());
+        // a bare last value too
+        fs::write(&ext, b"1,\"a\"\n2,20").unwrap();
+        let mut t2 = CsvTable::open(&o).unwrap();
+        t2.insert(&build_image(&[(1, b"3"), (1, b"30")])).unwrap();
+        assert_eq!(fs::read(&ext).unwrap(), b"1,\"a\"\n2,20\n3,30\n");
+        assert!(rejected_files(&d).is_empty());
+    }
+
+    #[test]
+    fn an_attached_file_s_malformed_last_line_is_moved_aside() {
+        let d = tmpdir("attached-torn");
+        let ext = d.join("people.csv");
+        let mut o = opts(&d, 2);
+        o.external = Some(ext.clone());
+        // a quote opened on the last line that never closes
+        fs::write(&ext, b"1,\"a\"\n2,\"open").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        assert_eq!(all_rows(&mut t).len(), 1);
+        t.insert(&build_image(&[(1, b"4"), (2, b"d")])).unwrap();
+        assert_eq!(fs::read(&ext).unwrap(), b"1,\"a\"\n4,\"d\"\n");
+        let rej = rejected_files(&d);
+        assert_eq!(rej[0].0, b"2,\"open");
+        assert!(rej[0].1.contains("\n2\t6\t7\t-\tincomplete last line (unbalanced quote"), "{}", rej[0].1);
+        assert_eq!(all_rows(&mut t).len(), 2);
+        // a line with too few fields, last
+        fs::write(&ext, b"1,\"a\"\n2").unwrap();
+        let mut t2 = CsvTable::open(&o).unwrap();
+        t2.insert(&build_image(&[(1, b"4"), (2, b"d")])).unwrap();
+        assert_eq!(fs::read(&ext).unwrap(), b"1,\"a\"\n4,\"d\"\n");
+        assert_eq!(rejected_files(&d).len(), 2);
+    }
+
+    #[test]
+    fn a_torn_last_line_that_cannot_be_saved_fails_the_write_and_changes_nothing() {
+        let d = tmpdir("torn-nosave");
+        let o = opts(&d, 2);
+        // a table name so long that the rejected file's name does not fit the file
+        // system's limit: saving fails (as root too)
+        let mut o = o;
+        o.table_path = d.join("n".repeat(240));
+        fs::write(o.data_path(), b"1,\"a\"\n2,\"b").unwrap();
+        let mut t = CsvTable::open(&o).unwrap();
+        let m = t.insert(&build_image(&[(1, b"3"), (2, b"c")])).unwrap_err().to_string();
+        assert!(m.contains("the write was refused and changed nothing"), "{m}");
+        assert!(m.contains("File name too long"), "{m}");
+        assert!(rejected_files(&d).is_empty());
+        assert_eq!(all_rows(&mut t).len(), 1);
+        assert_eq!(fs::read(o.data_path()).unwrap(), b"1,\"a\"\n2,\"b");
     }
 
     #[test]

@@ -79,6 +79,23 @@ impl Trx {
     }
 }
 
+/// A COMMIT (or PREPARE) whose redo record cannot be written or synced: it must not
+/// be acknowledged, and it cannot be taken back either (its changes are already in
+/// the pages others read, and its COMMIT record may or may not have reached the
+/// disk). As InnoDB does when its log cannot be written, the server is stopped
+/// (abort): the client sees the connection lost, as for a crash with the COMMIT in
+/// flight, and recovery at the restart keeps every commit acknowledged before and
+/// this one whole or not at all (docs/crash-safety.md, Failing I/O). Not a panic:
+/// nothing unwinds into the server.
+fn log_failed_at_commit(e: &Error) -> ! {
+    eprintln!(
+        "[ERROR] RUST: a commit cannot be made durable: {e}. Stopping the server so that it is not \
+         acknowledged (as InnoDB does when its log cannot be written); restart it once the disk is \
+         writable: recovery keeps every commit acknowledged before"
+    );
+    std::process::abort()
+}
+
 impl Engine {
     pub fn begin(&self) -> Trx {
         let id = self.next_trx.fetch_add(1, Ordering::Relaxed);
@@ -148,9 +165,9 @@ impl Engine {
         if !durable {
             return self.maybe_checkpoint();
         }
-        match self.policy.load(Ordering::Relaxed) {
-            1 => self.sh.log.flush_to(lsn + 1)?,
-            p => {
+        let made = match self.policy.load(Ordering::Relaxed) {
+            1 => self.sh.log.flush_to(lsn + 1),
+            p => (|| {
                 if p == 2 {
                     self.sh.log.write()?;
                 }
@@ -160,7 +177,11 @@ impl Engine {
                     drop(last);
                     self.sh.log.flush_to(lsn + 1)?;
                 }
-            }
+                Ok(())
+            })(),
+        };
+        if let Err(e) = made {
+            log_failed_at_commit(&e);
         }
         self.maybe_checkpoint()
     }
@@ -184,11 +205,15 @@ impl Engine {
     /// Makes the log durable up to the record at `lsn` as the flush policy says
     /// for a prepare (and for the end of a prepared transaction's rollback).
     pub(super) fn durable_as_prepare(&self, lsn: u64) -> Result<()> {
-        match self.policy.load(Ordering::Relaxed) {
+        let made = match self.policy.load(Ordering::Relaxed) {
             1 => self.sh.log.flush_to(lsn + 1),
             2 => self.sh.log.write().map(|_| ()),
             _ => Ok(()),
+        };
+        if let Err(e) = made {
+            log_failed_at_commit(&e);
         }
+        Ok(())
     }
 
     /// Rolls back to a savepoint (0: the whole transaction, which stays open).

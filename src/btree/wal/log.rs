@@ -160,6 +160,11 @@ pub struct RedoLog {
     pub(crate) synced: Mutex<u64>,
     syncing: Mutex<bool>,
     cv: Condvar,
+    /// Set by the first write or sync of the log that failed: after it nothing is
+    /// known about what reached the disk (a failed fsync may have dropped the
+    /// pages it could not write, and a later fsync would then succeed over the
+    /// hole), so no later flush may claim durability until a restart.
+    failed: Mutex<Option<String>>,
 }
 
 /// A record read back.
@@ -179,6 +184,56 @@ fn header(base_lsn: u64) -> [u8; LOG_HEADER as usize] {
     let c = crc32fast::hash(&h[0..28]);
     h[28..32].copy_from_slice(&c.to_le_bytes());
     h
+}
+
+/// What follows the last record that checks out, from file byte `from` to `to`:
+/// after a crash only a torn tail (the part of the last write that reached the
+/// file) or the zeros that end the last block. A record that checks out anywhere in
+/// it (a known type, a length that fits, its CRC-32) means the log was damaged in
+/// the middle, not torn at its end: recovery would stop at the damage and silently
+/// lose the records after it, commits that were acknowledged among them. That is an
+/// error (the engine does not start, the file is left as it is), as InnoDB refuses
+/// a corrupt log. A torn tail that holds anything but zeros is noted in the error log.
+fn tail_check(file: &File, name: &str, base_lsn: u64, from: u64, to: u64) -> Result<()> {
+    let n = usize::try_from(to - from).map_err(|_| Error::Corrupt(format!("{name}: too large")))?;
+    let mut rest = vec![0u8; n];
+    file.read_exact_at(&mut rest, from).ctx(|| format!("cannot read '{name}'"))?;
+    if let Some(at) = first_record_in(&rest[1.min(n)..]).map(|a| a + 1.min(n)) {
+        let lsn = base_lsn + (from - LOG_HEADER);
+        return Err(Error::Corrupt(format!(
+            "{name}: the redo log is damaged at byte {from} (LSN {lsn}): the record there does not check out, \
+             but records further on do (the first at byte {}); recovering up to the damage would silently lose \
+             them, acknowledged commits among them, so the BTREE engine does not start and the file is left \
+             as it is (a crash of the server does not leave this: the file was damaged on disk or by another \
+             program; docs/crash-safety.md, Damaged files). To start anyway, losing every record from the \
+             damage on, cut the file there while the server is down: truncate -s {from} {name}",
+            from + at as u64
+        )));
+    }
+    if rest.iter().any(|&b| b != 0) {
+        eprintln!(
+            "[Note] RUST: {name}: cut a torn tail of {n} bytes at byte {from} (LSN {}): the end of a log write that a crash interrupted",
+            base_lsn + (from - LOG_HEADER)
+        );
+    }
+    Ok(())
+}
+
+/// The offset of the first position in `buf` where a log record checks out (a
+/// known type, a length that fits in `buf`, its CRC-32), if any.
+fn first_record_in(buf: &[u8]) -> Option<usize> {
+    let mut at = 0usize;
+    while at + 8 + 9 <= buf.len() {
+        let blen = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+        if blen >= 9 && blen <= buf.len() - at - 8 && (REC_MTR..=REC_RESET).contains(&buf[at + 8]) {
+            let crc = u32::from_le_bytes(buf[at + 4..at + 8].try_into().unwrap());
+            if crc32fast::hash(&buf[at + 8..at + 8 + blen]) == crc {
+                return Some(at);
+            }
+        }
+        at += 1;
+    }
+    None
 }
 
 impl RedoLog {
@@ -273,7 +328,10 @@ impl RedoLog {
         }
         if off < total {
             // the zeros after the last record in its block, or the torn tail of a
-            // write the crash interrupted
+            // write the crash interrupted; but never damage in the middle of the
+            // log (a flipped bit, a zeroed block), which would lose every record
+            // after it, acknowledged commits among them: see tail_check
+            tail_check(&file, &name, base_lsn, LOG_HEADER + off, LOG_HEADER + total)?;
             file.set_len(LOG_HEADER + off).ctx(|| format!("cannot truncate '{name}'"))?;
             file.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
         }
@@ -287,6 +345,7 @@ impl RedoLog {
             synced: Mutex::new(end),
             syncing: Mutex::new(false),
             cv: Condvar::new(),
+            failed: Mutex::new(None),
         };
         Ok((log, recs))
     }
@@ -347,7 +406,16 @@ impl RedoLog {
     /// Writes the buffer to the file (no fsync); returns the LSN written up to.
     pub fn write(&self) -> Result<u64> {
         let mut g = self.inner.lock();
-        Self::write_locked(&mut g).map_err(|e| Error::io(format!("cannot write '{}'", self.path.display()), e))
+        Self::write_locked(&mut g).map_err(|e| {
+            let e = Error::io(format!("cannot write '{}'", self.path.display()), e);
+            *self.failed.lock() = Some(e.to_string());
+            e
+        })
+    }
+
+    /// Why the log cannot be made durable any more (a write or sync of it failed).
+    pub fn failed(&self) -> Option<String> {
+        self.failed.lock().clone()
     }
 
     fn write_locked(g: &mut Inner) -> std::io::Result<u64> {
@@ -397,9 +465,25 @@ impl RedoLog {
             // the waiters are woken however this ends, a panic included (else
             // every later commit would wait for a sync that never ends)
             let _wake = Wake(self);
-            let upto = self.write()?;
-            let f = self.inner.lock().file.try_clone().ctx(|| "cannot dup the log".into())?;
-            f.sync_data().ctx(|| format!("cannot sync '{}'", self.path.display()))?;
+            if let Some(why) = self.failed.lock().clone() {
+                return Err(Error::Corrupt(format!(
+                    "'{}' cannot be made durable until the server restarts: an earlier write or sync of it failed ({why})",
+                    self.path.display()
+                )));
+            }
+            let done = (|| -> Result<u64> {
+                let upto = self.write()?;
+                let f = self.inner.lock().file.try_clone().ctx(|| "cannot dup the log".into())?;
+                f.sync_data().ctx(|| format!("cannot sync '{}'", self.path.display()))?;
+                Ok(upto)
+            })();
+            let upto = match done {
+                Ok(u) => u,
+                Err(e) => {
+                    *self.failed.lock() = Some(e.to_string());
+                    return Err(e);
+                }
+            };
             metrics::LOG_FSYNCS.inc();
             let mut synced = self.synced.lock();
             *synced = (*synced).max(upto);
@@ -579,6 +663,55 @@ mod tests {
         drop(log);
         let (_, recs) = open(&p, 0).unwrap();
         assert_eq!(recs.iter().map(|r| (r.lsn, r.trx)).collect::<Vec<_>>(), vec![(d2, 10), (e, 11)]);
+    }
+
+    /// Damage in the middle of the log (bits flipped in a record, or a block zeroed,
+    /// with records that check out after it) is an error that names the file and
+    /// leaves it as it is; only a torn tail is cut.
+    #[test]
+    fn damage_in_the_middle_of_the_log_is_an_error_not_a_torn_tail() {
+        for (k, zero) in [false, true].into_iter().enumerate() {
+            let d = dir(&format!("mid-damage-{k}"));
+            let p = d.join("redo.log");
+            let (log, _) = RedoLog::open_with(&p, 0, false).unwrap();
+            let mut lsns = vec![];
+            for i in 0..50u64 {
+                lsns.push(log.append(REC_COMMIT, i, &vec![i as u8; 100]));
+            }
+            log.flush_to(log.end_lsn()).unwrap();
+            drop(log);
+            let before = std::fs::read(&p).unwrap();
+            // damage record 20 (its body), or zero 300 bytes from it on
+            let f = OpenOptions::new().write(true).open(&p).unwrap();
+            let at = LOG_HEADER + (lsns[20] - lsns[0]);
+            if zero {
+                f.write_all_at(&[0u8; 300], at).unwrap();
+            } else {
+                f.write_all_at(&[0xff], at + 30).unwrap();
+            }
+            drop(f);
+            let damaged = std::fs::read(&p).unwrap();
+            let e = RedoLog::open_with(&p, 0, false).err().expect("damage must be an error").to_string();
+            assert!(e.contains("redo.log: the redo log is damaged at byte") && e.contains("records further on do"), "{e}");
+            // nothing was cut or changed
+            assert_eq!(std::fs::read(&p).unwrap(), damaged);
+            assert_ne!(damaged, before);
+        }
+        // a torn tail is still cut, with or without garbage in it
+        let d = dir("mid-damage-tail");
+        let p = d.join("redo.log");
+        let (log, _) = RedoLog::open_with(&p, 0, false).unwrap();
+        for i in 0..5u64 {
+            log.append(REC_COMMIT, i, &[1u8; 50]);
+        }
+        log.flush_to(log.end_lsn()).unwrap();
+        drop(log);
+        let len = std::fs::metadata(&p).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(&[0x5a; 40], len - 20).unwrap();
+        drop(f);
+        let (_, recs) = RedoLog::open_with(&p, 0, false).unwrap();
+        assert_eq!(recs.len(), 4);
     }
 
     /// Truncations while another thread appends and commits: the records written

@@ -1,0 +1,90 @@
+/* An LD_PRELOAD shim for ci/faults: makes write, pwrite, fsync and fdatasync fail
+   with an errno for files whose path contains a pattern, while a control file
+   says so. Not linked into the plugin; built by ci/faults with gcc.
+
+   The control file (FAILIO_CTL, read at every intercepted call) holds one line:
+   "<calls> <errno> <pattern>", where <calls> is a comma list of write,pwrite,
+   fsync,fdatasync; e.g. "fsync,fdatasync 5 rust_redo.log" fails syncs of the redo
+   log with EIO (5). No file, or an empty one: nothing fails. Each failure is
+   counted in FAILIO_CTL.count (one byte appended per failure). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static int should_fail(const char *call, int fd)
+{
+  const char *ctl = getenv("FAILIO_CTL");
+  if (!ctl) return 0;
+  int saved = errno;
+  int cfd = open(ctl, O_RDONLY | O_CLOEXEC);
+  if (cfd < 0) { errno = saved; return 0; }
+  char buf[512];
+  ssize_t n = read(cfd, buf, sizeof buf - 1);
+  close(cfd);
+  if (n <= 0) { errno = saved; return 0; }
+  buf[n] = 0;
+  char calls[128], pat[256];
+  int err;
+  if (sscanf(buf, "%127s %d %255s", calls, &err, pat) != 3) { errno = saved; return 0; }
+  if (!strstr(calls, call)) { errno = saved; return 0; }
+  char link[64], path[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t m = readlink(link, path, sizeof path - 1);
+  if (m <= 0) { errno = saved; return 0; }
+  path[m] = 0;
+  if (!strstr(path, pat)) { errno = saved; return 0; }
+  char cnt[4200];
+  snprintf(cnt, sizeof cnt, "%s.count", ctl);
+  int k = open(cnt, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (k >= 0) { ssize_t r = write(k, call, 1); (void) r; close(k); }
+  return err;
+}
+
+#define REAL(name) static __typeof__(name) *real_##name; \
+  if (!real_##name) real_##name = (__typeof__(name) *) dlsym(RTLD_NEXT, #name)
+
+ssize_t write(int fd, const void *b, size_t n)
+{
+  REAL(write);
+  int e = fd > 2 ? should_fail("write", fd) : 0;
+  if (e) { errno = e; return -1; }
+  return real_write(fd, b, n);
+}
+
+ssize_t pwrite(int fd, const void *b, size_t n, off_t off)
+{
+  REAL(pwrite);
+  int e = should_fail("pwrite", fd);
+  if (e) { errno = e; return -1; }
+  return real_pwrite(fd, b, n, off);
+}
+
+ssize_t pwrite64(int fd, const void *b, size_t n, off_t off)
+{
+  REAL(pwrite64);
+  int e = should_fail("pwrite", fd);
+  if (e) { errno = e; return -1; }
+  return real_pwrite64(fd, b, n, off);
+}
+
+int fsync(int fd)
+{
+  REAL(fsync);
+  int e = should_fail("fsync", fd);
+  if (e) { errno = e; return -1; }
+  return real_fsync(fd);
+}
+
+int fdatasync(int fd)
+{
+  REAL(fdatasync);
+  int e = should_fail("fdatasync", fd);
+  if (e) { errno = e; return -1; }
+  return real_fdatasync(fd);
+}
