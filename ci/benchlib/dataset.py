@@ -49,7 +49,7 @@ def make_dataset(rows, seed, batch, directory=None):
     if tsv.exists() and sql.exists() and meta.exists():
         return tsv, sql, json.loads(meta.read_text())
     for old in directory.glob("rows*-v*.*"):
-        if not old.name.startswith(f"rows") or f"-v{DATASET_VERSION}." not in old.name:
+        if not old.name.startswith("rows") or f"-v{DATASET_VERSION}." not in old.name:
             old.unlink()            # another generator version's files
     say(f"generating the data set: {rows} rows, seed {seed} ({stem.name})")
     t0 = time.monotonic()

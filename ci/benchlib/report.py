@@ -33,29 +33,24 @@ def ratio_words(kind):
             "memory": "our peak / peer peak", "tput": "our tx/s / peer tx/s"}[kind]
 
 
+def first_line(path, prefix, value):
+    """value(line) of the first line of the file that starts with prefix; "" if none."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(prefix):
+                    return value(line)
+    except OSError:
+        pass
+    return ""
+
+
 def machine_info(bench):
-    cpu = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    osname = ""
-    try:
-        for line in open("/etc/os-release"):
-            if line.startswith("PRETTY_NAME="):
-                osname = line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
+    cpu = first_line("/proc/cpuinfo", "model name", lambda l: l.split(":", 1)[1].strip())
+    mem = first_line("/proc/meminfo", "MemTotal",
+                     lambda l: f"{int(l.split()[1]) / 1024 / 1024:.1f} GiB")
+    osname = first_line("/etc/os-release", "PRETTY_NAME=",
+                        lambda l: l.split("=", 1)[1].strip().strip('"'))
     fs = sh(["df", "-T", str(BUILD)]).splitlines()
     return {
         "cpu": cpu, "cores": os.cpu_count(), "memory": mem, "os": osname,

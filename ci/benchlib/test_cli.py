@@ -8,7 +8,7 @@ from .workloads import Bench
 
 
 def fails(argv):
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit) as s:
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
         parse_args(argv)
         return False
     return True
