@@ -10,7 +10,7 @@
 //! The tree is used under one reader-writer lock (`engine::Tree`): changes take
 //! `&mut BTree` under the write lock; lookups and cursor steps can also run under
 //! the read lock, beside other readers, on the pages already cached ([`read`],
-//! [`Reader`]; see `docs/btree-format.md`, "Locking inside the engine").
+//! [`Reader`]; see `docs/btree-design.md`, "Locking inside the engine").
 //!
 //! - this file: [`BTree`] itself (create, open, the meta page: row count,
 //!   AUTO_INCREMENT, format version, stored statistics), the page budget;
