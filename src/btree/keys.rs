@@ -46,8 +46,35 @@ pub fn chunk_len(pad_len: usize) -> usize {
 /// The most bytes [`encode`] writes for at most `weights` bytes of weights.
 pub fn max_len(weights: usize, pad_len: usize) -> usize {
     let c = chunk_len(pad_len);
-    // (+pad_len: misaligned weights are completed to a whole unit)
-    (weights + pad_len).div_ceil(c).max(1) * (c + 1)
+    // (+pad_len: misaligned weights are completed to a whole unit; 2-byte
+    // units may become 3 bytes, see `CODE_POINT_SPACE`)
+    let w = if pad_len == 2 { (weights + 2) / 2 * 3 } else { weights + pad_len };
+    w.div_ceil(c).max(1) * (c + 1)
+}
+
+/// The space's weight in the collations whose weights are 2-byte code points
+/// (utf8mb3/utf8mb4/ucs2/utf16 `general_ci` and the like): their weights are
+/// written as UTF-8 (1 byte for the ASCII range, which is most keys; the order
+/// of UTF-8 is that of the code points, and no code begins another, so the
+/// order of the weights, padded with spaces, is kept), and the space unit is
+/// then 0x20.
+pub const CODE_POINT_SPACE: [u8; 2] = [0x00, 0x20];
+
+fn utf8_units(weights: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(weights.len());
+    for u in weights.chunks(2) {
+        // (an odd last byte is completed with the space's second byte, as
+        // `encode` completes a unit)
+        let w = (u[0] as u32) << 8 | *u.get(1).unwrap_or(&CODE_POINT_SPACE[1]) as u32;
+        if w < 0x80 {
+            v.push(w as u8);
+        } else if w < 0x800 {
+            v.extend([0xc0 | (w >> 6) as u8, 0x80 | (w & 0x3f) as u8]);
+        } else {
+            v.extend([0xe0 | (w >> 12) as u8, 0x80 | ((w >> 6) & 0x3f) as u8, 0x80 | (w & 0x3f) as u8]);
+        }
+    }
+    v
 }
 
 /// Appends the memcomparable bytes of a string key part to `out` (see the
@@ -55,6 +82,10 @@ pub fn max_len(weights: usize, pad_len: usize) -> usize {
 pub fn encode(weights: &[u8], pad: &[u8], out: &mut Vec<u8>) {
     if pad.is_empty() {
         encode_nopad(weights, out);
+        return;
+    }
+    if pad == CODE_POINT_SPACE {
+        encode(&utf8_units(weights), b" ", out);
         return;
     }
     let u = pad.len();
@@ -194,6 +225,10 @@ mod tests {
         // sizes: about the value's, not the declared length's
         assert_eq!(enc(b"value12345", b" ").len(), 18);
         assert_eq!(enc(b"", b"\x00\x00\x20").len(), 10);
+        // 2-byte code point weights (general_ci): 1 byte a character for ASCII
+        assert_eq!(enc(b"\x00V\x00A\x00L\x00U\x00E\x001\x002\x003\x004\x005", b"\x00\x20").len(), 18);
+        assert!(enc(b"\x00a\x00\x09", b"\x00\x20") < enc(b"\x00a", b"\x00\x20"));
+        assert!(enc(b"\x00a\x01\x00", b"\x00\x20") > enc(b"\x00a\x00\xff", b"\x00\x20"));
         assert_eq!(chunk_len(3), 9);
         assert_eq!(chunk_len(2), 8);
     }
