@@ -20,6 +20,15 @@ pub fn display(p: &Path) -> String {
 
 /// Makes a rename or a new file in the folder holding `file` durable (fsync of the
 /// folder; the current folder for a bare file name).
+/// Writes a new file `path` holding `bytes`, synced (not its folder: see [`sync_dir`]).
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = File::create(path).map_err(|e| crate::error::Error::io(format!("cannot create '{}'", path.display()), e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| crate::error::Error::io(format!("cannot write '{}'", path.display()), e))
+}
+
 pub fn sync_dir(file: &Path) -> Result<()> {
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     File::open(dir)

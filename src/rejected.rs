@@ -34,19 +34,22 @@ pub const INDEX_VERSION: u32 = 1;
 pub enum Kind {
     Csv,
     Archive,
+    /// BTREE: whole pages of a tree file.
+    Btree,
 }
 
 impl Kind {
     fn ext(self) -> &'static str {
         match self {
             Kind::Csv => "csv",
-            Kind::Archive => "bin",
+            Kind::Archive | Kind::Btree => "bin",
         }
     }
     fn name(self) -> &'static str {
         match self {
             Kind::Csv => "CSV",
             Kind::Archive => "ARCHIVE",
+            Kind::Btree => "BTREE",
         }
     }
 }

@@ -127,6 +127,47 @@ int ha_rust::pack_row(const uchar *buf)
   return 0;
 }
 
+/* Stores one value of a Rust record into its field: `len` bytes of text at
+   `p`, or NULL when len is UINT32_MAX. A value that does not fit is described
+   in *bad, if it is the first. */
+static void store_value(Field *f, const char *p, uint32 len,
+                        Value_checker &checker, std::string *bad)
+{
+  if (len == UINT32_MAX)
+  {
+    /* reset() too, so that an unchanged NULL compares equal byte for byte
+       (compare_record) */
+    f->reset();
+    if (f->real_maybe_null())
+      f->set_null();
+    else
+    {
+      f->set_notnull();
+      if (bad && bad->empty())
+        *bad= "an empty field (NULL) in NOT NULL column `" +
+              std::string(f->field_name.str, f->field_name.length) + "`";
+    }
+    return;
+  }
+  f->set_notnull();
+  checker.hit= false;
+  bool failed= f->store(p, len, f->charset()) || checker.hit;
+  if (failed && f->real_type() == MYSQL_TYPE_ENUM &&
+      (len == 0 || (len == 1 && *p == '0')))
+  {
+    /* '' (or 0, when the ENUM has a member '') is how an ENUM's error
+       value (index 0) is written */
+    f->store((longlong) 0, true);
+    failed= false;
+  }
+  if (failed && bad && bad->empty())
+  {
+    std::string v(p, len > 64 ? 64 : len);
+    *bad= "value '" + v + (len > 64 ? "...'" : "'") + " does not fit column `" +
+          std::string(f->field_name.str, f->field_name.length) + "`";
+  }
+}
+
 /* Stores the current Rust record into `buf`. Values that do not fit their column
    are described in *bad (the first one) instead of being warned about. */
 int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
@@ -165,42 +206,8 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
     if (off)
       f->move_field_offset(off);
     uint32 start= spans[2 * i], len= spans[2 * i + 1];
-    if (len == UINT32_MAX)
-    {
-      /* reset() too, so that an unchanged NULL compares equal byte for byte
-         (compare_record) */
-      f->reset();
-      if (f->real_maybe_null())
-        f->set_null();
-      else
-      {
-        f->set_notnull();
-        if (bad && bad->empty())
-          *bad= "an empty field (NULL) in NOT NULL column `" +
-                std::string(f->field_name.str, f->field_name.length) + "`";
-      }
-    }
-    else
-    {
-      f->set_notnull();
-      const char *p= reinterpret_cast<const char *>(data.data()) + start;
-      checker.hit= false;
-      bool failed= f->store(p, len, f->charset()) || checker.hit;
-      if (failed && f->real_type() == MYSQL_TYPE_ENUM &&
-          (len == 0 || (len == 1 && *p == '0')))
-      {
-        /* '' (or 0, when the ENUM has a member '') is how an ENUM's error
-           value (index 0) is written */
-        f->store((longlong) 0, true);
-        failed= false;
-      }
-      if (failed && bad && bad->empty())
-      {
-        std::string v(p, len > 64 ? 64 : len);
-        *bad= "value '" + v + (len > 64 ? "...'" : "'") + " does not fit column `" +
-              std::string(f->field_name.str, f->field_name.length) + "`";
-      }
-    }
+    store_value(f, reinterpret_cast<const char *>(data.data()) + start, len,
+                checker, bad);
     if (off)
       f->move_field_offset(-off);
   }

@@ -164,6 +164,7 @@ class ha_rust final : public handler
   void bt_info(uint flag);
   void bt_rec_per_key(bool analyze);
   uint32_t part_layout(KEY_PART_INFO *kp);
+  int bt_repair(THD *thd);
   int bt_check(THD *thd);
   int bt_dup(int rc, uint32_t dup);
   void bt_autoinc_check();
@@ -190,6 +191,9 @@ private:
   void push_rust_warnings();
   void log_rust_warnings();
   int admin(THD *thd, bool repair);
+  int admin_failed(THD *thd, int rc, bool started);
+  std::string admin_decode();
+  int admin_end(THD *thd, bool repair, ulonglong rejected, ulonglong max_shown);
 
 public:
   ha_rust(handlerton *hton, TABLE_SHARE *table_arg);

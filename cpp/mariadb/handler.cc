@@ -104,81 +104,129 @@ ulonglong ha_rust::table_flags() const
          HA_SLOW_RND_POS;
 }
 
-int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
+/* CREATE of a layout this build does not have: Rust's refusal, as the error. */
+static int refuse_layout(const char *name, const ha_table_option_struct *o)
 {
-  THD *thd= ha_thd();
-  ha_table_option_struct *o= form->s->option_struct;
-  if (!ha_rust_ffi::layout_supported((uint8_t) o->layout))
+  rust::String e;
+  int rc= ha_rust_ffi::table_create(bytes(name), (uint8_t) o->layout,
+                                    bytes(""), false, ',', false, 0,
+                                    rust::Slice<const uint8_t>(), 0, 1, e);
+  my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
+                  std::string(e).c_str());
+  return rc ? HA_WRONG_CREATE_OPTION : HA_WRONG_CREATE_OPTION;
+}
+
+/* LAYOUT=CSV: no index, no AUTO_INCREMENT, no compression. */
+static int csv_create_check(TABLE *form, const ha_table_option_struct *o)
+{
+  if (form->s->keys)
   {
-    rust::String e;
-    int rc= ha_rust_ffi::table_create(bytes(name), (uint8_t) o->layout,
-                                      bytes(""), false, ',', false, 0,
-                                      rust::Slice<const uint8_t>(), 0, 1, e);
-    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
-                    std::string(e).c_str());
-    return rc ? HA_WRONG_CREATE_OPTION : HA_WRONG_CREATE_OPTION;
+    my_error(ER_TOO_MANY_KEYS, MYF(0), 0);
+    return HA_WRONG_CREATE_OPTION;
   }
-  uint indexes= 1;
-  if (o->layout == LAYOUT_BTREE)
+  if (form->found_next_number_field)
   {
-    if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable ||
-        o->compression_level)
+    my_error(ER_TABLE_CANT_HANDLE_AUTO_INCREMENT, MYF(0));
+    return HA_WRONG_CREATE_OPTION;
+  }
+  if (o->compression_level)
+  {
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                    "COMPRESSION_LEVEL applies to LAYOUT=ARCHIVE only", MYF(0));
+    return HA_WRONG_CREATE_OPTION;
+  }
+  return 0;
+}
+
+/* LAYOUT=ARCHIVE: no CSV_* option, at most one index, on the AUTO_INCREMENT
+   column. */
+static int archive_create_check(TABLE *form, const ha_table_option_struct *o)
+{
+  if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable)
+  {
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                    "CSV_* options apply to LAYOUT=CSV only", MYF(0));
+    return HA_WRONG_CREATE_OPTION;
+  }
+  /* As MariaDB's ARCHIVE: at most one index, on the AUTO_INCREMENT column. */
+  if (form->s->keys > 1)
+  {
+    my_error(ER_TOO_MANY_KEYS, MYF(0), 1);
+    return HA_WRONG_CREATE_OPTION;
+  }
+  for (uint k= 0; k < form->s->keys; k++)
+  {
+    KEY *key= form->key_info + k;
+    if (key->user_defined_key_parts != 1 ||
+        !(key->key_part[0].field->flags & AUTO_INCREMENT_FLAG) ||
+        key->key_part[0].field->result_type() != INT_RESULT)
     {
       my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                      "CSV_* and COMPRESSION_LEVEL do not apply to LAYOUT=BTREE",
-                      MYF(0));
+                      "An ARCHIVE table can have one index only, on its "
+                      "integer AUTO_INCREMENT column", MYF(0));
       return HA_WRONG_CREATE_OPTION;
     }
-    if (int rc= bt_create_check(form, &indexes))
-      return rc;
   }
-  else if (o->layout == LAYOUT_CSV)
+  return 0;
+}
+
+/* What the chosen layout cannot do (its options, indexes, AUTO_INCREMENT);
+   sets *indexes, the number of the table's Rust indexes (BTREE). */
+static int layout_create_check(TABLE *form, const ha_table_option_struct *o,
+                               uint *indexes)
+{
+  if (o->layout == LAYOUT_CSV)
+    return csv_create_check(form, o);
+  if (o->layout != LAYOUT_BTREE)
+    return archive_create_check(form, o);
+  if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable ||
+      o->compression_level)
   {
-    if (form->s->keys)
-    {
-      my_error(ER_TOO_MANY_KEYS, MYF(0), 0);
-      return HA_WRONG_CREATE_OPTION;
-    }
-    if (form->found_next_number_field)
-    {
-      my_error(ER_TABLE_CANT_HANDLE_AUTO_INCREMENT, MYF(0));
-      return HA_WRONG_CREATE_OPTION;
-    }
-    if (o->compression_level)
-    {
-      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                      "COMPRESSION_LEVEL applies to LAYOUT=ARCHIVE only", MYF(0));
-      return HA_WRONG_CREATE_OPTION;
-    }
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                    "CSV_* and COMPRESSION_LEVEL do not apply to LAYOUT=BTREE",
+                    MYF(0));
+    return HA_WRONG_CREATE_OPTION;
   }
-  else
+  return ha_rust::bt_create_check(form, indexes);
+}
+
+/* CSV_FILE: a server-side file, as LOAD DATA INFILE reads one. */
+static int csv_file_check(THD *thd, const char *csv_file)
+{
+  /* Reading a server-side file is what the FILE privilege and
+     secure_file_priv govern, as for LOAD DATA INFILE. */
+  if (check_global_access(thd, FILE_ACL))
+    return HA_WRONG_CREATE_OPTION;
+  if (csv_file[0] != '/')
   {
-    if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable)
-    {
-      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                      "CSV_* options apply to LAYOUT=CSV only", MYF(0));
-      return HA_WRONG_CREATE_OPTION;
-    }
-    /* As MariaDB's ARCHIVE: at most one index, on the AUTO_INCREMENT column. */
-    if (form->s->keys > 1)
-    {
-      my_error(ER_TOO_MANY_KEYS, MYF(0), 1);
-      return HA_WRONG_CREATE_OPTION;
-    }
-    for (uint k= 0; k < form->s->keys; k++)
-    {
-      KEY *key= form->key_info + k;
-      if (key->user_defined_key_parts != 1 ||
-          !(key->key_part[0].field->flags & AUTO_INCREMENT_FLAG) ||
-          key->key_part[0].field->result_type() != INT_RESULT)
-      {
-        my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                        "An ARCHIVE table can have one index only, on its "
-                        "integer AUTO_INCREMENT column", MYF(0));
-        return HA_WRONG_CREATE_OPTION;
-      }
-    }
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                    "CSV_FILE must be an absolute path", MYF(0));
+    return HA_WRONG_CREATE_OPTION;
   }
+  char path[FN_REFLEN];
+  if (strlen(csv_file) >= sizeof(path) - 1)
+  {
+    /* checked whole or not at all: a cut copy could pass the check while
+       the full path names another file */
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                    "CSV_FILE is longer than %d bytes", MYF(0),
+                    (int) sizeof(path) - 2);
+    return HA_WRONG_CREATE_OPTION;
+  }
+  strmake(path, csv_file, sizeof(path) - 1);
+  if (!is_secure_file_path(path))
+  {
+    my_error(ER_OPTION_PREVENTS_STATEMENT, MYF(0), "--secure-file-priv");
+    return HA_WRONG_CREATE_OPTION;
+  }
+  return 0;
+}
+
+/* The CSV_* options, whatever the layout (create() refuses them for the
+   others first): the separator, and an attached file. */
+static int csv_options_check(THD *thd, const char *name,
+                             const ha_table_option_struct *o)
+{
   if (o->csv_separator)
   {
     size_t n= strlen(o->csv_separator);
@@ -208,35 +256,20 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
                     "partitioned; drop it and create it again", MYF(0));
     return HA_WRONG_CREATE_OPTION;
   }
-  if (o->csv_file)
-  {
-    /* Reading a server-side file is what the FILE privilege and
-       secure_file_priv govern, as for LOAD DATA INFILE. */
-    if (check_global_access(thd, FILE_ACL))
-      return HA_WRONG_CREATE_OPTION;
-    if (o->csv_file[0] != '/')
-    {
-      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                      "CSV_FILE must be an absolute path", MYF(0));
-      return HA_WRONG_CREATE_OPTION;
-    }
-    char path[FN_REFLEN];
-    if (strlen(o->csv_file) >= sizeof(path) - 1)
-    {
-      /* checked whole or not at all: a cut copy could pass the check while
-         the full path names another file */
-      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                      "CSV_FILE is longer than %d bytes", MYF(0),
-                      (int) sizeof(path) - 2);
-      return HA_WRONG_CREATE_OPTION;
-    }
-    strmake(path, o->csv_file, sizeof(path) - 1);
-    if (!is_secure_file_path(path))
-    {
-      my_error(ER_OPTION_PREVENTS_STATEMENT, MYF(0), "--secure-file-priv");
-      return HA_WRONG_CREATE_OPTION;
-    }
-  }
+  return o->csv_file ? csv_file_check(thd, o->csv_file) : 0;
+}
+
+int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
+{
+  THD *thd= ha_thd();
+  ha_table_option_struct *o= form->s->option_struct;
+  if (!ha_rust_ffi::layout_supported((uint8_t) o->layout))
+    return refuse_layout(name, o);
+  uint indexes= 1;
+  if (int rc= layout_create_check(form, o, &indexes))
+    return rc;
+  if (int rc= csv_options_check(thd, name, o))
+    return rc;
   /* header line: the names of the stored columns */
   String header;
   for (Field **f= form->field; *f; f++)

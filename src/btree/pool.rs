@@ -294,6 +294,17 @@ impl Pool {
         self.link = Some(link);
     }
 
+    /// Takes the tree's link to the redo log away (REPAIR: it goes to the
+    /// tree that replaces this one's file, see [`crate::btree::engine::Engine::replace_tree_file`]).
+    pub fn take_log(&mut self) -> Option<LogLink> {
+        self.link.take()
+    }
+
+    /// The file's name in messages (REPAIR: the file was renamed into place).
+    pub fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+
     pub fn logged(&self) -> bool {
         self.link.is_some()
     }

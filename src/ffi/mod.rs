@@ -353,6 +353,18 @@ pub mod bridge {
         /// TRUNCATE TABLE: the table's trees reset to empty at once (crash
         /// safe, not transactional), the AUTO_INCREMENT counter to its start.
         fn bt_truncate(self: &mut Table, trx: &mut TrxHandle) -> i32;
+        /// REPAIR TABLE (docs/repair.md), in steps: begin (the table's exclusive
+        /// lock; the clustered file salvaged into a new one, new empty secondary
+        /// files); then bt_repair_next (0 with the next row current, as after
+        /// bt_next; HA_ERR_END_OF_FILE at the end) and bt_repair_add with its
+        /// secondary keys (framed as bt_insert's) for every row; then
+        /// bt_repair_finish: `keep` puts the new files in place of the old, all or
+        /// none (false gives the repair up); `note` gets the result's note,
+        /// `damaged` whether rows were lost.
+        fn bt_repair_begin(self: &mut Table, trx: &mut TrxHandle, session: usize) -> i32;
+        fn bt_repair_next(self: &mut Table) -> i32;
+        fn bt_repair_add(self: &mut Table, sec: &[u8]) -> i32;
+        fn bt_repair_finish(self: &mut Table, keep: bool, note: &mut String, damaged: &mut bool) -> i32;
     }
 }
 
@@ -1404,6 +1416,36 @@ impl Table {
         self.run(|t| t.btree()?.truncate(engine()?, trx))
     }
 
+    fn bt_repair_begin(&mut self, trx: &mut TrxHandle, session: usize) -> i32 {
+        self.run(|t| {
+            let b = t.btree()?;
+            let steps = b.check_steps();
+            b.repair_begin(engine()?, trx, &mut bt::StopCheck::new(session).with_total(steps))
+        })
+    }
+
+    fn bt_repair_next(&mut self) -> i32 {
+        let mut found = false;
+        let code = self.run(|t| {
+            found = t.btree()?.repair_next()?;
+            Ok(())
+        });
+        if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
+    }
+
+    fn bt_repair_add(&mut self, sec: &[u8]) -> i32 {
+        self.run(|t| t.btree()?.repair_add_entries(&sec_keys(sec)?))
+    }
+
+    fn bt_repair_finish(&mut self, keep: bool, note: &mut String, damaged: &mut bool) -> i32 {
+        self.run(|t| {
+            let rep = t.btree()?.repair_finish(engine()?, keep)?;
+            *note = rep.note();
+            *damaged = rep.damaged();
+            Ok(())
+        })
+    }
+
     fn bt_auto_increment(&self) -> u64 {
         self.value(0, |t| match t {
             Inner::Btree(t) => t.auto_increment_next(),
@@ -1554,6 +1596,7 @@ mod tests {
         let (mut n, mut dup) = (0u32, 0u32);
         let mut summary = CheckSummary { rows: 0, damaged: 0, torn_tail: false, lost_rows: 0, note: String::new() };
         let mut v = Vec::new();
+        let mut flag = false;
 
         free!("engine_start", engine_start(b"/nonexistent", 16, 1, 1 << 20, &mut s) == PANIC);
         free!("engine_stop", engine_stop() == PANIC);
@@ -1714,6 +1757,10 @@ mod tests {
         });
         table!("bt_last_unlocked", |t, x| t.bt_last_unlocked(0) == PANIC);
         table!("bt_truncate", |t, x| t.bt_truncate(&mut x) == PANIC);
+        table!("bt_repair_begin", |t, x| t.bt_repair_begin(&mut x, 0) == PANIC);
+        table!("bt_repair_next", |t, x| t.bt_repair_next() == PANIC);
+        table!("bt_repair_add", |t, x| t.bt_repair_add(b"") == PANIC);
+        table!("bt_repair_finish", |t, x| t.bt_repair_finish(true, &mut s, &mut flag) == PANIC);
 
         let in_source = entry_points_in_source();
         assert!(in_source.len() > 70, "the parse of src/ffi/mod.rs found only {in_source:?}");

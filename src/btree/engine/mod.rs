@@ -222,6 +222,30 @@ impl Engine {
         Ok(())
     }
 
+    /// REPAIR TABLE: tree `t`, open at `path`, takes the tree file `new` (written
+    /// and synced by the caller), which replaces `path`'s file; the tree keeps
+    /// its id (and so its TREE record) in the log. The caller holds the table's
+    /// exclusive lock and made a checkpoint after the tree's last change, so no
+    /// redo of the old file is left to replay onto the new one: a crash before
+    /// the rename leaves the old file, after it the new one, whole.
+    pub fn replace_tree_file(&self, path: &Path, t: &Tree, new: &Path) -> Result<()> {
+        let mut g = t.write();
+        let mut fresh = BTree::open_in(new, self.budget.clone())?;
+        let Some(link) = g.pool_mut().take_log() else {
+            return Err(Error::Unsupported(format!("'{}' is not a logged tree", path.display())));
+        };
+        if let Err(err) = fs::rename(new, path) {
+            g.pool_mut().set_log(link);
+            return Err(Error::io(format!("cannot rename '{}' to '{}'", new.display(), path.display()), err));
+        }
+        fresh.pool_mut().set_log(link);
+        fresh.pool_mut().set_name(path.display().to_string());
+        // the old tree's pages are all clean (the checkpoint): dropped unwritten
+        *g = fresh;
+        crate::btree::crash_point()?;
+        crate::fsutil::sync_dir(path)
+    }
+
     /// TRUNCATE: empties `trees` (a table's, together), crash safe and at once
     /// whatever their size. One RESET record names them all; once it is durable
     /// each file is cut to an empty tree (its pages freed). A crash before the

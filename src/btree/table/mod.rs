@@ -12,6 +12,7 @@
 //!
 //! Uses the layers below: `engine` (transactions), `lock` (table locks), `tree`.
 
+mod repair;
 mod stats;
 mod trx;
 mod xa;
@@ -31,6 +32,8 @@ use crate::error::{Error, Result};
 use crate::fsutil::with_ext;
 pub use super::lock::{Interrupt, LOCK_WAIT_TIMEOUT_SECS, LockDenied, PROBE_EVERY, Probe, StopCheck, TableLock, session_stopped, set_probe};
 use super::lock::{Stopper, table_lock};
+pub use repair::RepairReport;
+use repair::{RepairState, finish_interrupted_repair};
 pub use stats::{ANALYZE_SAMPLE_LEAVES, PART_NULLABLE, STATS_SAMPLE_LEAVES};
 pub use trx::TrxHandle;
 pub use xa::{RecoverPass, adopt_recovered_prepared, end_prepared, prepared_xids, prepared_xids_given};
@@ -138,6 +141,8 @@ pub struct BtreeTable {
     /// of the primary key): the scan skips them, or it would meet the rows it
     /// moved again and again (the Halloween problem).
     moved: std::collections::HashSet<Vec<u8>>,
+    /// A REPAIR TABLE under way on this handle (see [`repair`]).
+    repair: Option<Box<RepairState>>,
 }
 
 /// Creates the (empty) trees of a table; `auto_inc`: the AUTO_INCREMENT counter
@@ -152,6 +157,7 @@ pub fn create(table: &Path, indexes: usize, auto_inc: u64) -> Result<()> {
 /// Removes a table's files (its trees forgotten by the engine first).
 pub fn delete(e: &Engine, table: &Path) -> Result<()> {
     TABLES.lock().remove(table);
+    finish_interrupted_repair(table, index_files(table))?;
     // the last index file first: a crash part-way leaves the first files, and the
     // server's DDL recovery (or the next DROP) removes the rest
     let mut n = 0;
@@ -168,6 +174,7 @@ pub fn delete(e: &Engine, table: &Path) -> Result<()> {
 
 pub fn rename(e: &Engine, from: &Path, to: &Path) -> Result<()> {
     TABLES.lock().remove(from);
+    finish_interrupted_repair(from, index_files(from))?;
     // Resumable: a crash between two files' renames (ALTER TABLE's last step) leaves
     // some under the new name, and the server's DDL recovery renames the table again;
     // a file already under the new name is skipped, not taken for the table's end.
@@ -185,6 +192,11 @@ pub fn rename(e: &Engine, from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How many index files the table has on disk.
+fn index_files(table: &Path) -> usize {
+    (0..).take_while(|&i| index_path(table, i).exists()).count()
+}
+
 pub fn exists(table: &Path) -> bool {
     index_path(table, 0).exists()
 }
@@ -196,6 +208,7 @@ impl BtreeTable {
             match reg.get(table).and_then(Weak::upgrade) {
                 Some(s) => s,
                 None => {
+                    finish_interrupted_repair(table, unique.len())?;
                     let mut trees = Vec::new();
                     for i in 0..unique.len() {
                         trees.push(e.open_tree(&index_path(table, i))?);
@@ -258,6 +271,7 @@ impl BtreeTable {
             row: Vec::new(),
             warnings: Vec::new(),
             moved: std::collections::HashSet::new(),
+            repair: None,
         })
     }
 
@@ -317,19 +331,7 @@ impl BtreeTable {
     /// Whether a unique index already has an entry with this key (other than for
     /// row `pk`).
     fn unique_taken(&self, i: usize, sec: &[u8], pk: &[u8]) -> Result<bool> {
-        let mut t = self.shared.trees[i].write();
-        let mut c = Cursor::default();
-        t.seek(&mut c, Bound::Included(sec), false)?;
-        let (mut k, mut v) = (vec![], vec![]);
-        while t.next(&mut c, false, &mut k, &mut v)? {
-            if !k.starts_with(sec) {
-                return Ok(false);
-            }
-            if v != pk {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        unique_taken_in(&mut self.shared.trees[i].write(), sec, pk)
     }
 
     fn clustered_value(trx: u64, row: &[u8]) -> Vec<u8> {
@@ -686,6 +688,22 @@ impl BtreeTable {
         }
         r
     }
+}
+
+/// Whether unique index tree `t` has an entry with key `sec` for a row other than `pk`.
+fn unique_taken_in(t: &mut BTree, sec: &[u8], pk: &[u8]) -> Result<bool> {
+    let mut c = Cursor::default();
+    t.seek(&mut c, Bound::Included(sec), false)?;
+    let (mut k, mut v) = (vec![], vec![]);
+    while t.next(&mut c, false, &mut k, &mut v)? {
+        if !k.starts_with(sec) {
+            return Ok(false);
+        }
+        if v != pk {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 
 mod check;
 mod read;
+mod salvage;
 mod write;
 
 use std::fs::{File, OpenOptions};
@@ -38,6 +39,7 @@ use super::pool::{Budget, Pool, Shrink};
 use crate::error::{Error, IoContext, Result};
 pub use super::wal::records::{UNDO_DELETE, UNDO_PUT, UNDO_REPLACE, parse_undo, undo_entry};
 pub use read::{Cursor, Pages, Reader, read, shared_read_retries};
+pub use salvage::{BadPage, Salvaged, create_empty, salvage};
 
 pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
 /// The format new files get (docs/btree-format.md, "Format versions"): 2 says
