@@ -30,9 +30,51 @@ static bool length_matters(CHARSET_INFO *cs)
   return (cs->state & MY_CS_NOPAD) || cs == &my_charset_bin;
 }
 
-/* One key part of the field's current value, memcomparable and fixed length:
-   strings through their collation (strnxfrm over the first `length / mbmaxlen`
-   characters, padded: PAD SPACE collations compare trailing spaces away), other
+/* Key format 3: a string part of variable length (src/btree/keys.rs, spec in
+   docs/btree-format.md) for a collation whose strnxfrm gives one level of
+   weights and pads with a fixed unit. Multi-level collations (uca1400 and
+   other accent/case-sensitive UCA ones whose weights are levels one after the
+   other, padded level by level) and the Czech ones (their own multi-pass
+   strnxfrm) keep the padded part of format 2. */
+static bool chunked_part(CHARSET_INFO *cs, uint32_t key_format)
+{
+  uint levels= cs->levels_for_order;
+  return key_format >= 3 && !(levels & (levels - 1)) &&
+         !strstr(cs->coll_name.str, "czech");
+}
+
+/* utf8mb3/utf8mb4 binary collations compare code points, in the order of
+   their UTF-8 bytes: the value's bytes are its weights (strnxfrm would take 3
+   bytes a character), and a space's is 0x20. */
+static bool utf8_bin(CHARSET_INFO *cs)
+{
+  return (cs->state & MY_CS_BINSORT) && (cs->state & MY_CS_UNICODE) &&
+         cs->mbminlen == 1;
+}
+
+/* The weights of one space (what strnxfrm pads with) in a PAD SPACE
+   collation, into pad[16]; 0 for NO PAD and binary ones. */
+static size_t space_weights(CHARSET_INFO *cs, uchar *pad)
+{
+  if (length_matters(cs))
+    return 0;
+  if (utf8_bin(cs))
+  {
+    pad[0]= ' ';
+    return 1;
+  }
+  return cs->strnxfrm(pad, 16, 1, (const uchar *) "", 0,
+                      MY_STRXFRM_PAD_WITH_SPACE);
+}
+
+/* Layout bits of a chunked part (src/btree/keys.rs: PART_CHUNKED,
+   PART_PAD_SPACE; the space's weight length in the low bits). */
+static const uint32_t PART_CHUNKED= 1U << 30, PART_PAD_SPACE= 1U << 29;
+
+/* One key part of the field's current value, memcomparable: strings through
+   their collation (strnxfrm over the first `length / mbmaxlen` characters; in
+   key format 3 the value's weights in Rust's variable-length chunks, before it
+   padded to a fixed length: PAD SPACE collations compare trailing spaces away), other
    types through the server's sort_string(). */
 void ha_rust::append_field_key(KEY_PART_INFO *kp, Field *f, std::string &out)
 {
@@ -43,6 +85,31 @@ void ha_rust::append_field_key(KEY_PART_INFO *kp, Field *f, std::string &out)
     uint nchars= kp->length / cs->mbmaxlen;
     size_t len= cs->strnxfrmlen(nchars * cs->mbmaxlen);
     size_t at= out.size();
+    if (chunked_part(cs, key_format))
+    {
+      /* the value's weights only (no padding), then Rust's chunks */
+      static thread_local std::string w;
+      uchar pad[16];
+      size_t plen= space_weights(cs, pad);
+      size_t wlen;
+      if (utf8_bin(cs))
+        w.assign(s->ptr(), wlen= std::min<size_t>(s->length(),
+                 cs->charpos(s->ptr(), s->ptr() + s->length(), nchars)));
+      else
+      {
+        w.resize(len);
+        wlen= cs->strnxfrm((uchar *) &w[0], len, nchars,
+                           (const uchar *) s->ptr(), s->length(), 0);
+      }
+      size_t max= ha_rust_ffi::string_key_max(wlen, plen);
+      out.resize(at + max);
+      size_t n= ha_rust_ffi::string_key(
+          rust::Slice<const uint8_t>((const uint8_t *) w.data(), wlen),
+          rust::Slice<const uint8_t>(pad, plen),
+          rust::Slice<uint8_t>((uint8_t *) &out[at], max));
+      out.resize(at + n);
+      return;
+    }
     out.resize(at + len);
     uint flags= MY_STRXFRM_PAD_TO_MAXLEN;
     if (!(cs->state & MY_CS_NOPAD))
@@ -218,6 +285,9 @@ int ha_rust::bt_unpack_key(uchar *buf)
           continue;
         }
       }
+      if (layout & PART_CHUNKED)   /* a string part of format 3: not decoded */
+        len= ha_rust_ffi::key_part_len(
+            rust::Slice<const uint8_t>(p, (size_t) (end - p)), layout);
       if ((size_t) (end - p) < len)
         return HA_ERR_WRONG_IN_RECORD;
       if (how != KU_NONE)
@@ -266,10 +336,19 @@ int ha_rust::bt_setup()
     {
       KEY_PART_INFO *kp= k->key_part + i;
       Field *f= kp->field;
-      /* (+2: a length, in key format 2, for binary and NO PAD strings) */
-      len+= 1 + (is_text(f)
-                 ? (uint) f->charset()->strnxfrmlen(kp->length) + 2
-                 : f->sort_length());
+      /* (+2: a length, in key format 2, for binary and NO PAD strings; or
+         the chunks of format 3, whichever is longer: the format is not
+         known yet) */
+      if (is_text(f))
+      {
+        uchar pad[16];
+        uint w= std::max<uint>(kp->length,   /* utf8_bin: the bytes */
+                               (uint) f->charset()->strnxfrmlen(kp->length));
+        size_t plen= space_weights(f->charset(), pad);
+        len+= 1 + std::max<uint>(w + 2, (uint) ha_rust_ffi::string_key_max(w, plen));
+      }
+      else
+        len+= 1 + f->sort_length();
     }
     max_pk_len= len;
   }
@@ -327,7 +406,13 @@ uint32_t ha_rust::part_layout(KEY_PART_INFO *kp)
 {
   Field *f= kp->field;
   uint32_t len;
-  if (is_text(f))
+  if (is_text(f) && chunked_part(f->charset(), key_format))
+  {
+    uchar pad[16];
+    size_t plen= space_weights(f->charset(), pad);
+    len= PART_CHUNKED | (plen ? PART_PAD_SPACE : 0) | (uint32_t) plen;
+  }
+  else if (is_text(f))
   {
     CHARSET_INFO *cs= f->charset();
     len= (uint32_t) cs->strnxfrmlen((kp->length / cs->mbmaxlen) * cs->mbmaxlen);

@@ -19,6 +19,7 @@ pub mod tree;
 pub mod engine;
 pub mod lock;
 pub mod table;
+pub mod keys;
 
 /// Tests stop a TRUNCATE at each of its writes and fsyncs (see
 /// [`engine::Engine::reset_trees`]) as if the process died there: a step that

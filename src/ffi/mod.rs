@@ -195,6 +195,17 @@ pub mod bridge {
         /// Layouts, in the order of the LAYOUT table option's values.
         fn layout_supported(layout: u8) -> bool;
 
+        /// A string key part of key format 3 (btree/keys.rs): the memcomparable
+        /// bytes of the collation weights `weights` (`pad`: a space's weights in a
+        /// PAD SPACE collation, else empty) into `out` (room for
+        /// `string_key_max(weights.len(), pad.len())`); returns their length (0
+        /// if they did not fit).
+        fn string_key(weights: &[u8], pad: &[u8], out: &mut [u8]) -> usize;
+        fn string_key_max(weights: usize, pad: usize) -> usize;
+        /// The length of the key part with layout `layout` (btree/keys.rs) at
+        /// the start of `key`, its null byte excluded.
+        fn key_part_len(key: &[u8], layout: u32) -> usize;
+
         fn table_create(
             path: &[u8],
             layout: u8,
@@ -732,6 +743,29 @@ fn available(v: u8) -> Result<Layout> {
 
 fn layout_supported(l: u8) -> bool {
     guard_or(|| false, || available(l).is_ok())
+}
+
+fn string_key(weights: &[u8], pad: &[u8], out: &mut [u8]) -> usize {
+    guard_or(
+        || 0,
+        || {
+            let mut v = Vec::with_capacity(out.len());
+            crate::btree::keys::encode(weights, pad, &mut v);
+            if v.len() > out.len() {
+                return 0;
+            }
+            out[..v.len()].copy_from_slice(&v);
+            v.len()
+        },
+    )
+}
+
+fn string_key_max(weights: usize, pad: usize) -> usize {
+    guard_or(|| 0, || crate::btree::keys::max_len(weights, pad))
+}
+
+fn key_part_len(key: &[u8], layout: u32) -> usize {
+    guard_or(|| key.len(), || crate::btree::keys::value_len(key, layout))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1615,6 +1649,9 @@ mod tests {
         trx!("trx_savepoint", |t| trx_savepoint(&t) == 0);
         trx!("trx_rollback_to", |t| trx_rollback_to(&mut t, 0, &mut s) == PANIC);
         free!("layout_supported", !layout_supported(1));
+        free!("string_key", string_key(b"a", b" ", &mut [0u8; 9]) == 0);
+        free!("string_key_max", string_key_max(1, 1) == 0);
+        free!("key_part_len", key_part_len(b"abc", 0) == 3);
         free!("table_create", table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut s) == PANIC);
         free!("table_delete", table_delete(&p, &mut s) == PANIC);
         free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);

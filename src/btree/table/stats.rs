@@ -4,6 +4,7 @@
 //! ([`crate::btree::tree`]).
 
 use super::*;
+use crate::btree::keys::value_len;
 
 /// Leaves sampled when statistics are computed on their own (first use after the
 /// table opens, or after a tenth of the entries changed); ANALYZE TABLE samples
@@ -12,8 +13,10 @@ pub const STATS_SAMPLE_LEAVES: usize = 32;
 pub const ANALYZE_SAMPLE_LEAVES: usize = 512;
 /// Leaves records_in_range walks to count a range exactly before it estimates.
 pub(super) const RANGE_EXACT_LEAVES: usize = 8;
-/// A key part layout for statistics: its length, with this bit for a nullable part
-/// (one byte, 0 for NULL with nothing after it, else 1 and the value).
+/// A key part layout for statistics: its length (or, for a variable-length
+/// string part, [`crate::btree::keys::PART_CHUNKED`] and its chunk length), with
+/// this bit for a nullable part (one byte, 0 for NULL with nothing after it, else
+/// 1 and the value).
 pub const PART_NULLABLE: u32 = 1 << 31;
 
 /// The first key part (by `parts`) in which two keys differ; `parts.len()` if
@@ -26,10 +29,10 @@ pub(super) fn first_diff_part(a: &[u8], b: &[u8], parts: &[u32]) -> usize {
         if spec & PART_NULLABLE != 0 {
             end += 1;
             if a.get(off).copied().unwrap_or(0) != 0 {
-                end += (spec & !PART_NULLABLE) as usize;
+                end += value_len(a.get(end..).unwrap_or(&[]), spec);
             }
         } else {
-            end += spec as usize;
+            end += value_len(a.get(end..).unwrap_or(&[]), spec);
         }
         if m < end {
             return j;

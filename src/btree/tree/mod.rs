@@ -44,9 +44,10 @@ pub use salvage::{BadPage, Salvaged, salvage};
 pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
 /// The format new files get (docs/btree-format.md, "Format versions"): 2 says
 /// that the key parts C++ writes for binary and NO PAD strings end with their
-/// length. The pages are the same in 1 and 2; a file keeps its version for life
+/// length; 3 that string key parts (of one-level collations) are of variable
+/// length (btree/keys.rs). The pages are the same in 1 to 3; a file keeps its version for life
 /// (TRUNCATE too), and C++ builds keys as its table's version says.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
 pub const META: u32 = 0;
