@@ -13,8 +13,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use crate::consts;
-use crate::csv::table::{self as csv, CheckStep, CsvOptions, CsvTable};
 use crate::error::{Error, Result};
+use crate::layout::{self, CheckStep, LayoutTable, Options};
 
 #[cxx::bridge(namespace = "ha_rust_ffi")]
 pub mod bridge {
@@ -346,21 +346,15 @@ pub mod bridge {
 }
 
 use bridge::{CheckSummary, KeyMax, Stats};
-use crate::archive::table::{self as arch, ArchiveOptions, ArchiveTable};
 use crate::btree::engine::{Engine, FlushPolicy};
+use crate::btree::layout::{ENGINE, engine};
 use crate::btree::table::{self as bt, BtreeTable, Find};
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
-use std::sync::{Arc, OnceLock};
-
-static ENGINE: OnceLock<Engine> = OnceLock::new();
+use std::sync::Arc;
 
 mod status;
 use status::{engine_status_text, lock_rows, pool_rows, status_counters, table_rows, trx_rows};
-
-fn engine() -> Result<&'static Engine> {
-    ENGINE.get().ok_or_else(|| Error::Unsupported("the BTREE engine did not start (see the error log)".into()))
-}
 
 fn policy(p: u8) -> FlushPolicy {
     match p {
@@ -692,46 +686,15 @@ fn path(b: &[u8]) -> PathBuf {
     PathBuf::from(std::ffi::OsStr::from_bytes(b))
 }
 
-/// The values of the LAYOUT option, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Layout {
-    Btree = 0,
-    Csv = 1,
-    Archive = 2,
-}
-
-fn layout(v: u8) -> Result<Layout> {
-    match v {
-        0 => Ok(Layout::Btree),
-        1 => Ok(Layout::Csv),
-        2 => Ok(Layout::Archive),
-        _ => Err(Error::Unsupported(format!("unknown LAYOUT value {v}"))),
-    }
-}
-
-/// The layouts this build can create and open.
-fn available(v: u8) -> Result<Layout> {
-    let l = layout(v)?;
-    if l == Layout::Btree {
-        engine()?;
-    }
+/// The layout of LAYOUT option value `v`, if this build can create and open it now.
+fn available(v: u8) -> Result<&'static dyn layout::Layout> {
+    let l = layout::by_value(v)?;
+    l.available()?;
     Ok(l)
 }
 
 fn layout_supported(l: u8) -> bool {
     guard_or(|| false, || available(l).is_ok())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn csv_options(path_b: &[u8], external: &[u8], header: bool, sep: u8, writable: bool, columns: u32) -> CsvOptions {
-    CsvOptions {
-        table_path: path(path_b),
-        external: (!external.is_empty()).then(|| path(external)),
-        header,
-        separator: sep,
-        writable,
-        columns: columns as usize,
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -749,17 +712,19 @@ fn table_create(
     err: &mut String,
 ) -> i32 {
     guard(err, || {
-        match available(l)? {
-            Layout::Archive => return arch::create(&path(path_b), auto_inc_base),
-            Layout::Btree => return bt::create(&path(path_b), index_count as usize, auto_inc_base),
-            Layout::Csv => {}
-        }
-        let opts = csv_options(path_b, external, header, sep, writable, columns);
-        let mut line = Vec::new();
-        if header && opts.external.is_none() {
-            csv::encode_image(&mut line, header_image, sep, columns as usize)?;
-        }
-        csv::create(&opts, &line)
+        let o = Options {
+            path: path(path_b),
+            external: (!external.is_empty()).then(|| path(external)),
+            header,
+            separator: sep,
+            writable,
+            columns: columns as usize,
+            header_image: header_image.to_vec(),
+            auto_inc_base,
+            index_count: index_count as usize,
+            ..Options::default()
+        };
+        available(l)?.create(&o)
     })
 }
 
@@ -770,12 +735,10 @@ fn table_delete(p: &[u8], err: &mut String) -> i32 {
         // The server's DROP of a table without a .frm asks every engine to delete it and
         // takes success from any of them as "the table existed": answer "no such
         // table" when neither a definition nor any file of ours is there.
-        let any = |exts: &[&str]| exts.iter().any(|e| crate::fsutil::with_ext(&base, e).exists());
-        let existed = any(&[".frm", csv::DATA_EXT, arch::ARZ_EXT, arch::ARP_EXT]) || bt::exists(&base);
-        csv::delete(&base)?;
-        arch::delete(&base)?;
-        if bt::exists(&base) {
-            bt::delete(engine()?, &base)?;
+        let existed =
+            crate::fsutil::with_ext(&base, ".frm").exists() || layout::LAYOUTS.iter().any(|l| l.exists(&base));
+        for l in layout::LAYOUTS {
+            l.delete(&base)?;
         }
         if !existed {
             return Err(Error::NotFound(format!("table '{}' does not exist", base.display())));
@@ -786,27 +749,16 @@ fn table_delete(p: &[u8], err: &mut String) -> i32 {
 
 fn table_rename(from: &[u8], to: &[u8], err: &mut String) -> i32 {
     guard(err, || {
-        csv::rename(&path(from), &path(to))?;
-        arch::rename(&path(from), &path(to))?;
-        // a BTREE table whose rename a crash cut short has its first file under the
-        // new name already: the server's DDL recovery renames it again to finish
-        if bt::exists(&path(from)) || bt::exists(&path(to)) {
-            bt::rename(engine()?, &path(from), &path(to))?;
+        for l in layout::LAYOUTS {
+            l.rename(&path(from), &path(to))?;
         }
         Ok(())
     })
 }
 
-/// The open table of one layout.
-enum Inner {
-    Csv(CsvTable),
-    Archive(ArchiveTable),
-    Btree(BtreeTable),
-}
-
 /// An open table as C++ holds it.
 pub struct Table {
-    inner: Option<Inner>,
+    inner: Option<Box<dyn LayoutTable>>,
     /// An operation on this handle panicked: its state may be half changed, so
     /// it refuses every further use (FLUSH TABLES reopens the table) and what it
     /// holds is never dropped (dropping could write that state).
@@ -848,92 +800,29 @@ fn table_open(
     let mut t = Box::new(Table { inner: None, broken: Cell::new(false), open_error: 0, error: String::new() });
     let mut inner = None;
     t.open_error = guard(&mut t.error, || {
-        inner = Some(match available(l)? {
-            Layout::Csv => Inner::Csv(CsvTable::open(&csv_options(p, external, header, sep, writable, columns))?),
-            Layout::Archive => {
-                let level = if level <= 0 { arch::DEFAULT_LEVEL } else { level };
-                Inner::Archive(ArchiveTable::open(&ArchiveOptions { table_path: path(p), level })?)
-            }
-            Layout::Btree => {
-                let unique = (0..index_count as usize).map(|i| i < 64 && unique_mask & (1 << i) != 0).collect();
-                Inner::Btree(BtreeTable::open(engine()?, &path(p), unique, hidden_pk)?)
-            }
-        });
+        let o = Options {
+            path: path(p),
+            external: (!external.is_empty()).then(|| path(external)),
+            header,
+            separator: sep,
+            writable,
+            columns: columns as usize,
+            level,
+            index_count: index_count as usize,
+            unique: (0..index_count as usize).map(|i| i < 64 && unique_mask & (1 << i) != 0).collect(),
+            hidden_pk,
+            ..Options::default()
+        };
+        inner = Some(available(l)?.open(&o)?);
         Ok(())
     });
     t.inner = inner;
     t
 }
 
-fn wrong_layout(what: &str) -> Error {
-    Error::Unsupported(format!("{what} is not supported by this table's layout"))
-}
-
-impl Inner {
-    fn scan_start(&mut self) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.scan_start(),
-            Inner::Archive(t) => t.scan_start(),
-            Inner::Btree(_) => Err(wrong_layout("a scan without a transaction")),
-        }
-    }
-    fn scan_next(&mut self) -> Result<bool> {
-        match self {
-            Inner::Csv(t) => t.scan_next(),
-            Inner::Archive(t) => t.scan_next(),
-            Inner::Btree(t) => t.next(false),
-        }
-    }
-    fn scan_end(&mut self) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.scan_end(),
-            Inner::Archive(t) => t.scan_end(),
-            Inner::Btree(_) => Ok(()),
-        }
-    }
-    fn read_at(&mut self, pos: u64) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.read_at(pos),
-            Inner::Archive(t) => t.read_at(pos),
-            Inner::Btree(_) => Err(wrong_layout("a position read without a transaction")),
-        }
-    }
-    fn set_bulk(&mut self, on: bool) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.set_bulk(on),
-            Inner::Archive(t) => t.set_bulk(on),
-            Inner::Btree(_) => Ok(()),
-        }
-    }
-    fn flush(&mut self) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.flush(),
-            Inner::Archive(t) => t.flush(),
-            Inner::Btree(_) => Ok(()),
-        }
-    }
-    fn truncate(&mut self) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.truncate(),
-            Inner::Archive(t) => t.truncate(),
-            Inner::Btree(_) => Err(wrong_layout("TRUNCATE without a transaction")),
-        }
-    }
-    fn warnings(&mut self) -> &mut Vec<String> {
-        static NONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-        let _ = &NONE;
-        match self {
-            Inner::Csv(t) => &mut t.warnings,
-            Inner::Archive(t) => &mut t.warnings,
-            Inner::Btree(t) => &mut t.warnings,
-        }
-    }
-    fn btree(&mut self) -> Result<&mut BtreeTable> {
-        match self {
-            Inner::Btree(t) => Ok(t),
-            _ => Err(wrong_layout("a BTREE operation")),
-        }
-    }
+/// The BTREE table behind a handle, for an operation only BTREE has.
+fn btree(t: &mut dyn LayoutTable) -> Result<&mut BtreeTable> {
+    t.btree().ok_or_else(|| layout::unsupported("a BTREE operation"))
 }
 
 /// What a handle says when it is used after a panic in it (or after a failed open).
@@ -944,8 +833,8 @@ fn closed() -> Error {
 impl Table {
     /// Runs `f` on the open table under the guard: 0, or an error code with its
     /// message in `last_error`. A panic marks the handle broken.
-    fn run(&mut self, f: impl FnOnce(&mut Inner) -> Result<()>) -> i32 {
-        let r = catch(|| match self.inner.as_mut() {
+    fn run(&mut self, f: impl FnOnce(&mut dyn LayoutTable) -> Result<()>) -> i32 {
+        let r = catch(|| match self.inner.as_deref_mut() {
             Some(t) if !self.broken.get() => f(t),
             _ => Err(closed()),
         });
@@ -957,8 +846,8 @@ impl Table {
 
     /// For an entry that reads the open table and returns a value: `f`'s value, or
     /// `default` when the handle is closed or `f` panicked (which marks it broken).
-    fn value<'a, T>(&'a self, default: T, f: impl FnOnce(&'a Inner) -> T) -> T {
-        let r = catch(|| match &self.inner {
+    fn value<'a, T>(&'a self, default: T, f: impl FnOnce(&'a dyn LayoutTable) -> T) -> T {
+        let r = catch(|| match self.inner.as_deref() {
             Some(t) if !self.broken.get() => Ok(Some(f(t))),
             _ => Ok(None),
         });
@@ -967,8 +856,8 @@ impl Table {
 
     /// [`value`](Self::value) for an entry that changes the table and has no error
     /// to return.
-    fn value_mut<T>(&mut self, default: T, f: impl FnOnce(&mut Inner) -> T) -> T {
-        let r = catch(|| match self.inner.as_mut() {
+    fn value_mut<T>(&mut self, default: T, f: impl FnOnce(&mut dyn LayoutTable) -> T) -> T {
+        let r = catch(|| match self.inner.as_deref_mut() {
             Some(t) if !self.broken.get() => Ok(Some(f(t))),
             _ => Ok(None),
         });
@@ -1011,78 +900,39 @@ impl Table {
         self.run(|t| t.read_at(pos))
     }
     fn position(&self) -> u64 {
-        self.value(0, |t| match t {
-            Inner::Csv(t) => t.current_pos(),
-            Inner::Archive(t) => t.position(),
-            _ => 0,
-        })
+        self.value(0, |t| t.position())
     }
     fn current_line(&self) -> u64 {
-        self.value(0, |t| match t {
-            Inner::Csv(t) => t.current_line(),
-            _ => 0,
-        })
+        self.value(0, |t| t.current_line())
     }
     fn record_data(&self) -> &[u8] {
-        self.value(&[], |t| match t {
-            Inner::Csv(t) => &t.record().data,
-            Inner::Archive(t) => t.record(),
-            Inner::Btree(t) => &t.row,
-        })
+        self.value(&[], |t| t.record_data())
     }
     fn record_spans(&self) -> &[u32] {
-        self.value(&[], |t| match t {
-            Inner::Csv(t) => t.record().spans.as_flattened(),
-            _ => &[],
-        })
+        self.value(&[], |t| t.record_spans())
     }
     fn insert(&mut self, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32 {
         let mut accepted = true;
-        let code = self.run(|t| match t {
-            Inner::Csv(t) => t.insert(image),
-            Inner::Archive(t) => {
-                accepted = t.insert(image, segs, key, keyed, unique)?;
-                Ok(())
-            }
-            Inner::Btree(_) => Err(wrong_layout("an insert without a transaction")),
+        let code = self.run(|t| {
+            accepted = t.insert(image, segs, key, keyed, unique)?;
+            Ok(())
         });
         if code == 0 && !accepted { consts::HA_ERR_FOUND_DUPP_KEY as i32 } else { code }
     }
     fn lookup(&mut self, key: u64) -> i32 {
-        self.run(|t| match t {
-            Inner::Archive(t) => t.lookup(key),
-            _ => Err(wrong_layout("an index lookup")),
-        })
+        self.run(|t| t.lookup(key))
     }
     fn max_key(&self) -> KeyMax {
-        self.value(KeyMax { has_key: false, key: 0, base: 0 }, |t| match t {
-            Inner::Archive(t) => {
-                let (k, base) = t.max_key();
-                KeyMax { has_key: k.is_some(), key: k.unwrap_or(0), base }
-            }
-            _ => KeyMax { has_key: false, key: 0, base: 0 },
-        })
+        self.value(KeyMax { has_key: false, key: 0, base: 0 }, |t| t.max_key())
     }
     fn optimize(&mut self, session: usize) -> i32 {
-        self.run(|t| match t {
-            Inner::Archive(t) => {
-                let blocks = t.block_count() as u64;
-                t.optimize(&mut crate::session::StopCheck::every(session, 16).with_total(blocks))
-            }
-            _ => Err(wrong_layout("OPTIMIZE")),
-        })
+        self.run(|t| t.optimize(session))
     }
     fn update_current(&mut self, image: &[u8]) -> i32 {
-        self.run(|t| match t {
-            Inner::Csv(t) => t.update_current(image),
-            _ => Err(wrong_layout("UPDATE")),
-        })
+        self.run(|t| t.update_current(image))
     }
     fn delete_current(&mut self) -> i32 {
-        self.run(|t| match t {
-            Inner::Csv(t) => t.delete_current(),
-            _ => Err(wrong_layout("DELETE")),
-        })
+        self.run(|t| t.delete_current())
     }
     fn set_bulk(&mut self, on: bool) -> i32 {
         self.run(|t| t.set_bulk(on))
@@ -1094,34 +944,13 @@ impl Table {
         self.run(|t| t.truncate())
     }
     fn discard(&mut self) {
-        self.value_mut((), |t| match t {
-            Inner::Csv(t) => t.discard(),
-            Inner::Archive(t) => t.discard(),
-            _ => {}
-        })
+        self.value_mut((), |t| t.discard())
     }
     fn stats(&self) -> Stats {
-        self.value(Stats { rows: 0, data_length: 0, index_length: 0, exact: false }, |t| match t {
-            Inner::Csv(t) => {
-                let (rows, data_length, exact) = t.stats();
-                Stats { rows, data_length, index_length: 0, exact }
-            }
-            Inner::Archive(t) => {
-                let (rows, data_length) = t.stats();
-                Stats { rows, data_length, index_length: 0, exact: true }
-            }
-            Inner::Btree(t) => {
-                let (data_length, index_length) = t.data_length();
-                Stats { rows: t.rows(), data_length, index_length, exact: false }
-            }
-        })
+        self.value(Stats { rows: 0, data_length: 0, index_length: 0, exact: false }, |t| t.stats())
     }
     fn set_exact_rows(&self, rows: u64) {
-        self.value((), |t| {
-            if let Inner::Csv(t) = t {
-                t.set_exact_rows(rows)
-            }
-        })
+        self.value((), |t| t.set_exact_rows(rows))
     }
     fn take_warning(&mut self, out: &mut String) -> bool {
         self.value_mut(false, |t| {
@@ -1134,34 +963,18 @@ impl Table {
         })
     }
     fn check_start(&mut self) -> i32 {
-        self.run(|t| match t {
-            Inner::Csv(t) => t.check_start(),
-            Inner::Archive(t) => t.check_start(),
-            Inner::Btree(_) => Err(wrong_layout("CHECK through rows")),
-        })
+        self.run(|t| t.check_start())
     }
     fn check_next(&mut self, out: &mut String) -> i32 {
         let mut step = 0;
-        let end = consts::HA_ERR_END_OF_FILE as i32;
         let code = self.run(|t| {
-            step = match t {
-                Inner::Csv(t) => match t.check_next()? {
-                    CheckStep::Row => 0,
-                    CheckStep::Damaged(text) => {
-                        *out = text;
-                        1
-                    }
-                    CheckStep::End => end,
-                },
-                Inner::Archive(t) => match t.check_next()? {
-                    arch::CheckStep::Row => 0,
-                    arch::CheckStep::Damaged(text) => {
-                        *out = text;
-                        1
-                    }
-                    arch::CheckStep::End => end,
-                },
-                Inner::Btree(_) => end,
+            step = match t.check_next()? {
+                CheckStep::Row => 0,
+                CheckStep::Damaged(text) => {
+                    *out = text;
+                    1
+                }
+                CheckStep::End => consts::HA_ERR_END_OF_FILE as i32,
             };
             Ok(())
         });
@@ -1169,34 +982,13 @@ impl Table {
     }
     fn check_reject(&mut self, why: &[u8], out: &mut String) {
         self.run(|t| {
-            let why = String::from_utf8_lossy(why).into_owned();
-            *out = match t {
-                Inner::Csv(t) => t.check_reject(why),
-                _ => why,
-            };
+            *out = t.check_reject(String::from_utf8_lossy(why).into_owned());
             Ok(())
         });
     }
     fn check_finish(&mut self, repair: bool, out: &mut CheckSummary) -> i32 {
         self.run(|t| {
-            *out = match t {
-                Inner::Csv(t) => {
-                    let rep = t.check_finish(repair)?;
-                    CheckSummary {
-                        rows: rep.rows,
-                        damaged: rep.damage.len() as u64,
-                        torn_tail: rep.damage.iter().any(|d| d.torn_tail),
-                        lost_rows: 0,
-                        note: rep.repair_note(),
-                    }
-                }
-                Inner::Archive(t) => {
-                    let rep = t.check_finish(repair)?;
-                    let note = rep.repair_note();
-                    CheckSummary { rows: rep.rows, damaged: rep.damaged, torn_tail: false, lost_rows: rep.lost_rows, note }
-                }
-                Inner::Btree(_) => CheckSummary { rows: 0, damaged: 0, torn_tail: false, lost_rows: 0, note: String::new() },
-            };
+            *out = t.check_finish(repair)?;
             Ok(())
         })
     }
@@ -1207,7 +999,7 @@ impl Table {
         let mut d = None;
         let code = self.run(|t| {
             let e = engine()?;
-            d = t.btree()?.insert(e, trx, pk, row, &sec_keys(sec)?)?;
+            d = btree(t)?.insert(e, trx, pk, row, &sec_keys(sec)?)?;
             Ok(())
         });
         match d {
@@ -1233,7 +1025,7 @@ impl Table {
         let mut d = None;
         let code = self.run(|t| {
             let e = engine()?;
-            d = t.btree()?.update(e, trx, old_pk, new_pk, row, &sec_keys(old_sec)?, &sec_keys(new_sec)?)?;
+            d = btree(t)?.update(e, trx, old_pk, new_pk, row, &sec_keys(old_sec)?, &sec_keys(new_sec)?)?;
             Ok(())
         });
         match d {
@@ -1248,14 +1040,14 @@ impl Table {
     fn bt_delete(&mut self, trx: &mut TrxHandle, pk: &[u8], sec: &[u8]) -> i32 {
         self.run(|t| {
             let e = engine()?;
-            t.btree()?.delete(e, trx, pk, &sec_keys(sec)?)
+            btree(t)?.delete(e, trx, pk, &sec_keys(sec)?)
         })
     }
 
     fn bt_get(&mut self, trx: &mut TrxHandle, pk: &[u8]) -> i32 {
         let mut found = false;
         let code = self.run(|t| {
-            found = t.btree()?.get(engine()?, trx, pk)?;
+            found = btree(t)?.get(engine()?, trx, pk)?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_KEY_NOT_FOUND as i32 } else { code }
@@ -1273,7 +1065,7 @@ impl Table {
         };
         let mut found = false;
         let code = self.run(|t| {
-            found = t.btree()?.seek(engine()?, trx, index as usize, key, f)?;
+            found = btree(t)?.seek(engine()?, trx, index as usize, key, f)?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
@@ -1282,7 +1074,7 @@ impl Table {
     fn bt_edge(&mut self, trx: &mut TrxHandle, index: u32, last: bool) -> i32 {
         let mut found = false;
         let code = self.run(|t| {
-            found = t.btree()?.edge(engine()?, trx, index as usize, last)?;
+            found = btree(t)?.edge(engine()?, trx, index as usize, last)?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
@@ -1291,7 +1083,7 @@ impl Table {
     fn bt_next(&mut self, reverse: bool) -> i32 {
         let mut found = false;
         let code = self.run(|t| {
-            found = t.btree()?.next(reverse)?;
+            found = btree(t)?.next(reverse)?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
@@ -1299,41 +1091,41 @@ impl Table {
 
     fn bt_set_prefix(&mut self, prefix: &[u8], on: bool) {
         self.value_mut((), |t| {
-            if let Inner::Btree(t) = t {
+            if let Some(t) = t.btree() {
                 t.set_prefix(on.then(|| prefix.to_vec()));
             }
         })
     }
 
     fn bt_key_format(&self) -> u32 {
-        self.value(0, |t| match t {
-            Inner::Btree(t) => t.key_format(),
+        self.value(0, |t| match t.btree_ref() {
+            Some(t) => t.key_format(),
             _ => 0,
         })
     }
 
     fn bt_pk(&self) -> &[u8] {
-        self.value(&[], |t| match t {
-            Inner::Btree(t) => &t.pk,
+        self.value(&[], |t| match t.btree_ref() {
+            Some(t) => &t.pk,
             _ => &[],
         })
     }
 
     fn bt_set_keys_only(&mut self, on: bool) {
         self.value_mut((), |t| {
-            if let Inner::Btree(t) = t {
+            if let Some(t) = t.btree() {
                 t.set_keys_only(on);
             }
         })
     }
 
     fn bt_fetch_current(&mut self) -> i32 {
-        self.run(|t| t.btree()?.fetch_current())
+        self.run(|t| btree(t)?.fetch_current())
     }
 
     fn bt_key(&self) -> &[u8] {
-        self.value(&[], |t| match t {
-            Inner::Btree(t) => t.key(),
+        self.value(&[], |t| match t.btree_ref() {
+            Some(t) => t.key(),
             _ => &[],
         })
     }
@@ -1341,7 +1133,7 @@ impl Table {
     fn bt_count_range(&mut self, index: u32, min: &[u8], min_mode: u8, max: &[u8], max_mode: u8) -> u64 {
         let mut n = 0;
         self.run(|t| {
-            let t = t.btree()?;
+            let t = btree(t)?;
             n = t.count_range(
                 index as usize,
                 (min_mode != 0).then_some(min),
@@ -1357,40 +1149,40 @@ impl Table {
     fn bt_key_stats(&mut self, index: u32, parts: &[u32], analyze: bool, out: &mut Vec<u64>) -> i32 {
         out.clear();
         self.run(|t| {
-            out.extend(t.btree()?.key_stats(index as usize, parts, analyze)?);
+            out.extend(btree(t)?.key_stats(index as usize, parts, analyze)?);
             Ok(())
         })
     }
 
     fn bt_lock(&mut self, trx: &mut TrxHandle, exclusive: bool) -> i32 {
-        self.run(|t| t.btree()?.lock(engine()?, trx, exclusive))
+        self.run(|t| btree(t)?.lock(engine()?, trx, exclusive))
     }
 
     fn bt_truncate(&mut self, trx: &mut TrxHandle) -> i32 {
-        self.run(|t| t.btree()?.truncate(engine()?, trx))
+        self.run(|t| btree(t)?.truncate(engine()?, trx))
     }
 
     fn bt_auto_increment(&self) -> u64 {
-        self.value(0, |t| match t {
-            Inner::Btree(t) => t.auto_increment_next(),
+        self.value(0, |t| match t.btree_ref() {
+            Some(t) => t.auto_increment_next(),
             _ => 0,
         })
     }
 
     fn bt_auto_increment_used(&mut self, v: u64) -> i32 {
-        self.run(|t| t.btree()?.auto_increment_used(v))
+        self.run(|t| btree(t)?.auto_increment_used(v))
     }
 
     fn bt_auto_increment_checked(&self) -> bool {
-        self.value(true, |t| match t {
-            Inner::Btree(t) => t.auto_increment_checked(),
+        self.value(true, |t| match t.btree_ref() {
+            Some(t) => t.auto_increment_checked(),
             _ => true,
         })
     }
 
     fn bt_set_auto_increment_checked(&self) {
         self.value((), |t| {
-            if let Inner::Btree(t) = t {
+            if let Some(t) = t.btree_ref() {
                 t.set_auto_increment_checked();
             }
         })
@@ -1399,7 +1191,7 @@ impl Table {
     fn bt_last_unlocked(&mut self, index: u32) -> i32 {
         let mut found = false;
         let code = self.run(|t| {
-            found = t.btree()?.edge_unlocked(index as usize, true)?;
+            found = btree(t)?.edge_unlocked(index as usize, true)?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
@@ -1408,7 +1200,7 @@ impl Table {
     fn bt_check(&mut self, session: usize, out: &mut String, problems: &mut u32) -> i32 {
         let mut n = 0;
         let code = self.run(|t| {
-            let b = t.btree()?;
+            let b = btree(t)?;
             let steps = b.check_steps();
             let found = b.check_with(&mut bt::StopCheck::new(session).with_total(steps))?;
             n = found.len() as u32;
