@@ -66,7 +66,7 @@ fn main() {
         .write_to_file(out.join("consts.rs"))
         .unwrap();
 
-    // In-tree (cmake/CMakeLists.txt): the server's cmake compiles cpp/ and links
+    // In-tree (cmake/CMakeLists.txt): the server's cmake compiles cpp/mariadb/ and links
     // ha_rust.so; cargo builds a staticlib holding the Rust core and the bridge glue.
     println!("cargo:rerun-if-env-changed=HA_RUST_INTREE");
     if env::var_os("HA_RUST_INTREE").is_some() {
@@ -77,9 +77,7 @@ fn main() {
 
     // The C++ handler and the cxx bridge, as one static archive linked whole.
     let mut cpp = cxx_build::bridge("src/ffi/mod.rs");
-    cpp.file("cpp/ha_rust.cc")
-        .file("cpp/ha_rust_btree.cc")
-        .file("cpp/ha_rust_status.cc")
+    cpp.files(cpp_sources())
         .cpp(true)
         .std("c++17")
         .flag("-fPIC")
@@ -92,13 +90,14 @@ fn main() {
         .flag_if_supported("-Wno-missing-field-initializers")
         .flag_if_supported("-Wno-ignored-qualifiers")
         .flag_if_supported("-fno-strict-aliasing")
-        .include("cpp")
+        .include(CPP_DIR)
         .cargo_metadata(false);
     for i in &includes {
         cpp.include(i);
     }
     cpp.compile("ha_rust_cpp");
-    for entry in fs::read_dir("cpp").unwrap() {
+    println!("cargo:rerun-if-changed={CPP_DIR}");
+    for entry in fs::read_dir(CPP_DIR).unwrap() {
         println!("cargo:rerun-if-changed={}", entry.unwrap().path().display());
     }
     println!("cargo:rerun-if-changed=src/ffi/mod.rs");
@@ -131,7 +130,7 @@ fn main() {
 /// and the headers cxx generates copied to `HA_RUST_CXX_INCLUDE_OUT` for cmake.
 fn intree_bridge(includes: &[PathBuf], out: &Path) {
     let mut glue = cxx_build::bridge("src/ffi/mod.rs");
-    glue.cpp(true).std("c++17").flag("-fPIC").include("cpp");
+    glue.cpp(true).std("c++17").flag("-fPIC").include(CPP_DIR);
     for i in includes {
         glue.include(i);
     }
@@ -146,6 +145,19 @@ fn intree_bridge(includes: &[PathBuf], out: &Path) {
             fs::copy(generated.join(rel), &to).unwrap_or_else(|e| panic!("copying {rel} to {}: {e}", to.display()));
         }
     }
+}
+
+/// The C++ shim for the MariaDB server family: every `.cc` file of its folder.
+const CPP_DIR: &str = "cpp/mariadb";
+
+fn cpp_sources() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(CPP_DIR)
+        .unwrap_or_else(|e| panic!("{CPP_DIR}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cc"))
+        .collect();
+    files.sort();
+    files
 }
 
 fn find_services() -> PathBuf {

@@ -1,9 +1,9 @@
 //! ha_rust: a storage engine for MariaDB whose logic is Rust.
 //!
-//! `cpp/` holds the server glue (plugin declaration, the `ha_rust` handler, row and
-//! field conversion); everything that touches a file lives here. The two meet only in
-//! [`ffi`]. See `docs/` for the file formats and `docs/architecture.md` for the
-//! shape.
+//! `cpp/mariadb/` holds the server glue (plugin declaration, the `ha_rust` handler,
+//! row and key conversion); everything that touches a file lives here. The two meet
+//! only in [`ffi`]. See `docs/` for the file formats and `docs/architecture.md` for
+//! the shape.
 
 pub mod archive;
 pub mod btree;

@@ -4,6 +4,7 @@
    the rows the handler hands over are counted here, per layout, with relaxed
    atomics (no lock on the row path). */
 #include "ha_rust.h"
+#include "status.h"
 
 #include <atomic>
 #include <sql_i_s.h>
@@ -329,4 +330,3 @@ int rust_locks_init(void *p)
 
 int rust_lock_waits_init(void *p)
 { return i_s_init(p, Show::rust_lock_waits_fields, rust_lock_waits_fill); }
-

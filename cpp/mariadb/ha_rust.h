@@ -1,9 +1,11 @@
 /*
-  ha_rust: the server-facing half of the RUST storage engine.
+  ha_rust: the server-facing half of the RUST storage engine, the class the
+  server calls. Its member functions are defined by concern in the .cc files of
+  this folder (see docs/architecture.md for the map).
 
-  This file and ha_rust.cc are glue only: they speak the handler API and convert
-  between the server's types (TABLE, Field, THD) and bytes. Everything that touches a
-  file, a page or a lock lives in Rust, behind the cxx bridge in src/ffi/mod.rs.
+  The C++ here is glue only: it speaks the handler API and converts between the
+  server's types (TABLE, Field, THD) and bytes. Everything that touches a file, a
+  page or a lock lives in Rust, behind the cxx bridge in src/ffi/mod.rs.
 */
 #pragma once
 
@@ -33,40 +35,14 @@ struct ha_table_option_struct
 
 enum rust_layout { LAYOUT_BTREE= 0, LAYOUT_CSV= 1, LAYOUT_ARCHIVE= 2 };
 
-/* Rows counted per layout for SHOW GLOBAL STATUS (ha_rust_status.cc). */
-enum rust_row_count { ROWS_READ, ROWS_INSERTED, ROWS_UPDATED, ROWS_DELETED };
-void rust_count_row(rust_row_count what, rust_layout layout);
-/* SHOW ENGINE RUST STATUS (the handlerton's show_status). */
-bool rust_show_status(handlerton *hton, THD *thd, stat_print_fn *print,
-                      enum ha_stat_type stat);
-extern SHOW_VAR rust_status_variables[];
-/* The INFORMATION_SCHEMA plugins' descriptor and init functions. */
-extern struct st_mysql_information_schema rust_i_s_info;
-int rust_trx_init(void *p);
-int rust_tables_init(void *p);
-int rust_pool_init(void *p);
-int rust_locks_init(void *p);
-int rust_lock_waits_init(void *p);
-
-/* A statement's progress report (SHOW PROCESSLIST's Progress, the client's
-   progress line) for as long as it lives: C++ loops call at(); Rust's long calls
-   (BTREE CHECK, ARCHIVE OPTIMIZE) report through rust_report_progress. */
-struct rust_progress
-{
-  THD *thd;
-  ulonglong total;
-  explicit rust_progress(THD *t, ulonglong of= 0) : thd(t), total(of)
-  { thd_progress_init(thd, 1); }
-  void at(ulonglong done)
-  { thd_progress_report(thd, done, std::max(total, done + 1)); }
-  ~rust_progress() { thd_progress_end(thd); }
-};
+/* Engine-private error codes, as in src/error.rs: past the server's last one. */
+#define HA_ERR_RUST_FIRST (HA_ERR_LAST + 1)
 
 /* Whether a key part's column can be read back from its memcomparable bytes
-   (index-only reads; ha_rust_btree.cc). */
+   (index-only reads; keys.cc). */
 bool rust_key_part_decodable(const KEY_PART_INFO *kp);
 
-/* How a key part's column is read back from its bytes (ha_rust_btree.cc,
+/* How a key part's column is read back from its bytes (keys.cc,
    unpack_of): not at all, copied, or byte-reversed (then the sign bit flipped
    for KU_REVERSE_SIGNED). */
 enum part_unpack { KU_NONE, KU_COPY, KU_REVERSE, KU_REVERSE_SIGNED };
@@ -78,11 +54,24 @@ static inline rust::Slice<const uint8_t> bytes(const String &s)
                                     s.length());
 }
 
+static inline rust::Slice<const uint8_t> bytes(const char *s)
+{
+  return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t *>(s ? s : ""),
+                                    s ? strlen(s) : 0);
+}
+
 static inline rust::Slice<const uint8_t> sl(const std::string &s)
 {
   return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t *>(s.data()),
                                     s.size());
 }
+
+/* The number of columns stored in the table's files (not virtual ones);
+   handler.cc. */
+uint stored_columns(TABLE *t);
+/* One value of a text row image (csv.cc): its kind (0 NULL, 1 bare,
+   2 quoted), its length, its text. */
+void append_value(String *image, uchar kind, const char *p, size_t len);
 
 /* What all handlers of one table share: the server's table lock. */
 class Rust_share : public Handler_share

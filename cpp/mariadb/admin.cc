@@ -1,0 +1,170 @@
+/*
+  Table maintenance: CHECK and REPAIR (every record decoded and stored into its
+  fields; BTREE checks its trees in Rust), ANALYZE (BTREE's statistics) and
+  OPTIMIZE (ARCHIVE's rewrite).
+*/
+#include "ha_rust.h"
+#include "status.h"
+
+#include <sql_class.h>
+
+int ha_rust::analyze(THD *thd, HA_CHECK_OPT *)
+{
+  if (layout() != LAYOUT_BTREE)
+    return HA_ADMIN_NOT_IMPLEMENTED;
+  /* rows and sizes are kept current; the distinct values per key prefix are
+     counted again, from a larger sample of leaves than the automatic one */
+  info(HA_STATUS_VARIABLE);
+  bt_rec_per_key(true);
+  return HA_ADMIN_OK;
+}
+
+int ha_rust::optimize(THD *thd, HA_CHECK_OPT *check_opt)
+{
+  if (layout() == LAYOUT_BTREE)
+    return HA_ADMIN_TRY_ALTER;   /* rebuilt by the server, as InnoDB's */
+  if (layout() != LAYOUT_ARCHIVE)
+    return HA_ADMIN_NOT_IMPLEMENTED;
+  rust_progress progress(thd);   /* blocks rewritten (Rust reports them) */
+  if (int rc= (*tbl)->optimize(reinterpret_cast<size_t>(thd)))
+  {
+    rust_rc(rc);
+    if (rc == HA_ERR_ABORTED_BY_USER)
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_QUERY_INTERRUPTED,
+                   ER_THD(thd, ER_QUERY_INTERRUPTED));
+    else
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                   err_msg.c_str());
+    return HA_ADMIN_FAILED;
+  }
+  return HA_ADMIN_OK;
+}
+
+/* CHECK and REPAIR: every record is decoded and every value stored into its
+   column; damage is listed by line, and REPAIR rewrites the file without it. */
+int ha_rust::admin(THD *thd, bool repair)
+{
+  info(HA_STATUS_VARIABLE);
+  rust_progress progress(thd, stats.records);  /* rows done of the table's */
+  int rc= (*tbl)->check_start();
+  if (rc)
+  {
+    rust_rc(rc);
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                 err_msg.c_str());
+    return HA_ADMIN_FAILED;
+  }
+  rust::String text;
+  ulonglong shown= 0, rejected= 0;
+  const ulonglong max_shown= 20;
+  for (ulonglong step= 1;; step++)
+  {
+    /* KILL: stop every few thousand rows, changing nothing (REPAIR rewrites
+       the file only at the end, in check_finish) */
+    if (step % 4096 == 0 && thd_kill_level(thd))
+    {
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_QUERY_INTERRUPTED,
+                   ER_THD(thd, ER_QUERY_INTERRUPTED));
+      ha_rust_ffi::CheckSummary ignored;
+      (*tbl)->check_finish(false, ignored);
+      return HA_ADMIN_FAILED;
+    }
+    if (step % 4096 == 0)
+      progress.at(step);
+    rc= (*tbl)->check_next(text);
+    if (rc == HA_ERR_END_OF_FILE)
+      break;
+    if (rc == 0)
+    {
+      std::string bad;
+      if (layout() == LAYOUT_ARCHIVE)
+      {
+        if (unpack_binary(table->record[0]))
+          bad= "a row image that does not match the table's columns";
+      }
+      else
+        unpack_row(table->record[0], true, &bad);
+      if (bad.empty())
+        continue;
+      (*tbl)->check_reject(sl(bad), text);
+      rejected++;
+    }
+    else if (rc != 1)
+    {
+      rust_rc(rc);
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                   err_msg.c_str());
+      ha_rust_ffi::CheckSummary ignored;
+      (*tbl)->check_finish(false, ignored);
+      return HA_ADMIN_FAILED;
+    }
+    if (shown++ < max_shown)
+      push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                   std::string(text).c_str());
+  }
+  ha_rust_ffi::CheckSummary sum;
+  rc= (*tbl)->check_finish(repair, sum);
+  if (rc)
+  {
+    rust_rc(rc);
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                 err_msg.c_str());
+    return HA_ADMIN_FAILED;
+  }
+  if (sum.damaged > max_shown)
+    push_warning_printf(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                        "... and %llu more damaged records",
+                        (unsigned long long) (sum.damaged - max_shown));
+  /* what REPAIR kept, and where it saved what it removed (docs/repair.md) */
+  if (repair && !sum.note.empty())
+    push_warning(thd, Sql_condition::WARN_LEVEL_NOTE, ER_UNKNOWN_ERROR,
+                 std::string(sum.note).c_str());
+  /* CSV: rejected rows are counted in sum.damaged, and REPAIR removes them.
+     ARCHIVE: a row that does not unpack is damage REPAIR cannot mend. */
+  bool bad_rows= layout() == LAYOUT_ARCHIVE && rejected;
+  if (!repair)
+    return sum.damaged || bad_rows ? HA_ADMIN_CORRUPT : HA_ADMIN_OK;
+  return bad_rows ? HA_ADMIN_CORRUPT : HA_ADMIN_OK;
+}
+
+int ha_rust::check(THD *thd, HA_CHECK_OPT *)
+{
+  if (layout() == LAYOUT_BTREE)
+    return bt_check(thd);
+  return admin(thd, false);
+}
+
+int ha_rust::repair(THD *thd, HA_CHECK_OPT *)
+{
+  if (layout() == LAYOUT_BTREE)
+    return HA_ADMIN_NOT_IMPLEMENTED;
+  return admin(thd, true);
+}
+
+int ha_rust::bt_check(THD *thd)
+{
+  rust::String out;
+  uint32_t n= 0;
+  rust_progress progress(thd);   /* pages and entries checked (Rust reports them) */
+  if ((*tbl)->bt_check(reinterpret_cast<size_t>(thd), out, n))
+  {
+    /* killed: the result says so, then "Operation failed" */
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_QUERY_INTERRUPTED,
+                 ER_THD(thd, ER_QUERY_INTERRUPTED));
+    return HA_ADMIN_FAILED;
+  }
+  if (!n)
+    return HA_ADMIN_OK;
+  std::string all(out);
+  size_t at= 0;
+  while (at <= all.size())
+  {
+    size_t nl= all.find('\n', at);
+    std::string line= all.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR, line.c_str());
+    if (nl == std::string::npos)
+      break;
+    at= nl + 1;
+  }
+  return HA_ADMIN_CORRUPT;
+}

@@ -1,0 +1,524 @@
+/*
+  The handler's common part: create/open/close/delete/rename of a table, table
+  scans and positions, and the dispatch of writes to the layout (BTREE's own in
+  btree.cc; CSV rows as text, csv.cc; ARCHIVE rows as Field::pack() images,
+  rows.cc). Glue only: see ha_rust.h.
+*/
+#include "ha_rust.h"
+#include "status.h"
+
+#include <sql_class.h>
+#include <sql_acl.h>
+#include <mysqld.h>
+#include <field.h>
+#include <table.h>
+#include <log.h>
+#include <key.h>
+
+using ha_rust_ffi::Table;
+
+static uchar separator_of(const ha_table_option_struct *o)
+{
+  return o->csv_separator && o->csv_separator[0] ? (uchar) o->csv_separator[0] : ',';
+}
+
+uint stored_columns(TABLE *t)
+{
+  uint n= 0;
+  for (Field **f= t->field; *f; f++)
+    if ((*f)->stored_in_db())
+      n++;
+  return n;
+}
+
+ha_rust::ha_rust(handlerton *hton, TABLE_SHARE *table_arg)
+  : handler(hton, table_arg)
+{
+  ref_length= 8;
+}
+
+ha_rust::~ha_rust()
+{
+  delete tbl;
+}
+
+/* THR_LOCK's check_status: may an INSERT (TL_WRITE_CONCURRENT_INSERT) run beside
+   the readers? Always, for CSV and ARCHIVE: a scan reads only what was published
+   when it started, and appends are published whole (see src/csv, src/archive). */
+static my_bool concurrent_insert_allowed(void *)
+{
+  return FALSE;
+}
+
+Rust_share *ha_rust::get_share()
+{
+  Rust_share *s;
+  lock_shared_ha_data();
+  if (!(s= static_cast<Rust_share *>(get_ha_share_ptr())))
+  {
+    s= new Rust_share;
+    /* Without check_status, thr_lock turns every concurrent insert into a plain
+       write lock that waits for running scans. BTREE takes its own table locks
+       (store_lock below), so only the append-only layouts need it. */
+    if (table_share->option_struct &&
+        table_share->option_struct->layout != LAYOUT_BTREE)
+      s->lock.check_status= concurrent_insert_allowed;
+    set_ha_share_ptr(static_cast<Handler_share *>(s));
+  }
+  unlock_shared_ha_data();
+  return s;
+}
+
+/* The layout of the open table; a handler the server makes to check a CREATE
+   has no share yet, and answers for every layout (create() then refuses what
+   the chosen layout cannot do). */
+rust_layout ha_rust::layout() const
+{
+  if (table_share && table_share->option_struct)
+    return (rust_layout) table_share->option_struct->layout;
+  return LAYOUT_BTREE;   /* the widest: BTREE can index and AUTO_INCREMENT */
+}
+
+ulonglong ha_rust::table_flags() const
+{
+  ulonglong common= HA_NO_TRANSACTIONS | HA_REC_NOT_IN_SEQ |
+                    HA_BINLOG_ROW_CAPABLE | HA_BINLOG_STMT_CAPABLE |
+                    HA_CAN_REPAIR | HA_CAN_GEOMETRY |
+                    HA_CAN_VIRTUAL_COLUMNS;
+  if (layout() == LAYOUT_CSV)
+    return common | HA_NO_AUTO_INCREMENT;
+  if (layout() == LAYOUT_BTREE)
+    /* HA_PRIMARY_KEY_IN_READ_INDEX: every secondary entry ends with the
+       primary key, which index-only reads decode when they can (every part
+       decodable; not a hidden row id). Known once the table is open (bt_setup);
+       a handler that helps build the share answers without it. */
+    return (common & ~HA_NO_TRANSACTIONS & ~HA_CAN_REPAIR) | HA_NULL_IN_KEY |
+           HA_CAN_SQL_HANDLER |
+           HA_CAN_INDEX_BLOBS | HA_PRIMARY_KEY_REQUIRED_FOR_POSITION |
+           HA_REQUIRES_KEY_COLUMNS_FOR_DELETE | HA_TABLE_SCAN_ON_INDEX |
+           (pk_decodable ? HA_PRIMARY_KEY_IN_READ_INDEX : 0);
+  /* ARCHIVE: rnd_pos() decompresses a block. (Not for BTREE or CSV: with it,
+     an UPDATE with a subquery and ORDER BY ... LIMIT over a table with a
+     blob took a plan in which the server evaluated SET from another row.) */
+  return common | HA_STATS_RECORDS_IS_EXACT | HA_HAS_RECORDS | HA_NULL_IN_KEY |
+         HA_SLOW_RND_POS;
+}
+
+int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
+{
+  THD *thd= ha_thd();
+  ha_table_option_struct *o= form->s->option_struct;
+  if (!ha_rust_ffi::layout_supported((uint8_t) o->layout))
+  {
+    rust::String e;
+    int rc= ha_rust_ffi::table_create(bytes(name), (uint8_t) o->layout,
+                                      bytes(""), false, ',', false, 0,
+                                      rust::Slice<const uint8_t>(), 0, 1, e);
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
+                    std::string(e).c_str());
+    return rc ? HA_WRONG_CREATE_OPTION : HA_WRONG_CREATE_OPTION;
+  }
+  uint indexes= 1;
+  if (o->layout == LAYOUT_BTREE)
+  {
+    if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable ||
+        o->compression_level)
+    {
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "CSV_* and COMPRESSION_LEVEL do not apply to LAYOUT=BTREE",
+                      MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+    if (int rc= bt_create_check(form, &indexes))
+      return rc;
+  }
+  else if (o->layout == LAYOUT_CSV)
+  {
+    if (form->s->keys)
+    {
+      my_error(ER_TOO_MANY_KEYS, MYF(0), 0);
+      return HA_WRONG_CREATE_OPTION;
+    }
+    if (form->found_next_number_field)
+    {
+      my_error(ER_TABLE_CANT_HANDLE_AUTO_INCREMENT, MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+    if (o->compression_level)
+    {
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "COMPRESSION_LEVEL applies to LAYOUT=ARCHIVE only", MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+  }
+  else
+  {
+    if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable)
+    {
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "CSV_* options apply to LAYOUT=CSV only", MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+    /* As MariaDB's ARCHIVE: at most one index, on the AUTO_INCREMENT column. */
+    if (form->s->keys > 1)
+    {
+      my_error(ER_TOO_MANY_KEYS, MYF(0), 1);
+      return HA_WRONG_CREATE_OPTION;
+    }
+    for (uint k= 0; k < form->s->keys; k++)
+    {
+      KEY *key= form->key_info + k;
+      if (key->user_defined_key_parts != 1 ||
+          !(key->key_part[0].field->flags & AUTO_INCREMENT_FLAG) ||
+          key->key_part[0].field->result_type() != INT_RESULT)
+      {
+        my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                        "An ARCHIVE table can have one index only, on its "
+                        "integer AUTO_INCREMENT column", MYF(0));
+        return HA_WRONG_CREATE_OPTION;
+      }
+    }
+  }
+  if (o->csv_separator)
+  {
+    size_t n= strlen(o->csv_separator);
+    char c= o->csv_separator[0];
+    if (n != 1 || c == '"' || c == '\\' || c == '\n' || c == '\r')
+    {
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "CSV_SEPARATOR must be one character other than a quote, "
+                      "a backslash or a line break", MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+  }
+  if (o->csv_writable && !o->csv_file)
+  {
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                    "CSV_WRITABLE applies to an attached file (CSV_FILE) only",
+                    MYF(0));
+    return HA_WRONG_CREATE_OPTION;
+  }
+  if (o->csv_file && (thd_sql_command(thd) == SQLCOM_ALTER_TABLE ||
+                      strstr(name, "#P#")))
+  {
+    /* ALTER copies rows into a new table: attached to the same file, it would
+       append them to it again; partitions would each attach the whole file */
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                    "A table attached to a CSV file cannot be altered or "
+                    "partitioned; drop it and create it again", MYF(0));
+    return HA_WRONG_CREATE_OPTION;
+  }
+  if (o->csv_file)
+  {
+    /* Reading a server-side file is what the FILE privilege and
+       secure_file_priv govern, as for LOAD DATA INFILE. */
+    if (check_global_access(thd, FILE_ACL))
+      return HA_WRONG_CREATE_OPTION;
+    if (o->csv_file[0] != '/')
+    {
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "CSV_FILE must be an absolute path", MYF(0));
+      return HA_WRONG_CREATE_OPTION;
+    }
+    char path[FN_REFLEN];
+    if (strlen(o->csv_file) >= sizeof(path) - 1)
+    {
+      /* checked whole or not at all: a cut copy could pass the check while
+         the full path names another file */
+      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                      "CSV_FILE is longer than %d bytes", MYF(0),
+                      (int) sizeof(path) - 2);
+      return HA_WRONG_CREATE_OPTION;
+    }
+    strmake(path, o->csv_file, sizeof(path) - 1);
+    if (!is_secure_file_path(path))
+    {
+      my_error(ER_OPTION_PREVENTS_STATEMENT, MYF(0), "--secure-file-priv");
+      return HA_WRONG_CREATE_OPTION;
+    }
+  }
+  /* header line: the names of the stored columns */
+  String header;
+  for (Field **f= form->field; *f; f++)
+    if ((*f)->stored_in_db())
+      append_value(&header, 2, (*f)->field_name.str, (*f)->field_name.length);
+  rust::String e;
+  int rc= ha_rust_ffi::table_create(
+      bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
+      separator_of(o), o->csv_writable, stored_columns(form), bytes(header),
+      info->auto_increment_value ? info->auto_increment_value - 1 : 0,
+      indexes, e);
+  if (rc)
+  {
+    err_msg= std::string(e);
+    my_printf_error(ER_CANT_CREATE_TABLE, "Cannot create RUST table: %s",
+                    MYF(0), err_msg.c_str());
+  }
+  return rc;
+}
+
+int ha_rust::delete_table(const char *name)
+{
+  rust::String e;
+  int rc= ha_rust_ffi::table_delete(bytes(name), e);
+  if (rc)
+    err_msg= std::string(e);
+  return rc;
+}
+
+int ha_rust::rename_table(const char *from, const char *to)
+{
+  rust::String e;
+  int rc= ha_rust_ffi::table_rename(bytes(from), bytes(to), e);
+  if (rc)
+    err_msg= std::string(e);
+  return rc;
+}
+
+int ha_rust::open(const char *name, int mode, uint test_if_locked)
+{
+  if (!(share= get_share()))
+    return HA_ERR_OUT_OF_MEM;
+  thr_lock_data_init(&share->lock, &lock, NULL);
+  ha_table_option_struct *o= table->s->option_struct;
+  uint64_t unique_mask= 0;
+  uint indexes= 1;
+  if (o->layout == LAYOUT_BTREE)
+  {
+    bt_setup();
+    /* a table scan reads the clustered index: an UPDATE that changes the primary
+       key must collect the rows first, or it meets the rows it moved again */
+    key_used_on_scan= table->s->primary_key;
+    indexes= (uint) server_key_of.size();
+    for (uint r= 0; r < indexes && r < 64; r++)
+    {
+      uint k= server_key_of[r];
+      if (k != MAX_KEY && (table->key_info[k].flags & HA_NOSAME))
+        unique_mask|= 1ULL << r;
+    }
+  }
+  else if (table->s->keys)
+  {
+    /* The server builds the share (which keys cover which columns, and give
+       their order) before it reads the table options: this handler answered
+       as for BTREE then. ARCHIVE's one index is for equality lookups only: no
+       index-only reads and no ordered scans (MIN/MAX, ORDER BY, GROUP BY). */
+    mysql_mutex_lock(&table->s->LOCK_share);
+    table->s->keys_for_keyread.clear_all();
+    mysql_mutex_unlock(&table->s->LOCK_share);
+    table->covering_keys.clear_all();
+    for (Field **f= table->field; *f; f++)
+    {
+      (*f)->part_of_key.clear_all();
+      (*f)->part_of_key_not_clustered.clear_all();
+      (*f)->part_of_sortkey.clear_all();
+    }
+  }
+  tbl= new rust::Box<Table>(ha_rust_ffi::table_open(
+      bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
+      separator_of(o), o->csv_writable, stored_columns(table),
+      (int32_t) o->compression_level, unique_mask, indexes,
+      table->s->primary_key == MAX_KEY));
+  if (int rc= (*tbl)->open_error())
+  {
+    err_msg= std::string((*tbl)->last_error());
+    sql_print_error("RUST: cannot open %s: %s", name, err_msg.c_str());
+    delete tbl;
+    tbl= nullptr;
+    return rc;
+  }
+  if (o->layout == LAYOUT_BTREE)
+    bt_setup_decode();
+  /* What the open mended (a torn tail cut after a crash) goes to the log. */
+  log_rust_warnings();
+  has_timestamp= false;
+  for (Field **f= table->field; *f; f++)
+    if ((*f)->type() == MYSQL_TYPE_TIMESTAMP)
+      has_timestamp= true;
+  return 0;
+}
+
+int ha_rust::close(void)
+{
+  int rc= tbl ? rust_rc((*tbl)->flush()) : 0;
+  delete tbl;
+  tbl= nullptr;
+  return rc;
+}
+
+/* Rows written and read, counted per layout for SHOW GLOBAL STATUS
+   (status.cc); the work itself is the layout's. */
+int ha_rust::write_row(const uchar *buf)
+{
+  int rc= write_row_layout(buf);
+  if (!rc)
+    rust_count_row(ROWS_INSERTED, layout());
+  return rc;
+}
+
+int ha_rust::delete_row(const uchar *buf)
+{
+  int rc= delete_row_layout(buf);
+  if (!rc)
+    rust_count_row(ROWS_DELETED, layout());
+  return rc;
+}
+
+int ha_rust::write_row_layout(const uchar *buf)
+{
+  if (layout() == LAYOUT_BTREE)
+    return bt_write_row(buf);
+  if (layout() == LAYOUT_CSV)
+  {
+    pack_row(buf);
+    int rc= rust_rc((*tbl)->insert(bytes(row_image),
+                                   rust::Slice<const uint32_t>(), 0, false, false));
+    if (!rc)
+      stats.records++;
+    return rc;
+  }
+  if (table->next_number_field && buf == table->record[0])
+    if (int rc= update_auto_increment())
+      return rc;
+  bool keyed, unique;
+  uint64_t key= key_of(buf, &keyed, &unique);
+  if (int rc= pack_binary(buf))
+    return rc;
+  int rc= (*tbl)->insert(bytes(row_image),
+                         rust::Slice<const uint32_t>(segs.data(), segs.size()),
+                         key, keyed, unique);
+  if (rc == HA_ERR_FOUND_DUPP_KEY)
+  {
+    errkey= last_dup_key= 0;
+    return rc;
+  }
+  return rust_rc(rc);
+}
+
+int ha_rust::delete_row_layout(const uchar *buf)
+{
+  if (layout() == LAYOUT_BTREE)
+    return bt_delete_row(buf);
+  if (layout() != LAYOUT_CSV)
+    return HA_ERR_WRONG_COMMAND;
+  return rust_rc((*tbl)->delete_current());
+}
+
+/* DELETE without WHERE (and without row-based binlogging or triggers) asks for
+   this first. BTREE answers HA_ERR_WRONG_COMMAND, so the server deletes row by
+   row: the DELETE stays part of its transaction and can be rolled back. */
+int ha_rust::delete_all_rows()
+{
+  if (layout() != LAYOUT_CSV)
+    return HA_ERR_WRONG_COMMAND;
+  return rust_rc((*tbl)->truncate());
+}
+
+/* TRUNCATE TABLE (and ALTER TABLE ... TRUNCATE PARTITION, per partition): the
+   server holds an exclusive metadata lock and has committed the connection's
+   transaction. BTREE resets its trees to empty at once (a redo record makes it
+   crash safe; docs/btree-format.md) and restarts AUTO_INCREMENT, as InnoDB. */
+int ha_rust::truncate()
+{
+  if (layout() == LAYOUT_BTREE)
+    return bt_rc((*tbl)->bt_truncate(trx()));
+  return rust_rc((*tbl)->truncate());
+}
+
+void ha_rust::start_bulk_insert(ha_rows rows, uint flags)
+{
+  if (rows != 1)
+    rust_rc((*tbl)->set_bulk(true));
+}
+
+int ha_rust::end_bulk_insert()
+{
+  return rust_rc((*tbl)->set_bulk(false));
+}
+
+int ha_rust::rnd_init(bool scan)
+{
+  if (layout() == LAYOUT_BTREE)
+  {
+    rnd_first= scan;
+    return 0;
+  }
+  if (!scan)
+    return 0;
+  return rust_rc((*tbl)->scan_start());
+}
+
+int ha_rust::rnd_next(uchar *buf)
+{
+  if (layout() == LAYOUT_BTREE)
+    return bt_rnd_next(buf);
+  int rc= (*tbl)->scan_next();
+  if (rc == HA_ERR_END_OF_FILE)
+  {
+    push_rust_warnings();
+    return rc;
+  }
+  if (rc)
+    return rust_rc(rc);
+  std::string bad;
+  if (fetch_row(buf, &bad) && layout() == LAYOUT_ARCHIVE)
+  {
+    err_msg= "RUST table " + std::string(table->s->table_name.str) + ": " + bad;
+    return HA_ERR_RUST_FIRST + 1;
+  }
+  if (!bad.empty())
+  {
+    /* a warning about the file, never a strict-mode error for the statement */
+    Abort_on_warning_instant_set not_strict(ha_thd(), false);
+    push_warning_printf(ha_thd(), Sql_condition::WARN_LEVEL_WARN,
+                        ER_UNKNOWN_ERROR, "RUST table %s.%s line %llu: %s",
+                        table->s->db.str, table->s->table_name.str,
+                        (unsigned long long) (*tbl)->current_line(),
+                        bad.c_str());
+  }
+  return 0;
+}
+
+int ha_rust::rnd_end()
+{
+  push_rust_warnings();
+  return rust_rc((*tbl)->scan_end());
+}
+
+void ha_rust::position(const uchar *record)
+{
+  if (layout() == LAYOUT_BTREE)
+    return bt_position(record);
+  int8store(ref, (*tbl)->position());
+}
+
+int ha_rust::rnd_pos(uchar *buf, uchar *pos)
+{
+  if (layout() == LAYOUT_BTREE)
+    return bt_rnd_pos(buf, pos);
+  int rc= (*tbl)->read_at(uint8korr(pos));
+  if (rc)
+    return rust_rc(rc);
+  return fetch_row(buf, nullptr) ? HA_ERR_WRONG_IN_RECORD : 0;
+}
+
+/* The end of a CSV UPDATE/DELETE: the rewrite, whose failure the statement
+   reports (its changes are then dropped; the file is as before). */
+int ha_rust::exec_bulk_update(ha_rows *)
+{
+  int rc= rust_rc((*tbl)->flush());
+  if (rc)
+    (*tbl)->discard();
+  return rc;
+}
+
+int ha_rust::end_bulk_delete()
+{
+  return exec_bulk_update(nullptr);
+}
+
+bool ha_rust::check_if_incompatible_data(HA_CREATE_INFO *, uint)
+{
+  /* Any change rewrites the table through the server's copy algorithm. */
+  return COMPATIBLE_DATA_NO;
+}
