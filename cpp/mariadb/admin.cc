@@ -89,7 +89,7 @@ int ha_rust::admin(THD *thd, bool repair)
       (*tbl)->check_reject(sl(bad), text);
       rejected++;
     }
-    else if (rc != 1)
+    else if (rc != (int) ha_rust_ffi::Answer::Damaged)
     {
       rust_rc(rc);
       push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,

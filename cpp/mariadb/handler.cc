@@ -31,6 +31,26 @@ uint stored_columns(TABLE *t)
   return n;
 }
 
+/* What a table is created or opened with (one index: the caller adds the
+   BTREE indexes, the header image and the AUTO_INCREMENT start). */
+static ha_rust_ffi::TableOptions table_options(const ha_table_option_struct *o,
+                                               TABLE *t)
+{
+  ha_rust_ffi::TableOptions r;
+  r.layout= (ha_rust_ffi::LayoutKind) o->layout;
+  for (const char *p= o->csv_file; p && *p; p++)
+    r.csv_file.push_back((uint8_t) *p);
+  r.csv_header= o->csv_header;
+  r.csv_separator= separator_of(o);
+  r.csv_writable= o->csv_writable;
+  r.columns= stored_columns(t);
+  r.compression_level= (int32_t) o->compression_level;
+  r.auto_inc_base= 0;
+  r.unique.push_back(false);
+  r.hidden_pk= false;
+  return r;
+}
+
 ha_rust::ha_rust(handlerton *hton, TABLE_SHARE *table_arg)
   : handler(hton, table_arg)
 {
@@ -108,12 +128,11 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
 {
   THD *thd= ha_thd();
   ha_table_option_struct *o= form->s->option_struct;
-  if (!ha_rust_ffi::layout_supported((uint8_t) o->layout))
+  ha_rust_ffi::TableOptions opts= table_options(o, form);
+  if (!ha_rust_ffi::layout_supported(opts.layout))
   {
     rust::String e;
-    int rc= ha_rust_ffi::table_create(bytes(name), (uint8_t) o->layout,
-                                      bytes(""), false, ',', false, 0,
-                                      rust::Slice<const uint8_t>(), 0, 1, e);
+    int rc= ha_rust_ffi::table_create(bytes(name), opts, e);
     my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
                     std::string(e).c_str());
     return rc ? HA_WRONG_CREATE_OPTION : HA_WRONG_CREATE_OPTION;
@@ -242,12 +261,14 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
   for (Field **f= form->field; *f; f++)
     if ((*f)->stored_in_db())
       append_value(&header, 2, (*f)->field_name.str, (*f)->field_name.length);
+  for (size_t i= 0; i < header.length(); i++)
+    opts.header_image.push_back((uint8_t) header[i]);
+  opts.auto_inc_base= info->auto_increment_value ? info->auto_increment_value - 1 : 0;
+  opts.unique.clear();
+  for (uint i= 0; i < indexes; i++)
+    opts.unique.push_back(false);
   rust::String e;
-  int rc= ha_rust_ffi::table_create(
-      bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
-      separator_of(o), o->csv_writable, stored_columns(form), bytes(header),
-      info->auto_increment_value ? info->auto_increment_value - 1 : 0,
-      indexes, e);
+  int rc= ha_rust_ffi::table_create(bytes(name), opts, e);
   if (rc)
   {
     err_msg= std::string(e);
@@ -281,20 +302,18 @@ int ha_rust::open(const char *name, int mode, uint test_if_locked)
     return HA_ERR_OUT_OF_MEM;
   thr_lock_data_init(&share->lock, &lock, NULL);
   ha_table_option_struct *o= table->s->option_struct;
-  uint64_t unique_mask= 0;
-  uint indexes= 1;
+  ha_rust_ffi::TableOptions opts= table_options(o, table);
   if (o->layout == LAYOUT_BTREE)
   {
     bt_setup();
     /* a table scan reads the clustered index: an UPDATE that changes the primary
        key must collect the rows first, or it meets the rows it moved again */
     key_used_on_scan= table->s->primary_key;
-    indexes= (uint) server_key_of.size();
-    for (uint r= 0; r < indexes && r < 64; r++)
+    opts.unique.clear();
+    for (uint r= 0; r < server_key_of.size(); r++)
     {
       uint k= server_key_of[r];
-      if (k != MAX_KEY && (table->key_info[k].flags & HA_NOSAME))
-        unique_mask|= 1ULL << r;
+      opts.unique.push_back(k != MAX_KEY && (table->key_info[k].flags & HA_NOSAME));
     }
   }
   else if (table->s->keys)
@@ -314,11 +333,8 @@ int ha_rust::open(const char *name, int mode, uint test_if_locked)
       (*f)->part_of_sortkey.clear_all();
     }
   }
-  tbl= new rust::Box<Table>(ha_rust_ffi::table_open(
-      bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
-      separator_of(o), o->csv_writable, stored_columns(table),
-      (int32_t) o->compression_level, unique_mask, indexes,
-      table->s->primary_key == MAX_KEY));
+  opts.hidden_pk= table->s->primary_key == MAX_KEY;
+  tbl= new rust::Box<Table>(ha_rust_ffi::table_open(bytes(name), opts));
   if (int rc= (*tbl)->open_error())
   {
     err_msg= std::string((*tbl)->last_error());
@@ -464,7 +480,7 @@ int ha_rust::rnd_next(uchar *buf)
   if (fetch_row(buf, &bad) && layout() == LAYOUT_ARCHIVE)
   {
     err_msg= "RUST table " + std::string(table->s->table_name.str) + ": " + bad;
-    return HA_ERR_RUST_FIRST + 1;
+    return (int) ha_rust_ffi::RustError::Corrupt;
   }
   if (!bad.empty())
   {

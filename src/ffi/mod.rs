@@ -1,6 +1,7 @@
 //! The one boundary between the server's C++ and the engine: a `cxx` bridge.
 //!
-//! Only bytes and plain numbers cross it (docs/boundary.md). Nothing C++ calls
+//! Only bytes, plain numbers and the bridge's shared structs and enums cross it
+//! (docs/boundary.md): nothing structured is hand framed in bytes. Nothing C++ calls
 //! unwinds: every entry point (the bridge's functions, the `extern "C"` ones, and the
 //! drop of each type C++ holds) runs its whole body under the panic guard ([`guard`],
 //! [`guard_or`], `Table::run`/`value`, all over [`catch`]), which turns a Rust panic
@@ -18,6 +19,133 @@ use crate::layout::{self, CheckStep, LayoutTable, Options};
 
 #[cxx::bridge(namespace = "ha_rust_ffi")]
 pub mod bridge {
+    /// The LAYOUT table option's values, in the order C++ declares them.
+    #[repr(u8)]
+    enum LayoutKind {
+        Btree = 0,
+        Csv = 1,
+        Archive = 2,
+    }
+
+    /// `rust_flush_log_at_trx_commit`: when the BTREE log is written and synced.
+    #[repr(u8)]
+    enum LogFlush {
+        /// Write and sync about once a second.
+        OncePerSecond = 0,
+        /// Write and sync at every commit (durable).
+        EveryCommit = 1,
+        /// Write at every commit, sync about once a second.
+        WriteOnly = 2,
+    }
+
+    /// How an index read positions (the server's `ha_rkey_function`; see
+    /// `btree::table::Find`).
+    #[repr(u8)]
+    enum FindMode {
+        /// First entry >= key, that must start with key (HA_READ_KEY_EXACT, PREFIX).
+        Exact,
+        /// First entry >= key.
+        KeyOrNext,
+        /// Last entry <= key (entries starting with key counted as equal).
+        KeyOrPrev,
+        /// First entry > key (entries starting with key counted as equal).
+        AfterKey,
+        /// Last entry < key.
+        BeforeKey,
+        /// Last entry starting with key.
+        PrefixLast,
+        /// Last entry starting with key, or else the last before it.
+        PrefixLastOrPrev,
+    }
+
+    /// One end of a range (records_in_range).
+    #[repr(u8)]
+    enum RangeEnd {
+        Unbounded,
+        /// Every entry starting with the key is inside.
+        Inclusive,
+        /// Every entry starting with the key is outside.
+        Exclusive,
+    }
+
+    /// The engine's own handler error codes, after the server's last one
+    /// (`HA_ERR_LAST` is 200 in 10.11; `error.rs` checks it), as MyRocks does.
+    #[repr(i32)]
+    enum RustError {
+        /// An I/O error other than a full disk or a missing file.
+        Io = 201,
+        /// Damage found in a file.
+        Corrupt = 202,
+        /// A Rust panic caught at the boundary.
+        Panic = 203,
+        /// A broken invariant the engine checks for.
+        Internal = 204,
+    }
+
+    /// Sizes C++ needs (one place for both sides).
+    #[repr(u32)]
+    enum Sizes {
+        /// A BTREE page in bytes (`btree::page::PAGE_SIZE`).
+        Page = 16384,
+    }
+
+    /// Special answers besides 0 and an error code.
+    #[repr(i32)]
+    enum Answer {
+        /// `xa_end`: no prepared transaction with that XID.
+        NoSuchXid = -1,
+        /// `check_next`: a damaged record (its text in `out`).
+        Damaged = 1,
+    }
+
+    /// What a table is created or opened with: its options and what the server's
+    /// definition says (`layout::Options` is the Rust side).
+    struct TableOptions {
+        layout: LayoutKind,
+        /// CSV: the attached file (CSV_FILE), empty for the table's own file.
+        csv_file: Vec<u8>,
+        csv_header: bool,
+        csv_separator: u8,
+        csv_writable: bool,
+        /// The stored columns.
+        columns: u32,
+        /// ARCHIVE, open: the zstd level of new blocks (0: the default).
+        compression_level: i32,
+        /// CSV, create: the header line's fields, as a written CSV row image.
+        header_image: Vec<u8>,
+        /// ARCHIVE and BTREE, create: the AUTO_INCREMENT value before the first.
+        auto_inc_base: u64,
+        /// BTREE: for each index (the clustered one, or the hidden row id's,
+        /// first), whether it is unique; its length is the number of indexes.
+        unique: Vec<bool>,
+        /// BTREE, open: no primary key (the rows have a hidden row id).
+        hidden_pk: bool,
+    }
+
+    /// A row's key in one secondary index.
+    struct SecKey {
+        /// Memcomparable bytes.
+        key: Vec<u8>,
+        /// A part of it is NULL (such a key is never a duplicate).
+        has_null: bool,
+    }
+
+    /// One part of an index's key (for key statistics).
+    struct KeyPart {
+        /// Its length in the memcomparable key.
+        length: u32,
+        /// It starts with a null byte.
+        nullable: bool,
+    }
+
+    /// An XA transaction id (the server's `XID`): `data` is the gtrid then the bqual.
+    struct Xid {
+        format_id: i64,
+        gtrid_length: u32,
+        bqual_length: u32,
+        data: Vec<u8>,
+    }
+
     /// What `SHOW TABLE STATUS` and the optimizer get.
     struct Stats {
         rows: u64,
@@ -135,10 +263,10 @@ pub mod bridge {
         type TrxWake;
 
         /// Starts the BTREE engine (recovery included) with its files in `dir`.
-        fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: u8, log_size: u64, err: &mut String) -> i32;
+        fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: LogFlush, log_size: u64, err: &mut String) -> i32;
         /// Checkpoint at shutdown.
         fn engine_stop() -> i32;
-        fn engine_set_flush_policy(policy: u8);
+        fn engine_set_flush_policy(policy: LogFlush);
         fn engine_set_lock_wait_timeout(secs: u64);
         /// Log bytes between checkpoints (rust_log_file_size).
         fn engine_set_log_size(bytes: u64);
@@ -173,56 +301,33 @@ pub mod bridge {
         /// `commit_checkpoint_request`).
         fn log_flush(err: &mut String) -> i32;
         fn trx_rollback(t: &mut TrxHandle, err: &mut String) -> i32;
-        /// Two-phase commit: prepares under `xid` (opaque bytes), durably.
-        fn trx_prepare(t: &mut TrxHandle, xid: &[u8], err: &mut String) -> i32;
+        /// Two-phase commit: prepares under `xid`, durably.
+        fn trx_prepare(t: &mut TrxHandle, xid: &Xid, err: &mut String) -> i32;
         /// The connection ends: keeps a prepared transaction for XA COMMIT/ROLLBACK
         /// by XID (true), or does nothing (false: roll back as usual).
         fn trx_detach_prepared(t: &mut TrxHandle) -> bool;
         /// The XIDs of prepared transactions no connection holds that the
-        /// server's current recovery pass has not been given, each as `u32
-        /// length` and bytes.
-        fn xa_prepared() -> Vec<u8>;
-        /// The first XIDs of what `xa_prepared` returned (the same framing) were
-        /// handed to the server (or logged as malformed); `pass_ended`: it got
-        /// fewer than it had room for, so its recovery pass is over.
-        fn xa_given(xids: &[u8], pass_ended: bool);
+        /// server's current recovery pass has not been given. One stored
+        /// malformed (a damaged log) is not listed: it is written to the error
+        /// log, and stays prepared with its locks.
+        fn xa_prepared() -> Vec<Xid>;
+        /// These XIDs (the first of what `xa_prepared` returned) were handed to
+        /// the server; `pass_ended`: it got fewer than it had room for, so its
+        /// recovery pass is over.
+        fn xa_given(xids: &[Xid], pass_ended: bool);
         /// Commits or rolls back the prepared transaction `xid` no connection holds:
-        /// 0 done, -1 no such transaction, else an error code.
-        fn xa_end(xid: &[u8], commit: bool, err: &mut String) -> i32;
+        /// 0 done, `Answer::NoSuchXid` no such transaction, else an error code.
+        fn xa_end(xid: &Xid, commit: bool, err: &mut String) -> i32;
         fn trx_savepoint(t: &TrxHandle) -> u64;
         fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32;
 
-        /// Layouts, in the order of the LAYOUT table option's values.
-        fn layout_supported(layout: u8) -> bool;
+        /// Whether this build can create and open tables of `layout` now.
+        fn layout_supported(layout: LayoutKind) -> bool;
 
-        fn table_create(
-            path: &[u8],
-            layout: u8,
-            external: &[u8],
-            header: bool,
-            separator: u8,
-            writable: bool,
-            columns: u32,
-            header_image: &[u8],
-            auto_inc_base: u64,
-            index_count: u32,
-            err: &mut String,
-        ) -> i32;
+        fn table_create(path: &[u8], options: &TableOptions, err: &mut String) -> i32;
         fn table_delete(path: &[u8], err: &mut String) -> i32;
         fn table_rename(from: &[u8], to: &[u8], err: &mut String) -> i32;
-        fn table_open(
-            path: &[u8],
-            layout: u8,
-            external: &[u8],
-            header: bool,
-            separator: u8,
-            writable: bool,
-            columns: u32,
-            level: i32,
-            unique_mask: u64,
-            index_count: u32,
-            hidden_pk: bool,
-        ) -> Box<Table>;
+        fn table_open(path: &[u8], options: &TableOptions) -> Box<Table>;
 
         /// The error of the last failed call on this handle (or of the open).
         fn last_error(self: &Table) -> &str;
@@ -268,33 +373,33 @@ pub mod bridge {
         fn take_warning(self: &mut Table, out: &mut String) -> bool;
 
         fn check_start(self: &mut Table) -> i32;
-        /// 0: a row to judge is current; 1: a damaged record (its text in `out`);
-        /// HA_ERR_END_OF_FILE at the end; else an error.
+        /// 0: a row to judge is current; `Answer::Damaged`: a damaged record (its
+        /// text in `out`); HA_ERR_END_OF_FILE at the end; else an error.
         fn check_next(self: &mut Table, out: &mut String) -> i32;
         /// `why` is bytes: it quotes a value from the file, which need not be UTF-8.
         fn check_reject(self: &mut Table, why: &[u8], out: &mut String);
         fn check_finish(self: &mut Table, repair: bool, out: &mut CheckSummary) -> i32;
 
-        // BTREE. Secondary keys `sec` are, for each secondary index in order,
-        // `u8 has_null, u32 length, memcomparable key`. `dup` receives the index
-        // whose unique key is taken when HA_ERR_FOUND_DUPP_KEY is returned.
-        fn bt_insert(self: &mut Table, trx: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[u8], dup: &mut u32) -> i32;
+        // BTREE. Secondary keys `sec`: the row's key in each secondary index, in
+        // order. `dup` receives the index whose unique key is taken when
+        // HA_ERR_FOUND_DUPP_KEY is returned.
+        fn bt_insert(self: &mut Table, trx: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[SecKey], dup: &mut u32) -> i32;
         fn bt_update(
             self: &mut Table,
             trx: &mut TrxHandle,
             old_pk: &[u8],
             new_pk: &[u8],
             row: &[u8],
-            old_sec: &[u8],
-            new_sec: &[u8],
+            old_sec: &[SecKey],
+            new_sec: &[SecKey],
             dup: &mut u32,
         ) -> i32;
-        fn bt_delete(self: &mut Table, trx: &mut TrxHandle, pk: &[u8], sec: &[u8]) -> i32;
+        fn bt_delete(self: &mut Table, trx: &mut TrxHandle, pk: &[u8], sec: &[SecKey]) -> i32;
         /// 0 with the row current, HA_ERR_KEY_NOT_FOUND.
         fn bt_get(self: &mut Table, trx: &mut TrxHandle, pk: &[u8]) -> i32;
-        /// Positions on index `index` (0: clustered) by `find` (see btree::table::Find,
-        /// in declaration order); 0 with a row, or HA_ERR_END_OF_FILE.
-        fn bt_seek(self: &mut Table, trx: &mut TrxHandle, index: u32, key: &[u8], find: u8) -> i32;
+        /// Positions on index `index` (0: clustered) by `find`; 0 with a row, or
+        /// HA_ERR_END_OF_FILE.
+        fn bt_seek(self: &mut Table, trx: &mut TrxHandle, index: u32, key: &[u8], find: FindMode) -> i32;
         fn bt_edge(self: &mut Table, trx: &mut TrxHandle, index: u32, last: bool) -> i32;
         fn bt_next(self: &mut Table, reverse: bool) -> i32;
         /// Only entries starting with `prefix` (or any, with `on` false).
@@ -312,13 +417,12 @@ pub mod bridge {
         /// key's; clustered: the primary key).
         fn bt_key(self: &Table) -> &[u8];
         /// Entries of index `index` in a range (records_in_range: exact over a few
-        /// leaves, else estimated from the tree). Modes: 0 unbounded, 1 inclusive,
-        /// 2 exclusive (of every entry starting with the key).
-        fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_mode: u8, max: &[u8], max_mode: u8) -> u64;
+        /// leaves, else estimated from the tree).
+        fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64;
         /// Distinct values of each key prefix of index `index` into `out`, one per
-        /// entry of `parts` (each part's length, top bit set for a nullable part);
-        /// `analyze`: computed again from a larger sample (ANALYZE TABLE).
-        fn bt_key_stats(self: &mut Table, index: u32, parts: &[u32], analyze: bool, out: &mut Vec<u64>) -> i32;
+        /// entry of `parts` (the index's key parts); `analyze`: computed again
+        /// from a larger sample (ANALYZE TABLE).
+        fn bt_key_stats(self: &mut Table, index: u32, parts: &[KeyPart], analyze: bool, out: &mut Vec<u64>) -> i32;
         /// The BTREE table's format version (docs/btree-format.md): 2 and up,
         /// binary and NO PAD string key parts end with their length.
         fn bt_key_format(self: &Table) -> u32;
@@ -345,7 +449,7 @@ pub mod bridge {
     }
 }
 
-use bridge::{CheckSummary, KeyMax, Stats};
+use bridge::{Answer, CheckSummary, FindMode, KeyMax, KeyPart, LayoutKind, LogFlush, RangeEnd, SecKey, Stats, TableOptions, Xid};
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
 use crate::btree::table::{self as bt, BtreeTable, Find};
@@ -353,18 +457,32 @@ use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
+// What C++ reads from the bridge's shared enums agrees with the engine's own.
+const _: () = {
+    use crate::error::*;
+    assert!(
+        bridge::RustError::Io.repr == HA_ERR_RUST_IO
+            && bridge::RustError::Corrupt.repr == HA_ERR_RUST_CORRUPT
+            && bridge::RustError::Panic.repr == HA_ERR_RUST_PANIC
+            && bridge::RustError::Internal.repr == HA_ERR_RUST_INTERNAL,
+        "the bridge's RustError codes must follow the server's HA_ERR_LAST"
+    );
+    assert!(bridge::Sizes::Page.repr as usize == crate::btree::page::PAGE_SIZE);
+    assert!(bridge::LogFlush::WriteOnly.repr == FlushPolicy::WriteOnly as u8);
+};
+
 mod status;
 use status::{engine_status_text, lock_rows, pool_rows, status_counters, table_rows, trx_rows};
 
-fn policy(p: u8) -> FlushPolicy {
+fn policy(p: LogFlush) -> FlushPolicy {
     match p {
-        0 => FlushPolicy::OncePerSecond,
-        2 => FlushPolicy::WriteOnly,
+        LogFlush::OncePerSecond => FlushPolicy::OncePerSecond,
+        LogFlush::WriteOnly => FlushPolicy::WriteOnly,
         _ => FlushPolicy::EveryCommit,
     }
 }
 
-fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: u8, log_size: u64, err: &mut String) -> i32 {
+fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: LogFlush, log_size: u64, err: &mut String) -> i32 {
     guard(err, || {
         if ENGINE.get().is_some() {
             return Ok(());
@@ -384,7 +502,7 @@ fn engine_stop() -> i32 {
     })
 }
 
-fn engine_set_flush_policy(p: u8) {
+fn engine_set_flush_policy(p: LogFlush) {
     guard_or(
         || (),
         || {
@@ -517,8 +635,8 @@ fn trx_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
     guard(err, || t.rollback(engine()?))
 }
 
-fn trx_prepare(t: &mut TrxHandle, xid: &[u8], err: &mut String) -> i32 {
-    guard(err, || t.prepare(engine()?, xid))
+fn trx_prepare(t: &mut TrxHandle, xid: &Xid, err: &mut String) -> i32 {
+    guard(err, || t.prepare(engine()?, &xid_bytes(xid)))
 }
 
 fn trx_detach_prepared(t: &mut TrxHandle) -> bool {
@@ -526,41 +644,77 @@ fn trx_detach_prepared(t: &mut TrxHandle) -> bool {
     guard_or(|| false, || t.detach_prepared())
 }
 
-fn xa_prepared() -> Vec<u8> {
+fn xa_prepared() -> Vec<Xid> {
     guard_or(Vec::new, || {
         let mut out = Vec::new();
+        let mut malformed = Vec::new();
         for x in bt::prepared_xids() {
-            out.extend_from_slice(&(x.len() as u32).to_le_bytes());
-            out.extend_from_slice(&x);
+            match xid_of(&x) {
+                Some(xid) => out.push(xid),
+                None => {
+                    // not lost silently: it stays prepared, with its locks, and says so
+                    eprintln!("{}", malformed_xid(&x));
+                    malformed.push(x);
+                }
+            }
+        }
+        if !malformed.is_empty() {
+            bt::prepared_xids_given(malformed, false);
         }
         out
     })
 }
 
-fn xa_given(xids: &[u8], pass_ended: bool) {
-    guard_or(
-        || (),
-        || {
-            let mut v = Vec::new();
-            let mut at = 0;
-            while let Some(l) = xids.get(at..at + 4) {
-                let l = u32::from_le_bytes(l.try_into().unwrap()) as usize;
-                let Some(x) = xids.get(at + 4..at + 4 + l) else { break };
-                v.push(x.to_vec());
-                at += 4 + l;
-            }
-            bt::prepared_xids_given(v, pass_ended);
-        },
-    )
+fn xa_given(xids: &[Xid], pass_ended: bool) {
+    guard_or(|| (), || bt::prepared_xids_given(xids.iter().map(xid_bytes).collect(), pass_ended))
 }
 
-fn xa_end(xid: &[u8], commit: bool, err: &mut String) -> i32 {
+fn xa_end(xid: &Xid, commit: bool, err: &mut String) -> i32 {
     let mut found = false;
     let code = guard(err, || {
-        found = bt::end_prepared(engine()?, xid, commit)?;
+        found = bt::end_prepared(engine()?, &xid_bytes(xid), commit)?;
         Ok(())
     });
-    if code == 0 && !found { -1 } else { code }
+    if code == 0 && !found { Answer::NoSuchXid.repr } else { code }
+}
+
+/// The largest gtrid and bqual of an XID (the server's MAXGTRIDSIZE, MAXBQUALSIZE).
+const XID_PART_MAX: u32 = 64;
+
+/// An XID as the engine keeps it (in PREPARE records, docs/btree-format.md): `i64
+/// formatID, u32 gtrid_length, u32 bqual_length` (little-endian), then the data.
+fn xid_bytes(x: &Xid) -> Vec<u8> {
+    let mut b = Vec::with_capacity(16 + x.data.len());
+    b.extend_from_slice(&x.format_id.to_le_bytes());
+    b.extend_from_slice(&x.gtrid_length.to_le_bytes());
+    b.extend_from_slice(&x.bqual_length.to_le_bytes());
+    b.extend_from_slice(&x.data);
+    b
+}
+
+/// The XID kept as `b`, if it is one the server can take.
+fn xid_of(b: &[u8]) -> Option<Xid> {
+    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    if b.len() < 16 {
+        return None;
+    }
+    let (gl, bl) = (u32_at(8), u32_at(12));
+    if gl > XID_PART_MAX || bl > XID_PART_MAX || (gl + bl) as usize != b.len() - 16 {
+        return None;
+    }
+    let format_id = i64::from_le_bytes(b[..8].try_into().unwrap());
+    Some(Xid { format_id, gtrid_length: gl, bqual_length: bl, data: b[16..].to_vec() })
+}
+
+/// The error log's line for a prepared transaction whose stored XID is malformed.
+fn malformed_xid(b: &[u8]) -> String {
+    let hex: String = b.iter().take(160).map(|c| format!("{c:02x}")).collect();
+    format!(
+        "RUST: a prepared transaction has a malformed XID ({} bytes: {hex}{}); it is kept, with its table \
+         locks, but the server cannot list, commit or roll it back",
+        b.len(),
+        if b.len() > 160 { "..." } else { "" }
+    )
 }
 
 fn trx_savepoint(t: &TrxHandle) -> u64 {
@@ -573,19 +727,9 @@ fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32 {
     guard(err, || t.rollback_to(engine()?, sp))
 }
 
-/// Decodes the secondary keys C++ sends.
-fn sec_keys(b: &[u8]) -> Result<Vec<(Vec<u8>, bool)>> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < b.len() {
-        let bad = || Error::Internal("malformed secondary keys from C++".into());
-        let has_null = *b.get(at).ok_or_else(bad)? != 0;
-        let len = u32::from_le_bytes(b.get(at + 1..at + 5).ok_or_else(bad)?.try_into().unwrap()) as usize;
-        let k = b.get(at + 5..at + 5 + len).ok_or_else(bad)?;
-        out.push((k.to_vec(), has_null));
-        at += 5 + len;
-    }
-    Ok(out)
+/// The secondary keys C++ sends, as the table takes them.
+fn sec_keys(k: &[SecKey]) -> Vec<(Vec<u8>, bool)> {
+    k.iter().map(|k| (k.key.clone(), k.has_null)).collect()
 }
 
 // ---- The panic guard ----
@@ -686,46 +830,37 @@ fn path(b: &[u8]) -> PathBuf {
     PathBuf::from(std::ffi::OsStr::from_bytes(b))
 }
 
-/// The layout of LAYOUT option value `v`, if this build can create and open it now.
-fn available(v: u8) -> Result<&'static dyn layout::Layout> {
-    let l = layout::by_value(v)?;
+/// The layout `v`, if this build can create and open it now.
+fn available(v: LayoutKind) -> Result<&'static dyn layout::Layout> {
+    let l = layout::by_value(v.repr)?;
     l.available()?;
     Ok(l)
 }
 
-fn layout_supported(l: u8) -> bool {
+fn layout_supported(l: LayoutKind) -> bool {
     guard_or(|| false, || available(l).is_ok())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn table_create(
-    path_b: &[u8],
-    l: u8,
-    external: &[u8],
-    header: bool,
-    sep: u8,
-    writable: bool,
-    columns: u32,
-    header_image: &[u8],
-    auto_inc_base: u64,
-    index_count: u32,
-    err: &mut String,
-) -> i32 {
-    guard(err, || {
-        let o = Options {
-            path: path(path_b),
-            external: (!external.is_empty()).then(|| path(external)),
-            header,
-            separator: sep,
-            writable,
-            columns: columns as usize,
-            header_image: header_image.to_vec(),
-            auto_inc_base,
-            index_count: index_count as usize,
-            ..Options::default()
-        };
-        available(l)?.create(&o)
-    })
+/// The Rust side of a table's options.
+fn options(p: &[u8], o: &TableOptions) -> Options {
+    Options {
+        path: path(p),
+        external: (!o.csv_file.is_empty()).then(|| path(&o.csv_file)),
+        header: o.csv_header,
+        separator: o.csv_separator,
+        writable: o.csv_writable,
+        columns: o.columns as usize,
+        header_image: o.header_image.clone(),
+        auto_inc_base: o.auto_inc_base,
+        index_count: o.unique.len(),
+        level: o.compression_level,
+        unique: o.unique.clone(),
+        hidden_pk: o.hidden_pk,
+    }
+}
+
+fn table_create(p: &[u8], o: &TableOptions, err: &mut String) -> i32 {
+    guard(err, || available(o.layout)?.create(&options(p, o)))
 }
 
 /// DROP: the files of whichever layout the table has (the server does not say).
@@ -783,37 +918,11 @@ impl Drop for Table {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn table_open(
-    p: &[u8],
-    l: u8,
-    external: &[u8],
-    header: bool,
-    sep: u8,
-    writable: bool,
-    columns: u32,
-    level: i32,
-    unique_mask: u64,
-    index_count: u32,
-    hidden_pk: bool,
-) -> Box<Table> {
+fn table_open(p: &[u8], o: &TableOptions) -> Box<Table> {
     let mut t = Box::new(Table { inner: None, broken: Cell::new(false), open_error: 0, error: String::new() });
     let mut inner = None;
     t.open_error = guard(&mut t.error, || {
-        let o = Options {
-            path: path(p),
-            external: (!external.is_empty()).then(|| path(external)),
-            header,
-            separator: sep,
-            writable,
-            columns: columns as usize,
-            level,
-            index_count: index_count as usize,
-            unique: (0..index_count as usize).map(|i| i < 64 && unique_mask & (1 << i) != 0).collect(),
-            hidden_pk,
-            ..Options::default()
-        };
-        inner = Some(available(l)?.open(&o)?);
+        inner = Some(available(o.layout)?.open(&options(p, o))?);
         Ok(())
     });
     t.inner = inner;
@@ -972,7 +1081,7 @@ impl Table {
                 CheckStep::Row => 0,
                 CheckStep::Damaged(text) => {
                     *out = text;
-                    1
+                    Answer::Damaged.repr
                 }
                 CheckStep::End => consts::HA_ERR_END_OF_FILE as i32,
             };
@@ -995,11 +1104,11 @@ impl Table {
 
     // ---- BTREE ----
 
-    fn bt_insert(&mut self, trx: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[u8], dup: &mut u32) -> i32 {
+    fn bt_insert(&mut self, trx: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[SecKey], dup: &mut u32) -> i32 {
         let mut d = None;
         let code = self.run(|t| {
             let e = engine()?;
-            d = btree(t)?.insert(e, trx, pk, row, &sec_keys(sec)?)?;
+            d = btree(t)?.insert(e, trx, pk, row, &sec_keys(sec))?;
             Ok(())
         });
         match d {
@@ -1018,14 +1127,14 @@ impl Table {
         old_pk: &[u8],
         new_pk: &[u8],
         row: &[u8],
-        old_sec: &[u8],
-        new_sec: &[u8],
+        old_sec: &[SecKey],
+        new_sec: &[SecKey],
         dup: &mut u32,
     ) -> i32 {
         let mut d = None;
         let code = self.run(|t| {
             let e = engine()?;
-            d = btree(t)?.update(e, trx, old_pk, new_pk, row, &sec_keys(old_sec)?, &sec_keys(new_sec)?)?;
+            d = btree(t)?.update(e, trx, old_pk, new_pk, row, &sec_keys(old_sec), &sec_keys(new_sec))?;
             Ok(())
         });
         match d {
@@ -1037,10 +1146,10 @@ impl Table {
         }
     }
 
-    fn bt_delete(&mut self, trx: &mut TrxHandle, pk: &[u8], sec: &[u8]) -> i32 {
+    fn bt_delete(&mut self, trx: &mut TrxHandle, pk: &[u8], sec: &[SecKey]) -> i32 {
         self.run(|t| {
             let e = engine()?;
-            btree(t)?.delete(e, trx, pk, &sec_keys(sec)?)
+            btree(t)?.delete(e, trx, pk, &sec_keys(sec))
         })
     }
 
@@ -1053,14 +1162,14 @@ impl Table {
         if code == 0 && !found { consts::HA_ERR_KEY_NOT_FOUND as i32 } else { code }
     }
 
-    fn bt_seek(&mut self, trx: &mut TrxHandle, index: u32, key: &[u8], find: u8) -> i32 {
+    fn bt_seek(&mut self, trx: &mut TrxHandle, index: u32, key: &[u8], find: FindMode) -> i32 {
         let f = match find {
-            0 => Find::Exact,
-            1 => Find::KeyOrNext,
-            2 => Find::KeyOrPrev,
-            3 => Find::AfterKey,
-            4 => Find::BeforeKey,
-            5 => Find::PrefixLast,
+            FindMode::Exact => Find::Exact,
+            FindMode::KeyOrNext => Find::KeyOrNext,
+            FindMode::KeyOrPrev => Find::KeyOrPrev,
+            FindMode::AfterKey => Find::AfterKey,
+            FindMode::BeforeKey => Find::BeforeKey,
+            FindMode::PrefixLast => Find::PrefixLast,
             _ => Find::PrefixLastOrPrev,
         };
         let mut found = false;
@@ -1130,26 +1239,27 @@ impl Table {
         })
     }
 
-    fn bt_count_range(&mut self, index: u32, min: &[u8], min_mode: u8, max: &[u8], max_mode: u8) -> u64 {
+    fn bt_count_range(&mut self, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64 {
         let mut n = 0;
         self.run(|t| {
             let t = btree(t)?;
             n = t.count_range(
                 index as usize,
-                (min_mode != 0).then_some(min),
-                min_mode == 1,
-                (max_mode != 0).then_some(max),
-                max_mode == 1,
+                (min_end != RangeEnd::Unbounded).then_some(min),
+                min_end == RangeEnd::Inclusive,
+                (max_end != RangeEnd::Unbounded).then_some(max),
+                max_end == RangeEnd::Inclusive,
             )?;
             Ok(())
         });
         n
     }
 
-    fn bt_key_stats(&mut self, index: u32, parts: &[u32], analyze: bool, out: &mut Vec<u64>) -> i32 {
+    fn bt_key_stats(&mut self, index: u32, parts: &[KeyPart], analyze: bool, out: &mut Vec<u64>) -> i32 {
         out.clear();
         self.run(|t| {
-            out.extend(btree(t)?.key_stats(index as usize, parts, analyze)?);
+            let parts: Vec<u32> = parts.iter().map(|p| p.length | if p.nullable { bt::PART_NULLABLE } else { 0 }).collect();
+            out.extend(btree(t)?.key_stats(index as usize, &parts, analyze)?);
             Ok(())
         })
     }
@@ -1228,6 +1338,23 @@ mod tests {
 
     const PANIC: i32 = crate::error::HA_ERR_RUST_PANIC;
 
+    /// A one-column CSV table's options (or another layout's).
+    fn opts(layout: LayoutKind) -> TableOptions {
+        TableOptions {
+            layout,
+            csv_file: Vec::new(),
+            csv_header: false,
+            csv_separator: b',',
+            csv_writable: false,
+            columns: 1,
+            compression_level: 0,
+            header_image: Vec::new(),
+            auto_inc_base: 0,
+            unique: vec![false],
+            hidden_pk: false,
+        }
+    }
+
     /// Runs `f` with a panic injected into the first guard it enters: whether a
     /// guard caught that panic and `f` said the entry answered as it should after one.
     fn armed(f: impl FnOnce() -> bool) -> bool {
@@ -1236,6 +1363,10 @@ mod tests {
         let answered = f();
         inject::arm(false);
         inject::caught_count() == before + 1 && answered
+    }
+
+    fn xid() -> Xid {
+        Xid { format_id: 1, gtrid_length: 1, bqual_length: 0, data: b"x".to_vec() }
     }
 
     /// Whether a handle refuses use as one broken by a panic does.
@@ -1276,9 +1407,9 @@ mod tests {
         let d = crate::testutil::dir("ffi_every_entry_point_is_guarded", 0);
         let p = d.join("t").as_os_str().as_bytes().to_vec();
         let mut e = String::new();
-        assert_eq!(table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut e), 0, "{e}");
+        assert_eq!(table_create(&p, &opts(LayoutKind::Csv), &mut e), 0, "{e}");
         let open = || {
-            let t = table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false);
+            let t = table_open(&p, &opts(LayoutKind::Csv));
             assert_eq!(t.open_error(), 0, "{}", t.last_error());
             t
         };
@@ -1313,10 +1444,10 @@ mod tests {
         let mut summary = CheckSummary { rows: 0, damaged: 0, torn_tail: false, lost_rows: 0, note: String::new() };
         let mut v = Vec::new();
 
-        free!("engine_start", engine_start(b"/nonexistent", 16, 1, 1 << 20, &mut s) == PANIC);
+        free!("engine_start", engine_start(b"/nonexistent", 16, LogFlush::EveryCommit, 1 << 20, &mut s) == PANIC);
         free!("engine_stop", engine_stop() == PANIC);
         free!("engine_set_flush_policy", {
-            engine_set_flush_policy(1);
+            engine_set_flush_policy(LogFlush::EveryCommit);
             true
         });
         free!("engine_set_lock_wait_timeout", {
@@ -1353,21 +1484,21 @@ mod tests {
         trx!("trx_commit", |t| trx_commit(&mut t, true, &mut s) == PANIC);
         free!("log_flush", log_flush(&mut s) == PANIC);
         trx!("trx_rollback", |t| trx_rollback(&mut t, &mut s) == PANIC);
-        trx!("trx_prepare", |t| trx_prepare(&mut t, b"x", &mut s) == PANIC);
+        trx!("trx_prepare", |t| trx_prepare(&mut t, &xid(), &mut s) == PANIC);
         trx!("trx_detach_prepared", |t| !trx_detach_prepared(&mut t));
         free!("xa_prepared", xa_prepared().is_empty());
         free!("xa_given", {
-            xa_given(b"", false);
+            xa_given(&[], false);
             true
         });
-        free!("xa_end", xa_end(b"x", true, &mut s) == PANIC);
+        free!("xa_end", xa_end(&xid(), true, &mut s) == PANIC);
         trx!("trx_savepoint", |t| trx_savepoint(&t) == 0);
         trx!("trx_rollback_to", |t| trx_rollback_to(&mut t, 0, &mut s) == PANIC);
-        free!("layout_supported", !layout_supported(1));
-        free!("table_create", table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut s) == PANIC);
+        free!("layout_supported", !layout_supported(LayoutKind::Csv));
+        free!("table_create", table_create(&p, &opts(LayoutKind::Csv), &mut s) == PANIC);
         free!("table_delete", table_delete(&p, &mut s) == PANIC);
         free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);
-        free!("table_open", table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false).open_error() == PANIC);
+        free!("table_open", table_open(&p, &opts(LayoutKind::Csv)).open_error() == PANIC);
         let t = open();
         free!("drop Table", {
             drop(t);
@@ -1436,11 +1567,11 @@ mod tests {
             true
         });
         table!("check_finish", |t, x| t.check_finish(false, &mut summary) == PANIC);
-        table!("bt_insert", |t, x| t.bt_insert(&mut x, b"k", b"", b"", &mut dup) == PANIC);
-        table!("bt_update", |t, x| t.bt_update(&mut x, b"k", b"k", b"", b"", b"", &mut dup) == PANIC);
-        table!("bt_delete", |t, x| t.bt_delete(&mut x, b"k", b"") == PANIC);
+        table!("bt_insert", |t, x| t.bt_insert(&mut x, b"k", b"", &[], &mut dup) == PANIC);
+        table!("bt_update", |t, x| t.bt_update(&mut x, b"k", b"k", b"", &[], &[], &mut dup) == PANIC);
+        table!("bt_delete", |t, x| t.bt_delete(&mut x, b"k", &[]) == PANIC);
         table!("bt_get", |t, x| t.bt_get(&mut x, b"k") == PANIC);
-        table!("bt_seek", |t, x| t.bt_seek(&mut x, 0, b"k", 0) == PANIC);
+        table!("bt_seek", |t, x| t.bt_seek(&mut x, 0, b"k", FindMode::Exact) == PANIC);
         table!("bt_edge", |t, x| t.bt_edge(&mut x, 0, false) == PANIC);
         table!("bt_next", |t, x| t.bt_next(false) == PANIC);
         table!("bt_set_prefix", |t, x| {
@@ -1454,8 +1585,8 @@ mod tests {
         });
         table!("bt_fetch_current", |t, x| t.bt_fetch_current() == PANIC);
         table!("bt_key", |t, x| t.bt_key().is_empty());
-        table!("bt_count_range", |t, x| t.bt_count_range(0, b"", 0, b"", 0) == 0);
-        table!("bt_key_stats", |t, x| t.bt_key_stats(0, &[4], false, &mut v) == PANIC);
+        table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 0);
+        table!("bt_key_stats", |t, x| t.bt_key_stats(0, &[KeyPart { length: 4, nullable: false }], false, &mut v) == PANIC);
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
         table!("bt_check", |t, x| t.bt_check(0, &mut s, &mut n) == 0 && n == 1 && s.contains("(panic)"));
@@ -1490,8 +1621,8 @@ mod tests {
         let d = crate::testutil::dir("ffi_a_handle_broken_by_a_panic", 0);
         let p = d.join("t").as_os_str().as_bytes().to_vec();
         let mut e = String::new();
-        assert_eq!(table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut e), 0, "{e}");
-        let mut t = table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false);
+        assert_eq!(table_create(&p, &opts(LayoutKind::Csv), &mut e), 0, "{e}");
+        let mut t = table_open(&p, &opts(LayoutKind::Csv));
         assert_eq!(t.set_bulk(true), 0);
         let mut image = vec![1u8];
         image.extend_from_slice(&1u32.to_le_bytes());
@@ -1521,8 +1652,8 @@ mod tests {
         let d = crate::testutil::dir("ffi_a_broken_invariant", 0);
         let p = d.join("t").as_os_str().as_bytes().to_vec();
         let mut e = String::new();
-        assert_eq!(table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut e), 0, "{e}");
-        let mut t = table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false);
+        assert_eq!(table_create(&p, &opts(LayoutKind::Csv), &mut e), 0, "{e}");
+        let mut t = table_open(&p, &opts(LayoutKind::Csv));
         assert_eq!(t.scan_next(), crate::error::HA_ERR_RUST_INTERNAL);
         assert_eq!(t.last_error(), "internal error in the RUST engine: scan_next without scan_start");
         assert_eq!(t.scan_start(), 0, "{}", t.last_error());
@@ -1532,8 +1663,26 @@ mod tests {
     #[test]
     fn unsupported_layouts_say_so() {
         let mut msg = String::new();
-        let code = table_create(b"/nonexistent/t", 0, b"", false, b',', false, 1, b"", 0, 1, &mut msg);
+        let code = table_create(b"/nonexistent/t", &opts(LayoutKind::Btree), &mut msg);
         assert_eq!(code, consts::HA_ERR_UNSUPPORTED as i32);
         assert!(msg.contains("BTREE"), "{msg}");
+    }
+
+    /// An XID crosses as a struct and is kept in the engine's byte form (the one
+    /// PREPARE records hold); a stored one the server could not take is refused.
+    #[test]
+    fn xids_round_trip_and_malformed_ones_are_refused() {
+        let x = Xid { format_id: -7, gtrid_length: 2, bqual_length: 1, data: b"abc".to_vec() };
+        let b = xid_bytes(&x);
+        assert_eq!(b.len(), 19);
+        assert_eq!(&b[..8], &(-7i64).to_le_bytes());
+        let y = xid_of(&b).expect("a well-formed XID");
+        assert_eq!((y.format_id, y.gtrid_length, y.bqual_length, y.data), (-7, 2, 1, b"abc".to_vec()));
+        assert!(xid_of(&b[..18]).is_none(), "lengths that do not add up");
+        assert!(xid_of(&b[..10]).is_none(), "too short");
+        let mut long = xid_bytes(&Xid { format_id: 0, gtrid_length: 65, bqual_length: 0, data: vec![0; 65] });
+        assert!(xid_of(&long).is_none(), "a gtrid over 64 bytes");
+        long.truncate(16);
+        assert!(malformed_xid(&long).contains("16 bytes: 0000"), "{}", malformed_xid(&long));
     }
 }
