@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::btree::table::BtreeTable;
 use crate::error::{Error, Result};
-pub use crate::ffi::bridge::{CheckSummary, KeyMax, Stats};
+pub use crate::ffi::bridge::{CheckSummary, KeyMax, LayoutKind, Stats};
 
 /// The layouts, in the order of the LAYOUT table option's values (BTREE, CSV,
 /// ARCHIVE): the value C++ sends is the index here.
@@ -54,6 +54,44 @@ pub struct Options {
     pub unique: Vec<bool>,
     /// BTREE, open: whether the table has no primary key (a hidden row id).
     pub hidden_pk: bool,
+}
+
+/// The table options CREATE TABLE gave, for [`check_create_options`].
+pub struct CreateOptions<'a> {
+    pub layout: LayoutKind,
+    /// Whether CSV_FILE was given.
+    pub csv_file: bool,
+    pub csv_header: bool,
+    /// CSV_SEPARATOR as written, when given.
+    pub csv_separator: Option<&'a [u8]>,
+    pub csv_writable: bool,
+    /// 0: not given.
+    pub compression_level: i32,
+}
+
+/// Whether CREATE TABLE's options go together: each layout's own options only,
+/// one usable separator character, CSV_WRITABLE with an attached file. The
+/// message is the one the user sees (ER_ILLEGAL_HA_CREATE_OPTION).
+pub fn check_create_options(o: &CreateOptions) -> std::result::Result<(), String> {
+    let any_csv = o.csv_file || o.csv_header || o.csv_separator.is_some() || o.csv_writable;
+    let bad = match o.layout {
+        LayoutKind::Btree if any_csv || o.compression_level != 0 => Some("CSV_* and COMPRESSION_LEVEL do not apply to LAYOUT=BTREE"),
+        LayoutKind::Csv if o.compression_level != 0 => Some("COMPRESSION_LEVEL applies to LAYOUT=ARCHIVE only"),
+        LayoutKind::Archive if any_csv => Some("CSV_* options apply to LAYOUT=CSV only"),
+        _ => None,
+    };
+    if let Some(why) = bad {
+        return Err(why.into());
+    }
+    if let Some(sep) = o.csv_separator {
+        if sep.len() != 1 || matches!(sep[0], b'"' | b'\\' | b'\n' | b'\r') {
+            return Err("CSV_SEPARATOR must be one character other than a quote, a backslash or a line break".into());
+        }
+    }
+    if o.csv_writable && !o.csv_file {
+        return Err("CSV_WRITABLE applies to an attached file (CSV_FILE) only".into());
+    }
+    Ok(())
 }
 
 /// A layout: how a table of it is made, found, removed and renamed.
@@ -165,5 +203,35 @@ pub trait LayoutTable {
     }
     fn btree_ref(&self) -> Option<&BtreeTable> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(layout: LayoutKind) -> CreateOptions<'static> {
+        CreateOptions { layout, csv_file: false, csv_header: false, csv_separator: None, csv_writable: false, compression_level: 0 }
+    }
+
+    /// Each rule refuses what it names, with the text the user sees, and lets
+    /// the layout's own options through.
+    #[test]
+    fn create_options_go_together_or_say_why() {
+        for l in [LayoutKind::Btree, LayoutKind::Csv, LayoutKind::Archive] {
+            assert_eq!(check_create_options(&opts(l)), Ok(()));
+        }
+        let err = |o: CreateOptions| check_create_options(&o).unwrap_err();
+        assert_eq!(err(CreateOptions { csv_header: true, ..opts(LayoutKind::Btree) }), "CSV_* and COMPRESSION_LEVEL do not apply to LAYOUT=BTREE");
+        assert_eq!(err(CreateOptions { compression_level: 3, ..opts(LayoutKind::Btree) }), "CSV_* and COMPRESSION_LEVEL do not apply to LAYOUT=BTREE");
+        assert_eq!(err(CreateOptions { compression_level: 3, ..opts(LayoutKind::Csv) }), "COMPRESSION_LEVEL applies to LAYOUT=ARCHIVE only");
+        assert_eq!(err(CreateOptions { csv_file: true, ..opts(LayoutKind::Archive) }), "CSV_* options apply to LAYOUT=CSV only");
+        assert_eq!(check_create_options(&CreateOptions { compression_level: 3, ..opts(LayoutKind::Archive) }), Ok(()));
+        assert_eq!(check_create_options(&CreateOptions { csv_separator: Some(b";"), csv_header: true, ..opts(LayoutKind::Csv) }), Ok(()));
+        for bad in [&b""[..], b";;", b"\"", b"\\", b"\n", b"\r"] {
+            assert!(err(CreateOptions { csv_separator: Some(bad), ..opts(LayoutKind::Csv) }).starts_with("CSV_SEPARATOR must be one character"), "{bad:?}");
+        }
+        assert_eq!(err(CreateOptions { csv_writable: true, ..opts(LayoutKind::Csv) }), "CSV_WRITABLE applies to an attached file (CSV_FILE) only");
+        assert_eq!(check_create_options(&CreateOptions { csv_writable: true, csv_file: true, ..opts(LayoutKind::Csv) }), Ok(()));
     }
 }

@@ -137,21 +137,7 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
                     std::string(e).c_str());
     return rc ? HA_WRONG_CREATE_OPTION : HA_WRONG_CREATE_OPTION;
   }
-  uint indexes= 1;
-  if (o->layout == LAYOUT_BTREE)
-  {
-    if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable ||
-        o->compression_level)
-    {
-      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                      "CSV_* and COMPRESSION_LEVEL do not apply to LAYOUT=BTREE",
-                      MYF(0));
-      return HA_WRONG_CREATE_OPTION;
-    }
-    if (int rc= bt_create_check(form, &indexes))
-      return rc;
-  }
-  else if (o->layout == LAYOUT_CSV)
+  if (o->layout == LAYOUT_CSV)
   {
     if (form->s->keys)
     {
@@ -163,21 +149,28 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
       my_error(ER_TABLE_CANT_HANDLE_AUTO_INCREMENT, MYF(0));
       return HA_WRONG_CREATE_OPTION;
     }
-    if (o->compression_level)
-    {
-      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                      "COMPRESSION_LEVEL applies to LAYOUT=ARCHIVE only", MYF(0));
-      return HA_WRONG_CREATE_OPTION;
-    }
   }
-  else
+  /* Which options combine, and their values: Rust's rules. */
+  ha_rust_ffi::OptionsGiven given;
+  given.csv_file= o->csv_file != nullptr;
+  given.csv_separator= o->csv_separator != nullptr;
+  for (const char *p= o->csv_separator; p && *p; p++)
+    given.csv_separator_text.push_back((uint8_t) *p);
+  rust::String bad;
+  if (!ha_rust_ffi::table_options_check(opts, given, bad))
   {
-    if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable)
-    {
-      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                      "CSV_* options apply to LAYOUT=CSV only", MYF(0));
-      return HA_WRONG_CREATE_OPTION;
-    }
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
+                    std::string(bad).c_str());
+    return HA_WRONG_CREATE_OPTION;
+  }
+  uint indexes= 1;
+  if (o->layout == LAYOUT_BTREE)
+  {
+    if (int rc= bt_create_check(form, &indexes))
+      return rc;
+  }
+  else if (o->layout == LAYOUT_ARCHIVE)
+  {
     /* As MariaDB's ARCHIVE: at most one index, on the AUTO_INCREMENT column. */
     if (form->s->keys > 1)
     {
@@ -197,25 +190,6 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
         return HA_WRONG_CREATE_OPTION;
       }
     }
-  }
-  if (o->csv_separator)
-  {
-    size_t n= strlen(o->csv_separator);
-    char c= o->csv_separator[0];
-    if (n != 1 || c == '"' || c == '\\' || c == '\n' || c == '\r')
-    {
-      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                      "CSV_SEPARATOR must be one character other than a quote, "
-                      "a backslash or a line break", MYF(0));
-      return HA_WRONG_CREATE_OPTION;
-    }
-  }
-  if (o->csv_writable && !o->csv_file)
-  {
-    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                    "CSV_WRITABLE applies to an attached file (CSV_FILE) only",
-                    MYF(0));
-    return HA_WRONG_CREATE_OPTION;
   }
   if (o->csv_file && (thd_sql_command(thd) == SQLCOM_ALTER_TABLE ||
                       strstr(name, "#P#")))

@@ -122,6 +122,15 @@ pub mod bridge {
         hidden_pk: bool,
     }
 
+    /// Which table options CREATE TABLE gave (`TableOptions` has their values,
+    /// with defaults for those not given).
+    struct OptionsGiven {
+        csv_file: bool,
+        /// CSV_SEPARATOR as written, when given.
+        csv_separator: bool,
+        csv_separator_text: Vec<u8>,
+    }
+
     /// A row's key in one secondary index.
     struct SecKey {
         /// Memcomparable bytes.
@@ -324,6 +333,9 @@ pub mod bridge {
         /// Whether this build can create and open tables of `layout` now.
         fn layout_supported(layout: LayoutKind) -> bool;
 
+        /// Whether CREATE TABLE's options go together (the layout's own options
+        /// only, a valid separator, ...); false with the reason in `err`.
+        fn table_options_check(options: &TableOptions, given: &OptionsGiven, err: &mut String) -> bool;
         fn table_create(path: &[u8], options: &TableOptions, err: &mut String) -> i32;
         fn table_delete(path: &[u8], err: &mut String) -> i32;
         fn table_rename(from: &[u8], to: &[u8], err: &mut String) -> i32;
@@ -449,7 +461,9 @@ pub mod bridge {
     }
 }
 
-use bridge::{Answer, CheckSummary, FindMode, KeyMax, KeyPart, LayoutKind, LogFlush, RangeEnd, SecKey, Stats, TableOptions, Xid};
+use bridge::{
+    Answer, CheckSummary, FindMode, KeyMax, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Stats, TableOptions, Xid,
+};
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
 use crate::btree::table::{self as bt, BtreeTable, Find};
@@ -857,6 +871,19 @@ fn options(p: &[u8], o: &TableOptions) -> Options {
         unique: o.unique.clone(),
         hidden_pk: o.hidden_pk,
     }
+}
+
+fn table_options_check(o: &TableOptions, given: &OptionsGiven, err: &mut String) -> bool {
+    let c = layout::CreateOptions {
+        layout: o.layout,
+        csv_file: given.csv_file,
+        csv_header: o.csv_header,
+        csv_separator: given.csv_separator.then_some(&given.csv_separator_text[..]),
+        csv_writable: o.csv_writable,
+        compression_level: o.compression_level,
+    };
+    // After a panic: refused, with the panic's message.
+    guard(err, || layout::check_create_options(&c).map_err(Error::Unsupported)) == 0
 }
 
 fn table_create(p: &[u8], o: &TableOptions, err: &mut String) -> i32 {
@@ -1495,6 +1522,10 @@ mod tests {
         trx!("trx_savepoint", |t| trx_savepoint(&t) == 0);
         trx!("trx_rollback_to", |t| trx_rollback_to(&mut t, 0, &mut s) == PANIC);
         free!("layout_supported", !layout_supported(LayoutKind::Csv));
+        free!("table_options_check", {
+            let given = OptionsGiven { csv_file: false, csv_separator: false, csv_separator_text: Vec::new() };
+            !table_options_check(&opts(LayoutKind::Csv), &given, &mut s) && s.contains("panic")
+        });
         free!("table_create", table_create(&p, &opts(LayoutKind::Csv), &mut s) == PANIC);
         free!("table_delete", table_delete(&p, &mut s) == PANIC);
         free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);
