@@ -119,6 +119,19 @@ pub enum CheckStep {
     End,
 }
 
+/// A CHECK that found nothing.
+pub fn empty_summary() -> CheckSummary {
+    CheckSummary {
+        rows: 0,
+        damaged: 0,
+        torn_tail: false,
+        lost_rows: 0,
+        note: String::new(),
+        more: String::new(),
+        corrupt: false,
+    }
+}
+
 /// What a layout does not do, said so.
 pub fn unsupported(what: &str) -> Error {
     Error::Unsupported(format!("{what} is not supported by this table's layout"))
@@ -194,8 +207,10 @@ pub trait LayoutTable {
     fn check_reject(&mut self, why: String) -> String {
         why
     }
-    fn check_finish(&mut self, _repair: bool) -> Result<CheckSummary> {
-        Ok(CheckSummary { rows: 0, damaged: 0, torn_tail: false, lost_rows: 0, note: String::new() })
+    /// The end of CHECK (or REPAIR, which mends what it can now): what was
+    /// found, with the verdict. `rejected`: rows the server could not store.
+    fn check_finish(&mut self, _repair: bool, _rejected: u64) -> Result<CheckSummary> {
+        Ok(empty_summary())
     }
     /// The BTREE table, for the operations only BTREE has.
     fn btree(&mut self) -> Option<&mut BtreeTable> {

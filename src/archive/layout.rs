@@ -92,9 +92,17 @@ impl LayoutTable for ArchiveTable {
             table::CheckStep::End => CheckStep::End,
         })
     }
-    fn check_finish(&mut self, repair: bool) -> Result<CheckSummary> {
+    /// A row the server cannot unpack is damage REPAIR cannot mend: the table
+    /// stays corrupt after REPAIR.
+    fn check_finish(&mut self, repair: bool, rejected: u64) -> Result<CheckSummary> {
         let rep = ArchiveTable::check_finish(self, repair)?;
-        let note = rep.repair_note();
-        Ok(CheckSummary { rows: rep.rows, damaged: rep.damaged, torn_tail: false, lost_rows: rep.lost_rows, note })
+        Ok(CheckSummary {
+            rows: rep.rows,
+            damaged: rep.damaged,
+            lost_rows: rep.lost_rows,
+            note: rep.repair_note(),
+            corrupt: (!repair && rep.damaged > 0) || rejected > 0,
+            ..crate::layout::empty_summary()
+        })
     }
 }

@@ -115,14 +115,18 @@ impl LayoutTable for CsvTable {
     fn check_reject(&mut self, why: String) -> String {
         CsvTable::check_reject(self, why)
     }
-    fn check_finish(&mut self, repair: bool) -> Result<CheckSummary> {
+    /// Rows the server rejected are damage here (counted in `damaged`), and
+    /// REPAIR removes them: after REPAIR the table is sound.
+    fn check_finish(&mut self, repair: bool, _rejected: u64) -> Result<CheckSummary> {
         let rep = CsvTable::check_finish(self, repair)?;
+        let damaged = rep.damage.len() as u64;
         Ok(CheckSummary {
             rows: rep.rows,
-            damaged: rep.damage.len() as u64,
+            damaged,
             torn_tail: rep.damage.iter().any(|d| d.torn_tail),
-            lost_rows: 0,
             note: rep.repair_note(),
+            corrupt: !repair && damaged > 0,
+            ..crate::layout::empty_summary()
         })
     }
 }

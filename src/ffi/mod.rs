@@ -87,6 +87,8 @@ pub mod bridge {
     enum Sizes {
         /// A BTREE page in bytes (`btree::page::PAGE_SIZE`).
         Page = 16384,
+        /// CHECK/REPAIR shows at most this many damaged records, then a count.
+        CheckWarnings = 20,
     }
 
     /// Special answers besides 0 and an error code.
@@ -253,6 +255,11 @@ pub mod bridge {
         /// REPAIR's result line when it removed something: rows kept, and where the
         /// removed records were saved (empty otherwise).
         note: String,
+        /// The line after the damage shown when more was found than
+        /// `Sizes::CheckWarnings` (empty otherwise).
+        more: String,
+        /// The verdict: the table is corrupt (HA_ADMIN_CORRUPT), else OK.
+        corrupt: bool,
     }
 
     /// The largest key stored in an ARCHIVE table's index (order-preserving).
@@ -389,6 +396,8 @@ pub mod bridge {
         /// text in `out`); HA_ERR_END_OF_FILE at the end; else an error.
         fn check_next(self: &mut Table, out: &mut String) -> i32;
         /// `why` is bytes: it quotes a value from the file, which need not be UTF-8.
+        /// The server could not store the current row's values (`why`): the
+        /// line to show in `out`.
         fn check_reject(self: &mut Table, why: &[u8], out: &mut String);
         fn check_finish(self: &mut Table, repair: bool, out: &mut CheckSummary) -> i32;
 
@@ -438,9 +447,9 @@ pub mod bridge {
         /// The BTREE table's format version (docs/btree-format.md): 2 and up,
         /// binary and NO PAD string key parts end with their length.
         fn bt_key_format(self: &Table) -> u32;
-        /// CHECK TABLE: the problems found, one per line, and how many; stops
-        /// with HA_ERR_ABORTED_BY_USER when session `session` is killed.
-        fn bt_check(self: &mut Table, session: usize, out: &mut String, problems: &mut u32) -> i32;
+        /// CHECK TABLE: the problems found, one a line to show; stops with
+        /// HA_ERR_ABORTED_BY_USER when session `session` is killed.
+        fn bt_check(self: &mut Table, session: usize, out: &mut Vec<String>) -> i32;
         /// Takes the table lock for the transaction now (exclusive: for a statement
         /// that writes, or SELECT ... FOR UPDATE).
         fn bt_lock(self: &mut Table, trx: &mut TrxHandle, exclusive: bool) -> i32;
@@ -462,7 +471,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, CheckSummary, FindMode, KeyMax, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Stats, TableOptions, Xid,
+    Answer, CheckSummary, FindMode, KeyMax, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
@@ -927,6 +936,8 @@ pub struct Table {
     broken: Cell<bool>,
     open_error: i32,
     error: String,
+    /// Rows the server could not store in this CHECK/REPAIR (`check_reject`).
+    check_rejected: u64,
 }
 
 impl Drop for Table {
@@ -946,7 +957,8 @@ impl Drop for Table {
 }
 
 fn table_open(p: &[u8], o: &TableOptions) -> Box<Table> {
-    let mut t = Box::new(Table { inner: None, broken: Cell::new(false), open_error: 0, error: String::new() });
+    let mut t =
+        Box::new(Table { inner: None, broken: Cell::new(false), open_error: 0, error: String::new(), check_rejected: 0 });
     let mut inner = None;
     t.open_error = guard(&mut t.error, || {
         inner = Some(available(o.layout)?.open(&options(p, o))?);
@@ -1099,6 +1111,7 @@ impl Table {
         })
     }
     fn check_start(&mut self) -> i32 {
+        self.check_rejected = 0;
         self.run(|t| t.check_start())
     }
     fn check_next(&mut self, out: &mut String) -> i32 {
@@ -1117,14 +1130,20 @@ impl Table {
         if code == 0 { step } else { code }
     }
     fn check_reject(&mut self, why: &[u8], out: &mut String) {
+        self.check_rejected += 1;
         self.run(|t| {
             *out = t.check_reject(String::from_utf8_lossy(why).into_owned());
             Ok(())
         });
     }
     fn check_finish(&mut self, repair: bool, out: &mut CheckSummary) -> i32 {
+        let rejected = self.check_rejected;
         self.run(|t| {
-            *out = t.check_finish(repair)?;
+            *out = t.check_finish(repair, rejected)?;
+            let shown = Sizes::CheckWarnings.repr as u64;
+            if out.damaged > shown {
+                out.more = format!("... and {} more damaged records", out.damaged - shown);
+            }
             Ok(())
         })
     }
@@ -1334,14 +1353,12 @@ impl Table {
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
     }
 
-    fn bt_check(&mut self, session: usize, out: &mut String, problems: &mut u32) -> i32 {
-        let mut n = 0;
+    fn bt_check(&mut self, session: usize, out: &mut Vec<String>) -> i32 {
+        out.clear();
         let code = self.run(|t| {
             let b = btree(t)?;
             let steps = b.check_steps();
-            let found = b.check_with(&mut bt::StopCheck::new(session).with_total(steps))?;
-            n = found.len() as u32;
-            *out = found.join("\n");
+            *out = b.check_with(&mut bt::StopCheck::new(session).with_total(steps))?;
             Ok(())
         });
         if code == consts::HA_ERR_ABORTED_BY_USER as i32 {
@@ -1349,10 +1366,8 @@ impl Table {
         }
         if code != 0 {
             // an error that stopped the check is a problem it found
-            *out = self.error.clone();
-            n = n.max(1);
+            *out = vec![self.error.clone()];
         }
-        *problems = n;
         0
     }
 }
@@ -1467,8 +1482,9 @@ mod tests {
             }};
         }
         let mut s = String::new();
-        let (mut n, mut dup) = (0u32, 0u32);
-        let mut summary = CheckSummary { rows: 0, damaged: 0, torn_tail: false, lost_rows: 0, note: String::new() };
+        let mut dup = 0u32;
+        let mut summary = layout::empty_summary();
+        let mut lines = Vec::new();
         let mut v = Vec::new();
 
         free!("engine_start", engine_start(b"/nonexistent", 16, LogFlush::EveryCommit, 1 << 20, &mut s) == PANIC);
@@ -1620,7 +1636,7 @@ mod tests {
         table!("bt_key_stats", |t, x| t.bt_key_stats(0, &[KeyPart { length: 4, nullable: false }], false, &mut v) == PANIC);
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
-        table!("bt_check", |t, x| t.bt_check(0, &mut s, &mut n) == 0 && n == 1 && s.contains("(panic)"));
+        table!("bt_check", |t, x| t.bt_check(0, &mut lines) == 0 && lines.len() == 1 && lines[0].contains("(panic)"));
         table!("bt_lock", |t, x| t.bt_lock(&mut x, true) == PANIC);
         table!("bt_auto_increment", |t, x| t.bt_auto_increment() == 0);
         table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1) == PANIC);
