@@ -36,6 +36,7 @@ pub enum Error {
 }
 
 /// First engine-private error code, as MyRocks does: past the server's last one.
+/// C++ reads these codes from the bridge's `RustError` (src/ffi checks they agree).
 pub const HA_ERR_RUST_FIRST: i32 = consts::HA_ERR_LAST as i32 + 1;
 pub const HA_ERR_RUST_IO: i32 = HA_ERR_RUST_FIRST;
 pub const HA_ERR_RUST_CORRUPT: i32 = HA_ERR_RUST_FIRST + 1;

@@ -15,6 +15,7 @@ pub mod fsutil;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod inventory;
+pub mod layout;
 pub mod metrics;
 pub mod rejected;
 pub mod session;

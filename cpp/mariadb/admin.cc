@@ -75,26 +75,20 @@ std::string ha_rust::admin_decode()
 
 /* The end of CHECK and REPAIR: the file rewritten (REPAIR), the count of
    damage not listed, what REPAIR kept, and the verdict. */
-int ha_rust::admin_end(THD *thd, bool repair, ulonglong rejected,
-                       ulonglong max_shown)
+int ha_rust::admin_end(THD *thd, bool repair)
 {
   ha_rust_ffi::CheckSummary sum;
   if (int rc= (*tbl)->check_finish(repair, sum))
     return admin_failed(thd, rc, false);
-  if (sum.damaged > max_shown)
-    push_warning_printf(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
-                        "... and %llu more damaged records",
-                        (unsigned long long) (sum.damaged - max_shown));
+  if (!sum.more.empty())
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                 std::string(sum.more).c_str());
   /* what REPAIR kept, and where it saved what it removed (docs/repair.md) */
   if (repair && !sum.note.empty())
     push_warning(thd, Sql_condition::WARN_LEVEL_NOTE, ER_UNKNOWN_ERROR,
                  std::string(sum.note).c_str());
-  /* CSV: rejected rows are counted in sum.damaged, and REPAIR removes them.
-     ARCHIVE: a row that does not unpack is damage REPAIR cannot mend. */
-  bool bad_rows= layout() == LAYOUT_ARCHIVE && rejected;
-  if (!repair)
-    return sum.damaged || bad_rows ? HA_ADMIN_CORRUPT : HA_ADMIN_OK;
-  return bad_rows ? HA_ADMIN_CORRUPT : HA_ADMIN_OK;
+  /* the verdict is Rust's (each layout's check_finish) */
+  return sum.corrupt ? HA_ADMIN_CORRUPT : HA_ADMIN_OK;
 }
 
 /* CHECK and REPAIR: every record is decoded and every value stored into its
@@ -107,8 +101,8 @@ int ha_rust::admin(THD *thd, bool repair)
   if (rc)
     return admin_failed(thd, rc, false);
   rust::String text;
-  ulonglong shown= 0, rejected= 0;
-  const ulonglong max_shown= 20;
+  ulonglong shown= 0;
+  const ulonglong max_shown= (ulonglong) ha_rust_ffi::Sizes::CheckWarnings;
   for (ulonglong step= 1;; step++)
   {
     /* KILL: stop every few thousand rows, changing nothing (REPAIR rewrites
@@ -130,15 +124,14 @@ int ha_rust::admin(THD *thd, bool repair)
       if (bad.empty())
         continue;
       (*tbl)->check_reject(sl(bad), text);
-      rejected++;
     }
-    else if (rc != 1)
+    else if (rc != (int) ha_rust_ffi::Answer::Damaged)
       return admin_failed(thd, rc, true);
     if (shown++ < max_shown)
       push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
                    std::string(text).c_str());
   }
-  return admin_end(thd, repair, rejected, max_shown);
+  return admin_end(thd, repair);
 }
 
 int ha_rust::check(THD *thd, HA_CHECK_OPT *)
@@ -213,28 +206,19 @@ int ha_rust::bt_repair(THD *thd)
 
 int ha_rust::bt_check(THD *thd)
 {
-  rust::String out;
-  uint32_t n= 0;
+  rust::Vec<rust::String> out;
   rust_progress progress(thd);   /* pages and entries checked (Rust reports them) */
-  if ((*tbl)->bt_check(reinterpret_cast<size_t>(thd), out, n))
+  if ((*tbl)->bt_check(reinterpret_cast<size_t>(thd), out))
   {
     /* killed: the result says so, then "Operation failed" */
     push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_QUERY_INTERRUPTED,
                  ER_THD(thd, ER_QUERY_INTERRUPTED));
     return HA_ADMIN_FAILED;
   }
-  if (!n)
+  if (out.empty())
     return HA_ADMIN_OK;
-  std::string all(out);
-  size_t at= 0;
-  while (at <= all.size())
-  {
-    size_t nl= all.find('\n', at);
-    std::string line= all.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR, line.c_str());
-    if (nl == std::string::npos)
-      break;
-    at= nl + 1;
-  }
+  for (const rust::String &line : out)
+    push_warning(thd, Sql_condition::WARN_LEVEL_WARN, ER_UNKNOWN_ERROR,
+                 std::string(line).c_str());
   return HA_ADMIN_CORRUPT;
 }

@@ -131,7 +131,8 @@ int ha_rust::bt_write_row(const uchar *buf)
   if (int rc= pack_binary(buf))
     return rc;
   uint32_t dup= 0;
-  int rc= (*tbl)->bt_insert(trx(), sl(pk_buf), bytes(row_image), sl(sec_buf), dup);
+  int rc= (*tbl)->bt_insert(trx(), sl(pk_buf), bytes(row_image), sl(sec_buf),
+                            dup);
   if (autoinc_row)
   {
     if (autoinc_rows_left)

@@ -33,10 +33,17 @@ struct ha_table_option_struct
   ulonglong compression_level; /* ARCHIVE: zstd level, 0 = the default */
 };
 
-enum rust_layout { LAYOUT_BTREE= 0, LAYOUT_CSV= 1, LAYOUT_ARCHIVE= 2 };
+/* The LAYOUT option's values: the bridge's LayoutKind. */
+enum rust_layout {
+  LAYOUT_BTREE= (int) ha_rust_ffi::LayoutKind::Btree,
+  LAYOUT_CSV= (int) ha_rust_ffi::LayoutKind::Csv,
+  LAYOUT_ARCHIVE= (int) ha_rust_ffi::LayoutKind::Archive
+};
 
-/* Engine-private error codes, as in src/error.rs: past the server's last one. */
-#define HA_ERR_RUST_FIRST (HA_ERR_LAST + 1)
+/* Engine-private error codes (the bridge's RustError): past the server's last one. */
+#define HA_ERR_RUST_FIRST ((int) ha_rust_ffi::RustError::Io)
+static_assert(HA_ERR_RUST_FIRST == HA_ERR_LAST + 1,
+              "the bridge's RustError codes must follow HA_ERR_LAST");
 
 /* Whether a key part's column can be read back from its memcomparable bytes
    (index-only reads; keys.cc). */
@@ -65,6 +72,15 @@ static inline rust::Slice<const uint8_t> sl(const std::string &s)
   return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t *>(s.data()),
                                     s.size());
 }
+
+static inline rust::Slice<const ha_rust_ffi::SecKey>
+sl(const std::vector<ha_rust_ffi::SecKey> &v)
+{
+  return rust::Slice<const ha_rust_ffi::SecKey>(v.data(), v.size());
+}
+
+/* The BTREE page size (the bridge's). */
+#define RUST_PAGE_SIZE ((uint32_t) ha_rust_ffi::Sizes::Page)
 
 /* The number of columns stored in the table's files (not virtual ones);
    handler.cc. */
@@ -103,7 +119,8 @@ class ha_rust final : public handler
   std::vector<uint> rust_index_of;
   std::vector<uint> server_key_of;
   std::vector<uchar> key_record;   /* scratch record for key tuples */
-  std::string key_buf, key_buf2, pk_buf, pk_buf2, sec_buf, sec_buf2;
+  std::string key_buf, key_buf2, pk_buf, pk_buf2, key_tmp;
+  std::vector<ha_rust_ffi::SecKey> sec_buf, sec_buf2;
   ulonglong autoinc_rows_left= 0;  /* values a statement reserved, not yet used */
   ulonglong autoinc_last= 0;       /* the end of the statement's reservation */
   std::string same_buf;   /* index_next_same's key, memcomparable */
@@ -115,7 +132,7 @@ class ha_rust final : public handler
   bool scan_desc= false;
   uint max_pk_len= 0;
   uint32_t key_format= 0;            /* the table's format version (Rust) */
-  std::vector<uint32_t> stat_parts;  /* key part layouts for bt_key_stats */
+  std::vector<ha_rust_ffi::KeyPart> stat_parts;  /* key parts for bt_key_stats */
   /* Index-only reads (docs/btree-format.md, "Index-only reads") */
   bool pk_decodable= false;          /* every primary key part can be decoded */
   std::vector<bool> keyread_cols;    /* [key * fields + field]: decodable from key */
@@ -137,7 +154,8 @@ class ha_rust final : public handler
   void append_key(uint key, const uchar *record, uint parts, std::string &out,
                   bool *has_null);
   void primary_key_of(const uchar *record, std::string &out);
-  void secondary_keys_of(const uchar *record, std::string &out);
+  typedef std::vector<ha_rust_ffi::SecKey> sec_keys;
+  void secondary_keys_of(const uchar *record, sec_keys &out);
   uint key_tuple(uint key, const uchar *tuple, key_part_map map,
                  std::string &out);
   int bt_rc(int rc);
@@ -193,7 +211,7 @@ private:
   int admin(THD *thd, bool repair);
   int admin_failed(THD *thd, int rc, bool started);
   std::string admin_decode();
-  int admin_end(THD *thd, bool repair, ulonglong rejected, ulonglong max_shown);
+  int admin_end(THD *thd, bool repair);
 
 public:
   ha_rust(handlerton *hton, TABLE_SHARE *table_arg);

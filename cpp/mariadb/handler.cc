@@ -31,6 +31,26 @@ uint stored_columns(TABLE *t)
   return n;
 }
 
+/* What a table is created or opened with (one index: the caller adds the
+   BTREE indexes, the header image and the AUTO_INCREMENT start). */
+static ha_rust_ffi::TableOptions table_options(const ha_table_option_struct *o,
+                                               TABLE *t)
+{
+  ha_rust_ffi::TableOptions r;
+  r.layout= (ha_rust_ffi::LayoutKind) o->layout;
+  for (const char *p= o->csv_file; p && *p; p++)
+    r.csv_file.push_back((uint8_t) *p);
+  r.csv_header= o->csv_header;
+  r.csv_separator= separator_of(o);
+  r.csv_writable= o->csv_writable;
+  r.columns= stored_columns(t);
+  r.compression_level= (int32_t) o->compression_level;
+  r.auto_inc_base= 0;
+  r.unique.push_back(false);
+  r.hidden_pk= false;
+  return r;
+}
+
 ha_rust::ha_rust(handlerton *hton, TABLE_SHARE *table_arg)
   : handler(hton, table_arg)
 {
@@ -105,19 +125,18 @@ ulonglong ha_rust::table_flags() const
 }
 
 /* CREATE of a layout this build does not have: Rust's refusal, as the error. */
-static int refuse_layout(const char *name, const ha_table_option_struct *o)
+static int refuse_layout(const char *name,
+                         const ha_rust_ffi::TableOptions &opts)
 {
   rust::String e;
-  int rc= ha_rust_ffi::table_create(bytes(name), (uint8_t) o->layout,
-                                    bytes(""), false, ',', false, 0,
-                                    rust::Slice<const uint8_t>(), 0, 1, e);
+  ha_rust_ffi::table_create(bytes(name), opts, e);
   my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
                   std::string(e).c_str());
-  return rc ? HA_WRONG_CREATE_OPTION : HA_WRONG_CREATE_OPTION;
+  return HA_WRONG_CREATE_OPTION;
 }
 
-/* LAYOUT=CSV: no index, no AUTO_INCREMENT, no compression. */
-static int csv_create_check(TABLE *form, const ha_table_option_struct *o)
+/* LAYOUT=CSV: no index, no AUTO_INCREMENT. */
+static int csv_create_check(TABLE *form)
 {
   if (form->s->keys)
   {
@@ -129,26 +148,13 @@ static int csv_create_check(TABLE *form, const ha_table_option_struct *o)
     my_error(ER_TABLE_CANT_HANDLE_AUTO_INCREMENT, MYF(0));
     return HA_WRONG_CREATE_OPTION;
   }
-  if (o->compression_level)
-  {
-    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                    "COMPRESSION_LEVEL applies to LAYOUT=ARCHIVE only", MYF(0));
-    return HA_WRONG_CREATE_OPTION;
-  }
   return 0;
 }
 
-/* LAYOUT=ARCHIVE: no CSV_* option, at most one index, on the AUTO_INCREMENT
-   column. */
-static int archive_create_check(TABLE *form, const ha_table_option_struct *o)
+/* LAYOUT=ARCHIVE, as MariaDB's ARCHIVE: at most one index, on the
+   AUTO_INCREMENT column. */
+static int archive_create_check(TABLE *form)
 {
-  if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable)
-  {
-    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                    "CSV_* options apply to LAYOUT=CSV only", MYF(0));
-    return HA_WRONG_CREATE_OPTION;
-  }
-  /* As MariaDB's ARCHIVE: at most one index, on the AUTO_INCREMENT column. */
   if (form->s->keys > 1)
   {
     my_error(ER_TOO_MANY_KEYS, MYF(0), 1);
@@ -170,24 +176,40 @@ static int archive_create_check(TABLE *form, const ha_table_option_struct *o)
   return 0;
 }
 
+/* Which options combine, and their values: Rust's rules
+   (ha_rust_ffi::table_options_check). */
+static int options_check(const ha_table_option_struct *o,
+                         const ha_rust_ffi::TableOptions &opts)
+{
+  ha_rust_ffi::OptionsGiven given;
+  given.csv_file= o->csv_file != nullptr;
+  given.csv_separator= o->csv_separator != nullptr;
+  for (const char *p= o->csv_separator; p && *p; p++)
+    given.csv_separator_text.push_back((uint8_t) *p);
+  rust::String bad;
+  if (ha_rust_ffi::table_options_check(opts, given, bad))
+    return 0;
+  my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
+                  std::string(bad).c_str());
+  return HA_WRONG_CREATE_OPTION;
+}
+
 /* What the chosen layout cannot do (its options, indexes, AUTO_INCREMENT);
    sets *indexes, the number of the table's Rust indexes (BTREE). */
 static int layout_create_check(TABLE *form, const ha_table_option_struct *o,
+                               const ha_rust_ffi::TableOptions &opts,
                                uint *indexes)
 {
   if (o->layout == LAYOUT_CSV)
-    return csv_create_check(form, o);
-  if (o->layout != LAYOUT_BTREE)
-    return archive_create_check(form, o);
-  if (o->csv_file || o->csv_header || o->csv_separator || o->csv_writable ||
-      o->compression_level)
-  {
-    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                    "CSV_* and COMPRESSION_LEVEL do not apply to LAYOUT=BTREE",
-                    MYF(0));
-    return HA_WRONG_CREATE_OPTION;
-  }
-  return ha_rust::bt_create_check(form, indexes);
+    if (int rc= csv_create_check(form))
+      return rc;
+  if (int rc= options_check(o, opts))
+    return rc;
+  if (o->layout == LAYOUT_BTREE)
+    return ha_rust::bt_create_check(form, indexes);
+  if (o->layout == LAYOUT_ARCHIVE)
+    return archive_create_check(form);
+  return 0;
 }
 
 /* CSV_FILE: a server-side file, as LOAD DATA INFILE reads one. */
@@ -222,32 +244,14 @@ static int csv_file_check(THD *thd, const char *csv_file)
   return 0;
 }
 
-/* The CSV_* options, whatever the layout (create() refuses them for the
-   others first): the separator, and an attached file. */
-static int csv_options_check(THD *thd, const char *name,
-                             const ha_table_option_struct *o)
+/* An attached file (CSV_FILE): not for ALTER or partitions, and a file the
+   connection may read. */
+static int attached_file_check(THD *thd, const char *name,
+                               const ha_table_option_struct *o)
 {
-  if (o->csv_separator)
-  {
-    size_t n= strlen(o->csv_separator);
-    char c= o->csv_separator[0];
-    if (n != 1 || c == '"' || c == '\\' || c == '\n' || c == '\r')
-    {
-      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                      "CSV_SEPARATOR must be one character other than a quote, "
-                      "a backslash or a line break", MYF(0));
-      return HA_WRONG_CREATE_OPTION;
-    }
-  }
-  if (o->csv_writable && !o->csv_file)
-  {
-    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                    "CSV_WRITABLE applies to an attached file (CSV_FILE) only",
-                    MYF(0));
-    return HA_WRONG_CREATE_OPTION;
-  }
-  if (o->csv_file && (thd_sql_command(thd) == SQLCOM_ALTER_TABLE ||
-                      strstr(name, "#P#")))
+  if (!o->csv_file)
+    return 0;
+  if (thd_sql_command(thd) == SQLCOM_ALTER_TABLE || strstr(name, "#P#"))
   {
     /* ALTER copies rows into a new table: attached to the same file, it would
        append them to it again; partitions would each attach the whole file */
@@ -256,31 +260,34 @@ static int csv_options_check(THD *thd, const char *name,
                     "partitioned; drop it and create it again", MYF(0));
     return HA_WRONG_CREATE_OPTION;
   }
-  return o->csv_file ? csv_file_check(thd, o->csv_file) : 0;
+  return csv_file_check(thd, o->csv_file);
 }
 
 int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
 {
   THD *thd= ha_thd();
   ha_table_option_struct *o= form->s->option_struct;
-  if (!ha_rust_ffi::layout_supported((uint8_t) o->layout))
-    return refuse_layout(name, o);
+  ha_rust_ffi::TableOptions opts= table_options(o, form);
+  if (!ha_rust_ffi::layout_supported(opts.layout))
+    return refuse_layout(name, opts);
   uint indexes= 1;
-  if (int rc= layout_create_check(form, o, &indexes))
+  if (int rc= layout_create_check(form, o, opts, &indexes))
     return rc;
-  if (int rc= csv_options_check(thd, name, o))
+  if (int rc= attached_file_check(thd, name, o))
     return rc;
   /* header line: the names of the stored columns */
   String header;
   for (Field **f= form->field; *f; f++)
     if ((*f)->stored_in_db())
       append_value(&header, 2, (*f)->field_name.str, (*f)->field_name.length);
+  for (size_t i= 0; i < header.length(); i++)
+    opts.header_image.push_back((uint8_t) header[i]);
+  opts.auto_inc_base= info->auto_increment_value ? info->auto_increment_value - 1 : 0;
+  opts.unique.clear();
+  for (uint i= 0; i < indexes; i++)
+    opts.unique.push_back(false);
   rust::String e;
-  int rc= ha_rust_ffi::table_create(
-      bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
-      separator_of(o), o->csv_writable, stored_columns(form), bytes(header),
-      info->auto_increment_value ? info->auto_increment_value - 1 : 0,
-      indexes, e);
+  int rc= ha_rust_ffi::table_create(bytes(name), opts, e);
   if (rc)
   {
     err_msg= std::string(e);
@@ -314,20 +321,18 @@ int ha_rust::open(const char *name, int mode, uint test_if_locked)
     return HA_ERR_OUT_OF_MEM;
   thr_lock_data_init(&share->lock, &lock, NULL);
   ha_table_option_struct *o= table->s->option_struct;
-  uint64_t unique_mask= 0;
-  uint indexes= 1;
+  ha_rust_ffi::TableOptions opts= table_options(o, table);
   if (o->layout == LAYOUT_BTREE)
   {
     bt_setup();
     /* a table scan reads the clustered index: an UPDATE that changes the primary
        key must collect the rows first, or it meets the rows it moved again */
     key_used_on_scan= table->s->primary_key;
-    indexes= (uint) server_key_of.size();
-    for (uint r= 0; r < indexes && r < 64; r++)
+    opts.unique.clear();
+    for (uint r= 0; r < server_key_of.size(); r++)
     {
       uint k= server_key_of[r];
-      if (k != MAX_KEY && (table->key_info[k].flags & HA_NOSAME))
-        unique_mask|= 1ULL << r;
+      opts.unique.push_back(k != MAX_KEY && (table->key_info[k].flags & HA_NOSAME));
     }
   }
   else if (table->s->keys)
@@ -347,11 +352,8 @@ int ha_rust::open(const char *name, int mode, uint test_if_locked)
       (*f)->part_of_sortkey.clear_all();
     }
   }
-  tbl= new rust::Box<Table>(ha_rust_ffi::table_open(
-      bytes(name), (uint8_t) o->layout, bytes(o->csv_file), o->csv_header,
-      separator_of(o), o->csv_writable, stored_columns(table),
-      (int32_t) o->compression_level, unique_mask, indexes,
-      table->s->primary_key == MAX_KEY));
+  opts.hidden_pk= table->s->primary_key == MAX_KEY;
+  tbl= new rust::Box<Table>(ha_rust_ffi::table_open(bytes(name), opts));
   if (int rc= (*tbl)->open_error())
   {
     err_msg= std::string((*tbl)->last_error());
@@ -497,7 +499,7 @@ int ha_rust::rnd_next(uchar *buf)
   if (fetch_row(buf, &bad) && layout() == LAYOUT_ARCHIVE)
   {
     err_msg= "RUST table " + std::string(table->s->table_name.str) + ": " + bad;
-    return HA_ERR_RUST_FIRST + 1;
+    return (int) ha_rust_ffi::RustError::Corrupt;
   }
   if (!bad.empty())
   {

@@ -243,21 +243,23 @@ Item *ha_rust::idx_cond_push(uint keyno, Item *idx_cond)
 int ha_rust::bt_index_read(uchar *buf, const uchar *key, key_part_map map,
                            enum ha_rkey_function find_flag)
 {
-  uint8_t find;
+  using ha_rust_ffi::FindMode;
+  FindMode find;
   switch (find_flag) {
-  case HA_READ_KEY_EXACT: case HA_READ_PREFIX: find= 0; break;
-  case HA_READ_KEY_OR_NEXT: find= 1; break;
-  case HA_READ_KEY_OR_PREV: find= 2; break;
-  case HA_READ_AFTER_KEY: find= 3; break;
-  case HA_READ_BEFORE_KEY: find= 4; break;
-  case HA_READ_PREFIX_LAST: find= 5; break;
-  case HA_READ_PREFIX_LAST_OR_PREV: find= 6; break;
+  case HA_READ_KEY_EXACT: case HA_READ_PREFIX: find= FindMode::Exact; break;
+  case HA_READ_KEY_OR_NEXT: find= FindMode::KeyOrNext; break;
+  case HA_READ_KEY_OR_PREV: find= FindMode::KeyOrPrev; break;
+  case HA_READ_AFTER_KEY: find= FindMode::AfterKey; break;
+  case HA_READ_BEFORE_KEY: find= FindMode::BeforeKey; break;
+  case HA_READ_PREFIX_LAST: find= FindMode::PrefixLast; break;
+  case HA_READ_PREFIX_LAST_OR_PREV: find= FindMode::PrefixLastOrPrev; break;
   default: return HA_ERR_WRONG_COMMAND;
   }
   key_tuple(active_index, key, map, key_buf);
   bt_key_only_start();
   int rc= (*tbl)->bt_seek(trx(), rust_index_of[active_index], sl(key_buf), find);
-  scan_desc= find == 2 || find == 4 || find == 5 || find == 6;
+  scan_desc= find == FindMode::KeyOrPrev || find == FindMode::BeforeKey ||
+             find == FindMode::PrefixLast || find == FindMode::PrefixLastOrPrev;
   /* the prefix bounds the first row (and the entries a pushed condition
      skips before it); after it the server bounds ranges itself */
   rc= bt_fetch(buf, rc, true);

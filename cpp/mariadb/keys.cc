@@ -177,19 +177,21 @@ void ha_rust::primary_key_of(const uchar *record, std::string &out)
   append_key(table->s->primary_key, record, MAX_REF_PARTS, out, &has_null);
 }
 
-/* Every secondary index's key: u8 has_null, u32 length, bytes. */
-void ha_rust::secondary_keys_of(const uchar *record, std::string &out)
+/* Every secondary index's key, in order (the vectors' memory is reused). */
+void ha_rust::secondary_keys_of(const uchar *record, sec_keys &out)
 {
-  out.clear();
+  out.resize(server_key_of.size() > 1 ? server_key_of.size() - 1 : 0);
   for (uint r= 1; r < server_key_of.size(); r++)
   {
-    size_t at= out.size();
-    out.append(5, '\0');
+    key_tmp.clear();
     bool has_null= false;
-    append_key(server_key_of[r], record, MAX_REF_PARTS, out, &has_null);
-    out[at]= has_null ? 1 : 0;
-    uint32 len= (uint32) (out.size() - at - 5);
-    int4store(&out[at + 1], len);
+    append_key(server_key_of[r], record, MAX_REF_PARTS, key_tmp, &has_null);
+    ha_rust_ffi::SecKey &k= out[r - 1];
+    k.has_null= has_null;
+    k.key.clear();
+    k.key.reserve(key_tmp.size());
+    for (char c : key_tmp)
+      k.key.push_back((uint8_t) c);
   }
 }
 

@@ -29,7 +29,8 @@ static void update_flush_policy(THD *, struct st_mysql_sys_var *, void *var,
                                 const void *save)
 {
   *static_cast<ulong *>(var)= *static_cast<const ulong *>(save);
-  ha_rust_ffi::engine_set_flush_policy((uint8_t) rust_flush_log_at_trx_commit);
+  ha_rust_ffi::engine_set_flush_policy(
+      (ha_rust_ffi::LogFlush) rust_flush_log_at_trx_commit);
 }
 
 static void update_lock_wait_timeout(THD *, struct st_mysql_sys_var *, void *var,
@@ -50,7 +51,7 @@ static MYSQL_SYSVAR_ULONGLONG(buffer_pool_size, rust_buffer_pool_size,
   PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
   "Bytes of B-tree pages all BTREE tables together keep in memory "
   "(pages beyond it are evicted; an idle table's make way for a busy one's)",
-  NULL, NULL, 64ULL << 20, 1ULL << 20, 1ULL << 40, 16384);
+  NULL, NULL, 64ULL << 20, 1ULL << 20, 1ULL << 40, RUST_PAGE_SIZE);
 static MYSQL_SYSVAR_ULONG(flush_log_at_trx_commit, rust_flush_log_at_trx_commit,
   PLUGIN_VAR_RQCMDARG,
   "When a BTREE commit makes the redo log durable, as "
@@ -158,8 +159,8 @@ static int rust_init(void *p)
      ARCHIVE tables still work and BTREE tables say why they cannot open. */
   ha_rust_ffi::engine_set_lock_wait_timeout(rust_lock_wait_timeout);
   rust::String e;
-  if (ha_rust_ffi::engine_start(bytes("."), rust_buffer_pool_size / 16384,
-                                (uint8_t) rust_flush_log_at_trx_commit,
+  if (ha_rust_ffi::engine_start(bytes("."), rust_buffer_pool_size / RUST_PAGE_SIZE,
+                                (ha_rust_ffi::LogFlush) rust_flush_log_at_trx_commit,
                                 rust_log_file_size, e))
     sql_print_error("RUST: the BTREE layout cannot start: %s",
                     std::string(e).c_str());

@@ -13,18 +13,21 @@ ha_rows ha_rust::records_in_range(uint inx, const key_range *min_key,
 {
   if (layout() != LAYOUT_BTREE)
     return 10;
-  uint8_t min_mode= 0, max_mode= 0;
+  using ha_rust_ffi::RangeEnd;
+  RangeEnd min_mode= RangeEnd::Unbounded, max_mode= RangeEnd::Unbounded;
   key_buf.clear();
   key_buf2.clear();
   if (min_key)
   {
     key_tuple(inx, min_key->key, min_key->keypart_map, key_buf);
-    min_mode= min_key->flag == HA_READ_AFTER_KEY ? 2 : 1;
+    min_mode= min_key->flag == HA_READ_AFTER_KEY ? RangeEnd::Exclusive
+                                                   : RangeEnd::Inclusive;
   }
   if (max_key)
   {
     key_tuple(inx, max_key->key, max_key->keypart_map, key_buf2);
-    max_mode= max_key->flag == HA_READ_BEFORE_KEY ? 2 : 1;
+    max_mode= max_key->flag == HA_READ_BEFORE_KEY ? RangeEnd::Exclusive
+                                                    : RangeEnd::Inclusive;
   }
   ha_rows n= (ha_rows) (*tbl)->bt_count_range(rust_index_of[inx], sl(key_buf),
                                               min_mode, sl(key_buf2), max_mode);
@@ -91,13 +94,22 @@ void ha_rust::bt_info(uint flag)
     stats.data_file_length= s.data_length;     /* the clustered tree's pages */
     stats.index_file_length= s.index_length;   /* the secondary trees' pages */
     stats.mean_rec_length= s.rows ? (ulong) (s.data_length / s.rows) : 0;
-    stats.block_size= 16384;                   /* the page (keyread_time uses it) */
+    stats.block_size= RUST_PAGE_SIZE;          /* the page (keyread_time uses it) */
   }
   /* rec_per_key: cheap when nothing changed much (Rust keeps the counts and
      computes them again once a tenth of the entries changed), so it follows the
      data on every statement, not only when the table is opened */
   if (flag & (HA_STATUS_VARIABLE | HA_STATUS_CONST))
     bt_rec_per_key(false);
+}
+
+/* A key part's layout as bt_key_stats takes it. */
+static ha_rust_ffi::KeyPart key_part_of(uint32_t layout)
+{
+  ha_rust_ffi::KeyPart p;
+  p.length= layout & ~(1U << 31);
+  p.nullable= (layout >> 31) != 0;
+  return p;
 }
 
 /* rec_per_key of every key part, extended parts included (a secondary entry
@@ -117,16 +129,16 @@ void ha_rust::bt_rec_per_key(bool analyze)
     uint user= key->user_defined_key_parts;
     stat_parts.clear();
     for (uint p= 0; p < user; p++)
-      stat_parts.push_back(part_layout(key->key_part + p));
+      stat_parts.push_back(key_part_of(part_layout(key->key_part + p)));
     if (k != pk && pk != MAX_KEY)
     {
       KEY *pkey= table->key_info + pk;
       for (uint p= 0; p < pkey->user_defined_key_parts; p++)
-        stat_parts.push_back(part_layout(pkey->key_part + p));
+        stat_parts.push_back(key_part_of(part_layout(pkey->key_part + p)));
     }
     if ((*tbl)->bt_key_stats(rust_index_of[k],
-                             rust::Slice<const uint32_t>(stat_parts.data(),
-                                                         stat_parts.size()),
+                             rust::Slice<const ha_rust_ffi::KeyPart>(
+                                 stat_parts.data(), stat_parts.size()),
                              analyze, nd) || nd.size() != stat_parts.size())
     {
       bt_rc(1);
@@ -163,7 +175,7 @@ double ha_rust::scan_time()
 {
   if (layout() != LAYOUT_BTREE)
     return (double) (stats.records + stats.deleted) / 20.0 + 10;
-  return std::max(1.0, ulonglong2double(stats.data_file_length) / 16384.0 - 1);
+  return std::max(1.0, ulonglong2double(stats.data_file_length) / RUST_PAGE_SIZE - 1);
 }
 
 /* Reading `rows` rows over `ranges` ranges: through the clustered tree, the

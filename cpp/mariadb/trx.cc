@@ -158,29 +158,26 @@ int rust_bt_savepoint_release(handlerton *, THD *, void *)
    An XID crosses to Rust as bytes: i64 formatID, u32 gtrid_length, u32
    bqual_length, then the data; Rust keeps it opaque. */
 
-static void pack_xid(const XID *x, std::string &out)
+static ha_rust_ffi::Xid xid_of(const XID *x)
 {
-  char b[16];
-  int8store(b, (ulonglong) (longlong) x->formatID);
-  int4store(b + 8, (uint32) x->gtrid_length);
-  int4store(b + 12, (uint32) x->bqual_length);
-  out.assign(b, 16);
-  out.append(x->data, (size_t) (x->gtrid_length + x->bqual_length));
+  ha_rust_ffi::Xid r;
+  r.format_id= (int64_t) x->formatID;
+  r.gtrid_length= (uint32_t) x->gtrid_length;
+  r.bqual_length= (uint32_t) x->bqual_length;
+  size_t n= (size_t) (x->gtrid_length + x->bqual_length);
+  r.data.reserve(n);
+  for (size_t i= 0; i < n; i++)
+    r.data.push_back((uint8_t) x->data[i]);
+  return r;
 }
 
-static bool unpack_xid(const uint8_t *p, size_t len, XID *x)
+/* Rust checked the lengths (at most 64 each, adding up to the data's). */
+static void set_xid(const ha_rust_ffi::Xid &r, XID *x)
 {
-  if (len < 16)
-    return false;
-  long gl= (long) uint4korr(p + 8), bl= (long) uint4korr(p + 12);
-  if (gl < 0 || bl < 0 || gl > MAXGTRIDSIZE || bl > MAXBQUALSIZE ||
-      (size_t) (gl + bl) != len - 16)
-    return false;
-  x->formatID= (long) (longlong) uint8korr(p);
-  x->gtrid_length= gl;
-  x->bqual_length= bl;
-  memcpy(x->data, p + 16, len - 16);
-  return true;
+  x->formatID= (long) r.format_id;
+  x->gtrid_length= (long) r.gtrid_length;
+  x->bqual_length= (long) r.bqual_length;
+  memcpy(x->data, r.data.data(), r.data.size());
 }
 
 /* Prepares the connection's transaction (XA PREPARE, or the binlog's two-phase
@@ -194,10 +191,8 @@ int rust_bt_prepare(handlerton *, THD *thd, bool all)
   {
     XID xid;
     thd_get_xid(thd, (MYSQL_XID *) &xid);
-    std::string b;
-    pack_xid(&xid, b);
     rust::String e;
-    int rc= ha_rust_ffi::trx_prepare(*t->h, sl(b), e);
+    int rc= ha_rust_ffi::trx_prepare(*t->h, xid_of(&xid), e);
     /* the binlog's two-phase commit (an XA PREPARE's transaction is ended by
        XA COMMIT, durably: the binlog does not keep its XID for recovery) */
     t->binlog_2pc= !rc && opt_bin_log &&
@@ -215,35 +210,12 @@ int rust_bt_prepare(handlerton *, THD *thd, bool all)
    rest come with the next call) and when the pass ends. */
 int rust_bt_recover(handlerton *, XID *xid_list, uint len)
 {
-  rust::Vec<uint8_t> all= ha_rust_ffi::xa_prepared();
-  const uint8_t *p= all.data();
-  size_t at= 0, size= all.size();
+  rust::Vec<ha_rust_ffi::Xid> all= ha_rust_ffi::xa_prepared();
   uint n= 0;
-  while (n < len && at + 4 <= size)
-  {
-    size_t l= uint4korr(p + at);
-    if (at + 4 + l > size)
-      break;
-    if (unpack_xid(p + at + 4, l, &xid_list[n]))
-      n++;
-    else
-    {
-      /* not lost silently: it stays prepared, with its locks, and says so */
-      static const char hex[]= "0123456789abcdef";
-      std::string h;
-      for (size_t i= 0; i < l && i < 160; i++)
-      {
-        h+= hex[p[at + 4 + i] >> 4];
-        h+= hex[p[at + 4 + i] & 15];
-      }
-      sql_print_error("RUST: a prepared transaction has a malformed XID "
-                      "(%lu bytes: %s%s); it is kept, with its table locks, "
-                      "but the server cannot list, commit or roll it back",
-                      (ulong) l, h.c_str(), l > 160 ? "..." : "");
-    }
-    at+= 4 + l;
-  }
-  ha_rust_ffi::xa_given(rust::Slice<const uint8_t>(p, at), n < len);
+  for (; n < len && n < all.size(); n++)
+    set_xid(all[n], &xid_list[n]);
+  ha_rust_ffi::xa_given(rust::Slice<const ha_rust_ffi::Xid>(all.data(), n),
+                        n < len);
   return (int) n;
 }
 
@@ -252,11 +224,9 @@ enum { RUST_XA_OK= 0, RUST_XAER_RMERR= -3, RUST_XAER_NOTA= -4 };
 
 static int xa_end(XID *xid, bool commit)
 {
-  std::string b;
-  pack_xid(xid, b);
   rust::String e;
-  int rc= ha_rust_ffi::xa_end(sl(b), commit, e);
-  if (rc == -1)
+  int rc= ha_rust_ffi::xa_end(xid_of(xid), commit, e);
+  if (rc == (int) ha_rust_ffi::Answer::NoSuchXid)
     return RUST_XAER_NOTA;
   if (rc)
   {

@@ -1,3 +1,4 @@
 //! The ARCHIVE layout: compressed, append-only tables for history and logs.
 pub mod format;
 pub mod table;
+pub mod layout;

@@ -11,7 +11,9 @@
 //!    checkpoints;
 //! 6. [`lock`]: table locks and lock waits (uses no other layer: beside `engine`);
 //! 7. [`table`]: a SQL table over its trees, the connection's transaction, XA,
-//!    statistics: what `ffi` uses.
+//!    statistics: what `ffi` uses;
+//! 8. [`layout`]: the BTREE layout behind `crate::layout`'s traits, and the
+//!    running engine.
 pub mod page;
 pub mod wal;
 pub mod pool;
@@ -20,6 +22,7 @@ pub mod engine;
 pub mod lock;
 pub mod table;
 pub mod keys;
+pub mod layout;
 
 /// Tests stop a TRUNCATE at each of its writes and fsyncs (see
 /// [`engine::Engine::reset_trees`]) as if the process died there: a step that

@@ -1,6 +1,7 @@
 //! The one boundary between the server's C++ and the engine: a `cxx` bridge.
 //!
-//! Only bytes and plain numbers cross it (docs/boundary.md). Nothing C++ calls
+//! Only bytes, plain numbers and the bridge's shared structs and enums cross it
+//! (docs/boundary.md): nothing structured is hand framed in bytes. Nothing C++ calls
 //! unwinds: every entry point (the bridge's functions, the `extern "C"` ones, and the
 //! drop of each type C++ holds) runs its whole body under the panic guard ([`guard`],
 //! [`guard_or`], `Table::run`/`value`, all over [`catch`]), which turns a Rust panic
@@ -13,11 +14,149 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use crate::consts;
-use crate::csv::table::{self as csv, CheckStep, CsvOptions, CsvTable};
 use crate::error::{Error, Result};
+use crate::layout::{self, CheckStep, LayoutTable, Options};
 
 #[cxx::bridge(namespace = "ha_rust_ffi")]
 pub mod bridge {
+    /// The LAYOUT table option's values, in the order C++ declares them.
+    #[repr(u8)]
+    enum LayoutKind {
+        Btree = 0,
+        Csv = 1,
+        Archive = 2,
+    }
+
+    /// `rust_flush_log_at_trx_commit`: when the BTREE log is written and synced.
+    #[repr(u8)]
+    enum LogFlush {
+        /// Write and sync about once a second.
+        OncePerSecond = 0,
+        /// Write and sync at every commit (durable).
+        EveryCommit = 1,
+        /// Write at every commit, sync about once a second.
+        WriteOnly = 2,
+    }
+
+    /// How an index read positions (the server's `ha_rkey_function`; see
+    /// `btree::table::Find`).
+    #[repr(u8)]
+    enum FindMode {
+        /// First entry >= key, that must start with key (HA_READ_KEY_EXACT, PREFIX).
+        Exact,
+        /// First entry >= key.
+        KeyOrNext,
+        /// Last entry <= key (entries starting with key counted as equal).
+        KeyOrPrev,
+        /// First entry > key (entries starting with key counted as equal).
+        AfterKey,
+        /// Last entry < key.
+        BeforeKey,
+        /// Last entry starting with key.
+        PrefixLast,
+        /// Last entry starting with key, or else the last before it.
+        PrefixLastOrPrev,
+    }
+
+    /// One end of a range (records_in_range).
+    #[repr(u8)]
+    enum RangeEnd {
+        Unbounded,
+        /// Every entry starting with the key is inside.
+        Inclusive,
+        /// Every entry starting with the key is outside.
+        Exclusive,
+    }
+
+    /// The engine's own handler error codes, after the server's last one
+    /// (`HA_ERR_LAST` is 200 in 10.11; `error.rs` checks it), as MyRocks does.
+    #[repr(i32)]
+    enum RustError {
+        /// An I/O error other than a full disk or a missing file.
+        Io = 201,
+        /// Damage found in a file.
+        Corrupt = 202,
+        /// A Rust panic caught at the boundary.
+        Panic = 203,
+        /// A broken invariant the engine checks for.
+        Internal = 204,
+    }
+
+    /// Sizes C++ needs (one place for both sides).
+    #[repr(u32)]
+    enum Sizes {
+        /// A BTREE page in bytes (`btree::page::PAGE_SIZE`).
+        Page = 16384,
+        /// CHECK/REPAIR shows at most this many damaged records, then a count.
+        CheckWarnings = 20,
+    }
+
+    /// Special answers besides 0 and an error code.
+    #[repr(i32)]
+    enum Answer {
+        /// `xa_end`: no prepared transaction with that XID.
+        NoSuchXid = -1,
+        /// `check_next`: a damaged record (its text in `out`).
+        Damaged = 1,
+    }
+
+    /// What a table is created or opened with: its options and what the server's
+    /// definition says (`layout::Options` is the Rust side).
+    struct TableOptions {
+        layout: LayoutKind,
+        /// CSV: the attached file (CSV_FILE), empty for the table's own file.
+        csv_file: Vec<u8>,
+        csv_header: bool,
+        csv_separator: u8,
+        csv_writable: bool,
+        /// The stored columns.
+        columns: u32,
+        /// ARCHIVE, open: the zstd level of new blocks (0: the default).
+        compression_level: i32,
+        /// CSV, create: the header line's fields, as a written CSV row image.
+        header_image: Vec<u8>,
+        /// ARCHIVE and BTREE, create: the AUTO_INCREMENT value before the first.
+        auto_inc_base: u64,
+        /// BTREE: for each index (the clustered one, or the hidden row id's,
+        /// first), whether it is unique; its length is the number of indexes.
+        unique: Vec<bool>,
+        /// BTREE, open: no primary key (the rows have a hidden row id).
+        hidden_pk: bool,
+    }
+
+    /// Which table options CREATE TABLE gave (`TableOptions` has their values,
+    /// with defaults for those not given).
+    struct OptionsGiven {
+        csv_file: bool,
+        /// CSV_SEPARATOR as written, when given.
+        csv_separator: bool,
+        csv_separator_text: Vec<u8>,
+    }
+
+    /// A row's key in one secondary index.
+    struct SecKey {
+        /// Memcomparable bytes.
+        key: Vec<u8>,
+        /// A part of it is NULL (such a key is never a duplicate).
+        has_null: bool,
+    }
+
+    /// One part of an index's key (for key statistics).
+    struct KeyPart {
+        /// Its length in the memcomparable key.
+        length: u32,
+        /// It starts with a null byte.
+        nullable: bool,
+    }
+
+    /// An XA transaction id (the server's `XID`): `data` is the gtrid then the bqual.
+    struct Xid {
+        format_id: i64,
+        gtrid_length: u32,
+        bqual_length: u32,
+        data: Vec<u8>,
+    }
+
     /// What `SHOW TABLE STATUS` and the optimizer get.
     struct Stats {
         rows: u64,
@@ -116,6 +255,11 @@ pub mod bridge {
         /// REPAIR's result line when it removed something: rows kept, and where the
         /// removed records were saved (empty otherwise).
         note: String,
+        /// The line after the damage shown when more was found than
+        /// `Sizes::CheckWarnings` (empty otherwise).
+        more: String,
+        /// The verdict: the table is corrupt (HA_ADMIN_CORRUPT), else OK.
+        corrupt: bool,
     }
 
     /// The largest key stored in an ARCHIVE table's index (order-preserving).
@@ -135,10 +279,10 @@ pub mod bridge {
         type TrxWake;
 
         /// Starts the BTREE engine (recovery included) with its files in `dir`.
-        fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: u8, log_size: u64, err: &mut String) -> i32;
+        fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: LogFlush, log_size: u64, err: &mut String) -> i32;
         /// Checkpoint at shutdown.
         fn engine_stop() -> i32;
-        fn engine_set_flush_policy(policy: u8);
+        fn engine_set_flush_policy(policy: LogFlush);
         fn engine_set_lock_wait_timeout(secs: u64);
         /// Log bytes between checkpoints (rust_log_file_size).
         fn engine_set_log_size(bytes: u64);
@@ -173,27 +317,28 @@ pub mod bridge {
         /// `commit_checkpoint_request`).
         fn log_flush(err: &mut String) -> i32;
         fn trx_rollback(t: &mut TrxHandle, err: &mut String) -> i32;
-        /// Two-phase commit: prepares under `xid` (opaque bytes), durably.
-        fn trx_prepare(t: &mut TrxHandle, xid: &[u8], err: &mut String) -> i32;
+        /// Two-phase commit: prepares under `xid`, durably.
+        fn trx_prepare(t: &mut TrxHandle, xid: &Xid, err: &mut String) -> i32;
         /// The connection ends: keeps a prepared transaction for XA COMMIT/ROLLBACK
         /// by XID (true), or does nothing (false: roll back as usual).
         fn trx_detach_prepared(t: &mut TrxHandle) -> bool;
         /// The XIDs of prepared transactions no connection holds that the
-        /// server's current recovery pass has not been given, each as `u32
-        /// length` and bytes.
-        fn xa_prepared() -> Vec<u8>;
-        /// The first XIDs of what `xa_prepared` returned (the same framing) were
-        /// handed to the server (or logged as malformed); `pass_ended`: it got
-        /// fewer than it had room for, so its recovery pass is over.
-        fn xa_given(xids: &[u8], pass_ended: bool);
+        /// server's current recovery pass has not been given. One stored
+        /// malformed (a damaged log) is not listed: it is written to the error
+        /// log, and stays prepared with its locks.
+        fn xa_prepared() -> Vec<Xid>;
+        /// These XIDs (the first of what `xa_prepared` returned) were handed to
+        /// the server; `pass_ended`: it got fewer than it had room for, so its
+        /// recovery pass is over.
+        fn xa_given(xids: &[Xid], pass_ended: bool);
         /// Commits or rolls back the prepared transaction `xid` no connection holds:
-        /// 0 done, -1 no such transaction, else an error code.
-        fn xa_end(xid: &[u8], commit: bool, err: &mut String) -> i32;
+        /// 0 done, `Answer::NoSuchXid` no such transaction, else an error code.
+        fn xa_end(xid: &Xid, commit: bool, err: &mut String) -> i32;
         fn trx_savepoint(t: &TrxHandle) -> u64;
         fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32;
 
-        /// Layouts, in the order of the LAYOUT table option's values.
-        fn layout_supported(layout: u8) -> bool;
+        /// Whether this build can create and open tables of `layout` now.
+        fn layout_supported(layout: LayoutKind) -> bool;
 
         /// A string key part of key format 3 (btree/keys.rs): the memcomparable
         /// bytes of the collation weights `weights` (`pad`: a space's weights in a
@@ -206,34 +351,13 @@ pub mod bridge {
         /// the start of `key`, its null byte excluded.
         fn key_part_len(key: &[u8], layout: u32) -> usize;
 
-        fn table_create(
-            path: &[u8],
-            layout: u8,
-            external: &[u8],
-            header: bool,
-            separator: u8,
-            writable: bool,
-            columns: u32,
-            header_image: &[u8],
-            auto_inc_base: u64,
-            index_count: u32,
-            err: &mut String,
-        ) -> i32;
+        /// Whether CREATE TABLE's options go together (the layout's own options
+        /// only, a valid separator, ...); false with the reason in `err`.
+        fn table_options_check(options: &TableOptions, given: &OptionsGiven, err: &mut String) -> bool;
+        fn table_create(path: &[u8], options: &TableOptions, err: &mut String) -> i32;
         fn table_delete(path: &[u8], err: &mut String) -> i32;
         fn table_rename(from: &[u8], to: &[u8], err: &mut String) -> i32;
-        fn table_open(
-            path: &[u8],
-            layout: u8,
-            external: &[u8],
-            header: bool,
-            separator: u8,
-            writable: bool,
-            columns: u32,
-            level: i32,
-            unique_mask: u64,
-            index_count: u32,
-            hidden_pk: bool,
-        ) -> Box<Table>;
+        fn table_open(path: &[u8], options: &TableOptions) -> Box<Table>;
 
         /// The error of the last failed call on this handle (or of the open).
         fn last_error(self: &Table) -> &str;
@@ -279,33 +403,35 @@ pub mod bridge {
         fn take_warning(self: &mut Table, out: &mut String) -> bool;
 
         fn check_start(self: &mut Table) -> i32;
-        /// 0: a row to judge is current; 1: a damaged record (its text in `out`);
-        /// HA_ERR_END_OF_FILE at the end; else an error.
+        /// 0: a row to judge is current; `Answer::Damaged`: a damaged record (its
+        /// text in `out`); HA_ERR_END_OF_FILE at the end; else an error.
         fn check_next(self: &mut Table, out: &mut String) -> i32;
         /// `why` is bytes: it quotes a value from the file, which need not be UTF-8.
+        /// The server could not store the current row's values (`why`): the
+        /// line to show in `out`.
         fn check_reject(self: &mut Table, why: &[u8], out: &mut String);
         fn check_finish(self: &mut Table, repair: bool, out: &mut CheckSummary) -> i32;
 
-        // BTREE. Secondary keys `sec` are, for each secondary index in order,
-        // `u8 has_null, u32 length, memcomparable key`. `dup` receives the index
-        // whose unique key is taken when HA_ERR_FOUND_DUPP_KEY is returned.
-        fn bt_insert(self: &mut Table, trx: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[u8], dup: &mut u32) -> i32;
+        // BTREE. Secondary keys `sec`: the row's key in each secondary index, in
+        // order. `dup` receives the index whose unique key is taken when
+        // HA_ERR_FOUND_DUPP_KEY is returned.
+        fn bt_insert(self: &mut Table, trx: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[SecKey], dup: &mut u32) -> i32;
         fn bt_update(
             self: &mut Table,
             trx: &mut TrxHandle,
             old_pk: &[u8],
             new_pk: &[u8],
             row: &[u8],
-            old_sec: &[u8],
-            new_sec: &[u8],
+            old_sec: &[SecKey],
+            new_sec: &[SecKey],
             dup: &mut u32,
         ) -> i32;
-        fn bt_delete(self: &mut Table, trx: &mut TrxHandle, pk: &[u8], sec: &[u8]) -> i32;
+        fn bt_delete(self: &mut Table, trx: &mut TrxHandle, pk: &[u8], sec: &[SecKey]) -> i32;
         /// 0 with the row current, HA_ERR_KEY_NOT_FOUND.
         fn bt_get(self: &mut Table, trx: &mut TrxHandle, pk: &[u8]) -> i32;
-        /// Positions on index `index` (0: clustered) by `find` (see btree::table::Find,
-        /// in declaration order); 0 with a row, or HA_ERR_END_OF_FILE.
-        fn bt_seek(self: &mut Table, trx: &mut TrxHandle, index: u32, key: &[u8], find: u8) -> i32;
+        /// Positions on index `index` (0: clustered) by `find`; 0 with a row, or
+        /// HA_ERR_END_OF_FILE.
+        fn bt_seek(self: &mut Table, trx: &mut TrxHandle, index: u32, key: &[u8], find: FindMode) -> i32;
         fn bt_edge(self: &mut Table, trx: &mut TrxHandle, index: u32, last: bool) -> i32;
         fn bt_next(self: &mut Table, reverse: bool) -> i32;
         /// Only entries starting with `prefix` (or any, with `on` false).
@@ -323,19 +449,18 @@ pub mod bridge {
         /// key's; clustered: the primary key).
         fn bt_key(self: &Table) -> &[u8];
         /// Entries of index `index` in a range (records_in_range: exact over a few
-        /// leaves, else estimated from the tree). Modes: 0 unbounded, 1 inclusive,
-        /// 2 exclusive (of every entry starting with the key).
-        fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_mode: u8, max: &[u8], max_mode: u8) -> u64;
+        /// leaves, else estimated from the tree).
+        fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64;
         /// Distinct values of each key prefix of index `index` into `out`, one per
-        /// entry of `parts` (each part's length, top bit set for a nullable part);
-        /// `analyze`: computed again from a larger sample (ANALYZE TABLE).
-        fn bt_key_stats(self: &mut Table, index: u32, parts: &[u32], analyze: bool, out: &mut Vec<u64>) -> i32;
+        /// entry of `parts` (the index's key parts); `analyze`: computed again
+        /// from a larger sample (ANALYZE TABLE).
+        fn bt_key_stats(self: &mut Table, index: u32, parts: &[KeyPart], analyze: bool, out: &mut Vec<u64>) -> i32;
         /// The BTREE table's format version (docs/btree-format.md): 2 and up,
         /// binary and NO PAD string key parts end with their length.
         fn bt_key_format(self: &Table) -> u32;
-        /// CHECK TABLE: the problems found, one per line, and how many; stops
-        /// with HA_ERR_ABORTED_BY_USER when session `session` is killed.
-        fn bt_check(self: &mut Table, session: usize, out: &mut String, problems: &mut u32) -> i32;
+        /// CHECK TABLE: the problems found, one a line to show; stops with
+        /// HA_ERR_ABORTED_BY_USER when session `session` is killed.
+        fn bt_check(self: &mut Table, session: usize, out: &mut Vec<String>) -> i32;
         /// Takes the table lock for the transaction now (exclusive: for a statement
         /// that writes, or SELECT ... FOR UPDATE).
         fn bt_lock(self: &mut Table, trx: &mut TrxHandle, exclusive: bool) -> i32;
@@ -363,37 +488,47 @@ pub mod bridge {
         /// `damaged` whether rows were lost.
         fn bt_repair_begin(self: &mut Table, trx: &mut TrxHandle, session: usize) -> i32;
         fn bt_repair_next(self: &mut Table) -> i32;
-        fn bt_repair_add(self: &mut Table, sec: &[u8]) -> i32;
+        fn bt_repair_add(self: &mut Table, sec: &[SecKey]) -> i32;
         fn bt_repair_finish(self: &mut Table, keep: bool, note: &mut String, damaged: &mut bool) -> i32;
     }
 }
 
-use bridge::{CheckSummary, KeyMax, Stats};
-use crate::archive::table::{self as arch, ArchiveOptions, ArchiveTable};
+use bridge::{
+    Answer, CheckSummary, FindMode, KeyMax, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
+};
 use crate::btree::engine::{Engine, FlushPolicy};
+use crate::btree::layout::{ENGINE, engine};
 use crate::btree::table::{self as bt, BtreeTable, Find};
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-static ENGINE: OnceLock<Engine> = OnceLock::new();
+// What C++ reads from the bridge's shared enums agrees with the engine's own.
+const _: () = {
+    use crate::error::*;
+    assert!(
+        bridge::RustError::Io.repr == HA_ERR_RUST_IO
+            && bridge::RustError::Corrupt.repr == HA_ERR_RUST_CORRUPT
+            && bridge::RustError::Panic.repr == HA_ERR_RUST_PANIC
+            && bridge::RustError::Internal.repr == HA_ERR_RUST_INTERNAL,
+        "the bridge's RustError codes must follow the server's HA_ERR_LAST"
+    );
+    assert!(bridge::Sizes::Page.repr as usize == crate::btree::page::PAGE_SIZE);
+    assert!(bridge::LogFlush::WriteOnly.repr == FlushPolicy::WriteOnly as u8);
+};
 
 mod status;
 use status::{engine_status_text, lock_rows, pool_rows, status_counters, table_rows, trx_rows};
 
-fn engine() -> Result<&'static Engine> {
-    ENGINE.get().ok_or_else(|| Error::Unsupported("the BTREE engine did not start (see the error log)".into()))
-}
-
-fn policy(p: u8) -> FlushPolicy {
+fn policy(p: LogFlush) -> FlushPolicy {
     match p {
-        0 => FlushPolicy::OncePerSecond,
-        2 => FlushPolicy::WriteOnly,
+        LogFlush::OncePerSecond => FlushPolicy::OncePerSecond,
+        LogFlush::WriteOnly => FlushPolicy::WriteOnly,
         _ => FlushPolicy::EveryCommit,
     }
 }
 
-fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: u8, log_size: u64, err: &mut String) -> i32 {
+fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: LogFlush, log_size: u64, err: &mut String) -> i32 {
     guard(err, || {
         if ENGINE.get().is_some() {
             return Ok(());
@@ -413,7 +548,7 @@ fn engine_stop() -> i32 {
     })
 }
 
-fn engine_set_flush_policy(p: u8) {
+fn engine_set_flush_policy(p: LogFlush) {
     guard_or(
         || (),
         || {
@@ -546,8 +681,8 @@ fn trx_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
     guard(err, || t.rollback(engine()?))
 }
 
-fn trx_prepare(t: &mut TrxHandle, xid: &[u8], err: &mut String) -> i32 {
-    guard(err, || t.prepare(engine()?, xid))
+fn trx_prepare(t: &mut TrxHandle, xid: &Xid, err: &mut String) -> i32 {
+    guard(err, || t.prepare(engine()?, &xid_bytes(xid)))
 }
 
 fn trx_detach_prepared(t: &mut TrxHandle) -> bool {
@@ -555,41 +690,77 @@ fn trx_detach_prepared(t: &mut TrxHandle) -> bool {
     guard_or(|| false, || t.detach_prepared())
 }
 
-fn xa_prepared() -> Vec<u8> {
+fn xa_prepared() -> Vec<Xid> {
     guard_or(Vec::new, || {
         let mut out = Vec::new();
+        let mut malformed = Vec::new();
         for x in bt::prepared_xids() {
-            out.extend_from_slice(&(x.len() as u32).to_le_bytes());
-            out.extend_from_slice(&x);
+            match xid_of(&x) {
+                Some(xid) => out.push(xid),
+                None => {
+                    // not lost silently: it stays prepared, with its locks, and says so
+                    eprintln!("{}", malformed_xid(&x));
+                    malformed.push(x);
+                }
+            }
+        }
+        if !malformed.is_empty() {
+            bt::prepared_xids_given(malformed, false);
         }
         out
     })
 }
 
-fn xa_given(xids: &[u8], pass_ended: bool) {
-    guard_or(
-        || (),
-        || {
-            let mut v = Vec::new();
-            let mut at = 0;
-            while let Some(l) = xids.get(at..at + 4) {
-                let l = u32::from_le_bytes(l.try_into().unwrap()) as usize;
-                let Some(x) = xids.get(at + 4..at + 4 + l) else { break };
-                v.push(x.to_vec());
-                at += 4 + l;
-            }
-            bt::prepared_xids_given(v, pass_ended);
-        },
-    )
+fn xa_given(xids: &[Xid], pass_ended: bool) {
+    guard_or(|| (), || bt::prepared_xids_given(xids.iter().map(xid_bytes).collect(), pass_ended))
 }
 
-fn xa_end(xid: &[u8], commit: bool, err: &mut String) -> i32 {
+fn xa_end(xid: &Xid, commit: bool, err: &mut String) -> i32 {
     let mut found = false;
     let code = guard(err, || {
-        found = bt::end_prepared(engine()?, xid, commit)?;
+        found = bt::end_prepared(engine()?, &xid_bytes(xid), commit)?;
         Ok(())
     });
-    if code == 0 && !found { -1 } else { code }
+    if code == 0 && !found { Answer::NoSuchXid.repr } else { code }
+}
+
+/// The largest gtrid and bqual of an XID (the server's MAXGTRIDSIZE, MAXBQUALSIZE).
+const XID_PART_MAX: u32 = 64;
+
+/// An XID as the engine keeps it (in PREPARE records, docs/btree-format.md): `i64
+/// formatID, u32 gtrid_length, u32 bqual_length` (little-endian), then the data.
+fn xid_bytes(x: &Xid) -> Vec<u8> {
+    let mut b = Vec::with_capacity(16 + x.data.len());
+    b.extend_from_slice(&x.format_id.to_le_bytes());
+    b.extend_from_slice(&x.gtrid_length.to_le_bytes());
+    b.extend_from_slice(&x.bqual_length.to_le_bytes());
+    b.extend_from_slice(&x.data);
+    b
+}
+
+/// The XID kept as `b`, if it is one the server can take.
+fn xid_of(b: &[u8]) -> Option<Xid> {
+    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    if b.len() < 16 {
+        return None;
+    }
+    let (gl, bl) = (u32_at(8), u32_at(12));
+    if gl > XID_PART_MAX || bl > XID_PART_MAX || (gl + bl) as usize != b.len() - 16 {
+        return None;
+    }
+    let format_id = i64::from_le_bytes(b[..8].try_into().unwrap());
+    Some(Xid { format_id, gtrid_length: gl, bqual_length: bl, data: b[16..].to_vec() })
+}
+
+/// The error log's line for a prepared transaction whose stored XID is malformed.
+fn malformed_xid(b: &[u8]) -> String {
+    let hex: String = b.iter().take(160).map(|c| format!("{c:02x}")).collect();
+    format!(
+        "RUST: a prepared transaction has a malformed XID ({} bytes: {hex}{}); it is kept, with its table \
+         locks, but the server cannot list, commit or roll it back",
+        b.len(),
+        if b.len() > 160 { "..." } else { "" }
+    )
 }
 
 fn trx_savepoint(t: &TrxHandle) -> u64 {
@@ -602,19 +773,9 @@ fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32 {
     guard(err, || t.rollback_to(engine()?, sp))
 }
 
-/// Decodes the secondary keys C++ sends.
-fn sec_keys(b: &[u8]) -> Result<Vec<(Vec<u8>, bool)>> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < b.len() {
-        let bad = || Error::Internal("malformed secondary keys from C++".into());
-        let has_null = *b.get(at).ok_or_else(bad)? != 0;
-        let len = u32::from_le_bytes(b.get(at + 1..at + 5).ok_or_else(bad)?.try_into().unwrap()) as usize;
-        let k = b.get(at + 5..at + 5 + len).ok_or_else(bad)?;
-        out.push((k.to_vec(), has_null));
-        at += 5 + len;
-    }
-    Ok(out)
+/// The secondary keys C++ sends, as the table takes them.
+fn sec_keys(k: &[SecKey]) -> Vec<(Vec<u8>, bool)> {
+    k.iter().map(|k| (k.key.clone(), k.has_null)).collect()
 }
 
 // ---- The panic guard ----
@@ -715,33 +876,14 @@ fn path(b: &[u8]) -> PathBuf {
     PathBuf::from(std::ffi::OsStr::from_bytes(b))
 }
 
-/// The values of the LAYOUT option, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Layout {
-    Btree = 0,
-    Csv = 1,
-    Archive = 2,
-}
-
-fn layout(v: u8) -> Result<Layout> {
-    match v {
-        0 => Ok(Layout::Btree),
-        1 => Ok(Layout::Csv),
-        2 => Ok(Layout::Archive),
-        _ => Err(Error::Unsupported(format!("unknown LAYOUT value {v}"))),
-    }
-}
-
-/// The layouts this build can create and open.
-fn available(v: u8) -> Result<Layout> {
-    let l = layout(v)?;
-    if l == Layout::Btree {
-        engine()?;
-    }
+/// The layout `v`, if this build can create and open it now.
+fn available(v: LayoutKind) -> Result<&'static dyn layout::Layout> {
+    let l = layout::by_value(v.repr)?;
+    l.available()?;
     Ok(l)
 }
 
-fn layout_supported(l: u8) -> bool {
+fn layout_supported(l: LayoutKind) -> bool {
     guard_or(|| false, || available(l).is_ok())
 }
 
@@ -768,45 +910,39 @@ fn key_part_len(key: &[u8], layout: u32) -> usize {
     guard_or(|| key.len(), || crate::btree::keys::value_len(key, layout))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn csv_options(path_b: &[u8], external: &[u8], header: bool, sep: u8, writable: bool, columns: u32) -> CsvOptions {
-    CsvOptions {
-        table_path: path(path_b),
-        external: (!external.is_empty()).then(|| path(external)),
-        header,
-        separator: sep,
-        writable,
-        columns: columns as usize,
+/// The Rust side of a table's options.
+fn options(p: &[u8], o: &TableOptions) -> Options {
+    Options {
+        path: path(p),
+        external: (!o.csv_file.is_empty()).then(|| path(&o.csv_file)),
+        header: o.csv_header,
+        separator: o.csv_separator,
+        writable: o.csv_writable,
+        columns: o.columns as usize,
+        header_image: o.header_image.clone(),
+        auto_inc_base: o.auto_inc_base,
+        index_count: o.unique.len(),
+        level: o.compression_level,
+        unique: o.unique.clone(),
+        hidden_pk: o.hidden_pk,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn table_create(
-    path_b: &[u8],
-    l: u8,
-    external: &[u8],
-    header: bool,
-    sep: u8,
-    writable: bool,
-    columns: u32,
-    header_image: &[u8],
-    auto_inc_base: u64,
-    index_count: u32,
-    err: &mut String,
-) -> i32 {
-    guard(err, || {
-        match available(l)? {
-            Layout::Archive => return arch::create(&path(path_b), auto_inc_base),
-            Layout::Btree => return bt::create(&path(path_b), index_count as usize, auto_inc_base),
-            Layout::Csv => {}
-        }
-        let opts = csv_options(path_b, external, header, sep, writable, columns);
-        let mut line = Vec::new();
-        if header && opts.external.is_none() {
-            csv::encode_image(&mut line, header_image, sep, columns as usize)?;
-        }
-        csv::create(&opts, &line)
-    })
+fn table_options_check(o: &TableOptions, given: &OptionsGiven, err: &mut String) -> bool {
+    let c = layout::CreateOptions {
+        layout: o.layout,
+        csv_file: given.csv_file,
+        csv_header: o.csv_header,
+        csv_separator: given.csv_separator.then_some(&given.csv_separator_text[..]),
+        csv_writable: o.csv_writable,
+        compression_level: o.compression_level,
+    };
+    // After a panic: refused, with the panic's message.
+    guard(err, || layout::check_create_options(&c).map_err(Error::Unsupported)) == 0
+}
+
+fn table_create(p: &[u8], o: &TableOptions, err: &mut String) -> i32 {
+    guard(err, || available(o.layout)?.create(&options(p, o)))
 }
 
 /// DROP: the files of whichever layout the table has (the server does not say).
@@ -816,12 +952,10 @@ fn table_delete(p: &[u8], err: &mut String) -> i32 {
         // The server's DROP of a table without a .frm asks every engine to delete it and
         // takes success from any of them as "the table existed": answer "no such
         // table" when neither a definition nor any file of ours is there.
-        let any = |exts: &[&str]| exts.iter().any(|e| crate::fsutil::with_ext(&base, e).exists());
-        let existed = any(&[".frm", csv::DATA_EXT, arch::ARZ_EXT, arch::ARP_EXT]) || bt::exists(&base);
-        csv::delete(&base)?;
-        arch::delete(&base)?;
-        if bt::exists(&base) {
-            bt::delete(engine()?, &base)?;
+        let existed =
+            crate::fsutil::with_ext(&base, ".frm").exists() || layout::LAYOUTS.iter().any(|l| l.exists(&base));
+        for l in layout::LAYOUTS {
+            l.delete(&base)?;
         }
         if !existed {
             return Err(Error::NotFound(format!("table '{}' does not exist", base.display())));
@@ -832,33 +966,24 @@ fn table_delete(p: &[u8], err: &mut String) -> i32 {
 
 fn table_rename(from: &[u8], to: &[u8], err: &mut String) -> i32 {
     guard(err, || {
-        csv::rename(&path(from), &path(to))?;
-        arch::rename(&path(from), &path(to))?;
-        // a BTREE table whose rename a crash cut short has its first file under the
-        // new name already: the server's DDL recovery renames it again to finish
-        if bt::exists(&path(from)) || bt::exists(&path(to)) {
-            bt::rename(engine()?, &path(from), &path(to))?;
+        for l in layout::LAYOUTS {
+            l.rename(&path(from), &path(to))?;
         }
         Ok(())
     })
 }
 
-/// The open table of one layout.
-enum Inner {
-    Csv(CsvTable),
-    Archive(ArchiveTable),
-    Btree(BtreeTable),
-}
-
 /// An open table as C++ holds it.
 pub struct Table {
-    inner: Option<Inner>,
+    inner: Option<Box<dyn LayoutTable>>,
     /// An operation on this handle panicked: its state may be half changed, so
     /// it refuses every further use (FLUSH TABLES reopens the table) and what it
     /// holds is never dropped (dropping could write that state).
     broken: Cell<bool>,
     open_error: i32,
     error: String,
+    /// Rows the server could not store in this CHECK/REPAIR (`check_reject`).
+    check_rejected: u64,
 }
 
 impl Drop for Table {
@@ -877,109 +1002,21 @@ impl Drop for Table {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn table_open(
-    p: &[u8],
-    l: u8,
-    external: &[u8],
-    header: bool,
-    sep: u8,
-    writable: bool,
-    columns: u32,
-    level: i32,
-    unique_mask: u64,
-    index_count: u32,
-    hidden_pk: bool,
-) -> Box<Table> {
-    let mut t = Box::new(Table { inner: None, broken: Cell::new(false), open_error: 0, error: String::new() });
+fn table_open(p: &[u8], o: &TableOptions) -> Box<Table> {
+    let mut t =
+        Box::new(Table { inner: None, broken: Cell::new(false), open_error: 0, error: String::new(), check_rejected: 0 });
     let mut inner = None;
     t.open_error = guard(&mut t.error, || {
-        inner = Some(match available(l)? {
-            Layout::Csv => Inner::Csv(CsvTable::open(&csv_options(p, external, header, sep, writable, columns))?),
-            Layout::Archive => {
-                let level = if level <= 0 { arch::DEFAULT_LEVEL } else { level };
-                Inner::Archive(ArchiveTable::open(&ArchiveOptions { table_path: path(p), level })?)
-            }
-            Layout::Btree => {
-                let unique = (0..index_count as usize).map(|i| i < 64 && unique_mask & (1 << i) != 0).collect();
-                Inner::Btree(BtreeTable::open(engine()?, &path(p), unique, hidden_pk)?)
-            }
-        });
+        inner = Some(available(o.layout)?.open(&options(p, o))?);
         Ok(())
     });
     t.inner = inner;
     t
 }
 
-fn wrong_layout(what: &str) -> Error {
-    Error::Unsupported(format!("{what} is not supported by this table's layout"))
-}
-
-impl Inner {
-    fn scan_start(&mut self) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.scan_start(),
-            Inner::Archive(t) => t.scan_start(),
-            Inner::Btree(_) => Err(wrong_layout("a scan without a transaction")),
-        }
-    }
-    fn scan_next(&mut self) -> Result<bool> {
-        match self {
-            Inner::Csv(t) => t.scan_next(),
-            Inner::Archive(t) => t.scan_next(),
-            Inner::Btree(t) => t.next(false),
-        }
-    }
-    fn scan_end(&mut self) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.scan_end(),
-            Inner::Archive(t) => t.scan_end(),
-            Inner::Btree(_) => Ok(()),
-        }
-    }
-    fn read_at(&mut self, pos: u64) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.read_at(pos),
-            Inner::Archive(t) => t.read_at(pos),
-            Inner::Btree(_) => Err(wrong_layout("a position read without a transaction")),
-        }
-    }
-    fn set_bulk(&mut self, on: bool) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.set_bulk(on),
-            Inner::Archive(t) => t.set_bulk(on),
-            Inner::Btree(_) => Ok(()),
-        }
-    }
-    fn flush(&mut self) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.flush(),
-            Inner::Archive(t) => t.flush(),
-            Inner::Btree(_) => Ok(()),
-        }
-    }
-    fn truncate(&mut self) -> Result<()> {
-        match self {
-            Inner::Csv(t) => t.truncate(),
-            Inner::Archive(t) => t.truncate(),
-            Inner::Btree(_) => Err(wrong_layout("TRUNCATE without a transaction")),
-        }
-    }
-    fn warnings(&mut self) -> &mut Vec<String> {
-        static NONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-        let _ = &NONE;
-        match self {
-            Inner::Csv(t) => &mut t.warnings,
-            Inner::Archive(t) => &mut t.warnings,
-            Inner::Btree(t) => &mut t.warnings,
-        }
-    }
-    fn btree(&mut self) -> Result<&mut BtreeTable> {
-        match self {
-            Inner::Btree(t) => Ok(t),
-            _ => Err(wrong_layout("a BTREE operation")),
-        }
-    }
+/// The BTREE table behind a handle, for an operation only BTREE has.
+fn btree(t: &mut dyn LayoutTable) -> Result<&mut BtreeTable> {
+    t.btree().ok_or_else(|| layout::unsupported("a BTREE operation"))
 }
 
 /// What a handle says when it is used after a panic in it (or after a failed open).
@@ -990,8 +1027,8 @@ fn closed() -> Error {
 impl Table {
     /// Runs `f` on the open table under the guard: 0, or an error code with its
     /// message in `last_error`. A panic marks the handle broken.
-    fn run(&mut self, f: impl FnOnce(&mut Inner) -> Result<()>) -> i32 {
-        let r = catch(|| match self.inner.as_mut() {
+    fn run(&mut self, f: impl FnOnce(&mut dyn LayoutTable) -> Result<()>) -> i32 {
+        let r = catch(|| match self.inner.as_deref_mut() {
             Some(t) if !self.broken.get() => f(t),
             _ => Err(closed()),
         });
@@ -1003,8 +1040,8 @@ impl Table {
 
     /// For an entry that reads the open table and returns a value: `f`'s value, or
     /// `default` when the handle is closed or `f` panicked (which marks it broken).
-    fn value<'a, T>(&'a self, default: T, f: impl FnOnce(&'a Inner) -> T) -> T {
-        let r = catch(|| match &self.inner {
+    fn value<'a, T>(&'a self, default: T, f: impl FnOnce(&'a dyn LayoutTable) -> T) -> T {
+        let r = catch(|| match self.inner.as_deref() {
             Some(t) if !self.broken.get() => Ok(Some(f(t))),
             _ => Ok(None),
         });
@@ -1013,8 +1050,8 @@ impl Table {
 
     /// [`value`](Self::value) for an entry that changes the table and has no error
     /// to return.
-    fn value_mut<T>(&mut self, default: T, f: impl FnOnce(&mut Inner) -> T) -> T {
-        let r = catch(|| match self.inner.as_mut() {
+    fn value_mut<T>(&mut self, default: T, f: impl FnOnce(&mut dyn LayoutTable) -> T) -> T {
+        let r = catch(|| match self.inner.as_deref_mut() {
             Some(t) if !self.broken.get() => Ok(Some(f(t))),
             _ => Ok(None),
         });
@@ -1057,78 +1094,39 @@ impl Table {
         self.run(|t| t.read_at(pos))
     }
     fn position(&self) -> u64 {
-        self.value(0, |t| match t {
-            Inner::Csv(t) => t.current_pos(),
-            Inner::Archive(t) => t.position(),
-            _ => 0,
-        })
+        self.value(0, |t| t.position())
     }
     fn current_line(&self) -> u64 {
-        self.value(0, |t| match t {
-            Inner::Csv(t) => t.current_line(),
-            _ => 0,
-        })
+        self.value(0, |t| t.current_line())
     }
     fn record_data(&self) -> &[u8] {
-        self.value(&[], |t| match t {
-            Inner::Csv(t) => &t.record().data,
-            Inner::Archive(t) => t.record(),
-            Inner::Btree(t) => &t.row,
-        })
+        self.value(&[], |t| t.record_data())
     }
     fn record_spans(&self) -> &[u32] {
-        self.value(&[], |t| match t {
-            Inner::Csv(t) => t.record().spans.as_flattened(),
-            _ => &[],
-        })
+        self.value(&[], |t| t.record_spans())
     }
     fn insert(&mut self, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32 {
         let mut accepted = true;
-        let code = self.run(|t| match t {
-            Inner::Csv(t) => t.insert(image),
-            Inner::Archive(t) => {
-                accepted = t.insert(image, segs, key, keyed, unique)?;
-                Ok(())
-            }
-            Inner::Btree(_) => Err(wrong_layout("an insert without a transaction")),
+        let code = self.run(|t| {
+            accepted = t.insert(image, segs, key, keyed, unique)?;
+            Ok(())
         });
         if code == 0 && !accepted { consts::HA_ERR_FOUND_DUPP_KEY as i32 } else { code }
     }
     fn lookup(&mut self, key: u64) -> i32 {
-        self.run(|t| match t {
-            Inner::Archive(t) => t.lookup(key),
-            _ => Err(wrong_layout("an index lookup")),
-        })
+        self.run(|t| t.lookup(key))
     }
     fn max_key(&self) -> KeyMax {
-        self.value(KeyMax { has_key: false, key: 0, base: 0 }, |t| match t {
-            Inner::Archive(t) => {
-                let (k, base) = t.max_key();
-                KeyMax { has_key: k.is_some(), key: k.unwrap_or(0), base }
-            }
-            _ => KeyMax { has_key: false, key: 0, base: 0 },
-        })
+        self.value(KeyMax { has_key: false, key: 0, base: 0 }, |t| t.max_key())
     }
     fn optimize(&mut self, session: usize) -> i32 {
-        self.run(|t| match t {
-            Inner::Archive(t) => {
-                let blocks = t.block_count() as u64;
-                t.optimize(&mut crate::session::StopCheck::every(session, 16).with_total(blocks))
-            }
-            _ => Err(wrong_layout("OPTIMIZE")),
-        })
+        self.run(|t| t.optimize(session))
     }
     fn update_current(&mut self, image: &[u8]) -> i32 {
-        self.run(|t| match t {
-            Inner::Csv(t) => t.update_current(image),
-            _ => Err(wrong_layout("UPDATE")),
-        })
+        self.run(|t| t.update_current(image))
     }
     fn delete_current(&mut self) -> i32 {
-        self.run(|t| match t {
-            Inner::Csv(t) => t.delete_current(),
-            _ => Err(wrong_layout("DELETE")),
-        })
+        self.run(|t| t.delete_current())
     }
     fn set_bulk(&mut self, on: bool) -> i32 {
         self.run(|t| t.set_bulk(on))
@@ -1140,34 +1138,13 @@ impl Table {
         self.run(|t| t.truncate())
     }
     fn discard(&mut self) {
-        self.value_mut((), |t| match t {
-            Inner::Csv(t) => t.discard(),
-            Inner::Archive(t) => t.discard(),
-            _ => {}
-        })
+        self.value_mut((), |t| t.discard())
     }
     fn stats(&self) -> Stats {
-        self.value(Stats { rows: 0, data_length: 0, index_length: 0, exact: false }, |t| match t {
-            Inner::Csv(t) => {
-                let (rows, data_length, exact) = t.stats();
-                Stats { rows, data_length, index_length: 0, exact }
-            }
-            Inner::Archive(t) => {
-                let (rows, data_length) = t.stats();
-                Stats { rows, data_length, index_length: 0, exact: true }
-            }
-            Inner::Btree(t) => {
-                let (data_length, index_length) = t.data_length();
-                Stats { rows: t.rows(), data_length, index_length, exact: false }
-            }
-        })
+        self.value(Stats { rows: 0, data_length: 0, index_length: 0, exact: false }, |t| t.stats())
     }
     fn set_exact_rows(&self, rows: u64) {
-        self.value((), |t| {
-            if let Inner::Csv(t) = t {
-                t.set_exact_rows(rows)
-            }
-        })
+        self.value((), |t| t.set_exact_rows(rows))
     }
     fn take_warning(&mut self, out: &mut String) -> bool {
         self.value_mut(false, |t| {
@@ -1180,80 +1157,50 @@ impl Table {
         })
     }
     fn check_start(&mut self) -> i32 {
-        self.run(|t| match t {
-            Inner::Csv(t) => t.check_start(),
-            Inner::Archive(t) => t.check_start(),
-            Inner::Btree(_) => Err(wrong_layout("CHECK through rows")),
-        })
+        self.check_rejected = 0;
+        self.run(|t| t.check_start())
     }
     fn check_next(&mut self, out: &mut String) -> i32 {
         let mut step = 0;
-        let end = consts::HA_ERR_END_OF_FILE as i32;
         let code = self.run(|t| {
-            step = match t {
-                Inner::Csv(t) => match t.check_next()? {
-                    CheckStep::Row => 0,
-                    CheckStep::Damaged(text) => {
-                        *out = text;
-                        1
-                    }
-                    CheckStep::End => end,
-                },
-                Inner::Archive(t) => match t.check_next()? {
-                    arch::CheckStep::Row => 0,
-                    arch::CheckStep::Damaged(text) => {
-                        *out = text;
-                        1
-                    }
-                    arch::CheckStep::End => end,
-                },
-                Inner::Btree(_) => end,
+            step = match t.check_next()? {
+                CheckStep::Row => 0,
+                CheckStep::Damaged(text) => {
+                    *out = text;
+                    Answer::Damaged.repr
+                }
+                CheckStep::End => consts::HA_ERR_END_OF_FILE as i32,
             };
             Ok(())
         });
         if code == 0 { step } else { code }
     }
     fn check_reject(&mut self, why: &[u8], out: &mut String) {
+        self.check_rejected += 1;
         self.run(|t| {
-            let why = String::from_utf8_lossy(why).into_owned();
-            *out = match t {
-                Inner::Csv(t) => t.check_reject(why),
-                _ => why,
-            };
+            *out = t.check_reject(String::from_utf8_lossy(why).into_owned());
             Ok(())
         });
     }
     fn check_finish(&mut self, repair: bool, out: &mut CheckSummary) -> i32 {
+        let rejected = self.check_rejected;
         self.run(|t| {
-            *out = match t {
-                Inner::Csv(t) => {
-                    let rep = t.check_finish(repair)?;
-                    CheckSummary {
-                        rows: rep.rows,
-                        damaged: rep.damage.len() as u64,
-                        torn_tail: rep.damage.iter().any(|d| d.torn_tail),
-                        lost_rows: 0,
-                        note: rep.repair_note(),
-                    }
-                }
-                Inner::Archive(t) => {
-                    let rep = t.check_finish(repair)?;
-                    let note = rep.repair_note();
-                    CheckSummary { rows: rep.rows, damaged: rep.damaged, torn_tail: false, lost_rows: rep.lost_rows, note }
-                }
-                Inner::Btree(_) => CheckSummary { rows: 0, damaged: 0, torn_tail: false, lost_rows: 0, note: String::new() },
-            };
+            *out = t.check_finish(repair, rejected)?;
+            let shown = Sizes::CheckWarnings.repr as u64;
+            if out.damaged > shown {
+                out.more = format!("... and {} more damaged records", out.damaged - shown);
+            }
             Ok(())
         })
     }
 
     // ---- BTREE ----
 
-    fn bt_insert(&mut self, trx: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[u8], dup: &mut u32) -> i32 {
+    fn bt_insert(&mut self, trx: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[SecKey], dup: &mut u32) -> i32 {
         let mut d = None;
         let code = self.run(|t| {
             let e = engine()?;
-            d = t.btree()?.insert(e, trx, pk, row, &sec_keys(sec)?)?;
+            d = btree(t)?.insert(e, trx, pk, row, &sec_keys(sec))?;
             Ok(())
         });
         match d {
@@ -1272,14 +1219,14 @@ impl Table {
         old_pk: &[u8],
         new_pk: &[u8],
         row: &[u8],
-        old_sec: &[u8],
-        new_sec: &[u8],
+        old_sec: &[SecKey],
+        new_sec: &[SecKey],
         dup: &mut u32,
     ) -> i32 {
         let mut d = None;
         let code = self.run(|t| {
             let e = engine()?;
-            d = t.btree()?.update(e, trx, old_pk, new_pk, row, &sec_keys(old_sec)?, &sec_keys(new_sec)?)?;
+            d = btree(t)?.update(e, trx, old_pk, new_pk, row, &sec_keys(old_sec), &sec_keys(new_sec))?;
             Ok(())
         });
         match d {
@@ -1291,35 +1238,35 @@ impl Table {
         }
     }
 
-    fn bt_delete(&mut self, trx: &mut TrxHandle, pk: &[u8], sec: &[u8]) -> i32 {
+    fn bt_delete(&mut self, trx: &mut TrxHandle, pk: &[u8], sec: &[SecKey]) -> i32 {
         self.run(|t| {
             let e = engine()?;
-            t.btree()?.delete(e, trx, pk, &sec_keys(sec)?)
+            btree(t)?.delete(e, trx, pk, &sec_keys(sec))
         })
     }
 
     fn bt_get(&mut self, trx: &mut TrxHandle, pk: &[u8]) -> i32 {
         let mut found = false;
         let code = self.run(|t| {
-            found = t.btree()?.get(engine()?, trx, pk)?;
+            found = btree(t)?.get(engine()?, trx, pk)?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_KEY_NOT_FOUND as i32 } else { code }
     }
 
-    fn bt_seek(&mut self, trx: &mut TrxHandle, index: u32, key: &[u8], find: u8) -> i32 {
+    fn bt_seek(&mut self, trx: &mut TrxHandle, index: u32, key: &[u8], find: FindMode) -> i32 {
         let f = match find {
-            0 => Find::Exact,
-            1 => Find::KeyOrNext,
-            2 => Find::KeyOrPrev,
-            3 => Find::AfterKey,
-            4 => Find::BeforeKey,
-            5 => Find::PrefixLast,
+            FindMode::Exact => Find::Exact,
+            FindMode::KeyOrNext => Find::KeyOrNext,
+            FindMode::KeyOrPrev => Find::KeyOrPrev,
+            FindMode::AfterKey => Find::AfterKey,
+            FindMode::BeforeKey => Find::BeforeKey,
+            FindMode::PrefixLast => Find::PrefixLast,
             _ => Find::PrefixLastOrPrev,
         };
         let mut found = false;
         let code = self.run(|t| {
-            found = t.btree()?.seek(engine()?, trx, index as usize, key, f)?;
+            found = btree(t)?.seek(engine()?, trx, index as usize, key, f)?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
@@ -1328,7 +1275,7 @@ impl Table {
     fn bt_edge(&mut self, trx: &mut TrxHandle, index: u32, last: bool) -> i32 {
         let mut found = false;
         let code = self.run(|t| {
-            found = t.btree()?.edge(engine()?, trx, index as usize, last)?;
+            found = btree(t)?.edge(engine()?, trx, index as usize, last)?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
@@ -1337,7 +1284,7 @@ impl Table {
     fn bt_next(&mut self, reverse: bool) -> i32 {
         let mut found = false;
         let code = self.run(|t| {
-            found = t.btree()?.next(reverse)?;
+            found = btree(t)?.next(reverse)?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
@@ -1345,80 +1292,81 @@ impl Table {
 
     fn bt_set_prefix(&mut self, prefix: &[u8], on: bool) {
         self.value_mut((), |t| {
-            if let Inner::Btree(t) = t {
+            if let Some(t) = t.btree() {
                 t.set_prefix(on.then(|| prefix.to_vec()));
             }
         })
     }
 
     fn bt_key_format(&self) -> u32 {
-        self.value(0, |t| match t {
-            Inner::Btree(t) => t.key_format(),
+        self.value(0, |t| match t.btree_ref() {
+            Some(t) => t.key_format(),
             _ => 0,
         })
     }
 
     fn bt_pk(&self) -> &[u8] {
-        self.value(&[], |t| match t {
-            Inner::Btree(t) => &t.pk,
+        self.value(&[], |t| match t.btree_ref() {
+            Some(t) => &t.pk,
             _ => &[],
         })
     }
 
     fn bt_set_keys_only(&mut self, on: bool) {
         self.value_mut((), |t| {
-            if let Inner::Btree(t) = t {
+            if let Some(t) = t.btree() {
                 t.set_keys_only(on);
             }
         })
     }
 
     fn bt_fetch_current(&mut self) -> i32 {
-        self.run(|t| t.btree()?.fetch_current())
+        self.run(|t| btree(t)?.fetch_current())
     }
 
     fn bt_key(&self) -> &[u8] {
-        self.value(&[], |t| match t {
-            Inner::Btree(t) => t.key(),
+        self.value(&[], |t| match t.btree_ref() {
+            Some(t) => t.key(),
             _ => &[],
         })
     }
 
-    fn bt_count_range(&mut self, index: u32, min: &[u8], min_mode: u8, max: &[u8], max_mode: u8) -> u64 {
+    fn bt_count_range(&mut self, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64 {
         let mut n = 0;
         self.run(|t| {
-            let t = t.btree()?;
+            let t = btree(t)?;
             n = t.count_range(
                 index as usize,
-                (min_mode != 0).then_some(min),
-                min_mode == 1,
-                (max_mode != 0).then_some(max),
-                max_mode == 1,
+                (min_end != RangeEnd::Unbounded).then_some(min),
+                min_end == RangeEnd::Inclusive,
+                (max_end != RangeEnd::Unbounded).then_some(max),
+                max_end == RangeEnd::Inclusive,
             )?;
             Ok(())
         });
         n
     }
 
-    fn bt_key_stats(&mut self, index: u32, parts: &[u32], analyze: bool, out: &mut Vec<u64>) -> i32 {
+    fn bt_key_stats(&mut self, index: u32, parts: &[KeyPart], analyze: bool, out: &mut Vec<u64>) -> i32 {
         out.clear();
         self.run(|t| {
-            out.extend(t.btree()?.key_stats(index as usize, parts, analyze)?);
+            let parts: Vec<u32> = parts.iter().map(|p| p.length | if p.nullable { bt::PART_NULLABLE } else { 0 }).collect();
+            out.extend(btree(t)?.key_stats(index as usize, &parts, analyze)?);
             Ok(())
         })
     }
 
     fn bt_lock(&mut self, trx: &mut TrxHandle, exclusive: bool) -> i32 {
-        self.run(|t| t.btree()?.lock(engine()?, trx, exclusive))
+        self.run(|t| btree(t)?.lock(engine()?, trx, exclusive))
     }
 
     fn bt_truncate(&mut self, trx: &mut TrxHandle) -> i32 {
-        self.run(|t| t.btree()?.truncate(engine()?, trx))
+        self.run(|t| btree(t)?.truncate(engine()?, trx))
     }
 
     fn bt_repair_begin(&mut self, trx: &mut TrxHandle, session: usize) -> i32 {
         self.run(|t| {
-            let b = t.btree()?;
+            let b = btree(t)?;
             let steps = b.check_steps();
             b.repair_begin(engine()?, trx, &mut bt::StopCheck::new(session).with_total(steps))
         })
@@ -1427,19 +1375,19 @@ impl Table {
     fn bt_repair_next(&mut self) -> i32 {
         let mut found = false;
         let code = self.run(|t| {
-            found = t.btree()?.repair_next()?;
+            found = btree(t)?.repair_next()?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
     }
 
-    fn bt_repair_add(&mut self, sec: &[u8]) -> i32 {
-        self.run(|t| t.btree()?.repair_add_entries(&sec_keys(sec)?))
+    fn bt_repair_add(&mut self, sec: &[SecKey]) -> i32 {
+        self.run(|t| btree(t)?.repair_add_entries(&sec_keys(sec)))
     }
 
     fn bt_repair_finish(&mut self, keep: bool, note: &mut String, damaged: &mut bool) -> i32 {
         self.run(|t| {
-            let rep = t.btree()?.repair_finish(engine()?, keep)?;
+            let rep = btree(t)?.repair_finish(engine()?, keep)?;
             *note = rep.note();
             *damaged = rep.damaged();
             Ok(())
@@ -1447,26 +1395,26 @@ impl Table {
     }
 
     fn bt_auto_increment(&self) -> u64 {
-        self.value(0, |t| match t {
-            Inner::Btree(t) => t.auto_increment_next(),
+        self.value(0, |t| match t.btree_ref() {
+            Some(t) => t.auto_increment_next(),
             _ => 0,
         })
     }
 
     fn bt_auto_increment_used(&mut self, v: u64) -> i32 {
-        self.run(|t| t.btree()?.auto_increment_used(v))
+        self.run(|t| btree(t)?.auto_increment_used(v))
     }
 
     fn bt_auto_increment_checked(&self) -> bool {
-        self.value(true, |t| match t {
-            Inner::Btree(t) => t.auto_increment_checked(),
+        self.value(true, |t| match t.btree_ref() {
+            Some(t) => t.auto_increment_checked(),
             _ => true,
         })
     }
 
     fn bt_set_auto_increment_checked(&self) {
         self.value((), |t| {
-            if let Inner::Btree(t) = t {
+            if let Some(t) = t.btree_ref() {
                 t.set_auto_increment_checked();
             }
         })
@@ -1475,20 +1423,18 @@ impl Table {
     fn bt_last_unlocked(&mut self, index: u32) -> i32 {
         let mut found = false;
         let code = self.run(|t| {
-            found = t.btree()?.edge_unlocked(index as usize, true)?;
+            found = btree(t)?.edge_unlocked(index as usize, true)?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
     }
 
-    fn bt_check(&mut self, session: usize, out: &mut String, problems: &mut u32) -> i32 {
-        let mut n = 0;
+    fn bt_check(&mut self, session: usize, out: &mut Vec<String>) -> i32 {
+        out.clear();
         let code = self.run(|t| {
-            let b = t.btree()?;
+            let b = btree(t)?;
             let steps = b.check_steps();
-            let found = b.check_with(&mut bt::StopCheck::new(session).with_total(steps))?;
-            n = found.len() as u32;
-            *out = found.join("\n");
+            *out = b.check_with(&mut bt::StopCheck::new(session).with_total(steps))?;
             Ok(())
         });
         if code == consts::HA_ERR_ABORTED_BY_USER as i32 {
@@ -1496,10 +1442,8 @@ impl Table {
         }
         if code != 0 {
             // an error that stopped the check is a problem it found
-            *out = self.error.clone();
-            n = n.max(1);
+            *out = vec![self.error.clone()];
         }
-        *problems = n;
         0
     }
 }
@@ -1512,6 +1456,23 @@ mod tests {
 
     const PANIC: i32 = crate::error::HA_ERR_RUST_PANIC;
 
+    /// A one-column CSV table's options (or another layout's).
+    fn opts(layout: LayoutKind) -> TableOptions {
+        TableOptions {
+            layout,
+            csv_file: Vec::new(),
+            csv_header: false,
+            csv_separator: b',',
+            csv_writable: false,
+            columns: 1,
+            compression_level: 0,
+            header_image: Vec::new(),
+            auto_inc_base: 0,
+            unique: vec![false],
+            hidden_pk: false,
+        }
+    }
+
     /// Runs `f` with a panic injected into the first guard it enters: whether a
     /// guard caught that panic and `f` said the entry answered as it should after one.
     fn armed(f: impl FnOnce() -> bool) -> bool {
@@ -1520,6 +1481,10 @@ mod tests {
         let answered = f();
         inject::arm(false);
         inject::caught_count() == before + 1 && answered
+    }
+
+    fn xid() -> Xid {
+        Xid { format_id: 1, gtrid_length: 1, bqual_length: 0, data: b"x".to_vec() }
     }
 
     /// Whether a handle refuses use as one broken by a panic does.
@@ -1560,9 +1525,9 @@ mod tests {
         let d = crate::testutil::dir("ffi_every_entry_point_is_guarded", 0);
         let p = d.join("t").as_os_str().as_bytes().to_vec();
         let mut e = String::new();
-        assert_eq!(table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut e), 0, "{e}");
+        assert_eq!(table_create(&p, &opts(LayoutKind::Csv), &mut e), 0, "{e}");
         let open = || {
-            let t = table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false);
+            let t = table_open(&p, &opts(LayoutKind::Csv));
             assert_eq!(t.open_error(), 0, "{}", t.last_error());
             t
         };
@@ -1593,15 +1558,16 @@ mod tests {
             }};
         }
         let mut s = String::new();
-        let (mut n, mut dup) = (0u32, 0u32);
-        let mut summary = CheckSummary { rows: 0, damaged: 0, torn_tail: false, lost_rows: 0, note: String::new() };
+        let mut dup = 0u32;
+        let mut summary = layout::empty_summary();
+        let mut lines = Vec::new();
         let mut v = Vec::new();
         let mut flag = false;
 
-        free!("engine_start", engine_start(b"/nonexistent", 16, 1, 1 << 20, &mut s) == PANIC);
+        free!("engine_start", engine_start(b"/nonexistent", 16, LogFlush::EveryCommit, 1 << 20, &mut s) == PANIC);
         free!("engine_stop", engine_stop() == PANIC);
         free!("engine_set_flush_policy", {
-            engine_set_flush_policy(1);
+            engine_set_flush_policy(LogFlush::EveryCommit);
             true
         });
         free!("engine_set_lock_wait_timeout", {
@@ -1638,24 +1604,28 @@ mod tests {
         trx!("trx_commit", |t| trx_commit(&mut t, true, &mut s) == PANIC);
         free!("log_flush", log_flush(&mut s) == PANIC);
         trx!("trx_rollback", |t| trx_rollback(&mut t, &mut s) == PANIC);
-        trx!("trx_prepare", |t| trx_prepare(&mut t, b"x", &mut s) == PANIC);
+        trx!("trx_prepare", |t| trx_prepare(&mut t, &xid(), &mut s) == PANIC);
         trx!("trx_detach_prepared", |t| !trx_detach_prepared(&mut t));
         free!("xa_prepared", xa_prepared().is_empty());
         free!("xa_given", {
-            xa_given(b"", false);
+            xa_given(&[], false);
             true
         });
-        free!("xa_end", xa_end(b"x", true, &mut s) == PANIC);
+        free!("xa_end", xa_end(&xid(), true, &mut s) == PANIC);
         trx!("trx_savepoint", |t| trx_savepoint(&t) == 0);
         trx!("trx_rollback_to", |t| trx_rollback_to(&mut t, 0, &mut s) == PANIC);
-        free!("layout_supported", !layout_supported(1));
+        free!("layout_supported", !layout_supported(LayoutKind::Csv));
+        free!("table_options_check", {
+            let given = OptionsGiven { csv_file: false, csv_separator: false, csv_separator_text: Vec::new() };
+            !table_options_check(&opts(LayoutKind::Csv), &given, &mut s) && s.contains("panic")
+        });
+        free!("table_create", table_create(&p, &opts(LayoutKind::Csv), &mut s) == PANIC);
         free!("string_key", string_key(b"a", b" ", &mut [0u8; 9]) == 0);
         free!("string_key_max", string_key_max(1, 1) == 0);
         free!("key_part_len", key_part_len(b"abc", 0) == 3);
-        free!("table_create", table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut s) == PANIC);
         free!("table_delete", table_delete(&p, &mut s) == PANIC);
         free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);
-        free!("table_open", table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false).open_error() == PANIC);
+        free!("table_open", table_open(&p, &opts(LayoutKind::Csv)).open_error() == PANIC);
         let t = open();
         free!("drop Table", {
             drop(t);
@@ -1724,11 +1694,11 @@ mod tests {
             true
         });
         table!("check_finish", |t, x| t.check_finish(false, &mut summary) == PANIC);
-        table!("bt_insert", |t, x| t.bt_insert(&mut x, b"k", b"", b"", &mut dup) == PANIC);
-        table!("bt_update", |t, x| t.bt_update(&mut x, b"k", b"k", b"", b"", b"", &mut dup) == PANIC);
-        table!("bt_delete", |t, x| t.bt_delete(&mut x, b"k", b"") == PANIC);
+        table!("bt_insert", |t, x| t.bt_insert(&mut x, b"k", b"", &[], &mut dup) == PANIC);
+        table!("bt_update", |t, x| t.bt_update(&mut x, b"k", b"k", b"", &[], &[], &mut dup) == PANIC);
+        table!("bt_delete", |t, x| t.bt_delete(&mut x, b"k", &[]) == PANIC);
         table!("bt_get", |t, x| t.bt_get(&mut x, b"k") == PANIC);
-        table!("bt_seek", |t, x| t.bt_seek(&mut x, 0, b"k", 0) == PANIC);
+        table!("bt_seek", |t, x| t.bt_seek(&mut x, 0, b"k", FindMode::Exact) == PANIC);
         table!("bt_edge", |t, x| t.bt_edge(&mut x, 0, false) == PANIC);
         table!("bt_next", |t, x| t.bt_next(false) == PANIC);
         table!("bt_set_prefix", |t, x| {
@@ -1742,11 +1712,11 @@ mod tests {
         });
         table!("bt_fetch_current", |t, x| t.bt_fetch_current() == PANIC);
         table!("bt_key", |t, x| t.bt_key().is_empty());
-        table!("bt_count_range", |t, x| t.bt_count_range(0, b"", 0, b"", 0) == 0);
-        table!("bt_key_stats", |t, x| t.bt_key_stats(0, &[4], false, &mut v) == PANIC);
+        table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 0);
+        table!("bt_key_stats", |t, x| t.bt_key_stats(0, &[KeyPart { length: 4, nullable: false }], false, &mut v) == PANIC);
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
-        table!("bt_check", |t, x| t.bt_check(0, &mut s, &mut n) == 0 && n == 1 && s.contains("(panic)"));
+        table!("bt_check", |t, x| t.bt_check(0, &mut lines) == 0 && lines.len() == 1 && lines[0].contains("(panic)"));
         table!("bt_lock", |t, x| t.bt_lock(&mut x, true) == PANIC);
         table!("bt_auto_increment", |t, x| t.bt_auto_increment() == 0);
         table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1) == PANIC);
@@ -1759,7 +1729,7 @@ mod tests {
         table!("bt_truncate", |t, x| t.bt_truncate(&mut x) == PANIC);
         table!("bt_repair_begin", |t, x| t.bt_repair_begin(&mut x, 0) == PANIC);
         table!("bt_repair_next", |t, x| t.bt_repair_next() == PANIC);
-        table!("bt_repair_add", |t, x| t.bt_repair_add(b"") == PANIC);
+        table!("bt_repair_add", |t, x| t.bt_repair_add(&[]) == PANIC);
         table!("bt_repair_finish", |t, x| t.bt_repair_finish(true, &mut s, &mut flag) == PANIC);
 
         let in_source = entry_points_in_source();
@@ -1782,8 +1752,8 @@ mod tests {
         let d = crate::testutil::dir("ffi_a_handle_broken_by_a_panic", 0);
         let p = d.join("t").as_os_str().as_bytes().to_vec();
         let mut e = String::new();
-        assert_eq!(table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut e), 0, "{e}");
-        let mut t = table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false);
+        assert_eq!(table_create(&p, &opts(LayoutKind::Csv), &mut e), 0, "{e}");
+        let mut t = table_open(&p, &opts(LayoutKind::Csv));
         assert_eq!(t.set_bulk(true), 0);
         let mut image = vec![1u8];
         image.extend_from_slice(&1u32.to_le_bytes());
@@ -1813,8 +1783,8 @@ mod tests {
         let d = crate::testutil::dir("ffi_a_broken_invariant", 0);
         let p = d.join("t").as_os_str().as_bytes().to_vec();
         let mut e = String::new();
-        assert_eq!(table_create(&p, 1, b"", false, b',', false, 1, b"", 0, 0, &mut e), 0, "{e}");
-        let mut t = table_open(&p, 1, b"", false, b',', false, 1, 0, 0, 0, false);
+        assert_eq!(table_create(&p, &opts(LayoutKind::Csv), &mut e), 0, "{e}");
+        let mut t = table_open(&p, &opts(LayoutKind::Csv));
         assert_eq!(t.scan_next(), crate::error::HA_ERR_RUST_INTERNAL);
         assert_eq!(t.last_error(), "internal error in the RUST engine: scan_next without scan_start");
         assert_eq!(t.scan_start(), 0, "{}", t.last_error());
@@ -1824,8 +1794,26 @@ mod tests {
     #[test]
     fn unsupported_layouts_say_so() {
         let mut msg = String::new();
-        let code = table_create(b"/nonexistent/t", 0, b"", false, b',', false, 1, b"", 0, 1, &mut msg);
+        let code = table_create(b"/nonexistent/t", &opts(LayoutKind::Btree), &mut msg);
         assert_eq!(code, consts::HA_ERR_UNSUPPORTED as i32);
         assert!(msg.contains("BTREE"), "{msg}");
+    }
+
+    /// An XID crosses as a struct and is kept in the engine's byte form (the one
+    /// PREPARE records hold); a stored one the server could not take is refused.
+    #[test]
+    fn xids_round_trip_and_malformed_ones_are_refused() {
+        let x = Xid { format_id: -7, gtrid_length: 2, bqual_length: 1, data: b"abc".to_vec() };
+        let b = xid_bytes(&x);
+        assert_eq!(b.len(), 19);
+        assert_eq!(&b[..8], &(-7i64).to_le_bytes());
+        let y = xid_of(&b).expect("a well-formed XID");
+        assert_eq!((y.format_id, y.gtrid_length, y.bqual_length, y.data), (-7, 2, 1, b"abc".to_vec()));
+        assert!(xid_of(&b[..18]).is_none(), "lengths that do not add up");
+        assert!(xid_of(&b[..10]).is_none(), "too short");
+        let mut long = xid_bytes(&Xid { format_id: 0, gtrid_length: 65, bqual_length: 0, data: vec![0; 65] });
+        assert!(xid_of(&long).is_none(), "a gtrid over 64 bytes");
+        long.truncate(16);
+        assert!(malformed_xid(&long).contains("16 bytes: 0000"), "{}", malformed_xid(&long));
     }
 }
