@@ -139,6 +139,9 @@ pub mod bridge {
         key: Vec<u8>,
         /// A part of it is NULL (such a key is never a duplicate).
         has_null: bool,
+        /// What rebuilds its string columns that `key` cannot give back (kept
+        /// in the entry from tree format 5 on; empty: nothing).
+        unpack: Vec<u8>,
     }
 
     /// One part of an index's key (for key statistics).
@@ -350,6 +353,12 @@ pub mod bridge {
         /// The length of the key part with layout `layout` (btree/keys.rs) at
         /// the start of `key`, its null byte excluded.
         fn key_part_len(key: &[u8], layout: u32) -> usize;
+        /// The collation weights of the string key part with layout `layout` at
+        /// the start of `key` (its null byte excluded) back from its chunks, the
+        /// trailing space units of a PAD SPACE part (`pad`) left out, into
+        /// `out`; returns their length, or `usize::MAX` when they do not fit or
+        /// the part is not a chunked one.
+        fn string_key_weights(key: &[u8], layout: u32, pad: &[u8], out: &mut [u8]) -> usize;
 
         /// Whether CREATE TABLE's options go together (the layout's own options
         /// only, a valid separator, ...); false with the reason in `err`.
@@ -448,6 +457,9 @@ pub mod bridge {
         /// The current entry's key (secondary: the key's bytes, then the primary
         /// key's; clustered: the primary key).
         fn bt_key(self: &Table) -> &[u8];
+        /// The current secondary entry's unpack bytes (`SecKey::unpack`; empty
+        /// before tree format 5).
+        fn bt_unpack(self: &Table) -> &[u8];
         /// Entries of index `index` in a range (records_in_range: exact over a few
         /// leaves, else estimated from the tree).
         fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64;
@@ -774,8 +786,16 @@ fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32 {
 }
 
 /// The secondary keys C++ sends, as the table takes them.
-fn sec_keys(k: &[SecKey]) -> Vec<(Vec<u8>, bool)> {
-    k.iter().map(|k| (k.key.clone(), k.has_null)).collect()
+impl crate::btree::table::SecondaryKey for SecKey {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+    fn has_null(&self) -> bool {
+        self.has_null
+    }
+    fn unpack(&self) -> &[u8] {
+        &self.unpack
+    }
 }
 
 // ---- The panic guard ----
@@ -908,6 +928,20 @@ fn string_key_max(weights: usize, pad: usize) -> usize {
 
 fn key_part_len(key: &[u8], layout: u32) -> usize {
     guard_or(|| key.len(), || crate::btree::keys::value_len(key, layout))
+}
+
+fn string_key_weights(key: &[u8], layout: u32, pad: &[u8], out: &mut [u8]) -> usize {
+    guard_or(
+        || usize::MAX,
+        || {
+            let mut v = Vec::with_capacity(out.len());
+            if !crate::btree::keys::decode(key, layout, pad, &mut v) || v.len() > out.len() {
+                return usize::MAX;
+            }
+            out[..v.len()].copy_from_slice(&v);
+            v.len()
+        },
+    )
 }
 
 /// The Rust side of a table's options.
@@ -1200,7 +1234,7 @@ impl Table {
         let mut d = None;
         let code = self.run(|t| {
             let e = engine()?;
-            d = btree(t)?.insert(e, trx, pk, row, &sec_keys(sec))?;
+            d = btree(t)?.insert(e, trx, pk, row, sec)?;
             Ok(())
         });
         match d {
@@ -1226,7 +1260,7 @@ impl Table {
         let mut d = None;
         let code = self.run(|t| {
             let e = engine()?;
-            d = btree(t)?.update(e, trx, old_pk, new_pk, row, &sec_keys(old_sec), &sec_keys(new_sec))?;
+            d = btree(t)?.update(e, trx, old_pk, new_pk, row, old_sec, new_sec)?;
             Ok(())
         });
         match d {
@@ -1241,7 +1275,7 @@ impl Table {
     fn bt_delete(&mut self, trx: &mut TrxHandle, pk: &[u8], sec: &[SecKey]) -> i32 {
         self.run(|t| {
             let e = engine()?;
-            btree(t)?.delete(e, trx, pk, &sec_keys(sec))
+            btree(t)?.delete(e, trx, pk, sec)
         })
     }
 
@@ -1331,6 +1365,13 @@ impl Table {
         })
     }
 
+    fn bt_unpack(&self) -> &[u8] {
+        self.value(&[], |t| match t.btree_ref() {
+            Some(t) => t.unpack(),
+            _ => &[],
+        })
+    }
+
     fn bt_count_range(&mut self, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64 {
         let mut n = 0;
         self.run(|t| {
@@ -1382,7 +1423,7 @@ impl Table {
     }
 
     fn bt_repair_add(&mut self, sec: &[SecKey]) -> i32 {
-        self.run(|t| btree(t)?.repair_add_entries(&sec_keys(sec)))
+        self.run(|t| btree(t)?.repair_add_entries(sec))
     }
 
     fn bt_repair_finish(&mut self, keep: bool, note: &mut String, damaged: &mut bool) -> i32 {
@@ -1623,6 +1664,7 @@ mod tests {
         free!("string_key", string_key(b"a", b" ", &mut [0u8; 9]) == 0);
         free!("string_key_max", string_key_max(1, 1) == 0);
         free!("key_part_len", key_part_len(b"abc", 0) == 3);
+        free!("string_key_weights", string_key_weights(b"a", 0, b"", &mut [0u8; 9]) == usize::MAX);
         free!("table_delete", table_delete(&p, &mut s) == PANIC);
         free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);
         free!("table_open", table_open(&p, &opts(LayoutKind::Csv)).open_error() == PANIC);
@@ -1712,6 +1754,7 @@ mod tests {
         });
         table!("bt_fetch_current", |t, x| t.bt_fetch_current() == PANIC);
         table!("bt_key", |t, x| t.bt_key().is_empty());
+        table!("bt_unpack", |t, x| t.bt_unpack().is_empty());
         table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 0);
         table!("bt_key_stats", |t, x| t.bt_key_stats(0, &[KeyPart { length: 4, nullable: false }], false, &mut v) == PANIC);
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
