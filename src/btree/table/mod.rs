@@ -779,6 +779,9 @@ pub fn split_secondary_value(v: &[u8], unpack_values: bool) -> Result<(&[u8], &[
     Ok((&v[i..i + n], &v[i + n..]))
 }
 
+/// No secondary keys (a table with the clustered index only).
+pub const NO_SEC: &[(Vec<u8>, bool)] = &[];
+
 /// A secondary key as C++ gives it (insert, update, REPAIR): its bytes, whether
 /// a part is NULL, and its unpack bytes (empty: none; kept only from format
 /// [`UNPACK_FORMAT`] on).
