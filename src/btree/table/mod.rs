@@ -336,16 +336,17 @@ impl BtreeTable {
         k
     }
 
-    /// A secondary entry's value: the primary key; from format
-    /// [`UNPACK_FORMAT`] on, the unpack bytes C++ gives (what rebuilds the
-    /// string columns its sort keys cannot give back) first, after their length
-    /// (LEB128): `len unpack pk` (docs/btree-format.md).
+    /// A secondary entry's value: the primary key (formats before
+    /// [`UNPACK_FORMAT`]); from that format on, the primary key's length (LEB128;
+    /// the primary key itself is the end of the entry's key) and then the unpack
+    /// bytes C++ gives (what rebuilds the string columns its sort keys cannot
+    /// give back): `len(pk) unpack` (docs/btree-format.md).
     fn secondary_value(&self, pk: &[u8], unpack: &[u8]) -> Vec<u8> {
         if !self.unpack_values {
             return pk.to_vec();
         }
-        let mut v = Vec::with_capacity(pk.len() + unpack.len() + 2);
-        let mut n = unpack.len();
+        let mut v = Vec::with_capacity(unpack.len() + 2);
+        let mut n = pk.len();
         loop {
             let b = (n & 0x7f) as u8;
             n >>= 7;
@@ -356,7 +357,6 @@ impl BtreeTable {
             v.push(b | 0x80);
         }
         v.extend_from_slice(unpack);
-        v.extend_from_slice(pk);
         v
     }
 
@@ -625,7 +625,7 @@ impl BtreeTable {
                 break;
             }
             let pk: &[u8] =
-                if self.cur_index == 0 { &self.key } else { split_secondary_value(&self.val, self.unpack_values)?.1 };
+                if self.cur_index == 0 { &self.key } else { split_secondary_value(&self.key, &self.val, self.unpack_values)?.1 };
             if !self.moved.contains(pk) {
                 break;
             }
@@ -649,7 +649,7 @@ impl BtreeTable {
         // format UNPACK_FORMAT on): enough for the key's columns and for
         // position(); index-only, the row itself is not read
         if self.unpack_values {
-            let (u, p) = split_secondary_value(&self.val, true)?;
+            let (u, p) = split_secondary_value(&self.key, &self.val, true)?;
             self.unpack.clear();
             self.unpack.extend_from_slice(u);
             self.pk.clear();
@@ -709,7 +709,7 @@ impl BtreeTable {
                     break;
                 }
                 stop.step()?;
-                let pk = match split_secondary_value(&v, self.unpack_values) {
+                let pk = match split_secondary_value(&k, &v, self.unpack_values) {
                     Ok((_, pk)) => pk,
                     Err(_) => &[][..],
                 };
@@ -753,19 +753,19 @@ impl BtreeTable {
     }
 }
 
-/// A secondary entry's value split into its unpack bytes and its primary key
-/// (see [`BtreeTable::secondary_value`]); `unpack_values` false: all of it is
-/// the primary key.
-pub fn split_secondary_value(v: &[u8], unpack_values: bool) -> Result<(&[u8], &[u8])> {
+/// A secondary entry (key `k`, value `v`) split into its unpack bytes and its
+/// primary key (see [`BtreeTable::secondary_value`]); `unpack_values` false: the
+/// value is the primary key.
+pub fn split_secondary_value<'a>(k: &'a [u8], v: &'a [u8], unpack_values: bool) -> Result<(&'a [u8], &'a [u8])> {
     if !unpack_values {
         return Ok((&[], v));
     }
     let (mut n, mut shift, mut i) = (0usize, 0u32, 0usize);
     loop {
-        let b = *v.get(i).ok_or_else(|| Error::Corrupt("a secondary entry's value ends in its unpack length".into()))?;
+        let b = *v.get(i).ok_or_else(|| Error::Corrupt("a secondary entry's value ends in its primary key length".into()))?;
         i += 1;
         if shift > 28 {
-            return Err(Error::Corrupt("a secondary entry's unpack length is too long".into()));
+            return Err(Error::Corrupt("a secondary entry's primary key length is too long".into()));
         }
         n |= ((b & 0x7f) as usize) << shift;
         shift += 7;
@@ -773,10 +773,10 @@ pub fn split_secondary_value(v: &[u8], unpack_values: bool) -> Result<(&[u8], &[
             break;
         }
     }
-    if v.len() - i < n {
-        return Err(Error::Corrupt("a secondary entry's unpack bytes run past its value".into()));
+    if n == 0 || n > k.len() {
+        return Err(Error::Corrupt(format!("a secondary entry's primary key of {n} bytes in a key of {}", k.len())));
     }
-    Ok((&v[i..i + n], &v[i + n..]))
+    Ok((&v[i..], &k[k.len() - n..]))
 }
 
 /// No secondary keys (a table with the clustered index only).
@@ -823,7 +823,7 @@ fn unique_taken_in(t: &mut BTree, sec: &[u8], pk: &[u8], unpack_values: bool) ->
         if !k.starts_with(sec) {
             return Ok(false);
         }
-        if split_secondary_value(&v, unpack_values)?.1 != pk {
+        if split_secondary_value(&k, &v, unpack_values)?.1 != pk {
             return Ok(true);
         }
     }

@@ -46,14 +46,14 @@ pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
 /// that the key parts C++ writes for binary and NO PAD strings end with their
 /// length; 3 that string key parts (of one-level collations) are of variable
 /// length (btree/keys.rs); 5 that a secondary entry's value holds C++'s unpack
-/// bytes before the primary key ([`UNPACK_FORMAT`]; 4 is the page count in the
+/// bytes after the primary key's length ([`UNPACK_FORMAT`]; 4 is the page count in the
 /// meta page). The pages are the same in 1 to 3 and 5; a file keeps its version for life
 /// (TRUNCATE too), and C++ builds keys as its table's version says.
 pub const FORMAT_VERSION: u32 = 5;
-/// From this format on, a secondary entry's value is `LEB128(n) unpack[n] pk`:
-/// the bytes C++ needs to rebuild string key columns in an index-only read
-/// (docs/btree-format.md, "Secondary entries"); before it, the value is the
-/// primary key alone.
+/// From this format on, a secondary entry's value is `LEB128(len(pk)) unpack`
+/// (the primary key being the end of the entry's key): the bytes C++ needs to
+/// rebuild string key columns in an index-only read (docs/btree-format.md,
+/// "Secondary entries and unpack bytes"); before it, the value is the primary key.
 pub const UNPACK_FORMAT: u32 = 5;
 /// The oldest format this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
