@@ -284,6 +284,10 @@ pub mod bridge {
         fn engine_stop() -> i32;
         fn engine_set_flush_policy(policy: LogFlush);
         fn engine_set_lock_wait_timeout(secs: u64);
+        /// The test hook rust_debug_panic_at: the name of an entry point (as the
+        /// guard test names it) whose every call then panics inside its guard; empty
+        /// turns it off.
+        fn engine_set_debug_panic_at(entry: &[u8]);
         /// Log bytes between checkpoints (rust_log_file_size).
         fn engine_set_log_size(bytes: u64);
         /// Moves one line of what recovery did into `out`; false when none is left.
@@ -529,7 +533,7 @@ fn policy(p: LogFlush) -> FlushPolicy {
 }
 
 fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: LogFlush, log_size: u64, err: &mut String) -> i32 {
-    guard(err, || {
+    guard("engine_start", err, || {
         if ENGINE.get().is_some() {
             return Ok(());
         }
@@ -542,14 +546,14 @@ fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: LogFlush, log_size: u
 
 fn engine_stop() -> i32 {
     let mut err = String::new();
-    guard(&mut err, || match ENGINE.get() {
+    guard("engine_stop", &mut err, || match ENGINE.get() {
         Some(e) => e.checkpoint_now(),
         None => Ok(()),
     })
 }
 
 fn engine_set_flush_policy(p: LogFlush) {
-    guard_or(
+    guard_or("engine_set_flush_policy", 
         || (),
         || {
             if let Some(e) = ENGINE.get() {
@@ -560,7 +564,7 @@ fn engine_set_flush_policy(p: LogFlush) {
 }
 
 fn engine_set_log_size(bytes: u64) {
-    guard_or(
+    guard_or("engine_set_log_size", 
         || (),
         || {
             if let Some(e) = ENGINE.get() {
@@ -571,11 +575,11 @@ fn engine_set_log_size(bytes: u64) {
 }
 
 fn engine_set_lock_wait_timeout(secs: u64) {
-    guard_or(|| (), || bt::LOCK_WAIT_TIMEOUT_SECS.store(secs, std::sync::atomic::Ordering::Relaxed))
+    guard_or("engine_set_lock_wait_timeout", || (), || bt::LOCK_WAIT_TIMEOUT_SECS.store(secs, std::sync::atomic::Ordering::Relaxed))
 }
 
 fn engine_take_note(out: &mut String) -> bool {
-    guard_or(
+    guard_or("engine_take_note", 
         || false,
         || match ENGINE.get().and_then(|e| {
             let mut n = e.notes.lock();
@@ -611,18 +615,18 @@ impl Drop for TrxHandle {
     fn drop(&mut self) {
         // SAFETY: the handle is dropped here only, once; after a panic in its drop
         // what is left of it leaks.
-        guard_or(|| (), || unsafe { ManuallyDrop::drop(&mut self.0) })
+        guard_or("drop TrxHandle", || (), || unsafe { ManuallyDrop::drop(&mut self.0) })
     }
 }
 
 fn trx_new() -> Box<TrxHandle> {
     // A new handle only allocates: after a panic, a second try.
     let new = || Box::new(TrxHandle(ManuallyDrop::new(bt::TrxHandle::new())));
-    guard_or(new, new)
+    guard_or("trx_new", new, new)
 }
 
 fn trx_set_session(t: &mut TrxHandle, session: usize) {
-    guard_or(|| (), || t.set_session(session))
+    guard_or("trx_set_session", || (), || t.set_session(session))
 }
 
 /// What stops a connection's lock waits (see the bridge), dropped under the guard.
@@ -631,7 +635,7 @@ pub struct TrxWake(ManuallyDrop<Arc<bt::Interrupt>>);
 impl Drop for TrxWake {
     fn drop(&mut self) {
         // SAFETY: as TrxHandle's drop.
-        guard_or(|| (), || unsafe { ManuallyDrop::drop(&mut self.0) })
+        guard_or("drop TrxWake", || (), || unsafe { ManuallyDrop::drop(&mut self.0) })
     }
 }
 
@@ -639,11 +643,11 @@ fn trx_wake(t: &TrxHandle) -> Box<TrxWake> {
     // After a panic: a wake tied to no transaction (KILL then ends the
     // connection's lock waits only at their timeout).
     let wake = |i| Box::new(TrxWake(ManuallyDrop::new(i)));
-    guard_or(|| wake(Arc::default()), || wake(t.interrupt()))
+    guard_or("trx_wake", || wake(Arc::default()), || wake(t.interrupt()))
 }
 
 fn trx_wake_raise(w: &TrxWake) {
-    guard_or(|| (), || w.0.raise())
+    guard_or("trx_wake_raise", || (), || w.0.raise())
 }
 
 /// C++ installs, at plugin start, the function that tells whether a session's
@@ -651,47 +655,65 @@ fn trx_wake_raise(w: &TrxWake) {
 /// end. Not in the cxx bridge: cxx hands no C++ function pointer to Rust.
 #[unsafe(no_mangle)]
 pub extern "C" fn ha_rust_set_interrupt_probe(probe: Option<bt::Probe>) {
-    guard_or(|| (), || bt::set_probe(probe))
+    guard_or("ha_rust_set_interrupt_probe", || (), || bt::set_probe(probe))
 }
 
 /// Installs the function long calls (BTREE CHECK TABLE, ARCHIVE OPTIMIZE) tell
 /// their session's progress through (crate::session::StopCheck); None removes it.
 #[unsafe(no_mangle)]
 pub extern "C" fn ha_rust_set_progress_reporter(r: Option<crate::session::Reporter>) {
-    guard_or(|| (), || crate::session::set_reporter(r))
+    guard_or("ha_rust_set_progress_reporter", || (), || crate::session::set_reporter(r))
 }
 
 fn trx_stmt_begin(t: &mut TrxHandle) {
-    guard_or(|| (), || t.stmt_begin())
+    guard_or("trx_stmt_begin", || (), || t.stmt_begin())
 }
 
 fn trx_stmt_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
-    guard(err, || t.stmt_rollback(engine()?))
+    guard("trx_stmt_rollback", err, || t.stmt_rollback(engine()?))
 }
 
 fn trx_commit(t: &mut TrxHandle, durable: bool, err: &mut String) -> i32 {
-    guard(err, || t.commit(engine()?, durable))
+    let code = guard("trx_commit", err, || t.commit(engine()?, durable));
+    after_panic_at_end(t, code)
+}
+
+/// After a panic in COMMIT or ROLLBACK: what the handle still holds of the
+/// transaction is rolled back (under a guard of its own), so that the connection's
+/// next statement does not commit a transaction whose COMMIT answered an error or
+/// whose ROLLBACK was answered. (Found with `rust_debug_panic_at`: before, a
+/// transaction whose COMMIT failed with a panic stayed open in the engine, and the
+/// next autocommit statement of the connection committed it.) The code is passed on.
+fn after_panic_at_end(t: &mut TrxHandle, code: i32) -> i32 {
+    if code == crate::error::HA_ERR_RUST_PANIC {
+        let mut e = String::new();
+        if guard("rollback after a panic", &mut e, || t.rollback(engine()?)) != 0 {
+            eprintln!("RUST: a transaction could not be rolled back after a panic at its end: {e}");
+        }
+    }
+    code
 }
 
 fn log_flush(err: &mut String) -> i32 {
-    guard(err, || engine()?.flush_log())
+    guard("log_flush", err, || engine()?.flush_log())
 }
 
 fn trx_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
-    guard(err, || t.rollback(engine()?))
+    let code = guard("trx_rollback", err, || t.rollback(engine()?));
+    after_panic_at_end(t, code)
 }
 
 fn trx_prepare(t: &mut TrxHandle, xid: &Xid, err: &mut String) -> i32 {
-    guard(err, || t.prepare(engine()?, &xid_bytes(xid)))
+    guard("trx_prepare", err, || t.prepare(engine()?, &xid_bytes(xid)))
 }
 
 fn trx_detach_prepared(t: &mut TrxHandle) -> bool {
     // After a panic: not kept (the connection's end rolls it back).
-    guard_or(|| false, || t.detach_prepared())
+    guard_or("trx_detach_prepared", || false, || t.detach_prepared())
 }
 
 fn xa_prepared() -> Vec<Xid> {
-    guard_or(Vec::new, || {
+    guard_or("xa_prepared", Vec::new, || {
         let mut out = Vec::new();
         let mut malformed = Vec::new();
         for x in bt::prepared_xids() {
@@ -712,12 +734,12 @@ fn xa_prepared() -> Vec<Xid> {
 }
 
 fn xa_given(xids: &[Xid], pass_ended: bool) {
-    guard_or(|| (), || bt::prepared_xids_given(xids.iter().map(xid_bytes).collect(), pass_ended))
+    guard_or("xa_given", || (), || bt::prepared_xids_given(xids.iter().map(xid_bytes).collect(), pass_ended))
 }
 
 fn xa_end(xid: &Xid, commit: bool, err: &mut String) -> i32 {
     let mut found = false;
-    let code = guard(err, || {
+    let code = guard("xa_end", err, || {
         found = bt::end_prepared(engine()?, &xid_bytes(xid), commit)?;
         Ok(())
     });
@@ -766,11 +788,11 @@ fn malformed_xid(b: &[u8]) -> String {
 fn trx_savepoint(t: &TrxHandle) -> u64 {
     // After a panic: the transaction's start (what a transaction without changes
     // answers too).
-    guard_or(|| 0, || t.savepoint())
+    guard_or("trx_savepoint", || 0, || t.savepoint())
 }
 
 fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32 {
-    guard(err, || t.rollback_to(engine()?, sp))
+    guard("trx_rollback_to", err, || t.rollback_to(engine()?, sp))
 }
 
 /// The secondary keys C++ sends, as the table takes them.
@@ -786,11 +808,13 @@ fn sec_keys(k: &[SecKey]) -> Vec<(Vec<u8>, bool)> {
 // `catch_unwind` of the boundary; the others shape its result for the caller.
 // docs/boundary.md has the rule; `tests::every_entry_point_is_guarded` checks it.
 
-/// Runs `f`, turning a panic into [`Error::Panic`] (the panic hook has already
-/// written the message and place to the server's error log).
-fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// Runs `f`, the body of entry point `entry` (its name as the bridge spells it; a
+/// drop's is `drop <Type>`), turning a panic into [`Error::Panic`] (the panic hook
+/// has already written the message and place to the server's error log).
+fn catch<T>(entry: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(|| {
-        inject::point();
+        inject::point(entry);
+        debug_panic::point(entry);
         f()
     })) {
         Ok(r) => r,
@@ -804,8 +828,8 @@ fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 /// For an entry that returns a code: 0, or the error's handler error code with its
 /// message in `err`.
-fn guard(err: &mut String, f: impl FnOnce() -> Result<()>) -> i32 {
-    report(err, catch(f))
+fn guard(entry: &'static str, err: &mut String, f: impl FnOnce() -> Result<()>) -> i32 {
+    report(err, catch(entry, f))
 }
 
 /// 0, or the error's code with its message in `err`.
@@ -821,32 +845,74 @@ fn report(err: &mut String, r: Result<()>) -> i32 {
 
 /// For an entry with no error to return (a setter, a value, a drop): `f`'s value,
 /// or `fallback`'s after a panic.
-fn guard_or<T>(fallback: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
-    catch(|| Ok(f())).unwrap_or_else(|_| fallback())
+fn guard_or<T>(entry: &'static str, fallback: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
+    catch(entry, || Ok(f())).unwrap_or_else(|_| fallback())
 }
 
-/// Test-only panic injection: `arm` makes the next guard entered on this thread
-/// panic inside it, and `caught` counts the panics guards caught, so a test can
-/// tell an entry point that went through a guard from one that did not.
+/// The test hook `rust_debug_panic_at` (a global system variable, SUPER only; see
+/// docs/crash-safety.md, Panics): while it names an entry point, every call of that
+/// entry point panics inside its guard, so a test can see in the real server what a
+/// panic there becomes. Off (empty) by default; a guard then pays one relaxed atomic
+/// load. The setter itself (`engine_set_debug_panic_at`) never panics through it, so
+/// the hook can always be cleared.
+mod debug_panic {
+    use parking_lot::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    static AT: Mutex<String> = Mutex::new(String::new());
+
+    #[inline(always)]
+    pub fn point(entry: &'static str) {
+        if ARMED.load(Ordering::Relaxed) {
+            hit(entry)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hit(entry: &'static str) {
+        if entry != "engine_set_debug_panic_at" && *AT.lock() == entry {
+            panic!("panic injected at {entry} (rust_debug_panic_at)");
+        }
+    }
+
+    pub fn set(entry: &str) {
+        let mut at = AT.lock();
+        *at = entry.to_string();
+        ARMED.store(!at.is_empty(), Ordering::Relaxed);
+    }
+}
+
+/// Sets the test hook `rust_debug_panic_at` (empty: off).
+fn engine_set_debug_panic_at(entry: &[u8]) {
+    guard_or("engine_set_debug_panic_at", || (), || debug_panic::set(&String::from_utf8_lossy(entry)))
+}
+
+/// Test-only panic injection: `arm` makes the guard of entry point `entry`, when it
+/// is next entered on this thread, panic inside it, and `caught` counts the panics
+/// guards caught, so a test can tell an entry point that went through a guard under
+/// its own name from one that did not.
 #[cfg(test)]
 mod inject {
     use std::cell::Cell;
 
     thread_local! {
-        static ARMED: Cell<bool> = const { Cell::new(false) };
+        static ARMED: Cell<Option<&'static str>> = const { Cell::new(None) };
         static CAUGHT: Cell<u64> = const { Cell::new(0) };
     }
 
-    pub fn point() {
-        if ARMED.replace(false) {
+    pub fn point(entry: &'static str) {
+        if ARMED.get() == Some(entry) {
+            ARMED.set(None);
             panic!("panic injected by a test");
         }
     }
     pub fn caught() {
         CAUGHT.set(CAUGHT.get() + 1);
     }
-    pub fn arm(on: bool) {
-        ARMED.set(on);
+    pub fn arm(entry: Option<&'static str>) {
+        ARMED.set(entry);
     }
     pub fn caught_count() -> u64 {
         CAUGHT.get()
@@ -856,7 +922,7 @@ mod inject {
 #[cfg(not(test))]
 mod inject {
     #[inline(always)]
-    pub fn point() {}
+    pub fn point(_: &'static str) {}
     #[inline(always)]
     pub fn caught() {}
 }
@@ -884,11 +950,11 @@ fn available(v: LayoutKind) -> Result<&'static dyn layout::Layout> {
 }
 
 fn layout_supported(l: LayoutKind) -> bool {
-    guard_or(|| false, || available(l).is_ok())
+    guard_or("layout_supported", || false, || available(l).is_ok())
 }
 
 fn string_key(weights: &[u8], pad: &[u8], out: &mut [u8]) -> usize {
-    guard_or(
+    guard_or("string_key", 
         || 0,
         || {
             let mut v = Vec::with_capacity(out.len());
@@ -903,11 +969,11 @@ fn string_key(weights: &[u8], pad: &[u8], out: &mut [u8]) -> usize {
 }
 
 fn string_key_max(weights: usize, pad: usize) -> usize {
-    guard_or(|| 0, || crate::btree::keys::max_len(weights, pad))
+    guard_or("string_key_max", || 0, || crate::btree::keys::max_len(weights, pad))
 }
 
 fn key_part_len(key: &[u8], layout: u32) -> usize {
-    guard_or(|| key.len(), || crate::btree::keys::value_len(key, layout))
+    guard_or("key_part_len", || key.len(), || crate::btree::keys::value_len(key, layout))
 }
 
 /// The Rust side of a table's options.
@@ -938,16 +1004,16 @@ fn table_options_check(o: &TableOptions, given: &OptionsGiven, err: &mut String)
         compression_level: o.compression_level,
     };
     // After a panic: refused, with the panic's message.
-    guard(err, || layout::check_create_options(&c).map_err(Error::Unsupported)) == 0
+    guard("table_options_check", err, || layout::check_create_options(&c).map_err(Error::Unsupported)) == 0
 }
 
 fn table_create(p: &[u8], o: &TableOptions, err: &mut String) -> i32 {
-    guard(err, || available(o.layout)?.create(&options(p, o)))
+    guard("table_create", err, || available(o.layout)?.create(&options(p, o)))
 }
 
 /// DROP: the files of whichever layout the table has (the server does not say).
 fn table_delete(p: &[u8], err: &mut String) -> i32 {
-    guard(err, || {
+    guard("table_delete", err, || {
         let base = path(p);
         // The server's DROP of a table without a .frm asks every engine to delete it and
         // takes success from any of them as "the table existed": answer "no such
@@ -965,7 +1031,7 @@ fn table_delete(p: &[u8], err: &mut String) -> i32 {
 }
 
 fn table_rename(from: &[u8], to: &[u8], err: &mut String) -> i32 {
-    guard(err, || {
+    guard("table_rename", err, || {
         for l in layout::LAYOUTS {
             l.rename(&path(from), &path(to))?;
         }
@@ -988,7 +1054,7 @@ pub struct Table {
 
 impl Drop for Table {
     fn drop(&mut self) {
-        guard_or(
+        guard_or("drop Table", 
             || (),
             || {
                 let inner = self.inner.take();
@@ -1006,7 +1072,7 @@ fn table_open(p: &[u8], o: &TableOptions) -> Box<Table> {
     let mut t =
         Box::new(Table { inner: None, broken: Cell::new(false), open_error: 0, error: String::new(), check_rejected: 0 });
     let mut inner = None;
-    t.open_error = guard(&mut t.error, || {
+    t.open_error = guard("table_open", &mut t.error, || {
         inner = Some(available(o.layout)?.open(&options(p, o))?);
         Ok(())
     });
@@ -1027,8 +1093,8 @@ fn closed() -> Error {
 impl Table {
     /// Runs `f` on the open table under the guard: 0, or an error code with its
     /// message in `last_error`. A panic marks the handle broken.
-    fn run(&mut self, f: impl FnOnce(&mut dyn LayoutTable) -> Result<()>) -> i32 {
-        let r = catch(|| match self.inner.as_deref_mut() {
+    fn run(&mut self, entry: &'static str, f: impl FnOnce(&mut dyn LayoutTable) -> Result<()>) -> i32 {
+        let r = catch(entry, || match self.inner.as_deref_mut() {
             Some(t) if !self.broken.get() => f(t),
             _ => Err(closed()),
         });
@@ -1040,8 +1106,8 @@ impl Table {
 
     /// For an entry that reads the open table and returns a value: `f`'s value, or
     /// `default` when the handle is closed or `f` panicked (which marks it broken).
-    fn value<'a, T>(&'a self, default: T, f: impl FnOnce(&'a dyn LayoutTable) -> T) -> T {
-        let r = catch(|| match self.inner.as_deref() {
+    fn value<'a, T>(&'a self, entry: &'static str, default: T, f: impl FnOnce(&'a dyn LayoutTable) -> T) -> T {
+        let r = catch(entry, || match self.inner.as_deref() {
             Some(t) if !self.broken.get() => Ok(Some(f(t))),
             _ => Ok(None),
         });
@@ -1050,8 +1116,8 @@ impl Table {
 
     /// [`value`](Self::value) for an entry that changes the table and has no error
     /// to return.
-    fn value_mut<T>(&mut self, default: T, f: impl FnOnce(&mut dyn LayoutTable) -> T) -> T {
-        let r = catch(|| match self.inner.as_deref_mut() {
+    fn value_mut<T>(&mut self, entry: &'static str, default: T, f: impl FnOnce(&mut dyn LayoutTable) -> T) -> T {
+        let r = catch(entry, || match self.inner.as_deref_mut() {
             Some(t) if !self.broken.get() => Ok(Some(f(t))),
             _ => Ok(None),
         });
@@ -1070,84 +1136,84 @@ impl Table {
     }
 
     fn last_error(&self) -> &str {
-        guard_or(|| "", || &self.error)
+        guard_or("last_error", || "", || &self.error)
     }
     fn open_error(&self) -> i32 {
-        guard_or(|| crate::error::HA_ERR_RUST_PANIC, || self.open_error)
+        guard_or("open_error", || crate::error::HA_ERR_RUST_PANIC, || self.open_error)
     }
 
     fn scan_start(&mut self) -> i32 {
-        self.run(|t| t.scan_start())
+        self.run("scan_start", |t| t.scan_start())
     }
     fn scan_next(&mut self) -> i32 {
         let mut more = false;
-        let code = self.run(|t| {
+        let code = self.run("scan_next", |t| {
             more = t.scan_next()?;
             Ok(())
         });
         if code == 0 && !more { consts::HA_ERR_END_OF_FILE as i32 } else { code }
     }
     fn scan_end(&mut self) -> i32 {
-        self.run(|t| t.scan_end())
+        self.run("scan_end", |t| t.scan_end())
     }
     fn read_at(&mut self, pos: u64) -> i32 {
-        self.run(|t| t.read_at(pos))
+        self.run("read_at", |t| t.read_at(pos))
     }
     fn position(&self) -> u64 {
-        self.value(0, |t| t.position())
+        self.value("position", 0, |t| t.position())
     }
     fn current_line(&self) -> u64 {
-        self.value(0, |t| t.current_line())
+        self.value("current_line", 0, |t| t.current_line())
     }
     fn record_data(&self) -> &[u8] {
-        self.value(&[], |t| t.record_data())
+        self.value("record_data", &[], |t| t.record_data())
     }
     fn record_spans(&self) -> &[u32] {
-        self.value(&[], |t| t.record_spans())
+        self.value("record_spans", &[], |t| t.record_spans())
     }
     fn insert(&mut self, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32 {
         let mut accepted = true;
-        let code = self.run(|t| {
+        let code = self.run("insert", |t| {
             accepted = t.insert(image, segs, key, keyed, unique)?;
             Ok(())
         });
         if code == 0 && !accepted { consts::HA_ERR_FOUND_DUPP_KEY as i32 } else { code }
     }
     fn lookup(&mut self, key: u64) -> i32 {
-        self.run(|t| t.lookup(key))
+        self.run("lookup", |t| t.lookup(key))
     }
     fn max_key(&self) -> KeyMax {
-        self.value(KeyMax { has_key: false, key: 0, base: 0 }, |t| t.max_key())
+        self.value("max_key", KeyMax { has_key: false, key: 0, base: 0 }, |t| t.max_key())
     }
     fn optimize(&mut self, session: usize) -> i32 {
-        self.run(|t| t.optimize(session))
+        self.run("optimize", |t| t.optimize(session))
     }
     fn update_current(&mut self, image: &[u8]) -> i32 {
-        self.run(|t| t.update_current(image))
+        self.run("update_current", |t| t.update_current(image))
     }
     fn delete_current(&mut self) -> i32 {
-        self.run(|t| t.delete_current())
+        self.run("delete_current", |t| t.delete_current())
     }
     fn set_bulk(&mut self, on: bool) -> i32 {
-        self.run(|t| t.set_bulk(on))
+        self.run("set_bulk", |t| t.set_bulk(on))
     }
     fn flush(&mut self) -> i32 {
-        self.run(|t| t.flush())
+        self.run("flush", |t| t.flush())
     }
     fn truncate(&mut self) -> i32 {
-        self.run(|t| t.truncate())
+        self.run("truncate", |t| t.truncate())
     }
     fn discard(&mut self) {
-        self.value_mut((), |t| t.discard())
+        self.value_mut("discard", (), |t| t.discard())
     }
     fn stats(&self) -> Stats {
-        self.value(Stats { rows: 0, data_length: 0, index_length: 0, exact: false }, |t| t.stats())
+        self.value("stats", Stats { rows: 0, data_length: 0, index_length: 0, exact: false }, |t| t.stats())
     }
     fn set_exact_rows(&self, rows: u64) {
-        self.value((), |t| t.set_exact_rows(rows))
+        self.value("set_exact_rows", (), |t| t.set_exact_rows(rows))
     }
     fn take_warning(&mut self, out: &mut String) -> bool {
-        self.value_mut(false, |t| {
+        self.value_mut("take_warning", false, |t| {
             let w = t.warnings();
             if w.is_empty() {
                 return false;
@@ -1158,11 +1224,11 @@ impl Table {
     }
     fn check_start(&mut self) -> i32 {
         self.check_rejected = 0;
-        self.run(|t| t.check_start())
+        self.run("check_start", |t| t.check_start())
     }
     fn check_next(&mut self, out: &mut String) -> i32 {
         let mut step = 0;
-        let code = self.run(|t| {
+        let code = self.run("check_next", |t| {
             step = match t.check_next()? {
                 CheckStep::Row => 0,
                 CheckStep::Damaged(text) => {
@@ -1177,14 +1243,14 @@ impl Table {
     }
     fn check_reject(&mut self, why: &[u8], out: &mut String) {
         self.check_rejected += 1;
-        self.run(|t| {
+        self.run("check_reject", |t| {
             *out = t.check_reject(String::from_utf8_lossy(why).into_owned());
             Ok(())
         });
     }
     fn check_finish(&mut self, repair: bool, out: &mut CheckSummary) -> i32 {
         let rejected = self.check_rejected;
-        self.run(|t| {
+        self.run("check_finish", |t| {
             *out = t.check_finish(repair, rejected)?;
             let shown = Sizes::CheckWarnings.repr as u64;
             if out.damaged > shown {
@@ -1198,7 +1264,7 @@ impl Table {
 
     fn bt_insert(&mut self, trx: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[SecKey], dup: &mut u32) -> i32 {
         let mut d = None;
-        let code = self.run(|t| {
+        let code = self.run("bt_insert", |t| {
             let e = engine()?;
             d = btree(t)?.insert(e, trx, pk, row, &sec_keys(sec))?;
             Ok(())
@@ -1224,7 +1290,7 @@ impl Table {
         dup: &mut u32,
     ) -> i32 {
         let mut d = None;
-        let code = self.run(|t| {
+        let code = self.run("bt_update", |t| {
             let e = engine()?;
             d = btree(t)?.update(e, trx, old_pk, new_pk, row, &sec_keys(old_sec), &sec_keys(new_sec))?;
             Ok(())
@@ -1239,7 +1305,7 @@ impl Table {
     }
 
     fn bt_delete(&mut self, trx: &mut TrxHandle, pk: &[u8], sec: &[SecKey]) -> i32 {
-        self.run(|t| {
+        self.run("bt_delete", |t| {
             let e = engine()?;
             btree(t)?.delete(e, trx, pk, &sec_keys(sec))
         })
@@ -1247,7 +1313,7 @@ impl Table {
 
     fn bt_get(&mut self, trx: &mut TrxHandle, pk: &[u8]) -> i32 {
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_get", |t| {
             found = btree(t)?.get(engine()?, trx, pk)?;
             Ok(())
         });
@@ -1265,7 +1331,7 @@ impl Table {
             _ => Find::PrefixLastOrPrev,
         };
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_seek", |t| {
             found = btree(t)?.seek(engine()?, trx, index as usize, key, f)?;
             Ok(())
         });
@@ -1274,7 +1340,7 @@ impl Table {
 
     fn bt_edge(&mut self, trx: &mut TrxHandle, index: u32, last: bool) -> i32 {
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_edge", |t| {
             found = btree(t)?.edge(engine()?, trx, index as usize, last)?;
             Ok(())
         });
@@ -1283,7 +1349,7 @@ impl Table {
 
     fn bt_next(&mut self, reverse: bool) -> i32 {
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_next", |t| {
             found = btree(t)?.next(reverse)?;
             Ok(())
         });
@@ -1291,7 +1357,7 @@ impl Table {
     }
 
     fn bt_set_prefix(&mut self, prefix: &[u8], on: bool) {
-        self.value_mut((), |t| {
+        self.value_mut("bt_set_prefix", (), |t| {
             if let Some(t) = t.btree() {
                 t.set_prefix(on.then(|| prefix.to_vec()));
             }
@@ -1299,21 +1365,21 @@ impl Table {
     }
 
     fn bt_key_format(&self) -> u32 {
-        self.value(0, |t| match t.btree_ref() {
+        self.value("bt_key_format", 0, |t| match t.btree_ref() {
             Some(t) => t.key_format(),
             _ => 0,
         })
     }
 
     fn bt_pk(&self) -> &[u8] {
-        self.value(&[], |t| match t.btree_ref() {
+        self.value("bt_pk", &[], |t| match t.btree_ref() {
             Some(t) => &t.pk,
             _ => &[],
         })
     }
 
     fn bt_set_keys_only(&mut self, on: bool) {
-        self.value_mut((), |t| {
+        self.value_mut("bt_set_keys_only", (), |t| {
             if let Some(t) = t.btree() {
                 t.set_keys_only(on);
             }
@@ -1321,11 +1387,11 @@ impl Table {
     }
 
     fn bt_fetch_current(&mut self) -> i32 {
-        self.run(|t| btree(t)?.fetch_current())
+        self.run("bt_fetch_current", |t| btree(t)?.fetch_current())
     }
 
     fn bt_key(&self) -> &[u8] {
-        self.value(&[], |t| match t.btree_ref() {
+        self.value("bt_key", &[], |t| match t.btree_ref() {
             Some(t) => t.key(),
             _ => &[],
         })
@@ -1333,7 +1399,7 @@ impl Table {
 
     fn bt_count_range(&mut self, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64 {
         let mut n = 0;
-        self.run(|t| {
+        self.run("bt_count_range", |t| {
             let t = btree(t)?;
             n = t.count_range(
                 index as usize,
@@ -1349,7 +1415,7 @@ impl Table {
 
     fn bt_key_stats(&mut self, index: u32, parts: &[KeyPart], analyze: bool, out: &mut Vec<u64>) -> i32 {
         out.clear();
-        self.run(|t| {
+        self.run("bt_key_stats", |t| {
             let parts: Vec<u32> = parts.iter().map(|p| p.length | if p.nullable { bt::PART_NULLABLE } else { 0 }).collect();
             out.extend(btree(t)?.key_stats(index as usize, &parts, analyze)?);
             Ok(())
@@ -1357,15 +1423,15 @@ impl Table {
     }
 
     fn bt_lock(&mut self, trx: &mut TrxHandle, exclusive: bool) -> i32 {
-        self.run(|t| btree(t)?.lock(engine()?, trx, exclusive))
+        self.run("bt_lock", |t| btree(t)?.lock(engine()?, trx, exclusive))
     }
 
     fn bt_truncate(&mut self, trx: &mut TrxHandle) -> i32 {
-        self.run(|t| btree(t)?.truncate(engine()?, trx))
+        self.run("bt_truncate", |t| btree(t)?.truncate(engine()?, trx))
     }
 
     fn bt_repair_begin(&mut self, trx: &mut TrxHandle, session: usize) -> i32 {
-        self.run(|t| {
+        self.run("bt_repair_begin", |t| {
             let b = btree(t)?;
             let steps = b.check_steps();
             b.repair_begin(engine()?, trx, &mut bt::StopCheck::new(session).with_total(steps))
@@ -1374,7 +1440,7 @@ impl Table {
 
     fn bt_repair_next(&mut self) -> i32 {
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_repair_next", |t| {
             found = btree(t)?.repair_next()?;
             Ok(())
         });
@@ -1382,11 +1448,11 @@ impl Table {
     }
 
     fn bt_repair_add(&mut self, sec: &[SecKey]) -> i32 {
-        self.run(|t| btree(t)?.repair_add_entries(&sec_keys(sec)))
+        self.run("bt_repair_add", |t| btree(t)?.repair_add_entries(&sec_keys(sec)))
     }
 
     fn bt_repair_finish(&mut self, keep: bool, note: &mut String, damaged: &mut bool) -> i32 {
-        self.run(|t| {
+        self.run("bt_repair_finish", |t| {
             let rep = btree(t)?.repair_finish(engine()?, keep)?;
             *note = rep.note();
             *damaged = rep.damaged();
@@ -1395,25 +1461,25 @@ impl Table {
     }
 
     fn bt_auto_increment(&self) -> u64 {
-        self.value(0, |t| match t.btree_ref() {
+        self.value("bt_auto_increment", 0, |t| match t.btree_ref() {
             Some(t) => t.auto_increment_next(),
             _ => 0,
         })
     }
 
     fn bt_auto_increment_used(&mut self, v: u64) -> i32 {
-        self.run(|t| btree(t)?.auto_increment_used(v))
+        self.run("bt_auto_increment_used", |t| btree(t)?.auto_increment_used(v))
     }
 
     fn bt_auto_increment_checked(&self) -> bool {
-        self.value(true, |t| match t.btree_ref() {
+        self.value("bt_auto_increment_checked", true, |t| match t.btree_ref() {
             Some(t) => t.auto_increment_checked(),
             _ => true,
         })
     }
 
     fn bt_set_auto_increment_checked(&self) {
-        self.value((), |t| {
+        self.value("bt_set_auto_increment_checked", (), |t| {
             if let Some(t) = t.btree_ref() {
                 t.set_auto_increment_checked();
             }
@@ -1422,7 +1488,7 @@ impl Table {
 
     fn bt_last_unlocked(&mut self, index: u32) -> i32 {
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_last_unlocked", |t| {
             found = btree(t)?.edge_unlocked(index as usize, true)?;
             Ok(())
         });
@@ -1431,7 +1497,7 @@ impl Table {
 
     fn bt_check(&mut self, session: usize, out: &mut Vec<String>) -> i32 {
         out.clear();
-        let code = self.run(|t| {
+        let code = self.run("bt_check", |t| {
             let b = btree(t)?;
             let steps = b.check_steps();
             *out = b.check_with(&mut bt::StopCheck::new(session).with_total(steps))?;
@@ -1473,13 +1539,14 @@ mod tests {
         }
     }
 
-    /// Runs `f` with a panic injected into the first guard it enters: whether a
-    /// guard caught that panic and `f` said the entry answered as it should after one.
-    fn armed(f: impl FnOnce() -> bool) -> bool {
+    /// Runs `f` with a panic injected into the guard of entry point `entry` (the
+    /// name the entry passes to its guard): whether a guard caught that panic and
+    /// `f` said the entry answered as it should after one.
+    fn armed(entry: &'static str, f: impl FnOnce() -> bool) -> bool {
         let before = inject::caught_count();
-        inject::arm(true);
+        inject::arm(Some(entry));
         let answered = f();
-        inject::arm(false);
+        inject::arm(None);
         inject::caught_count() == before + 1 && answered
     }
 
@@ -1536,7 +1603,7 @@ mod tests {
         // An engine-wide entry.
         macro_rules! free {
             ($name:literal, $e:expr) => {
-                cases.push(($name, armed(|| $e)))
+                cases.push(($name, armed($name, || $e)))
             };
         }
         // An entry on a transaction handle `$t`.
@@ -1544,7 +1611,7 @@ mod tests {
             ($name:literal, |$t:ident| $e:expr) => {{
                 let mut $t = trx_new();
                 let _ = &mut $t;
-                cases.push(($name, armed(|| $e)))
+                cases.push(($name, armed($name, || $e)))
             }};
         }
         // An entry on a table handle `$t` (with a transaction `$x`), which must
@@ -1553,7 +1620,7 @@ mod tests {
             ($name:literal, |$t:ident, $x:ident| $e:expr) => {{
                 let (mut $t, mut $x) = (open(), trx_new());
                 let _ = &mut $x;
-                let ok = armed(|| $e) && refuses(&mut $t);
+                let ok = armed($name, || $e) && refuses(&mut $t);
                 cases.push(($name, ok))
             }};
         }
@@ -1576,6 +1643,10 @@ mod tests {
         });
         free!("engine_set_log_size", {
             engine_set_log_size(1 << 20);
+            true
+        });
+        free!("engine_set_debug_panic_at", {
+            engine_set_debug_panic_at(b"");
             true
         });
         free!("engine_take_note", !engine_take_note(&mut s));
@@ -1759,7 +1830,7 @@ mod tests {
         image.extend_from_slice(&1u32.to_le_bytes());
         image.push(b'7');
         assert_eq!(t.insert(&image, &[], 0, false, false), 0, "{}", t.last_error());
-        assert!(armed(|| t.stats().rows == 0));
+        assert!(armed("stats", || t.stats().rows == 0));
         assert!(refuses(&mut t));
         assert_eq!(t.flush(), PANIC);
         assert_eq!(t.record_data(), b"");
@@ -1771,7 +1842,7 @@ mod tests {
     #[test]
     fn a_panic_becomes_an_error_code() {
         let mut msg = String::new();
-        let code = guard(&mut msg, || panic!("boom"));
+        let code = guard("test", &mut msg, || panic!("boom"));
         assert_eq!(code, crate::error::HA_ERR_RUST_PANIC);
         assert!(msg.contains("boom"), "{msg}");
     }

@@ -41,7 +41,7 @@ fn zero() -> StatusCounters {
 }
 
 pub(super) fn status_counters() -> StatusCounters {
-    guard_or(zero, || {
+    guard_or("status_counters", zero, || {
         let mut s = zero();
         if let Some(e) = ENGINE.get() {
             let es = e.status();
@@ -79,7 +79,7 @@ pub(super) fn status_counters() -> StatusCounters {
 }
 
 pub(super) fn trx_rows() -> Vec<TrxRow> {
-    guard_or(Vec::new, || {
+    guard_or("trx_rows", Vec::new, || {
         let Some(e) = ENGINE.get() else { return Vec::new() };
         e.status()
             .trx
@@ -91,7 +91,7 @@ pub(super) fn trx_rows() -> Vec<TrxRow> {
 
 /// The report, InnoDB's monitor in spirit: sections of `name value` lines.
 pub(super) fn engine_status_text() -> String {
-    guard_or(String::new, || {
+    guard_or("engine_status_text", String::new, || {
         let s = status_counters();
         let mut o = String::new();
         let hit = if s.pool_read_requests > 0 {
@@ -122,7 +122,7 @@ pub(super) fn engine_status_text() -> String {
 }
 
 pub(super) fn table_rows() -> Vec<TableInfo> {
-    guard_or(Vec::new, || {
+    guard_or("table_rows", Vec::new, || {
         crate::inventory::tables(std::path::Path::new("."))
             .into_iter()
             .map(|e| TableInfo {
@@ -153,7 +153,7 @@ fn tree_names(p: &std::path::Path) -> (String, String, u32) {
 }
 
 pub(super) fn pool_rows() -> Vec<PoolRow> {
-    guard_or(Vec::new, || {
+    guard_or("pool_rows", Vec::new, || {
         let Some(e) = ENGINE.get() else { return Vec::new() };
         e.status()
             .trees
@@ -167,7 +167,7 @@ pub(super) fn pool_rows() -> Vec<PoolRow> {
 }
 
 pub(super) fn lock_rows() -> Vec<LockRow> {
-    guard_or(Vec::new, || {
+    guard_or("lock_rows", Vec::new, || {
         crate::btree::lock::locks_now()
             .into_iter()
             .map(|e| {
