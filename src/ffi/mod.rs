@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use crate::consts;
 use crate::error::{Error, Result};
 use crate::layout::{self, CheckStep, LayoutTable, Options};
+use crate::optimizer;
 
 #[cxx::bridge(namespace = "ha_rust_ffi")]
 pub mod bridge {
@@ -163,6 +164,40 @@ pub mod bridge {
         data_length: u64,
         index_length: u64,
         exact: bool,
+    }
+
+    /// What info() copies into the server's statistics (src/optimizer.rs).
+    struct Info {
+        records: u64,
+        data_length: u64,
+        index_length: u64,
+        mean_rec_length: u64,
+        /// BTREE's page (keyread_time uses it); 0 for the other layouts.
+        block_size: u32,
+    }
+
+    /// One get_auto_increment call on a BTREE table: the server's arguments, and
+    /// the statement's reservation (kept by the handler) before and after
+    /// (btree/table/autoinc.rs).
+    #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+    struct Autoinc {
+        offset: u64,
+        increment: u64,
+        /// Values the server asks for (0: unknown, INSERT ... SELECT).
+        desired: u64,
+        /// The column's largest value.
+        max: u64,
+        /// ALTER TABLE copies rows: values keep no series.
+        alter_table: bool,
+        /// In: the server's first value (at least); out: the first value given
+        /// (u64::MAX: none left).
+        first: u64,
+        /// Out: how many values are reserved from `first` on.
+        reserved: u64,
+        /// The statement's values reserved and not yet used (0: its first call).
+        rows_left: u64,
+        /// The value after the statement's reservation (0: none).
+        last: u64,
     }
 
     /// SHOW GLOBAL STATUS LIKE 'Rust%' (docs/operations.md): the engine's counters
@@ -339,6 +374,9 @@ pub mod bridge {
 
         /// Whether this build can create and open tables of `layout` now.
         fn layout_supported(layout: LayoutKind) -> bool;
+        /// A BTREE read of `rows` rows over `ranges` ranges of the clustered tree
+        /// whose scan costs `scan` (src/optimizer.rs).
+        fn primary_read_cost(scan: f64, records: u64, ranges: u32, rows: u64) -> f64;
 
         /// A string key part of key format 3 (btree/keys.rs): the memcomparable
         /// bytes of the collation weights `weights` (`pad`: a space's weights in a
@@ -384,7 +422,9 @@ pub mod bridge {
         fn insert(self: &mut Table, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32;
         /// ARCHIVE: positions on the rows whose key is `key` (then scan_next).
         fn lookup(self: &mut Table, key: u64) -> i32;
-        fn max_key(self: &Table) -> KeyMax;
+        /// ARCHIVE: the next AUTO_INCREMENT value, after the largest key (of an
+        /// `unsigned_key` column; a signed one counts from 1) or the table's start.
+        fn next_auto_increment(self: &Table, keyed: bool, unsigned_key: bool) -> u64;
         /// ARCHIVE: recompresses every row into full blocks.
         /// ARCHIVE: recompress; stops with HA_ERR_ABORTED_BY_USER when session
         /// `session` is killed (the table as it was).
@@ -398,6 +438,10 @@ pub mod bridge {
         fn discard(self: &mut Table);
 
         fn stats(self: &Table) -> Stats;
+        /// info()'s numbers; `show`: SHOW TABLE STATUS or the open (the real count).
+        fn info(self: &Table, show: bool) -> Info;
+        /// A full scan's cost for a table of `records` rows (src/optimizer.rs).
+        fn scan_cost(self: &Table, records: u64, data_length: u64) -> f64;
         fn set_exact_rows(self: &Table, rows: u64);
         /// Moves one pending warning into `out`; false when there is none.
         fn take_warning(self: &mut Table, out: &mut String) -> bool;
@@ -449,12 +493,13 @@ pub mod bridge {
         /// key's; clustered: the primary key).
         fn bt_key(self: &Table) -> &[u8];
         /// Entries of index `index` in a range (records_in_range: exact over a few
-        /// leaves, else estimated from the tree).
+        /// leaves, else estimated from the tree), never 0 (src/optimizer.rs).
         fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64;
-        /// Distinct values of each key prefix of index `index` into `out`, one per
-        /// entry of `parts` (the index's key parts); `analyze`: computed again
-        /// from a larger sample (ANALYZE TABLE).
-        fn bt_key_stats(self: &mut Table, index: u32, parts: &[KeyPart], analyze: bool, out: &mut Vec<u64>) -> i32;
+        /// The rows per value (rec_per_key, src/optimizer.rs) of each key prefix
+        /// of index `index` into `out`, one per entry of `parts` (the index's key
+        /// parts), for a table of `rows` rows, from the distinct values counted
+        /// per prefix; `analyze`: counted again from a larger sample (ANALYZE).
+        fn bt_rec_per_key(self: &mut Table, index: u32, parts: &[KeyPart], analyze: bool, rows: u64, out: &mut Vec<u64>) -> i32;
         /// The BTREE table's format version (docs/btree-format.md): 2 and up,
         /// binary and NO PAD string key parts end with their length.
         fn bt_key_format(self: &Table) -> u32;
@@ -466,8 +511,12 @@ pub mod bridge {
         fn bt_lock(self: &mut Table, trx: &mut TrxHandle, exclusive: bool) -> i32;
         /// The next AUTO_INCREMENT value (persistent counter, see btree-format.md).
         fn bt_auto_increment(self: &Table) -> u64;
-        /// Moves the counter up to `v` (a value given or stored); never down.
-        fn bt_auto_increment_used(self: &mut Table, v: u64) -> i32;
+        /// Moves the counter up for a value `v` given or stored (to just below the
+        /// next value of the session's series `increment`, `offset`); never down.
+        fn bt_auto_increment_used(self: &mut Table, v: u64, increment: u64, offset: u64) -> i32;
+        /// Reserves a statement's values (get_auto_increment) and moves the
+        /// counter to the reservation's end (btree/table/autoinc.rs).
+        fn bt_auto_increment_reserve(self: &mut Table, r: &mut Autoinc) -> i32;
         /// Whether the counter was checked against the column since the table was
         /// opened (by any handler of it), and marking it checked.
         fn bt_auto_increment_checked(self: &Table) -> bool;
@@ -494,7 +543,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, CheckSummary, FindMode, KeyMax, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
+    Answer, Autoinc, CheckSummary, FindMode, Info, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
@@ -883,6 +932,10 @@ fn available(v: LayoutKind) -> Result<&'static dyn layout::Layout> {
     Ok(l)
 }
 
+fn primary_read_cost(scan: f64, records: u64, ranges: u32, rows: u64) -> f64 {
+    guard_or(|| scan, || optimizer::primary_read_cost(scan, records, ranges, rows))
+}
+
 fn layout_supported(l: LayoutKind) -> bool {
     guard_or(|| false, || available(l).is_ok())
 }
@@ -1116,8 +1169,8 @@ impl Table {
     fn lookup(&mut self, key: u64) -> i32 {
         self.run(|t| t.lookup(key))
     }
-    fn max_key(&self) -> KeyMax {
-        self.value(KeyMax { has_key: false, key: 0, base: 0 }, |t| t.max_key())
+    fn next_auto_increment(&self, keyed: bool, unsigned_key: bool) -> u64 {
+        self.value(1, |t| layout::next_auto_increment(t.max_key(), keyed, unsigned_key))
     }
     fn optimize(&mut self, session: usize) -> i32 {
         self.run(|t| t.optimize(session))
@@ -1142,6 +1195,13 @@ impl Table {
     }
     fn stats(&self) -> Stats {
         self.value(Stats { rows: 0, data_length: 0, index_length: 0, exact: false }, |t| t.stats())
+    }
+    fn info(&self, show: bool) -> Info {
+        let none = Info { records: 0, data_length: 0, index_length: 0, mean_rec_length: 0, block_size: 0 };
+        self.value(none, |t| optimizer::info(t.btree_ref().is_some(), &t.stats(), show))
+    }
+    fn scan_cost(&self, records: u64, data_length: u64) -> f64 {
+        self.value(1.0, |t| optimizer::scan_cost(t.btree_ref().is_some(), records, data_length))
     }
     fn set_exact_rows(&self, rows: u64) {
         self.value((), |t| t.set_exact_rows(rows))
@@ -1344,14 +1404,14 @@ impl Table {
             )?;
             Ok(())
         });
-        n
+        optimizer::range_rows(n)
     }
 
-    fn bt_key_stats(&mut self, index: u32, parts: &[KeyPart], analyze: bool, out: &mut Vec<u64>) -> i32 {
+    fn bt_rec_per_key(&mut self, index: u32, parts: &[KeyPart], analyze: bool, rows: u64, out: &mut Vec<u64>) -> i32 {
         out.clear();
         self.run(|t| {
             let parts: Vec<u32> = parts.iter().map(|p| p.length | if p.nullable { bt::PART_NULLABLE } else { 0 }).collect();
-            out.extend(btree(t)?.key_stats(index as usize, &parts, analyze)?);
+            out.extend(optimizer::rec_per_key(rows, &btree(t)?.key_stats(index as usize, &parts, analyze)?));
             Ok(())
         })
     }
@@ -1401,8 +1461,18 @@ impl Table {
         })
     }
 
-    fn bt_auto_increment_used(&mut self, v: u64) -> i32 {
-        self.run(|t| btree(t)?.auto_increment_used(v))
+    fn bt_auto_increment_used(&mut self, v: u64, increment: u64, offset: u64) -> i32 {
+        self.run(|t| btree(t)?.auto_increment_used(bt::autoinc::used_in_series(v, increment, offset)))
+    }
+
+    fn bt_auto_increment_reserve(&mut self, r: &mut Autoinc) -> i32 {
+        self.run(|t| {
+            let b = btree(t)?;
+            match bt::autoinc::reserve(r, b.auto_increment_next()) {
+                Some(end) => b.auto_increment_used(end).inspect_err(|_| r.first = u64::MAX),
+                None => Ok(()),
+            }
+        })
     }
 
     fn bt_auto_increment_checked(&self) -> bool {
@@ -1615,6 +1685,7 @@ mod tests {
         trx!("trx_savepoint", |t| trx_savepoint(&t) == 0);
         trx!("trx_rollback_to", |t| trx_rollback_to(&mut t, 0, &mut s) == PANIC);
         free!("layout_supported", !layout_supported(LayoutKind::Csv));
+        free!("primary_read_cost", primary_read_cost(2.0, 0, 0, 0) == 2.0);
         free!("table_options_check", {
             let given = OptionsGiven { csv_file: false, csv_separator: false, csv_separator_text: Vec::new() };
             !table_options_check(&opts(LayoutKind::Csv), &given, &mut s) && s.contains("panic")
@@ -1670,7 +1741,7 @@ mod tests {
         table!("record_spans", |t, x| t.record_spans().is_empty());
         table!("insert", |t, x| t.insert(b"", &[], 0, false, false) == PANIC);
         table!("lookup", |t, x| t.lookup(0) == PANIC);
-        table!("max_key", |t, x| !t.max_key().has_key);
+        table!("next_auto_increment", |t, x| t.next_auto_increment(true, true) == 1);
         table!("optimize", |t, x| t.optimize(0) == PANIC);
         table!("update_current", |t, x| t.update_current(b"") == PANIC);
         table!("delete_current", |t, x| t.delete_current() == PANIC);
@@ -1682,6 +1753,8 @@ mod tests {
             true
         });
         table!("stats", |t, x| t.stats().rows == 0);
+        table!("info", |t, x| t.info(false).records == 0);
+        table!("scan_cost", |t, x| t.scan_cost(0, 0) == 1.0);
         table!("set_exact_rows", |t, x| {
             t.set_exact_rows(1);
             true
@@ -1712,14 +1785,15 @@ mod tests {
         });
         table!("bt_fetch_current", |t, x| t.bt_fetch_current() == PANIC);
         table!("bt_key", |t, x| t.bt_key().is_empty());
-        table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 0);
-        table!("bt_key_stats", |t, x| t.bt_key_stats(0, &[KeyPart { length: 4, nullable: false }], false, &mut v) == PANIC);
+        table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 1);
+        table!("bt_rec_per_key", |t, x| t.bt_rec_per_key(0, &[KeyPart { length: 4, nullable: false }], false, 1, &mut v) == PANIC);
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
         table!("bt_check", |t, x| t.bt_check(0, &mut lines) == 0 && lines.len() == 1 && lines[0].contains("(panic)"));
         table!("bt_lock", |t, x| t.bt_lock(&mut x, true) == PANIC);
         table!("bt_auto_increment", |t, x| t.bt_auto_increment() == 0);
-        table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1) == PANIC);
+        table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1, 1, 1) == PANIC);
+        table!("bt_auto_increment_reserve", |t, x| t.bt_auto_increment_reserve(&mut Autoinc::default()) == PANIC);
         table!("bt_auto_increment_checked", |t, x| t.bt_auto_increment_checked());
         table!("bt_set_auto_increment_checked", |t, x| {
             t.bt_set_auto_increment_checked();
