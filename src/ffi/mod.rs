@@ -200,84 +200,56 @@ pub mod bridge {
         last: u64,
     }
 
-    /// SHOW GLOBAL STATUS LIKE 'Rust%' (docs/operations.md): the engine's counters
-    /// since the plugin was loaded and its gauges now (ffi/status.rs).
-    struct StatusCounters {
-        pool_pages: u64,
-        pool_cached: u64,
-        pool_dirty: u64,
-        pool_read_requests: u64,
-        pool_reads: u64,
-        pool_writes: u64,
-        pool_evictions: u64,
-        open_trees: u64,
-        log_lsn: u64,
-        log_synced_lsn: u64,
-        checkpoint_lsn: u64,
-        checkpoint_age: u64,
-        log_size: u64,
-        log_bytes_written: u64,
-        log_writes: u64,
-        log_fsyncs: u64,
-        checkpoints: u64,
-        trx_active: u64,
-        trx_commits: u64,
-        trx_rollbacks: u64,
-        lock_waits: u64,
-        lock_wait_micros: u64,
-        lock_timeouts: u64,
-        csv_bytes_scanned: u64,
-        csv_rows_malformed: u64,
-        archive_bytes_scanned: u64,
-        archive_blocks_damaged: u64,
-        panics_caught: u64,
-    }
-
-    /// A RUST table, for INFORMATION_SCHEMA.RUST_TABLES (inventory.rs).
-    struct TableInfo {
-        schema: String,
+    /// A status variable (SHOW GLOBAL STATUS LIKE 'Rust%', docs/operations.md).
+    struct StatusVar {
         name: String,
-        layout: String,
-        format_version: u32,
-        rows: u64,
-        rows_known: bool,
-        data_bytes: u64,
-        other_bytes: u64,
-        files: String,
-        attached_file: String,
-        csv_options: String,
+        value: u64,
     }
 
-    /// A BTREE tree file's pages in the buffer pool (INFORMATION_SCHEMA.RUST_BUFFER_POOL).
-    struct PoolRow {
-        schema: String,
-        table: String,
-        /// 0: the clustered tree; n: the n-th secondary index's file.
-        index: u32,
-        cached: u64,
-        dirty: u64,
-        dirty_known: bool,
+    /// The engine's INFORMATION_SCHEMA tables (docs/operations.md; their columns
+    /// and rows: ffi/status.rs).
+    #[repr(u8)]
+    enum InfoTable {
+        /// RUST_TRX: the open BTREE transactions.
+        Trx,
+        /// RUST_TABLES: the RUST tables and their files.
+        Tables,
+        /// RUST_BUFFER_POOL: cached pages per tree file.
+        BufferPool,
+        /// RUST_LOCKS: table locks held or waited for.
+        Locks,
+        /// RUST_LOCK_WAITS: who waits for whom.
+        LockWaits,
     }
 
-    /// A table lock held or waited for (INFORMATION_SCHEMA.RUST_LOCKS,
-    /// RUST_LOCK_WAITS).
-    struct LockRow {
-        schema: String,
-        table: String,
-        trx: u64,
-        exclusive: bool,
-        waiting: bool,
-        waiting_secs: f64,
-        /// For a wait: the transactions it waits for.
-        blocked_by: Vec<u64>,
+    /// An INFORMATION_SCHEMA column's type.
+    #[repr(u8)]
+    enum ColumnKind {
+        /// BIGINT UNSIGNED (a cell's `number`).
+        U64,
+        /// INT UNSIGNED (a cell's `number`).
+        U32,
+        /// DOUBLE (a cell's `real`).
+        Double,
+        /// VARCHAR(length) (a cell's `text`).
+        Text,
     }
 
-    /// A BTREE transaction, for INFORMATION_SCHEMA.RUST_TRX.
-    struct TrxRow {
-        id: u64,
-        age_secs: f64,
-        changes: u64,
-        state: String,
+    struct Column {
+        name: String,
+        kind: ColumnKind,
+        /// A text column's length in characters.
+        length: u32,
+        nullable: bool,
+    }
+
+    /// One value of an INFORMATION_SCHEMA row; its column's kind says which
+    /// field holds it.
+    struct Cell {
+        null: bool,
+        number: u64,
+        real: f64,
+        text: String,
     }
 
     /// What CHECK/REPAIR found.
@@ -325,17 +297,16 @@ pub mod bridge {
         fn engine_take_note(out: &mut String) -> bool;
         /// The counters and gauges of SHOW GLOBAL STATUS (all 0 for a part not
         /// started); never fails.
-        fn status_counters() -> StatusCounters;
+        /// SHOW GLOBAL STATUS LIKE 'Rust%': the variables in the order shown;
+        /// `rows`: the rows the handler counted, `rows[what * 3 + layout]`
+        /// (what: read, inserted, updated, deleted).
+        fn status_vars(rows: &[u64]) -> Vec<StatusVar>;
         /// SHOW ENGINE RUST STATUS: the report, in lines.
         fn engine_status_text() -> String;
-        /// The open BTREE transactions, oldest id first.
-        fn trx_rows() -> Vec<TrxRow>;
-        /// The RUST tables under the data directory (the working directory).
-        fn table_rows() -> Vec<TableInfo>;
-        /// The open BTREE tree files and their cached pages.
-        fn pool_rows() -> Vec<PoolRow>;
-        /// Every BTREE table lock held or waited for now.
-        fn lock_rows() -> Vec<LockRow>;
+        /// An INFORMATION_SCHEMA table's columns, and its rows (one cell a
+        /// column, row after row).
+        fn info_columns(table: InfoTable) -> Vec<Column>;
+        fn info_rows(table: InfoTable) -> Vec<Cell>;
 
         fn trx_new() -> Box<TrxHandle>;
         /// The server session (an opaque token for the interrupt probe).
@@ -567,7 +538,7 @@ const _: () = {
 };
 
 mod status;
-use status::{engine_status_text, lock_rows, pool_rows, status_counters, table_rows, trx_rows};
+use status::{engine_status_text, info_columns, info_rows, status_vars};
 
 fn policy(p: LogFlush) -> FlushPolicy {
     match p {
@@ -1712,12 +1683,10 @@ mod tests {
             drop(w);
             true
         });
-        free!("status_counters", status_counters().panics_caught == 0);
+        free!("status_vars", status_vars(&[]).is_empty());
         free!("engine_status_text", engine_status_text().is_empty());
-        free!("trx_rows", trx_rows().is_empty());
-        free!("table_rows", table_rows().is_empty());
-        free!("pool_rows", pool_rows().is_empty());
-        free!("lock_rows", lock_rows().is_empty());
+        free!("info_columns", info_columns(bridge::InfoTable::Trx).is_empty());
+        free!("info_rows", info_rows(bridge::InfoTable::Locks).is_empty());
         free!("ha_rust_set_progress_reporter", {
             ha_rust_set_progress_reporter(None);
             true
