@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use crate::consts;
 use crate::error::{Error, Result};
 use crate::layout::{self, CheckStep, LayoutTable, Options};
+use crate::optimizer;
 
 #[cxx::bridge(namespace = "ha_rust_ffi")]
 pub mod bridge {
@@ -165,84 +166,90 @@ pub mod bridge {
         exact: bool,
     }
 
-    /// SHOW GLOBAL STATUS LIKE 'Rust%' (docs/operations.md): the engine's counters
-    /// since the plugin was loaded and its gauges now (ffi/status.rs).
-    struct StatusCounters {
-        pool_pages: u64,
-        pool_cached: u64,
-        pool_dirty: u64,
-        pool_read_requests: u64,
-        pool_reads: u64,
-        pool_writes: u64,
-        pool_evictions: u64,
-        open_trees: u64,
-        log_lsn: u64,
-        log_synced_lsn: u64,
-        checkpoint_lsn: u64,
-        checkpoint_age: u64,
-        log_size: u64,
-        log_bytes_written: u64,
-        log_writes: u64,
-        log_fsyncs: u64,
-        checkpoints: u64,
-        trx_active: u64,
-        trx_commits: u64,
-        trx_rollbacks: u64,
-        lock_waits: u64,
-        lock_wait_micros: u64,
-        lock_timeouts: u64,
-        csv_bytes_scanned: u64,
-        csv_rows_malformed: u64,
-        archive_bytes_scanned: u64,
-        archive_blocks_damaged: u64,
-        panics_caught: u64,
+    /// What info() copies into the server's statistics (src/optimizer.rs).
+    struct Info {
+        records: u64,
+        data_length: u64,
+        index_length: u64,
+        mean_rec_length: u64,
+        /// BTREE's page (keyread_time uses it); 0 for the other layouts.
+        block_size: u32,
     }
 
-    /// A RUST table, for INFORMATION_SCHEMA.RUST_TABLES (inventory.rs).
-    struct TableInfo {
-        schema: String,
+    /// One get_auto_increment call on a BTREE table: the server's arguments, and
+    /// the statement's reservation (kept by the handler) before and after
+    /// (btree/table/autoinc.rs).
+    #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+    struct Autoinc {
+        offset: u64,
+        increment: u64,
+        /// Values the server asks for (0: unknown, INSERT ... SELECT).
+        desired: u64,
+        /// The column's largest value.
+        max: u64,
+        /// ALTER TABLE copies rows: values keep no series.
+        alter_table: bool,
+        /// In: the server's first value (at least); out: the first value given
+        /// (u64::MAX: none left).
+        first: u64,
+        /// Out: how many values are reserved from `first` on.
+        reserved: u64,
+        /// The statement's values reserved and not yet used (0: its first call).
+        rows_left: u64,
+        /// The value after the statement's reservation (0: none).
+        last: u64,
+    }
+
+    /// A status variable (SHOW GLOBAL STATUS LIKE 'Rust%', docs/operations.md).
+    struct StatusVar {
         name: String,
-        layout: String,
-        format_version: u32,
-        rows: u64,
-        rows_known: bool,
-        data_bytes: u64,
-        other_bytes: u64,
-        files: String,
-        attached_file: String,
-        csv_options: String,
+        value: u64,
     }
 
-    /// A BTREE tree file's pages in the buffer pool (INFORMATION_SCHEMA.RUST_BUFFER_POOL).
-    struct PoolRow {
-        schema: String,
-        table: String,
-        /// 0: the clustered tree; n: the n-th secondary index's file.
-        index: u32,
-        cached: u64,
-        dirty: u64,
-        dirty_known: bool,
+    /// The engine's INFORMATION_SCHEMA tables (docs/operations.md; their columns
+    /// and rows: ffi/status.rs).
+    #[repr(u8)]
+    enum InfoTable {
+        /// RUST_TRX: the open BTREE transactions.
+        Trx,
+        /// RUST_TABLES: the RUST tables and their files.
+        Tables,
+        /// RUST_BUFFER_POOL: cached pages per tree file.
+        BufferPool,
+        /// RUST_LOCKS: table locks held or waited for.
+        Locks,
+        /// RUST_LOCK_WAITS: who waits for whom.
+        LockWaits,
     }
 
-    /// A table lock held or waited for (INFORMATION_SCHEMA.RUST_LOCKS,
-    /// RUST_LOCK_WAITS).
-    struct LockRow {
-        schema: String,
-        table: String,
-        trx: u64,
-        exclusive: bool,
-        waiting: bool,
-        waiting_secs: f64,
-        /// For a wait: the transactions it waits for.
-        blocked_by: Vec<u64>,
+    /// An INFORMATION_SCHEMA column's type.
+    #[repr(u8)]
+    enum ColumnKind {
+        /// BIGINT UNSIGNED (a cell's `number`).
+        U64,
+        /// INT UNSIGNED (a cell's `number`).
+        U32,
+        /// DOUBLE (a cell's `real`).
+        Double,
+        /// VARCHAR(length) (a cell's `text`).
+        Text,
     }
 
-    /// A BTREE transaction, for INFORMATION_SCHEMA.RUST_TRX.
-    struct TrxRow {
-        id: u64,
-        age_secs: f64,
-        changes: u64,
-        state: String,
+    struct Column {
+        name: String,
+        kind: ColumnKind,
+        /// A text column's length in characters.
+        length: u32,
+        nullable: bool,
+    }
+
+    /// One value of an INFORMATION_SCHEMA row; its column's kind says which
+    /// field holds it.
+    struct Cell {
+        null: bool,
+        number: u64,
+        real: f64,
+        text: String,
     }
 
     /// What CHECK/REPAIR found.
@@ -294,17 +301,16 @@ pub mod bridge {
         fn engine_take_note(out: &mut String) -> bool;
         /// The counters and gauges of SHOW GLOBAL STATUS (all 0 for a part not
         /// started); never fails.
-        fn status_counters() -> StatusCounters;
+        /// SHOW GLOBAL STATUS LIKE 'Rust%': the variables in the order shown;
+        /// `rows`: the rows the handler counted, `rows[what * 3 + layout]`
+        /// (what: read, inserted, updated, deleted).
+        fn status_vars(rows: &[u64]) -> Vec<StatusVar>;
         /// SHOW ENGINE RUST STATUS: the report, in lines.
         fn engine_status_text() -> String;
-        /// The open BTREE transactions, oldest id first.
-        fn trx_rows() -> Vec<TrxRow>;
-        /// The RUST tables under the data directory (the working directory).
-        fn table_rows() -> Vec<TableInfo>;
-        /// The open BTREE tree files and their cached pages.
-        fn pool_rows() -> Vec<PoolRow>;
-        /// Every BTREE table lock held or waited for now.
-        fn lock_rows() -> Vec<LockRow>;
+        /// An INFORMATION_SCHEMA table's columns, and its rows (one cell a
+        /// column, row after row).
+        fn info_columns(table: InfoTable) -> Vec<Column>;
+        fn info_rows(table: InfoTable) -> Vec<Cell>;
 
         fn trx_new() -> Box<TrxHandle>;
         /// The server session (an opaque token for the interrupt probe).
@@ -343,6 +349,9 @@ pub mod bridge {
 
         /// Whether this build can create and open tables of `layout` now.
         fn layout_supported(layout: LayoutKind) -> bool;
+        /// A BTREE read of `rows` rows over `ranges` ranges of the clustered tree
+        /// whose scan costs `scan` (src/optimizer.rs).
+        fn primary_read_cost(scan: f64, records: u64, ranges: u32, rows: u64) -> f64;
 
         /// A string key part of key format 3 (btree/keys.rs): the memcomparable
         /// bytes of the collation weights `weights` (`pad`: a space's weights in a
@@ -388,7 +397,9 @@ pub mod bridge {
         fn insert(self: &mut Table, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32;
         /// ARCHIVE: positions on the rows whose key is `key` (then scan_next).
         fn lookup(self: &mut Table, key: u64) -> i32;
-        fn max_key(self: &Table) -> KeyMax;
+        /// ARCHIVE: the next AUTO_INCREMENT value, after the largest key (of an
+        /// `unsigned_key` column; a signed one counts from 1) or the table's start.
+        fn next_auto_increment(self: &Table, keyed: bool, unsigned_key: bool) -> u64;
         /// ARCHIVE: recompresses every row into full blocks.
         /// ARCHIVE: recompress; stops with HA_ERR_ABORTED_BY_USER when session
         /// `session` is killed (the table as it was).
@@ -402,6 +413,10 @@ pub mod bridge {
         fn discard(self: &mut Table);
 
         fn stats(self: &Table) -> Stats;
+        /// info()'s numbers; `show`: SHOW TABLE STATUS or the open (the real count).
+        fn info(self: &Table, show: bool) -> Info;
+        /// A full scan's cost for a table of `records` rows (src/optimizer.rs).
+        fn scan_cost(self: &Table, records: u64, data_length: u64) -> f64;
         fn set_exact_rows(self: &Table, rows: u64);
         /// Moves one pending warning into `out`; false when there is none.
         fn take_warning(self: &mut Table, out: &mut String) -> bool;
@@ -453,12 +468,13 @@ pub mod bridge {
         /// key's; clustered: the primary key).
         fn bt_key(self: &Table) -> &[u8];
         /// Entries of index `index` in a range (records_in_range: exact over a few
-        /// leaves, else estimated from the tree).
+        /// leaves, else estimated from the tree), never 0 (src/optimizer.rs).
         fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64;
-        /// Distinct values of each key prefix of index `index` into `out`, one per
-        /// entry of `parts` (the index's key parts); `analyze`: computed again
-        /// from a larger sample (ANALYZE TABLE).
-        fn bt_key_stats(self: &mut Table, index: u32, parts: &[KeyPart], analyze: bool, out: &mut Vec<u64>) -> i32;
+        /// The rows per value (rec_per_key, src/optimizer.rs) of each key prefix
+        /// of index `index` into `out`, one per entry of `parts` (the index's key
+        /// parts), for a table of `rows` rows, from the distinct values counted
+        /// per prefix; `analyze`: counted again from a larger sample (ANALYZE).
+        fn bt_rec_per_key(self: &mut Table, index: u32, parts: &[KeyPart], analyze: bool, rows: u64, out: &mut Vec<u64>) -> i32;
         /// The BTREE table's format version (docs/btree-format.md): 2 and up,
         /// binary and NO PAD string key parts end with their length.
         fn bt_key_format(self: &Table) -> u32;
@@ -470,8 +486,12 @@ pub mod bridge {
         fn bt_lock(self: &mut Table, trx: &mut TrxHandle, exclusive: bool) -> i32;
         /// The next AUTO_INCREMENT value (persistent counter, see btree-format.md).
         fn bt_auto_increment(self: &Table) -> u64;
-        /// Moves the counter up to `v` (a value given or stored); never down.
-        fn bt_auto_increment_used(self: &mut Table, v: u64) -> i32;
+        /// Moves the counter up for a value `v` given or stored (to just below the
+        /// next value of the session's series `increment`, `offset`); never down.
+        fn bt_auto_increment_used(self: &mut Table, v: u64, increment: u64, offset: u64) -> i32;
+        /// Reserves a statement's values (get_auto_increment) and moves the
+        /// counter to the reservation's end (btree/table/autoinc.rs).
+        fn bt_auto_increment_reserve(self: &mut Table, r: &mut Autoinc) -> i32;
         /// Whether the counter was checked against the column since the table was
         /// opened (by any handler of it), and marking it checked.
         fn bt_auto_increment_checked(self: &Table) -> bool;
@@ -498,7 +518,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, CheckSummary, FindMode, KeyMax, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
+    Answer, Autoinc, CheckSummary, FindMode, Info, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
@@ -522,7 +542,7 @@ const _: () = {
 };
 
 mod status;
-use status::{engine_status_text, lock_rows, pool_rows, status_counters, table_rows, trx_rows};
+use status::{engine_status_text, info_columns, info_rows, status_vars};
 
 fn policy(p: LogFlush) -> FlushPolicy {
     match p {
@@ -949,6 +969,10 @@ fn available(v: LayoutKind) -> Result<&'static dyn layout::Layout> {
     Ok(l)
 }
 
+fn primary_read_cost(scan: f64, records: u64, ranges: u32, rows: u64) -> f64 {
+    guard_or("primary_read_cost", || scan, || optimizer::primary_read_cost(scan, records, ranges, rows))
+}
+
 fn layout_supported(l: LayoutKind) -> bool {
     guard_or("layout_supported", || false, || available(l).is_ok())
 }
@@ -1182,8 +1206,8 @@ impl Table {
     fn lookup(&mut self, key: u64) -> i32 {
         self.run("lookup", |t| t.lookup(key))
     }
-    fn max_key(&self) -> KeyMax {
-        self.value("max_key", KeyMax { has_key: false, key: 0, base: 0 }, |t| t.max_key())
+    fn next_auto_increment(&self, keyed: bool, unsigned_key: bool) -> u64 {
+        self.value("next_auto_increment", 1, |t| layout::next_auto_increment(t.max_key(), keyed, unsigned_key))
     }
     fn optimize(&mut self, session: usize) -> i32 {
         self.run("optimize", |t| t.optimize(session))
@@ -1208,6 +1232,13 @@ impl Table {
     }
     fn stats(&self) -> Stats {
         self.value("stats", Stats { rows: 0, data_length: 0, index_length: 0, exact: false }, |t| t.stats())
+    }
+    fn info(&self, show: bool) -> Info {
+        let none = Info { records: 0, data_length: 0, index_length: 0, mean_rec_length: 0, block_size: 0 };
+        self.value("info", none, |t| optimizer::info(t.btree_ref().is_some(), &t.stats(), show))
+    }
+    fn scan_cost(&self, records: u64, data_length: u64) -> f64 {
+        self.value("scan_cost", 1.0, |t| optimizer::scan_cost(t.btree_ref().is_some(), records, data_length))
     }
     fn set_exact_rows(&self, rows: u64) {
         self.value("set_exact_rows", (), |t| t.set_exact_rows(rows))
@@ -1410,14 +1441,14 @@ impl Table {
             )?;
             Ok(())
         });
-        n
+        optimizer::range_rows(n)
     }
 
-    fn bt_key_stats(&mut self, index: u32, parts: &[KeyPart], analyze: bool, out: &mut Vec<u64>) -> i32 {
+    fn bt_rec_per_key(&mut self, index: u32, parts: &[KeyPart], analyze: bool, rows: u64, out: &mut Vec<u64>) -> i32 {
         out.clear();
-        self.run("bt_key_stats", |t| {
+        self.run("bt_rec_per_key", |t| {
             let parts: Vec<u32> = parts.iter().map(|p| p.length | if p.nullable { bt::PART_NULLABLE } else { 0 }).collect();
-            out.extend(btree(t)?.key_stats(index as usize, &parts, analyze)?);
+            out.extend(optimizer::rec_per_key(rows, &btree(t)?.key_stats(index as usize, &parts, analyze)?));
             Ok(())
         })
     }
@@ -1467,8 +1498,18 @@ impl Table {
         })
     }
 
-    fn bt_auto_increment_used(&mut self, v: u64) -> i32 {
-        self.run("bt_auto_increment_used", |t| btree(t)?.auto_increment_used(v))
+    fn bt_auto_increment_used(&mut self, v: u64, increment: u64, offset: u64) -> i32 {
+        self.run("bt_auto_increment_used", |t| btree(t)?.auto_increment_used(bt::autoinc::used_in_series(v, increment, offset)))
+    }
+
+    fn bt_auto_increment_reserve(&mut self, r: &mut Autoinc) -> i32 {
+        self.run("bt_auto_increment_reserve", |t| {
+            let b = btree(t)?;
+            match bt::autoinc::reserve(r, b.auto_increment_next()) {
+                Some(end) => b.auto_increment_used(end).inspect_err(|_| r.first = u64::MAX),
+                None => Ok(()),
+            }
+        })
     }
 
     fn bt_auto_increment_checked(&self) -> bool {
@@ -1686,6 +1727,7 @@ mod tests {
         trx!("trx_savepoint", |t| trx_savepoint(&t) == 0);
         trx!("trx_rollback_to", |t| trx_rollback_to(&mut t, 0, &mut s) == PANIC);
         free!("layout_supported", !layout_supported(LayoutKind::Csv));
+        free!("primary_read_cost", primary_read_cost(2.0, 0, 0, 0) == 2.0);
         free!("table_options_check", {
             let given = OptionsGiven { csv_file: false, csv_separator: false, csv_separator_text: Vec::new() };
             !table_options_check(&opts(LayoutKind::Csv), &given, &mut s) && s.contains("panic")
@@ -1712,12 +1754,10 @@ mod tests {
             drop(w);
             true
         });
-        free!("status_counters", status_counters().panics_caught == 0);
+        free!("status_vars", status_vars(&[]).is_empty());
         free!("engine_status_text", engine_status_text().is_empty());
-        free!("trx_rows", trx_rows().is_empty());
-        free!("table_rows", table_rows().is_empty());
-        free!("pool_rows", pool_rows().is_empty());
-        free!("lock_rows", lock_rows().is_empty());
+        free!("info_columns", info_columns(bridge::InfoTable::Trx).is_empty());
+        free!("info_rows", info_rows(bridge::InfoTable::Locks).is_empty());
         free!("ha_rust_set_progress_reporter", {
             ha_rust_set_progress_reporter(None);
             true
@@ -1741,7 +1781,7 @@ mod tests {
         table!("record_spans", |t, x| t.record_spans().is_empty());
         table!("insert", |t, x| t.insert(b"", &[], 0, false, false) == PANIC);
         table!("lookup", |t, x| t.lookup(0) == PANIC);
-        table!("max_key", |t, x| !t.max_key().has_key);
+        table!("next_auto_increment", |t, x| t.next_auto_increment(true, true) == 1);
         table!("optimize", |t, x| t.optimize(0) == PANIC);
         table!("update_current", |t, x| t.update_current(b"") == PANIC);
         table!("delete_current", |t, x| t.delete_current() == PANIC);
@@ -1753,6 +1793,8 @@ mod tests {
             true
         });
         table!("stats", |t, x| t.stats().rows == 0);
+        table!("info", |t, x| t.info(false).records == 0);
+        table!("scan_cost", |t, x| t.scan_cost(0, 0) == 1.0);
         table!("set_exact_rows", |t, x| {
             t.set_exact_rows(1);
             true
@@ -1783,14 +1825,15 @@ mod tests {
         });
         table!("bt_fetch_current", |t, x| t.bt_fetch_current() == PANIC);
         table!("bt_key", |t, x| t.bt_key().is_empty());
-        table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 0);
-        table!("bt_key_stats", |t, x| t.bt_key_stats(0, &[KeyPart { length: 4, nullable: false }], false, &mut v) == PANIC);
+        table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 1);
+        table!("bt_rec_per_key", |t, x| t.bt_rec_per_key(0, &[KeyPart { length: 4, nullable: false }], false, 1, &mut v) == PANIC);
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
         table!("bt_check", |t, x| t.bt_check(0, &mut lines) == 0 && lines.len() == 1 && lines[0].contains("(panic)"));
         table!("bt_lock", |t, x| t.bt_lock(&mut x, true) == PANIC);
         table!("bt_auto_increment", |t, x| t.bt_auto_increment() == 0);
-        table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1) == PANIC);
+        table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1, 1, 1) == PANIC);
+        table!("bt_auto_increment_reserve", |t, x| t.bt_auto_increment_reserve(&mut Autoinc::default()) == PANIC);
         table!("bt_auto_increment_checked", |t, x| t.bt_auto_increment_checked());
         table!("bt_set_auto_increment_checked", |t, x| {
             t.bt_set_auto_increment_checked();
