@@ -120,6 +120,21 @@ pub enum CheckStep {
 }
 
 /// A CHECK that found nothing.
+/// ARCHIVE's next AUTO_INCREMENT value: one past the largest key (its 8
+/// order-preserving bytes: a signed column's with the sign bit flipped; a signed
+/// key at or below 0 does not count) or past the table's start (`m.base`).
+/// `keyed`: the table has the index.
+pub fn next_auto_increment(m: KeyMax, keyed: bool, unsigned_key: bool) -> u64 {
+    let mut last = m.base;
+    if m.has_key && keyed {
+        let v = if unsigned_key { m.key } else { m.key ^ (1 << 63) };
+        if unsigned_key || (v as i64) > 0 {
+            last = last.max(v);
+        }
+    }
+    last.wrapping_add(1)
+}
+
 pub fn empty_summary() -> CheckSummary {
     CheckSummary {
         rows: 0,

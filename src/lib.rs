@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod inventory;
 pub mod layout;
 pub mod metrics;
+pub mod optimizer;
 pub mod rejected;
 pub mod session;
 #[cfg(test)]

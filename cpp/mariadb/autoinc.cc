@@ -9,17 +9,9 @@
 
 ulonglong ha_rust::next_auto_increment()
 {
-  ha_rust_ffi::KeyMax m= (*tbl)->max_key();
-  ulonglong last= m.base;
-  if (m.has_key && table->s->keys)
-  {
-    Field *f= table->key_info[0].key_part[0].field;
-    bool is_unsigned= f->flags & UNSIGNED_FLAG;
-    ulonglong v= is_unsigned ? m.key : (ulonglong) (longlong) (m.key ^ (1ULL << 63));
-    if (is_unsigned || (longlong) v > 0)
-      last= std::max(last, v);
-  }
-  return last + 1;
+  bool keyed= table->s->keys != 0;
+  return (*tbl)->next_auto_increment(
+      keyed, keyed && (table->key_info[0].key_part[0].field->flags & UNSIGNED_FLAG));
 }
 
 void ha_rust::get_auto_increment(ulonglong offset, ulonglong increment,
@@ -57,7 +49,7 @@ void ha_rust::bt_autoinc_check()
 
 /* The AUTO_INCREMENT value of the row at `record` moves the counter up: as
    InnoDB's, to just below the next value of the session's series
-   (auto_increment_increment/_offset; the server's compute_next_insert_id). */
+   (auto_increment_increment/_offset; btree/table/autoinc.rs). */
 int ha_rust::bt_autoinc_used(const uchar *record)
 {
   Field *f= table->found_next_number_field;
@@ -69,81 +61,34 @@ int ha_rust::bt_autoinc_used(const uchar *record)
   longlong v= f->val_int(record + f->offset(table->record[0]));
   if (!(f->flags & UNSIGNED_FLAG) && v <= 0)
     return 0;
-  ulonglong used= (ulonglong) v;
   const system_variables &sv= ha_thd()->variables;
-  ulonglong inc= sv.auto_increment_increment, ofs= sv.auto_increment_offset;
-  if (inc > 1)
-  {
-    ulonglong next= (used + inc - ofs) / inc * inc + ofs;
-    if (next > used)
-      used= next - 1;
-  }
-  return bt_rc((*tbl)->bt_auto_increment_used(used));
+  return bt_rc((*tbl)->bt_auto_increment_used(
+      (ulonglong) v, sv.auto_increment_increment, sv.auto_increment_offset));
 }
 
-/* The value after `current` in the session's series (auto_increment_increment
-   `step`, _offset), `need` values on; ULLONG_MAX when past the type's `max` or
-   on overflow (then every value is used up). */
-static ulonglong autoinc_after(ulonglong current, ulonglong need, ulonglong step,
-                               ulonglong offset, ulonglong max)
-{
-  if (current > max || !step)
-    return ULLONG_MAX;
-  if (offset > step)
-    offset= 0;                  /* an offset above the step is ignored */
-  ulonglong v= current > offset ? current - offset : offset - current;
-  v-= v % step;
-  if (v + offset < v)
-    return ULLONG_MAX;
-  v+= offset;
-  if (need > ULLONG_MAX / step || v + need * step < v)
-    return ULLONG_MAX;
-  return v + need * step;
-}
-
-/* AUTO_INCREMENT values are reserved as InnoDB reserves them (its default
-   innodb_autoinc_lock_mode=1), because users see which values a row gets after
-   a failed, ignored or duplicate row: a statement's first call reserves the
-   values the server asks for (the rows of a multi-row INSERT; 1, then 2, 4, ...
-   for INSERT ... SELECT), write_row counts them down, and values reserved but
-   not used are gone, as is a value given to a row that failed. The counter
-   (the largest value given or stored, in the clustered tree's meta page) moves
-   to the end of each reservation at once. */
+/* AUTO_INCREMENT values are reserved as InnoDB reserves them: the arithmetic
+   is Rust's (btree/table/autoinc.rs); the statement's reservation state
+   (autoinc_rows_left, autoinc_last) is kept here, write_row counts it down. */
 void ha_rust::bt_get_auto_increment(ulonglong offset, ulonglong increment,
                                     ulonglong nb_desired_values,
                                     ulonglong *first_value,
                                     ulonglong *nb_reserved_values)
 {
   bt_autoinc_check();
-  ulonglong next= std::max<ulonglong>(1, (*tbl)->bt_auto_increment());
-  ulonglong max= table->next_number_field->get_max_int_value();
-  if (increment > 1 && increment <= ~next && next < max &&
-      thd_sql_command(ha_thd()) != SQLCOM_ALTER_TABLE)
-  {
-    /* the first value of the session's series at or after the counter */
-    ulonglong in_series= ((next - 1) + increment - offset) / increment * increment + offset;
-    if (in_series < max)
-      next= in_series;
-  }
-  if (!autoinc_rows_left)
-  {
-    /* the statement's first reservation (0 desired: INSERT ... SELECT) */
-    autoinc_rows_left= nb_desired_values ? nb_desired_values : 1;
-    set_if_bigger(*first_value, next);
-  }
-  else if (!autoinc_last)
-    set_if_bigger(*first_value, next);
-  if (*first_value > max)
-  {
-    autoinc_last= 0;             /* the server reports the value out of range */
-    *nb_reserved_values= 0;
-    return;
-  }
-  *nb_reserved_values= autoinc_rows_left;
-  autoinc_last= autoinc_after(*first_value, *nb_reserved_values, increment,
-                              offset, max);
-  if (autoinc_last < *first_value)
-    *first_value= ULLONG_MAX;
-  else if (bt_rc((*tbl)->bt_auto_increment_used(autoinc_last - 1)))
-    *first_value= ULLONG_MAX;    /* HA_ERR_AUTOINC_READ_FAILED */
+  ha_rust_ffi::Autoinc r;
+  r.offset= offset;
+  r.increment= increment;
+  r.desired= nb_desired_values;
+  r.max= table->next_number_field->get_max_int_value();
+  r.alter_table= thd_sql_command(ha_thd()) == SQLCOM_ALTER_TABLE;
+  r.first= *first_value;
+  r.reserved= 0;
+  r.rows_left= autoinc_rows_left;
+  r.last= autoinc_last;
+  int rc= (*tbl)->bt_auto_increment_reserve(r);
+  *first_value= r.first;        /* ULLONG_MAX: HA_ERR_AUTOINC_READ_FAILED */
+  *nb_reserved_values= r.reserved;
+  autoinc_rows_left= r.rows_left;
+  autoinc_last= r.last;
+  bt_rc(rc);
 }

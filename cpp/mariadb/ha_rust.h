@@ -141,7 +141,7 @@ class ha_rust final : public handler
   bool scan_desc= false;
   uint max_pk_len= 0;
   uint32_t key_format= 0;            /* the table's format version (Rust) */
-  std::vector<ha_rust_ffi::KeyPart> stat_parts;  /* key parts for bt_key_stats */
+  std::vector<ha_rust_ffi::KeyPart> stat_parts;  /* key parts for bt_rec_per_key */
   /* Index-only reads (docs/btree-format.md, "Index-only reads") */
   bool pk_decodable= false;          /* every primary key part can be decoded */
   std::vector<bool> keyread_cols;    /* [key * fields + field]: decodable from key */
@@ -189,7 +189,6 @@ class ha_rust final : public handler
                     enum ha_rkey_function find_flag);
   int bt_external_lock(THD *thd, int lock_type);
   void bt_start_stmt(THD *thd);
-  void bt_info(uint flag);
   void bt_rec_per_key(bool analyze);
   uint32_t part_layout(KEY_PART_INFO *kp);
   int bt_repair(THD *thd);

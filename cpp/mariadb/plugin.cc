@@ -47,6 +47,20 @@ static void update_log_file_size(THD *, struct st_mysql_sys_var *, void *var,
   ha_rust_ffi::engine_set_log_size(rust_log_file_size);
 }
 
+/* A test hook (docs/crash-safety.md, Panics): the bridge entry point (named as
+   src/ffi's guard test names it) whose every call panics inside the guard. */
+static char *rust_debug_panic_at;
+static char debug_panic_at_buf[64];
+
+static void update_debug_panic_at(THD *, struct st_mysql_sys_var *, void *var,
+                                  const void *save)
+{
+  const char *v= *static_cast<char *const *>(save);
+  snprintf(debug_panic_at_buf, sizeof debug_panic_at_buf, "%s", v ? v : "");
+  *static_cast<char **>(var)= debug_panic_at_buf;
+  ha_rust_ffi::engine_set_debug_panic_at(bytes(debug_panic_at_buf));
+}
+
 static MYSQL_SYSVAR_ULONGLONG(buffer_pool_size, rust_buffer_pool_size,
   PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
   "Bytes of B-tree pages all BTREE tables together keep in memory "
@@ -73,11 +87,19 @@ static MYSQL_SYSVAR_ULONGLONG(log_file_size, rust_log_file_size,
   "since the last checkpoint into memory)",
   NULL, update_log_file_size, 96ULL << 20, 1ULL << 20, 4ULL << 30, 1ULL << 20);
 
+static MYSQL_SYSVAR_STR(debug_panic_at, rust_debug_panic_at,
+  PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_NOCMDOPT,
+  "Test hook, not for production: while it names an entry point of the engine's "
+  "bridge (e.g. table_open, bt_insert, trx_commit), every call of it panics "
+  "inside the panic guard, which makes it the statement's error; empty: off",
+  NULL, update_debug_panic_at, "");
+
 static struct st_mysql_sys_var *rust_system_variables[]= {
   MYSQL_SYSVAR(buffer_pool_size),
   MYSQL_SYSVAR(flush_log_at_trx_commit),
   MYSQL_SYSVAR(lock_wait_timeout),
   MYSQL_SYSVAR(log_file_size),
+  MYSQL_SYSVAR(debug_panic_at),
   NULL
 };
 

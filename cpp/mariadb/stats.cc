@@ -29,11 +29,8 @@ ha_rows ha_rust::records_in_range(uint inx, const key_range *min_key,
     max_mode= max_key->flag == HA_READ_BEFORE_KEY ? RangeEnd::Exclusive
                                                     : RangeEnd::Inclusive;
   }
-  ha_rows n= (ha_rows) (*tbl)->bt_count_range(rust_index_of[inx], sl(key_buf),
-                                              min_mode, sl(key_buf2), max_mode);
-  /* as InnoDB: never 0, which the optimizer would take for certain (no lock is
-     held yet: the range may fill before the statement reads it) */
-  return n ? n : 1;
+  return (ha_rows) (*tbl)->bt_count_range(rust_index_of[inx], sl(key_buf),
+                                          min_mode, sl(key_buf2), max_mode);
 }
 
 ha_rows ha_rust::records()
@@ -41,69 +38,46 @@ ha_rows ha_rust::records()
   return (ha_rows) (*tbl)->stats().rows;
 }
 
+/* The numbers come from Rust (src/optimizer.rs: BTREE's row count is never 0
+   for the optimizer, an estimated count at least 2); rec_per_key follows the
+   data on every statement (Rust counts again once a tenth of the entries
+   changed). */
 int ha_rust::info(uint flag)
 {
   if (flag & HA_STATUS_ERRKEY)
     errkey= last_dup_key;
-  if (tbl && layout() == LAYOUT_BTREE)
+  bool btree= tbl && layout() == LAYOUT_BTREE;
+  if (tbl && (flag & (btree ? HA_STATUS_VARIABLE | HA_STATUS_CONST
+                            : HA_STATUS_VARIABLE)))
   {
-    bt_info(flag);
-    if (flag & HA_STATUS_AUTO)
-    {
-      /* the next value, as InnoDB shows it (0, shown as NULL, without a column) */
-      stats.auto_increment_value= 0;
-      if (table->found_next_number_field)
-      {
-        bt_autoinc_check();
-        stats.auto_increment_value= (*tbl)->bt_auto_increment();
-      }
-    }
-    return 0;
-  }
-  if (tbl && (flag & HA_STATUS_VARIABLE))
-  {
-    ha_rust_ffi::Stats s= (*tbl)->stats();
-    stats.records= s.rows;
-    if (!s.exact && stats.records < 2)
-      stats.records= 2;
+    ha_rust_ffi::Info i= (*tbl)->info(flag & (HA_STATUS_TIME | HA_STATUS_OPEN));
+    stats.records= i.records;
     stats.deleted= 0;
-    stats.data_file_length= s.data_length;
-    stats.mean_rec_length= stats.records ? (ulong) (s.data_length / stats.records) : 0;
+    stats.data_file_length= i.data_length;
+    stats.index_file_length= i.index_length;
+    stats.mean_rec_length= (ulong) i.mean_rec_length;
+    if (btree)
+    {
+      stats.block_size= i.block_size;
+      bt_rec_per_key(false);
+    }
   }
-  if (tbl && (flag & HA_STATUS_AUTO) && layout() == LAYOUT_ARCHIVE)
-    stats.auto_increment_value= next_auto_increment();
+  if (tbl && (flag & HA_STATUS_AUTO) && layout() != LAYOUT_CSV)
+  {
+    /* the next value, as InnoDB shows it (0, shown as NULL, without a column) */
+    stats.auto_increment_value= 0;
+    if (layout() == LAYOUT_ARCHIVE)
+      stats.auto_increment_value= next_auto_increment();
+    else if (btree && table->found_next_number_field)
+    {
+      bt_autoinc_check();
+      stats.auto_increment_value= (*tbl)->bt_auto_increment();
+    }
+  }
   return 0;
 }
 
-/* ---- statistics (docs/btree-format.md, "Statistics") ---- */
-
-void ha_rust::bt_info(uint flag)
-{
-  if (flag & (HA_STATUS_VARIABLE | HA_STATUS_CONST))
-  {
-    ha_rust_ffi::Stats s= (*tbl)->stats();
-    stats.records= s.rows;
-    /* Never 0 for the optimizer (as InnoDB's info()): it takes a table of 0
-       rows for empty and answers "Impossible WHERE" without reading it, so a
-       reader would not wait for the lock of a transaction that deleted every
-       row (not committed) and would see none (difftest findings #15).
-       SHOW TABLE STATUS (HA_STATUS_TIME) shows the real count. */
-    if (!stats.records && !(flag & (HA_STATUS_TIME | HA_STATUS_OPEN)))
-      stats.records= 1;
-    stats.deleted= 0;
-    stats.data_file_length= s.data_length;     /* the clustered tree's pages */
-    stats.index_file_length= s.index_length;   /* the secondary trees' pages */
-    stats.mean_rec_length= s.rows ? (ulong) (s.data_length / s.rows) : 0;
-    stats.block_size= RUST_PAGE_SIZE;          /* the page (keyread_time uses it) */
-  }
-  /* rec_per_key: cheap when nothing changed much (Rust keeps the counts and
-     computes them again once a tenth of the entries changed), so it follows the
-     data on every statement, not only when the table is opened */
-  if (flag & (HA_STATUS_VARIABLE | HA_STATUS_CONST))
-    bt_rec_per_key(false);
-}
-
-/* A key part's layout as bt_key_stats takes it. */
+/* A key part's layout as bt_rec_per_key takes it. */
 static ha_rust_ffi::KeyPart key_part_of(uint32_t layout)
 {
   ha_rust_ffi::KeyPart p;
@@ -119,8 +93,7 @@ static ha_rust_ffi::KeyPart key_part_of(uint32_t layout)
 void ha_rust::bt_rec_per_key(bool analyze)
 {
   uint pk= table->s->primary_key;
-  ha_rows rows= stats.records;
-  rust::Vec<uint64_t> nd;
+  rust::Vec<uint64_t> rpk;
   for (uint k= 0; k < table->s->keys; k++)
   {
     KEY *key= table->key_info + k;
@@ -136,25 +109,17 @@ void ha_rust::bt_rec_per_key(bool analyze)
       for (uint p= 0; p < pkey->user_defined_key_parts; p++)
         stat_parts.push_back(key_part_of(part_layout(pkey->key_part + p)));
     }
-    if ((*tbl)->bt_key_stats(rust_index_of[k],
-                             rust::Slice<const ha_rust_ffi::KeyPart>(
-                                 stat_parts.data(), stat_parts.size()),
-                             analyze, nd) || nd.size() != stat_parts.size())
+    if ((*tbl)->bt_rec_per_key(rust_index_of[k],
+                               rust::Slice<const ha_rust_ffi::KeyPart>(
+                                   stat_parts.data(), stat_parts.size()),
+                               analyze, stats.records, rpk) ||
+        rpk.size() != stat_parts.size())
     {
       bt_rc(1);
       continue;    /* keep what was there */
     }
-    /* rows per value, then halved as ha_innobase::info_low does ("MySQL seems
-       to favor table scans too much over index searches, we pretend index
-       selectivity is 2 times better than our estimate"): the optimizer then
-       weighs ref access against scans as it does for InnoDB (and SHOW INDEX
-       shows about twice the distinct values, as for InnoDB); at least 1 (0 is
-       "unknown" to the server) */
-    auto rpk= [&](uint64_t n) -> ulong {
-      return (ulong) std::max<ha_rows>(1, (n ? rows / n : rows) / 2);
-    };
     for (uint p= 0; p < user; p++)
-      key->rec_per_key[p]= rpk(nd[p]);
+      key->rec_per_key[p]= (ulong) rpk[p];
     /* extended parts: the primary key's parts not in the key itself */
     for (uint p= user; p < key->ext_key_parts && pk != MAX_KEY; p++)
     {
@@ -164,30 +129,21 @@ void ha_rust::bt_rec_per_key(bool analyze)
              pkey->key_part[q].fieldnr != key->key_part[p].fieldnr)
         q++;
       key->rec_per_key[p]= q < pkey->user_defined_key_parts
-                             ? rpk(nd[user + q]) : 1;
+                             ? (ulong) rpk[user + q] : 1;
     }
   }
 }
 
-/* A full scan reads the clustered tree: its pages, the meta page not counted
-   (InnoDB: the clustered index's size in pages). */
+/* Costs: src/optimizer.rs. Through a secondary index, a clustered lookup per
+   row (the handler's default), as InnoDB. */
 double ha_rust::scan_time()
 {
-  if (layout() != LAYOUT_BTREE)
-    return (double) (stats.records + stats.deleted) / 20.0 + 10;
-  return std::max(1.0, ulonglong2double(stats.data_file_length) / RUST_PAGE_SIZE - 1);
+  return (*tbl)->scan_cost(stats.records + stats.deleted, stats.data_file_length);
 }
 
-/* Reading `rows` rows over `ranges` ranges: through the clustered tree, the
-   share of its pages they fill plus a descent per range; through a secondary
-   index, a clustered lookup per row (the handler's default), as InnoDB. */
 double ha_rust::read_time(uint index, uint ranges, ha_rows rows)
 {
   if (layout() != LAYOUT_BTREE || index != table->s->primary_key)
     return handler::read_time(index, ranges, rows);
-  double scan= scan_time();
-  ha_rows total= stats.records;
-  if (total < rows)
-    return scan;
-  return ranges + (total ? (double) rows / (double) total * scan : 0.0);
+  return ha_rust_ffi::primary_read_cost(scan_time(), stats.records, ranges, rows);
 }

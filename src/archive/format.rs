@@ -14,7 +14,11 @@ pub const ARP_MAGIC: &[u8; 8] = b"RUSTARP\0";
 /// The version this build writes for new tables (and for any rewrite: OPTIMIZE,
 /// REPAIR, TRUNCATE). Version 2 adds block codec 3; a version 1 table keeps writing
 /// codec 2 blocks, so a build that reads only version 1 can still read it.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3: `.arp`'s header value is the length of `.arz` its rows follow (the
+/// bytes sealed), so a `.arz` cut short is damage, not a torn tail.
+pub const FORMAT_VERSION: u32 = 3;
+/// The first version whose `.arp` header keeps the sealed length of `.arz`.
+pub const SEALED_LEN_SINCE: u32 = 3;
 /// The oldest version this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
 pub const FILE_HEADER_LEN: usize = 32;
@@ -48,7 +52,8 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 }
 
 /// The 32-byte header of both files: magic, version, a value (the `.arz`
-/// AUTO_INCREMENT base; 0 in `.arp`), flags, and a CRC of the bytes before it.
+/// AUTO_INCREMENT base; in `.arp`, from version 3, the length of `.arz` sealed
+/// when `.arp` was last emptied, 0 before), flags, and a CRC of the bytes before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileHeader {
     pub version: u32,
@@ -1033,13 +1038,13 @@ mod tests {
 
     #[test]
     fn file_header_versions() {
-        for v in [1, 2] {
+        for v in [1, 2, 3] {
             let h = FileHeader { version: v, auto_inc_base: 1, flags: 0 };
             assert_eq!(FileHeader::decode(&h.encode(ARZ_MAGIC), ARZ_MAGIC, "f").unwrap(), h);
         }
         let h = FileHeader { version: FORMAT_VERSION + 1, auto_inc_base: 1, flags: 0 };
         let e = FileHeader::decode(&h.encode(ARZ_MAGIC), ARZ_MAGIC, "f").unwrap_err().to_string();
-        assert!(e.contains("version 3"), "{e}");
+        assert!(e.contains("version 4"), "{e}");
     }
 
     #[test]

@@ -76,6 +76,10 @@ struct State {
     /// Damage found at open before the end of `.arz`: scans refuse the table
     /// until REPAIR, rather than return some rows silently.
     damaged: Option<String>,
+    /// `.arz` is shorter than the length `.arp` says was sealed: its end was cut
+    /// off while the server was down (CHECK reports it even when the cut fell
+    /// between two blocks; REPAIR clears it).
+    cut_short: Option<String>,
 }
 
 pub struct Shared {
@@ -118,8 +122,21 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<File> {
 
 /// Both files carry the table's format version: [`FORMAT_VERSION`] for a table
 /// created or rewritten by this build, 1 for an older table until its next rewrite.
-fn empty_arp(epoch: u32, version: u32) -> [u8; FILE_HEADER_LEN] {
-    FileHeader { version, auto_inc_base: 0, flags: epoch }.encode(ARP_MAGIC)
+/// An empty `.arp` following a `.arz` of `sealed` bytes (kept from version 3 on).
+fn empty_arp(epoch: u32, version: u32, sealed: u64) -> [u8; FILE_HEADER_LEN] {
+    let value = if version >= SEALED_LEN_SINCE { sealed } else { 0 };
+    FileHeader { version, auto_inc_base: value, flags: epoch }.encode(ARP_MAGIC)
+}
+
+/// The `.arz` length a `.arp` says was sealed, with the epoch it belongs to; None
+/// for a `.arp` that keeps none (before version 3) or cannot be read (the open
+/// reports that later).
+fn sealed_len(arp: &Path) -> Option<(u32, u64)> {
+    let f = File::open(arp).ok()?;
+    let mut b = [0u8; FILE_HEADER_LEN];
+    f.read_exact_at(&mut b, 0).ok()?;
+    let h = FileHeader::decode(&b, ARP_MAGIC, "").ok()?;
+    (h.version >= SEALED_LEN_SINCE).then_some((h.flags, h.auto_inc_base))
 }
 
 fn arz_header(auto_inc_base: u64, epoch: u32) -> [u8; FILE_HEADER_LEN] {
@@ -141,7 +158,7 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<File> {
 /// before the first (CREATE TABLE ... AUTO_INCREMENT=N gives N-1).
 pub fn create(table_path: &Path, auto_inc_base: u64) -> Result<()> {
     write_new(&arz_path(table_path), &arz_header(auto_inc_base, 0))?;
-    write_new(&arp_path(table_path), &empty_arp(0, FORMAT_VERSION))?;
+    write_new(&arp_path(table_path), &empty_arp(0, FORMAT_VERSION, FILE_HEADER_LEN as u64))?;
     sync_dir(&arz_path(table_path))
 }
 
@@ -183,15 +200,29 @@ struct Loaded {
     /// A complete last block whose payload checksum fails: torn if `.arp` still
     /// holds its rows, media damage otherwise (decided by the caller).
     suspect: Option<BlockMeta>,
+    cut_short: Option<String>,
 }
 
-fn load_blocks(f: &File, path: &Path, notes: &mut Vec<String>) -> Result<Loaded> {
+fn load_blocks(f: &File, path: &Path, sealed: Option<(u32, u64)>, notes: &mut Vec<String>) -> Result<Loaded> {
     let name = display(path);
     let len = f.metadata().ctx(|| format!("cannot stat '{name}'"))?.len();
     let mut hdr = [0u8; FILE_HEADER_LEN];
     f.read_exact_at(&mut hdr, 0).map_err(|_| Error::Corrupt(format!("{name}: file header missing")))?;
     let fh = FileHeader::decode(&hdr, ARZ_MAGIC, &name)?;
     let mut damaged = None;
+    // Shorter than what was sealed (fsynced before `.arp` said so): no crash
+    // leaves that, so it is damage, and nothing is cut.
+    let cut_short = sealed.filter(|&(epoch, sealed)| epoch == fh.flags && len < sealed).map(|(_, sealed)| {
+        format!(
+            "{name}: the file holds {len} bytes but {sealed} were sealed: its end was cut off while the server was down \
+             (the rows of the lost blocks are gone); reads and writes are refused; CHECK TABLE reports it, REPAIR TABLE \
+             keeps every intact block"
+        )
+    });
+    if let Some(what) = &cut_short {
+        notes.push(what.clone());
+        damaged = Some(what.clone());
+    }
     let mut blocks = Vec::new();
     let mut off = FILE_HEADER_LEN as u64;
     let mut bh = [0u8; BLOCK_HEADER_LEN];
@@ -243,6 +274,9 @@ fn load_blocks(f: &File, path: &Path, notes: &mut Vec<String>) -> Result<Loaded>
             }
         }
     }
+    if let (Some(_), Some(_)) = (cut, &cut_short) {
+        return Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect, cut_short });
+    }
     if let Some(at) = cut {
         notes.push(format!(
             "{name}: cut a torn block at the end of the file ({} bytes at offset {at}, written when the server stopped); earlier blocks are intact",
@@ -250,9 +284,9 @@ fn load_blocks(f: &File, path: &Path, notes: &mut Vec<String>) -> Result<Loaded>
         ));
         f.set_len(at).ctx(|| format!("cannot truncate '{name}'"))?;
         f.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
-        return Ok(Loaded { blocks, len: at, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect });
+        return Ok(Loaded { blocks, len: at, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect, cut_short });
     }
-    Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect })
+    Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect, cut_short })
 }
 
 /// The offset of the next valid block header at or after `from`.
@@ -286,7 +320,7 @@ fn find_next_block(f: &File, from: u64, len: u64) -> Result<Option<u64>> {
 
 /// Reads `.arp`; a torn last record is cut off (and reported); records already in a
 /// block (row id below `next_row`) are dropped.
-fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, version: u32, notes: &mut Vec<String>) -> Result<(Pending, u64, Option<File>)> {
+fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, version: u32, sealed: u64, notes: &mut Vec<String>) -> Result<(Pending, u64, Option<File>)> {
     let name = display(path);
     let mut all = Vec::new();
     {
@@ -299,7 +333,7 @@ fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, version: u32, 
     if fh.flags != epoch {
         // left from before the last OPTIMIZE/REPAIR/TRUNCATE: its rows are in .arz
         notes.push(format!("{name}: stale (from before the last rewrite of the table), emptied"));
-        let f = replace_file(path, &empty_arp(epoch, version))?;
+        let f = replace_file(path, &empty_arp(epoch, version, sealed))?;
         return Ok((p, FILE_HEADER_LEN as u64, Some(f)));
     }
     let mut off = FILE_HEADER_LEN;
@@ -353,7 +387,7 @@ fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, version: u32, 
     }
     if dropped > 0 || off < all.len() {
         // .arp anew (atomically), holding exactly the kept rows
-        let mut bytes = empty_arp(epoch, version).to_vec();
+        let mut bytes = empty_arp(epoch, version, fh.auto_inc_base).to_vec();
         for (i, (k, segs, img)) in keep.iter().enumerate() {
             encode_pending(&mut bytes, p.first_row + i as u64, *k, segs, img);
         }
@@ -373,18 +407,18 @@ impl Shared {
         let mut notes = Vec::new();
         let (ap, pp) = (arz_path(&opts.table_path), arp_path(&opts.table_path));
         let arz = rw(&ap)?;
-        let Loaded { mut blocks, len: mut arz_len, auto_inc_base: base, epoch, version, mut damaged, suspect } =
-            load_blocks(&arz, &ap, &mut notes)?;
+        let Loaded { mut blocks, len: mut arz_len, auto_inc_base: base, epoch, version, mut damaged, suspect, cut_short } =
+            load_blocks(&arz, &ap, sealed_len(&pp), &mut notes)?;
         let mut next_row = blocks.last().map_or(0, |b| b.first_row + b.rows as u64);
         let arp = match rw(&pp) {
             Ok(f) => f,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 notes.push(format!("{}: missing, created empty", display(&pp)));
-                write_new(&pp, &empty_arp(epoch, version))?
+                write_new(&pp, &empty_arp(epoch, version, arz_len))?
             }
             Err(e) => return Err(e),
         };
-        let (mut pending, mut arp_len, new_arp) = load_pending(&arp, &pp, next_row, epoch, version, &mut notes)?;
+        let (mut pending, mut arp_len, new_arp) = load_pending(&arp, &pp, next_row, epoch, version, arz_len, &mut notes)?;
         let mut arp = new_arp.unwrap_or(arp);
         if let Some(s) = suspect {
             if !pending.set.is_empty() && pending.first_row <= s.first_row {
@@ -416,7 +450,7 @@ impl Shared {
                 } else if pending.first_row < next_row {
                     // cannot happen with an intact .arp; keep the ids apart
                     pending = Pending { first_row: next_row, set: RowSet::default() };
-                    arp = replace_file(&pp, &empty_arp(epoch, version))?;
+                    arp = replace_file(&pp, &empty_arp(epoch, version, arz_len))?;
                     arp_len = FILE_HEADER_LEN as u64;
                 }
             }
@@ -443,6 +477,7 @@ impl Shared {
             epoch,
             version,
             damaged,
+            cut_short,
         };
         let s = Arc::new(Shared { opts: opts.clone(), state: Mutex::new(st), notes: Mutex::new(notes) });
         reg.insert(opts.table_path.clone(), Arc::downgrade(&s));
@@ -531,6 +566,8 @@ struct CheckState {
     file: Arc<File>,
     block_rows_left: usize,
     pending_done: bool,
+    /// `.arz` lost its end (see `State::cut_short`): reported once, at the end.
+    cut_short: Option<String>,
 }
 
 impl ArchiveTable {
@@ -892,6 +929,7 @@ impl ArchiveTable {
             file: st.arz.clone(),
             block_rows_left: 0,
             pending_done: false,
+            cut_short: st.cut_short.clone(),
         });
         drop(st);
         self.snap = Some(snap);
@@ -977,6 +1015,10 @@ impl ArchiveTable {
             }
             cs.pending_done = true;
         }
+        if let Some(text) = cs.cut_short.take() {
+            cs.report.damaged += 1;
+            return Ok(CheckStep::Damaged(text));
+        }
         Ok(CheckStep::End)
     }
 
@@ -995,6 +1037,11 @@ impl ArchiveTable {
         let shared = self.shared.clone();
         let mut st = shared.state.lock();
         let opts = &shared.opts;
+        if cs.bad.is_empty() {
+            // only the lost end of the file (`cut_short`): no bytes left to save
+            self.rewrite_intact(&cs, &mut st)?;
+            return Ok(cs.report);
+        }
         let saved = crate::rejected::save(&arz_path(&opts.table_path), &cs.file, crate::rejected::Kind::Archive, &cs.bad)?;
         self.rewrite_intact(&cs, &mut st).map_err(|e| crate::csv::table::saved_but(e, &saved))?;
         cs.report.saved = Some(saved);
@@ -1069,6 +1116,11 @@ fn seal_block(opts: &ArchiveOptions, st: &mut State) -> Result<()> {
     // Emptying `.arp` may fail; its records then stay, behind new ones, and the next
     // open drops them (the block covers their row ids).
     let pp = arp_path(&opts.table_path);
+    // the header says how much of `.arz` is sealed now (a crash may lose this
+    // write: the older length it leaves is below the file's, never above)
+    st.arp
+        .write_all_at(&empty_arp(st.epoch, st.version, st.arz_len), 0)
+        .ctx(|| format!("cannot write '{}'", display(&pp)))?;
     st.arp.set_len(FILE_HEADER_LEN as u64).ctx(|| format!("cannot truncate '{}'", display(&pp)))?;
     st.arp_len = FILE_HEADER_LEN as u64;
     Ok(())
@@ -1122,7 +1174,7 @@ fn install_rewrite(opts: &ArchiveOptions, st: &mut State, arz: File, arz_len: u6
     let epoch = st.epoch.wrapping_add(1);
     fs::rename(&tmp, &ap).ctx(|| format!("cannot rename '{}' to '{}'", display(&tmp), display(&ap)))?;
     sync_dir(&ap)?;
-    st.arp = replace_file(&pp, &empty_arp(epoch, FORMAT_VERSION))?;
+    st.arp = replace_file(&pp, &empty_arp(epoch, FORMAT_VERSION, arz_len))?;
     st.arp_len = FILE_HEADER_LEN as u64;
     let next = blocks.last().map_or(0, |b| b.first_row + b.rows as u64);
     st.rows = blocks.iter().map(|b| b.rows as u64).sum::<u64>();
@@ -1134,6 +1186,7 @@ fn install_rewrite(opts: &ArchiveOptions, st: &mut State, arz: File, arz_len: u6
     st.epoch = epoch;
     st.version = FORMAT_VERSION;
     st.damaged = None;
+    st.cut_short = None;
     Ok(())
 }
 
@@ -1251,6 +1304,60 @@ mod tests {
         // the table takes new rows after the cut
         fill(&mut t, 5000, 5010);
         assert_eq!(all(&mut t).len(), 1009);
+    }
+
+    /// `.arz` cut short while the server was down, after its last block was sealed
+    /// (`.arp` emptied): before format 3 the open took the cut for a torn append,
+    /// cut the file further and served the remaining rows with only a warning
+    /// (CHECK said OK). Now `.arp`'s header says how much was sealed, so the cut
+    /// is damage: reads and writes refused, CHECK reports it, REPAIR keeps every
+    /// intact block and the table works again. Both a cut between two blocks and
+    /// one inside a block.
+    #[test]
+    fn an_arz_cut_short_after_sealing_is_damage_not_a_torn_tail() {
+        for inside in [false, true] {
+            let d = tmpdir(if inside { "cut-in" } else { "cut-at" });
+            let o = opts(&d);
+            create(&o.table_path, 0).unwrap();
+            let mut t = ArchiveTable::open(&o).unwrap();
+            fill(&mut t, 0, 300_000);
+            let blocks: Vec<BlockMeta> = t.shared.state.lock().blocks.to_vec();
+            assert!(blocks.len() >= 3);
+            let pending = t.shared.state.lock().pending.set.len();
+            drop(t);
+            REGISTRY.lock().clear();
+            let ap = arz_path(&o.table_path);
+            let last = blocks[blocks.len() - 1];
+            let cut_at = if inside { last.offset + 100 } else { last.offset };
+            OpenOptions::new().write(true).open(&ap).unwrap().set_len(cut_at).unwrap();
+            let mut t = ArchiveTable::open(&o).unwrap();
+            assert!(t.warnings.iter().any(|w| w.contains("its end was cut off")), "{:?}", t.warnings);
+            assert_eq!(fs::metadata(&ap).unwrap().len(), cut_at, "nothing is cut at open");
+            t.scan_start().unwrap_err();
+            let kept: u64 = blocks[..blocks.len() - 1].iter().map(|b| b.rows as u64).sum::<u64>() + pending as u64;
+            t.check_start().unwrap();
+            let (mut damaged, mut rows) = (vec![], 0u64);
+            loop {
+                match t.check_next().unwrap() {
+                    CheckStep::End => break,
+                    CheckStep::Row => rows += 1,
+                    CheckStep::Damaged(m) => damaged.push(m),
+                }
+            }
+            assert_eq!(rows, kept);
+            assert!(damaged.iter().any(|m| m.contains("its end was cut off")), "{damaged:?}");
+            assert_eq!(damaged.len(), if inside { 2 } else { 1 }, "{damaged:?}");
+            let rep = t.check_finish(true).unwrap();
+            assert_eq!(rep.saved.is_some(), inside);
+            assert_eq!(all(&mut t).len() as u64, kept);
+            fill(&mut t, 400_000, 400_010);
+            assert_eq!(all(&mut t).len() as u64, kept + 10);
+            drop(t);
+            REGISTRY.lock().clear();
+            let mut t = ArchiveTable::open(&o).unwrap();
+            assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+            assert_eq!(all(&mut t).len() as u64, kept + 10);
+        }
     }
 
     #[test]

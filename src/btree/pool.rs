@@ -552,8 +552,10 @@ impl Pool {
             return Ok(());
         }
         if let Some(link) = &self.link {
+            super::write_crash_point()?;
             // write-ahead: the log first, up to this page's last change
             link.log.flush_to(self.frames[f].page.lsn() + 1)?;
+            super::write_crash_point()?;
         }
         let no = self.frames[f].no;
         let fr = &mut self.frames[f];

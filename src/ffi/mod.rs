@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use crate::consts;
 use crate::error::{Error, Result};
 use crate::layout::{self, CheckStep, LayoutTable, Options};
+use crate::optimizer;
 
 #[cxx::bridge(namespace = "ha_rust_ffi")]
 pub mod bridge {
@@ -168,84 +169,90 @@ pub mod bridge {
         exact: bool,
     }
 
-    /// SHOW GLOBAL STATUS LIKE 'Rust%' (docs/operations.md): the engine's counters
-    /// since the plugin was loaded and its gauges now (ffi/status.rs).
-    struct StatusCounters {
-        pool_pages: u64,
-        pool_cached: u64,
-        pool_dirty: u64,
-        pool_read_requests: u64,
-        pool_reads: u64,
-        pool_writes: u64,
-        pool_evictions: u64,
-        open_trees: u64,
-        log_lsn: u64,
-        log_synced_lsn: u64,
-        checkpoint_lsn: u64,
-        checkpoint_age: u64,
-        log_size: u64,
-        log_bytes_written: u64,
-        log_writes: u64,
-        log_fsyncs: u64,
-        checkpoints: u64,
-        trx_active: u64,
-        trx_commits: u64,
-        trx_rollbacks: u64,
-        lock_waits: u64,
-        lock_wait_micros: u64,
-        lock_timeouts: u64,
-        csv_bytes_scanned: u64,
-        csv_rows_malformed: u64,
-        archive_bytes_scanned: u64,
-        archive_blocks_damaged: u64,
-        panics_caught: u64,
+    /// What info() copies into the server's statistics (src/optimizer.rs).
+    struct Info {
+        records: u64,
+        data_length: u64,
+        index_length: u64,
+        mean_rec_length: u64,
+        /// BTREE's page (keyread_time uses it); 0 for the other layouts.
+        block_size: u32,
     }
 
-    /// A RUST table, for INFORMATION_SCHEMA.RUST_TABLES (inventory.rs).
-    struct TableInfo {
-        schema: String,
+    /// One get_auto_increment call on a BTREE table: the server's arguments, and
+    /// the statement's reservation (kept by the handler) before and after
+    /// (btree/table/autoinc.rs).
+    #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+    struct Autoinc {
+        offset: u64,
+        increment: u64,
+        /// Values the server asks for (0: unknown, INSERT ... SELECT).
+        desired: u64,
+        /// The column's largest value.
+        max: u64,
+        /// ALTER TABLE copies rows: values keep no series.
+        alter_table: bool,
+        /// In: the server's first value (at least); out: the first value given
+        /// (u64::MAX: none left).
+        first: u64,
+        /// Out: how many values are reserved from `first` on.
+        reserved: u64,
+        /// The statement's values reserved and not yet used (0: its first call).
+        rows_left: u64,
+        /// The value after the statement's reservation (0: none).
+        last: u64,
+    }
+
+    /// A status variable (SHOW GLOBAL STATUS LIKE 'Rust%', docs/operations.md).
+    struct StatusVar {
         name: String,
-        layout: String,
-        format_version: u32,
-        rows: u64,
-        rows_known: bool,
-        data_bytes: u64,
-        other_bytes: u64,
-        files: String,
-        attached_file: String,
-        csv_options: String,
+        value: u64,
     }
 
-    /// A BTREE tree file's pages in the buffer pool (INFORMATION_SCHEMA.RUST_BUFFER_POOL).
-    struct PoolRow {
-        schema: String,
-        table: String,
-        /// 0: the clustered tree; n: the n-th secondary index's file.
-        index: u32,
-        cached: u64,
-        dirty: u64,
-        dirty_known: bool,
+    /// The engine's INFORMATION_SCHEMA tables (docs/operations.md; their columns
+    /// and rows: ffi/status.rs).
+    #[repr(u8)]
+    enum InfoTable {
+        /// RUST_TRX: the open BTREE transactions.
+        Trx,
+        /// RUST_TABLES: the RUST tables and their files.
+        Tables,
+        /// RUST_BUFFER_POOL: cached pages per tree file.
+        BufferPool,
+        /// RUST_LOCKS: table locks held or waited for.
+        Locks,
+        /// RUST_LOCK_WAITS: who waits for whom.
+        LockWaits,
     }
 
-    /// A table lock held or waited for (INFORMATION_SCHEMA.RUST_LOCKS,
-    /// RUST_LOCK_WAITS).
-    struct LockRow {
-        schema: String,
-        table: String,
-        trx: u64,
-        exclusive: bool,
-        waiting: bool,
-        waiting_secs: f64,
-        /// For a wait: the transactions it waits for.
-        blocked_by: Vec<u64>,
+    /// An INFORMATION_SCHEMA column's type.
+    #[repr(u8)]
+    enum ColumnKind {
+        /// BIGINT UNSIGNED (a cell's `number`).
+        U64,
+        /// INT UNSIGNED (a cell's `number`).
+        U32,
+        /// DOUBLE (a cell's `real`).
+        Double,
+        /// VARCHAR(length) (a cell's `text`).
+        Text,
     }
 
-    /// A BTREE transaction, for INFORMATION_SCHEMA.RUST_TRX.
-    struct TrxRow {
-        id: u64,
-        age_secs: f64,
-        changes: u64,
-        state: String,
+    struct Column {
+        name: String,
+        kind: ColumnKind,
+        /// A text column's length in characters.
+        length: u32,
+        nullable: bool,
+    }
+
+    /// One value of an INFORMATION_SCHEMA row; its column's kind says which
+    /// field holds it.
+    struct Cell {
+        null: bool,
+        number: u64,
+        real: f64,
+        text: String,
     }
 
     /// What CHECK/REPAIR found.
@@ -287,23 +294,26 @@ pub mod bridge {
         fn engine_stop() -> i32;
         fn engine_set_flush_policy(policy: LogFlush);
         fn engine_set_lock_wait_timeout(secs: u64);
+        /// The test hook rust_debug_panic_at: the name of an entry point (as the
+        /// guard test names it) whose every call then panics inside its guard; empty
+        /// turns it off.
+        fn engine_set_debug_panic_at(entry: &[u8]);
         /// Log bytes between checkpoints (rust_log_file_size).
         fn engine_set_log_size(bytes: u64);
         /// Moves one line of what recovery did into `out`; false when none is left.
         fn engine_take_note(out: &mut String) -> bool;
         /// The counters and gauges of SHOW GLOBAL STATUS (all 0 for a part not
         /// started); never fails.
-        fn status_counters() -> StatusCounters;
+        /// SHOW GLOBAL STATUS LIKE 'Rust%': the variables in the order shown;
+        /// `rows`: the rows the handler counted, `rows[what * 3 + layout]`
+        /// (what: read, inserted, updated, deleted).
+        fn status_vars(rows: &[u64]) -> Vec<StatusVar>;
         /// SHOW ENGINE RUST STATUS: the report, in lines.
         fn engine_status_text() -> String;
-        /// The open BTREE transactions, oldest id first.
-        fn trx_rows() -> Vec<TrxRow>;
-        /// The RUST tables under the data directory (the working directory).
-        fn table_rows() -> Vec<TableInfo>;
-        /// The open BTREE tree files and their cached pages.
-        fn pool_rows() -> Vec<PoolRow>;
-        /// Every BTREE table lock held or waited for now.
-        fn lock_rows() -> Vec<LockRow>;
+        /// An INFORMATION_SCHEMA table's columns, and its rows (one cell a
+        /// column, row after row).
+        fn info_columns(table: InfoTable) -> Vec<Column>;
+        fn info_rows(table: InfoTable) -> Vec<Cell>;
 
         fn trx_new() -> Box<TrxHandle>;
         /// The server session (an opaque token for the interrupt probe).
@@ -342,6 +352,9 @@ pub mod bridge {
 
         /// Whether this build can create and open tables of `layout` now.
         fn layout_supported(layout: LayoutKind) -> bool;
+        /// A BTREE read of `rows` rows over `ranges` ranges of the clustered tree
+        /// whose scan costs `scan` (src/optimizer.rs).
+        fn primary_read_cost(scan: f64, records: u64, ranges: u32, rows: u64) -> f64;
 
         /// A string key part of key format 3 (btree/keys.rs): the memcomparable
         /// bytes of the collation weights `weights` (`pad`: a space's weights in a
@@ -393,7 +406,9 @@ pub mod bridge {
         fn insert(self: &mut Table, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32;
         /// ARCHIVE: positions on the rows whose key is `key` (then scan_next).
         fn lookup(self: &mut Table, key: u64) -> i32;
-        fn max_key(self: &Table) -> KeyMax;
+        /// ARCHIVE: the next AUTO_INCREMENT value, after the largest key (of an
+        /// `unsigned_key` column; a signed one counts from 1) or the table's start.
+        fn next_auto_increment(self: &Table, keyed: bool, unsigned_key: bool) -> u64;
         /// ARCHIVE: recompresses every row into full blocks.
         /// ARCHIVE: recompress; stops with HA_ERR_ABORTED_BY_USER when session
         /// `session` is killed (the table as it was).
@@ -407,6 +422,10 @@ pub mod bridge {
         fn discard(self: &mut Table);
 
         fn stats(self: &Table) -> Stats;
+        /// info()'s numbers; `show`: SHOW TABLE STATUS or the open (the real count).
+        fn info(self: &Table, show: bool) -> Info;
+        /// A full scan's cost for a table of `records` rows (src/optimizer.rs).
+        fn scan_cost(self: &Table, records: u64, data_length: u64) -> f64;
         fn set_exact_rows(self: &Table, rows: u64);
         /// Moves one pending warning into `out`; false when there is none.
         fn take_warning(self: &mut Table, out: &mut String) -> bool;
@@ -461,12 +480,13 @@ pub mod bridge {
         /// before tree format 5).
         fn bt_unpack(self: &Table) -> &[u8];
         /// Entries of index `index` in a range (records_in_range: exact over a few
-        /// leaves, else estimated from the tree).
+        /// leaves, else estimated from the tree), never 0 (src/optimizer.rs).
         fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64;
-        /// Distinct values of each key prefix of index `index` into `out`, one per
-        /// entry of `parts` (the index's key parts); `analyze`: computed again
-        /// from a larger sample (ANALYZE TABLE).
-        fn bt_key_stats(self: &mut Table, index: u32, parts: &[KeyPart], analyze: bool, out: &mut Vec<u64>) -> i32;
+        /// The rows per value (rec_per_key, src/optimizer.rs) of each key prefix
+        /// of index `index` into `out`, one per entry of `parts` (the index's key
+        /// parts), for a table of `rows` rows, from the distinct values counted
+        /// per prefix; `analyze`: counted again from a larger sample (ANALYZE).
+        fn bt_rec_per_key(self: &mut Table, index: u32, parts: &[KeyPart], analyze: bool, rows: u64, out: &mut Vec<u64>) -> i32;
         /// The BTREE table's format version (docs/btree-format.md): 2 and up,
         /// binary and NO PAD string key parts end with their length.
         fn bt_key_format(self: &Table) -> u32;
@@ -478,8 +498,12 @@ pub mod bridge {
         fn bt_lock(self: &mut Table, trx: &mut TrxHandle, exclusive: bool) -> i32;
         /// The next AUTO_INCREMENT value (persistent counter, see btree-format.md).
         fn bt_auto_increment(self: &Table) -> u64;
-        /// Moves the counter up to `v` (a value given or stored); never down.
-        fn bt_auto_increment_used(self: &mut Table, v: u64) -> i32;
+        /// Moves the counter up for a value `v` given or stored (to just below the
+        /// next value of the session's series `increment`, `offset`); never down.
+        fn bt_auto_increment_used(self: &mut Table, v: u64, increment: u64, offset: u64) -> i32;
+        /// Reserves a statement's values (get_auto_increment) and moves the
+        /// counter to the reservation's end (btree/table/autoinc.rs).
+        fn bt_auto_increment_reserve(self: &mut Table, r: &mut Autoinc) -> i32;
         /// Whether the counter was checked against the column since the table was
         /// opened (by any handler of it), and marking it checked.
         fn bt_auto_increment_checked(self: &Table) -> bool;
@@ -506,7 +530,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, CheckSummary, FindMode, KeyMax, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
+    Answer, Autoinc, CheckSummary, FindMode, Info, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
@@ -530,7 +554,7 @@ const _: () = {
 };
 
 mod status;
-use status::{engine_status_text, lock_rows, pool_rows, status_counters, table_rows, trx_rows};
+use status::{engine_status_text, info_columns, info_rows, status_vars};
 
 fn policy(p: LogFlush) -> FlushPolicy {
     match p {
@@ -541,7 +565,7 @@ fn policy(p: LogFlush) -> FlushPolicy {
 }
 
 fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: LogFlush, log_size: u64, err: &mut String) -> i32 {
-    guard(err, || {
+    guard("engine_start", err, || {
         if ENGINE.get().is_some() {
             return Ok(());
         }
@@ -554,14 +578,14 @@ fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: LogFlush, log_size: u
 
 fn engine_stop() -> i32 {
     let mut err = String::new();
-    guard(&mut err, || match ENGINE.get() {
+    guard("engine_stop", &mut err, || match ENGINE.get() {
         Some(e) => e.checkpoint_now(),
         None => Ok(()),
     })
 }
 
 fn engine_set_flush_policy(p: LogFlush) {
-    guard_or(
+    guard_or("engine_set_flush_policy", 
         || (),
         || {
             if let Some(e) = ENGINE.get() {
@@ -572,7 +596,7 @@ fn engine_set_flush_policy(p: LogFlush) {
 }
 
 fn engine_set_log_size(bytes: u64) {
-    guard_or(
+    guard_or("engine_set_log_size", 
         || (),
         || {
             if let Some(e) = ENGINE.get() {
@@ -583,11 +607,11 @@ fn engine_set_log_size(bytes: u64) {
 }
 
 fn engine_set_lock_wait_timeout(secs: u64) {
-    guard_or(|| (), || bt::LOCK_WAIT_TIMEOUT_SECS.store(secs, std::sync::atomic::Ordering::Relaxed))
+    guard_or("engine_set_lock_wait_timeout", || (), || bt::LOCK_WAIT_TIMEOUT_SECS.store(secs, std::sync::atomic::Ordering::Relaxed))
 }
 
 fn engine_take_note(out: &mut String) -> bool {
-    guard_or(
+    guard_or("engine_take_note", 
         || false,
         || match ENGINE.get().and_then(|e| {
             let mut n = e.notes.lock();
@@ -623,18 +647,18 @@ impl Drop for TrxHandle {
     fn drop(&mut self) {
         // SAFETY: the handle is dropped here only, once; after a panic in its drop
         // what is left of it leaks.
-        guard_or(|| (), || unsafe { ManuallyDrop::drop(&mut self.0) })
+        guard_or("drop TrxHandle", || (), || unsafe { ManuallyDrop::drop(&mut self.0) })
     }
 }
 
 fn trx_new() -> Box<TrxHandle> {
     // A new handle only allocates: after a panic, a second try.
     let new = || Box::new(TrxHandle(ManuallyDrop::new(bt::TrxHandle::new())));
-    guard_or(new, new)
+    guard_or("trx_new", new, new)
 }
 
 fn trx_set_session(t: &mut TrxHandle, session: usize) {
-    guard_or(|| (), || t.set_session(session))
+    guard_or("trx_set_session", || (), || t.set_session(session))
 }
 
 /// What stops a connection's lock waits (see the bridge), dropped under the guard.
@@ -643,7 +667,7 @@ pub struct TrxWake(ManuallyDrop<Arc<bt::Interrupt>>);
 impl Drop for TrxWake {
     fn drop(&mut self) {
         // SAFETY: as TrxHandle's drop.
-        guard_or(|| (), || unsafe { ManuallyDrop::drop(&mut self.0) })
+        guard_or("drop TrxWake", || (), || unsafe { ManuallyDrop::drop(&mut self.0) })
     }
 }
 
@@ -651,11 +675,11 @@ fn trx_wake(t: &TrxHandle) -> Box<TrxWake> {
     // After a panic: a wake tied to no transaction (KILL then ends the
     // connection's lock waits only at their timeout).
     let wake = |i| Box::new(TrxWake(ManuallyDrop::new(i)));
-    guard_or(|| wake(Arc::default()), || wake(t.interrupt()))
+    guard_or("trx_wake", || wake(Arc::default()), || wake(t.interrupt()))
 }
 
 fn trx_wake_raise(w: &TrxWake) {
-    guard_or(|| (), || w.0.raise())
+    guard_or("trx_wake_raise", || (), || w.0.raise())
 }
 
 /// C++ installs, at plugin start, the function that tells whether a session's
@@ -663,47 +687,65 @@ fn trx_wake_raise(w: &TrxWake) {
 /// end. Not in the cxx bridge: cxx hands no C++ function pointer to Rust.
 #[unsafe(no_mangle)]
 pub extern "C" fn ha_rust_set_interrupt_probe(probe: Option<bt::Probe>) {
-    guard_or(|| (), || bt::set_probe(probe))
+    guard_or("ha_rust_set_interrupt_probe", || (), || bt::set_probe(probe))
 }
 
 /// Installs the function long calls (BTREE CHECK TABLE, ARCHIVE OPTIMIZE) tell
 /// their session's progress through (crate::session::StopCheck); None removes it.
 #[unsafe(no_mangle)]
 pub extern "C" fn ha_rust_set_progress_reporter(r: Option<crate::session::Reporter>) {
-    guard_or(|| (), || crate::session::set_reporter(r))
+    guard_or("ha_rust_set_progress_reporter", || (), || crate::session::set_reporter(r))
 }
 
 fn trx_stmt_begin(t: &mut TrxHandle) {
-    guard_or(|| (), || t.stmt_begin())
+    guard_or("trx_stmt_begin", || (), || t.stmt_begin())
 }
 
 fn trx_stmt_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
-    guard(err, || t.stmt_rollback(engine()?))
+    guard("trx_stmt_rollback", err, || t.stmt_rollback(engine()?))
 }
 
 fn trx_commit(t: &mut TrxHandle, durable: bool, err: &mut String) -> i32 {
-    guard(err, || t.commit(engine()?, durable))
+    let code = guard("trx_commit", err, || t.commit(engine()?, durable));
+    after_panic_at_end(t, code)
+}
+
+/// After a panic in COMMIT or ROLLBACK: what the handle still holds of the
+/// transaction is rolled back (under a guard of its own), so that the connection's
+/// next statement does not commit a transaction whose COMMIT answered an error or
+/// whose ROLLBACK was answered. (Found with `rust_debug_panic_at`: before, a
+/// transaction whose COMMIT failed with a panic stayed open in the engine, and the
+/// next autocommit statement of the connection committed it.) The code is passed on.
+fn after_panic_at_end(t: &mut TrxHandle, code: i32) -> i32 {
+    if code == crate::error::HA_ERR_RUST_PANIC {
+        let mut e = String::new();
+        if guard("rollback after a panic", &mut e, || t.rollback(engine()?)) != 0 {
+            eprintln!("RUST: a transaction could not be rolled back after a panic at its end: {e}");
+        }
+    }
+    code
 }
 
 fn log_flush(err: &mut String) -> i32 {
-    guard(err, || engine()?.flush_log())
+    guard("log_flush", err, || engine()?.flush_log())
 }
 
 fn trx_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
-    guard(err, || t.rollback(engine()?))
+    let code = guard("trx_rollback", err, || t.rollback(engine()?));
+    after_panic_at_end(t, code)
 }
 
 fn trx_prepare(t: &mut TrxHandle, xid: &Xid, err: &mut String) -> i32 {
-    guard(err, || t.prepare(engine()?, &xid_bytes(xid)))
+    guard("trx_prepare", err, || t.prepare(engine()?, &xid_bytes(xid)))
 }
 
 fn trx_detach_prepared(t: &mut TrxHandle) -> bool {
     // After a panic: not kept (the connection's end rolls it back).
-    guard_or(|| false, || t.detach_prepared())
+    guard_or("trx_detach_prepared", || false, || t.detach_prepared())
 }
 
 fn xa_prepared() -> Vec<Xid> {
-    guard_or(Vec::new, || {
+    guard_or("xa_prepared", Vec::new, || {
         let mut out = Vec::new();
         let mut malformed = Vec::new();
         for x in bt::prepared_xids() {
@@ -724,12 +766,12 @@ fn xa_prepared() -> Vec<Xid> {
 }
 
 fn xa_given(xids: &[Xid], pass_ended: bool) {
-    guard_or(|| (), || bt::prepared_xids_given(xids.iter().map(xid_bytes).collect(), pass_ended))
+    guard_or("xa_given", || (), || bt::prepared_xids_given(xids.iter().map(xid_bytes).collect(), pass_ended))
 }
 
 fn xa_end(xid: &Xid, commit: bool, err: &mut String) -> i32 {
     let mut found = false;
-    let code = guard(err, || {
+    let code = guard("xa_end", err, || {
         found = bt::end_prepared(engine()?, &xid_bytes(xid), commit)?;
         Ok(())
     });
@@ -778,11 +820,11 @@ fn malformed_xid(b: &[u8]) -> String {
 fn trx_savepoint(t: &TrxHandle) -> u64 {
     // After a panic: the transaction's start (what a transaction without changes
     // answers too).
-    guard_or(|| 0, || t.savepoint())
+    guard_or("trx_savepoint", || 0, || t.savepoint())
 }
 
 fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32 {
-    guard(err, || t.rollback_to(engine()?, sp))
+    guard("trx_rollback_to", err, || t.rollback_to(engine()?, sp))
 }
 
 /// The secondary keys C++ sends, as the table takes them.
@@ -806,11 +848,13 @@ impl crate::btree::table::SecondaryKey for SecKey {
 // `catch_unwind` of the boundary; the others shape its result for the caller.
 // docs/boundary.md has the rule; `tests::every_entry_point_is_guarded` checks it.
 
-/// Runs `f`, turning a panic into [`Error::Panic`] (the panic hook has already
-/// written the message and place to the server's error log).
-fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// Runs `f`, the body of entry point `entry` (its name as the bridge spells it; a
+/// drop's is `drop <Type>`), turning a panic into [`Error::Panic`] (the panic hook
+/// has already written the message and place to the server's error log).
+fn catch<T>(entry: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(|| {
-        inject::point();
+        inject::point(entry);
+        debug_panic::point(entry);
         f()
     })) {
         Ok(r) => r,
@@ -824,8 +868,8 @@ fn catch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 /// For an entry that returns a code: 0, or the error's handler error code with its
 /// message in `err`.
-fn guard(err: &mut String, f: impl FnOnce() -> Result<()>) -> i32 {
-    report(err, catch(f))
+fn guard(entry: &'static str, err: &mut String, f: impl FnOnce() -> Result<()>) -> i32 {
+    report(err, catch(entry, f))
 }
 
 /// 0, or the error's code with its message in `err`.
@@ -841,32 +885,74 @@ fn report(err: &mut String, r: Result<()>) -> i32 {
 
 /// For an entry with no error to return (a setter, a value, a drop): `f`'s value,
 /// or `fallback`'s after a panic.
-fn guard_or<T>(fallback: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
-    catch(|| Ok(f())).unwrap_or_else(|_| fallback())
+fn guard_or<T>(entry: &'static str, fallback: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
+    catch(entry, || Ok(f())).unwrap_or_else(|_| fallback())
 }
 
-/// Test-only panic injection: `arm` makes the next guard entered on this thread
-/// panic inside it, and `caught` counts the panics guards caught, so a test can
-/// tell an entry point that went through a guard from one that did not.
+/// The test hook `rust_debug_panic_at` (a global system variable, SUPER only; see
+/// docs/crash-safety.md, Panics): while it names an entry point, every call of that
+/// entry point panics inside its guard, so a test can see in the real server what a
+/// panic there becomes. Off (empty) by default; a guard then pays one relaxed atomic
+/// load. The setter itself (`engine_set_debug_panic_at`) never panics through it, so
+/// the hook can always be cleared.
+mod debug_panic {
+    use parking_lot::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    static AT: Mutex<String> = Mutex::new(String::new());
+
+    #[inline(always)]
+    pub fn point(entry: &'static str) {
+        if ARMED.load(Ordering::Relaxed) {
+            hit(entry)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hit(entry: &'static str) {
+        if entry != "engine_set_debug_panic_at" && *AT.lock() == entry {
+            panic!("panic injected at {entry} (rust_debug_panic_at)");
+        }
+    }
+
+    pub fn set(entry: &str) {
+        let mut at = AT.lock();
+        *at = entry.to_string();
+        ARMED.store(!at.is_empty(), Ordering::Relaxed);
+    }
+}
+
+/// Sets the test hook `rust_debug_panic_at` (empty: off).
+fn engine_set_debug_panic_at(entry: &[u8]) {
+    guard_or("engine_set_debug_panic_at", || (), || debug_panic::set(&String::from_utf8_lossy(entry)))
+}
+
+/// Test-only panic injection: `arm` makes the guard of entry point `entry`, when it
+/// is next entered on this thread, panic inside it, and `caught` counts the panics
+/// guards caught, so a test can tell an entry point that went through a guard under
+/// its own name from one that did not.
 #[cfg(test)]
 mod inject {
     use std::cell::Cell;
 
     thread_local! {
-        static ARMED: Cell<bool> = const { Cell::new(false) };
+        static ARMED: Cell<Option<&'static str>> = const { Cell::new(None) };
         static CAUGHT: Cell<u64> = const { Cell::new(0) };
     }
 
-    pub fn point() {
-        if ARMED.replace(false) {
+    pub fn point(entry: &'static str) {
+        if ARMED.get() == Some(entry) {
+            ARMED.set(None);
             panic!("panic injected by a test");
         }
     }
     pub fn caught() {
         CAUGHT.set(CAUGHT.get() + 1);
     }
-    pub fn arm(on: bool) {
-        ARMED.set(on);
+    pub fn arm(entry: Option<&'static str>) {
+        ARMED.set(entry);
     }
     pub fn caught_count() -> u64 {
         CAUGHT.get()
@@ -876,7 +962,7 @@ mod inject {
 #[cfg(not(test))]
 mod inject {
     #[inline(always)]
-    pub fn point() {}
+    pub fn point(_: &'static str) {}
     #[inline(always)]
     pub fn caught() {}
 }
@@ -903,12 +989,16 @@ fn available(v: LayoutKind) -> Result<&'static dyn layout::Layout> {
     Ok(l)
 }
 
+fn primary_read_cost(scan: f64, records: u64, ranges: u32, rows: u64) -> f64 {
+    guard_or("primary_read_cost", || scan, || optimizer::primary_read_cost(scan, records, ranges, rows))
+}
+
 fn layout_supported(l: LayoutKind) -> bool {
-    guard_or(|| false, || available(l).is_ok())
+    guard_or("layout_supported", || false, || available(l).is_ok())
 }
 
 fn string_key(weights: &[u8], pad: &[u8], out: &mut [u8]) -> usize {
-    guard_or(
+    guard_or("string_key", 
         || 0,
         || {
             let mut v = Vec::with_capacity(out.len());
@@ -923,15 +1013,16 @@ fn string_key(weights: &[u8], pad: &[u8], out: &mut [u8]) -> usize {
 }
 
 fn string_key_max(weights: usize, pad: usize) -> usize {
-    guard_or(|| 0, || crate::btree::keys::max_len(weights, pad))
+    guard_or("string_key_max", || 0, || crate::btree::keys::max_len(weights, pad))
 }
 
 fn key_part_len(key: &[u8], layout: u32) -> usize {
-    guard_or(|| key.len(), || crate::btree::keys::value_len(key, layout))
+    guard_or("key_part_len", || key.len(), || crate::btree::keys::value_len(key, layout))
 }
 
 fn string_key_weights(key: &[u8], layout: u32, pad: &[u8], out: &mut [u8]) -> usize {
     guard_or(
+        "string_key_weights",
         || usize::MAX,
         || {
             let mut v = Vec::with_capacity(out.len());
@@ -972,16 +1063,16 @@ fn table_options_check(o: &TableOptions, given: &OptionsGiven, err: &mut String)
         compression_level: o.compression_level,
     };
     // After a panic: refused, with the panic's message.
-    guard(err, || layout::check_create_options(&c).map_err(Error::Unsupported)) == 0
+    guard("table_options_check", err, || layout::check_create_options(&c).map_err(Error::Unsupported)) == 0
 }
 
 fn table_create(p: &[u8], o: &TableOptions, err: &mut String) -> i32 {
-    guard(err, || available(o.layout)?.create(&options(p, o)))
+    guard("table_create", err, || available(o.layout)?.create(&options(p, o)))
 }
 
 /// DROP: the files of whichever layout the table has (the server does not say).
 fn table_delete(p: &[u8], err: &mut String) -> i32 {
-    guard(err, || {
+    guard("table_delete", err, || {
         let base = path(p);
         // The server's DROP of a table without a .frm asks every engine to delete it and
         // takes success from any of them as "the table existed": answer "no such
@@ -999,7 +1090,7 @@ fn table_delete(p: &[u8], err: &mut String) -> i32 {
 }
 
 fn table_rename(from: &[u8], to: &[u8], err: &mut String) -> i32 {
-    guard(err, || {
+    guard("table_rename", err, || {
         for l in layout::LAYOUTS {
             l.rename(&path(from), &path(to))?;
         }
@@ -1022,7 +1113,7 @@ pub struct Table {
 
 impl Drop for Table {
     fn drop(&mut self) {
-        guard_or(
+        guard_or("drop Table", 
             || (),
             || {
                 let inner = self.inner.take();
@@ -1040,7 +1131,7 @@ fn table_open(p: &[u8], o: &TableOptions) -> Box<Table> {
     let mut t =
         Box::new(Table { inner: None, broken: Cell::new(false), open_error: 0, error: String::new(), check_rejected: 0 });
     let mut inner = None;
-    t.open_error = guard(&mut t.error, || {
+    t.open_error = guard("table_open", &mut t.error, || {
         inner = Some(available(o.layout)?.open(&options(p, o))?);
         Ok(())
     });
@@ -1061,8 +1152,8 @@ fn closed() -> Error {
 impl Table {
     /// Runs `f` on the open table under the guard: 0, or an error code with its
     /// message in `last_error`. A panic marks the handle broken.
-    fn run(&mut self, f: impl FnOnce(&mut dyn LayoutTable) -> Result<()>) -> i32 {
-        let r = catch(|| match self.inner.as_deref_mut() {
+    fn run(&mut self, entry: &'static str, f: impl FnOnce(&mut dyn LayoutTable) -> Result<()>) -> i32 {
+        let r = catch(entry, || match self.inner.as_deref_mut() {
             Some(t) if !self.broken.get() => f(t),
             _ => Err(closed()),
         });
@@ -1074,8 +1165,8 @@ impl Table {
 
     /// For an entry that reads the open table and returns a value: `f`'s value, or
     /// `default` when the handle is closed or `f` panicked (which marks it broken).
-    fn value<'a, T>(&'a self, default: T, f: impl FnOnce(&'a dyn LayoutTable) -> T) -> T {
-        let r = catch(|| match self.inner.as_deref() {
+    fn value<'a, T>(&'a self, entry: &'static str, default: T, f: impl FnOnce(&'a dyn LayoutTable) -> T) -> T {
+        let r = catch(entry, || match self.inner.as_deref() {
             Some(t) if !self.broken.get() => Ok(Some(f(t))),
             _ => Ok(None),
         });
@@ -1084,8 +1175,8 @@ impl Table {
 
     /// [`value`](Self::value) for an entry that changes the table and has no error
     /// to return.
-    fn value_mut<T>(&mut self, default: T, f: impl FnOnce(&mut dyn LayoutTable) -> T) -> T {
-        let r = catch(|| match self.inner.as_deref_mut() {
+    fn value_mut<T>(&mut self, entry: &'static str, default: T, f: impl FnOnce(&mut dyn LayoutTable) -> T) -> T {
+        let r = catch(entry, || match self.inner.as_deref_mut() {
             Some(t) if !self.broken.get() => Ok(Some(f(t))),
             _ => Ok(None),
         });
@@ -1104,84 +1195,91 @@ impl Table {
     }
 
     fn last_error(&self) -> &str {
-        guard_or(|| "", || &self.error)
+        guard_or("last_error", || "", || &self.error)
     }
     fn open_error(&self) -> i32 {
-        guard_or(|| crate::error::HA_ERR_RUST_PANIC, || self.open_error)
+        guard_or("open_error", || crate::error::HA_ERR_RUST_PANIC, || self.open_error)
     }
 
     fn scan_start(&mut self) -> i32 {
-        self.run(|t| t.scan_start())
+        self.run("scan_start", |t| t.scan_start())
     }
     fn scan_next(&mut self) -> i32 {
         let mut more = false;
-        let code = self.run(|t| {
+        let code = self.run("scan_next", |t| {
             more = t.scan_next()?;
             Ok(())
         });
         if code == 0 && !more { consts::HA_ERR_END_OF_FILE as i32 } else { code }
     }
     fn scan_end(&mut self) -> i32 {
-        self.run(|t| t.scan_end())
+        self.run("scan_end", |t| t.scan_end())
     }
     fn read_at(&mut self, pos: u64) -> i32 {
-        self.run(|t| t.read_at(pos))
+        self.run("read_at", |t| t.read_at(pos))
     }
     fn position(&self) -> u64 {
-        self.value(0, |t| t.position())
+        self.value("position", 0, |t| t.position())
     }
     fn current_line(&self) -> u64 {
-        self.value(0, |t| t.current_line())
+        self.value("current_line", 0, |t| t.current_line())
     }
     fn record_data(&self) -> &[u8] {
-        self.value(&[], |t| t.record_data())
+        self.value("record_data", &[], |t| t.record_data())
     }
     fn record_spans(&self) -> &[u32] {
-        self.value(&[], |t| t.record_spans())
+        self.value("record_spans", &[], |t| t.record_spans())
     }
     fn insert(&mut self, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32 {
         let mut accepted = true;
-        let code = self.run(|t| {
+        let code = self.run("insert", |t| {
             accepted = t.insert(image, segs, key, keyed, unique)?;
             Ok(())
         });
         if code == 0 && !accepted { consts::HA_ERR_FOUND_DUPP_KEY as i32 } else { code }
     }
     fn lookup(&mut self, key: u64) -> i32 {
-        self.run(|t| t.lookup(key))
+        self.run("lookup", |t| t.lookup(key))
     }
-    fn max_key(&self) -> KeyMax {
-        self.value(KeyMax { has_key: false, key: 0, base: 0 }, |t| t.max_key())
+    fn next_auto_increment(&self, keyed: bool, unsigned_key: bool) -> u64 {
+        self.value("next_auto_increment", 1, |t| layout::next_auto_increment(t.max_key(), keyed, unsigned_key))
     }
     fn optimize(&mut self, session: usize) -> i32 {
-        self.run(|t| t.optimize(session))
+        self.run("optimize", |t| t.optimize(session))
     }
     fn update_current(&mut self, image: &[u8]) -> i32 {
-        self.run(|t| t.update_current(image))
+        self.run("update_current", |t| t.update_current(image))
     }
     fn delete_current(&mut self) -> i32 {
-        self.run(|t| t.delete_current())
+        self.run("delete_current", |t| t.delete_current())
     }
     fn set_bulk(&mut self, on: bool) -> i32 {
-        self.run(|t| t.set_bulk(on))
+        self.run("set_bulk", |t| t.set_bulk(on))
     }
     fn flush(&mut self) -> i32 {
-        self.run(|t| t.flush())
+        self.run("flush", |t| t.flush())
     }
     fn truncate(&mut self) -> i32 {
-        self.run(|t| t.truncate())
+        self.run("truncate", |t| t.truncate())
     }
     fn discard(&mut self) {
-        self.value_mut((), |t| t.discard())
+        self.value_mut("discard", (), |t| t.discard())
     }
     fn stats(&self) -> Stats {
-        self.value(Stats { rows: 0, data_length: 0, index_length: 0, exact: false }, |t| t.stats())
+        self.value("stats", Stats { rows: 0, data_length: 0, index_length: 0, exact: false }, |t| t.stats())
+    }
+    fn info(&self, show: bool) -> Info {
+        let none = Info { records: 0, data_length: 0, index_length: 0, mean_rec_length: 0, block_size: 0 };
+        self.value("info", none, |t| optimizer::info(t.btree_ref().is_some(), &t.stats(), show))
+    }
+    fn scan_cost(&self, records: u64, data_length: u64) -> f64 {
+        self.value("scan_cost", 1.0, |t| optimizer::scan_cost(t.btree_ref().is_some(), records, data_length))
     }
     fn set_exact_rows(&self, rows: u64) {
-        self.value((), |t| t.set_exact_rows(rows))
+        self.value("set_exact_rows", (), |t| t.set_exact_rows(rows))
     }
     fn take_warning(&mut self, out: &mut String) -> bool {
-        self.value_mut(false, |t| {
+        self.value_mut("take_warning", false, |t| {
             let w = t.warnings();
             if w.is_empty() {
                 return false;
@@ -1192,11 +1290,11 @@ impl Table {
     }
     fn check_start(&mut self) -> i32 {
         self.check_rejected = 0;
-        self.run(|t| t.check_start())
+        self.run("check_start", |t| t.check_start())
     }
     fn check_next(&mut self, out: &mut String) -> i32 {
         let mut step = 0;
-        let code = self.run(|t| {
+        let code = self.run("check_next", |t| {
             step = match t.check_next()? {
                 CheckStep::Row => 0,
                 CheckStep::Damaged(text) => {
@@ -1211,14 +1309,14 @@ impl Table {
     }
     fn check_reject(&mut self, why: &[u8], out: &mut String) {
         self.check_rejected += 1;
-        self.run(|t| {
+        self.run("check_reject", |t| {
             *out = t.check_reject(String::from_utf8_lossy(why).into_owned());
             Ok(())
         });
     }
     fn check_finish(&mut self, repair: bool, out: &mut CheckSummary) -> i32 {
         let rejected = self.check_rejected;
-        self.run(|t| {
+        self.run("check_finish", |t| {
             *out = t.check_finish(repair, rejected)?;
             let shown = Sizes::CheckWarnings.repr as u64;
             if out.damaged > shown {
@@ -1232,7 +1330,7 @@ impl Table {
 
     fn bt_insert(&mut self, trx: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[SecKey], dup: &mut u32) -> i32 {
         let mut d = None;
-        let code = self.run(|t| {
+        let code = self.run("bt_insert", |t| {
             let e = engine()?;
             d = btree(t)?.insert(e, trx, pk, row, sec)?;
             Ok(())
@@ -1258,7 +1356,7 @@ impl Table {
         dup: &mut u32,
     ) -> i32 {
         let mut d = None;
-        let code = self.run(|t| {
+        let code = self.run("bt_update", |t| {
             let e = engine()?;
             d = btree(t)?.update(e, trx, old_pk, new_pk, row, old_sec, new_sec)?;
             Ok(())
@@ -1273,7 +1371,7 @@ impl Table {
     }
 
     fn bt_delete(&mut self, trx: &mut TrxHandle, pk: &[u8], sec: &[SecKey]) -> i32 {
-        self.run(|t| {
+        self.run("bt_delete", |t| {
             let e = engine()?;
             btree(t)?.delete(e, trx, pk, sec)
         })
@@ -1281,7 +1379,7 @@ impl Table {
 
     fn bt_get(&mut self, trx: &mut TrxHandle, pk: &[u8]) -> i32 {
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_get", |t| {
             found = btree(t)?.get(engine()?, trx, pk)?;
             Ok(())
         });
@@ -1299,7 +1397,7 @@ impl Table {
             _ => Find::PrefixLastOrPrev,
         };
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_seek", |t| {
             found = btree(t)?.seek(engine()?, trx, index as usize, key, f)?;
             Ok(())
         });
@@ -1308,7 +1406,7 @@ impl Table {
 
     fn bt_edge(&mut self, trx: &mut TrxHandle, index: u32, last: bool) -> i32 {
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_edge", |t| {
             found = btree(t)?.edge(engine()?, trx, index as usize, last)?;
             Ok(())
         });
@@ -1317,7 +1415,7 @@ impl Table {
 
     fn bt_next(&mut self, reverse: bool) -> i32 {
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_next", |t| {
             found = btree(t)?.next(reverse)?;
             Ok(())
         });
@@ -1325,7 +1423,7 @@ impl Table {
     }
 
     fn bt_set_prefix(&mut self, prefix: &[u8], on: bool) {
-        self.value_mut((), |t| {
+        self.value_mut("bt_set_prefix", (), |t| {
             if let Some(t) = t.btree() {
                 t.set_prefix(on.then(|| prefix.to_vec()));
             }
@@ -1333,21 +1431,21 @@ impl Table {
     }
 
     fn bt_key_format(&self) -> u32 {
-        self.value(0, |t| match t.btree_ref() {
+        self.value("bt_key_format", 0, |t| match t.btree_ref() {
             Some(t) => t.key_format(),
             _ => 0,
         })
     }
 
     fn bt_pk(&self) -> &[u8] {
-        self.value(&[], |t| match t.btree_ref() {
+        self.value("bt_pk", &[], |t| match t.btree_ref() {
             Some(t) => &t.pk,
             _ => &[],
         })
     }
 
     fn bt_set_keys_only(&mut self, on: bool) {
-        self.value_mut((), |t| {
+        self.value_mut("bt_set_keys_only", (), |t| {
             if let Some(t) = t.btree() {
                 t.set_keys_only(on);
             }
@@ -1355,18 +1453,18 @@ impl Table {
     }
 
     fn bt_fetch_current(&mut self) -> i32 {
-        self.run(|t| btree(t)?.fetch_current())
+        self.run("bt_fetch_current", |t| btree(t)?.fetch_current())
     }
 
     fn bt_key(&self) -> &[u8] {
-        self.value(&[], |t| match t.btree_ref() {
+        self.value("bt_key", &[], |t| match t.btree_ref() {
             Some(t) => t.key(),
             _ => &[],
         })
     }
 
     fn bt_unpack(&self) -> &[u8] {
-        self.value(&[], |t| match t.btree_ref() {
+        self.value("bt_unpack", &[], |t| match t.btree_ref() {
             Some(t) => t.unpack(),
             _ => &[],
         })
@@ -1374,7 +1472,7 @@ impl Table {
 
     fn bt_count_range(&mut self, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64 {
         let mut n = 0;
-        self.run(|t| {
+        self.run("bt_count_range", |t| {
             let t = btree(t)?;
             n = t.count_range(
                 index as usize,
@@ -1385,28 +1483,28 @@ impl Table {
             )?;
             Ok(())
         });
-        n
+        optimizer::range_rows(n)
     }
 
-    fn bt_key_stats(&mut self, index: u32, parts: &[KeyPart], analyze: bool, out: &mut Vec<u64>) -> i32 {
+    fn bt_rec_per_key(&mut self, index: u32, parts: &[KeyPart], analyze: bool, rows: u64, out: &mut Vec<u64>) -> i32 {
         out.clear();
-        self.run(|t| {
+        self.run("bt_rec_per_key", |t| {
             let parts: Vec<u32> = parts.iter().map(|p| p.length | if p.nullable { bt::PART_NULLABLE } else { 0 }).collect();
-            out.extend(btree(t)?.key_stats(index as usize, &parts, analyze)?);
+            out.extend(optimizer::rec_per_key(rows, &btree(t)?.key_stats(index as usize, &parts, analyze)?));
             Ok(())
         })
     }
 
     fn bt_lock(&mut self, trx: &mut TrxHandle, exclusive: bool) -> i32 {
-        self.run(|t| btree(t)?.lock(engine()?, trx, exclusive))
+        self.run("bt_lock", |t| btree(t)?.lock(engine()?, trx, exclusive))
     }
 
     fn bt_truncate(&mut self, trx: &mut TrxHandle) -> i32 {
-        self.run(|t| btree(t)?.truncate(engine()?, trx))
+        self.run("bt_truncate", |t| btree(t)?.truncate(engine()?, trx))
     }
 
     fn bt_repair_begin(&mut self, trx: &mut TrxHandle, session: usize) -> i32 {
-        self.run(|t| {
+        self.run("bt_repair_begin", |t| {
             let b = btree(t)?;
             let steps = b.check_steps();
             b.repair_begin(engine()?, trx, &mut bt::StopCheck::new(session).with_total(steps))
@@ -1415,7 +1513,7 @@ impl Table {
 
     fn bt_repair_next(&mut self) -> i32 {
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_repair_next", |t| {
             found = btree(t)?.repair_next()?;
             Ok(())
         });
@@ -1423,11 +1521,11 @@ impl Table {
     }
 
     fn bt_repair_add(&mut self, sec: &[SecKey]) -> i32 {
-        self.run(|t| btree(t)?.repair_add_entries(sec))
+        self.run("bt_repair_add", |t| btree(t)?.repair_add_entries(sec))
     }
 
     fn bt_repair_finish(&mut self, keep: bool, note: &mut String, damaged: &mut bool) -> i32 {
-        self.run(|t| {
+        self.run("bt_repair_finish", |t| {
             let rep = btree(t)?.repair_finish(engine()?, keep)?;
             *note = rep.note();
             *damaged = rep.damaged();
@@ -1436,25 +1534,35 @@ impl Table {
     }
 
     fn bt_auto_increment(&self) -> u64 {
-        self.value(0, |t| match t.btree_ref() {
+        self.value("bt_auto_increment", 0, |t| match t.btree_ref() {
             Some(t) => t.auto_increment_next(),
             _ => 0,
         })
     }
 
-    fn bt_auto_increment_used(&mut self, v: u64) -> i32 {
-        self.run(|t| btree(t)?.auto_increment_used(v))
+    fn bt_auto_increment_used(&mut self, v: u64, increment: u64, offset: u64) -> i32 {
+        self.run("bt_auto_increment_used", |t| btree(t)?.auto_increment_used(bt::autoinc::used_in_series(v, increment, offset)))
+    }
+
+    fn bt_auto_increment_reserve(&mut self, r: &mut Autoinc) -> i32 {
+        self.run("bt_auto_increment_reserve", |t| {
+            let b = btree(t)?;
+            match bt::autoinc::reserve(r, b.auto_increment_next()) {
+                Some(end) => b.auto_increment_used(end).inspect_err(|_| r.first = u64::MAX),
+                None => Ok(()),
+            }
+        })
     }
 
     fn bt_auto_increment_checked(&self) -> bool {
-        self.value(true, |t| match t.btree_ref() {
+        self.value("bt_auto_increment_checked", true, |t| match t.btree_ref() {
             Some(t) => t.auto_increment_checked(),
             _ => true,
         })
     }
 
     fn bt_set_auto_increment_checked(&self) {
-        self.value((), |t| {
+        self.value("bt_set_auto_increment_checked", (), |t| {
             if let Some(t) = t.btree_ref() {
                 t.set_auto_increment_checked();
             }
@@ -1463,7 +1571,7 @@ impl Table {
 
     fn bt_last_unlocked(&mut self, index: u32) -> i32 {
         let mut found = false;
-        let code = self.run(|t| {
+        let code = self.run("bt_last_unlocked", |t| {
             found = btree(t)?.edge_unlocked(index as usize, true)?;
             Ok(())
         });
@@ -1472,7 +1580,7 @@ impl Table {
 
     fn bt_check(&mut self, session: usize, out: &mut Vec<String>) -> i32 {
         out.clear();
-        let code = self.run(|t| {
+        let code = self.run("bt_check", |t| {
             let b = btree(t)?;
             let steps = b.check_steps();
             *out = b.check_with(&mut bt::StopCheck::new(session).with_total(steps))?;
@@ -1514,13 +1622,14 @@ mod tests {
         }
     }
 
-    /// Runs `f` with a panic injected into the first guard it enters: whether a
-    /// guard caught that panic and `f` said the entry answered as it should after one.
-    fn armed(f: impl FnOnce() -> bool) -> bool {
+    /// Runs `f` with a panic injected into the guard of entry point `entry` (the
+    /// name the entry passes to its guard): whether a guard caught that panic and
+    /// `f` said the entry answered as it should after one.
+    fn armed(entry: &'static str, f: impl FnOnce() -> bool) -> bool {
         let before = inject::caught_count();
-        inject::arm(true);
+        inject::arm(Some(entry));
         let answered = f();
-        inject::arm(false);
+        inject::arm(None);
         inject::caught_count() == before + 1 && answered
     }
 
@@ -1577,7 +1686,7 @@ mod tests {
         // An engine-wide entry.
         macro_rules! free {
             ($name:literal, $e:expr) => {
-                cases.push(($name, armed(|| $e)))
+                cases.push(($name, armed($name, || $e)))
             };
         }
         // An entry on a transaction handle `$t`.
@@ -1585,7 +1694,7 @@ mod tests {
             ($name:literal, |$t:ident| $e:expr) => {{
                 let mut $t = trx_new();
                 let _ = &mut $t;
-                cases.push(($name, armed(|| $e)))
+                cases.push(($name, armed($name, || $e)))
             }};
         }
         // An entry on a table handle `$t` (with a transaction `$x`), which must
@@ -1594,7 +1703,7 @@ mod tests {
             ($name:literal, |$t:ident, $x:ident| $e:expr) => {{
                 let (mut $t, mut $x) = (open(), trx_new());
                 let _ = &mut $x;
-                let ok = armed(|| $e) && refuses(&mut $t);
+                let ok = armed($name, || $e) && refuses(&mut $t);
                 cases.push(($name, ok))
             }};
         }
@@ -1617,6 +1726,10 @@ mod tests {
         });
         free!("engine_set_log_size", {
             engine_set_log_size(1 << 20);
+            true
+        });
+        free!("engine_set_debug_panic_at", {
+            engine_set_debug_panic_at(b"");
             true
         });
         free!("engine_take_note", !engine_take_note(&mut s));
@@ -1656,6 +1769,7 @@ mod tests {
         trx!("trx_savepoint", |t| trx_savepoint(&t) == 0);
         trx!("trx_rollback_to", |t| trx_rollback_to(&mut t, 0, &mut s) == PANIC);
         free!("layout_supported", !layout_supported(LayoutKind::Csv));
+        free!("primary_read_cost", primary_read_cost(2.0, 0, 0, 0) == 2.0);
         free!("table_options_check", {
             let given = OptionsGiven { csv_file: false, csv_separator: false, csv_separator_text: Vec::new() };
             !table_options_check(&opts(LayoutKind::Csv), &given, &mut s) && s.contains("panic")
@@ -1683,12 +1797,10 @@ mod tests {
             drop(w);
             true
         });
-        free!("status_counters", status_counters().panics_caught == 0);
+        free!("status_vars", status_vars(&[]).is_empty());
         free!("engine_status_text", engine_status_text().is_empty());
-        free!("trx_rows", trx_rows().is_empty());
-        free!("table_rows", table_rows().is_empty());
-        free!("pool_rows", pool_rows().is_empty());
-        free!("lock_rows", lock_rows().is_empty());
+        free!("info_columns", info_columns(bridge::InfoTable::Trx).is_empty());
+        free!("info_rows", info_rows(bridge::InfoTable::Locks).is_empty());
         free!("ha_rust_set_progress_reporter", {
             ha_rust_set_progress_reporter(None);
             true
@@ -1712,7 +1824,7 @@ mod tests {
         table!("record_spans", |t, x| t.record_spans().is_empty());
         table!("insert", |t, x| t.insert(b"", &[], 0, false, false) == PANIC);
         table!("lookup", |t, x| t.lookup(0) == PANIC);
-        table!("max_key", |t, x| !t.max_key().has_key);
+        table!("next_auto_increment", |t, x| t.next_auto_increment(true, true) == 1);
         table!("optimize", |t, x| t.optimize(0) == PANIC);
         table!("update_current", |t, x| t.update_current(b"") == PANIC);
         table!("delete_current", |t, x| t.delete_current() == PANIC);
@@ -1724,6 +1836,8 @@ mod tests {
             true
         });
         table!("stats", |t, x| t.stats().rows == 0);
+        table!("info", |t, x| t.info(false).records == 0);
+        table!("scan_cost", |t, x| t.scan_cost(0, 0) == 1.0);
         table!("set_exact_rows", |t, x| {
             t.set_exact_rows(1);
             true
@@ -1755,14 +1869,15 @@ mod tests {
         table!("bt_fetch_current", |t, x| t.bt_fetch_current() == PANIC);
         table!("bt_key", |t, x| t.bt_key().is_empty());
         table!("bt_unpack", |t, x| t.bt_unpack().is_empty());
-        table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 0);
-        table!("bt_key_stats", |t, x| t.bt_key_stats(0, &[KeyPart { length: 4, nullable: false }], false, &mut v) == PANIC);
+        table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 1);
+        table!("bt_rec_per_key", |t, x| t.bt_rec_per_key(0, &[KeyPart { length: 4, nullable: false }], false, 1, &mut v) == PANIC);
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
         table!("bt_check", |t, x| t.bt_check(0, &mut lines) == 0 && lines.len() == 1 && lines[0].contains("(panic)"));
         table!("bt_lock", |t, x| t.bt_lock(&mut x, true) == PANIC);
         table!("bt_auto_increment", |t, x| t.bt_auto_increment() == 0);
-        table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1) == PANIC);
+        table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1, 1, 1) == PANIC);
+        table!("bt_auto_increment_reserve", |t, x| t.bt_auto_increment_reserve(&mut Autoinc::default()) == PANIC);
         table!("bt_auto_increment_checked", |t, x| t.bt_auto_increment_checked());
         table!("bt_set_auto_increment_checked", |t, x| {
             t.bt_set_auto_increment_checked();
@@ -1802,7 +1917,7 @@ mod tests {
         image.extend_from_slice(&1u32.to_le_bytes());
         image.push(b'7');
         assert_eq!(t.insert(&image, &[], 0, false, false), 0, "{}", t.last_error());
-        assert!(armed(|| t.stats().rows == 0));
+        assert!(armed("stats", || t.stats().rows == 0));
         assert!(refuses(&mut t));
         assert_eq!(t.flush(), PANIC);
         assert_eq!(t.record_data(), b"");
@@ -1814,7 +1929,7 @@ mod tests {
     #[test]
     fn a_panic_becomes_an_error_code() {
         let mut msg = String::new();
-        let code = guard(&mut msg, || panic!("boom"));
+        let code = guard("test", &mut msg, || panic!("boom"));
         assert_eq!(code, crate::error::HA_ERR_RUST_PANIC);
         assert!(msg.contains("boom"), "{msg}");
     }

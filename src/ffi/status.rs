@@ -1,48 +1,121 @@
 //! The bridge's status entry points (SHOW GLOBAL STATUS, SHOW ENGINE RUST STATUS,
-//! INFORMATION_SCHEMA.RUST_TRX; docs/operations.md). They read counters and the
-//! engine's gauges only, and never fail: a panic gives the empty answer.
+//! the INFORMATION_SCHEMA tables; docs/operations.md). They read counters and the
+//! engine's gauges only, and never fail: a panic gives the empty answer. The
+//! lists themselves (variable names, each table's columns and rows) are written
+//! here, once; C++ only turns them into the server's SHOW_VAR and
+//! ST_FIELD_INFO and stores the cells into its fields.
 use std::fmt::Write;
 
-use super::bridge::{LockRow, PoolRow, StatusCounters, TableInfo, TrxRow};
+use super::bridge::{Cell, Column, ColumnKind, InfoTable, LayoutKind, StatusVar};
 use super::{ENGINE, guard_or};
 use crate::metrics as m;
 
-fn zero() -> StatusCounters {
-    StatusCounters {
-        pool_pages: 0,
-        pool_cached: 0,
-        pool_dirty: 0,
-        pool_read_requests: 0,
-        pool_reads: 0,
-        pool_writes: 0,
-        pool_evictions: 0,
-        open_trees: 0,
-        log_lsn: 0,
-        log_synced_lsn: 0,
-        checkpoint_lsn: 0,
-        checkpoint_age: 0,
-        log_size: 0,
-        log_bytes_written: 0,
-        log_writes: 0,
-        log_fsyncs: 0,
-        checkpoints: 0,
-        trx_active: 0,
-        trx_commits: 0,
-        trx_rollbacks: 0,
-        lock_waits: 0,
-        lock_wait_micros: 0,
-        lock_timeouts: 0,
-        csv_bytes_scanned: 0,
-        csv_rows_malformed: 0,
-        archive_bytes_scanned: 0,
-        archive_blocks_damaged: 0,
-        panics_caught: 0,
-    }
+/// The engine's counters since the plugin was loaded and its gauges now.
+#[derive(Default)]
+struct StatusCounters {
+    pool_pages: u64,
+    pool_cached: u64,
+    pool_dirty: u64,
+    pool_read_requests: u64,
+    pool_reads: u64,
+    pool_writes: u64,
+    pool_evictions: u64,
+    open_trees: u64,
+    log_lsn: u64,
+    log_synced_lsn: u64,
+    checkpoint_lsn: u64,
+    checkpoint_age: u64,
+    log_size: u64,
+    log_bytes_written: u64,
+    log_writes: u64,
+    log_fsyncs: u64,
+    checkpoints: u64,
+    trx_active: u64,
+    trx_commits: u64,
+    trx_rollbacks: u64,
+    lock_waits: u64,
+    lock_wait_micros: u64,
+    lock_timeouts: u64,
+    csv_bytes_scanned: u64,
+    csv_rows_malformed: u64,
+    archive_bytes_scanned: u64,
+    archive_blocks_damaged: u64,
+    panics_caught: u64,
 }
 
-pub(super) fn status_counters() -> StatusCounters {
-    guard_or(zero, || {
-        let mut s = zero();
+/// The rows the handler counted, `rows[what * 3 + layout]` (`what`: read,
+/// inserted, updated, deleted; `layout`: the LayoutKind's value).
+const ROW_COUNTS: [(&str, usize, LayoutKind); 10] = [
+    ("rows_deleted_btree", 3, LayoutKind::Btree),
+    ("rows_deleted_csv", 3, LayoutKind::Csv),
+    ("rows_inserted_archive", 1, LayoutKind::Archive),
+    ("rows_inserted_btree", 1, LayoutKind::Btree),
+    ("rows_inserted_csv", 1, LayoutKind::Csv),
+    ("rows_read_archive", 0, LayoutKind::Archive),
+    ("rows_read_btree", 0, LayoutKind::Btree),
+    ("rows_read_csv", 0, LayoutKind::Csv),
+    ("rows_updated_btree", 2, LayoutKind::Btree),
+    ("rows_updated_csv", 2, LayoutKind::Csv),
+];
+
+/// SHOW GLOBAL STATUS LIKE 'Rust%': the variables, in alphabetical order (the
+/// server shows them as given), with the handler's row counts `rows`.
+pub(super) fn status_vars(rows: &[u64]) -> Vec<StatusVar> {
+    guard_or("status_vars", Vec::new, || {
+        let s = status_counters();
+        let mut v: Vec<(&str, u64)> = vec![
+            ("archive_blocks_damaged", s.archive_blocks_damaged),
+            ("archive_bytes_read", s.archive_bytes_scanned),
+            ("buffer_pool_evictions", s.pool_evictions),
+            ("buffer_pool_pages_cached", s.pool_cached),
+            ("buffer_pool_pages_dirty", s.pool_dirty),
+            (
+                "buffer_pool_pages_free",
+                s.pool_pages.saturating_sub(s.pool_cached),
+            ),
+            ("buffer_pool_pages_total", s.pool_pages),
+            ("buffer_pool_pages_written", s.pool_writes),
+            ("buffer_pool_read_requests", s.pool_read_requests),
+            ("buffer_pool_reads", s.pool_reads),
+            ("checkpoint_age", s.checkpoint_age),
+            ("checkpoints", s.checkpoints),
+            ("csv_bytes_scanned", s.csv_bytes_scanned),
+            ("csv_rows_malformed", s.csv_rows_malformed),
+            ("lock_wait_microseconds", s.lock_wait_micros),
+            ("lock_wait_timeouts", s.lock_timeouts),
+            ("lock_waits", s.lock_waits),
+            ("log_bytes_written", s.log_bytes_written),
+            ("log_file_size", s.log_size),
+            ("log_fsyncs", s.log_fsyncs),
+            ("log_lsn", s.log_lsn),
+            ("log_lsn_checkpoint", s.checkpoint_lsn),
+            ("log_lsn_synced", s.log_synced_lsn),
+            ("log_writes", s.log_writes),
+            ("open_tree_files", s.open_trees),
+            ("panics_caught", s.panics_caught),
+            ("trx_active", s.trx_active),
+            ("trx_committed", s.trx_commits),
+            ("trx_rolled_back", s.trx_rollbacks),
+        ];
+        v.extend(ROW_COUNTS.iter().map(|&(n, what, l)| {
+            (
+                n,
+                rows.get(what * 3 + l.repr as usize).copied().unwrap_or(0),
+            )
+        }));
+        v.sort_by_key(|&(n, _)| n);
+        v.into_iter()
+            .map(|(n, value)| StatusVar {
+                name: n.to_string(),
+                value,
+            })
+            .collect()
+    })
+}
+
+fn status_counters() -> StatusCounters {
+    {
+        let mut s = StatusCounters::default();
         if let Some(e) = ENGINE.get() {
             let es = e.status();
             s.pool_pages = es.pool_pages;
@@ -75,116 +148,311 @@ pub(super) fn status_counters() -> StatusCounters {
         s.archive_blocks_damaged = m::ARCHIVE_BLOCKS_DAMAGED.get();
         s.panics_caught = m::PANICS_CAUGHT.get();
         s
-    })
-}
-
-pub(super) fn trx_rows() -> Vec<TrxRow> {
-    guard_or(Vec::new, || {
-        let Some(e) = ENGINE.get() else { return Vec::new() };
-        e.status()
-            .trx
-            .into_iter()
-            .map(|t| TrxRow { id: t.id, age_secs: t.age_secs, changes: t.changes, state: t.state.to_string() })
-            .collect()
-    })
+    }
 }
 
 /// The report, InnoDB's monitor in spirit: sections of `name value` lines.
 pub(super) fn engine_status_text() -> String {
-    guard_or(String::new, || {
+    guard_or("engine_status_text", String::new, || {
         let s = status_counters();
         let mut o = String::new();
         let hit = if s.pool_read_requests > 0 {
-            format!("{:.4}", 1.0 - s.pool_reads as f64 / s.pool_read_requests as f64)
+            format!(
+                "{:.4}",
+                1.0 - s.pool_reads as f64 / s.pool_read_requests as f64
+            )
         } else {
             "-".to_string()
         };
         let _ = writeln!(o, "BUFFER POOL (BTREE)");
-        let _ = writeln!(o, "pages total {}, cached {}, dirty {}, free {}", s.pool_pages, s.pool_cached, s.pool_dirty, s.pool_pages.saturating_sub(s.pool_cached));
-        let _ = writeln!(o, "read requests {}, reads from disk {}, hit ratio {}", s.pool_read_requests, s.pool_reads, hit);
-        let _ = writeln!(o, "pages written {}, evictions {}, open tree files {}", s.pool_writes, s.pool_evictions, s.open_trees);
+        let _ = writeln!(
+            o,
+            "pages total {}, cached {}, dirty {}, free {}",
+            s.pool_pages,
+            s.pool_cached,
+            s.pool_dirty,
+            s.pool_pages.saturating_sub(s.pool_cached)
+        );
+        let _ = writeln!(
+            o,
+            "read requests {}, reads from disk {}, hit ratio {}",
+            s.pool_read_requests, s.pool_reads, hit
+        );
+        let _ = writeln!(
+            o,
+            "pages written {}, evictions {}, open tree files {}",
+            s.pool_writes, s.pool_evictions, s.open_trees
+        );
         let _ = writeln!(o, "LOG");
-        let _ = writeln!(o, "lsn {}, synced up to {}, last checkpoint at {}, checkpoint age {}", s.log_lsn, s.log_synced_lsn, s.checkpoint_lsn, s.checkpoint_age);
-        let _ = writeln!(o, "log file size {}, bytes written {}, writes {}, fsyncs {}, checkpoints {}", s.log_size, s.log_bytes_written, s.log_writes, s.log_fsyncs, s.checkpoints);
+        let _ = writeln!(
+            o,
+            "lsn {}, synced up to {}, last checkpoint at {}, checkpoint age {}",
+            s.log_lsn, s.log_synced_lsn, s.checkpoint_lsn, s.checkpoint_age
+        );
+        let _ = writeln!(
+            o,
+            "log file size {}, bytes written {}, writes {}, fsyncs {}, checkpoints {}",
+            s.log_size, s.log_bytes_written, s.log_writes, s.log_fsyncs, s.checkpoints
+        );
         let _ = writeln!(o, "TRANSACTIONS");
-        let _ = writeln!(o, "committed {}, rolled back {}, active {}", s.trx_commits, s.trx_rollbacks, s.trx_active);
-        let _ = writeln!(o, "table lock waits {}, waited {:.3} s in all, timeouts {}", s.lock_waits, s.lock_wait_micros as f64 / 1e6, s.lock_timeouts);
-        for t in trx_rows() {
-            let _ = writeln!(o, "trx {}: {}, {:.1} s, {} undo entries", t.id, t.state, t.age_secs, t.changes);
+        let _ = writeln!(
+            o,
+            "committed {}, rolled back {}, active {}",
+            s.trx_commits, s.trx_rollbacks, s.trx_active
+        );
+        let _ = writeln!(
+            o,
+            "table lock waits {}, waited {:.3} s in all, timeouts {}",
+            s.lock_waits,
+            s.lock_wait_micros as f64 / 1e6,
+            s.lock_timeouts
+        );
+        for t in ENGINE.get().map(|e| e.status().trx).unwrap_or_default() {
+            let _ = writeln!(
+                o,
+                "trx {}: {}, {:.1} s, {} undo entries",
+                t.id, t.state, t.age_secs, t.changes
+            );
         }
         let _ = writeln!(o, "CSV AND ARCHIVE");
-        let _ = writeln!(o, "csv bytes scanned {}, malformed rows found {}", s.csv_bytes_scanned, s.csv_rows_malformed);
-        let _ = writeln!(o, "archive bytes read {}, damaged blocks found {}", s.archive_bytes_scanned, s.archive_blocks_damaged);
+        let _ = writeln!(
+            o,
+            "csv bytes scanned {}, malformed rows found {}",
+            s.csv_bytes_scanned, s.csv_rows_malformed
+        );
+        let _ = writeln!(
+            o,
+            "archive bytes read {}, damaged blocks found {}",
+            s.archive_bytes_scanned, s.archive_blocks_damaged
+        );
         let _ = writeln!(o, "BRIDGE");
         let _ = writeln!(o, "panics caught {}", s.panics_caught);
         o
     })
 }
 
-pub(super) fn table_rows() -> Vec<TableInfo> {
-    guard_or(Vec::new, || {
-        crate::inventory::tables(std::path::Path::new("."))
-            .into_iter()
-            .map(|e| TableInfo {
-                schema: e.schema,
-                name: e.name,
-                layout: e.layout.to_string(),
-                format_version: e.format_version,
-                rows: e.rows.unwrap_or(0),
-                rows_known: e.rows.is_some(),
-                data_bytes: e.data_bytes,
-                other_bytes: e.other_bytes,
-                files: e.files,
-                attached_file: e.attached_file.unwrap_or_default(),
-                csv_options: e.csv_options.unwrap_or_default(),
-            })
-            .collect()
+/// A column of an INFORMATION_SCHEMA table: its name, type, length (text) and
+/// whether it may be NULL.
+fn col(name: &str, kind: ColumnKind, length: u32, nullable: bool) -> Column {
+    Column {
+        name: name.to_string(),
+        kind,
+        length,
+        nullable,
+    }
+}
+
+/// The server's NAME_CHAR_LEN: a schema or table name column.
+const NAME: u32 = 64;
+
+/// The columns of an INFORMATION_SCHEMA table (docs/operations.md).
+#[allow(non_upper_case_globals)]
+pub(super) fn info_columns(t: InfoTable) -> Vec<Column> {
+    const U64: ColumnKind = ColumnKind::U64;
+    const U32: ColumnKind = ColumnKind::U32;
+    const Double: ColumnKind = ColumnKind::Double;
+    const Text: ColumnKind = ColumnKind::Text;
+    guard_or("info_columns", Vec::new, || match t {
+        InfoTable::Trx => vec![
+            col("TRX_ID", U64, 0, false),
+            col("STATE", Text, 16, false),
+            col("AGE_SECONDS", Double, 0, false),
+            col("UNDO_ENTRIES", U64, 0, false),
+        ],
+        InfoTable::Tables => vec![
+            col("TABLE_SCHEMA", Text, NAME, false),
+            col("TABLE_NAME", Text, NAME, false),
+            col("LAYOUT", Text, 8, false),
+            col("FORMAT_VERSION", U32, 0, true),
+            col("ROWS_ESTIMATE", U64, 0, true),
+            col("DATA_BYTES", U64, 0, false),
+            col("OTHER_BYTES", U64, 0, false),
+            col("FILES", Text, 2048, false),
+            col("ATTACHED_FILE", Text, 1024, true),
+            col("CSV_OPTIONS", Text, 128, true),
+        ],
+        InfoTable::BufferPool => vec![
+            col("TABLE_SCHEMA", Text, NAME, false),
+            col("TABLE_NAME", Text, NAME, false),
+            col("INDEX_NUMBER", U32, 0, false),
+            col("PAGES_CACHED", U64, 0, false),
+            col("PAGES_DIRTY", U64, 0, true),
+        ],
+        InfoTable::Locks => vec![
+            col("TABLE_SCHEMA", Text, NAME, false),
+            col("TABLE_NAME", Text, NAME, false),
+            col("TRX_ID", U64, 0, false),
+            col("LOCK_MODE", Text, 1, false),
+            col("LOCK_STATUS", Text, 8, false),
+            col("WAIT_SECONDS", Double, 0, true),
+        ],
+        InfoTable::LockWaits => vec![
+            col("REQUESTING_TRX_ID", U64, 0, false),
+            col("REQUESTED_MODE", Text, 1, false),
+            col("BLOCKING_TRX_ID", U64, 0, false),
+            col("TABLE_SCHEMA", Text, NAME, false),
+            col("TABLE_NAME", Text, NAME, false),
+            col("WAIT_SECONDS", Double, 0, false),
+        ],
+        _ => Vec::new(),
     })
+}
+
+fn num(v: u64) -> Cell {
+    Cell {
+        null: false,
+        number: v,
+        real: 0.0,
+        text: String::new(),
+    }
+}
+fn real(v: f64) -> Cell {
+    Cell {
+        null: false,
+        number: 0,
+        real: v,
+        text: String::new(),
+    }
+}
+fn text(v: impl Into<String>) -> Cell {
+    Cell {
+        null: false,
+        number: 0,
+        real: 0.0,
+        text: v.into(),
+    }
+}
+fn null() -> Cell {
+    Cell {
+        null: true,
+        number: 0,
+        real: 0.0,
+        text: String::new(),
+    }
+}
+/// A text cell, NULL when empty.
+fn text_or_null(v: Option<String>) -> Cell {
+    v.filter(|s| !s.is_empty()).map_or_else(null, text)
+}
+fn mode(exclusive: bool) -> Cell {
+    text(if exclusive { "X" } else { "S" })
+}
+
+/// The rows of an INFORMATION_SCHEMA table, one cell a column of
+/// [`info_columns`], row after row.
+pub(super) fn info_rows(t: InfoTable) -> Vec<Cell> {
+    guard_or("info_rows", Vec::new, || {
+        let mut out = Vec::new();
+        match t {
+            InfoTable::Trx => {
+                for t in ENGINE.get().map(|e| e.status().trx).unwrap_or_default() {
+                    out.extend([num(t.id), text(t.state), real(t.age_secs), num(t.changes)]);
+                }
+            }
+            InfoTable::Tables => {
+                // the schema and table names are the file names' (the server's
+                // own encoding of special characters, e.g. @002d, left as it is)
+                for e in crate::inventory::tables(std::path::Path::new(".")) {
+                    let version = if e.format_version != 0 {
+                        num(e.format_version.into())
+                    } else {
+                        null()
+                    };
+                    out.extend([
+                        text(e.schema),
+                        text(e.name),
+                        text(e.layout),
+                        version,
+                        e.rows.map_or_else(null, num),
+                    ]);
+                    out.extend([
+                        num(e.data_bytes),
+                        num(e.other_bytes),
+                        text(e.files),
+                        text_or_null(e.attached_file),
+                        text_or_null(e.csv_options),
+                    ]);
+                }
+            }
+            InfoTable::BufferPool => {
+                for t in ENGINE.get().map(|e| e.status().trees).unwrap_or_default() {
+                    let (schema, table, index) = tree_names(&t.path);
+                    out.extend([
+                        text(schema),
+                        text(table),
+                        num(index.into()),
+                        num(t.cached),
+                        t.dirty.map_or_else(null, num),
+                    ]);
+                }
+            }
+            InfoTable::Locks => {
+                for e in crate::btree::lock::locks_now() {
+                    let (schema, table) = lock_names(&e.table);
+                    let status = text(if e.waiting_secs.is_some() {
+                        "WAITING"
+                    } else {
+                        "GRANTED"
+                    });
+                    out.extend([
+                        text(schema),
+                        text(table),
+                        num(e.trx),
+                        mode(e.exclusive),
+                        status,
+                        e.waiting_secs.map_or_else(null, real),
+                    ]);
+                }
+            }
+            InfoTable::LockWaits => {
+                for e in crate::btree::lock::locks_now() {
+                    let (schema, table) = lock_names(&e.table);
+                    for by in e.blocked_by {
+                        let secs = real(e.waiting_secs.unwrap_or(0.0));
+                        out.extend([
+                            num(e.trx),
+                            mode(e.exclusive),
+                            num(by),
+                            text(schema.clone()),
+                            text(table.clone()),
+                            secs,
+                        ]);
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    })
+}
+
+/// A locked table's path `./db/t` as (schema, table).
+fn lock_names(p: &std::path::Path) -> (String, String) {
+    let name = |p: Option<&std::ffi::OsStr>| {
+        p.map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    (
+        name(p.parent().and_then(|d| d.file_name())),
+        name(p.file_name()),
+    )
 }
 
 /// `./db/t.rbt` or `./db/t#i2.rbt` as (schema, table, index).
 fn tree_names(p: &std::path::Path) -> (String, String, u32) {
-    let schema = p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let file = p.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let schema = p
+        .parent()
+        .and_then(|d| d.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let file = p
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match file.rsplit_once("#i") {
         Some((t, n)) if n.parse::<u32>().is_ok() => (schema, t.to_string(), n.parse().unwrap()),
         _ => (schema, file, 0),
     }
-}
-
-pub(super) fn pool_rows() -> Vec<PoolRow> {
-    guard_or(Vec::new, || {
-        let Some(e) = ENGINE.get() else { return Vec::new() };
-        e.status()
-            .trees
-            .into_iter()
-            .map(|t| {
-                let (schema, table, index) = tree_names(&t.path);
-                PoolRow { schema, table, index, cached: t.cached, dirty: t.dirty.unwrap_or(0), dirty_known: t.dirty.is_some() }
-            })
-            .collect()
-    })
-}
-
-pub(super) fn lock_rows() -> Vec<LockRow> {
-    guard_or(Vec::new, || {
-        crate::btree::lock::locks_now()
-            .into_iter()
-            .map(|e| {
-                let schema = e.table.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let table = e.table.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                LockRow {
-                    schema,
-                    table,
-                    trx: e.trx,
-                    exclusive: e.exclusive,
-                    waiting: e.waiting_secs.is_some(),
-                    waiting_secs: e.waiting_secs.unwrap_or(0.0),
-                    blocked_by: e.blocked_by,
-                }
-            })
-            .collect()
-    })
 }
 
 #[cfg(test)]
@@ -194,8 +462,17 @@ mod tests {
 
     #[test]
     fn tree_files_name_their_table_and_index() {
-        assert_eq!(tree_names(Path::new("./db/t.rbt")), ("db".into(), "t".into(), 0));
-        assert_eq!(tree_names(Path::new("./db/t#i12.rbt")), ("db".into(), "t".into(), 12));
-        assert_eq!(tree_names(Path::new("./d@002db/a#ib.rbt")), ("d@002db".into(), "a#ib".into(), 0));
+        assert_eq!(
+            tree_names(Path::new("./db/t.rbt")),
+            ("db".into(), "t".into(), 0)
+        );
+        assert_eq!(
+            tree_names(Path::new("./db/t#i12.rbt")),
+            ("db".into(), "t".into(), 12)
+        );
+        assert_eq!(
+            tree_names(Path::new("./d@002db/a#ib.rbt")),
+            ("d@002db".into(), "a#ib".into(), 0)
+        );
     }
 }

@@ -137,7 +137,9 @@ impl Shared {
         }
         // from now on a page's first change is logged whole (torn-page safety)
         let ckpt = self.log.begin_checkpoint(&self.checkpoint);
+        crate::btree::write_crash_point()?;
         self.log.flush_to(ckpt)?;
+        crate::btree::write_crash_point()?;
         let live: Vec<(u32, PathBuf, Tree)> = self
             .trees
             .lock()
@@ -169,6 +171,7 @@ impl Shared {
             trees: live.iter().map(|(id, p, _)| (*id, p.clone())).collect(),
         };
         write_control(&self.dir.join(CONTROL_FILE), &ctl)?;
+        crate::btree::write_crash_point()?;
         drop(live);
         release_idle(&mut self.trees.lock());
         self.log.truncate_before(log_start)?;

@@ -6,21 +6,79 @@
 
 use super::*;
 
-/// The tree of an undo entry found by recovery: a tree id (an MTR record's) or
-/// the path an UNDO_CARRY record gave for its id.
+/// The tree of an undo entry found by recovery: a tree id (an MTR record's), with
+/// the file that id named where the record is in the log, or the path an
+/// UNDO_CARRY record gave for its id.
 pub(super) enum UndoTree {
-    Id(u32),
+    Id(u32, Option<PathBuf>),
     Path(PathBuf),
+}
+
+/// Which file each tree id names, read along the log record by record: a TREE
+/// record says what its id names from there on. Tree ids are given by the run
+/// that writes the records; a run gives ids no record still in the log uses
+/// (see [`max_tree_id`]), but a log written by an older build may hold one id
+/// for two files, from two runs (a recovery cut short, which numbered its trees
+/// from 1 again), so an id is resolved where its record is, never by the last
+/// TREE record of the whole log.
+struct TreeIds {
+    map: HashMap<u32, PathBuf>,
+    /// The ids the control file names: before its checkpoint, a TREE record
+    /// for one of them is of an older run (kept for a prepared transaction).
+    at_checkpoint: HashSet<u32>,
+    checkpoint: u64,
+}
+
+impl TreeIds {
+    fn new(ctl: &Control) -> TreeIds {
+        TreeIds {
+            map: ctl.trees.iter().cloned().collect(),
+            at_checkpoint: ctl.trees.iter().map(|(id, _)| *id).collect(),
+            checkpoint: ctl.checkpoint,
+        }
+    }
+
+    /// Takes in record `r` (a TREE record names a file for its id).
+    fn see(&mut self, r: &Record) {
+        if r.kind != REC_TREE || r.payload.len() < 4 {
+            return;
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let id = u32::from_le_bytes(r.payload[0..4].try_into().unwrap());
+        if r.lsn >= self.checkpoint || !self.at_checkpoint.contains(&id) {
+            self.map.insert(id, PathBuf::from(std::ffi::OsStr::from_bytes(&r.payload[4..])));
+        }
+    }
+}
+
+/// The largest tree id the control file or any record of the log uses (TREE,
+/// MTR, PREPARE, UNDO_CARRY and RESET records): the trees this run opens get
+/// larger ones, so that no id means two files in one log, however often
+/// recovery is cut short and run again (its rollback's records come after
+/// those of the run that crashed, in the same log).
+fn max_tree_id(ctl: &Control, recs: &[Record]) -> u32 {
+    let mut max = ctl.trees.iter().map(|(id, _)| *id).max().unwrap_or(0);
+    for r in recs {
+        let ids: Vec<u32> = match r.kind {
+            REC_TREE | REC_MTR => r.payload.get(0..4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).into_iter().collect(),
+            REC_PREPARE => parse_prepare(&r.payload).map(|(_, ids)| ids.into_keys().collect()).unwrap_or_default(),
+            REC_UNDO_CARRY => parse_carry(&r.payload).map(|(_, ids, _)| ids.into_keys().collect()).unwrap_or_default(),
+            REC_RESET => parse_reset(&r.payload).map(|t| t.into_iter().map(|(id, _)| id).collect()).unwrap_or_default(),
+            _ => continue,
+        };
+        max = ids.into_iter().fold(max, u32::max);
+    }
+    max
 }
 
 impl Engine {
     pub(super) fn recover(&self, ctl: &Control, recs: &[Record]) -> Result<()> {
-        let mut map: HashMap<u32, PathBuf> = ctl.trees.iter().cloned().collect();
-        for r in recs.iter().filter(|r| r.kind == REC_TREE && r.payload.len() >= 4) {
-            use std::os::unix::ffi::OsStrExt;
-            let id = u32::from_le_bytes(r.payload[0..4].try_into().unwrap());
-            map.insert(id, PathBuf::from(std::ffi::OsStr::from_bytes(&r.payload[4..])));
+        // the trees this run opens (the rollback's below) get ids no record uses
+        let max_id = max_tree_id(ctl, recs);
+        if max_id == u32::MAX {
+            return Err(Error::Corrupt(format!("redo log: tree id {max_id} leaves no id for the trees this run opens")));
         }
+        self.next_tree.store(max_id + 1, Ordering::Relaxed);
         // TRUNCATEs: the last RESET record of each tree file (its older pages,
         // redo and undo are void)
         let mut reset_at: HashMap<PathBuf, u64> = HashMap::new();
@@ -32,10 +90,22 @@ impl Engine {
                 reset_at.insert(path, r.lsn);
             }
         }
-        // 1. redo
+        // 1. redo, into pages keyed by (file, page number): a file is its index
+        // in `paths`
+        let mut ids = TreeIds::new(ctl);
+        let mut paths: Vec<PathBuf> = Vec::new();
+        let mut file_no: HashMap<PathBuf, u32> = HashMap::new();
+        let mut intern = |path: &Path| -> u32 {
+            if let Some(&f) = file_no.get(path) {
+                return f;
+            }
+            paths.push(path.to_path_buf());
+            file_no.insert(path.to_path_buf(), paths.len() as u32 - 1);
+            paths.len() as u32 - 1
+        };
         let mut pages: HashMap<(u32, u32), Box<[u8; PAGE_SIZE]>> = HashMap::new();
-        // trees a RESET record after the checkpoint empties: their files are
-        // rebuilt from that record on, whatever they hold
+        // files a RESET record after the checkpoint empties: they are rebuilt
+        // from that record on, whatever they hold
         let mut reset: HashSet<u32> = HashSet::new();
         let mut resets = 0u64;
         let mut redone = 0u64;
@@ -47,6 +117,7 @@ impl Engine {
                 eprintln!("RUST: recovery: redo {}% done ({} of {} log records)", i / tenth * 10, i, recs.len());
             }
             max_trx = max_trx.max(r.trx);
+            ids.see(r);
             if r.kind == REC_RESET && r.lsn >= ctl.checkpoint {
                 for (id, path) in parse_reset(&r.payload).unwrap_or_default() {
                     if !path.exists() {
@@ -54,13 +125,14 @@ impl Engine {
                     }
                     // the file keeps its format (TRUNCATE never changes it)
                     let format = BTree::format_of_file(&path).unwrap_or(crate::btree::tree::FORMAT_VERSION);
-                    map.insert(id, path);
-                    pages.retain(|&(t, _), _| t != id);
+                    let file = intern(&path);
+                    ids.map.insert(id, path);
+                    pages.retain(|&(t, _), _| t != file);
                     for (no, mut p) in BTree::empty_pages(0, format).into_iter().enumerate() {
                         p.set_lsn(r.lsn);
-                        pages.insert((id, no as u32), p.into_buf());
+                        pages.insert((file, no as u32), p.into_buf());
                     }
-                    reset.insert(id);
+                    reset.insert(file);
                 }
                 resets += 1;
                 continue;
@@ -71,12 +143,13 @@ impl Engine {
             let Some((tree, _, changes)) = parse_mtr(&r.payload) else {
                 return Err(Error::Corrupt(format!("redo record at LSN {} is malformed", r.lsn)));
             };
-            let Some(path) = map.get(&tree) else { continue };
+            let Some(path) = ids.map.get(&tree) else { continue };
             if !path.exists() {
                 continue; // the table was dropped since
             }
+            let file = intern(path);
             for c in changes {
-                let page = match pages.entry((tree, c.page)) {
+                let page = match pages.entry((file, c.page)) {
                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                     std::collections::hash_map::Entry::Vacant(v) => {
                         let mut b = Box::new([0u8; PAGE_SIZE]);
@@ -112,7 +185,7 @@ impl Engine {
         }
         let mut files: HashMap<u32, File> = HashMap::new();
         for ((tree, no), buf) in pages {
-            let path = &map[&tree];
+            let path = &paths[tree as usize];
             let f = match files.entry(tree) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => v.insert(
@@ -121,11 +194,13 @@ impl Engine {
             };
             let mut p = Page::from_buf(buf);
             p.seal();
+            crate::btree::write_crash_point()?;
             f.write_all_at(&p.bytes()[..], no as u64 * PAGE_SIZE as u64)
                 .ctx(|| format!("cannot write '{}'", path.display()))?;
         }
         for (tree, len) in reset_len {
-            let path = &map[&tree];
+            crate::btree::write_crash_point()?;
+            let path = &paths[tree as usize];
             files[&tree].set_len(len).ctx(|| format!("cannot truncate '{}'", path.display()))?;
         }
         for f in files.values() {
@@ -148,7 +223,12 @@ impl Engine {
         let mut first_lsn: HashMap<u64, u64> = HashMap::new();
         // (tree, LSN of the record that logged it, undo entry)
         let mut undo: HashMap<u64, Vec<(UndoTree, u64, Vec<u8>)>> = HashMap::new();
-        for r in recs.iter().filter(|r| r.trx != 0 && !done.contains(&r.trx)) {
+        let mut ids = TreeIds::new(ctl);
+        for r in recs {
+            ids.see(r);
+            if r.trx == 0 || done.contains(&r.trx) {
+                continue;
+            }
             match r.kind {
                 REC_PREPARE => {
                     let Some(p) = parse_prepare(&r.payload) else {
@@ -160,7 +240,8 @@ impl Engine {
                     first_lsn.entry(r.trx).or_insert(r.lsn);
                     if let Some((tree, u, _)) = parse_mtr(&r.payload) {
                         if !u.is_empty() {
-                            undo.entry(r.trx).or_default().push((UndoTree::Id(tree), r.lsn, u.to_vec()));
+                            let at = ids.map.get(&tree).cloned();
+                            undo.entry(r.trx).or_default().push((UndoTree::Id(tree, at), r.lsn, u.to_vec()));
                         }
                     }
                 }
@@ -194,11 +275,14 @@ impl Engine {
         self.next_trx.store(max_trx + 1, Ordering::Relaxed);
         // an entry's tree: tree ids in MTR records are those of the run that wrote
         // them, which for a prepared transaction may be an earlier run (its
-        // PREPARE or UNDO_CARRY record names them); later runs reuse ids
-        let resolve = |ids: &HashMap<u32, PathBuf>, t: &UndoTree| -> Option<PathBuf> {
-            match t {
-                UndoTree::Id(id) => ids.get(id).cloned(),
-                UndoTree::Path(p) => Some(p.clone()),
+        // PREPARE or UNDO_CARRY record names them: `ids`; the TREE records of
+        // that run may be gone from the log); others are read where the
+        // record is
+        let resolve = |ids: Option<&HashMap<u32, PathBuf>>, t: &UndoTree| -> Option<PathBuf> {
+            match (t, ids) {
+                (UndoTree::Id(id, _), Some(ids)) => ids.get(id).cloned(),
+                (UndoTree::Id(_, at), None) => at.clone(),
+                (UndoTree::Path(p), _) => Some(p.clone()),
             }
         };
         let mut kept = Vec::new();
@@ -212,7 +296,7 @@ impl Engine {
             let mut st = TrxState { xid: Some(xid.clone()), ..Default::default() };
             let mut trees = Vec::new();
             for (tree, lsn, u) in undo.remove(&trx).unwrap_or_default() {
-                let Some(path) = resolve(&ids, &tree) else { continue };
+                let Some(path) = resolve(Some(&ids), &tree) else { continue };
                 if !path.exists() || voided(&path, lsn) {
                     continue;
                 }
@@ -231,7 +315,7 @@ impl Engine {
         // keep the trees open until the checkpoint below has written them
         let mut keep = Vec::new();
         for (trx, entries) in &undo {
-            let ids = ids_of.get(trx).unwrap_or(&map);
+            let ids = ids_of.get(trx);
             for (tree, lsn, u) in entries.iter().rev() {
                 // (entries a partial rollback already applied are applied again:
                 // each puts a key back as it was before the change it undoes)
@@ -240,6 +324,7 @@ impl Engine {
                     continue;
                 }
                 let t = self.open_tree(&path)?;
+                crate::btree::write_crash_point()?;
                 t.write().apply_undo(*trx, u)?;
                 keep.push(t);
             }

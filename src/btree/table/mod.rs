@@ -12,6 +12,7 @@
 //!
 //! Uses the layers below: `engine` (transactions), `lock` (table locks), `tree`.
 
+pub mod autoinc;
 mod repair;
 mod stats;
 mod trx;
@@ -206,6 +207,19 @@ pub fn exists(table: &Path) -> bool {
     index_path(table, 0).exists()
 }
 
+/// The next hidden row id of a table without a primary key: one past the largest
+/// in its clustered tree (1 when it is empty). Used at open and after REPAIR.
+pub(super) fn next_hidden_rowid(clustered: &Tree) -> Result<u64> {
+    let mut t = clustered.write();
+    let mut c = Cursor::default();
+    t.seek(&mut c, Bound::Unbounded, true)?;
+    let (mut k, mut v) = (vec![], vec![]);
+    if t.next(&mut c, true, &mut k, &mut v)? && k.len() == HIDDEN_PK_LEN {
+        return Ok(u64::from_be_bytes(k[..].try_into().unwrap()) + 1);
+    }
+    Ok(1)
+}
+
 impl BtreeTable {
     pub fn open(e: &Engine, table: &Path, unique: Vec<bool>, hidden_pk: bool) -> Result<BtreeTable> {
         let shared = {
@@ -218,17 +232,7 @@ impl BtreeTable {
                     for i in 0..unique.len() {
                         trees.push(e.open_tree(&index_path(table, i))?);
                     }
-                    // the next hidden row id: one past the largest
-                    let mut next = 1;
-                    if hidden_pk {
-                        let mut t = trees[0].write();
-                        let mut c = Cursor::default();
-                        t.seek(&mut c, Bound::Unbounded, true)?;
-                        let (mut k, mut v) = (vec![], vec![]);
-                        if t.next(&mut c, true, &mut k, &mut v)? && k.len() == HIDDEN_PK_LEN {
-                            next = u64::from_be_bytes(k[..].try_into().unwrap()) + 1;
-                        }
-                    }
+                    let next = if hidden_pk { next_hidden_rowid(&trees[0])? } else { 1 };
                     // the statistics ANALYZE (or the automatic recount) stored:
                     // no sampling at first use after the open
                     let mut stats = HashMap::new();

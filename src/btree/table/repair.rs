@@ -261,14 +261,8 @@ impl BtreeTable {
         self.cur = Cursor::default();
         if self.hidden_pk {
             // hidden row ids go on from the largest kept (never below what was given)
-            let mut t = self.shared.trees[0].write();
-            let mut c = Cursor::default();
-            t.seek(&mut c, Bound::Unbounded, true)?;
-            let (mut k, mut v) = (vec![], vec![]);
-            if t.next(&mut c, true, &mut k, &mut v)? && k.len() == HIDDEN_PK_LEN {
-                let next = u64::from_be_bytes(k[..].try_into().unwrap()) + 1;
-                self.shared.next_rowid.fetch_max(next, Ordering::Relaxed);
-            }
+            let next = next_hidden_rowid(&self.shared.trees[0])?;
+            self.shared.next_rowid.fetch_max(next, Ordering::Relaxed);
         }
         Ok(report)
     }

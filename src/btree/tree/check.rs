@@ -30,6 +30,7 @@ impl BTree {
 
     /// [`Self::check`], calling `step` once a page: its error stops the check.
     pub fn check_with(&mut self, step: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        self.refuse_if_cut_short()?;
         let mut leaves = Vec::new();
         let mut depth = None;
         let mut count = 0u64;

@@ -42,14 +42,17 @@ pub use read::{Cursor, Pages, Reader, read, shared_read_retries};
 pub use salvage::{BadPage, Salvaged, salvage};
 
 pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
-/// The format new files get (docs/btree-format.md, "Format versions"): 2 says
+/// The format new files get (docs/btree-format.md, "Versions"): 2 says
 /// that the key parts C++ writes for binary and NO PAD strings end with their
 /// length; 3 that string key parts (of one-level collations) are of variable
-/// length (btree/keys.rs); 5 that a secondary entry's value holds C++'s unpack
-/// bytes after the primary key's length ([`UNPACK_FORMAT`]; 4 is the page count in the
-/// meta page). The pages are the same in 1 to 3 and 5; a file keeps its version for life
-/// (TRUNCATE too), and C++ builds keys as its table's version says.
+/// length (btree/keys.rs); 4 that the meta page keeps the file's page count
+/// ([`PAGES_AT`]); 5 that a secondary entry's value holds C++'s unpack bytes after
+/// the primary key's length ([`UNPACK_FORMAT`]). The other pages are the same in 1
+/// to 5; a file keeps its version for life (TRUNCATE too), and C++ builds keys as
+/// its table's version says.
 pub const FORMAT_VERSION: u32 = 5;
+/// The first format whose meta page keeps the page count.
+const PAGE_COUNT_SINCE: u32 = 4;
 /// From this format on, a secondary entry's value is `LEB128(len(pk)) unpack`
 /// (the primary key being the end of the entry's key): the bytes C++ needs to
 /// rebuild string key columns in an index-only read (docs/btree-format.md,
@@ -76,6 +79,9 @@ const STATS_VERSION: u8 = 1;
 /// Most key parts whose statistics are stored (an index has at most 32 parts of
 /// its own, plus the primary key's in a secondary index's entries).
 pub const STATS_MAX_PARTS: usize = 128;
+/// Where the meta page keeps the file's page count (format 4 on): right after
+/// the largest statistics block. A file shorter than that lost its end.
+const PAGES_AT: usize = STATS_AT + 12 + 12 * STATS_MAX_PARTS;
 
 /// Optimizer statistics of a tree's index, kept in its meta page so that they
 /// outlive a restart (as InnoDB's persistent statistics): the distinct values
@@ -137,6 +143,11 @@ pub struct BTree {
     version: u64,
     /// The file's format version (meta page).
     format: u32,
+    /// The page count the meta page holds when the file is shorter than that (its
+    /// end was cut off while the server was down): every change is refused, since
+    /// a new page would take the number of a lost one that a parent still points
+    /// at. REPAIR TABLE rebuilds the file.
+    cut_short: Option<u32>,
 }
 
 
@@ -185,6 +196,9 @@ impl BTree {
         meta.put(HEADER + 8, &format.to_le_bytes());
         meta.put(HEADER + 12, &ROOT.to_le_bytes());
         meta.put(HEADER + 28, &auto_inc.to_le_bytes());
+        if format >= PAGE_COUNT_SINCE {
+            meta.put(PAGES_AT, &2u32.to_le_bytes());
+        }
         [meta, Page::new(ROOT, Kind::Leaf)]
     }
 
@@ -197,6 +211,7 @@ impl BTree {
         self.rows = 0;
         self.auto_inc = 0;
         self.stats = None;
+        self.cut_short = None;
         self.version += 1;
     }
 
@@ -256,11 +271,24 @@ impl BTree {
         };
         let auto_inc = u64::from_le_bytes(meta[HEADER + 28..HEADER + 36].try_into().unwrap());
         let stats = StoredStats::decode(&meta[STATS_AT..]);
-        Ok(BTree { stats, pool, free_head, rows, auto_inc, version: 0, format: version })
+        let counted = if version >= PAGE_COUNT_SINCE { u32::from_le_bytes(meta[PAGES_AT..PAGES_AT + 4].try_into().unwrap()) } else { 0 };
+        let cut_short = (counted > pool.pages).then_some(counted);
+        if let Some(n) = cut_short {
+            eprintln!("[ERROR] RUST: {}", cut_short_message(&name, pool.pages, n));
+        }
+        Ok(BTree { stats, pool, free_head, rows, auto_inc, version: 0, format: version, cut_short })
     }
 
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Why no change may be made: the file lost its end (see `cut_short`).
+    fn refuse_if_cut_short(&self) -> Result<()> {
+        match self.cut_short {
+            Some(n) => Err(Error::Corrupt(cut_short_message(self.pool.name(), self.pool.pages, n))),
+            None => Ok(()),
+        }
     }
 
     /// The file's format version (see [`FORMAT_VERSION`]).
@@ -408,16 +436,30 @@ impl BTree {
     }
     fn write_meta(&mut self) -> Result<()> {
         let (free_head, rows, auto_inc) = (self.free_head, self.rows, self.auto_inc);
+        let pages = self.pool.pages.to_le_bytes();
         let m = self.pool.get(META)?.bytes();
         let mut want = [0u8; 20];
         want[0..4].copy_from_slice(&free_head.to_le_bytes());
         want[4..12].copy_from_slice(&rows.to_le_bytes());
         want[12..20].copy_from_slice(&auto_inc.to_le_bytes());
+        let count = self.format >= PAGE_COUNT_SINCE && m[PAGES_AT..PAGES_AT + 4] != pages;
         if m[HEADER + 16..HEADER + 36] != want {
             self.pool.get_mut(META)?.put(HEADER + 16, &want);
         }
+        if count {
+            self.pool.get_mut(META)?.put(PAGES_AT, &pages);
+        }
         Ok(())
     }
+}
+
+/// The error of a tree file whose end was cut off.
+fn cut_short_message(name: &str, pages: u32, counted: u32) -> String {
+    format!(
+        "{name}: the file holds {pages} pages but its meta page counts {counted}: its end was cut off \
+         (pages lost while the server was down); reads that reach a lost page fail, changes are \
+         refused; REPAIR TABLE rebuilds the table from every page that can be read"
+    )
 }
 
 impl Shrink for RwLock<BTree> {
@@ -441,6 +483,10 @@ impl Drop for BTree {
     /// A tree closed with dirty pages writes them (after the log, by the WAL rule):
     /// a checkpoint may already count on them. Never unwinds.
     fn drop(&mut self) {
+        #[cfg(test)]
+        if crate::btree::crash::fired() {
+            return; // a simulated SIGKILL: nothing more is written
+        }
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pool.flush()));
         if !matches!(r, Ok(Ok(()))) {
             let why = match r {

@@ -11,6 +11,7 @@ impl BTree {
     /// record (with the undo entry `f` leaves in `undo` in front) or, if it fails,
     /// undone in memory.
     pub(super) fn in_mtr<T>(&mut self, trx: u64, undo: &mut Vec<u8>, f: impl FnOnce(&mut Self, &mut Vec<u8>) -> Result<T>) -> Result<T> {
+        self.refuse_if_cut_short()?;
         let saved = (self.free_head, self.rows, self.version);
         self.pool.mtr_begin();
         match f(self, undo).and_then(|v| self.write_meta().map(|_| v)) {

@@ -74,6 +74,7 @@ pub(crate) fn write_control(path: &Path, c: &Control) -> Result<()> {
     let f = File::create(&tmp).ctx(|| format!("cannot create '{}'", tmp.display()))?;
     f.write_all_at(&b, 0).ctx(|| format!("cannot write '{}'", tmp.display()))?;
     f.sync_all().ctx(|| format!("cannot sync '{}'", tmp.display()))?;
+    crate::btree::write_crash_point()?;
     fs::rename(&tmp, path).ctx(|| format!("cannot rename '{}'", tmp.display()))?;
     if let Some(d) = path.parent() {
         File::open(d).and_then(|d| d.sync_all()).ctx(|| "cannot sync the engine folder".into())?;

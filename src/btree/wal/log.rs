@@ -422,6 +422,11 @@ impl RedoLog {
     }
 
     fn write_locked(g: &mut Inner) -> std::io::Result<u64> {
+        #[cfg(test)]
+        if crate::btree::crash::fired() {
+            // a simulated SIGKILL: what the log buffers is lost
+            return Err(std::io::Error::other("simulated crash"));
+        }
         if g.written_lsn == g.end_lsn {
             return Ok(g.written_lsn);
         }
@@ -528,6 +533,7 @@ impl RedoLog {
         f.write_all_at(&header(keep_from), 0).ctx(|| format!("cannot write '{tname}'"))?;
         copy_lsns(&old, base, &f, keep_from, keep_from..upto, &name, &tname)?;
         f.sync_data().ctx(|| format!("cannot sync '{tname}'"))?;
+        crate::btree::write_crash_point()?;
         let mut g = self.inner.lock();
         debug_assert_eq!(g.base_lsn, base, "two log truncations at once");
         copy_lsns(&old, base, &f, keep_from, upto..g.written_lsn, &name, &tname)?;
