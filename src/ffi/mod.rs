@@ -90,6 +90,8 @@ pub mod bridge {
         Page = 16384,
         /// CHECK/REPAIR shows at most this many damaged records, then a count.
         CheckWarnings = 20,
+        /// The layouts (`LayoutKind`'s values are below it; `layout::LAYOUTS`).
+        Layouts = 3,
     }
 
     /// Special answers besides 0 and an error code.
@@ -200,6 +202,14 @@ pub mod bridge {
         last: u64,
     }
 
+    /// The rows the handler counted for one layout (SHOW GLOBAL STATUS).
+    struct RowCounts {
+        read: u64,
+        inserted: u64,
+        updated: u64,
+        deleted: u64,
+    }
+
     /// A status variable (SHOW GLOBAL STATUS LIKE 'Rust%', docs/operations.md).
     struct StatusVar {
         name: String,
@@ -302,9 +312,9 @@ pub mod bridge {
         /// The counters and gauges of SHOW GLOBAL STATUS (all 0 for a part not
         /// started); never fails.
         /// SHOW GLOBAL STATUS LIKE 'Rust%': the variables in the order shown;
-        /// `rows`: the rows the handler counted, `rows[what * 3 + layout]`
-        /// (what: read, inserted, updated, deleted).
-        fn status_vars(rows: &[u64]) -> Vec<StatusVar>;
+        /// `rows`: the rows the handler counted, one entry a layout (by
+        /// `LayoutKind` value).
+        fn status_vars(rows: &[RowCounts]) -> Vec<StatusVar>;
         /// SHOW ENGINE RUST STATUS: the report, in lines.
         fn engine_status_text() -> String;
         /// An INFORMATION_SCHEMA table's columns, and its rows (one cell a
@@ -538,6 +548,7 @@ const _: () = {
         "the bridge's RustError codes must follow the server's HA_ERR_LAST"
     );
     assert!(bridge::Sizes::Page.repr as usize == crate::btree::page::PAGE_SIZE);
+    assert!(bridge::Sizes::Layouts.repr as usize == layout::LAYOUTS.len());
     assert!(bridge::LogFlush::WriteOnly.repr == FlushPolicy::WriteOnly as u8);
 };
 
