@@ -138,7 +138,7 @@ class ha_rust final : public handler
   std::vector<bool> keyread_cols;    /* [key * fields + field]: decodable from key */
   /* [key][user part]: part_layout and unpack_of, computed once in bt_setup
      for bt_unpack_key (they depend on the table definition only) */
-  struct part_decode { uint32_t layout; part_unpack how; };
+  struct part_decode { ha_rust_ffi::KeyPart part; part_unpack how; };
   std::vector<std::vector<part_decode>> key_decode;
   bool key_only= false;              /* the open index cursor reads entries only */
   bool fetched_key_only= false;      /* the last row came from an entry only */
@@ -180,7 +180,7 @@ class ha_rust final : public handler
   int bt_external_lock(THD *thd, int lock_type);
   void bt_start_stmt(THD *thd);
   void bt_rec_per_key(bool analyze);
-  uint32_t part_layout(KEY_PART_INFO *kp);
+  ha_rust_ffi::KeyPart part_layout(KEY_PART_INFO *kp);
   int bt_repair(THD *thd);
   int bt_check(THD *thd);
   int bt_dup(int rc, uint32_t dup);

@@ -144,12 +144,17 @@ pub mod bridge {
         has_null: bool,
     }
 
-    /// One part of an index's key (for key statistics).
+    /// One part of an index's key as it lies in a memcomparable key (as keys.cc
+    /// writes it; btree/keys.rs, btree/table/stats.rs).
+    #[derive(Clone, Copy)]
     struct KeyPart {
-        /// Its length in the memcomparable key.
+        /// Not `chunked`: its length. `chunked`: the length of a space's
+        /// weights in a PAD SPACE collation (0: NO PAD or binary).
         length: u32,
-        /// It starts with a null byte.
+        /// It starts with a null byte (0: NULL, and nothing of it follows).
         nullable: bool,
+        /// A variable-length string part of key format 3 (its end: `key_part_len`).
+        chunked: bool,
     }
 
     /// An XA transaction id (the server's `XID`): `data` is the gtrid then the bqual.
@@ -370,9 +375,9 @@ pub mod bridge {
         /// if they did not fit).
         fn string_key(weights: &[u8], pad: &[u8], out: &mut [u8]) -> usize;
         fn string_key_max(weights: usize, pad: usize) -> usize;
-        /// The length of the key part with layout `layout` (btree/keys.rs) at
-        /// the start of `key`, its null byte excluded.
-        fn key_part_len(key: &[u8], layout: u32) -> usize;
+        /// The length of the key part `part` at the start of `key`, its null
+        /// byte excluded.
+        fn key_part_len(key: &[u8], part: &KeyPart) -> usize;
 
         /// Whether CREATE TABLE's options go together (the layout's own options
         /// only, a valid separator, ...); false with the reason in `err`.
@@ -1007,8 +1012,20 @@ fn string_key_max(weights: usize, pad: usize) -> usize {
     guard_or("string_key_max", || 0, || crate::btree::keys::max_len(weights, pad))
 }
 
-fn key_part_len(key: &[u8], layout: u32) -> usize {
-    guard_or("key_part_len", || key.len(), || crate::btree::keys::value_len(key, layout))
+fn key_part_len(key: &[u8], part: &KeyPart) -> usize {
+    guard_or("key_part_len", || key.len(), || crate::btree::keys::value_len(key, part_spec(part)))
+}
+
+/// A key part as the engine's layout bits (`btree::keys::PART_*`,
+/// `bt::PART_NULLABLE`).
+fn part_spec(p: &KeyPart) -> u32 {
+    use crate::btree::keys::{PART_CHUNKED, PART_PAD_SPACE};
+    let chunked = match (p.chunked, p.length) {
+        (false, _) => 0,
+        (true, 0) => PART_CHUNKED,
+        (true, _) => PART_CHUNKED | PART_PAD_SPACE,
+    };
+    p.length | chunked | if p.nullable { bt::PART_NULLABLE } else { 0 }
 }
 
 /// The Rust side of a table's options.
@@ -1458,7 +1475,7 @@ impl Table {
     fn bt_rec_per_key(&mut self, index: u32, parts: &[KeyPart], analyze: bool, rows: u64, out: &mut Vec<u64>) -> i32 {
         out.clear();
         self.run("bt_rec_per_key", |t| {
-            let parts: Vec<u32> = parts.iter().map(|p| p.length | if p.nullable { bt::PART_NULLABLE } else { 0 }).collect();
+            let parts: Vec<u32> = parts.iter().map(part_spec).collect();
             out.extend(optimizer::rec_per_key(rows, &btree(t)?.key_stats(index as usize, &parts, analyze)?));
             Ok(())
         })
@@ -1746,7 +1763,7 @@ mod tests {
         free!("table_create", table_create(&p, &opts(LayoutKind::Csv), &mut s) == PANIC);
         free!("string_key", string_key(b"a", b" ", &mut [0u8; 9]) == 0);
         free!("string_key_max", string_key_max(1, 1) == 0);
-        free!("key_part_len", key_part_len(b"abc", 0) == 3);
+        free!("key_part_len", key_part_len(b"abc", &KeyPart { length: 0, nullable: false, chunked: false }) == 3);
         free!("table_delete", table_delete(&p, &mut s) == PANIC);
         free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);
         free!("table_open", table_open(&p, &opts(LayoutKind::Csv)).open_error() == PANIC);
@@ -1837,7 +1854,7 @@ mod tests {
         table!("bt_fetch_current", |t, x| t.bt_fetch_current() == PANIC);
         table!("bt_key", |t, x| t.bt_key().is_empty());
         table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 1);
-        table!("bt_rec_per_key", |t, x| t.bt_rec_per_key(0, &[KeyPart { length: 4, nullable: false }], false, 1, &mut v) == PANIC);
+        table!("bt_rec_per_key", |t, x| t.bt_rec_per_key(0, &[KeyPart { length: 4, nullable: false, chunked: false }], false, 1, &mut v) == PANIC);
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
         table!("bt_check", |t, x| t.bt_check(0, &mut lines) == 0 && lines.len() == 1 && lines[0].contains("(panic)"));
