@@ -85,9 +85,16 @@ sl(const std::vector<ha_rust_ffi::SecKey> &v)
 /* The number of columns stored in the table's files (not virtual ones);
    handler.cc. */
 uint stored_columns(TABLE *t);
-/* One value of a text row image (csv.cc): its kind (0 NULL, 1 bare,
-   2 quoted), its length, its text. */
-void append_value(String *image, uchar kind, const char *p, size_t len);
+/* One field of a CSV row written: its text appended to `text`, its kind and
+   place in `fields` (a std::vector or rust::Vec of the bridge's CsvField). */
+template <class Fields>
+void append_field(String *text, Fields *fields, ha_rust_ffi::FieldKind kind,
+                  const char *p, size_t len)
+{
+  fields->push_back({kind, (uint32_t) text->length(), (uint32_t) len});
+  if (len)
+    text->append(p, len);
+}
 
 /* What all handlers of one table share: the server's table lock. */
 class Rust_share : public Handler_share
@@ -105,6 +112,7 @@ class ha_rust final : public handler
   rust::Box<ha_rust_ffi::Table> *tbl= nullptr; /* the Rust table, while open */
   std::string err_msg;                         /* text of the last Rust error */
   String row_image;                            /* a row as bytes for Rust */
+  std::vector<ha_rust_ffi::CsvField> row_fields; /* CSV: the fields in row_image */
   String field_text;                           /* one field as text */
   std::vector<uint32_t> segs;                  /* ARCHIVE: column ends in row_image */
   bool has_timestamp= false;
@@ -194,6 +202,8 @@ private:
   int rust_rc(int code);
   int unpack_row(uchar *buf, bool all_fields, std::string *bad);
   int pack_row(const uchar *buf);
+  rust::Slice<const ha_rust_ffi::CsvField> csv_fields() const
+  { return {row_fields.data(), row_fields.size()}; }
   int pack_binary(const uchar *buf);
   int unpack_binary(uchar *buf);
   int fetch_row(uchar *buf, std::string *bad);

@@ -103,6 +103,26 @@ pub mod bridge {
         Damaged = 1,
     }
 
+    /// How a CSV field is written (docs/csv-format.md); a field read is `Null`
+    /// or `Bare` (its text decoded).
+    #[derive(Debug)]
+    #[repr(u8)]
+    enum FieldKind {
+        Null = 0,
+        /// Written as it is (numbers); quoted after all if it needs to be.
+        Bare = 1,
+        Quoted = 2,
+    }
+
+    /// One field of a CSV row: `length` bytes of the row's text from `offset`
+    /// (both 0 for `Null`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct CsvField {
+        kind: FieldKind,
+        offset: u32,
+        length: u32,
+    }
+
     /// What a table is created or opened with: its options and what the server's
     /// definition says (`layout::Options` is the Rust side).
     struct TableOptions {
@@ -116,8 +136,10 @@ pub mod bridge {
         columns: u32,
         /// ARCHIVE, open: the zstd level of new blocks (0: the default).
         compression_level: i32,
-        /// CSV, create: the header line's fields, as a written CSV row image.
-        header_image: Vec<u8>,
+        /// CSV, create: the header line (the stored columns' names), as a
+        /// written row: its text and its fields.
+        header_text: Vec<u8>,
+        header_fields: Vec<CsvField>,
         /// ARCHIVE and BTREE, create: the AUTO_INCREMENT value before the first.
         auto_inc_base: u64,
         /// BTREE: for each index (the clustered one, or the hidden row id's,
@@ -398,18 +420,19 @@ pub mod bridge {
         fn read_at(self: &mut Table, pos: u64) -> i32;
         fn position(self: &Table) -> u64;
         fn current_line(self: &Table) -> u64;
-        /// CSV: the current row's decoded text, and `[offset, length]` pairs into it
-        /// (length `u32::MAX` for NULL). ARCHIVE: the row image C++ packed, valid
-        /// until the next call on this handle.
+        /// CSV: the current row's decoded text, and its fields in it. ARCHIVE:
+        /// the row image C++ packed. Valid until the next call on this handle.
         fn record_data(self: &Table) -> &[u8];
-        fn record_spans(self: &Table) -> &[u32];
+        fn record_fields(self: &Table) -> &[CsvField];
 
-        /// Appends a row. ARCHIVE: `key` is the row's index key (order-preserving),
+        /// ARCHIVE: appends a row. `key` is the row's index key (order-preserving),
         /// `keyed` whether the table has the index, `unique` whether it is unique;
         /// HA_ERR_FOUND_DUPP_KEY when a unique key does not grow.
-        /// `segs`: ARCHIVE only, where each column's bytes end in `image` (the null
-        /// bytes first), so blocks can store rows by column.
+        /// `segs`: where each column's bytes end in `image` (the null bytes
+        /// first), so blocks can store rows by column.
         fn insert(self: &mut Table, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32;
+        /// CSV: appends a row, `fields` (one per stored column) in `text`.
+        fn insert_text(self: &mut Table, text: &[u8], fields: &[CsvField]) -> i32;
         /// ARCHIVE: positions on the rows whose key is `key` (then scan_next).
         fn lookup(self: &mut Table, key: u64) -> i32;
         /// ARCHIVE: the next AUTO_INCREMENT value, after the largest key (of an
@@ -419,7 +442,8 @@ pub mod bridge {
         /// ARCHIVE: recompress; stops with HA_ERR_ABORTED_BY_USER when session
         /// `session` is killed (the table as it was).
         fn optimize(self: &mut Table, session: usize) -> i32;
-        fn update_current(self: &mut Table, image: &[u8]) -> i32;
+        /// CSV: the current row becomes `fields` in `text` (as `insert_text`).
+        fn update_current(self: &mut Table, text: &[u8], fields: &[CsvField]) -> i32;
         fn delete_current(self: &mut Table) -> i32;
         fn set_bulk(self: &mut Table, on: bool) -> i32;
         fn flush(self: &mut Table) -> i32;
@@ -533,7 +557,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, Autoinc, CheckSummary, FindMode, Info, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
+    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
@@ -1037,7 +1061,8 @@ fn options(p: &[u8], o: &TableOptions) -> Options {
         separator: o.csv_separator,
         writable: o.csv_writable,
         columns: o.columns as usize,
-        header_image: o.header_image.clone(),
+        header_text: o.header_text.clone(),
+        header_fields: o.header_fields.clone(),
         auto_inc_base: o.auto_inc_base,
         index_count: o.unique.len(),
         level: o.compression_level,
@@ -1220,8 +1245,8 @@ impl Table {
     fn record_data(&self) -> &[u8] {
         self.value("record_data", &[], |t| t.record_data())
     }
-    fn record_spans(&self) -> &[u32] {
-        self.value("record_spans", &[], |t| t.record_spans())
+    fn record_fields(&self) -> &[CsvField] {
+        self.value("record_fields", &[], |t| t.record_fields())
     }
     fn insert(&mut self, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32 {
         let mut accepted = true;
@@ -1230,6 +1255,9 @@ impl Table {
             Ok(())
         });
         if code == 0 && !accepted { consts::HA_ERR_FOUND_DUPP_KEY as i32 } else { code }
+    }
+    fn insert_text(&mut self, text: &[u8], fields: &[CsvField]) -> i32 {
+        self.run("insert_text", |t| t.insert_text(text, fields))
     }
     fn lookup(&mut self, key: u64) -> i32 {
         self.run("lookup", |t| t.lookup(key))
@@ -1240,8 +1268,8 @@ impl Table {
     fn optimize(&mut self, session: usize) -> i32 {
         self.run("optimize", |t| t.optimize(session))
     }
-    fn update_current(&mut self, image: &[u8]) -> i32 {
-        self.run("update_current", |t| t.update_current(image))
+    fn update_current(&mut self, text: &[u8], fields: &[CsvField]) -> i32 {
+        self.run("update_current", |t| t.update_current(text, fields))
     }
     fn delete_current(&mut self) -> i32 {
         self.run("delete_current", |t| t.delete_current())
@@ -1601,7 +1629,8 @@ mod tests {
             csv_writable: false,
             columns: 1,
             compression_level: 0,
-            header_image: Vec::new(),
+            header_text: Vec::new(),
+            header_fields: Vec::new(),
             auto_inc_base: 0,
             unique: vec![false],
             hidden_pk: false,
@@ -1806,12 +1835,13 @@ mod tests {
         table!("position", |t, x| t.position() == 0);
         table!("current_line", |t, x| t.current_line() == 0);
         table!("record_data", |t, x| t.record_data().is_empty());
-        table!("record_spans", |t, x| t.record_spans().is_empty());
+        table!("record_fields", |t, x| t.record_fields().is_empty());
         table!("insert", |t, x| t.insert(b"", &[], 0, false, false) == PANIC);
         table!("lookup", |t, x| t.lookup(0) == PANIC);
         table!("next_auto_increment", |t, x| t.next_auto_increment(true, true) == 1);
         table!("optimize", |t, x| t.optimize(0) == PANIC);
-        table!("update_current", |t, x| t.update_current(b"") == PANIC);
+        table!("insert_text", |t, x| t.insert_text(b"", &[]) == PANIC);
+        table!("update_current", |t, x| t.update_current(b"", &[]) == PANIC);
         table!("delete_current", |t, x| t.delete_current() == PANIC);
         table!("set_bulk", |t, x| t.set_bulk(true) == PANIC);
         table!("flush", |t, x| t.flush() == PANIC);
@@ -1897,10 +1927,8 @@ mod tests {
         assert_eq!(table_create(&p, &opts(LayoutKind::Csv), &mut e), 0, "{e}");
         let mut t = table_open(&p, &opts(LayoutKind::Csv));
         assert_eq!(t.set_bulk(true), 0);
-        let mut image = vec![1u8];
-        image.extend_from_slice(&1u32.to_le_bytes());
-        image.push(b'7');
-        assert_eq!(t.insert(&image, &[], 0, false, false), 0, "{}", t.last_error());
+        let seven = [CsvField { kind: bridge::FieldKind::Bare, offset: 0, length: 1 }];
+        assert_eq!(t.insert_text(b"7", &seven), 0, "{}", t.last_error());
         assert!(armed("stats", || t.stats().rows == 0));
         assert!(refuses(&mut t));
         assert_eq!(t.flush(), PANIC);
