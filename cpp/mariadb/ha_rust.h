@@ -170,6 +170,7 @@ class ha_rust final : public handler
   int bt_fetch(uchar *buf, int rc, bool from_key= false);
   int bt_fetch_row(uchar *buf, int rc, bool from_key);
   bool bt_key_only_start();
+  int index_edge(uchar *buf, bool last);
   int bt_unpack_key(uchar *buf);
   void bt_get_auto_increment(ulonglong offset, ulonglong increment,
                              ulonglong nb_desired_values, ulonglong *first_value,
