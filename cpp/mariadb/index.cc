@@ -166,23 +166,17 @@ int ha_rust::index_prev(uchar *buf)
   return bt_fetch(buf, rc, true);
 }
 
-int ha_rust::index_first(uchar *buf)
-{
-  if (layout() != LAYOUT_BTREE)
-    return HA_ERR_WRONG_COMMAND;
-  scan_desc= false;
-  bt_key_only_start();
-  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], false),
-                  true);
-}
+int ha_rust::index_first(uchar *buf) { return index_edge(buf, false); }
+int ha_rust::index_last(uchar *buf) { return index_edge(buf, true); }
 
-int ha_rust::index_last(uchar *buf)
+/* index_first, index_last: the active index's first or last entry. */
+int ha_rust::index_edge(uchar *buf, bool last)
 {
   if (layout() != LAYOUT_BTREE)
     return HA_ERR_WRONG_COMMAND;
-  scan_desc= true;
+  scan_desc= last;
   bt_key_only_start();
-  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], true),
+  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], last),
                   true);
 }
 

@@ -67,10 +67,6 @@ static size_t space_weights(CHARSET_INFO *cs, uchar *pad)
                       MY_STRXFRM_PAD_WITH_SPACE);
 }
 
-/* Layout bits of a chunked part (src/btree/keys.rs: PART_CHUNKED,
-   PART_PAD_SPACE; the space's weight length in the low bits). */
-static const uint32_t PART_CHUNKED= 1U << 30, PART_PAD_SPACE= 1U << 29;
-
 /* One key part of the field's current value, memcomparable: strings through
    their collation (strnxfrm over the first `length / mbmaxlen` characters; in
    key format 3 the value's weights in Rust's variable-length chunks, before it
@@ -415,10 +411,10 @@ int ha_rust::bt_unpack_key(uchar *buf)
     for (size_t i= 0; i < parts.size(); i++)
     {
       Field *f= table->key_info[k].key_part[i].field;
-      uint32_t layout= parts[i].layout;
-      size_t len= layout & ~(1U << 31);
+      const ha_rust_ffi::KeyPart &part= parts[i].part;
+      size_t len= part.length;
       part_unpack how= parts[i].how;
-      if (layout >> 31)
+      if (part.nullable)
       {
         if (p >= end)
           return HA_ERR_WRONG_IN_RECORD;
@@ -429,18 +425,18 @@ int ha_rust::bt_unpack_key(uchar *buf)
           continue;
         }
       }
-      if (layout & PART_CHUNKED)   /* a string part of format 3 and later */
+      if (part.chunked)   /* a string part of format 3 and later */
         len= ha_rust_ffi::key_part_len(
-            rust::Slice<const uint8_t>(p, (size_t) (end - p)), layout);
+            rust::Slice<const uint8_t>(p, (size_t) (end - p)), part);
       if ((size_t) (end - p) < len)
         return HA_ERR_WRONG_IN_RECORD;
       if (how == KU_STRING_KEY)
       {
         w.resize(len);
         size_t n= ha_rust_ffi::string_key_weights(
-            rust::Slice<const uint8_t>(p, len), layout,
+            rust::Slice<const uint8_t>(p, len), part,
             rust::Slice<const uint8_t>((const uint8_t *) " ",
-                                       (layout & PART_PAD_SPACE) ? 1 : 0),
+                                       (part.chunked && part.length) ? 1 : 0),
             rust::Slice<uint8_t>((uint8_t *) &w[0], len));
         if (n > len)
           return HA_ERR_WRONG_IN_RECORD;
@@ -589,17 +585,18 @@ void ha_rust::bt_setup_decode()
 }
 
 /* The layout of one key part in a memcomparable key (as append_key writes it):
-   its fixed length, with the top bit for a nullable part (a 0/1 byte first, and
-   nothing after a 0). */
-uint32_t ha_rust::part_layout(KEY_PART_INFO *kp)
+   its fixed length, or for a chunked string part the length of a space's
+   weights; whether it is nullable (a 0/1 byte first, and nothing after a 0). */
+ha_rust_ffi::KeyPart ha_rust::part_layout(KEY_PART_INFO *kp)
 {
   Field *f= kp->field;
   uint32_t len;
+  bool chunked= false;
   if (is_text(f) && chunked_part(f->charset(), key_format))
   {
     uchar pad[16];
-    size_t plen= space_weights(f->charset(), pad);
-    len= PART_CHUNKED | (plen ? PART_PAD_SPACE : 0) | (uint32_t) plen;
+    len= (uint32_t) space_weights(f->charset(), pad);
+    chunked= true;
   }
   else if (is_text(f))
   {
@@ -614,5 +611,5 @@ uint32_t ha_rust::part_layout(KEY_PART_INFO *kp)
     if (len > 3072)
       len= kp->length;
   }
-  return len | (f->real_maybe_null() ? (1U << 31) : 0);
+  return {len, f->real_maybe_null(), chunked};
 }
