@@ -45,14 +45,23 @@ enum rust_layout {
 static_assert(HA_ERR_RUST_FIRST == HA_ERR_LAST + 1,
               "the bridge's RustError codes must follow HA_ERR_LAST");
 
-/* Whether a key part's column can be read back from its memcomparable bytes
-   (index-only reads; keys.cc). */
-bool rust_key_part_decodable(const KEY_PART_INFO *kp);
+/* The BTREE tree format from which a secondary entry keeps unpack bytes
+   (src/btree/tree/mod.rs UNPACK_FORMAT): string key parts are read back
+   from the entry from it on. */
+static const uint32_t KEY_FORMAT_UNPACK= 5;
+
+/* Whether a key part's column can be read back from its secondary entry
+   (index-only reads; keys.cc) in a table of tree format `key_format` (0: not
+   known yet, taken as the format new tables get). */
+bool rust_key_part_decodable(const KEY_PART_INFO *kp, uint32_t key_format);
 
 /* How a key part's column is read back from its bytes (keys.cc,
    unpack_of): not at all, copied, or byte-reversed (then the sign bit flipped
-   for KU_REVERSE_SIGNED). */
-enum part_unpack { KU_NONE, KU_COPY, KU_REVERSE, KU_REVERSE_SIGNED };
+   for KU_REVERSE_SIGNED); a string from its key's weights (KU_STRING_KEY: the
+   weights are its bytes; a PAD SPACE VARCHAR's trailing spaces counted in the
+   unpack bytes) or from the unpack bytes (KU_STRING_VALUE: its value there). */
+enum part_unpack { KU_NONE, KU_COPY, KU_REVERSE, KU_REVERSE_SIGNED,
+                   KU_STRING_KEY, KU_STRING_VALUE };
 
 /* Bytes for the bridge. */
 static inline rust::Slice<const uint8_t> bytes(const String &s)
@@ -146,7 +155,7 @@ class ha_rust final : public handler
   std::vector<bool> keyread_cols;    /* [key * fields + field]: decodable from key */
   /* [key][user part]: part_layout and unpack_of, computed once in bt_setup
      for bt_unpack_key (they depend on the table definition only) */
-  struct part_decode { ha_rust_ffi::KeyPart part; part_unpack how; };
+  struct part_decode { ha_rust_ffi::KeyPart part; part_unpack how; bool trail; };
   std::vector<std::vector<part_decode>> key_decode;
   bool key_only= false;              /* the open index cursor reads entries only */
   bool fetched_key_only= false;      /* the last row came from an entry only */
@@ -164,6 +173,7 @@ class ha_rust final : public handler
   void primary_key_of(const uchar *record, std::string &out);
   typedef std::vector<ha_rust_ffi::SecKey> sec_keys;
   void secondary_keys_of(const uchar *record, sec_keys &out);
+  void append_unpack(uint key, const uchar *record, std::string &out);
   uint key_tuple(uint key, const uchar *tuple, key_part_map map,
                  std::string &out);
   int bt_rc(int rc);

@@ -164,6 +164,9 @@ pub mod bridge {
         key: Vec<u8>,
         /// A part of it is NULL (such a key is never a duplicate).
         has_null: bool,
+        /// What rebuilds its string columns that `key` cannot give back (kept
+        /// in the entry from tree format 5 on; empty: nothing).
+        unpack: Vec<u8>,
     }
 
     /// One part of an index's key as it lies in a memcomparable key (as keys.cc
@@ -400,6 +403,12 @@ pub mod bridge {
         /// The length of the key part `part` at the start of `key`, its null
         /// byte excluded.
         fn key_part_len(key: &[u8], part: &KeyPart) -> usize;
+        /// The collation weights of the string key part `part` at the start of
+        /// `key` (its null byte excluded) back from its chunks, the trailing
+        /// space units of a PAD SPACE part (`pad`) left out, into `out`;
+        /// returns their length, or `usize::MAX` when they do not fit or the
+        /// part is not a chunked one.
+        fn string_key_weights(key: &[u8], part: &KeyPart, pad: &[u8], out: &mut [u8]) -> usize;
 
         /// Whether CREATE TABLE's options go together (the layout's own options
         /// only, a valid separator, ...); false with the reason in `err`.
@@ -506,6 +515,9 @@ pub mod bridge {
         /// The current entry's key (secondary: the key's bytes, then the primary
         /// key's; clustered: the primary key).
         fn bt_key(self: &Table) -> &[u8];
+        /// The current secondary entry's unpack bytes (`SecKey::unpack`; empty
+        /// before tree format 5).
+        fn bt_unpack(self: &Table) -> &[u8];
         /// Entries of index `index` in a range (records_in_range: exact over a few
         /// leaves, else estimated from the tree), never 0 (src/optimizer.rs).
         fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64;
@@ -856,8 +868,16 @@ fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32 {
 }
 
 /// The secondary keys C++ sends, as the table takes them.
-fn sec_keys(k: &[SecKey]) -> Vec<(Vec<u8>, bool)> {
-    k.iter().map(|k| (k.key.clone(), k.has_null)).collect()
+impl crate::btree::table::SecondaryKey for SecKey {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+    fn has_null(&self) -> bool {
+        self.has_null
+    }
+    fn unpack(&self) -> &[u8] {
+        &self.unpack
+    }
 }
 
 // ---- The panic guard ----
@@ -1050,6 +1070,21 @@ fn part_spec(p: &KeyPart) -> u32 {
         (true, _) => PART_CHUNKED | PART_PAD_SPACE,
     };
     p.length | chunked | if p.nullable { bt::PART_NULLABLE } else { 0 }
+}
+
+fn string_key_weights(key: &[u8], part: &KeyPart, pad: &[u8], out: &mut [u8]) -> usize {
+    guard_or(
+        "string_key_weights",
+        || usize::MAX,
+        || {
+            let mut v = Vec::with_capacity(out.len());
+            if !crate::btree::keys::decode(key, part_spec(part), pad, &mut v) || v.len() > out.len() {
+                return usize::MAX;
+            }
+            out[..v.len()].copy_from_slice(&v);
+            v.len()
+        },
+    )
 }
 
 /// The Rust side of a table's options.
@@ -1353,7 +1388,7 @@ impl Table {
         let mut d = None;
         let code = self.run("bt_insert", |t| {
             let e = engine()?;
-            d = btree(t)?.insert(e, trx, pk, row, &sec_keys(sec))?;
+            d = btree(t)?.insert(e, trx, pk, row, sec)?;
             Ok(())
         });
         match d {
@@ -1379,7 +1414,7 @@ impl Table {
         let mut d = None;
         let code = self.run("bt_update", |t| {
             let e = engine()?;
-            d = btree(t)?.update(e, trx, old_pk, new_pk, row, &sec_keys(old_sec), &sec_keys(new_sec))?;
+            d = btree(t)?.update(e, trx, old_pk, new_pk, row, old_sec, new_sec)?;
             Ok(())
         });
         match d {
@@ -1394,7 +1429,7 @@ impl Table {
     fn bt_delete(&mut self, trx: &mut TrxHandle, pk: &[u8], sec: &[SecKey]) -> i32 {
         self.run("bt_delete", |t| {
             let e = engine()?;
-            btree(t)?.delete(e, trx, pk, &sec_keys(sec))
+            btree(t)?.delete(e, trx, pk, sec)
         })
     }
 
@@ -1484,6 +1519,13 @@ impl Table {
         })
     }
 
+    fn bt_unpack(&self) -> &[u8] {
+        self.value("bt_unpack", &[], |t| match t.btree_ref() {
+            Some(t) => t.unpack(),
+            _ => &[],
+        })
+    }
+
     fn bt_count_range(&mut self, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64 {
         let mut n = 0;
         self.run("bt_count_range", |t| {
@@ -1535,7 +1577,7 @@ impl Table {
     }
 
     fn bt_repair_add(&mut self, sec: &[SecKey]) -> i32 {
-        self.run("bt_repair_add", |t| btree(t)?.repair_add_entries(&sec_keys(sec)))
+        self.run("bt_repair_add", |t| btree(t)?.repair_add_entries(sec))
     }
 
     fn bt_repair_finish(&mut self, keep: bool, note: &mut String, damaged: &mut bool) -> i32 {
@@ -1793,6 +1835,7 @@ mod tests {
         free!("string_key", string_key(b"a", b" ", &mut [0u8; 9]) == 0);
         free!("string_key_max", string_key_max(1, 1) == 0);
         free!("key_part_len", key_part_len(b"abc", &KeyPart { length: 0, nullable: false, chunked: false }) == 3);
+        free!("string_key_weights", string_key_weights(b"a", &KeyPart { length: 0, nullable: false, chunked: false }, b"", &mut [0u8; 9]) == usize::MAX);
         free!("table_delete", table_delete(&p, &mut s) == PANIC);
         free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);
         free!("table_open", table_open(&p, &opts(LayoutKind::Csv)).open_error() == PANIC);
@@ -1883,6 +1926,7 @@ mod tests {
         });
         table!("bt_fetch_current", |t, x| t.bt_fetch_current() == PANIC);
         table!("bt_key", |t, x| t.bt_key().is_empty());
+        table!("bt_unpack", |t, x| t.bt_unpack().is_empty());
         table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 1);
         table!("bt_rec_per_key", |t, x| t.bt_rec_per_key(0, &[KeyPart { length: 4, nullable: false, chunked: false }], false, 1, &mut v) == PANIC);
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
