@@ -182,6 +182,16 @@ pub mod bridge {
         chunked: bool,
     }
 
+    /// What `string_unpacked` rebuilt: the value's length in `out` and the
+    /// unpack item's in the unpack bytes; `ok` false when key and item do not
+    /// fit together (a damaged entry).
+    #[derive(Clone, Copy)]
+    struct UnpackedString {
+        ok: bool,
+        value_len: usize,
+        item_len: usize,
+    }
+
     /// An XA transaction id (the server's `XID`): `data` is the gtrid then the bqual.
     struct Xid {
         format_id: i64,
@@ -335,6 +345,9 @@ pub mod bridge {
         /// guard test names it) whose every call then panics inside its guard; empty
         /// turns it off.
         fn engine_set_debug_panic_at(entry: &[u8]);
+        /// The test hook rust_debug_create_format: the BTREE tree format version
+        /// new tables are created in (0: this build's).
+        fn engine_set_debug_create_format(format: u32);
         /// Log bytes between checkpoints (rust_log_file_size).
         fn engine_set_log_size(bytes: u64);
         /// Moves one line of what recovery did into `out`; false when none is left.
@@ -409,6 +422,18 @@ pub mod bridge {
         /// returns their length, or `usize::MAX` when they do not fit or the
         /// part is not a chunked one.
         fn string_key_weights(key: &[u8], part: &KeyPart, pad: &[u8], out: &mut [u8]) -> usize;
+        /// The unpack item (tree format 6, btree/unpack.rs) of a string key
+        /// part's `value` whose collation weights (without padding) are
+        /// `weights`: `wide`, UTF-8 values with 2-byte code point weights;
+        /// else one byte a character and a weight. Into `out` (room for
+        /// `string_unpack_max(value.len())`); returns its length (0 if it did
+        /// not fit: an item is never empty).
+        fn string_unpack(value: &[u8], weights: &[u8], wide: bool, out: &mut [u8]) -> usize;
+        fn string_unpack_max(value: usize) -> usize;
+        /// The value of the PAD SPACE string key part `key` (exactly the part,
+        /// its null byte excluded) rebuilt with the unpack item at the start of
+        /// `unpack`, into `out`.
+        fn string_unpacked(key: &[u8], part: &KeyPart, wide: bool, unpack: &[u8], out: &mut [u8]) -> UnpackedString;
 
         /// Whether CREATE TABLE's options go together (the layout's own options
         /// only, a valid separator, ...); false with the reason in `err`.
@@ -569,7 +594,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
+    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, UnpackedString, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
@@ -969,6 +994,11 @@ fn engine_set_debug_panic_at(entry: &[u8]) {
     guard_or("engine_set_debug_panic_at", || (), || debug_panic::set(&String::from_utf8_lossy(entry)))
 }
 
+/// Sets the test hook `rust_debug_create_format` (0: off).
+fn engine_set_debug_create_format(format: u32) {
+    guard_or("engine_set_debug_create_format", || (), || bt::set_debug_create_format(format))
+}
+
 /// Test-only panic injection: `arm` makes the guard of entry point `entry`, when it
 /// is next entered on this thread, panic inside it, and `caught` counts the panics
 /// guards caught, so a test can tell an entry point that went through a guard under
@@ -1083,6 +1113,63 @@ fn string_key_weights(key: &[u8], part: &KeyPart, pad: &[u8], out: &mut [u8]) ->
             }
             out[..v.len()].copy_from_slice(&v);
             v.len()
+        },
+    )
+}
+
+fn units(wide: bool) -> crate::btree::unpack::Units {
+    if wide {
+        crate::btree::unpack::Units::Wide
+    } else {
+        crate::btree::unpack::Units::Narrow
+    }
+}
+
+fn string_unpack(value: &[u8], weights: &[u8], wide: bool, out: &mut [u8]) -> usize {
+    guard_or(
+        "string_unpack",
+        || 0,
+        || {
+            let mut v = Vec::with_capacity(out.len());
+            crate::btree::unpack::encode(value, weights, units(wide), &mut v);
+            if v.len() > out.len() {
+                return 0;
+            }
+            out[..v.len()].copy_from_slice(&v);
+            v.len()
+        },
+    )
+}
+
+fn string_unpack_max(value: usize) -> usize {
+    guard_or("string_unpack_max", || 0, || crate::btree::unpack::max_len(value))
+}
+
+fn string_unpacked(key: &[u8], part: &KeyPart, wide: bool, unpack: &[u8], out: &mut [u8]) -> UnpackedString {
+    let bad = UnpackedString { ok: false, value_len: 0, item_len: 0 };
+    guard_or(
+        "string_unpacked",
+        || bad,
+        || {
+            use crate::btree::keys::{PART_CHUNKED, PART_PAD_SPACE};
+            // The key's weights: the code point ones are in the key as UTF-8
+            // with 0x20 for a space (keys::CODE_POINT_SPACE), so read as a
+            // 1-byte unit's.
+            if !part.chunked || part.length != if wide { 2 } else { 1 } {
+                return bad;
+            }
+            let mut w = Vec::with_capacity(key.len());
+            if !crate::btree::keys::decode(key, PART_CHUNKED | PART_PAD_SPACE | 1, b" ", &mut w) {
+                return bad;
+            }
+            let mut v = Vec::with_capacity(out.len());
+            match crate::btree::unpack::decode(&w, unpack, units(wide), &mut v) {
+                Some(used) if v.len() <= out.len() => {
+                    out[..v.len()].copy_from_slice(&v);
+                    UnpackedString { ok: true, value_len: v.len(), item_len: used }
+                }
+                _ => bad,
+            }
         },
     )
 }
@@ -1789,6 +1876,10 @@ mod tests {
             engine_set_debug_panic_at(b"");
             true
         });
+        free!("engine_set_debug_create_format", {
+            engine_set_debug_create_format(0);
+            true
+        });
         free!("engine_take_note", !engine_take_note(&mut s));
         free!("trx_new", {
             drop(trx_new());
@@ -1836,6 +1927,9 @@ mod tests {
         free!("string_key_max", string_key_max(1, 1) == 0);
         free!("key_part_len", key_part_len(b"abc", &KeyPart { length: 0, nullable: false, chunked: false }) == 3);
         free!("string_key_weights", string_key_weights(b"a", &KeyPart { length: 0, nullable: false, chunked: false }, b"", &mut [0u8; 9]) == usize::MAX);
+        free!("string_unpack", string_unpack(b"a", b"A", false, &mut [0u8; 9]) == 0);
+        free!("string_unpack_max", string_unpack_max(1) == 0);
+        free!("string_unpacked", !string_unpacked(b"A\x20\x20\x20\x20\x20\x20\x20\x02", &KeyPart { length: 1, nullable: false, chunked: true }, false, &[0, 0x80], &mut [0u8; 9]).ok);
         free!("table_delete", table_delete(&p, &mut s) == PANIC);
         free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);
         free!("table_open", table_open(&p, &opts(LayoutKind::Csv)).open_error() == PANIC);
