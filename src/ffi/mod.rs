@@ -149,13 +149,53 @@ pub mod bridge {
         hidden_pk: bool,
     }
 
-    /// Which table options CREATE TABLE gave (`TableOptions` has their values,
-    /// with defaults for those not given).
-    struct OptionsGiven {
+    /// What CREATE TABLE gives beyond `TableOptions` (which has the options'
+    /// values, with defaults for those not given), for `table_create_check`:
+    /// which options were given, what the server's definition says, and the
+    /// answers of the server's own checks (`layout::Create` is the Rust side).
+    struct CreateFacts {
         csv_file: bool,
         /// CSV_SEPARATOR as written, when given.
         csv_separator: bool,
         csv_separator_text: Vec<u8>,
+        /// For each index: whether it has one part, on the integer
+        /// AUTO_INCREMENT column.
+        keys_on_autoinc: Vec<bool>,
+        /// The table has an AUTO_INCREMENT column.
+        auto_increment: bool,
+        /// The statement is an ALTER TABLE.
+        altering: bool,
+        /// The longest CSV_FILE path the server checks.
+        csv_file_max: u32,
+        /// CSV_FILE given: the connection has the FILE privilege, and
+        /// secure_file_priv lets it read the file.
+        file_privilege: bool,
+        secure_path: bool,
+    }
+
+    /// Why CREATE TABLE is refused (`table_create_check`): which server error
+    /// C++ raises.
+    #[derive(Debug)]
+    #[repr(u8)]
+    enum Refusal {
+        None = 0,
+        /// ER_TOO_MANY_KEYS, with `CreateVerdict::max_keys`.
+        TooManyKeys = 1,
+        /// ER_TABLE_CANT_HANDLE_AUTO_INCREMENT.
+        AutoIncrement = 2,
+        /// ER_ILLEGAL_HA_CREATE_OPTION, with the message in `err`.
+        Option = 3,
+        /// The server's error for a missing FILE privilege.
+        FilePrivilege = 4,
+        /// ER_OPTION_PREVENTS_STATEMENT for --secure-file-priv.
+        SecureFilePriv = 5,
+    }
+
+    /// `table_create_check`'s answer.
+    struct CreateVerdict {
+        refusal: Refusal,
+        /// `TooManyKeys`: the layout's limit.
+        max_keys: u32,
     }
 
     /// A row's key in one secondary index.
@@ -400,8 +440,6 @@ pub mod bridge {
         fn trx_savepoint(t: &TrxHandle) -> u64;
         fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32;
 
-        /// Whether this build can create and open tables of `layout` now.
-        fn layout_supported(layout: LayoutKind) -> bool;
         /// A BTREE read of `rows` rows over `ranges` ranges of the clustered tree
         /// whose scan costs `scan` (src/optimizer.rs).
         fn primary_read_cost(scan: f64, records: u64, ranges: u32, rows: u64) -> f64;
@@ -435,9 +473,11 @@ pub mod bridge {
         /// `unpack`, into `out`.
         fn string_unpacked(key: &[u8], part: &KeyPart, wide: bool, unpack: &[u8], out: &mut [u8]) -> UnpackedString;
 
-        /// Whether CREATE TABLE's options go together (the layout's own options
-        /// only, a valid separator, ...); false with the reason in `err`.
-        fn table_options_check(options: &TableOptions, given: &OptionsGiven, err: &mut String) -> bool;
+        /// What CREATE TABLE of the table at `path` may not do (`layout::check_create`:
+        /// a layout this build lacks, CSV's and ARCHIVE's indexes and
+        /// AUTO_INCREMENT, options that do not go together, an attached file);
+        /// `Refusal::Option`'s message in `err`.
+        fn table_create_check(path: &[u8], options: &TableOptions, facts: &CreateFacts, err: &mut String) -> CreateVerdict;
         fn table_create(path: &[u8], options: &TableOptions, err: &mut String) -> i32;
         fn table_delete(path: &[u8], err: &mut String) -> i32;
         fn table_rename(from: &[u8], to: &[u8], err: &mut String) -> i32;
@@ -594,7 +634,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, UnpackedString, Xid,
+    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, Sizes, Stats, TableOptions, UnpackedString, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
@@ -1063,10 +1103,6 @@ fn primary_read_cost(scan: f64, records: u64, ranges: u32, rows: u64) -> f64 {
     guard_or("primary_read_cost", || scan, || optimizer::primary_read_cost(scan, records, ranges, rows))
 }
 
-fn layout_supported(l: LayoutKind) -> bool {
-    guard_or("layout_supported", || false, || available(l).is_ok())
-}
-
 fn string_key(weights: &[u8], pad: &[u8], out: &mut [u8]) -> usize {
     guard_or("string_key", 
         || 0,
@@ -1193,17 +1229,49 @@ fn options(p: &[u8], o: &TableOptions) -> Options {
     }
 }
 
-fn table_options_check(o: &TableOptions, given: &OptionsGiven, err: &mut String) -> bool {
-    let c = layout::CreateOptions {
-        layout: o.layout,
-        csv_file: given.csv_file,
-        csv_header: o.csv_header,
-        csv_separator: given.csv_separator.then_some(&given.csv_separator_text[..]),
-        csv_writable: o.csv_writable,
-        compression_level: o.compression_level,
+fn table_create_check(p: &[u8], o: &TableOptions, f: &CreateFacts, err: &mut String) -> CreateVerdict {
+    let c = layout::Create {
+        options: layout::CreateOptions {
+            layout: o.layout,
+            csv_file: f.csv_file,
+            csv_header: o.csv_header,
+            csv_separator: f.csv_separator.then_some(&f.csv_separator_text[..]),
+            csv_writable: o.csv_writable,
+            compression_level: o.compression_level,
+        },
+        path: p,
+        keys_on_autoinc: &f.keys_on_autoinc,
+        auto_increment: f.auto_increment,
+        altering: f.altering,
+        csv_file: &o.csv_file,
+        csv_file_max: f.csv_file_max as usize,
+        file_privilege: f.file_privilege,
+        secure_path: f.secure_path,
     };
-    // After a panic: refused, with the panic's message.
-    guard("table_options_check", err, || layout::check_create_options(&c).map_err(Error::Unsupported)) == 0
+    let mut verdict = CreateVerdict { refusal: Refusal::None, max_keys: 0 };
+    let mut refused = |r| {
+        use layout::Refused as R;
+        verdict.refusal = match r {
+            R::TooManyKeys(n) => {
+                verdict.max_keys = n;
+                Refusal::TooManyKeys
+            }
+            R::AutoIncrement => Refusal::AutoIncrement,
+            R::Option(why) => return Err(Error::Unsupported(why)),
+            R::FilePrivilege => Refusal::FilePrivilege,
+            R::SecureFilePriv => Refusal::SecureFilePriv,
+        };
+        Ok(())
+    };
+    // A layout this build lacks, and after a panic: refused, with the message.
+    if guard("table_create_check", err, || {
+        available(o.layout)?;
+        layout::check_create(&c).or_else(&mut refused)
+    }) != 0
+    {
+        verdict.refusal = Refusal::Option;
+    }
+    verdict
 }
 
 fn table_create(p: &[u8], o: &TableOptions, err: &mut String) -> i32 {
@@ -1916,11 +1984,20 @@ mod tests {
         free!("xa_end", xa_end(&xid(), true, &mut s) == PANIC);
         trx!("trx_savepoint", |t| trx_savepoint(&t) == 0);
         trx!("trx_rollback_to", |t| trx_rollback_to(&mut t, 0, &mut s) == PANIC);
-        free!("layout_supported", !layout_supported(LayoutKind::Csv));
         free!("primary_read_cost", primary_read_cost(2.0, 0, 0, 0) == 2.0);
-        free!("table_options_check", {
-            let given = OptionsGiven { csv_file: false, csv_separator: false, csv_separator_text: Vec::new() };
-            !table_options_check(&opts(LayoutKind::Csv), &given, &mut s) && s.contains("panic")
+        free!("table_create_check", {
+            let f = CreateFacts {
+                csv_file: false,
+                csv_separator: false,
+                csv_separator_text: Vec::new(),
+                keys_on_autoinc: Vec::new(),
+                auto_increment: false,
+                altering: false,
+                csv_file_max: 510,
+                file_privilege: true,
+                secure_path: true,
+            };
+            table_create_check(&p, &opts(LayoutKind::Csv), &f, &mut s).refusal == Refusal::Option && s.contains("panic")
         });
         free!("table_create", table_create(&p, &opts(LayoutKind::Csv), &mut s) == PANIC);
         free!("string_key", string_key(b"a", b" ", &mut [0u8; 9]) == 0);
