@@ -17,16 +17,6 @@
 #include <cstdlib>
 #include <cstdint>
 
-void append_value(String *image, uchar kind, const char *p, size_t len)
-{
-  char hdr[5];
-  hdr[0]= (char) kind;
-  int4store(hdr + 1, (uint32) len);
-  image->append(hdr, 5);
-  if (len)
-    image->append(p, len);
-}
-
 /* Session time zone switched to UTC while TIMESTAMP values are converted, so the
    file holds UTC whatever the session's time_zone is. */
 class Utc_scope

@@ -87,7 +87,7 @@ sl(const std::vector<ha_rust_ffi::SecKey> &v)
 uint stored_columns(TABLE *t);
 /* One value of a text row image (csv.cc): its kind (0 NULL, 1 bare,
    2 quoted), its length, its text. */
-void append_value(String *image, uchar kind, const char *p, size_t len);
+#include "csv_image.h"  /* append_value (cpp/common/) */
 
 /* What all handlers of one table share: the server's table lock. */
 class Rust_share : public Handler_share

@@ -19,16 +19,7 @@ static rust::Slice<const uint8_t> bytes(const char *s)
   return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t *>(s), strlen(s));
 }
 
-/* The CSV row image's value header: kind (0 NULL, 1 bare, 2 quoted), length. */
-static void append_value(String *image, uchar kind, const char *p, size_t len)
-{
-  char hdr[5];
-  hdr[0]= (char) kind;
-  int4store(hdr + 1, (uint32) len);
-  image->append(hdr, 5);
-  if (len)
-    image->append(p, len);
-}
+#include "csv_image.h"  /* append_value, shared with cpp/mariadb/ */
 
 static uint stored_columns(const TABLE *t)
 {
