@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::btree::table::BtreeTable;
 use crate::error::{Error, Result};
-pub use crate::ffi::bridge::{CheckSummary, KeyMax, LayoutKind, Stats};
+pub use crate::ffi::bridge::{CheckSummary, CsvField, KeyMax, LayoutKind, Stats};
 
 /// The layouts, in the order of the LAYOUT table option's values (BTREE, CSV,
 /// ARCHIVE): the value C++ sends is the index here.
@@ -42,8 +42,9 @@ pub struct Options {
     pub writable: bool,
     /// CSV: the table's columns.
     pub columns: usize,
-    /// CSV, create: the header line's fields as a text row image.
-    pub header_image: Vec<u8>,
+    /// CSV, create: the header line's text and its fields in it.
+    pub header_text: Vec<u8>,
+    pub header_fields: Vec<CsvField>,
     /// ARCHIVE and BTREE, create: the AUTO_INCREMENT value before the first.
     pub auto_inc_base: u64,
     /// BTREE: the indexes, the clustered one (or the hidden row id's) first.
@@ -175,11 +176,15 @@ pub trait LayoutTable {
     /// The current row (see the bridge's `record_data`).
     fn record_data(&self) -> &[u8];
     /// CSV: the fields of the current row in `record_data`.
-    fn record_spans(&self) -> &[u32] {
+    fn record_fields(&self) -> &[CsvField] {
         &[]
     }
     /// Appends a row; false when a unique key does not grow (ARCHIVE).
     fn insert(&mut self, _image: &[u8], _segs: &[u32], _key: u64, _keyed: bool, _unique: bool) -> Result<bool> {
+        Err(unsupported("an insert"))
+    }
+    /// CSV: appends a row, `fields` in `text`.
+    fn insert_text(&mut self, _text: &[u8], _fields: &[CsvField]) -> Result<()> {
         Err(unsupported("an insert"))
     }
     fn lookup(&mut self, _key: u64) -> Result<()> {
@@ -191,7 +196,7 @@ pub trait LayoutTable {
     fn optimize(&mut self, _session: usize) -> Result<()> {
         Err(unsupported("OPTIMIZE"))
     }
-    fn update_current(&mut self, _image: &[u8]) -> Result<()> {
+    fn update_current(&mut self, _text: &[u8], _fields: &[CsvField]) -> Result<()> {
         Err(unsupported("UPDATE"))
     }
     fn delete_current(&mut self) -> Result<()> {

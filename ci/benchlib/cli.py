@@ -58,6 +58,10 @@ def parse_args(argv=None):
     ap.add_argument("--out", type=Path, help="output folder (default: build/bench-out "
                     "quick, docs full); benchmarks.md goes there and charts in its bench/")
     ap.add_argument("--no-build", action="store_true", help="use the ha_rust.so already built")
+    ap.add_argument("--string-keys", action="store_true",
+                    help="only the string-key workloads (RUST BTREE beside InnoDB; --rows, "
+                         "default 200000, --reps, default 5): their section of "
+                         "docs/benchmarks.md (or --out's), see ci/benchlib/strkeys.py")
     ap.add_argument("--report", metavar="RAW_JSON", type=Path,
                     help="only write the reports again from a run's build/bench/raw.json")
     ap.add_argument("--strict", action="store_true",
@@ -123,6 +127,14 @@ def main(argv=None):
         if not (BUILD / "plugin" / "ha_rust.so").exists():
             raise HarnessError("build/plugin/ha_rust.so is missing (run without --no-build)")
         snapshot_plugin()
+        if args.string_keys:
+            from . import strkeys
+            out = args.out or ROOT / "docs"
+            md = strkeys.run(rows=args.rows or 200_000, reps=args.reps or 5,
+                             timeout=args.timeout or 900, out_md=out / "benchmarks.md")
+            print(md)
+            say(f"wrote the string-key section of {out / 'benchmarks.md'}")
+            return 0
         for tool in ("mariadb", "gnuplot") + (("sysbench",) if not args.no_sysbench else ()):
             if not shutil.which(tool):
                 raise HarnessError(f"{tool} is not installed (ci/setup installs it)")

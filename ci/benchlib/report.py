@@ -459,7 +459,10 @@ def write_reports(bench, out_md, out_dir):
               "server, data set, and a private copy of `ha_rust.so`, so that a rebuild by "
               "`ci/test` meanwhile does not change what is measured).\n")
     md.append(PROFILE_DOC.format(engines=", ".join(f"`{e.key}`" for e in ENGINES)))
-    out_md.write_text("\n".join(md) + "\n")
+    # the string-key section (ci/bench --string-keys, strkeys.py) is kept
+    from .strkeys import keep_section
+    old = out_md.read_text() if out_md.exists() else ""
+    out_md.write_text(keep_section(old, "\n".join(md) + "\n"))
     return rows, charts
 
 

@@ -1,5 +1,7 @@
 """Ratios, targets and the figures' wording in the report."""
+import tempfile
 import unittest
+from pathlib import Path
 from types import SimpleNamespace
 
 from .report import advantage, cell, describe_failures, ratio_of, ratio_text, summarize
@@ -103,3 +105,28 @@ class SummarizeTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class StringKeySection(unittest.TestCase):
+    """ci/bench --string-keys writes its section between markers; the main report,
+    written again, keeps it."""
+
+    def test_section_is_replaced_and_kept(self):
+        from . import strkeys
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "benchmarks.md"
+            p.write_text("# Benchmarks\n\nmain part\n")
+            strkeys.put_section(p, f"{strkeys.BEGIN}\nfirst\n{strkeys.END}")
+            strkeys.put_section(p, f"{strkeys.BEGIN}\nsecond\n{strkeys.END}")
+            text = p.read_text()
+            self.assertEqual(text.count(strkeys.BEGIN), 1)
+            self.assertIn("second", text)
+            self.assertNotIn("first", text)
+            self.assertTrue(text.startswith("# Benchmarks\n\nmain part\n"))
+            new = strkeys.keep_section(text, "# Benchmarks\n\nregenerated\n")
+            self.assertIn("regenerated", new)
+            self.assertIn("second", new)
+
+    def test_values_are_unique(self):
+        from . import strkeys
+        self.assertEqual(len({strkeys.value(i, 20000) for i in range(20000)}), 20000)

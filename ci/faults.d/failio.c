@@ -6,7 +6,12 @@
    "<calls> <errno> <pattern>", where <calls> is a comma list of write,pwrite,
    fsync,fdatasync; e.g. "fsync,fdatasync 5 rust_redo.log" fails syncs of the redo
    log with EIO (5). No file, or an empty one: nothing fails. Each failure is
-   counted in FAILIO_CTL.count (one byte appended per failure). */
+   counted in FAILIO_CTL.count (one byte appended per failure).
+
+   For the sweep (ci/faults --sweep) the line may carry a fourth field <n> and the
+   pattern may be a '|' list: "<calls> <errno> <pat1|pat2> <n>". Then every matching
+   call is counted in FAILIO_CTL.seen (one byte appended per call) and only the n-th
+   one fails; n = 0 fails none (the counting run). read and pread can be named too. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -17,7 +22,33 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+static __thread int in_shim;
+
+static int match_any(const char *path, char *pats)
+{
+  for (char *p = pats; p && *p;) {
+    char *bar = strchr(p, '|');
+    if (bar) *bar = 0;
+    int hit = strstr(path, p) != NULL;
+    if (bar) *bar = '|';
+    if (hit) return 1;
+    p = bar ? bar + 1 : NULL;
+  }
+  return 0;
+}
+
+static int should_fail_locked(const char *call, int fd);
+
 static int should_fail(const char *call, int fd)
+{
+  if (in_shim) return 0;
+  in_shim = 1;
+  int r = should_fail_locked(call, fd);
+  in_shim = 0;
+  return r;
+}
+
+static int should_fail_locked(const char *call, int fd)
 {
   const char *ctl = getenv("FAILIO_CTL");
   if (!ctl) return 0;
@@ -31,15 +62,27 @@ static int should_fail(const char *call, int fd)
   buf[n] = 0;
   char calls[128], pat[256];
   int err;
-  if (sscanf(buf, "%127s %d %255s", calls, &err, pat) != 3) { errno = saved; return 0; }
+  long nth = -1;
+  int fields = sscanf(buf, "%127s %d %255s %ld", calls, &err, pat, &nth);
+  if (fields < 3) { errno = saved; return 0; }
   if (!strstr(calls, call)) { errno = saved; return 0; }
   char link[64], path[4096];
   snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   ssize_t m = readlink(link, path, sizeof path - 1);
   if (m <= 0) { errno = saved; return 0; }
   path[m] = 0;
-  if (!strstr(path, pat)) { errno = saved; return 0; }
+  if (!match_any(path, pat)) { errno = saved; return 0; }
   char cnt[4200];
+  if (fields == 4) {
+    snprintf(cnt, sizeof cnt, "%s.seen", ctl);
+    int s = open(cnt, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    off_t seen = 0;
+    if (s >= 0) {
+      if (write(s, call, 1) == 1) seen = lseek(s, 0, SEEK_END);
+      close(s);
+    }
+    if (nth <= 0 || seen != nth) { errno = saved; return 0; }
+  }
   snprintf(cnt, sizeof cnt, "%s.count", ctl);
   int k = open(cnt, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (k >= 0) { ssize_t r = write(k, call, 1); (void) r; close(k); }
@@ -71,6 +114,30 @@ ssize_t pwrite64(int fd, const void *b, size_t n, off_t off)
   int e = should_fail("pwrite", fd);
   if (e) { errno = e; return -1; }
   return real_pwrite64(fd, b, n, off);
+}
+
+ssize_t read(int fd, void *b, size_t n)
+{
+  REAL(read);
+  int e = fd > 2 ? should_fail("read", fd) : 0;
+  if (e) { errno = e; return -1; }
+  return real_read(fd, b, n);
+}
+
+ssize_t pread(int fd, void *b, size_t n, off_t off)
+{
+  REAL(pread);
+  int e = should_fail("pread", fd);
+  if (e) { errno = e; return -1; }
+  return real_pread(fd, b, n, off);
+}
+
+ssize_t pread64(int fd, void *b, size_t n, off_t off)
+{
+  REAL(pread64);
+  int e = should_fail("pread", fd);
+  if (e) { errno = e; return -1; }
+  return real_pread64(fd, b, n, off);
 }
 
 int fsync(int fd)

@@ -1,9 +1,9 @@
 /*
-  The CSV layout's field text. Rows cross to Rust as a "text row image": for
-  each stored column, a kind byte (0 NULL, 1 bare, 2 quoted), a little-endian u32
-  length and the value as text. Rows come back as decoded text and
-  [offset, length] pairs (length UINT32_MAX for NULL), which are stored into the
-  fields here, where the server's types live.
+  The CSV layout's field text. A row crosses to Rust as its values' text, one
+  after another, and the bridge's CsvField for each stored column (its kind:
+  NULL, bare or quoted; where its text is). Rows come back the same way (text
+  decoded, kind Null or Bare), and are stored into the fields here, where the
+  server's types live.
 */
 #include "ha_rust.h"
 
@@ -64,12 +64,15 @@ static bool enum_has_empty_member(Field *f)
   return false;
 }
 
-/* Builds the text row image of `buf` into row_image. */
+/* Builds the CSV row of `buf`: its text into row_image, its fields into
+   row_fields (csv_fields()). */
 int ha_rust::pack_row(const uchar *buf)
 {
+  using ha_rust_ffi::FieldKind;
   my_ptrdiff_t off= buf - table->record[0];
   Utc_scope utc(ha_thd(), has_timestamp);
   row_image.length(0);
+  row_fields.clear();
   for (Field **fp= table->field; *fp; fp++)
   {
     Field *f= *fp;
@@ -78,7 +81,7 @@ int ha_rust::pack_row(const uchar *buf)
     if (off)
       f->move_field_offset(off);
     if (f->is_null())
-      append_value(&row_image, 0, "", 0);
+      append_field(&row_image, &row_fields, FieldKind::Null, "", 0);
     else if (f->type() == MYSQL_TYPE_DOUBLE || f->type() == MYSQL_TYPE_FLOAT)
     {
       /* shortest text that reads back to the same bits */
@@ -100,16 +103,17 @@ int ha_rust::pack_row(const uchar *buf)
           r.ptr= num + (s.ptr - shortest);
         }
       }
-      append_value(&row_image, 1, num, r.ptr - num);
+      append_field(&row_image, &row_fields, FieldKind::Bare, num, r.ptr - num);
     }
     else if (f->real_type() == MYSQL_TYPE_ENUM && f->val_int() == 0 &&
              enum_has_empty_member(f))
-      append_value(&row_image, 1, "0", 1);  /* the error value, not '' */
+      append_field(&row_image, &row_fields, FieldKind::Bare, "0", 1);  /* the error value, not '' */
     else
     {
       String *s= f->val_str(&field_text, &field_text);
-      append_value(&row_image, f->str_needs_quotes() ? 2 : 1, s->ptr(),
-                   s->length());
+      append_field(&row_image, &row_fields,
+                   f->str_needs_quotes() ? FieldKind::Quoted : FieldKind::Bare,
+                   s->ptr(), s->length());
     }
     if (off)
       f->move_field_offset(-off);
@@ -118,12 +122,12 @@ int ha_rust::pack_row(const uchar *buf)
 }
 
 /* Stores one value of a Rust record into its field: `len` bytes of text at
-   `p`, or NULL when len is UINT32_MAX. A value that does not fit is described
-   in *bad, if it is the first. */
-static void store_value(Field *f, const char *p, uint32 len,
+   `p`, or NULL when `null`. A value that does not fit is described in *bad, if
+   it is the first. */
+static void store_value(Field *f, bool null, const char *p, uint32 len,
                         Value_checker &checker, std::string *bad)
 {
-  if (len == UINT32_MAX)
+  if (null)
   {
     /* reset() too, so that an unchanged NULL compares equal byte for byte
        (compare_record) */
@@ -163,8 +167,8 @@ static void store_value(Field *f, const char *p, uint32 len,
 int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
 {
   rust::Slice<const uint8_t> data= (*tbl)->record_data();
-  rust::Slice<const uint32_t> spans= (*tbl)->record_spans();
-  if (spans.size() < 2 * stored_columns(table))
+  rust::Slice<const ha_rust_ffi::CsvField> fields= (*tbl)->record_fields();
+  if (fields.size() < stored_columns(table))
   {
     if (bad)
       *bad= "a record with fewer fields than the table has columns";
@@ -195,8 +199,9 @@ int ha_rust::unpack_row(uchar *buf, bool all_fields, std::string *bad)
       continue;
     if (off)
       f->move_field_offset(off);
-    uint32 start= spans[2 * i], len= spans[2 * i + 1];
-    store_value(f, reinterpret_cast<const char *>(data.data()) + start, len,
+    const ha_rust_ffi::CsvField &v= fields[i];
+    store_value(f, v.kind == ha_rust_ffi::FieldKind::Null,
+                reinterpret_cast<const char *>(data.data()) + v.offset, v.length,
                 checker, bad);
     if (off)
       f->move_field_offset(-off);

@@ -45,14 +45,23 @@ enum rust_layout {
 static_assert(HA_ERR_RUST_FIRST == HA_ERR_LAST + 1,
               "the bridge's RustError codes must follow HA_ERR_LAST");
 
-/* Whether a key part's column can be read back from its memcomparable bytes
-   (index-only reads; keys.cc). */
-bool rust_key_part_decodable(const KEY_PART_INFO *kp);
+/* The BTREE tree format from which a secondary entry keeps unpack bytes
+   (src/btree/tree/mod.rs UNPACK_FORMAT): string key parts are read back
+   from the entry from it on. */
+static const uint32_t KEY_FORMAT_UNPACK= 5;
+
+/* Whether a key part's column can be read back from its secondary entry
+   (index-only reads; keys.cc) in a table of tree format `key_format` (0: not
+   known yet, taken as the format new tables get). */
+bool rust_key_part_decodable(const KEY_PART_INFO *kp, uint32_t key_format);
 
 /* How a key part's column is read back from its bytes (keys.cc,
    unpack_of): not at all, copied, or byte-reversed (then the sign bit flipped
-   for KU_REVERSE_SIGNED). */
-enum part_unpack { KU_NONE, KU_COPY, KU_REVERSE, KU_REVERSE_SIGNED };
+   for KU_REVERSE_SIGNED); a string from its key's weights (KU_STRING_KEY: the
+   weights are its bytes; a PAD SPACE VARCHAR's trailing spaces counted in the
+   unpack bytes) or from the unpack bytes (KU_STRING_VALUE: its value there). */
+enum part_unpack { KU_NONE, KU_COPY, KU_REVERSE, KU_REVERSE_SIGNED,
+                   KU_STRING_KEY, KU_STRING_VALUE };
 
 /* Bytes for the bridge. */
 static inline rust::Slice<const uint8_t> bytes(const String &s)
@@ -85,9 +94,16 @@ sl(const std::vector<ha_rust_ffi::SecKey> &v)
 /* The number of columns stored in the table's files (not virtual ones);
    handler.cc. */
 uint stored_columns(TABLE *t);
-/* One value of a text row image (csv.cc): its kind (0 NULL, 1 bare,
-   2 quoted), its length, its text. */
-#include "csv_image.h"  /* append_value (cpp/common/) */
+/* One field of a CSV row written: its text appended to `text`, its kind and
+   place in `fields` (a std::vector or rust::Vec of the bridge's CsvField). */
+template <class Fields>
+void append_field(String *text, Fields *fields, ha_rust_ffi::FieldKind kind,
+                  const char *p, size_t len)
+{
+  fields->push_back({kind, (uint32_t) text->length(), (uint32_t) len});
+  if (len)
+    text->append(p, len);
+}
 
 /* What all handlers of one table share: the server's table lock. */
 class Rust_share : public Handler_share
@@ -105,6 +121,7 @@ class ha_rust final : public handler
   rust::Box<ha_rust_ffi::Table> *tbl= nullptr; /* the Rust table, while open */
   std::string err_msg;                         /* text of the last Rust error */
   String row_image;                            /* a row as bytes for Rust */
+  std::vector<ha_rust_ffi::CsvField> row_fields; /* CSV: the fields in row_image */
   String field_text;                           /* one field as text */
   std::vector<uint32_t> segs;                  /* ARCHIVE: column ends in row_image */
   bool has_timestamp= false;
@@ -138,7 +155,7 @@ class ha_rust final : public handler
   std::vector<bool> keyread_cols;    /* [key * fields + field]: decodable from key */
   /* [key][user part]: part_layout and unpack_of, computed once in bt_setup
      for bt_unpack_key (they depend on the table definition only) */
-  struct part_decode { uint32_t layout; part_unpack how; };
+  struct part_decode { ha_rust_ffi::KeyPart part; part_unpack how; bool trail; };
   std::vector<std::vector<part_decode>> key_decode;
   bool key_only= false;              /* the open index cursor reads entries only */
   bool fetched_key_only= false;      /* the last row came from an entry only */
@@ -156,12 +173,14 @@ class ha_rust final : public handler
   void primary_key_of(const uchar *record, std::string &out);
   typedef std::vector<ha_rust_ffi::SecKey> sec_keys;
   void secondary_keys_of(const uchar *record, sec_keys &out);
+  void append_unpack(uint key, const uchar *record, std::string &out);
   uint key_tuple(uint key, const uchar *tuple, key_part_map map,
                  std::string &out);
   int bt_rc(int rc);
   int bt_fetch(uchar *buf, int rc, bool from_key= false);
   int bt_fetch_row(uchar *buf, int rc, bool from_key);
   bool bt_key_only_start();
+  int index_edge(uchar *buf, bool last);
   int bt_unpack_key(uchar *buf);
   void bt_get_auto_increment(ulonglong offset, ulonglong increment,
                              ulonglong nb_desired_values, ulonglong *first_value,
@@ -180,7 +199,7 @@ class ha_rust final : public handler
   int bt_external_lock(THD *thd, int lock_type);
   void bt_start_stmt(THD *thd);
   void bt_rec_per_key(bool analyze);
-  uint32_t part_layout(KEY_PART_INFO *kp);
+  ha_rust_ffi::KeyPart part_layout(KEY_PART_INFO *kp);
   int bt_repair(THD *thd);
   int bt_check(THD *thd);
   int bt_dup(int rc, uint32_t dup);
@@ -194,6 +213,8 @@ private:
   int rust_rc(int code);
   int unpack_row(uchar *buf, bool all_fields, std::string *bad);
   int pack_row(const uchar *buf);
+  rust::Slice<const ha_rust_ffi::CsvField> csv_fields() const
+  { return {row_fields.data(), row_fields.size()}; }
   int pack_binary(const uchar *buf);
   int unpack_binary(uchar *buf);
   int fetch_row(uchar *buf, std::string *bad);

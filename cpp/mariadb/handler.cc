@@ -279,9 +279,10 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
   String header;
   for (Field **f= form->field; *f; f++)
     if ((*f)->stored_in_db())
-      append_value(&header, 2, (*f)->field_name.str, (*f)->field_name.length);
+      append_field(&header, &opts.header_fields, ha_rust_ffi::FieldKind::Quoted,
+                   (*f)->field_name.str, (*f)->field_name.length);
   for (size_t i= 0; i < header.length(); i++)
-    opts.header_image.push_back((uint8_t) header[i]);
+    opts.header_text.push_back((uint8_t) header[i]);
   opts.auto_inc_base= info->auto_increment_value ? info->auto_increment_value - 1 : 0;
   opts.unique.clear();
   for (uint i= 0; i < indexes; i++)
@@ -406,8 +407,7 @@ int ha_rust::write_row_layout(const uchar *buf)
   if (layout() == LAYOUT_CSV)
   {
     pack_row(buf);
-    int rc= rust_rc((*tbl)->insert(bytes(row_image),
-                                   rust::Slice<const uint32_t>(), 0, false, false));
+    int rc= rust_rc((*tbl)->insert_text(bytes(row_image), csv_fields()));
     if (!rc)
       stats.records++;
     return rc;

@@ -26,7 +26,7 @@ ulong ha_rust::index_flags(uint inx, uint part, bool all_parts) const
     return flags | HA_CLUSTERED_INDEX | HA_KEYREAD_ONLY;
   /* A secondary index can be read index only for the parts asked about when
      each can be decoded from its memcomparable bytes (integers, dates, ...:
-     see rust_key_part_decodable; never a string). While the share is being
+     see rust_key_part_decodable; strings from tree format 5). While the share is being
      built the parts after `part` have no field yet: only those asked about
      are looked at. The primary key's columns, at the end of every entry, are
      offered through HA_PRIMARY_KEY_IN_READ_INDEX (table_flags). */
@@ -41,7 +41,7 @@ ulong ha_rust::index_flags(uint inx, uint part, bool all_parts) const
     if ((k->key_part[p].key_part_flag & HA_PART_KEY_SEG) ||
         (k->key_part[p].field && k->key_part[p].field->type() == MYSQL_TYPE_BIT))
       flags&= ~HA_READ_ORDER;
-    if (!rust_key_part_decodable(k->key_part + p))
+    if (!rust_key_part_decodable(k->key_part + p, key_format))
       decodable= false;
   }
   /* Index condition pushdown (asked with all_parts, once the share is built):
@@ -51,7 +51,7 @@ ulong ha_rust::index_flags(uint inx, uint part, bool all_parts) const
   {
     bool icp= true;
     for (uint p= 0; p < k->user_defined_key_parts && icp; p++)
-      icp= k->key_part[p].field && rust_key_part_decodable(k->key_part + p);
+      icp= k->key_part[p].field && rust_key_part_decodable(k->key_part + p, key_format);
     if (icp)
       flags|= HA_DO_INDEX_COND_PUSHDOWN;
   }
@@ -166,23 +166,17 @@ int ha_rust::index_prev(uchar *buf)
   return bt_fetch(buf, rc, true);
 }
 
-int ha_rust::index_first(uchar *buf)
-{
-  if (layout() != LAYOUT_BTREE)
-    return HA_ERR_WRONG_COMMAND;
-  scan_desc= false;
-  bt_key_only_start();
-  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], false),
-                  true);
-}
+int ha_rust::index_first(uchar *buf) { return index_edge(buf, false); }
+int ha_rust::index_last(uchar *buf) { return index_edge(buf, true); }
 
-int ha_rust::index_last(uchar *buf)
+/* index_first, index_last: the active index's first or last entry. */
+int ha_rust::index_edge(uchar *buf, bool last)
 {
   if (layout() != LAYOUT_BTREE)
     return HA_ERR_WRONG_COMMAND;
-  scan_desc= true;
+  scan_desc= last;
   bt_key_only_start();
-  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], true),
+  return bt_fetch(buf, (*tbl)->bt_edge(trx(), rust_index_of[active_index], last),
                   true);
 }
 

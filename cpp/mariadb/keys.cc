@@ -67,10 +67,6 @@ static size_t space_weights(CHARSET_INFO *cs, uchar *pad)
                       MY_STRXFRM_PAD_WITH_SPACE);
 }
 
-/* Layout bits of a chunked part (src/btree/keys.rs: PART_CHUNKED,
-   PART_PAD_SPACE; the space's weight length in the low bits). */
-static const uint32_t PART_CHUNKED= 1U << 30, PART_PAD_SPACE= 1U << 29;
-
 /* One key part of the field's current value, memcomparable: strings through
    their collation (strnxfrm over the first `length / mbmaxlen` characters; in
    key format 3 the value's weights in Rust's variable-length chunks, before it
@@ -192,6 +188,18 @@ void ha_rust::secondary_keys_of(const uchar *record, sec_keys &out)
     k.key.reserve(key_tmp.size());
     for (char c : key_tmp)
       k.key.push_back((uint8_t) c);
+    k.unpack.clear();
+    if (key_format >= KEY_FORMAT_UNPACK)
+    {
+      /* what rebuilds the string columns the key cannot give back: the
+         key's, then the primary key's (read from every entry) */
+      key_tmp.clear();
+      append_unpack(server_key_of[r], record, key_tmp);
+      if (pk_decodable)
+        append_unpack(table->s->primary_key, record, key_tmp);
+      for (char c : key_tmp)
+        k.unpack.push_back((uint8_t) c);
+    }
   }
 }
 
@@ -225,25 +233,61 @@ uint ha_rust::key_tuple(uint key, const uchar *tuple, key_part_map map,
 
 /* ---- index-only reads ----
    A secondary entry is the key's memcomparable bytes then the primary key's
-   (append_key). Where sort_string() is a reversible image of the column's
-   stored bytes, the column can be read back from the entry, and a query that
-   needs only such columns is answered from the index without the clustered
-   lookup (the server's keyread). Checked against MariaDB 10.11's field.cc:
+   (append_key); from tree format 5 its value also holds unpack bytes
+   (append_unpack). Where sort_string() is a reversible image of the column's
+   stored bytes, the column is read back from the key; string columns from
+   their weights where those are their bytes, else from the unpack bytes. A
+   query that needs only such columns is answered from the index without the
+   clustered lookup (the server's keyread). Checked against MariaDB 10.11's
+   field.cc:
    - TINYINT..BIGINT (and YEAR, a TINYINT UNSIGNED): the little-endian value
      written big-endian, the sign bit flipped when signed;
    - DATE (Field_newdate), ENUM, SET: the little-endian value big-endian;
    - DECIMAL (its binary image), DATETIME/TIMESTAMP/TIME in the MySQL 5.6
-     formats (…2, big-endian already): the stored bytes as they are.
-   Not decodable: strings (a collation's strnxfrm loses case, accents, trailing
-   spaces), BLOB/TEXT, prefix parts, FLOAT/DOUBLE (-0 and 0 have one sort
-   key), BIT, and the older temporal formats. Decoding writes into Field
-   buffers, so it is server glue, as append_field_key is: it stays here, next
-   to the encoding it inverts (ARCHITECTURE.md: C++ owns key <-> bytes). */
+     formats (…2, big-endian already): the stored bytes as they are;
+   - CHAR/VARCHAR/BINARY/VARBINARY, whole columns (format 5): binary strings
+     and utf8mb3/utf8mb4 _bin collations from the key's chunks (their weights
+     are their bytes; a PAD SPACE VARCHAR's trailing spaces, which the key
+     drops, counted in the unpack bytes), every other collation from the
+     value kept in the unpack bytes.
+   Not decodable: prefix parts (TEXT/BLOB keys are always prefixes), FLOAT/
+   DOUBLE (-0 and 0 have one sort key), BIT, the older temporal formats, and
+   strings in tables of formats before 5. Decoding writes into Field buffers,
+   so it is server glue, as append_field_key is: it stays here, next to the
+   encoding it inverts (ARCHITECTURE.md: C++ owns key <-> bytes). */
 
-static part_unpack unpack_of(const KEY_PART_INFO *kp)
+/* How a string key part reads back (tree format `key_format`, 0: the format
+   new tables get); *trail: a trailing-space count is in the unpack bytes. */
+static part_unpack string_unpack_of(const KEY_PART_INFO *kp,
+                                    uint32_t key_format, bool *trail)
+{
+  Field *f= kp->field;
+  if (key_format && key_format < KEY_FORMAT_UNPACK)
+    return KU_NONE;
+  if (f->real_type() != MYSQL_TYPE_VARCHAR && f->real_type() != MYSQL_TYPE_STRING)
+    return KU_NONE;            /* TEXT/BLOB/GEOMETRY: prefix parts only */
+  if ((kp->key_part_flag & HA_PART_KEY_SEG) || kp->length != f->key_length())
+    return KU_NONE;
+  CHARSET_INFO *cs= f->charset();
+  if (chunked_part(cs, key_format ? key_format : KEY_FORMAT_UNPACK) &&
+      (cs == &my_charset_bin || utf8_bin(cs)))
+  {
+    *trail= f->real_type() == MYSQL_TYPE_VARCHAR && !length_matters(cs);
+    return KU_STRING_KEY;
+  }
+  return KU_STRING_VALUE;
+}
+
+static part_unpack unpack_of(const KEY_PART_INFO *kp, uint32_t key_format,
+                             bool *trail)
 {
   const Field *f= kp->field;
-  if (!f || (kp->key_part_flag & HA_PART_KEY_SEG) ||
+  *trail= false;
+  if (!f)
+    return KU_NONE;
+  if (is_text((Field *) f))
+    return string_unpack_of(kp, key_format, trail);
+  if ((kp->key_part_flag & HA_PART_KEY_SEG) ||
       kp->length != f->key_length() || f->sort_length() != f->pack_length())
     return KU_NONE;
   switch (f->real_type()) {
@@ -261,9 +305,90 @@ static part_unpack unpack_of(const KEY_PART_INFO *kp)
   }
 }
 
-bool rust_key_part_decodable(const KEY_PART_INFO *kp)
+bool rust_key_part_decodable(const KEY_PART_INFO *kp, uint32_t key_format)
 {
-  return unpack_of(kp) != KU_NONE;
+  bool trail;
+  return unpack_of(kp, key_format, &trail) != KU_NONE;
+}
+
+static void put_varint(std::string &out, size_t n)
+{
+  for (; n >= 0x80; n>>= 7)
+    out.push_back((char) (0x80 | (n & 0x7f)));
+  out.push_back((char) n);
+}
+
+static bool get_varint(const uchar *&q, const uchar *end, size_t *n)
+{
+  *n= 0;
+  for (uint shift= 0; q < end && shift < 35; shift+= 7)
+  {
+    uchar b= *q++;
+    *n|= (size_t) (b & 0x7f) << shift;
+    if (!(b & 0x80))
+      return true;
+  }
+  return false;
+}
+
+/* The unpack bytes of key `key`'s string parts for the row at `record`, in
+   part order, none for a NULL part: a KU_STRING_VALUE part's value (its length
+   as LEB128, then its bytes), a trailing KU_STRING_KEY part's count of
+   trailing spaces (LEB128). */
+void ha_rust::append_unpack(uint key, const uchar *record, std::string &out)
+{
+  KEY *k= table->key_info + key;
+  my_ptrdiff_t off= record - table->record[0];
+  const std::vector<part_decode> &parts= key_decode[key];
+  for (size_t i= 0; i < parts.size(); i++)
+  {
+    if (parts[i].how != KU_STRING_VALUE && !parts[i].trail)
+      continue;
+    Field *f= k->key_part[i].field;
+    if (f->real_maybe_null() && f->is_null(off))
+      continue;
+    if (off)
+      f->move_field_offset(off);
+    String *v= f->val_str(&key_text, &key_text);
+    if (off)
+      f->move_field_offset(-off);
+    if (parts[i].how == KU_STRING_VALUE)
+    {
+      put_varint(out, v->length());
+      out.append(v->ptr(), v->length());
+    }
+    else
+    {
+      size_t n= v->length(), sp= 0;
+      while (sp < n && v->ptr()[n - 1 - sp] == ' ')
+        sp++;
+      put_varint(out, sp);
+    }
+  }
+}
+
+/* A string column's value into the record at `off` from the record[0]. */
+static bool store_string(Field *f, my_ptrdiff_t off, const char *s, size_t n)
+{
+  uchar *to= f->ptr + off;
+  if (f->real_type() == MYSQL_TYPE_VARCHAR)
+  {
+    Field_varstring *v= (Field_varstring *) f;
+    if (n > v->field_length)
+      return true;
+    if (v->length_bytes == 1)
+      *to= (uchar) n;
+    else
+      int2store(to, (uint16) n);
+    memcpy(to + v->length_bytes, s, n);
+    return false;
+  }
+  if (n > f->field_length)
+    return true;
+  CHARSET_INFO *cs= f->charset();
+  memcpy(to, s, n);
+  cs->fill((char *) to + n, f->field_length - n, cs->pad_char);
+  return false;
 }
 
 /* The current entry's decodable columns into buf (the key's parts, then the
@@ -271,7 +396,10 @@ bool rust_key_part_decodable(const KEY_PART_INFO *kp)
 int ha_rust::bt_unpack_key(uchar *buf)
 {
   rust::Slice<const uint8_t> k= (*tbl)->bt_key();
+  rust::Slice<const uint8_t> u= (*tbl)->bt_unpack();
   const uchar *p= k.data(), *end= p + k.size();
+  const uchar *q= u.data(), *qend= q + u.size();
+  static thread_local std::string w;
   my_ptrdiff_t off= buf - table->record[0];
   uint pk= table->s->primary_key;
   for (uint pass= 0; pass < 2; pass++)
@@ -283,10 +411,10 @@ int ha_rust::bt_unpack_key(uchar *buf)
     for (size_t i= 0; i < parts.size(); i++)
     {
       Field *f= table->key_info[k].key_part[i].field;
-      uint32_t layout= parts[i].layout;
-      size_t len= layout & ~(1U << 31);
+      const ha_rust_ffi::KeyPart &part= parts[i].part;
+      size_t len= part.length;
       part_unpack how= parts[i].how;
-      if (layout >> 31)
+      if (part.nullable)
       {
         if (p >= end)
           return HA_ERR_WRONG_IN_RECORD;
@@ -297,12 +425,44 @@ int ha_rust::bt_unpack_key(uchar *buf)
           continue;
         }
       }
-      if (layout & PART_CHUNKED)   /* a string part of format 3: not decoded */
+      if (part.chunked)   /* a string part of format 3 and later */
         len= ha_rust_ffi::key_part_len(
-            rust::Slice<const uint8_t>(p, (size_t) (end - p)), layout);
+            rust::Slice<const uint8_t>(p, (size_t) (end - p)), part);
       if ((size_t) (end - p) < len)
         return HA_ERR_WRONG_IN_RECORD;
-      if (how != KU_NONE)
+      if (how == KU_STRING_KEY)
+      {
+        w.resize(len);
+        size_t n= ha_rust_ffi::string_key_weights(
+            rust::Slice<const uint8_t>(p, len), part,
+            rust::Slice<const uint8_t>((const uint8_t *) " ",
+                                       (part.chunked && part.length) ? 1 : 0),
+            rust::Slice<uint8_t>((uint8_t *) &w[0], len));
+        if (n > len)
+          return HA_ERR_WRONG_IN_RECORD;
+        w.resize(n);
+        if (parts[i].trail)
+        {
+          size_t sp;
+          if (!get_varint(q, qend, &sp) || sp > f->field_length)
+            return HA_ERR_WRONG_IN_RECORD;
+          w.append(sp, ' ');
+        }
+        f->set_notnull(off);
+        if (store_string(f, off, w.data(), w.size()))
+          return HA_ERR_WRONG_IN_RECORD;
+      }
+      else if (how == KU_STRING_VALUE)
+      {
+        size_t n;
+        if (!get_varint(q, qend, &n) || (size_t) (qend - q) < n)
+          return HA_ERR_WRONG_IN_RECORD;
+        f->set_notnull(off);
+        if (store_string(f, off, (const char *) q, n))
+          return HA_ERR_WRONG_IN_RECORD;
+        q+= n;
+      }
+      else if (how != KU_NONE)
       {
         if (len != f->pack_length())
           return HA_ERR_WRONG_IN_RECORD;
@@ -366,22 +526,48 @@ int ha_rust::bt_setup()
   }
   ref_length= 2 + max_pk_len;
 
+  return 0;
+}
+
+/* Once the Rust table is open and its format known: the key part layouts
+   bt_unpack_key steps over (a string part's length depends on the format). */
+void ha_rust::bt_setup_decode()
+{
+  key_format= (*tbl)->bt_key_format();
+  same_index= MAX_KEY;           /* index_next_same's cached key is void */
+  stat_parts.clear();
+
   /* index-only reads: which columns each index gives back */
   uint pk= table->s->primary_key, fields= table->s->fields;
-  pk_decodable= pk != MAX_KEY;
-  for (uint i= 0; pk_decodable && i < table->key_info[pk].user_defined_key_parts; i++)
-    pk_decodable= rust_key_part_decodable(table->key_info[pk].key_part + i);
-  keyread_cols.assign((size_t) table->s->keys * fields, false);
   key_decode.assign(table->s->keys, {});
+  for (uint k= 0; k < table->s->keys; k++)
+    for (uint i= 0; i < table->key_info[k].user_defined_key_parts; i++)
+    {
+      KEY_PART_INFO *kp= table->key_info[k].key_part + i;
+      bool trail;
+      part_unpack how= unpack_of(kp, key_format, &trail);
+      key_decode[k].push_back({part_layout(kp), how, trail});
+    }
+  pk_decodable= pk != MAX_KEY;
+  for (size_t i= 0; pk_decodable && i < key_decode[pk].size(); i++)
+    pk_decodable= key_decode[pk][i].how != KU_NONE;
+  keyread_cols.assign((size_t) table->s->keys * fields, false);
   for (uint k= 0; k < table->s->keys; k++)
   {
     KEY *key= table->key_info + k;
     for (uint i= 0; i < key->user_defined_key_parts; i++)
     {
       KEY_PART_INFO *kp= key->key_part + i;
-      key_decode[k].push_back({part_layout(kp), unpack_of(kp)});
       if (key_decode[k][i].how != KU_NONE)
         keyread_cols[(size_t) k * fields + kp->fieldnr - 1]= true;
+      else if (k != pk && rust_key_part_decodable(kp, 0))
+      {
+        /* a string part of a table of a format before 5: the share was
+           built as for the current format (the handler that answered had
+           no table open), so this TABLE's own fields are told otherwise */
+        kp->field->part_of_key.clear_bit(k);
+        table->covering_keys.clear_bit(k);
+      }
     }
     if (pk_decodable && k != pk)
       for (uint i= 0; i < table->key_info[pk].user_defined_key_parts; i++)
@@ -396,33 +582,21 @@ int ha_rust::bt_setup()
   if (pk_decodable)
     for (uint i= 0; i < table->key_info[pk].user_defined_key_parts; i++)
       table->key_info[pk].key_part[i].field->part_of_key.merge(table->s->keys_in_use);
-  return 0;
-}
-
-/* Once the Rust table is open and its format known: the key part layouts
-   bt_unpack_key steps over (a string part's length depends on the format). */
-void ha_rust::bt_setup_decode()
-{
-  key_format= (*tbl)->bt_key_format();
-  same_index= MAX_KEY;           /* index_next_same's cached key is void */
-  for (uint k= 0; k < table->s->keys; k++)
-    for (size_t i= 0; i < key_decode[k].size(); i++)
-      key_decode[k][i].layout= part_layout(table->key_info[k].key_part + i);
-  stat_parts.clear();
 }
 
 /* The layout of one key part in a memcomparable key (as append_key writes it):
-   its fixed length, with the top bit for a nullable part (a 0/1 byte first, and
-   nothing after a 0). */
-uint32_t ha_rust::part_layout(KEY_PART_INFO *kp)
+   its fixed length, or for a chunked string part the length of a space's
+   weights; whether it is nullable (a 0/1 byte first, and nothing after a 0). */
+ha_rust_ffi::KeyPart ha_rust::part_layout(KEY_PART_INFO *kp)
 {
   Field *f= kp->field;
   uint32_t len;
+  bool chunked= false;
   if (is_text(f) && chunked_part(f->charset(), key_format))
   {
     uchar pad[16];
-    size_t plen= space_weights(f->charset(), pad);
-    len= PART_CHUNKED | (plen ? PART_PAD_SPACE : 0) | (uint32_t) plen;
+    len= (uint32_t) space_weights(f->charset(), pad);
+    chunked= true;
   }
   else if (is_text(f))
   {
@@ -437,5 +611,5 @@ uint32_t ha_rust::part_layout(KEY_PART_INFO *kp)
     if (len > 3072)
       len= kp->length;
   }
-  return len | (f->real_maybe_null() ? (1U << 31) : 0);
+  return {len, f->real_maybe_null(), chunked};
 }

@@ -140,7 +140,7 @@ int ha_rust::update_row_layout(const uchar *old_data, const uchar *new_data)
   if (layout() != LAYOUT_CSV)
     return HA_ERR_WRONG_COMMAND;
   pack_row(new_data);
-  return rust_rc((*tbl)->update_current(bytes(row_image)));
+  return rust_rc((*tbl)->update_current(bytes(row_image), csv_fields()));
 }
 
 /* SHOW CREATE TABLE and ALTER TABLE keep the AUTO_INCREMENT counter. */

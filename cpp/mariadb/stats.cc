@@ -77,15 +77,6 @@ int ha_rust::info(uint flag)
   return 0;
 }
 
-/* A key part's layout as bt_rec_per_key takes it. */
-static ha_rust_ffi::KeyPart key_part_of(uint32_t layout)
-{
-  ha_rust_ffi::KeyPart p;
-  p.length= layout & ~(1U << 31);
-  p.nullable= (layout >> 31) != 0;
-  return p;
-}
-
 /* rec_per_key of every key part, extended parts included (a secondary entry
    ends with the primary key), from the distinct values Rust counts per key
    prefix: exact when an index has few leaves, else a sample of leaves (as
@@ -102,12 +93,12 @@ void ha_rust::bt_rec_per_key(bool analyze)
     uint user= key->user_defined_key_parts;
     stat_parts.clear();
     for (uint p= 0; p < user; p++)
-      stat_parts.push_back(key_part_of(part_layout(key->key_part + p)));
+      stat_parts.push_back(part_layout(key->key_part + p));
     if (k != pk && pk != MAX_KEY)
     {
       KEY *pkey= table->key_info + pk;
       for (uint p= 0; p < pkey->user_defined_key_parts; p++)
-        stat_parts.push_back(key_part_of(part_layout(pkey->key_part + p)));
+        stat_parts.push_back(part_layout(pkey->key_part + p));
     }
     if ((*tbl)->bt_rec_per_key(rust_index_of[k],
                                rust::Slice<const ha_rust_ffi::KeyPart>(

@@ -13,7 +13,8 @@
 #include <sql_i_s.h>
 #include <sql_show.h>
 
-static std::atomic<ulonglong> rows_counted[4][3];
+static const int LAYOUTS= (int) ha_rust_ffi::Sizes::Layouts;
+static std::atomic<ulonglong> rows_counted[LAYOUTS][ROW_COUNTS];
 
 struct st_mysql_information_schema rust_i_s_info=
 { MYSQL_INFORMATION_SCHEMA_INTERFACE_VERSION };
@@ -26,7 +27,7 @@ extern "C" void rust_report_progress(size_t session, uint64_t done, uint64_t tot
 
 void rust_count_row(rust_row_count what, rust_layout layout)
 {
-  rows_counted[what][layout].fetch_add(1, std::memory_order_relaxed);
+  rows_counted[layout][what].fetch_add(1, std::memory_order_relaxed);
 }
 
 /* The variables (Rust's list, ffi/status.rs), built anew for each SHOW: values
@@ -35,11 +36,15 @@ void rust_count_row(rust_row_count what, rust_layout layout)
 static int show_rust_vars(THD *thd, SHOW_VAR *var, void *, system_status_var *,
                           enum enum_var_type)
 {
-  uint64_t rows[4 * 3];
-  for (int i= 0; i < 4 * 3; i++)
-    rows[i]= rows_counted[i / 3][i % 3].load(std::memory_order_relaxed);
+  ha_rust_ffi::RowCounts rows[LAYOUTS];
+  for (int l= 0; l < LAYOUTS; l++)
+  {
+    auto n= [l](rust_row_count what)
+    { return rows_counted[l][what].load(std::memory_order_relaxed); };
+    rows[l]= {n(ROWS_READ), n(ROWS_INSERTED), n(ROWS_UPDATED), n(ROWS_DELETED)};
+  }
   rust::Vec<ha_rust_ffi::StatusVar> items=
-      ha_rust_ffi::status_vars(rust::Slice<const uint64_t>(rows, 4 * 3));
+      ha_rust_ffi::status_vars(rust::Slice<const ha_rust_ffi::RowCounts>(rows, LAYOUTS));
   const size_t n= items.size();
   ulonglong *values= (ulonglong *) thd_alloc(thd, n * sizeof(ulonglong));
   SHOW_VAR *vars= (SHOW_VAR *) thd_alloc(thd, (n + 1) * sizeof(SHOW_VAR));

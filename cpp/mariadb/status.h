@@ -7,8 +7,9 @@
 
 #include "ha_rust.h"
 
-/* Rows counted per layout for SHOW GLOBAL STATUS (status.cc). */
-enum rust_row_count { ROWS_READ, ROWS_INSERTED, ROWS_UPDATED, ROWS_DELETED };
+/* Rows counted per layout for SHOW GLOBAL STATUS (status.cc; Rust gets them
+   as the bridge's RowCounts). */
+enum rust_row_count { ROWS_READ, ROWS_INSERTED, ROWS_UPDATED, ROWS_DELETED, ROW_COUNTS };
 void rust_count_row(rust_row_count what, rust_layout layout);
 /* SHOW ENGINE RUST STATUS (the handlerton's show_status). */
 bool rust_show_status(handlerton *hton, THD *thd, stat_print_fn *print,

@@ -207,7 +207,12 @@ fn load_blocks(f: &File, path: &Path, sealed: Option<(u32, u64)>, notes: &mut Ve
     let name = display(path);
     let len = f.metadata().ctx(|| format!("cannot stat '{name}'"))?.len();
     let mut hdr = [0u8; FILE_HEADER_LEN];
-    f.read_exact_at(&mut hdr, 0).map_err(|_| Error::Corrupt(format!("{name}: file header missing")))?;
+    // Only a file too short to hold the header is damage; a failing read (EIO) is
+    // an I/O error, not a report of a broken file (found by ci/faults-sweep).
+    f.read_exact_at(&mut hdr, 0).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Error::Corrupt(format!("{name}: file header missing")),
+        _ => Error::io(format!("cannot read '{name}'"), e),
+    })?;
     let fh = FileHeader::decode(&hdr, ARZ_MAGIC, &name)?;
     let mut damaged = None;
     // Shorter than what was sealed (fsynced before `.arp` said so): no crash
@@ -1196,6 +1201,23 @@ mod tests {
 
     fn tmpdir(name: &str) -> crate::testutil::TempDir {
         crate::testutil::dir(&format!("arch-{name}"), 0)
+    }
+
+    /// A failing read of the `.arz` header is an I/O error naming the file, not
+    /// "file header missing" (found by ci/faults-sweep: EIO on the header read).
+    #[test]
+    fn header_read_error_is_io_not_damage() {
+        let d = tmpdir("hdr-eio");
+        let p = d.join("t.arz");
+        fs::write(&p, b"").unwrap();
+        let short = File::open(&p).unwrap();
+        let e = load_blocks(&short, &p, None, &mut Vec::new()).err().unwrap();
+        assert!(matches!(e, Error::Corrupt(ref m) if m.contains("file header missing")), "{e}");
+        // write-only: every read fails with EBADF, as a failing disk fails with EIO
+        let wo = OpenOptions::new().write(true).open(&p).unwrap();
+        let e = load_blocks(&wo, &p, None, &mut Vec::new()).err().unwrap();
+        assert!(matches!(e, Error::Io { .. }), "{e}");
+        assert!(e.to_string().contains("cannot read"), "{e}");
     }
 
     fn opts(d: &Path) -> ArchiveOptions {

@@ -152,6 +152,50 @@ pub fn value_len(key: &[u8], spec: u32) -> usize {
     key.len()
 }
 
+/// The weights of the chunked part with layout `spec` at the start of `key`
+/// back into `out` (the inverse of [`encode`] where it is one: NO PAD and binary
+/// parts give their weights exactly; PAD SPACE parts give them without their
+/// trailing space units, `pad` being the unit; the code point collations'
+/// UTF-8 form is not undone: never asked for). False when `key` is not such a
+/// part (cut short, a marker out of place, not chunked).
+pub fn decode(key: &[u8], spec: u32, pad: &[u8], out: &mut Vec<u8>) -> bool {
+    if spec & PART_CHUNKED == 0 || pad.len() != (spec & 0xffff) as usize || pad == CODE_POINT_SPACE {
+        return false;
+    }
+    let pad_space = spec & PART_PAD_SPACE != 0;
+    if pad_space == pad.is_empty() {
+        return false;
+    }
+    let c = chunk_len(pad.len());
+    let mut off = 0;
+    while off + c < key.len() {
+        let (chunk, m) = (&key[off..off + c], key[off + c]);
+        off += c + 1;
+        if pad_space {
+            out.extend_from_slice(chunk);
+            match m {
+                PAD_END => {
+                    let u = pad.len();
+                    while out.len() >= u && out[out.len() - u..] == *pad {
+                        out.truncate(out.len() - u);
+                    }
+                    return true;
+                }
+                PAD_LESS | PAD_MORE => {}
+                _ => return false,
+            }
+        } else if m as usize <= c {
+            out.extend_from_slice(&chunk[..m as usize]);
+            return true;
+        } else if m as usize == c + 1 {
+            out.extend_from_slice(chunk);
+        } else {
+            return false;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +251,17 @@ mod tests {
             prop_assert_eq!(ka.cmp(&kb), want);
             let spec = PART_CHUNKED | pad.len() as u32 | if pad.is_empty() { 0 } else { PART_PAD_SPACE };
             prop_assert_eq!(value_len(&ka, spec), ea.len());
+            // the weights come back: exactly (NO PAD), or without their
+            // trailing space units (PAD SPACE)
+            if pad != CODE_POINT_SPACE {
+                let mut back = Vec::new();
+                prop_assert!(decode(&ka, spec, pad, &mut back));
+                let mut want = a.clone();
+                while !pad.is_empty() && want.len() >= pad.len() && want[want.len() - pad.len()..] == *pad {
+                    want.truncate(want.len() - pad.len());
+                }
+                prop_assert_eq!(back, want);
+            }
         }
     }
 

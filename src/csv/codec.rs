@@ -13,26 +13,19 @@
 
 use memchr::{memchr, memchr2, memchr3};
 
-/// How a value is to be written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Null,
-    /// Written as it is (numbers). Must not contain the separator, a quote, `\`, CR or LF;
-    /// the encoder falls back to quoting if it does.
-    Bare,
-    Quoted,
-}
-
-/// The length that marks a NULL field in [`Record::spans`].
-pub const NULL_LEN: u32 = u32::MAX;
+/// How a value is to be written: `Bare` is written as it is (numbers) unless it
+/// holds the separator, a quote, `\`, CR or LF (then it is quoted after all).
+/// The bridge's enum, as C++ says it for each field.
+pub use crate::ffi::bridge::FieldKind as Kind;
+pub use crate::ffi::bridge::CsvField;
 
 /// A decoded record, reused from row to row so a scan allocates nothing per row.
 #[derive(Default, Debug)]
 pub struct Record {
     pub data: Vec<u8>,
-    /// `[offset, length]` of each field in `data`; length [`NULL_LEN`] for NULL.
-    /// Flat `u32` pairs so the boundary can hand them to C++ as they are.
-    pub spans: Vec<[u32; 2]>,
+    /// Each field in `data` (kind `Null` or `Bare`), as the boundary hands them
+    /// to C++.
+    pub spans: Vec<CsvField>,
     /// Line breaks inside the record's quoted values (for line numbering).
     pub inner_newlines: u64,
 }
@@ -44,11 +37,11 @@ impl Record {
         self.inner_newlines = 0;
     }
     pub fn field(&self, i: usize) -> Option<&[u8]> {
-        let [off, len] = *self.spans.get(i)?;
-        if len == NULL_LEN {
+        let f = *self.spans.get(i)?;
+        if f.kind == Kind::Null {
             None
         } else {
-            Some(&self.data[off as usize..(off + len) as usize])
+            Some(&self.data[f.offset as usize..(f.offset + f.length) as usize])
         }
     }
 }
@@ -227,8 +220,11 @@ pub fn decode_record(buf: &[u8], sep: u8, at_eof: bool, rec: &mut Record) -> Dec
                 null = true;
             }
         }
-        let len = if null { NULL_LEN } else { (rec.data.len() - start) as u32 };
-        rec.spans.push([start as u32, len]);
+        rec.spans.push(if null {
+            CsvField { kind: Kind::Null, offset: 0, length: 0 }
+        } else {
+            CsvField { kind: Kind::Bare, offset: start as u32, length: (rec.data.len() - start) as u32 }
+        });
         if i >= buf.len() {
             if !at_eof {
                 return Decoded::NeedMore;
@@ -372,7 +368,7 @@ mod tests {
             prop_assert_eq!(decode_record(&twice, sep, false, &mut r), Decoded::Record { len: buf.len(), terminated: true });
             prop_assert_eq!(r.spans.len(), vals.len());
             for (i, (k, v)) in vals.iter().enumerate() {
-                match k {
+                match *k {
                     Kind::Null => prop_assert_eq!(r.field(i), None),
                     _ => prop_assert_eq!(r.field(i), Some(&v[..])),
                 }

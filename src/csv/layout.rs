@@ -6,7 +6,7 @@ use std::path::Path;
 use super::table::{self, CsvOptions, CsvTable};
 use crate::error::Result;
 use crate::fsutil::with_ext;
-use crate::layout::{CheckStep, CheckSummary, Layout, LayoutTable, Options, Stats};
+use crate::layout::{CheckStep, CheckSummary, CsvField, Layout, LayoutTable, Options, Stats};
 
 pub struct Csv;
 pub static CSV: Csv = Csv;
@@ -27,7 +27,7 @@ impl Layout for Csv {
         let opts = csv_options(o);
         let mut line = Vec::new();
         if o.header && opts.external.is_none() {
-            table::encode_image(&mut line, &o.header_image, o.separator, o.columns)?;
+            table::encode_row(&mut line, &o.header_text, &o.header_fields, o.separator, o.columns)?;
         }
         table::create(&opts, &line)
     }
@@ -67,15 +67,14 @@ impl LayoutTable for CsvTable {
     fn record_data(&self) -> &[u8] {
         &self.record().data
     }
-    fn record_spans(&self) -> &[u32] {
-        self.record().spans.as_flattened()
+    fn record_fields(&self) -> &[CsvField] {
+        &self.record().spans
     }
-    fn insert(&mut self, image: &[u8], _segs: &[u32], _key: u64, _keyed: bool, _unique: bool) -> Result<bool> {
-        CsvTable::insert(self, image)?;
-        Ok(true)
+    fn insert_text(&mut self, text: &[u8], fields: &[CsvField]) -> Result<()> {
+        CsvTable::insert(self, text, fields)
     }
-    fn update_current(&mut self, image: &[u8]) -> Result<()> {
-        CsvTable::update_current(self, image)
+    fn update_current(&mut self, text: &[u8], fields: &[CsvField]) -> Result<()> {
+        CsvTable::update_current(self, text, fields)
     }
     fn delete_current(&mut self) -> Result<()> {
         CsvTable::delete_current(self)

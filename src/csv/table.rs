@@ -18,7 +18,7 @@ use std::sync::{Arc, LazyLock, Weak};
 
 use parking_lot::Mutex;
 
-use super::codec::{self, Decoded, Kind, Malformed, Record};
+use super::codec::{self, CsvField, Decoded, Malformed, Record};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{display, sync_dir, with_ext};
 
@@ -829,12 +829,12 @@ impl CsvTable {
         }
     }
 
-    /// Encodes a row image from C++ (see [`encode_image`]) and appends it.
-    pub fn insert(&mut self, image: &[u8]) -> Result<()> {
+    /// Encodes a row from C++ (see [`encode_row`]) and appends it.
+    pub fn insert(&mut self, text: &[u8], fields: &[CsvField]) -> Result<()> {
         self.check_writable()?;
         let sep = self.opts().separator;
         let cols = self.opts().columns;
-        encode_image(&mut self.appends, image, sep, cols)?;
+        encode_row(&mut self.appends, text, fields, sep, cols)?;
         self.append_rows += 1;
         if !self.bulk || self.appends.len() >= APPEND_FLUSH {
             self.flush_appends()?;
@@ -925,11 +925,11 @@ impl CsvTable {
         self.append_rows = 0;
     }
 
-    pub fn update_current(&mut self, image: &[u8]) -> Result<()> {
+    pub fn update_current(&mut self, text: &[u8], fields: &[CsvField]) -> Result<()> {
         self.check_writable()?;
         self.note_generation()?;
         let (sep, cols) = (self.opts().separator, self.opts().columns);
-        encode_image(&mut self.pending.added.mem, image, sep, cols)?;
+        encode_row(&mut self.pending.added.mem, text, fields, sep, cols)?;
         self.pending.added_rows += 1;
         self.pending.dropped.push(self.cur);
         let near = self.opts().data_path();
@@ -1213,48 +1213,47 @@ impl Drop for CsvTable {
     }
 }
 
-/// The row image C++ builds for a write: for each column, a kind byte (0 NULL,
-/// 1 bare, 2 quoted), a little-endian u32 length and that many bytes.
-pub fn encode_image(out: &mut Vec<u8>, image: &[u8], sep: u8, columns: usize) -> Result<()> {
-    let mark = out.len();
-    let mut rest = image;
-    let mut n = 0usize;
-    while !rest.is_empty() {
-        if rest.len() < 5 {
-            out.truncate(mark);
-            return Err(Error::Internal("row image cut short".into()));
-        }
-        let kind = match rest[0] {
-            0 => Kind::Null,
-            1 => Kind::Bare,
-            _ => Kind::Quoted,
-        };
-        let len = u32::from_le_bytes(rest[1..5].try_into().unwrap()) as usize;
-        if rest.len() < 5 + len {
-            out.truncate(mark);
-            return Err(Error::Internal("row image cut short".into()));
-        }
-        codec::encode_field(out, sep, n == 0, kind, &rest[5..5 + len]);
-        rest = &rest[5 + len..];
-        n += 1;
+/// Encodes a row written (its `fields`, one per column, in `text`, as C++ gives
+/// them) as one record into `out`; `out` is left as it was when they do not fit.
+pub fn encode_row(out: &mut Vec<u8>, text: &[u8], fields: &[CsvField], sep: u8, columns: usize) -> Result<()> {
+    if fields.len() != columns {
+        return Err(Error::Internal(format!("a row of {} fields, the table has {columns} columns", fields.len())));
     }
-    if n != columns {
-        out.truncate(mark);
-        return Err(Error::Internal(format!("row image has {n} columns, table has {columns}")));
+    let mark = out.len();
+    for (n, f) in fields.iter().enumerate() {
+        let (start, len) = (f.offset as usize, f.length as usize);
+        let Some(value) = text.get(start..start + len) else {
+            out.truncate(mark);
+            return Err(Error::Internal(format!("field {n} of a row lies outside the row's text")));
+        };
+        codec::encode_field(out, sep, n == 0, f.kind, value);
     }
     codec::end_record(out);
     Ok(())
 }
 
-/// Builds a row image (the inverse of what [`encode_image`] reads); for tests.
-pub fn build_image(fields: &[(u8, &[u8])]) -> Vec<u8> {
-    let mut v = Vec::new();
-    for (k, b) in fields {
-        v.push(*k);
-        v.extend_from_slice(&(b.len() as u32).to_le_bytes());
-        v.extend_from_slice(b);
+/// A row written as C++ gives it (the inverse of what [`encode_row`] reads);
+/// for tests. Kinds: 0 NULL, 1 bare, 2 quoted.
+#[cfg(test)]
+pub struct BuiltRow {
+    pub text: Vec<u8>,
+    pub fields: Vec<CsvField>,
+}
+
+/// Builds a [`BuiltRow`] from `(kind, text)` pairs; for tests.
+#[cfg(test)]
+pub fn build_row(values: &[(u8, &[u8])]) -> BuiltRow {
+    let mut r = BuiltRow { text: Vec::new(), fields: Vec::new() };
+    for (k, b) in values {
+        let kind = match k {
+            0 => codec::Kind::Null,
+            1 => codec::Kind::Bare,
+            _ => codec::Kind::Quoted,
+        };
+        r.fields.push(CsvField { kind, offset: r.text.len() as u32, length: b.len() as u32 });
+        r.text.extend_from_slice(b);
     }
-    v
+    r
 }
 
 #[allow(dead_code)]
@@ -1262,6 +1261,16 @@ fn read_all(p: &Path) -> Vec<u8> {
     let mut v = Vec::new();
     File::open(p).and_then(|mut f| f.read_to_end(&mut v)).unwrap();
     v
+}
+
+#[cfg(test)]
+impl CsvTable {
+    fn insert_built(&mut self, r: &BuiltRow) -> Result<()> {
+        self.insert(&r.text, &r.fields)
+    }
+    fn update_current_built(&mut self, r: &BuiltRow) -> Result<()> {
+        self.update_current(&r.text, &r.fields)
+    }
 }
 
 #[cfg(test)]
@@ -1294,6 +1303,23 @@ mod tests {
         out
     }
 
+
+    /// A row from C++ whose fields do not match the table or its text is refused
+    /// whole: nothing of it is written.
+    #[test]
+    fn a_row_whose_fields_do_not_fit_is_refused() {
+        let r = build_row(&[(1, b"1"), (2, b"a,b"), (0, b"")]);
+        let mut out = b"kept\n".to_vec();
+        encode_row(&mut out, &r.text, &r.fields, b',', 3).unwrap();
+        assert_eq!(out, b"kept\n1,\"a,b\",\n");
+        out.truncate(5);
+        assert!(matches!(encode_row(&mut out, &r.text, &r.fields, b',', 2), Err(Error::Internal(_))));
+        let mut wide = r.fields.clone();
+        wide[1].length = 9;
+        assert!(matches!(encode_row(&mut out, &r.text, &wide, b',', 3), Err(Error::Internal(_))));
+        assert_eq!(out, b"kept\n");
+    }
+
     #[test]
     fn insert_scan_update_delete() {
         let d = tmpdir("iud");
@@ -1302,7 +1328,7 @@ mod tests {
         let mut t = CsvTable::open(&o).unwrap();
         for i in 0..100u32 {
             let s = i.to_string();
-            t.insert(&build_image(&[(1, s.as_bytes()), (2, b"x,\"y\"\n")])).unwrap();
+            t.insert_built(&build_row(&[(1, s.as_bytes()), (2, b"x,\"y\"\n")])).unwrap();
         }
         assert_eq!(all_rows(&mut t).len(), 100);
         // delete even rows, update row 1
@@ -1312,7 +1338,7 @@ mod tests {
             if v % 2 == 0 {
                 t.delete_current().unwrap();
             } else if v == 1 {
-                t.update_current(&build_image(&[(1, b"1001"), (0, b"")])).unwrap();
+                t.update_current_built(&build_row(&[(1, b"1001"), (0, b"")])).unwrap();
             }
         }
         t.scan_end().unwrap();
@@ -1341,7 +1367,7 @@ mod tests {
         while t.scan_next().unwrap() {
             let v: u32 = std::str::from_utf8(t.record().field(0).unwrap()).unwrap().parse().unwrap();
             let s = (v + n).to_string();
-            t.update_current(&build_image(&[(1, s.as_bytes()), (1, text.as_bytes())])).unwrap();
+            t.update_current_built(&build_row(&[(1, s.as_bytes()), (1, text.as_bytes())])).unwrap();
             // memory holds at most one spill's worth of new records
             assert!(t.pending.added.mem.len() <= SPILL_AT + 512);
         }
@@ -1370,7 +1396,7 @@ mod tests {
                 t.set_bulk(true).unwrap();
                 for i in 0..20000u32 {
                     let s = i.to_string();
-                    t.insert(&build_image(&[(1, s.as_bytes()), (2, b"some text, with a comma")])).unwrap();
+                    t.insert_built(&build_row(&[(1, s.as_bytes()), (2, b"some text, with a comma")])).unwrap();
                 }
                 t.set_bulk(false).unwrap();
             })
@@ -1503,7 +1529,7 @@ mod tests {
         let o = opts(&d, 2);
         fs::write(o.data_path(), b"1,\"a\"\n2,\"b\"\n3,").unwrap();
         let mut t = CsvTable::open(&o).unwrap();
-        t.insert(&build_image(&[(1, b"4"), (2, b"d")])).unwrap();
+        t.insert_built(&build_row(&[(1, b"4"), (2, b"d")])).unwrap();
         // the torn bytes went to a rejected file, with an index saying why
         let rej = rejected_files(&d);
         assert_eq!(rej.len(), 1, "{rej:?}");
@@ -1524,7 +1550,7 @@ mod tests {
         let rep = t.check(false, |_| None).unwrap();
         assert_eq!((rep.rows, rep.damage.len()), (3, 0));
         // nothing is moved again, and no temporary file is left
-        t.insert(&build_image(&[(1, b"5"), (2, b"e")])).unwrap();
+        t.insert_built(&build_row(&[(1, b"5"), (2, b"e")])).unwrap();
         assert_eq!(rejected_files(&d).len(), 1);
         assert!(!with_ext(&o.table_path, REWRITE_EXT).exists());
     }
@@ -1538,7 +1564,7 @@ mod tests {
         fs::write(o.data_path(), b"1,10\n2,4").unwrap();
         let mut t = CsvTable::open(&o).unwrap();
         assert_eq!(all_rows(&mut t).len(), 1);
-        t.insert(&build_image(&[(1, b"3"), (1, b"30")])).unwrap();
+        t.insert_built(&build_row(&[(1, b"3"), (1, b"30")])).unwrap();
         assert_eq!(fs::read(o.data_path()).unwrap(), b"1,10\n3,30\n");
         assert_eq!(rejected_files(&d)[0].0, b"2,4");
     }
@@ -1552,7 +1578,7 @@ mod tests {
         t.scan_start().unwrap();
         while t.scan_next().unwrap() {
             if t.record().field(0).unwrap() == b"1" {
-                t.update_current(&build_image(&[(1, b"1"), (2, b"A")])).unwrap();
+                t.update_current_built(&build_row(&[(1, b"1"), (2, b"A")])).unwrap();
             }
         }
         t.scan_end().unwrap();
@@ -1571,7 +1597,7 @@ mod tests {
         fs::write(&ext, b"1,\"a\"\n2,\"two\nlines\"").unwrap();
         let mut t = CsvTable::open(&o).unwrap();
         assert_eq!(all_rows(&mut t).len(), 2);
-        t.insert(&build_image(&[(1, b"3"), (2, b"c")])).unwrap();
+        t.insert_built(&build_row(&[(1, b"3"), (2, b"c")])).unwrap();
         assert_eq!(fs::read(&ext).unwrap(), b"1,\"a\"\n2,\"two\nlines\"\n3,\"c\"\n");
         let rows = all_rows(&mut t);
         assert_eq!(rows.len(), 3);
@@ -1580,7 +1606,7 @@ mod tests {
         // a bare last value too
         fs::write(&ext, b"1,\"a\"\n2,20").unwrap();
         let mut t2 = CsvTable::open(&o).unwrap();
-        t2.insert(&build_image(&[(1, b"3"), (1, b"30")])).unwrap();
+        t2.insert_built(&build_row(&[(1, b"3"), (1, b"30")])).unwrap();
         assert_eq!(fs::read(&ext).unwrap(), b"1,\"a\"\n2,20\n3,30\n");
         assert!(rejected_files(&d).is_empty());
     }
@@ -1595,7 +1621,7 @@ mod tests {
         fs::write(&ext, b"1,\"a\"\n2,\"open").unwrap();
         let mut t = CsvTable::open(&o).unwrap();
         assert_eq!(all_rows(&mut t).len(), 1);
-        t.insert(&build_image(&[(1, b"4"), (2, b"d")])).unwrap();
+        t.insert_built(&build_row(&[(1, b"4"), (2, b"d")])).unwrap();
         assert_eq!(fs::read(&ext).unwrap(), b"1,\"a\"\n4,\"d\"\n");
         let rej = rejected_files(&d);
         assert_eq!(rej[0].0, b"2,\"open");
@@ -1604,7 +1630,7 @@ mod tests {
         // a line with too few fields, last
         fs::write(&ext, b"1,\"a\"\n2").unwrap();
         let mut t2 = CsvTable::open(&o).unwrap();
-        t2.insert(&build_image(&[(1, b"4"), (2, b"d")])).unwrap();
+        t2.insert_built(&build_row(&[(1, b"4"), (2, b"d")])).unwrap();
         assert_eq!(fs::read(&ext).unwrap(), b"1,\"a\"\n4,\"d\"\n");
         assert_eq!(rejected_files(&d).len(), 2);
     }
@@ -1619,7 +1645,7 @@ mod tests {
         o.table_path = d.join("n".repeat(240));
         fs::write(o.data_path(), b"1,\"a\"\n2,\"b").unwrap();
         let mut t = CsvTable::open(&o).unwrap();
-        let m = t.insert(&build_image(&[(1, b"3"), (2, b"c")])).unwrap_err().to_string();
+        let m = t.insert_built(&build_row(&[(1, b"3"), (2, b"c")])).unwrap_err().to_string();
         assert!(m.contains("the write was refused and changed nothing"), "{m}");
         assert!(m.contains("File name too long"), "{m}");
         assert!(rejected_files(&d).is_empty());
@@ -1699,7 +1725,7 @@ mod tests {
         let mut t = CsvTable::open(&o).unwrap();
         let rows = all_rows(&mut t);
         assert_eq!(rows, vec![vec![Some(b"1".to_vec()), Some(b"x".to_vec())], vec![Some(b"2".to_vec()), Some(b"y".to_vec())]]);
-        assert!(matches!(t.insert(&build_image(&[(1, b"3"), (1, b"z")])), Err(Error::ReadOnly(_))));
+        assert!(matches!(t.insert_built(&build_row(&[(1, b"3"), (1, b"z")])), Err(Error::ReadOnly(_))));
         delete(&o.table_path).unwrap();
         assert!(ext.exists(), "DROP never removes an attached file");
     }

@@ -90,6 +90,8 @@ pub mod bridge {
         Page = 16384,
         /// CHECK/REPAIR shows at most this many damaged records, then a count.
         CheckWarnings = 20,
+        /// The layouts (`LayoutKind`'s values are below it; `layout::LAYOUTS`).
+        Layouts = 3,
     }
 
     /// Special answers besides 0 and an error code.
@@ -99,6 +101,26 @@ pub mod bridge {
         NoSuchXid = -1,
         /// `check_next`: a damaged record (its text in `out`).
         Damaged = 1,
+    }
+
+    /// How a CSV field is written (docs/csv-format.md); a field read is `Null`
+    /// or `Bare` (its text decoded).
+    #[derive(Debug)]
+    #[repr(u8)]
+    enum FieldKind {
+        Null = 0,
+        /// Written as it is (numbers); quoted after all if it needs to be.
+        Bare = 1,
+        Quoted = 2,
+    }
+
+    /// One field of a CSV row: `length` bytes of the row's text from `offset`
+    /// (both 0 for `Null`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct CsvField {
+        kind: FieldKind,
+        offset: u32,
+        length: u32,
     }
 
     /// What a table is created or opened with: its options and what the server's
@@ -114,8 +136,10 @@ pub mod bridge {
         columns: u32,
         /// ARCHIVE, open: the zstd level of new blocks (0: the default).
         compression_level: i32,
-        /// CSV, create: the header line's fields, as a written CSV row image.
-        header_image: Vec<u8>,
+        /// CSV, create: the header line (the stored columns' names), as a
+        /// written row: its text and its fields.
+        header_text: Vec<u8>,
+        header_fields: Vec<CsvField>,
         /// ARCHIVE and BTREE, create: the AUTO_INCREMENT value before the first.
         auto_inc_base: u64,
         /// BTREE: for each index (the clustered one, or the hidden row id's,
@@ -140,14 +164,22 @@ pub mod bridge {
         key: Vec<u8>,
         /// A part of it is NULL (such a key is never a duplicate).
         has_null: bool,
+        /// What rebuilds its string columns that `key` cannot give back (kept
+        /// in the entry from tree format 5 on; empty: nothing).
+        unpack: Vec<u8>,
     }
 
-    /// One part of an index's key (for key statistics).
+    /// One part of an index's key as it lies in a memcomparable key (as keys.cc
+    /// writes it; btree/keys.rs, btree/table/stats.rs).
+    #[derive(Clone, Copy)]
     struct KeyPart {
-        /// Its length in the memcomparable key.
+        /// Not `chunked`: its length. `chunked`: the length of a space's
+        /// weights in a PAD SPACE collation (0: NO PAD or binary).
         length: u32,
-        /// It starts with a null byte.
+        /// It starts with a null byte (0: NULL, and nothing of it follows).
         nullable: bool,
+        /// A variable-length string part of key format 3 (its end: `key_part_len`).
+        chunked: bool,
     }
 
     /// An XA transaction id (the server's `XID`): `data` is the gtrid then the bqual.
@@ -198,6 +230,14 @@ pub mod bridge {
         rows_left: u64,
         /// The value after the statement's reservation (0: none).
         last: u64,
+    }
+
+    /// The rows the handler counted for one layout (SHOW GLOBAL STATUS).
+    struct RowCounts {
+        read: u64,
+        inserted: u64,
+        updated: u64,
+        deleted: u64,
     }
 
     /// A status variable (SHOW GLOBAL STATUS LIKE 'Rust%', docs/operations.md).
@@ -302,9 +342,9 @@ pub mod bridge {
         /// The counters and gauges of SHOW GLOBAL STATUS (all 0 for a part not
         /// started); never fails.
         /// SHOW GLOBAL STATUS LIKE 'Rust%': the variables in the order shown;
-        /// `rows`: the rows the handler counted, `rows[what * 3 + layout]`
-        /// (what: read, inserted, updated, deleted).
-        fn status_vars(rows: &[u64]) -> Vec<StatusVar>;
+        /// `rows`: the rows the handler counted, one entry a layout (by
+        /// `LayoutKind` value).
+        fn status_vars(rows: &[RowCounts]) -> Vec<StatusVar>;
         /// SHOW ENGINE RUST STATUS: the report, in lines.
         fn engine_status_text() -> String;
         /// An INFORMATION_SCHEMA table's columns, and its rows (one cell a
@@ -360,9 +400,15 @@ pub mod bridge {
         /// if they did not fit).
         fn string_key(weights: &[u8], pad: &[u8], out: &mut [u8]) -> usize;
         fn string_key_max(weights: usize, pad: usize) -> usize;
-        /// The length of the key part with layout `layout` (btree/keys.rs) at
-        /// the start of `key`, its null byte excluded.
-        fn key_part_len(key: &[u8], layout: u32) -> usize;
+        /// The length of the key part `part` at the start of `key`, its null
+        /// byte excluded.
+        fn key_part_len(key: &[u8], part: &KeyPart) -> usize;
+        /// The collation weights of the string key part `part` at the start of
+        /// `key` (its null byte excluded) back from its chunks, the trailing
+        /// space units of a PAD SPACE part (`pad`) left out, into `out`;
+        /// returns their length, or `usize::MAX` when they do not fit or the
+        /// part is not a chunked one.
+        fn string_key_weights(key: &[u8], part: &KeyPart, pad: &[u8], out: &mut [u8]) -> usize;
 
         /// Whether CREATE TABLE's options go together (the layout's own options
         /// only, a valid separator, ...); false with the reason in `err`.
@@ -383,18 +429,19 @@ pub mod bridge {
         fn read_at(self: &mut Table, pos: u64) -> i32;
         fn position(self: &Table) -> u64;
         fn current_line(self: &Table) -> u64;
-        /// CSV: the current row's decoded text, and `[offset, length]` pairs into it
-        /// (length `u32::MAX` for NULL). ARCHIVE: the row image C++ packed, valid
-        /// until the next call on this handle.
+        /// CSV: the current row's decoded text, and its fields in it. ARCHIVE:
+        /// the row image C++ packed. Valid until the next call on this handle.
         fn record_data(self: &Table) -> &[u8];
-        fn record_spans(self: &Table) -> &[u32];
+        fn record_fields(self: &Table) -> &[CsvField];
 
-        /// Appends a row. ARCHIVE: `key` is the row's index key (order-preserving),
+        /// ARCHIVE: appends a row. `key` is the row's index key (order-preserving),
         /// `keyed` whether the table has the index, `unique` whether it is unique;
         /// HA_ERR_FOUND_DUPP_KEY when a unique key does not grow.
-        /// `segs`: ARCHIVE only, where each column's bytes end in `image` (the null
-        /// bytes first), so blocks can store rows by column.
+        /// `segs`: where each column's bytes end in `image` (the null bytes
+        /// first), so blocks can store rows by column.
         fn insert(self: &mut Table, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32;
+        /// CSV: appends a row, `fields` (one per stored column) in `text`.
+        fn insert_text(self: &mut Table, text: &[u8], fields: &[CsvField]) -> i32;
         /// ARCHIVE: positions on the rows whose key is `key` (then scan_next).
         fn lookup(self: &mut Table, key: u64) -> i32;
         /// ARCHIVE: the next AUTO_INCREMENT value, after the largest key (of an
@@ -404,7 +451,8 @@ pub mod bridge {
         /// ARCHIVE: recompress; stops with HA_ERR_ABORTED_BY_USER when session
         /// `session` is killed (the table as it was).
         fn optimize(self: &mut Table, session: usize) -> i32;
-        fn update_current(self: &mut Table, image: &[u8]) -> i32;
+        /// CSV: the current row becomes `fields` in `text` (as `insert_text`).
+        fn update_current(self: &mut Table, text: &[u8], fields: &[CsvField]) -> i32;
         fn delete_current(self: &mut Table) -> i32;
         fn set_bulk(self: &mut Table, on: bool) -> i32;
         fn flush(self: &mut Table) -> i32;
@@ -467,6 +515,9 @@ pub mod bridge {
         /// The current entry's key (secondary: the key's bytes, then the primary
         /// key's; clustered: the primary key).
         fn bt_key(self: &Table) -> &[u8];
+        /// The current secondary entry's unpack bytes (`SecKey::unpack`; empty
+        /// before tree format 5).
+        fn bt_unpack(self: &Table) -> &[u8];
         /// Entries of index `index` in a range (records_in_range: exact over a few
         /// leaves, else estimated from the tree), never 0 (src/optimizer.rs).
         fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64;
@@ -518,7 +569,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, Autoinc, CheckSummary, FindMode, Info, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
+    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
@@ -538,6 +589,7 @@ const _: () = {
         "the bridge's RustError codes must follow the server's HA_ERR_LAST"
     );
     assert!(bridge::Sizes::Page.repr as usize == crate::btree::page::PAGE_SIZE);
+    assert!(bridge::Sizes::Layouts.repr as usize == layout::LAYOUTS.len());
     assert!(bridge::LogFlush::WriteOnly.repr == FlushPolicy::WriteOnly as u8);
 };
 
@@ -816,8 +868,16 @@ fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32 {
 }
 
 /// The secondary keys C++ sends, as the table takes them.
-fn sec_keys(k: &[SecKey]) -> Vec<(Vec<u8>, bool)> {
-    k.iter().map(|k| (k.key.clone(), k.has_null)).collect()
+impl crate::btree::table::SecondaryKey for SecKey {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+    fn has_null(&self) -> bool {
+        self.has_null
+    }
+    fn unpack(&self) -> &[u8] {
+        &self.unpack
+    }
 }
 
 // ---- The panic guard ----
@@ -996,8 +1056,35 @@ fn string_key_max(weights: usize, pad: usize) -> usize {
     guard_or("string_key_max", || 0, || crate::btree::keys::max_len(weights, pad))
 }
 
-fn key_part_len(key: &[u8], layout: u32) -> usize {
-    guard_or("key_part_len", || key.len(), || crate::btree::keys::value_len(key, layout))
+fn key_part_len(key: &[u8], part: &KeyPart) -> usize {
+    guard_or("key_part_len", || key.len(), || crate::btree::keys::value_len(key, part_spec(part)))
+}
+
+/// A key part as the engine's layout bits (`btree::keys::PART_*`,
+/// `bt::PART_NULLABLE`).
+fn part_spec(p: &KeyPart) -> u32 {
+    use crate::btree::keys::{PART_CHUNKED, PART_PAD_SPACE};
+    let chunked = match (p.chunked, p.length) {
+        (false, _) => 0,
+        (true, 0) => PART_CHUNKED,
+        (true, _) => PART_CHUNKED | PART_PAD_SPACE,
+    };
+    p.length | chunked | if p.nullable { bt::PART_NULLABLE } else { 0 }
+}
+
+fn string_key_weights(key: &[u8], part: &KeyPart, pad: &[u8], out: &mut [u8]) -> usize {
+    guard_or(
+        "string_key_weights",
+        || usize::MAX,
+        || {
+            let mut v = Vec::with_capacity(out.len());
+            if !crate::btree::keys::decode(key, part_spec(part), pad, &mut v) || v.len() > out.len() {
+                return usize::MAX;
+            }
+            out[..v.len()].copy_from_slice(&v);
+            v.len()
+        },
+    )
 }
 
 /// The Rust side of a table's options.
@@ -1009,7 +1096,8 @@ fn options(p: &[u8], o: &TableOptions) -> Options {
         separator: o.csv_separator,
         writable: o.csv_writable,
         columns: o.columns as usize,
-        header_image: o.header_image.clone(),
+        header_text: o.header_text.clone(),
+        header_fields: o.header_fields.clone(),
         auto_inc_base: o.auto_inc_base,
         index_count: o.unique.len(),
         level: o.compression_level,
@@ -1192,8 +1280,8 @@ impl Table {
     fn record_data(&self) -> &[u8] {
         self.value("record_data", &[], |t| t.record_data())
     }
-    fn record_spans(&self) -> &[u32] {
-        self.value("record_spans", &[], |t| t.record_spans())
+    fn record_fields(&self) -> &[CsvField] {
+        self.value("record_fields", &[], |t| t.record_fields())
     }
     fn insert(&mut self, image: &[u8], segs: &[u32], key: u64, keyed: bool, unique: bool) -> i32 {
         let mut accepted = true;
@@ -1202,6 +1290,9 @@ impl Table {
             Ok(())
         });
         if code == 0 && !accepted { consts::HA_ERR_FOUND_DUPP_KEY as i32 } else { code }
+    }
+    fn insert_text(&mut self, text: &[u8], fields: &[CsvField]) -> i32 {
+        self.run("insert_text", |t| t.insert_text(text, fields))
     }
     fn lookup(&mut self, key: u64) -> i32 {
         self.run("lookup", |t| t.lookup(key))
@@ -1212,8 +1303,8 @@ impl Table {
     fn optimize(&mut self, session: usize) -> i32 {
         self.run("optimize", |t| t.optimize(session))
     }
-    fn update_current(&mut self, image: &[u8]) -> i32 {
-        self.run("update_current", |t| t.update_current(image))
+    fn update_current(&mut self, text: &[u8], fields: &[CsvField]) -> i32 {
+        self.run("update_current", |t| t.update_current(text, fields))
     }
     fn delete_current(&mut self) -> i32 {
         self.run("delete_current", |t| t.delete_current())
@@ -1297,7 +1388,7 @@ impl Table {
         let mut d = None;
         let code = self.run("bt_insert", |t| {
             let e = engine()?;
-            d = btree(t)?.insert(e, trx, pk, row, &sec_keys(sec))?;
+            d = btree(t)?.insert(e, trx, pk, row, sec)?;
             Ok(())
         });
         match d {
@@ -1323,7 +1414,7 @@ impl Table {
         let mut d = None;
         let code = self.run("bt_update", |t| {
             let e = engine()?;
-            d = btree(t)?.update(e, trx, old_pk, new_pk, row, &sec_keys(old_sec), &sec_keys(new_sec))?;
+            d = btree(t)?.update(e, trx, old_pk, new_pk, row, old_sec, new_sec)?;
             Ok(())
         });
         match d {
@@ -1338,7 +1429,7 @@ impl Table {
     fn bt_delete(&mut self, trx: &mut TrxHandle, pk: &[u8], sec: &[SecKey]) -> i32 {
         self.run("bt_delete", |t| {
             let e = engine()?;
-            btree(t)?.delete(e, trx, pk, &sec_keys(sec))
+            btree(t)?.delete(e, trx, pk, sec)
         })
     }
 
@@ -1428,6 +1519,13 @@ impl Table {
         })
     }
 
+    fn bt_unpack(&self) -> &[u8] {
+        self.value("bt_unpack", &[], |t| match t.btree_ref() {
+            Some(t) => t.unpack(),
+            _ => &[],
+        })
+    }
+
     fn bt_count_range(&mut self, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64 {
         let mut n = 0;
         self.run("bt_count_range", |t| {
@@ -1447,7 +1545,7 @@ impl Table {
     fn bt_rec_per_key(&mut self, index: u32, parts: &[KeyPart], analyze: bool, rows: u64, out: &mut Vec<u64>) -> i32 {
         out.clear();
         self.run("bt_rec_per_key", |t| {
-            let parts: Vec<u32> = parts.iter().map(|p| p.length | if p.nullable { bt::PART_NULLABLE } else { 0 }).collect();
+            let parts: Vec<u32> = parts.iter().map(part_spec).collect();
             out.extend(optimizer::rec_per_key(rows, &btree(t)?.key_stats(index as usize, &parts, analyze)?));
             Ok(())
         })
@@ -1479,7 +1577,7 @@ impl Table {
     }
 
     fn bt_repair_add(&mut self, sec: &[SecKey]) -> i32 {
-        self.run("bt_repair_add", |t| btree(t)?.repair_add_entries(&sec_keys(sec)))
+        self.run("bt_repair_add", |t| btree(t)?.repair_add_entries(sec))
     }
 
     fn bt_repair_finish(&mut self, keep: bool, note: &mut String, damaged: &mut bool) -> i32 {
@@ -1573,7 +1671,8 @@ mod tests {
             csv_writable: false,
             columns: 1,
             compression_level: 0,
-            header_image: Vec::new(),
+            header_text: Vec::new(),
+            header_fields: Vec::new(),
             auto_inc_base: 0,
             unique: vec![false],
             hidden_pk: false,
@@ -1735,7 +1834,8 @@ mod tests {
         free!("table_create", table_create(&p, &opts(LayoutKind::Csv), &mut s) == PANIC);
         free!("string_key", string_key(b"a", b" ", &mut [0u8; 9]) == 0);
         free!("string_key_max", string_key_max(1, 1) == 0);
-        free!("key_part_len", key_part_len(b"abc", 0) == 3);
+        free!("key_part_len", key_part_len(b"abc", &KeyPart { length: 0, nullable: false, chunked: false }) == 3);
+        free!("string_key_weights", string_key_weights(b"a", &KeyPart { length: 0, nullable: false, chunked: false }, b"", &mut [0u8; 9]) == usize::MAX);
         free!("table_delete", table_delete(&p, &mut s) == PANIC);
         free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);
         free!("table_open", table_open(&p, &opts(LayoutKind::Csv)).open_error() == PANIC);
@@ -1778,12 +1878,13 @@ mod tests {
         table!("position", |t, x| t.position() == 0);
         table!("current_line", |t, x| t.current_line() == 0);
         table!("record_data", |t, x| t.record_data().is_empty());
-        table!("record_spans", |t, x| t.record_spans().is_empty());
+        table!("record_fields", |t, x| t.record_fields().is_empty());
         table!("insert", |t, x| t.insert(b"", &[], 0, false, false) == PANIC);
         table!("lookup", |t, x| t.lookup(0) == PANIC);
         table!("next_auto_increment", |t, x| t.next_auto_increment(true, true) == 1);
         table!("optimize", |t, x| t.optimize(0) == PANIC);
-        table!("update_current", |t, x| t.update_current(b"") == PANIC);
+        table!("insert_text", |t, x| t.insert_text(b"", &[]) == PANIC);
+        table!("update_current", |t, x| t.update_current(b"", &[]) == PANIC);
         table!("delete_current", |t, x| t.delete_current() == PANIC);
         table!("set_bulk", |t, x| t.set_bulk(true) == PANIC);
         table!("flush", |t, x| t.flush() == PANIC);
@@ -1825,8 +1926,9 @@ mod tests {
         });
         table!("bt_fetch_current", |t, x| t.bt_fetch_current() == PANIC);
         table!("bt_key", |t, x| t.bt_key().is_empty());
+        table!("bt_unpack", |t, x| t.bt_unpack().is_empty());
         table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 1);
-        table!("bt_rec_per_key", |t, x| t.bt_rec_per_key(0, &[KeyPart { length: 4, nullable: false }], false, 1, &mut v) == PANIC);
+        table!("bt_rec_per_key", |t, x| t.bt_rec_per_key(0, &[KeyPart { length: 4, nullable: false, chunked: false }], false, 1, &mut v) == PANIC);
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
         table!("bt_check", |t, x| t.bt_check(0, &mut lines) == 0 && lines.len() == 1 && lines[0].contains("(panic)"));
@@ -1869,10 +1971,8 @@ mod tests {
         assert_eq!(table_create(&p, &opts(LayoutKind::Csv), &mut e), 0, "{e}");
         let mut t = table_open(&p, &opts(LayoutKind::Csv));
         assert_eq!(t.set_bulk(true), 0);
-        let mut image = vec![1u8];
-        image.extend_from_slice(&1u32.to_le_bytes());
-        image.push(b'7');
-        assert_eq!(t.insert(&image, &[], 0, false, false), 0, "{}", t.last_error());
+        let seven = [CsvField { kind: bridge::FieldKind::Bare, offset: 0, length: 1 }];
+        assert_eq!(t.insert_text(b"7", &seven), 0, "{}", t.last_error());
         assert!(armed("stats", || t.stats().rows == 0));
         assert!(refuses(&mut t));
         assert_eq!(t.flush(), PANIC);

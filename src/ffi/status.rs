@@ -6,7 +6,7 @@
 //! ST_FIELD_INFO and stores the cells into its fields.
 use std::fmt::Write;
 
-use super::bridge::{Cell, Column, ColumnKind, InfoTable, LayoutKind, StatusVar};
+use super::bridge::{Cell, Column, ColumnKind, InfoTable, LayoutKind, RowCounts, StatusVar};
 use super::{ENGINE, guard_or};
 use crate::metrics as m;
 
@@ -43,24 +43,24 @@ struct StatusCounters {
     panics_caught: u64,
 }
 
-/// The rows the handler counted, `rows[what * 3 + layout]` (`what`: read,
-/// inserted, updated, deleted; `layout`: the LayoutKind's value).
-const ROW_COUNTS: [(&str, usize, LayoutKind); 10] = [
-    ("rows_deleted_btree", 3, LayoutKind::Btree),
-    ("rows_deleted_csv", 3, LayoutKind::Csv),
-    ("rows_inserted_archive", 1, LayoutKind::Archive),
-    ("rows_inserted_btree", 1, LayoutKind::Btree),
-    ("rows_inserted_csv", 1, LayoutKind::Csv),
-    ("rows_read_archive", 0, LayoutKind::Archive),
-    ("rows_read_btree", 0, LayoutKind::Btree),
-    ("rows_read_csv", 0, LayoutKind::Csv),
-    ("rows_updated_btree", 2, LayoutKind::Btree),
-    ("rows_updated_csv", 2, LayoutKind::Csv),
+/// The rows the handler counted: which count of which layout's `RowCounts`.
+type RowCount = (&'static str, fn(&RowCounts) -> u64, LayoutKind);
+const ROW_COUNTS: [RowCount; 10] = [
+    ("rows_deleted_btree", |c| c.deleted, LayoutKind::Btree),
+    ("rows_deleted_csv", |c| c.deleted, LayoutKind::Csv),
+    ("rows_inserted_archive", |c| c.inserted, LayoutKind::Archive),
+    ("rows_inserted_btree", |c| c.inserted, LayoutKind::Btree),
+    ("rows_inserted_csv", |c| c.inserted, LayoutKind::Csv),
+    ("rows_read_archive", |c| c.read, LayoutKind::Archive),
+    ("rows_read_btree", |c| c.read, LayoutKind::Btree),
+    ("rows_read_csv", |c| c.read, LayoutKind::Csv),
+    ("rows_updated_btree", |c| c.updated, LayoutKind::Btree),
+    ("rows_updated_csv", |c| c.updated, LayoutKind::Csv),
 ];
 
 /// SHOW GLOBAL STATUS LIKE 'Rust%': the variables, in alphabetical order (the
 /// server shows them as given), with the handler's row counts `rows`.
-pub(super) fn status_vars(rows: &[u64]) -> Vec<StatusVar> {
+pub(super) fn status_vars(rows: &[RowCounts]) -> Vec<StatusVar> {
     guard_or("status_vars", Vec::new, || {
         let s = status_counters();
         let mut v: Vec<(&str, u64)> = vec![
@@ -97,12 +97,7 @@ pub(super) fn status_vars(rows: &[u64]) -> Vec<StatusVar> {
             ("trx_committed", s.trx_commits),
             ("trx_rolled_back", s.trx_rollbacks),
         ];
-        v.extend(ROW_COUNTS.iter().map(|&(n, what, l)| {
-            (
-                n,
-                rows.get(what * 3 + l.repr as usize).copied().unwrap_or(0),
-            )
-        }));
+        v.extend(ROW_COUNTS.iter().map(|&(n, count, l)| (n, rows.get(l.repr as usize).map_or(0, count))));
         v.sort_by_key(|&(n, _)| n);
         v.into_iter()
             .map(|(n, value)| StatusVar {

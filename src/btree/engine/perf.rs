@@ -28,7 +28,7 @@ fn perf_read_only() {
         let mut t = BtreeTable::open(&e, &tp, vec![true], false).unwrap();
         let mut h = TrxHandle::new();
         for i in 1..=rows {
-            t.insert(&e, &mut h, &i.to_be_bytes(), &row(i), &[]).unwrap();
+            t.insert(&e, &mut h, &i.to_be_bytes(), &row(i), table::NO_SEC).unwrap();
         }
         h.commit(&e, true).unwrap();
         drop(t);
@@ -90,7 +90,7 @@ fn perf_workload() {
     let t0 = Instant::now();
     for i in 1..=rows {
         h.stmt_begin();
-        assert!(t.insert(&e, &mut h, &i.to_be_bytes(), &row(i), &[]).unwrap().is_none());
+        assert!(t.insert(&e, &mut h, &i.to_be_bytes(), &row(i), table::NO_SEC).unwrap().is_none());
     }
     let t1 = Instant::now();
     h.commit(&e, true).unwrap();
@@ -101,7 +101,7 @@ fn perf_workload() {
     for i in (10..=rows).step_by(10) {
         let mut r = row(i);
         r[0] ^= 1;
-        t.update(&e, &mut h, &i.to_be_bytes(), &i.to_be_bytes(), &r, &[], &[]).unwrap();
+        t.update(&e, &mut h, &i.to_be_bytes(), &i.to_be_bytes(), &r, table::NO_SEC, table::NO_SEC).unwrap();
     }
     let t1 = Instant::now();
     h.commit(&e, true).unwrap();
@@ -110,7 +110,7 @@ fn perf_workload() {
     let log_upd = e.log().size();
     let t0 = Instant::now();
     for i in (5..=rows).step_by(10) {
-        t.delete(&e, &mut h, &i.to_be_bytes(), &[]).unwrap();
+        t.delete(&e, &mut h, &i.to_be_bytes(), table::NO_SEC).unwrap();
     }
     h.commit(&e, true).unwrap();
     let del = t0.elapsed();

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 
 use super::engine::{Closer, Engine, Tree, Trx};
 use super::page::{Kind, NONE};
-use super::tree::{self, BTree, Cursor, ROOT, Reader, StoredStats};
+use super::tree::{self, BTree, Cursor, ROOT, Reader, StoredStats, UNPACK_FORMAT};
 use crate::error::{Error, Result};
 use crate::fsutil::with_ext;
 pub use super::lock::{Interrupt, LOCK_WAIT_TIMEOUT_SECS, LockDenied, PROBE_EVERY, Probe, StopCheck, TableLock, session_stopped, set_probe};
@@ -132,8 +132,13 @@ pub struct BtreeTable {
     /// Index-only reads (the server's keyread): a secondary entry is not looked
     /// up in the clustered tree; [`Self::key`] and [`Self::pk`] are the row's.
     keys_only: bool,
+    /// Secondary entries keep C++'s unpack bytes in their value (format
+    /// [`UNPACK_FORMAT`] and later; see [`Self::secondary_value`]).
+    unpack_values: bool,
     key: Vec<u8>,
     val: Vec<u8>,
+    /// The current secondary entry's unpack bytes (empty for older formats).
+    unpack: Vec<u8>,
     /// The current row: its primary key and row image.
     pub pk: Vec<u8>,
     pub row: Vec<u8>,
@@ -259,6 +264,7 @@ impl BtreeTable {
                 unique.len()
             )));
         }
+        let unpack_values = shared.trees[0].read().format() >= UNPACK_FORMAT;
         Ok(BtreeTable {
             path: table.to_path_buf(),
             shared,
@@ -269,8 +275,10 @@ impl BtreeTable {
             desc: false,
             must_prefix: None,
             keys_only: false,
+            unpack_values,
             key: Vec::new(),
             val: Vec::new(),
+            unpack: Vec::new(),
             pk: Vec::new(),
             row: Vec::new(),
             warnings: Vec::new(),
@@ -332,10 +340,34 @@ impl BtreeTable {
         k
     }
 
+    /// A secondary entry's value: the primary key (formats before
+    /// [`UNPACK_FORMAT`]); from that format on, the primary key's length (LEB128;
+    /// the primary key itself is the end of the entry's key) and then the unpack
+    /// bytes C++ gives (what rebuilds the string columns its sort keys cannot
+    /// give back): `len(pk) unpack` (docs/btree-format.md).
+    fn secondary_value(&self, pk: &[u8], unpack: &[u8]) -> Vec<u8> {
+        if !self.unpack_values {
+            return pk.to_vec();
+        }
+        let mut v = Vec::with_capacity(unpack.len() + 2);
+        let mut n = pk.len();
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                v.push(b);
+                break;
+            }
+            v.push(b | 0x80);
+        }
+        v.extend_from_slice(unpack);
+        v
+    }
+
     /// Whether a unique index already has an entry with this key (other than for
     /// row `pk`).
     fn unique_taken(&self, i: usize, sec: &[u8], pk: &[u8]) -> Result<bool> {
-        unique_taken_in(&mut self.shared.trees[i].write(), sec, pk)
+        unique_taken_in(&mut self.shared.trees[i].write(), sec, pk, self.unpack_values)
     }
 
     fn clustered_value(trx: u64, row: &[u8]) -> Vec<u8> {
@@ -349,7 +381,7 @@ impl BtreeTable {
     /// Inserts a row. `sec[i]`: the key of secondary index i+1 and whether any of
     /// its parts is NULL (NULLs never collide in a unique index). Returns the index
     /// whose unique key is taken, if any (nothing is changed then).
-    pub fn insert(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[(Vec<u8>, bool)]) -> Result<Option<usize>> {
+    pub fn insert<S: SecondaryKey>(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[S]) -> Result<Option<usize>> {
         h.lock(e, &self.shared.lock, true)?;
         let pk: Vec<u8> = if self.hidden_pk {
             self.shared.next_rowid.fetch_add(1, Ordering::Relaxed).to_be_bytes().to_vec()
@@ -364,26 +396,27 @@ impl BtreeTable {
         if !e.insert(trx, &self.shared.trees[0], &pk, &v)? {
             return Ok(Some(0));
         }
-        for (j, (k, has_null)) in sec.iter().enumerate() {
-            if self.unique[j + 1] && !has_null && self.unique_taken(j + 1, k, &pk)? {
+        for (j, s) in sec.iter().enumerate() {
+            if self.unique[j + 1] && !s.has_null() && self.unique_taken(j + 1, s.key(), &pk)? {
                 // taken back: the statement goes on (REPLACE, IGNORE, ODKU)
                 e.delete(trx, &self.shared.trees[0], &pk)?;
                 return Ok(Some(j + 1));
             }
         }
-        for (j, (k, _)) in sec.iter().enumerate() {
-            e.insert(trx, &self.shared.trees[j + 1], &Self::secondary_entry(k, &pk), &pk)?;
+        for (j, s) in sec.iter().enumerate() {
+            let v = self.secondary_value(&pk, s.unpack());
+            e.insert(trx, &self.shared.trees[j + 1], &Self::secondary_entry(s.key(), &pk), &v)?;
         }
         self.pk = pk;
         Ok(None)
     }
 
-    pub fn delete(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], sec: &[(Vec<u8>, bool)]) -> Result<()> {
+    pub fn delete<S: SecondaryKey>(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], sec: &[S]) -> Result<()> {
         h.lock(e, &self.shared.lock, true)?;
         let trx = h.trx(e);
         e.delete(trx, &self.shared.trees[0], pk)?;
-        for (j, (k, _)) in sec.iter().enumerate() {
-            e.delete(trx, &self.shared.trees[j + 1], &Self::secondary_entry(k, pk))?;
+        for (j, s) in sec.iter().enumerate() {
+            e.delete(trx, &self.shared.trees[j + 1], &Self::secondary_entry(s.key(), pk))?;
         }
         Ok(())
     }
@@ -391,15 +424,15 @@ impl BtreeTable {
     /// Replaces row `old_pk` by `row` under `new_pk` (the same unless the primary
     /// key changed). Returns the index whose unique key the new row would take.
     #[allow(clippy::too_many_arguments)]
-    pub fn update(
+    pub fn update<S: SecondaryKey>(
         &mut self,
         e: &Engine,
         h: &mut TrxHandle,
         old_pk: &[u8],
         new_pk: &[u8],
         row: &[u8],
-        old_sec: &[(Vec<u8>, bool)],
-        new_sec: &[(Vec<u8>, bool)],
+        old_sec: &[S],
+        new_sec: &[S],
     ) -> Result<Option<usize>> {
         h.lock(e, &self.shared.lock, true)?;
         let new_pk = if self.hidden_pk { old_pk } else { new_pk };
@@ -411,9 +444,9 @@ impl BtreeTable {
                 return Ok(Some(0));
             }
         }
-        for (j, (k, has_null)) in new_sec.iter().enumerate() {
-            let changed = pk_changed || old_sec[j].0 != *k;
-            if changed && self.unique[j + 1] && !has_null && self.unique_taken(j + 1, k, old_pk)? {
+        for (j, s) in new_sec.iter().enumerate() {
+            let changed = pk_changed || old_sec[j].key() != s.key();
+            if changed && self.unique[j + 1] && !s.has_null() && self.unique_taken(j + 1, s.key(), old_pk)? {
                 return Ok(Some(j + 1));
             }
         }
@@ -426,10 +459,17 @@ impl BtreeTable {
         } else {
             e.update(trx, &self.shared.trees[0], old_pk, &v)?;
         }
-        for (j, (k, _)) in new_sec.iter().enumerate() {
-            if pk_changed || old_sec[j].0 != *k {
-                e.delete(trx, &self.shared.trees[j + 1], &Self::secondary_entry(&old_sec[j].0, old_pk))?;
-                e.insert(trx, &self.shared.trees[j + 1], &Self::secondary_entry(k, new_pk), new_pk)?;
+        for (j, s) in new_sec.iter().enumerate() {
+            let t = &self.shared.trees[j + 1];
+            if pk_changed || old_sec[j].key() != s.key() {
+                e.delete(trx, t, &Self::secondary_entry(old_sec[j].key(), old_pk))?;
+                let v = self.secondary_value(new_pk, s.unpack());
+                e.insert(trx, t, &Self::secondary_entry(s.key(), new_pk), &v)?;
+            } else if self.unpack_values && old_sec[j].unpack() != s.unpack() {
+                // one key, another value ('a' to 'A' under a _ci collation):
+                // the entry's unpack bytes change
+                let v = self.secondary_value(new_pk, s.unpack());
+                e.update(trx, t, &Self::secondary_entry(s.key(), new_pk), &v)?;
             }
         }
         Ok(None)
@@ -570,6 +610,12 @@ impl BtreeTable {
         &self.key
     }
 
+    /// The current secondary entry's unpack bytes (see [`Self::secondary_value`];
+    /// empty for the clustered index and for tables of older formats).
+    pub fn unpack(&self) -> &[u8] {
+        &self.unpack
+    }
+
     fn step(&mut self) -> Result<bool> {
         loop {
             let found = {
@@ -579,8 +625,12 @@ impl BtreeTable {
             if !found {
                 return Ok(false);
             }
-            let pk: &[u8] = if self.cur_index == 0 { &self.key } else { &self.val };
-            if self.moved.is_empty() || !self.moved.contains(pk) {
+            if self.moved.is_empty() {
+                break;
+            }
+            let pk: &[u8] =
+                if self.cur_index == 0 { &self.key } else { split_secondary_value(&self.key, &self.val, self.unpack_values)?.1 };
+            if !self.moved.contains(pk) {
                 break;
             }
         }
@@ -599,9 +649,18 @@ impl BtreeTable {
             self.row.extend_from_slice(&self.val[ROW_HEADER..]);
             return Ok(true);
         }
-        // the entry's value is the primary key: enough for the key's columns
-        // and for position(); index-only, the row itself is not read
-        std::mem::swap(&mut self.pk, &mut self.val);
+        // the entry's value is the primary key (after the unpack bytes, from
+        // format UNPACK_FORMAT on): enough for the key's columns and for
+        // position(); index-only, the row itself is not read
+        if self.unpack_values {
+            let (u, p) = split_secondary_value(&self.key, &self.val, true)?;
+            self.unpack.clear();
+            self.unpack.extend_from_slice(u);
+            self.pk.clear();
+            self.pk.extend_from_slice(p);
+        } else {
+            std::mem::swap(&mut self.pk, &mut self.val);
+        }
         if self.keys_only {
             self.row.clear();
         } else {
@@ -654,7 +713,11 @@ impl BtreeTable {
                     break;
                 }
                 stop.step()?;
-                if !k.ends_with(&v) || !self.shared.trees[0].write().get(&v, &mut probe)? {
+                let pk = match split_secondary_value(&k, &v, self.unpack_values) {
+                    Ok((_, pk)) => pk,
+                    Err(_) => &[][..],
+                };
+                if pk.is_empty() || !k.ends_with(pk) || !self.shared.trees[0].write().get(pk, &mut probe)? {
                     missing += 1;
                 }
             }
@@ -694,8 +757,69 @@ impl BtreeTable {
     }
 }
 
+/// A secondary entry (key `k`, value `v`) split into its unpack bytes and its
+/// primary key (see [`BtreeTable::secondary_value`]); `unpack_values` false: the
+/// value is the primary key.
+pub fn split_secondary_value<'a>(k: &'a [u8], v: &'a [u8], unpack_values: bool) -> Result<(&'a [u8], &'a [u8])> {
+    if !unpack_values {
+        return Ok((&[], v));
+    }
+    let (mut n, mut shift, mut i) = (0usize, 0u32, 0usize);
+    loop {
+        let b = *v.get(i).ok_or_else(|| Error::Corrupt("a secondary entry's value ends in its primary key length".into()))?;
+        i += 1;
+        if shift > 28 {
+            return Err(Error::Corrupt("a secondary entry's primary key length is too long".into()));
+        }
+        n |= ((b & 0x7f) as usize) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    if n == 0 || n > k.len() {
+        return Err(Error::Corrupt(format!("a secondary entry's primary key of {n} bytes in a key of {}", k.len())));
+    }
+    Ok((&v[i..], &k[k.len() - n..]))
+}
+
+/// No secondary keys (a table with the clustered index only).
+pub const NO_SEC: &[(Vec<u8>, bool)] = &[];
+
+/// A secondary key as C++ gives it (insert, update, REPAIR): its bytes, whether
+/// a part is NULL, and its unpack bytes (empty: none; kept only from format
+/// [`UNPACK_FORMAT`] on).
+pub trait SecondaryKey {
+    fn key(&self) -> &[u8];
+    fn has_null(&self) -> bool;
+    fn unpack(&self) -> &[u8] {
+        &[]
+    }
+}
+
+impl SecondaryKey for (Vec<u8>, bool) {
+    fn key(&self) -> &[u8] {
+        &self.0
+    }
+    fn has_null(&self) -> bool {
+        self.1
+    }
+}
+
+impl SecondaryKey for (Vec<u8>, bool, Vec<u8>) {
+    fn key(&self) -> &[u8] {
+        &self.0
+    }
+    fn has_null(&self) -> bool {
+        self.1
+    }
+    fn unpack(&self) -> &[u8] {
+        &self.2
+    }
+}
+
 /// Whether unique index tree `t` has an entry with key `sec` for a row other than `pk`.
-fn unique_taken_in(t: &mut BTree, sec: &[u8], pk: &[u8]) -> Result<bool> {
+fn unique_taken_in(t: &mut BTree, sec: &[u8], pk: &[u8], unpack_values: bool) -> Result<bool> {
     let mut c = Cursor::default();
     t.seek(&mut c, Bound::Included(sec), false)?;
     let (mut k, mut v) = (vec![], vec![]);
@@ -703,7 +827,7 @@ fn unique_taken_in(t: &mut BTree, sec: &[u8], pk: &[u8]) -> Result<bool> {
         if !k.starts_with(sec) {
             return Ok(false);
         }
-        if v != pk {
+        if split_secondary_value(&k, &v, unpack_values)?.1 != pk {
             return Ok(true);
         }
     }

@@ -205,18 +205,20 @@ impl BtreeTable {
     /// REPAIR TABLE: the entries of the row [`Self::repair_next`] gave, `sec[i]`
     /// being the key of secondary index i+1 and whether a part of it is NULL. A
     /// unique key another row already has is left out of that index and counted.
-    pub fn repair_add_entries(&mut self, sec: &[(Vec<u8>, bool)]) -> Result<()> {
-        let st = self.repair.as_mut().ok_or_else(|| Error::Internal("no REPAIR under way".into()))?;
-        if sec.len() + 1 != st.new.len() {
-            return Err(Error::Internal(format!("{} secondary keys for {} indexes", sec.len(), st.new.len() - 1)));
+    pub fn repair_add_entries<S: SecondaryKey>(&mut self, sec: &[S]) -> Result<()> {
+        let n = self.repair.as_ref().ok_or_else(|| Error::Internal("no REPAIR under way".into()))?.new.len();
+        if sec.len() + 1 != n {
+            return Err(Error::Internal(format!("{} secondary keys for {} indexes", sec.len(), n - 1)));
         }
-        for (j, (k, has_null)) in sec.iter().enumerate() {
+        for (j, s) in sec.iter().enumerate() {
+            let v = self.secondary_value(&self.pk, s.unpack());
+            let st = self.repair.as_mut().ok_or_else(|| Error::Internal("no REPAIR under way".into()))?;
             let t = &mut st.new[j + 1].1;
-            if self.unique[j + 1] && !has_null && unique_taken_in(t, k, &self.pk)? {
+            if self.unique[j + 1] && !s.has_null() && unique_taken_in(t, s.key(), &self.pk, self.unpack_values)? {
                 st.report.unique_clashes += 1;
                 continue;
             }
-            t.insert(&Self::secondary_entry(k, &self.pk), &self.pk)?;
+            t.insert(&Self::secondary_entry(s.key(), &self.pk), &v)?;
             st.report.entries += 1;
         }
         Ok(())

@@ -278,12 +278,12 @@ fn recovery_does_not_undo_into_a_truncated_table() {
     let mut tb = BtreeTable::open(&e, &t, vec![true], false).unwrap();
     let mut h = TrxHandle::new();
     for i in 0..200u32 {
-        tb.insert(&e, &mut h, &i.to_be_bytes(), &[1u8; 200], &[]).unwrap();
+        tb.insert(&e, &mut h, &i.to_be_bytes(), &[1u8; 200], NO_SEC).unwrap();
     }
     h.commit(&e, true).unwrap();
     // an open transaction deletes rows (undo: put them back)
     for i in 0..100u32 {
-        tb.delete(&e, &mut h, &i.to_be_bytes(), &[]).unwrap();
+        tb.delete(&e, &mut h, &i.to_be_bytes(), NO_SEC).unwrap();
     }
     let trees = vec![(index_path(&t, 0), tb.shared.trees[0].clone())];
     e.reset_trees(&trees).unwrap();
@@ -331,9 +331,9 @@ fn prepared_transactions_survive_crashes() {
         let mut a = BtreeTable::open(&e, &t1, vec![true], false).unwrap();
         let mut b = BtreeTable::open(&e, &t2, vec![true], false).unwrap();
         let (mut h1, mut h2) = (TrxHandle::new(), TrxHandle::new());
-        a.insert(&e, &mut h1, b"k1", b"row1", &[]).unwrap();
+        a.insert(&e, &mut h1, b"k1", b"row1", NO_SEC).unwrap();
         h1.prepare(&e, &xc).unwrap();
-        b.insert(&e, &mut h2, b"k2", b"row2", &[]).unwrap();
+        b.insert(&e, &mut h2, b"k2", b"row2", NO_SEC).unwrap();
         h2.prepare(&e, &xr).unwrap();
         std::mem::forget(h1);
         std::mem::forget(h2);
@@ -472,6 +472,52 @@ fn keys_only_reads_give_the_entry_not_the_row() {
     assert_eq!(tb.row, b"row");
     h.rollback(&e).unwrap();
     drop(tb);
+    e.checkpoint_now().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Tree format 5: a secondary entry keeps the unpack bytes C++ gives beside
+/// its primary key; an index-only read gives them back, an update that keeps
+/// the key but changes them rewrites the entry, CHECK and the unique probe
+/// find the primary key after them. A table of format 3 keeps none (its
+/// entries' value is the primary key alone) and reads as before.
+#[test]
+fn secondary_entries_keep_unpack_bytes_from_format_5() {
+    let d = dir("unpack", 0);
+    let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
+    for format in [3, tree::FORMAT_VERSION] {
+        let t = d.join(format!("t{format}"));
+        for i in 0..2 {
+            BTree::create_with(&index_path(&t, i), 0, format).unwrap();
+        }
+        let mut tb = BtreeTable::open(&e, &t, vec![true, true], false).unwrap();
+        let mut h = TrxHandle::new();
+        let sec = |k: &[u8], u: &[u8]| vec![(k.to_vec(), false, u.to_vec())];
+        let big = vec![b'V'; 300]; // an unpack length of two LEB128 bytes
+        tb.insert(&e, &mut h, b"p1", b"row1", &sec(b"abc", b"\x03ABC")).unwrap();
+        tb.insert(&e, &mut h, b"p2", b"row2", &sec(b"xyz", &big)).unwrap();
+        // a unique key taken by p1, whatever the unpack bytes
+        assert_eq!(tb.insert(&e, &mut h, b"p3", b"row3", &sec(b"abc", b"\x03abc")).unwrap(), Some(1));
+        let kept = |u: &[u8]| if format >= UNPACK_FORMAT { u.to_vec() } else { vec![] };
+        tb.set_keys_only(true);
+        assert!(tb.seek(&e, &mut h, 1, b"abc", Find::Exact).unwrap());
+        assert_eq!((tb.pk.as_slice(), tb.unpack()), (&b"p1"[..], &kept(b"\x03ABC")[..]));
+        tb.set_prefix(None);
+        assert!(tb.next(false).unwrap());
+        assert_eq!((tb.pk.as_slice(), tb.unpack()), (&b"p2"[..], &kept(&big)[..]));
+        // the same key, other unpack bytes: the entry's value changes
+        tb.update(&e, &mut h, b"p1", b"p1", b"row1", &sec(b"abc", b"\x03ABC"), &sec(b"abc", b"\x03aBc")).unwrap();
+        assert!(tb.seek(&e, &mut h, 1, b"abc", Find::Exact).unwrap());
+        assert_eq!((tb.pk.as_slice(), tb.unpack()), (&b"p1"[..], &kept(b"\x03aBc")[..]));
+        // a full read finds the row through the primary key after them
+        tb.set_keys_only(false);
+        assert!(tb.seek(&e, &mut h, 1, b"xyz", Find::Exact).unwrap());
+        assert_eq!(tb.row, b"row2");
+        h.commit(&e, true).unwrap();
+        assert!(tb.check().unwrap().is_empty(), "format {format}");
+        assert_eq!(tb.key_format(), format);
+        drop(tb);
+    }
     e.checkpoint_now().unwrap();
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -46,11 +46,18 @@ pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
 /// that the key parts C++ writes for binary and NO PAD strings end with their
 /// length; 3 that string key parts (of one-level collations) are of variable
 /// length (btree/keys.rs); 4 that the meta page keeps the file's page count
-/// ([`PAGES_AT`]). The other pages are the same in 1 to 4; a file keeps its version for life
-/// (TRUNCATE too), and C++ builds keys as its table's version says.
-pub const FORMAT_VERSION: u32 = 4;
+/// ([`PAGES_AT`]); 5 that a secondary entry's value holds C++'s unpack bytes after
+/// the primary key's length ([`UNPACK_FORMAT`]). The other pages are the same in 1
+/// to 5; a file keeps its version for life (TRUNCATE too), and C++ builds keys as
+/// its table's version says.
+pub const FORMAT_VERSION: u32 = 5;
 /// The first format whose meta page keeps the page count.
 const PAGE_COUNT_SINCE: u32 = 4;
+/// From this format on, a secondary entry's value is `LEB128(len(pk)) unpack`
+/// (the primary key being the end of the entry's key): the bytes C++ needs to
+/// rebuild string key columns in an index-only read (docs/btree-format.md,
+/// "Secondary entries and unpack bytes"); before it, the value is the primary key.
+pub const UNPACK_FORMAT: u32 = 5;
 /// The oldest format this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
 pub const META: u32 = 0;
