@@ -16,8 +16,20 @@
 #include "ha_rust/src/ffi/mod.rs.h"
 
 #include <string>
+#include <vector>
 
 using ha_rust_ffi::Table;
+
+/* One field of a CSV row written: its text appended to `text`, its kind and
+   place in `fields` (a std::vector or rust::Vec of the bridge's CsvField). */
+template <class Fields>
+void append_field(String *text, Fields *fields, ha_rust_ffi::FieldKind kind,
+                  const char *p, size_t len)
+{
+  fields->push_back({kind, (uint32_t) text->length(), (uint32_t) len});
+  if (len)
+    text->append(p, len);
+}
 
 /* The layout and CSV options of a table, read from ENGINE_ATTRIBUTE (JSON). */
 struct Rust_attributes
@@ -39,7 +51,8 @@ class ha_rust final : public handler
 {
   rust::Box<Table> *tbl= nullptr;
   Rust_attributes attrs;
-  String row_image;
+  String row_image;                      /* a CSV row written: its text */
+  std::vector<ha_rust_ffi::CsvField> row_fields;  /* ... and its fields */
   String field_text;
   std::string err_msg;
 

@@ -19,8 +19,6 @@ static rust::Slice<const uint8_t> bytes(const char *s)
   return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t *>(s), strlen(s));
 }
 
-#include "csv_image.h"  /* append_value, shared with cpp/mariadb/ */
-
 static uint stored_columns(const TABLE *t)
 {
   uint n= 0;
@@ -117,12 +115,14 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info,
                     std::string(e).c_str());
     return HA_WRONG_CREATE_OPTION;
   }
+  /* header line: the names of the stored columns */
   String header;
   for (Field **f= form->field; *f; f++)
     if ((*f)->stored_in_db)
-      append_value(&header, 2, (*f)->field_name, strlen((*f)->field_name));
+      append_field(&header, &opts.header_fields, ha_rust_ffi::FieldKind::Quoted,
+                   (*f)->field_name, strlen((*f)->field_name));
   for (size_t i= 0; i < header.length(); i++)
-    opts.header_image.push_back((uint8_t) header[i]);
+    opts.header_text.push_back((uint8_t) header[i]);
   int rc= ha_rust_ffi::table_create(bytes(name), opts, e);
   if (rc)
     my_printf_error(ER_CANT_CREATE_TABLE, "Cannot create RUST table: %s", MYF(0),
@@ -179,10 +179,14 @@ int ha_rust::close(void)
   return rc;
 }
 
+/* Builds the CSV row of `buf`: its text into row_image, its fields into
+   row_fields. */
 void ha_rust::pack_row(const uchar *buf)
 {
+  using ha_rust_ffi::FieldKind;
   ptrdiff_t off= buf - table->record[0];
   row_image.length(0);
+  row_fields.clear();
   for (Field **fp= table->field; *fp; fp++)
   {
     Field *f= *fp;
@@ -191,11 +195,13 @@ void ha_rust::pack_row(const uchar *buf)
     if (off)
       f->move_field_offset(off);
     if (f->is_null())
-      append_value(&row_image, 0, "", 0);
+      append_field(&row_image, &row_fields, FieldKind::Null, "", 0);
     else
     {
       String *s= f->val_str(&field_text, &field_text);
-      append_value(&row_image, f->str_needs_quotes() ? 2 : 1, s->ptr(), s->length());
+      append_field(&row_image, &row_fields,
+                   f->str_needs_quotes() ? FieldKind::Quoted : FieldKind::Bare,
+                   s->ptr(), s->length());
     }
     if (off)
       f->move_field_offset(-off);
@@ -205,9 +211,9 @@ void ha_rust::pack_row(const uchar *buf)
 int ha_rust::write_row(uchar *buf)
 {
   pack_row(buf);
-  int rc= rust_rc((*tbl)->insert(rust::Slice<const uint8_t>(
-                                     (const uint8_t *) row_image.ptr(), row_image.length()),
-                                 rust::Slice<const uint32_t>(), 0, false, false));
+  int rc= rust_rc((*tbl)->insert_text(
+      rust::Slice<const uint8_t>((const uint8_t *) row_image.ptr(), row_image.length()),
+      rust::Slice<const ha_rust_ffi::CsvField>(row_fields.data(), row_fields.size())));
   if (!rc)
     stats.records++;
   return rc;
@@ -232,8 +238,8 @@ int ha_rust::rnd_end()
 int ha_rust::fetch_row(uchar *buf)
 {
   rust::Slice<const uint8_t> data= (*tbl)->record_data();
-  rust::Slice<const uint32_t> spans= (*tbl)->record_spans();
-  if (spans.size() < 2 * stored_columns(table))
+  rust::Slice<const ha_rust_ffi::CsvField> fields= (*tbl)->record_fields();
+  if (fields.size() < stored_columns(table))
     return HA_ERR_WRONG_IN_RECORD;
   memcpy(buf, table->s->default_values, table->s->null_bytes);
   ptrdiff_t off= buf - table->record[0];
@@ -246,8 +252,8 @@ int ha_rust::fetch_row(uchar *buf)
     uint i= col++;
     if (off)
       f->move_field_offset(off);
-    uint32 start= spans[2 * i], len= spans[2 * i + 1];
-    if (len == UINT32_MAX)
+    const ha_rust_ffi::CsvField &v= fields[i];
+    if (v.kind == ha_rust_ffi::FieldKind::Null)
     {
       f->reset();
       if (f->is_nullable())
@@ -256,7 +262,8 @@ int ha_rust::fetch_row(uchar *buf)
     else
     {
       f->set_notnull();
-      f->store(reinterpret_cast<const char *>(data.data()) + start, len, f->charset());
+      f->store(reinterpret_cast<const char *>(data.data()) + v.offset, v.length,
+               f->charset());
     }
     if (off)
       f->move_field_offset(-off);
