@@ -98,14 +98,13 @@ fn main() {
         .flag_if_supported("-Wno-ignored-qualifiers")
         .flag_if_supported("-fno-strict-aliasing")
         .include(CPP_DIR)
-        .include(CPP_COMMON)
         .cargo_metadata(false);
     for i in &includes {
         cpp.include(i);
     }
     cpp.compile("ha_rust_cpp");
     println!("cargo:rerun-if-changed={CPP_DIR}");
-    for entry in fs::read_dir(CPP_DIR).unwrap().chain(fs::read_dir(CPP_COMMON).unwrap()) {
+    for entry in fs::read_dir(CPP_DIR).unwrap() {
         println!("cargo:rerun-if-changed={}", entry.unwrap().path().display());
     }
     println!("cargo:rerun-if-changed=src/ffi/mod.rs");
@@ -138,7 +137,7 @@ fn main() {
 /// and the headers cxx generates copied to `HA_RUST_CXX_INCLUDE_OUT` for cmake.
 fn intree_bridge(includes: &[PathBuf], out: &Path) {
     let mut glue = cxx_build::bridge("src/ffi/mod.rs");
-    glue.cpp(true).std("c++17").flag("-fPIC").include(CPP_DIR).include(CPP_COMMON);
+    glue.cpp(true).std("c++17").flag("-fPIC").include(CPP_DIR);
     for i in includes {
         glue.include(i);
     }
@@ -157,8 +156,6 @@ fn intree_bridge(includes: &[PathBuf], out: &Path) {
 
 /// The C++ shim for the MariaDB server family: every `.cc` file of its folder.
 const CPP_DIR: &str = "cpp/mariadb";
-/// Headers shared by every server family's shim (no server type in them).
-const CPP_COMMON: &str = "cpp/common";
 
 fn cpp_sources(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
@@ -258,17 +255,14 @@ mod mysql {
             .flag_if_supported("-Wno-missing-field-initializers")
             .flag_if_supported("-fno-strict-aliasing")
             .include(DIR)
-            .include(CPP_COMMON)
             .cargo_metadata(false);
         for i in &includes {
             cpp.include(i);
         }
         cpp.compile("ha_rust_cpp");
-        for d in [DIR, CPP_COMMON] {
-            println!("cargo:rerun-if-changed={d}");
-            for entry in fs::read_dir(d).unwrap() {
-                println!("cargo:rerun-if-changed={}", entry.unwrap().path().display());
-            }
+        println!("cargo:rerun-if-changed={DIR}");
+        for entry in fs::read_dir(DIR).unwrap() {
+            println!("cargo:rerun-if-changed={}", entry.unwrap().path().display());
         }
         println!("cargo:rerun-if-changed=src/ffi/mod.rs");
 
