@@ -222,7 +222,8 @@ mod mysql {
 
         // Server constants for Rust. HA_ERR_LAST: the Rust core numbers its own codes
         // after 200 (MariaDB 10.11's last); MySQL's own codes go further, so the MySQL
-        // shim translates the engine's codes (cpp/mysql/errors.cc) and the core keeps 200.
+        // shim translates the engine's codes (ha_rust::rust_rc in cpp/mysql/handler.cc)
+        // and the core keeps 200.
         let out = PathBuf::from(env::var("OUT_DIR").unwrap());
         let mut b = bindgen::Builder::default()
             .header_contents("consts.h", "#include <my_base.h>\n#include <mysql_version.h>\n")
