@@ -57,7 +57,8 @@ pub struct Options {
     pub hidden_pk: bool,
 }
 
-/// The table options CREATE TABLE gave, for [`check_create_options`].
+/// The table options CREATE TABLE gave, for [`check_create_options`] and
+/// [`check_create`].
 pub struct CreateOptions<'a> {
     pub layout: LayoutKind,
     /// Whether CSV_FILE was given.
@@ -91,6 +92,92 @@ pub fn check_create_options(o: &CreateOptions) -> std::result::Result<(), String
     }
     if o.csv_writable && !o.csv_file {
         return Err("CSV_WRITABLE applies to an attached file (CSV_FILE) only".into());
+    }
+    Ok(())
+}
+
+/// What CREATE TABLE gives beyond its options, for [`check_create`]: what the
+/// server's definition says and the answers of the server's own checks.
+pub struct Create<'a> {
+    pub options: CreateOptions<'a>,
+    /// The server's path of the table (a partition's has `#P#` in it).
+    pub path: &'a [u8],
+    /// For each index: whether it has one part, on the integer AUTO_INCREMENT column.
+    pub keys_on_autoinc: &'a [bool],
+    /// The table has an AUTO_INCREMENT column.
+    pub auto_increment: bool,
+    /// The statement is an ALTER TABLE.
+    pub altering: bool,
+    /// CSV_FILE's value (when given) and the longest path the server checks.
+    pub csv_file: &'a [u8],
+    pub csv_file_max: usize,
+    /// CSV_FILE given: whether the connection has the FILE privilege, and
+    /// whether secure_file_priv lets it read the file.
+    pub file_privilege: bool,
+    pub secure_path: bool,
+}
+
+/// Why CREATE TABLE is refused: the server's error for each.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// ER_TOO_MANY_KEYS, with the layout's limit.
+    TooManyKeys(u32),
+    /// ER_TABLE_CANT_HANDLE_AUTO_INCREMENT.
+    AutoIncrement,
+    /// ER_ILLEGAL_HA_CREATE_OPTION, with the message the user sees.
+    Option(String),
+    /// The server's error for a missing FILE privilege.
+    FilePrivilege,
+    /// ER_OPTION_PREVENTS_STATEMENT for --secure-file-priv.
+    SecureFilePriv,
+}
+
+/// What CREATE TABLE may not do, in the order the user is told: CSV has no
+/// index and no AUTO_INCREMENT; the options go together
+/// ([`check_create_options`]); ARCHIVE, as MariaDB's ARCHIVE, has at most one
+/// index, on the AUTO_INCREMENT column; an attached file (CSV_FILE) is not for
+/// ALTER or partitions, and is a file the connection may read, as LOAD DATA
+/// INFILE reads one. (BTREE's own refusals need the server's key types: C++.)
+pub fn check_create(c: &Create) -> std::result::Result<(), Refused> {
+    let o = &c.options;
+    if o.layout == LayoutKind::Csv && !c.keys_on_autoinc.is_empty() {
+        return Err(Refused::TooManyKeys(0));
+    }
+    if o.layout == LayoutKind::Csv && c.auto_increment {
+        return Err(Refused::AutoIncrement);
+    }
+    check_create_options(o).map_err(Refused::Option)?;
+    if o.layout == LayoutKind::Archive && c.keys_on_autoinc.len() > 1 {
+        return Err(Refused::TooManyKeys(1));
+    }
+    if o.layout == LayoutKind::Archive && c.keys_on_autoinc.contains(&false) {
+        return Err(Refused::Option(
+            "An ARCHIVE table can have one index only, on its integer AUTO_INCREMENT column".into(),
+        ));
+    }
+    if !o.csv_file {
+        return Ok(());
+    }
+    if c.altering || c.path.windows(3).any(|w| w == b"#P#") {
+        // ALTER copies rows into a new table: attached to the same file, it would
+        // append them to it again; partitions would each attach the whole file
+        return Err(Refused::Option(
+            "A table attached to a CSV file cannot be altered or partitioned; drop it and create it again".into(),
+        ));
+    }
+    if !c.file_privilege {
+        return Err(Refused::FilePrivilege);
+    }
+    if !c.csv_file.starts_with(b"/") {
+        return Err(Refused::Option("CSV_FILE must be an absolute path".into()));
+    }
+    if c.csv_file.len() > c.csv_file_max {
+        // checked whole or not at all: a cut copy could pass the check while
+        // the full path names another file
+        return Err(Refused::Option(format!("CSV_FILE is longer than {} bytes", c.csv_file_max)));
+    }
+    if !c.secure_path {
+        return Err(Refused::SecureFilePriv);
     }
     Ok(())
 }
@@ -268,5 +355,54 @@ mod tests {
         }
         assert_eq!(err(CreateOptions { csv_writable: true, ..opts(LayoutKind::Csv) }), "CSV_WRITABLE applies to an attached file (CSV_FILE) only");
         assert_eq!(check_create_options(&CreateOptions { csv_writable: true, csv_file: true, ..opts(LayoutKind::Csv) }), Ok(()));
+    }
+
+    fn create(layout: LayoutKind) -> Create<'static> {
+        Create {
+            options: opts(layout),
+            path: b"./db/t",
+            keys_on_autoinc: &[],
+            auto_increment: false,
+            altering: false,
+            csv_file: b"",
+            csv_file_max: 510,
+            file_privilege: true,
+            secure_path: true,
+        }
+    }
+
+    /// CREATE's refusals, each the first that applies, with the server's error
+    /// for it (or the text the user sees).
+    #[test]
+    fn create_is_refused_in_order() {
+        use Refused::*;
+        let opt = |s: &str| Err(Option(s.into()));
+        for l in [LayoutKind::Btree, LayoutKind::Csv, LayoutKind::Archive] {
+            assert_eq!(check_create(&create(l)), Ok(()));
+        }
+        let csv = create(LayoutKind::Csv);
+        assert_eq!(check_create(&Create { keys_on_autoinc: &[true], auto_increment: true, ..create(LayoutKind::Csv) }), Err(TooManyKeys(0)));
+        assert_eq!(check_create(&Create { auto_increment: true, ..create(LayoutKind::Csv) }), Err(AutoIncrement));
+        let bad_level = CreateOptions { compression_level: 3, ..opts(LayoutKind::Csv) };
+        assert_eq!(check_create(&Create { options: bad_level, ..create(LayoutKind::Csv) }), opt("COMPRESSION_LEVEL applies to LAYOUT=ARCHIVE only"));
+        assert_eq!(check_create(&Create { keys_on_autoinc: &[true], ..create(LayoutKind::Archive) }), Ok(()));
+        assert_eq!(check_create(&Create { keys_on_autoinc: &[true, true], ..create(LayoutKind::Archive) }), Err(TooManyKeys(1)));
+        assert_eq!(
+            check_create(&Create { keys_on_autoinc: &[false], ..create(LayoutKind::Archive) }),
+            opt("An ARCHIVE table can have one index only, on its integer AUTO_INCREMENT column")
+        );
+        assert_eq!(check_create(&Create { keys_on_autoinc: &[false, true], ..create(LayoutKind::Btree) }), Ok(()));
+        let attached = |file: &'static [u8]| Create { options: CreateOptions { csv_file: true, ..opts(LayoutKind::Csv) }, csv_file: file, ..create(LayoutKind::Csv) };
+        assert_eq!(check_create(&attached(b"/tmp/x.csv")), Ok(()));
+        let moved = "A table attached to a CSV file cannot be altered or partitioned; drop it and create it again";
+        assert_eq!(check_create(&Create { altering: true, ..attached(b"/tmp/x.csv") }), opt(moved));
+        assert_eq!(check_create(&Create { path: b"./db/t#P#p0", ..attached(b"/tmp/x.csv") }), opt(moved));
+        assert_eq!(check_create(&Create { file_privilege: false, ..attached(b"x.csv") }), Err(FilePrivilege));
+        assert_eq!(check_create(&attached(b"x.csv")), opt("CSV_FILE must be an absolute path"));
+        assert_eq!(check_create(&attached(b"")), opt("CSV_FILE must be an absolute path"));
+        assert_eq!(check_create(&Create { csv_file_max: 5, ..attached(b"/tmp/x.csv") }), opt("CSV_FILE is longer than 5 bytes"));
+        assert_eq!(check_create(&Create { csv_file_max: 10, ..attached(b"/tmp/x.csv") }), Ok(()));
+        assert_eq!(check_create(&Create { secure_path: false, ..attached(b"/tmp/x.csv") }), Err(SecureFilePriv));
+        assert_eq!(check_create(&Create { altering: true, ..csv }), Ok(()));
     }
 }

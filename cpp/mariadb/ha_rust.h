@@ -49,6 +49,9 @@ static_assert(HA_ERR_RUST_FIRST == HA_ERR_LAST + 1,
    (src/btree/tree/mod.rs UNPACK_FORMAT): string key parts are read back
    from the entry from it on. */
 static const uint32_t KEY_FORMAT_UNPACK= 5;
+/* ... and from which the unpack item of a string part whose collation folds
+   case is Rust's compact one (src/btree/unpack.rs), not the value again. */
+static const uint32_t KEY_FORMAT_CASE= 6;
 
 /* Whether a key part's column can be read back from its secondary entry
    (index-only reads; keys.cc) in a table of tree format `key_format` (0: not
@@ -59,9 +62,11 @@ bool rust_key_part_decodable(const KEY_PART_INFO *kp, uint32_t key_format);
    unpack_of): not at all, copied, or byte-reversed (then the sign bit flipped
    for KU_REVERSE_SIGNED); a string from its key's weights (KU_STRING_KEY: the
    weights are its bytes; a PAD SPACE VARCHAR's trailing spaces counted in the
-   unpack bytes) or from the unpack bytes (KU_STRING_VALUE: its value there). */
+   unpack bytes), from the unpack bytes (KU_STRING_VALUE: its value there), or
+   from both (KU_STRING_CASE: the key's weights, one a character, and a few
+   bits a character that tell the character of each). */
 enum part_unpack { KU_NONE, KU_COPY, KU_REVERSE, KU_REVERSE_SIGNED,
-                   KU_STRING_KEY, KU_STRING_VALUE };
+                   KU_STRING_KEY, KU_STRING_VALUE, KU_STRING_CASE };
 
 /* Bytes for the bridge. */
 static inline rust::Slice<const uint8_t> bytes(const String &s)
@@ -156,6 +161,8 @@ class ha_rust final : public handler
   /* [key][user part]: part_layout and unpack_of, computed once in bt_setup
      for bt_unpack_key (they depend on the table definition only) */
   struct part_decode { ha_rust_ffi::KeyPart part; part_unpack how; bool trail; };
+  int unpack_string(const part_decode &d, Field *f, my_ptrdiff_t off,
+                    const uchar *p, size_t len, const uchar *&q, const uchar *qend);
   std::vector<std::vector<part_decode>> key_decode;
   bool key_only= false;              /* the open index cursor reads entries only */
   bool fetched_key_only= false;      /* the last row came from an entry only */

@@ -124,143 +124,53 @@ ulonglong ha_rust::table_flags() const
          HA_SLOW_RND_POS;
 }
 
-/* CREATE of a layout this build does not have: Rust's refusal, as the error. */
-static int refuse_layout(const char *name,
-                         const ha_rust_ffi::TableOptions &opts)
+/* What CREATE may not do: Rust's rules (ha_rust_ffi::table_create_check), told
+   what the server's definition says and the answers of the server's own
+   checks, then what BTREE cannot index; sets *indexes, the number of the
+   table's Rust indexes (BTREE). */
+static int create_check(THD *thd, const char *name, TABLE *form,
+                        const ha_table_option_struct *o,
+                        const ha_rust_ffi::TableOptions &opts, uint *indexes)
 {
-  rust::String e;
-  ha_rust_ffi::table_create(bytes(name), opts, e);
-  my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
-                  std::string(e).c_str());
-  return HA_WRONG_CREATE_OPTION;
-}
-
-/* LAYOUT=CSV: no index, no AUTO_INCREMENT. */
-static int csv_create_check(TABLE *form)
-{
-  if (form->s->keys)
-  {
-    my_error(ER_TOO_MANY_KEYS, MYF(0), 0);
-    return HA_WRONG_CREATE_OPTION;
-  }
-  if (form->found_next_number_field)
-  {
-    my_error(ER_TABLE_CANT_HANDLE_AUTO_INCREMENT, MYF(0));
-    return HA_WRONG_CREATE_OPTION;
-  }
-  return 0;
-}
-
-/* LAYOUT=ARCHIVE, as MariaDB's ARCHIVE: at most one index, on the
-   AUTO_INCREMENT column. */
-static int archive_create_check(TABLE *form)
-{
-  if (form->s->keys > 1)
-  {
-    my_error(ER_TOO_MANY_KEYS, MYF(0), 1);
-    return HA_WRONG_CREATE_OPTION;
-  }
-  for (uint k= 0; k < form->s->keys; k++)
-  {
-    KEY *key= form->key_info + k;
-    if (key->user_defined_key_parts != 1 ||
-        !(key->key_part[0].field->flags & AUTO_INCREMENT_FLAG) ||
-        key->key_part[0].field->result_type() != INT_RESULT)
-    {
-      my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                      "An ARCHIVE table can have one index only, on its "
-                      "integer AUTO_INCREMENT column", MYF(0));
-      return HA_WRONG_CREATE_OPTION;
-    }
-  }
-  return 0;
-}
-
-/* Which options combine, and their values: Rust's rules
-   (ha_rust_ffi::table_options_check). */
-static int options_check(const ha_table_option_struct *o,
-                         const ha_rust_ffi::TableOptions &opts)
-{
-  ha_rust_ffi::OptionsGiven given;
-  given.csv_file= o->csv_file != nullptr;
-  given.csv_separator= o->csv_separator != nullptr;
+  ha_rust_ffi::CreateFacts f;
+  f.csv_file= o->csv_file != nullptr;
+  f.csv_separator= o->csv_separator != nullptr;
   for (const char *p= o->csv_separator; p && *p; p++)
-    given.csv_separator_text.push_back((uint8_t) *p);
-  rust::String bad;
-  if (ha_rust_ffi::table_options_check(opts, given, bad))
-    return 0;
-  my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
-                  std::string(bad).c_str());
-  return HA_WRONG_CREATE_OPTION;
-}
-
-/* What the chosen layout cannot do (its options, indexes, AUTO_INCREMENT);
-   sets *indexes, the number of the table's Rust indexes (BTREE). */
-static int layout_create_check(TABLE *form, const ha_table_option_struct *o,
-                               const ha_rust_ffi::TableOptions &opts,
-                               uint *indexes)
-{
-  if (o->layout == LAYOUT_CSV)
-    if (int rc= csv_create_check(form))
-      return rc;
-  if (int rc= options_check(o, opts))
-    return rc;
-  if (o->layout == LAYOUT_BTREE)
-    return ha_rust::bt_create_check(form, indexes);
-  if (o->layout == LAYOUT_ARCHIVE)
-    return archive_create_check(form);
-  return 0;
-}
-
-/* CSV_FILE: a server-side file, as LOAD DATA INFILE reads one. */
-static int csv_file_check(THD *thd, const char *csv_file)
-{
-  /* Reading a server-side file is what the FILE privilege and
-     secure_file_priv govern, as for LOAD DATA INFILE. */
-  if (check_global_access(thd, FILE_ACL))
-    return HA_WRONG_CREATE_OPTION;
-  if (csv_file[0] != '/')
-  {
-    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                    "CSV_FILE must be an absolute path", MYF(0));
-    return HA_WRONG_CREATE_OPTION;
-  }
+    f.csv_separator_text.push_back((uint8_t) *p);
+  for (KEY *k= form->key_info; k < form->key_info + form->s->keys; k++)
+    f.keys_on_autoinc.push_back(k->user_defined_key_parts == 1 &&
+        (k->key_part[0].field->flags & AUTO_INCREMENT_FLAG) &&
+        k->key_part[0].field->result_type() == INT_RESULT);
+  f.auto_increment= form->found_next_number_field != nullptr;
+  f.altering= thd_sql_command(thd) == SQLCOM_ALTER_TABLE;
+  /* CSV_FILE, a server-side file: reading one is what the FILE privilege and
+     secure_file_priv govern, as for LOAD DATA INFILE (the path is checked
+     whole: a cut copy could pass while the full path names another file) */
   char path[FN_REFLEN];
-  if (strlen(csv_file) >= sizeof(path) - 1)
-  {
-    /* checked whole or not at all: a cut copy could pass the check while
-       the full path names another file */
-    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                    "CSV_FILE is longer than %d bytes", MYF(0),
-                    (int) sizeof(path) - 2);
-    return HA_WRONG_CREATE_OPTION;
-  }
-  strmake(path, csv_file, sizeof(path) - 1);
-  if (!is_secure_file_path(path))
-  {
+  f.csv_file_max= sizeof(path) - 2;
+  f.file_privilege= o->csv_file && !check_global_access(thd, FILE_ACL, true);
+  f.secure_path= o->csv_file && strlen(o->csv_file) <= f.csv_file_max &&
+                 is_secure_file_path(strcpy(path, o->csv_file));
+  rust::String why;
+  ha_rust_ffi::CreateVerdict v=
+      ha_rust_ffi::table_create_check(bytes(name), opts, f, why);
+  using ha_rust_ffi::Refusal;
+  if (v.refusal == Refusal::TooManyKeys)
+    my_error(ER_TOO_MANY_KEYS, MYF(0), (int) v.max_keys);
+  else if (v.refusal == Refusal::AutoIncrement)
+    my_error(ER_TABLE_CANT_HANDLE_AUTO_INCREMENT, MYF(0));
+  else if (v.refusal == Refusal::Option)
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "%s", MYF(0),
+                    std::string(why).c_str());
+  else if (v.refusal == Refusal::FilePrivilege)
+    check_global_access(thd, FILE_ACL);   /* raises the server's error */
+  else if (v.refusal == Refusal::SecureFilePriv)
     my_error(ER_OPTION_PREVENTS_STATEMENT, MYF(0), "--secure-file-priv");
-    return HA_WRONG_CREATE_OPTION;
-  }
-  return 0;
-}
-
-/* An attached file (CSV_FILE): not for ALTER or partitions, and a file the
-   connection may read. */
-static int attached_file_check(THD *thd, const char *name,
-                               const ha_table_option_struct *o)
-{
-  if (!o->csv_file)
+  else if (o->layout == LAYOUT_BTREE)
+    return ha_rust::bt_create_check(form, indexes);
+  else
     return 0;
-  if (thd_sql_command(thd) == SQLCOM_ALTER_TABLE || strstr(name, "#P#"))
-  {
-    /* ALTER copies rows into a new table: attached to the same file, it would
-       append them to it again; partitions would each attach the whole file */
-    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                    "A table attached to a CSV file cannot be altered or "
-                    "partitioned; drop it and create it again", MYF(0));
-    return HA_WRONG_CREATE_OPTION;
-  }
-  return csv_file_check(thd, o->csv_file);
+  return HA_WRONG_CREATE_OPTION;
 }
 
 int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
@@ -268,12 +178,8 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
   THD *thd= ha_thd();
   ha_table_option_struct *o= form->s->option_struct;
   ha_rust_ffi::TableOptions opts= table_options(o, form);
-  if (!ha_rust_ffi::layout_supported(opts.layout))
-    return refuse_layout(name, opts);
   uint indexes= 1;
-  if (int rc= layout_create_check(form, o, opts, &indexes))
-    return rc;
-  if (int rc= attached_file_check(thd, name, o))
+  if (int rc= create_check(thd, name, form, o, opts, &indexes))
     return rc;
   /* header line: the names of the stored columns */
   String header;

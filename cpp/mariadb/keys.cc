@@ -67,6 +67,17 @@ static size_t space_weights(CHARSET_INFO *cs, uchar *pad)
                       MY_STRXFRM_PAD_WITH_SPACE);
 }
 
+/* The collation weights of a string's first `nchars` characters, without
+   padding, into w; returns their length. */
+static size_t value_weights(CHARSET_INFO *cs, uint nchars, const String *s,
+                            std::string &w)
+{
+  size_t len= cs->strnxfrmlen(nchars * cs->mbmaxlen);
+  w.resize(len);
+  return cs->strnxfrm((uchar *) &w[0], len, nchars,
+                      (const uchar *) s->ptr(), s->length(), 0);
+}
+
 /* One key part of the field's current value, memcomparable: strings through
    their collation (strnxfrm over the first `length / mbmaxlen` characters; in
    key format 3 the value's weights in Rust's variable-length chunks, before it
@@ -92,11 +103,7 @@ void ha_rust::append_field_key(KEY_PART_INFO *kp, Field *f, std::string &out)
         w.assign(s->ptr(), wlen= std::min<size_t>(s->length(),
                  cs->charpos(s->ptr(), s->ptr() + s->length(), nchars)));
       else
-      {
-        w.resize(len);
-        wlen= cs->strnxfrm((uchar *) &w[0], len, nchars,
-                           (const uchar *) s->ptr(), s->length(), 0);
-      }
+        wlen= value_weights(cs, nchars, s, w);
       size_t max= ha_rust_ffi::string_key_max(wlen, plen);
       out.resize(at + max);
       size_t n= ha_rust_ffi::string_key(
@@ -256,6 +263,26 @@ uint ha_rust::key_tuple(uint key, const uchar *tuple, key_part_map map,
    so it is server glue, as append_field_key is: it stays here, next to the
    encoding it inverts (ARCHITECTURE.md: C++ owns key <-> bytes). */
 
+/* A PAD SPACE collation whose weights are one a character, in the units
+   src/btree/unpack.rs rebuilds characters from: 1 for an 8-bit one whose
+   space weighs 0x20 (latin1_swedish_ci and the like), 2 for a utf8mb3/utf8mb4
+   one whose weights are 2-byte code points (utf8mb4_general_ci and the
+   like); else 0. (Rust checks each value: one whose weights are not one a
+   character, as in latin1_german2_ci's 'ß', gets the value kept raw.) */
+static uint case_units(CHARSET_INFO *cs)
+{
+  if (!chunked_part(cs, KEY_FORMAT_CASE) || (cs->state & MY_CS_NOPAD))
+    return 0;
+  uchar pad[16];
+  size_t plen= space_weights(cs, pad);
+  if (cs->mbmaxlen == 1 && plen == 1 && pad[0] == 0x20)
+    return 1;
+  if ((cs->state & MY_CS_UNICODE) && cs->mbminlen == 1 && plen == 2 &&
+      pad[0] == 0 && pad[1] == 0x20)
+    return 2;
+  return 0;
+}
+
 /* How a string key part reads back (tree format `key_format`, 0: the format
    new tables get); *trail: a trailing-space count is in the unpack bytes. */
 static part_unpack string_unpack_of(const KEY_PART_INFO *kp,
@@ -275,6 +302,8 @@ static part_unpack string_unpack_of(const KEY_PART_INFO *kp,
     *trail= f->real_type() == MYSQL_TYPE_VARCHAR && !length_matters(cs);
     return KU_STRING_KEY;
   }
+  if ((!key_format || key_format >= KEY_FORMAT_CASE) && case_units(cs))
+    return KU_STRING_CASE;
   return KU_STRING_VALUE;
 }
 
@@ -342,7 +371,8 @@ void ha_rust::append_unpack(uint key, const uchar *record, std::string &out)
   const std::vector<part_decode> &parts= key_decode[key];
   for (size_t i= 0; i < parts.size(); i++)
   {
-    if (parts[i].how != KU_STRING_VALUE && !parts[i].trail)
+    if (parts[i].how != KU_STRING_VALUE && parts[i].how != KU_STRING_CASE &&
+        !parts[i].trail)
       continue;
     Field *f= k->key_part[i].field;
     if (f->real_maybe_null() && f->is_null(off))
@@ -356,6 +386,19 @@ void ha_rust::append_unpack(uint key, const uchar *record, std::string &out)
     {
       put_varint(out, v->length());
       out.append(v->ptr(), v->length());
+    }
+    else if (parts[i].how == KU_STRING_CASE)
+    {
+      static thread_local std::string w;
+      CHARSET_INFO *cs= f->charset();
+      size_t wlen= value_weights(cs, k->key_part[i].length / cs->mbmaxlen, v, w);
+      size_t at= out.size(), max= ha_rust_ffi::string_unpack_max(v->length());
+      out.resize(at + max);
+      size_t n= ha_rust_ffi::string_unpack(
+          rust::Slice<const uint8_t>((const uint8_t *) v->ptr(), v->length()),
+          rust::Slice<const uint8_t>((const uint8_t *) w.data(), wlen),
+          cs->mbmaxlen > 1, rust::Slice<uint8_t>((uint8_t *) &out[at], max));
+      out.resize(at + n);
     }
     else
     {
@@ -391,6 +434,58 @@ static bool store_string(Field *f, my_ptrdiff_t off, const char *s, size_t n)
   return false;
 }
 
+/* A string key part's value into its field at `off` from record[0], from the
+   part's `len` key bytes at p and (as it needs) the unpack bytes at q, which
+   it steps over. */
+int ha_rust::unpack_string(const part_decode &d, Field *f, my_ptrdiff_t off,
+                           const uchar *p, size_t len, const uchar *&q,
+                           const uchar *qend)
+{
+  static thread_local std::string w;
+  const ha_rust_ffi::KeyPart &part= d.part;
+  if (d.how == KU_STRING_KEY)
+  {
+    w.resize(len);
+    size_t n= ha_rust_ffi::string_key_weights(
+        rust::Slice<const uint8_t>(p, len), part,
+        rust::Slice<const uint8_t>((const uint8_t *) " ",
+                                   (part.chunked && part.length) ? 1 : 0),
+        rust::Slice<uint8_t>((uint8_t *) &w[0], len));
+    if (n > len)
+      return HA_ERR_WRONG_IN_RECORD;
+    w.resize(n);
+    if (d.trail)
+    {
+      size_t sp;
+      if (!get_varint(q, qend, &sp) || sp > f->field_length)
+        return HA_ERR_WRONG_IN_RECORD;
+      w.append(sp, ' ');
+    }
+  }
+  else if (d.how == KU_STRING_VALUE)
+  {
+    size_t n;
+    if (!get_varint(q, qend, &n) || (size_t) (qend - q) < n)
+      return HA_ERR_WRONG_IN_RECORD;
+    w.assign((const char *) q, n);
+    q+= n;
+  }
+  else
+  {
+    w.resize(f->field_length);
+    ha_rust_ffi::UnpackedString r= ha_rust_ffi::string_unpacked(
+        rust::Slice<const uint8_t>(p, len), part, f->charset()->mbmaxlen > 1,
+        rust::Slice<const uint8_t>(q, (size_t) (qend - q)),
+        rust::Slice<uint8_t>((uint8_t *) &w[0], w.size()));
+    if (!r.ok)
+      return HA_ERR_WRONG_IN_RECORD;
+    w.resize(r.value_len);
+    q+= r.item_len;
+  }
+  f->set_notnull(off);
+  return store_string(f, off, w.data(), w.size()) ? HA_ERR_WRONG_IN_RECORD : 0;
+}
+
 /* The current entry's decodable columns into buf (the key's parts, then the
    primary key's); the others are left alone. */
 int ha_rust::bt_unpack_key(uchar *buf)
@@ -399,7 +494,6 @@ int ha_rust::bt_unpack_key(uchar *buf)
   rust::Slice<const uint8_t> u= (*tbl)->bt_unpack();
   const uchar *p= k.data(), *end= p + k.size();
   const uchar *q= u.data(), *qend= q + u.size();
-  static thread_local std::string w;
   my_ptrdiff_t off= buf - table->record[0];
   uint pk= table->s->primary_key;
   for (uint pass= 0; pass < 2; pass++)
@@ -430,37 +524,10 @@ int ha_rust::bt_unpack_key(uchar *buf)
             rust::Slice<const uint8_t>(p, (size_t) (end - p)), part);
       if ((size_t) (end - p) < len)
         return HA_ERR_WRONG_IN_RECORD;
-      if (how == KU_STRING_KEY)
+      if (how == KU_STRING_KEY || how == KU_STRING_VALUE || how == KU_STRING_CASE)
       {
-        w.resize(len);
-        size_t n= ha_rust_ffi::string_key_weights(
-            rust::Slice<const uint8_t>(p, len), part,
-            rust::Slice<const uint8_t>((const uint8_t *) " ",
-                                       (part.chunked && part.length) ? 1 : 0),
-            rust::Slice<uint8_t>((uint8_t *) &w[0], len));
-        if (n > len)
-          return HA_ERR_WRONG_IN_RECORD;
-        w.resize(n);
-        if (parts[i].trail)
-        {
-          size_t sp;
-          if (!get_varint(q, qend, &sp) || sp > f->field_length)
-            return HA_ERR_WRONG_IN_RECORD;
-          w.append(sp, ' ');
-        }
-        f->set_notnull(off);
-        if (store_string(f, off, w.data(), w.size()))
-          return HA_ERR_WRONG_IN_RECORD;
-      }
-      else if (how == KU_STRING_VALUE)
-      {
-        size_t n;
-        if (!get_varint(q, qend, &n) || (size_t) (qend - q) < n)
-          return HA_ERR_WRONG_IN_RECORD;
-        f->set_notnull(off);
-        if (store_string(f, off, (const char *) q, n))
-          return HA_ERR_WRONG_IN_RECORD;
-        q+= n;
+        if (int err= unpack_string(parts[i], f, off, p, len, q, qend))
+          return err;
       }
       else if (how != KU_NONE)
       {

@@ -61,6 +61,16 @@ static void update_debug_panic_at(THD *, struct st_mysql_sys_var *, void *var,
   ha_rust_ffi::engine_set_debug_panic_at(bytes(debug_panic_at_buf));
 }
 
+/* A test hook: the BTREE tree format version new tables are created in. */
+static uint rust_debug_create_format;
+
+static void update_debug_create_format(THD *, struct st_mysql_sys_var *,
+                                       void *var, const void *save)
+{
+  *static_cast<uint *>(var)= *static_cast<const uint *>(save);
+  ha_rust_ffi::engine_set_debug_create_format(rust_debug_create_format);
+}
+
 static MYSQL_SYSVAR_ULONGLONG(buffer_pool_size, rust_buffer_pool_size,
   PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
   "Bytes of B-tree pages all BTREE tables together keep in memory "
@@ -94,12 +104,20 @@ static MYSQL_SYSVAR_STR(debug_panic_at, rust_debug_panic_at,
   "inside the panic guard, which makes it the statement's error; empty: off",
   NULL, update_debug_panic_at, "");
 
+static MYSQL_SYSVAR_UINT(debug_create_format, rust_debug_create_format,
+  PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_NOCMDOPT,
+  "Test hook, not for production: the BTREE tree format version (docs/"
+  "btree-format.md) new tables are created in, to test older formats; 0, or a "
+  "version this build does not write: the current one",
+  NULL, update_debug_create_format, 0, 0, 255, 0);
+
 static struct st_mysql_sys_var *rust_system_variables[]= {
   MYSQL_SYSVAR(buffer_pool_size),
   MYSQL_SYSVAR(flush_log_at_trx_commit),
   MYSQL_SYSVAR(lock_wait_timeout),
   MYSQL_SYSVAR(log_file_size),
   MYSQL_SYSVAR(debug_panic_at),
+  MYSQL_SYSVAR(debug_create_format),
   NULL
 };
 

@@ -22,6 +22,7 @@ pub mod engine;
 pub mod lock;
 pub mod table;
 pub mod keys;
+pub mod unpack;
 pub mod layout;
 
 /// Tests stop a TRUNCATE, a REPAIR or a recovery at each of its writes and fsyncs

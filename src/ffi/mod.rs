@@ -149,13 +149,53 @@ pub mod bridge {
         hidden_pk: bool,
     }
 
-    /// Which table options CREATE TABLE gave (`TableOptions` has their values,
-    /// with defaults for those not given).
-    struct OptionsGiven {
+    /// What CREATE TABLE gives beyond `TableOptions` (which has the options'
+    /// values, with defaults for those not given), for `table_create_check`:
+    /// which options were given, what the server's definition says, and the
+    /// answers of the server's own checks (`layout::Create` is the Rust side).
+    struct CreateFacts {
         csv_file: bool,
         /// CSV_SEPARATOR as written, when given.
         csv_separator: bool,
         csv_separator_text: Vec<u8>,
+        /// For each index: whether it has one part, on the integer
+        /// AUTO_INCREMENT column.
+        keys_on_autoinc: Vec<bool>,
+        /// The table has an AUTO_INCREMENT column.
+        auto_increment: bool,
+        /// The statement is an ALTER TABLE.
+        altering: bool,
+        /// The longest CSV_FILE path the server checks.
+        csv_file_max: u32,
+        /// CSV_FILE given: the connection has the FILE privilege, and
+        /// secure_file_priv lets it read the file.
+        file_privilege: bool,
+        secure_path: bool,
+    }
+
+    /// Why CREATE TABLE is refused (`table_create_check`): which server error
+    /// C++ raises.
+    #[derive(Debug)]
+    #[repr(u8)]
+    enum Refusal {
+        None = 0,
+        /// ER_TOO_MANY_KEYS, with `CreateVerdict::max_keys`.
+        TooManyKeys = 1,
+        /// ER_TABLE_CANT_HANDLE_AUTO_INCREMENT.
+        AutoIncrement = 2,
+        /// ER_ILLEGAL_HA_CREATE_OPTION, with the message in `err`.
+        Option = 3,
+        /// The server's error for a missing FILE privilege.
+        FilePrivilege = 4,
+        /// ER_OPTION_PREVENTS_STATEMENT for --secure-file-priv.
+        SecureFilePriv = 5,
+    }
+
+    /// `table_create_check`'s answer.
+    struct CreateVerdict {
+        refusal: Refusal,
+        /// `TooManyKeys`: the layout's limit.
+        max_keys: u32,
     }
 
     /// A row's key in one secondary index.
@@ -180,6 +220,16 @@ pub mod bridge {
         nullable: bool,
         /// A variable-length string part of key format 3 (its end: `key_part_len`).
         chunked: bool,
+    }
+
+    /// What `string_unpacked` rebuilt: the value's length in `out` and the
+    /// unpack item's in the unpack bytes; `ok` false when key and item do not
+    /// fit together (a damaged entry).
+    #[derive(Clone, Copy)]
+    struct UnpackedString {
+        ok: bool,
+        value_len: usize,
+        item_len: usize,
     }
 
     /// An XA transaction id (the server's `XID`): `data` is the gtrid then the bqual.
@@ -335,6 +385,9 @@ pub mod bridge {
         /// guard test names it) whose every call then panics inside its guard; empty
         /// turns it off.
         fn engine_set_debug_panic_at(entry: &[u8]);
+        /// The test hook rust_debug_create_format: the BTREE tree format version
+        /// new tables are created in (0: this build's).
+        fn engine_set_debug_create_format(format: u32);
         /// Log bytes between checkpoints (rust_log_file_size).
         fn engine_set_log_size(bytes: u64);
         /// Moves one line of what recovery did into `out`; false when none is left.
@@ -387,8 +440,6 @@ pub mod bridge {
         fn trx_savepoint(t: &TrxHandle) -> u64;
         fn trx_rollback_to(t: &mut TrxHandle, sp: u64, err: &mut String) -> i32;
 
-        /// Whether this build can create and open tables of `layout` now.
-        fn layout_supported(layout: LayoutKind) -> bool;
         /// A BTREE read of `rows` rows over `ranges` ranges of the clustered tree
         /// whose scan costs `scan` (src/optimizer.rs).
         fn primary_read_cost(scan: f64, records: u64, ranges: u32, rows: u64) -> f64;
@@ -409,10 +460,24 @@ pub mod bridge {
         /// returns their length, or `usize::MAX` when they do not fit or the
         /// part is not a chunked one.
         fn string_key_weights(key: &[u8], part: &KeyPart, pad: &[u8], out: &mut [u8]) -> usize;
+        /// The unpack item (tree format 6, btree/unpack.rs) of a string key
+        /// part's `value` whose collation weights (without padding) are
+        /// `weights`: `wide`, UTF-8 values with 2-byte code point weights;
+        /// else one byte a character and a weight. Into `out` (room for
+        /// `string_unpack_max(value.len())`); returns its length (0 if it did
+        /// not fit: an item is never empty).
+        fn string_unpack(value: &[u8], weights: &[u8], wide: bool, out: &mut [u8]) -> usize;
+        fn string_unpack_max(value: usize) -> usize;
+        /// The value of the PAD SPACE string key part `key` (exactly the part,
+        /// its null byte excluded) rebuilt with the unpack item at the start of
+        /// `unpack`, into `out`.
+        fn string_unpacked(key: &[u8], part: &KeyPart, wide: bool, unpack: &[u8], out: &mut [u8]) -> UnpackedString;
 
-        /// Whether CREATE TABLE's options go together (the layout's own options
-        /// only, a valid separator, ...); false with the reason in `err`.
-        fn table_options_check(options: &TableOptions, given: &OptionsGiven, err: &mut String) -> bool;
+        /// What CREATE TABLE of the table at `path` may not do (`layout::check_create`:
+        /// a layout this build lacks, CSV's and ARCHIVE's indexes and
+        /// AUTO_INCREMENT, options that do not go together, an attached file);
+        /// `Refusal::Option`'s message in `err`.
+        fn table_create_check(path: &[u8], options: &TableOptions, facts: &CreateFacts, err: &mut String) -> CreateVerdict;
         fn table_create(path: &[u8], options: &TableOptions, err: &mut String) -> i32;
         fn table_delete(path: &[u8], err: &mut String) -> i32;
         fn table_rename(from: &[u8], to: &[u8], err: &mut String) -> i32;
@@ -569,7 +634,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, KeyPart, LayoutKind, LogFlush, OptionsGiven, RangeEnd, SecKey, Sizes, Stats, TableOptions, Xid,
+    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, Sizes, Stats, TableOptions, UnpackedString, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
@@ -969,6 +1034,11 @@ fn engine_set_debug_panic_at(entry: &[u8]) {
     guard_or("engine_set_debug_panic_at", || (), || debug_panic::set(&String::from_utf8_lossy(entry)))
 }
 
+/// Sets the test hook `rust_debug_create_format` (0: off).
+fn engine_set_debug_create_format(format: u32) {
+    guard_or("engine_set_debug_create_format", || (), || bt::set_debug_create_format(format))
+}
+
 /// Test-only panic injection: `arm` makes the guard of entry point `entry`, when it
 /// is next entered on this thread, panic inside it, and `caught` counts the panics
 /// guards caught, so a test can tell an entry point that went through a guard under
@@ -1033,10 +1103,6 @@ fn primary_read_cost(scan: f64, records: u64, ranges: u32, rows: u64) -> f64 {
     guard_or("primary_read_cost", || scan, || optimizer::primary_read_cost(scan, records, ranges, rows))
 }
 
-fn layout_supported(l: LayoutKind) -> bool {
-    guard_or("layout_supported", || false, || available(l).is_ok())
-}
-
 fn string_key(weights: &[u8], pad: &[u8], out: &mut [u8]) -> usize {
     guard_or("string_key", 
         || 0,
@@ -1087,6 +1153,63 @@ fn string_key_weights(key: &[u8], part: &KeyPart, pad: &[u8], out: &mut [u8]) ->
     )
 }
 
+fn units(wide: bool) -> crate::btree::unpack::Units {
+    if wide {
+        crate::btree::unpack::Units::Wide
+    } else {
+        crate::btree::unpack::Units::Narrow
+    }
+}
+
+fn string_unpack(value: &[u8], weights: &[u8], wide: bool, out: &mut [u8]) -> usize {
+    guard_or(
+        "string_unpack",
+        || 0,
+        || {
+            let mut v = Vec::with_capacity(out.len());
+            crate::btree::unpack::encode(value, weights, units(wide), &mut v);
+            if v.len() > out.len() {
+                return 0;
+            }
+            out[..v.len()].copy_from_slice(&v);
+            v.len()
+        },
+    )
+}
+
+fn string_unpack_max(value: usize) -> usize {
+    guard_or("string_unpack_max", || 0, || crate::btree::unpack::max_len(value))
+}
+
+fn string_unpacked(key: &[u8], part: &KeyPart, wide: bool, unpack: &[u8], out: &mut [u8]) -> UnpackedString {
+    let bad = UnpackedString { ok: false, value_len: 0, item_len: 0 };
+    guard_or(
+        "string_unpacked",
+        || bad,
+        || {
+            use crate::btree::keys::{PART_CHUNKED, PART_PAD_SPACE};
+            // The key's weights: the code point ones are in the key as UTF-8
+            // with 0x20 for a space (keys::CODE_POINT_SPACE), so read as a
+            // 1-byte unit's.
+            if !part.chunked || part.length != if wide { 2 } else { 1 } {
+                return bad;
+            }
+            let mut w = Vec::with_capacity(key.len());
+            if !crate::btree::keys::decode(key, PART_CHUNKED | PART_PAD_SPACE | 1, b" ", &mut w) {
+                return bad;
+            }
+            let mut v = Vec::with_capacity(out.len());
+            match crate::btree::unpack::decode(&w, unpack, units(wide), &mut v) {
+                Some(used) if v.len() <= out.len() => {
+                    out[..v.len()].copy_from_slice(&v);
+                    UnpackedString { ok: true, value_len: v.len(), item_len: used }
+                }
+                _ => bad,
+            }
+        },
+    )
+}
+
 /// The Rust side of a table's options.
 fn options(p: &[u8], o: &TableOptions) -> Options {
     Options {
@@ -1106,17 +1229,49 @@ fn options(p: &[u8], o: &TableOptions) -> Options {
     }
 }
 
-fn table_options_check(o: &TableOptions, given: &OptionsGiven, err: &mut String) -> bool {
-    let c = layout::CreateOptions {
-        layout: o.layout,
-        csv_file: given.csv_file,
-        csv_header: o.csv_header,
-        csv_separator: given.csv_separator.then_some(&given.csv_separator_text[..]),
-        csv_writable: o.csv_writable,
-        compression_level: o.compression_level,
+fn table_create_check(p: &[u8], o: &TableOptions, f: &CreateFacts, err: &mut String) -> CreateVerdict {
+    let c = layout::Create {
+        options: layout::CreateOptions {
+            layout: o.layout,
+            csv_file: f.csv_file,
+            csv_header: o.csv_header,
+            csv_separator: f.csv_separator.then_some(&f.csv_separator_text[..]),
+            csv_writable: o.csv_writable,
+            compression_level: o.compression_level,
+        },
+        path: p,
+        keys_on_autoinc: &f.keys_on_autoinc,
+        auto_increment: f.auto_increment,
+        altering: f.altering,
+        csv_file: &o.csv_file,
+        csv_file_max: f.csv_file_max as usize,
+        file_privilege: f.file_privilege,
+        secure_path: f.secure_path,
     };
-    // After a panic: refused, with the panic's message.
-    guard("table_options_check", err, || layout::check_create_options(&c).map_err(Error::Unsupported)) == 0
+    let mut verdict = CreateVerdict { refusal: Refusal::None, max_keys: 0 };
+    let mut refused = |r| {
+        use layout::Refused as R;
+        verdict.refusal = match r {
+            R::TooManyKeys(n) => {
+                verdict.max_keys = n;
+                Refusal::TooManyKeys
+            }
+            R::AutoIncrement => Refusal::AutoIncrement,
+            R::Option(why) => return Err(Error::Unsupported(why)),
+            R::FilePrivilege => Refusal::FilePrivilege,
+            R::SecureFilePriv => Refusal::SecureFilePriv,
+        };
+        Ok(())
+    };
+    // A layout this build lacks, and after a panic: refused, with the message.
+    if guard("table_create_check", err, || {
+        available(o.layout)?;
+        layout::check_create(&c).or_else(&mut refused)
+    }) != 0
+    {
+        verdict.refusal = Refusal::Option;
+    }
+    verdict
 }
 
 fn table_create(p: &[u8], o: &TableOptions, err: &mut String) -> i32 {
@@ -1789,6 +1944,10 @@ mod tests {
             engine_set_debug_panic_at(b"");
             true
         });
+        free!("engine_set_debug_create_format", {
+            engine_set_debug_create_format(0);
+            true
+        });
         free!("engine_take_note", !engine_take_note(&mut s));
         free!("trx_new", {
             drop(trx_new());
@@ -1825,17 +1984,29 @@ mod tests {
         free!("xa_end", xa_end(&xid(), true, &mut s) == PANIC);
         trx!("trx_savepoint", |t| trx_savepoint(&t) == 0);
         trx!("trx_rollback_to", |t| trx_rollback_to(&mut t, 0, &mut s) == PANIC);
-        free!("layout_supported", !layout_supported(LayoutKind::Csv));
         free!("primary_read_cost", primary_read_cost(2.0, 0, 0, 0) == 2.0);
-        free!("table_options_check", {
-            let given = OptionsGiven { csv_file: false, csv_separator: false, csv_separator_text: Vec::new() };
-            !table_options_check(&opts(LayoutKind::Csv), &given, &mut s) && s.contains("panic")
+        free!("table_create_check", {
+            let f = CreateFacts {
+                csv_file: false,
+                csv_separator: false,
+                csv_separator_text: Vec::new(),
+                keys_on_autoinc: Vec::new(),
+                auto_increment: false,
+                altering: false,
+                csv_file_max: 510,
+                file_privilege: true,
+                secure_path: true,
+            };
+            table_create_check(&p, &opts(LayoutKind::Csv), &f, &mut s).refusal == Refusal::Option && s.contains("panic")
         });
         free!("table_create", table_create(&p, &opts(LayoutKind::Csv), &mut s) == PANIC);
         free!("string_key", string_key(b"a", b" ", &mut [0u8; 9]) == 0);
         free!("string_key_max", string_key_max(1, 1) == 0);
         free!("key_part_len", key_part_len(b"abc", &KeyPart { length: 0, nullable: false, chunked: false }) == 3);
         free!("string_key_weights", string_key_weights(b"a", &KeyPart { length: 0, nullable: false, chunked: false }, b"", &mut [0u8; 9]) == usize::MAX);
+        free!("string_unpack", string_unpack(b"a", b"A", false, &mut [0u8; 9]) == 0);
+        free!("string_unpack_max", string_unpack_max(1) == 0);
+        free!("string_unpacked", !string_unpacked(b"A\x20\x20\x20\x20\x20\x20\x20\x02", &KeyPart { length: 1, nullable: false, chunked: true }, false, &[0, 0x80], &mut [0u8; 9]).ok);
         free!("table_delete", table_delete(&p, &mut s) == PANIC);
         free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);
         free!("table_open", table_open(&p, &opts(LayoutKind::Csv)).open_error() == PANIC);

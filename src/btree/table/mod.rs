@@ -151,11 +151,31 @@ pub struct BtreeTable {
     repair: Option<Box<RepairState>>,
 }
 
+/// The test hook `rust_debug_create_format`: the tree format version new tables
+/// are created in (0, or one this build does not write: [`tree::FORMAT_VERSION`]),
+/// so that tests in the real server can make a table of an older format and see it
+/// read as that format and rebuilt by `ALTER TABLE ... FORCE`.
+static DEBUG_CREATE_FORMAT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Sets the test hook `rust_debug_create_format` (0: off).
+pub fn set_debug_create_format(format: u32) {
+    DEBUG_CREATE_FORMAT.store(format, Ordering::Relaxed);
+}
+
+/// The format version a new table's trees are created in.
+fn create_format() -> u32 {
+    match DEBUG_CREATE_FORMAT.load(Ordering::Relaxed) {
+        f if (tree::MIN_FORMAT_VERSION..tree::FORMAT_VERSION).contains(&f) => f,
+        _ => tree::FORMAT_VERSION,
+    }
+}
+
 /// Creates the (empty) trees of a table; `auto_inc`: the AUTO_INCREMENT counter
 /// to start from (the next value is one more; CREATE ... AUTO_INCREMENT=N gives N-1).
 pub fn create(table: &Path, indexes: usize, auto_inc: u64) -> Result<()> {
+    let format = create_format();
     for i in 0..indexes {
-        BTree::create_with_auto_increment(&index_path(table, i), if i == 0 { auto_inc } else { 0 })?;
+        BTree::create_with(&index_path(table, i), if i == 0 { auto_inc } else { 0 }, format)?;
     }
     Ok(())
 }
