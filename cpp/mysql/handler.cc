@@ -9,6 +9,10 @@
 #include <mysqld_error.h>
 #include <my_sys.h>
 #include <sql/sql_class.h>
+#include <sql/mysqld.h>
+#include <sql/auth/auth_acls.h>
+#include <sql/auth/auth_common.h>
+#include <sql/auth/sql_security_ctx.h>
 
 #include <cstring>
 
@@ -94,6 +98,53 @@ static int refuse_layout(const Rust_attributes &a)
   return HA_ERR_UNSUPPORTED;
 }
 
+/* What CREATE may not do: the core's rules (ha_rust_ffi::table_create_check,
+   as for MariaDB), told what the definition says and the answers of the
+   server's own checks on an attached file (the FILE privilege and
+   secure_file_priv, as for LOAD DATA INFILE). */
+static int create_check(THD *thd, const char *name, TABLE *form,
+                        const Rust_attributes &a,
+                        const ha_rust_ffi::TableOptions &opts)
+{
+  ha_rust_ffi::CreateFacts f;
+  f.csv_file= a.given_file;
+  f.csv_separator= a.given_separator;
+  for (char c : a.csv_separator)
+    f.csv_separator_text.push_back((uint8_t) c);
+  for (KEY *k= form->key_info; k < form->key_info + form->s->keys; k++)
+    f.keys_on_autoinc.push_back(k->user_defined_key_parts == 1 &&
+        k->key_part[0].field->is_flag_set(AUTO_INCREMENT_FLAG) &&
+        k->key_part[0].field->result_type() == INT_RESULT);
+  f.auto_increment= form->found_next_number_field != nullptr;
+  f.altering= thd_sql_command(thd) == SQLCOM_ALTER_TABLE;
+  /* the path is checked whole: a cut copy could pass while the full path
+     names another file */
+  char path[FN_REFLEN];
+  f.csv_file_max= sizeof(path) - 2;
+  f.file_privilege= a.given_file &&
+                    thd->security_context()->check_access(FILE_ACL);
+  f.secure_path= a.given_file && a.csv_file.size() <= f.csv_file_max &&
+                 is_secure_file_path(strcpy(path, a.csv_file.c_str()));
+  rust::String why;
+  ha_rust_ffi::CreateVerdict v=
+      ha_rust_ffi::table_create_check(bytes(name), opts, f, why);
+  using ha_rust_ffi::Refusal;
+  if (v.refusal == Refusal::TooManyKeys)
+    my_error(ER_TOO_MANY_KEYS, MYF(0), (int) v.max_keys);
+  else if (v.refusal == Refusal::AutoIncrement)
+    my_error(ER_TABLE_CANT_HANDLE_AUTO_INCREMENT, MYF(0));
+  else if (v.refusal == Refusal::Option)
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "RUST: %s", MYF(0),
+                    std::string(why).c_str());
+  else if (v.refusal == Refusal::FilePrivilege)
+    check_global_access(thd, FILE_ACL);   /* raises the server's error */
+  else if (v.refusal == Refusal::SecureFilePriv)
+    my_error(ER_OPTION_PREVENTS_STATEMENT, MYF(0), "--secure-file-priv");
+  else
+    return 0;
+  return HA_WRONG_CREATE_OPTION;
+}
+
 int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info,
                     dd::Table *)
 {
@@ -103,18 +154,8 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info,
   if (int rc= refuse_layout(a))
     return rc;
   ha_rust_ffi::TableOptions opts= table_options(a, form);
-  ha_rust_ffi::OptionsGiven given;
-  given.csv_file= a.given_file;
-  given.csv_separator= a.given_separator;
-  for (char c : a.csv_separator)
-    given.csv_separator_text.push_back((uint8_t) c);
-  rust::String e;
-  if (!ha_rust_ffi::table_options_check(opts, given, e))
-  {
-    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "RUST: %s", MYF(0),
-                    std::string(e).c_str());
-    return HA_WRONG_CREATE_OPTION;
-  }
+  if (int rc= create_check(ha_thd(), name, form, a, opts))
+    return rc;
   /* header line: the names of the stored columns */
   String header;
   for (Field **f= form->field; *f; f++)
@@ -123,6 +164,7 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info,
                    (*f)->field_name, strlen((*f)->field_name));
   for (size_t i= 0; i < header.length(); i++)
     opts.header_text.push_back((uint8_t) header[i]);
+  rust::String e;
   int rc= ha_rust_ffi::table_create(bytes(name), opts, e);
   if (rc)
     my_printf_error(ER_CANT_CREATE_TABLE, "Cannot create RUST table: %s", MYF(0),
