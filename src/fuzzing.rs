@@ -163,6 +163,64 @@ pub fn control_file(data: &[u8]) {
     let _ = std::fs::remove_file(&path);
 }
 
+/// A secondary entry's value and string key parts as an index-only read takes
+/// them apart (tree formats 5 and 6): the split of the value into unpack bytes and
+/// the primary key (`table::split_secondary_value`), a chunked key part's length
+/// and weights (`keys::value_len`, `keys::decode`), and the unpack item
+/// (`unpack::decode`). Byte 0 picks the units (bit 0) and where the rest splits
+/// into a key and a value (bits 1-7). An item that decodes used no more than
+/// its bytes and gave no more characters than the weights and its codes say;
+/// and the input taken as a value, with an ASCII case fold as its collation,
+/// comes back from its own item exactly (`unpack::encode`).
+pub fn btree_key_unpack(data: &[u8]) {
+    use crate::btree::keys::{self, PART_CHUNKED, PART_PAD_SPACE};
+    use crate::btree::unpack::{self, Units};
+    let Some((&sel, rest)) = data.split_first() else { return };
+    let units = if sel & 1 == 0 { Units::Narrow } else { Units::Wide };
+    let (key, value) = rest.split_at(((sel >> 1) as usize).min(rest.len()));
+    if let Ok((unpack, pk)) = crate::btree::table::split_secondary_value(key, value, true) {
+        assert!(unpack.len() < value.len() && !pk.is_empty() && pk.len() <= key.len());
+    }
+    let mut w = Vec::new();
+    for (spec, pad) in [
+        (PART_CHUNKED | PART_PAD_SPACE | 1, &b" "[..]),
+        (PART_CHUNKED | PART_PAD_SPACE | 2, &b"\x00\x20"[..]),
+        (PART_CHUNKED | 1, &b" "[..]),
+        (PART_CHUNKED, &b""[..]),
+    ] {
+        assert!(keys::value_len(key, spec) <= key.len());
+        w.clear();
+        if keys::decode(key, spec, pad, &mut w) {
+            assert!(w.len() <= key.len() * 8);
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(used) = unpack::decode(key, value, units, &mut out) {
+        assert!(used <= value.len());
+        assert!(out.len() <= value.len() + 4 * (key.len() + 8 * value.len()));
+    }
+    // the round trip
+    let (weights, key_weights): (Vec<u8>, Vec<u8>) = match units {
+        Units::Narrow => {
+            let w: Vec<u8> = rest.iter().map(|b| b.to_ascii_uppercase()).collect();
+            let n = w.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+            (w.clone(), w[..n].to_vec())
+        }
+        Units::Wide => {
+            let Ok(s) = std::str::from_utf8(rest) else { return };
+            let folded: String = s.chars().map(|c| if c as u32 > 0xffff { '\u{fffd}' } else { c.to_ascii_uppercase() }).collect();
+            let w = folded.encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
+            (w, folded.trim_end_matches(' ').as_bytes().to_vec())
+        }
+    };
+    let mut item = Vec::new();
+    unpack::encode(rest, &weights, units, &mut item);
+    assert!(item.len() <= unpack::max_len(rest.len()));
+    out.clear();
+    assert_eq!(unpack::decode(&key_weights, &item, units, &mut out), Some(item.len()));
+    assert_eq!(out, rest);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,12 +230,13 @@ mod tests {
     #[test]
     fn the_fuzz_corpora_still_pass() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/fuzz/corpus");
-        let targets: [(&str, fn(&[u8])); 5] = [
+        let targets: [(&str, fn(&[u8])); 6] = [
             ("csv_records", csv_records),
             ("archive_block", archive_block),
             ("btree_page", btree_page),
             ("redo_log", redo_log),
             ("control_file", control_file),
+            ("btree_key_unpack", btree_key_unpack),
         ];
         let mut seen = 0;
         for (name, f) in targets {
@@ -199,6 +258,7 @@ mod tests {
             btree_page(d);
             redo_log(d);
             control_file(d);
+            btree_key_unpack(d);
         }
     }
 }

@@ -151,67 +151,103 @@ pub fn decode(key_weights: &[u8], item: &[u8], units: Units, out: &mut Vec<u8>) 
         return Some(at + n);
     }
     let dropped = h >> 1;
-    let mut ws: Vec<u32> = match units {
-        Units::Narrow => key_weights.iter().map(|&b| b as u32).collect(),
-        Units::Wide => std::str::from_utf8(key_weights).ok()?.chars().map(|c| c as u32).collect(),
-    };
-    // (a count no key part can have: refuse it before making room for it)
+    // (a count no key part can have: refuse it before reading codes for it)
     if dropped > item.len().saturating_mul(8) {
         return None;
     }
-    ws.extend(std::iter::repeat(SPACE).take(dropped));
-    // the codes, from `at`: 0, 10 or 11 a character
-    let bit_at = |bit: usize| -> Option<bool> { Some(item.get(at + bit / 8)? >> (7 - bit % 8) & 1 == 1) };
+    let wide = match units {
+        Units::Narrow => None,
+        Units::Wide => Some(std::str::from_utf8(key_weights).ok()?),
+    };
+    // Two passes, no allocation (this runs for every entry an index-only read
+    // meets): the codes' length first, which says where `explicit` starts,
+    // then the characters.
+    let chars = match wide {
+        None => key_weights.len(),
+        Some(s) => s.chars().count(),
+    } + dropped;
     let mut bit = 0usize;
-    let mut codes = Vec::with_capacity(ws.len());
-    for _ in &ws {
-        let code = if !bit_at(bit)? {
-            0u8
-        } else if !bit_at(bit + 1)? {
-            bit += 1;
-            1
-        } else {
-            bit += 1;
-            2
-        };
-        bit += 1;
-        codes.push(code);
+    for _ in 0..chars {
+        next_code(item, at, &mut bit)?;
     }
     let mut x = at + bit.div_ceil(8);
-    for (&w, &code) in ws.iter().zip(&codes) {
-        let c = match code {
-            0 => w,
-            1 if is_capital(w) => w + 32,
-            1 => return None,
-            _ => {
-                let len = match units {
-                    Units::Narrow => 1,
-                    Units::Wide => match *item.get(x)? {
-                        0x00..=0x7f => 1,
-                        0xc2..=0xdf => 2,
-                        0xe0..=0xef => 3,
-                        0xf0..=0xf4 => 4,
-                        _ => return None,
-                    },
-                };
-                let bytes = item.get(x..x + len)?;
-                x += len;
-                match units {
-                    Units::Narrow => bytes[0] as u32,
-                    Units::Wide => std::str::from_utf8(bytes).ok()?.chars().next()? as u32,
-                }
+    if x > item.len() {
+        return None;
+    }
+    bit = 0;
+    let spaces = std::iter::repeat_n(SPACE, dropped);
+    match wide {
+        None => {
+            for w in key_weights.iter().map(|&b| b as u32).chain(spaces) {
+                put_char(w, next_code(item, at, &mut bit)?, item, &mut x, units, out)?;
             }
-        };
-        match units {
-            Units::Narrow => out.push(u8::try_from(c).ok()?),
-            Units::Wide => {
-                let ch = char::from_u32(c)?;
-                let mut b = [0u8; 4];
-                out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
+        }
+        Some(s) => {
+            for w in s.chars().map(|c| c as u32).chain(spaces) {
+                put_char(w, next_code(item, at, &mut bit)?, item, &mut x, units, out)?;
             }
         }
     }
     Some(x)
+}
+
+/// The code at bit `bit` of the codes starting at byte `at` of `item` (0, 1 for
+/// `10`, 2 for `11`), `bit` moved past it; None past the item's end.
+fn next_code(item: &[u8], at: usize, bit: &mut usize) -> Option<u8> {
+    let bit_at = |b: usize| -> Option<bool> { Some(item.get(at + b / 8)? >> (7 - b % 8) & 1 == 1) };
+    let code = if !bit_at(*bit)? {
+        0
+    } else if !bit_at(*bit + 1)? {
+        *bit += 1;
+        1
+    } else {
+        *bit += 1;
+        2
+    };
+    *bit += 1;
+    Some(code)
+}
+
+/// Appends the character of weight `w` and `code`, the explicit ones read at
+/// `*x` of `item`.
+fn put_char(w: u32, code: u8, item: &[u8], x: &mut usize, units: Units, out: &mut Vec<u8>) -> Option<()> {
+    // the common case first: an ASCII character given by its weight
+    if w < 0x80 && (code == 0 || code == 1 && is_capital(w)) {
+        out.push(w as u8 + if code == 1 { 32 } else { 0 });
+        return Some(());
+    }
+    let c = match code {
+        0 => w,
+        1 if is_capital(w) => w + 32,
+        1 => return None,
+        _ => {
+            let len = match units {
+                Units::Narrow => 1,
+                Units::Wide => match *item.get(*x)? {
+                    0x00..=0x7f => 1,
+                    0xc2..=0xdf => 2,
+                    0xe0..=0xef => 3,
+                    0xf0..=0xf4 => 4,
+                    _ => return None,
+                },
+            };
+            let bytes = item.get(*x..*x + len)?;
+            *x += len;
+            match units {
+                Units::Narrow => bytes[0] as u32,
+                Units::Wide => std::str::from_utf8(bytes).ok()?.chars().next()? as u32,
+            }
+        }
+    };
+    match units {
+        Units::Narrow => out.push(u8::try_from(c).ok()?),
+        Units::Wide => {
+            let ch = char::from_u32(c)?;
+            let mut b = [0u8; 4];
+            out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
+        }
+    }
+    Some(())
 }
 
 #[cfg(test)]

@@ -1194,18 +1194,26 @@ fn string_unpacked(key: &[u8], part: &KeyPart, wide: bool, unpack: &[u8], out: &
             if !part.chunked || part.length != if wide { 2 } else { 1 } {
                 return bad;
             }
-            let mut w = Vec::with_capacity(key.len());
-            if !crate::btree::keys::decode(key, PART_CHUNKED | PART_PAD_SPACE | 1, b" ", &mut w) {
-                return bad;
+            // (buffers kept per thread: this runs for every entry an
+            // index-only read meets)
+            thread_local! {
+                static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = Default::default();
             }
-            let mut v = Vec::with_capacity(out.len());
-            match crate::btree::unpack::decode(&w, unpack, units(wide), &mut v) {
-                Some(used) if v.len() <= out.len() => {
-                    out[..v.len()].copy_from_slice(&v);
-                    UnpackedString { ok: true, value_len: v.len(), item_len: used }
+            SCRATCH.with(|s| {
+                let (w, v) = &mut *s.borrow_mut();
+                w.clear();
+                v.clear();
+                if !crate::btree::keys::decode(key, PART_CHUNKED | PART_PAD_SPACE | 1, b" ", w) {
+                    return bad;
                 }
-                _ => bad,
-            }
+                match crate::btree::unpack::decode(w, unpack, units(wide), v) {
+                    Some(used) if v.len() <= out.len() => {
+                        out[..v.len()].copy_from_slice(v);
+                        UnpackedString { ok: true, value_len: v.len(), item_len: used }
+                    }
+                    _ => bad,
+                }
+            })
         },
     )
 }
