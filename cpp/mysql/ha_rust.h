@@ -1,0 +1,92 @@
+/*
+  The MySQL (Oracle MySQL 9.7) shim of ha_rust: a handler over the Rust core
+  (src/ffi/mod.rs), written for MySQL's handler API (docs/mysql.md). Its
+  MariaDB counterpart is cpp/mariadb/; nothing of it is compiled here.
+  First step: the CSV layout (create, insert, full scans, delete); BTREE and
+  ARCHIVE are refused with an error until their code is ported.
+*/
+#pragma once
+
+#include <sql/handler.h>
+#include <sql/table.h>
+#include <sql/field.h>
+#include <sql_string.h>
+#include <thr_lock.h>
+
+#include "ha_rust/src/ffi/mod.rs.h"
+
+#include <string>
+#include <vector>
+
+using ha_rust_ffi::Table;
+
+/* One field of a CSV row written: its text appended to `text`, its kind and
+   place in `fields` (a std::vector or rust::Vec of the bridge's CsvField). */
+template <class Fields>
+void append_field(String *text, Fields *fields, ha_rust_ffi::FieldKind kind,
+                  const char *p, size_t len)
+{
+  fields->push_back({kind, (uint32_t) text->length(), (uint32_t) len});
+  if (len)
+    text->append(p, len);
+}
+
+/* The layout and CSV options of a table, read from ENGINE_ATTRIBUTE (JSON). */
+struct Rust_attributes
+{
+  ha_rust_ffi::LayoutKind layout= ha_rust_ffi::LayoutKind::Btree;
+  std::string csv_file;
+  bool csv_header= false;
+  bool csv_writable= false;
+  std::string csv_separator;
+  bool given_file= false, given_header= false, given_separator= false;
+};
+
+/* Parses `text` (a JSON object, or empty); false with *err set when it is not
+   one or names a key the engine does not know (attributes.cc). */
+bool rust_parse_attributes(const char *text, size_t len, Rust_attributes *out,
+                           std::string *err);
+
+class ha_rust final : public handler
+{
+  rust::Box<Table> *tbl= nullptr;
+  Rust_attributes attrs;
+  String row_image;                      /* a CSV row written: its text */
+  std::vector<ha_rust_ffi::CsvField> row_fields;  /* ... and its fields */
+  String field_text;
+  std::string err_msg;
+
+  int fetch_row(uchar *buf);
+  void pack_row(const uchar *buf);
+  int rust_rc(int rc);
+
+public:
+  ha_rust(handlerton *hton, TABLE_SHARE *share);
+  ~ha_rust() override;
+
+  const char *table_type() const override { return "RUST"; }
+  Table_flags table_flags() const override;
+  ulong index_flags(uint, uint, bool) const override { return 0; }
+  uint max_supported_keys() const override { return 0; }
+
+  int open(const char *name, int mode, uint test_if_locked,
+           const dd::Table *table_def) override;
+  int close(void) override;
+  int create(const char *name, TABLE *form, HA_CREATE_INFO *info,
+             dd::Table *table_def) override;
+  int delete_table(const char *name, const dd::Table *table_def) override;
+  int rename_table(const char *from, const char *to, const dd::Table *from_def,
+                   dd::Table *to_def) override;
+
+  int write_row(uchar *buf) override;
+  int delete_row(const uchar *buf) override;
+  int rnd_init(bool scan) override;
+  int rnd_next(uchar *buf) override;
+  int rnd_end() override;
+  int rnd_pos(uchar *buf, uchar *pos) override;
+  void position(const uchar *record) override;
+  int info(uint flag) override;
+  int external_lock(THD *, int) override { return 0; }
+  THR_LOCK_DATA **store_lock(THD *thd, THR_LOCK_DATA **to,
+                             thr_lock_type lock_type) override;
+};

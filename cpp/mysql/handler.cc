@@ -1,0 +1,396 @@
+/*
+  The MySQL handler and plugin declaration (first step: the CSV layout).
+  Written for MySQL 9.7's API: dd::Table arguments, mysql_declare_plugin,
+  HTON_SUPPORTS_ENGINE_ATTRIBUTE (docs/mysql.md).
+*/
+#include "ha_rust.h"
+
+#include <mysql/plugin.h>
+#include <mysqld_error.h>
+#include <my_sys.h>
+#include <sql/sql_class.h>
+#include <sql/mysqld.h>
+#include <sql/auth/auth_acls.h>
+#include <sql/auth/auth_common.h>
+#include <sql/auth/sql_security_ctx.h>
+
+#include <cstring>
+
+static handlerton *rust_hton;
+
+static rust::Slice<const uint8_t> bytes(const char *s)
+{
+  return rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t *>(s), strlen(s));
+}
+
+static uint stored_columns(const TABLE *t)
+{
+  uint n= 0;
+  for (Field **f= t->field; *f; f++)
+    if ((*f)->stored_in_db)
+      n++;
+  return n;
+}
+
+static bool read_attributes(const LEX_CSTRING &text, Rust_attributes *a)
+{
+  std::string err;
+  if (rust_parse_attributes(text.str ? text.str : "", text.str ? text.length : 0,
+                            a, &err))
+    return false;
+  my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "RUST: %s", MYF(0), err.c_str());
+  return true;
+}
+
+static ha_rust_ffi::TableOptions table_options(const Rust_attributes &a,
+                                               const TABLE *t)
+{
+  ha_rust_ffi::TableOptions r;
+  r.layout= a.layout;
+  for (char c : a.csv_file)
+    r.csv_file.push_back((uint8_t) c);
+  r.csv_header= a.csv_header;
+  r.csv_separator= a.csv_separator.empty() ? ',' : (uint8_t) a.csv_separator[0];
+  r.csv_writable= a.csv_writable;
+  r.columns= stored_columns(t);
+  r.compression_level= 0;
+  r.auto_inc_base= 0;
+  r.unique.push_back(false);
+  r.hidden_pk= false;
+  return r;
+}
+
+ha_rust::ha_rust(handlerton *hton, TABLE_SHARE *share) : handler(hton, share)
+{
+  ref_length= 8;
+}
+
+ha_rust::~ha_rust() { delete tbl; }
+
+handler::Table_flags ha_rust::table_flags() const
+{
+  return HA_BINLOG_ROW_CAPABLE | HA_BINLOG_STMT_CAPABLE | HA_NO_AUTO_INCREMENT |
+         HA_NO_TRANSACTIONS | HA_CAN_REPAIR;
+}
+
+int ha_rust::rust_rc(int rc)
+{
+  if (rc && tbl)
+    err_msg= std::string((*tbl)->last_error());
+  if (rc > HA_ERR_LAST || (rc >= 201 && rc <= 204))
+  {
+    /* The core's own codes (201..) overlap MySQL's HA_ERR codes: say what
+       happened and hand the server a generic error. */
+    my_printf_error(ER_GET_ERRNO, "RUST: %s", MYF(0), err_msg.c_str());
+    return HA_ERR_GENERIC;
+  }
+  return rc;
+}
+
+/* A layout this shim has not been ported for yet. */
+static int refuse_layout(const Rust_attributes &a)
+{
+  if (a.layout == ha_rust_ffi::LayoutKind::Csv)
+    return 0;
+  my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
+                  "RUST on MySQL: only {\"layout\": \"csv\"} is supported so far "
+                  "(docs/mysql.md)", MYF(0));
+  return HA_ERR_UNSUPPORTED;
+}
+
+/* What CREATE may not do: the core's rules (ha_rust_ffi::table_create_check,
+   as for MariaDB), told what the definition says and the answers of the
+   server's own checks on an attached file (the FILE privilege and
+   secure_file_priv, as for LOAD DATA INFILE). */
+static int create_check(THD *thd, const char *name, TABLE *form,
+                        const Rust_attributes &a,
+                        const ha_rust_ffi::TableOptions &opts)
+{
+  ha_rust_ffi::CreateFacts f;
+  f.csv_file= a.given_file;
+  f.csv_separator= a.given_separator;
+  for (char c : a.csv_separator)
+    f.csv_separator_text.push_back((uint8_t) c);
+  for (KEY *k= form->key_info; k < form->key_info + form->s->keys; k++)
+    f.keys_on_autoinc.push_back(k->user_defined_key_parts == 1 &&
+        k->key_part[0].field->is_flag_set(AUTO_INCREMENT_FLAG) &&
+        k->key_part[0].field->result_type() == INT_RESULT);
+  f.auto_increment= form->found_next_number_field != nullptr;
+  f.altering= thd_sql_command(thd) == SQLCOM_ALTER_TABLE;
+  /* the path is checked whole: a cut copy could pass while the full path
+     names another file */
+  char path[FN_REFLEN];
+  f.csv_file_max= sizeof(path) - 2;
+  f.file_privilege= a.given_file &&
+                    thd->security_context()->check_access(FILE_ACL);
+  f.secure_path= a.given_file && a.csv_file.size() <= f.csv_file_max &&
+                 is_secure_file_path(strcpy(path, a.csv_file.c_str()));
+  rust::String why;
+  ha_rust_ffi::CreateVerdict v=
+      ha_rust_ffi::table_create_check(bytes(name), opts, f, why);
+  using ha_rust_ffi::Refusal;
+  if (v.refusal == Refusal::TooManyKeys)
+    my_error(ER_TOO_MANY_KEYS, MYF(0), (int) v.max_keys);
+  else if (v.refusal == Refusal::AutoIncrement)
+    my_error(ER_TABLE_CANT_HANDLE_AUTO_INCREMENT, MYF(0));
+  else if (v.refusal == Refusal::Option)
+    my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION, "RUST: %s", MYF(0),
+                    std::string(why).c_str());
+  else if (v.refusal == Refusal::FilePrivilege)
+    check_global_access(thd, FILE_ACL);   /* raises the server's error */
+  else if (v.refusal == Refusal::SecureFilePriv)
+    my_error(ER_OPTION_PREVENTS_STATEMENT, MYF(0), "--secure-file-priv");
+  else
+    return 0;
+  return HA_WRONG_CREATE_OPTION;
+}
+
+int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info,
+                    dd::Table *)
+{
+  Rust_attributes a;
+  if (read_attributes(info->engine_attribute, &a))
+    return HA_WRONG_CREATE_OPTION;
+  if (int rc= refuse_layout(a))
+    return rc;
+  ha_rust_ffi::TableOptions opts= table_options(a, form);
+  if (int rc= create_check(ha_thd(), name, form, a, opts))
+    return rc;
+  /* header line: the names of the stored columns */
+  String header;
+  for (Field **f= form->field; *f; f++)
+    if ((*f)->stored_in_db)
+      append_field(&header, &opts.header_fields, ha_rust_ffi::FieldKind::Quoted,
+                   (*f)->field_name, strlen((*f)->field_name));
+  for (size_t i= 0; i < header.length(); i++)
+    opts.header_text.push_back((uint8_t) header[i]);
+  rust::String e;
+  int rc= ha_rust_ffi::table_create(bytes(name), opts, e);
+  if (rc)
+    my_printf_error(ER_CANT_CREATE_TABLE, "Cannot create RUST table: %s", MYF(0),
+                    std::string(e).c_str());
+  return rc ? HA_ERR_GENERIC : 0;
+}
+
+int ha_rust::delete_table(const char *name, const dd::Table *)
+{
+  rust::String e;
+  int rc= ha_rust_ffi::table_delete(bytes(name), e);
+  if (rc && rc != HA_ERR_NO_SUCH_TABLE)
+    my_printf_error(ER_GET_ERRNO, "RUST: %s", MYF(0), std::string(e).c_str());
+  return rc == HA_ERR_NO_SUCH_TABLE ? 0 : (rc ? HA_ERR_GENERIC : 0);
+}
+
+int ha_rust::rename_table(const char *from, const char *to, const dd::Table *,
+                          dd::Table *)
+{
+  rust::String e;
+  int rc= ha_rust_ffi::table_rename(bytes(from), bytes(to), e);
+  if (rc)
+    my_printf_error(ER_GET_ERRNO, "RUST: %s", MYF(0), std::string(e).c_str());
+  return rc ? HA_ERR_GENERIC : 0;
+}
+
+int ha_rust::open(const char *name, int, uint, const dd::Table *)
+{
+  attrs= Rust_attributes();
+  if (read_attributes(table->s->engine_attribute, &attrs))
+    return HA_ERR_GENERIC;
+  if (int rc= refuse_layout(attrs))
+    return rc;
+  ha_rust_ffi::TableOptions opts= table_options(attrs, table);
+  tbl= new rust::Box<Table>(ha_rust_ffi::table_open(bytes(name), opts));
+  if (int rc= (*tbl)->open_error())
+  {
+    err_msg= std::string((*tbl)->last_error());
+    /* TODO: my_plugin_log_message needs the plugin's own handle (not the
+       handlerton init gets); stderr is the error log meanwhile. */
+    fprintf(stderr, "RUST: cannot open %s: %s\n", name, err_msg.c_str());
+    delete tbl;
+    tbl= nullptr;
+    return rc;
+  }
+  return 0;
+}
+
+int ha_rust::close(void)
+{
+  int rc= tbl ? rust_rc((*tbl)->flush()) : 0;
+  delete tbl;
+  tbl= nullptr;
+  return rc;
+}
+
+/* Builds the CSV row of `buf`: its text into row_image, its fields into
+   row_fields. */
+void ha_rust::pack_row(const uchar *buf)
+{
+  using ha_rust_ffi::FieldKind;
+  ptrdiff_t off= buf - table->record[0];
+  row_image.length(0);
+  row_fields.clear();
+  for (Field **fp= table->field; *fp; fp++)
+  {
+    Field *f= *fp;
+    if (!f->stored_in_db)
+      continue;
+    if (off)
+      f->move_field_offset(off);
+    if (f->is_null())
+      append_field(&row_image, &row_fields, FieldKind::Null, "", 0);
+    else
+    {
+      String *s= f->val_str(&field_text, &field_text);
+      append_field(&row_image, &row_fields,
+                   f->str_needs_quotes() ? FieldKind::Quoted : FieldKind::Bare,
+                   s->ptr(), s->length());
+    }
+    if (off)
+      f->move_field_offset(-off);
+  }
+}
+
+int ha_rust::write_row(uchar *buf)
+{
+  pack_row(buf);
+  int rc= rust_rc((*tbl)->insert_text(
+      rust::Slice<const uint8_t>((const uint8_t *) row_image.ptr(), row_image.length()),
+      rust::Slice<const ha_rust_ffi::CsvField>(row_fields.data(), row_fields.size())));
+  if (!rc)
+    stats.records++;
+  return rc;
+}
+
+int ha_rust::delete_row(const uchar *)
+{
+  return rust_rc((*tbl)->delete_current());
+}
+
+int ha_rust::rnd_init(bool scan)
+{
+  return scan ? rust_rc((*tbl)->scan_start()) : 0;
+}
+
+int ha_rust::rnd_end()
+{
+  return rust_rc((*tbl)->scan_end());
+}
+
+/* Stores the current Rust record into `buf` (values as text, via Field::store). */
+int ha_rust::fetch_row(uchar *buf)
+{
+  rust::Slice<const uint8_t> data= (*tbl)->record_data();
+  rust::Slice<const ha_rust_ffi::CsvField> fields= (*tbl)->record_fields();
+  if (fields.size() < stored_columns(table))
+    return HA_ERR_WRONG_IN_RECORD;
+  memcpy(buf, table->s->default_values, table->s->null_bytes);
+  ptrdiff_t off= buf - table->record[0];
+  uint col= 0;
+  for (Field **fp= table->field; *fp; fp++)
+  {
+    Field *f= *fp;
+    if (!f->stored_in_db)
+      continue;
+    uint i= col++;
+    if (off)
+      f->move_field_offset(off);
+    const ha_rust_ffi::CsvField &v= fields[i];
+    if (v.kind == ha_rust_ffi::FieldKind::Null)
+    {
+      f->reset();
+      if (f->is_nullable())
+        f->set_null();
+    }
+    else
+    {
+      f->set_notnull();
+      f->store(reinterpret_cast<const char *>(data.data()) + v.offset, v.length,
+               f->charset());
+    }
+    if (off)
+      f->move_field_offset(-off);
+  }
+  return 0;
+}
+
+int ha_rust::rnd_next(uchar *buf)
+{
+  int rc= (*tbl)->scan_next();
+  if (rc)
+    return rc == HA_ERR_END_OF_FILE ? rc : rust_rc(rc);
+  return fetch_row(buf);
+}
+
+void ha_rust::position(const uchar *)
+{
+  int8store(ref, (*tbl)->position());
+}
+
+int ha_rust::rnd_pos(uchar *buf, uchar *pos)
+{
+  if (int rc= (*tbl)->read_at(uint8korr(pos)))
+    return rust_rc(rc);
+  return fetch_row(buf);
+}
+
+int ha_rust::info(uint)
+{
+  if (tbl)
+  {
+    ha_rust_ffi::Stats s= (*tbl)->stats();
+    stats.records= s.rows;
+  }
+  if (stats.records < 2)
+    stats.records= 2;
+  return 0;
+}
+
+THR_LOCK_DATA **ha_rust::store_lock(THD *, THR_LOCK_DATA **to, thr_lock_type)
+{
+  /* No THR_LOCK yet: the Rust core serialises its own writers per table. */
+  return to;
+}
+
+/* The plugin. */
+
+static handler *rust_create_handler(handlerton *hton, TABLE_SHARE *table, bool,
+                                    MEM_ROOT *mem_root)
+{
+  return new (mem_root) ha_rust(hton, table);
+}
+
+static const char *rust_exts[]= {".csv", ".csv-rewrite", ".arz", ".arp",
+                                 ".arz-rewrite", ".rbt", nullptr};
+
+static int rust_init(void *p)
+{
+  rust_hton= (handlerton *) p;
+  rust_hton->state= SHOW_OPTION_YES;
+  rust_hton->db_type= DB_TYPE_UNKNOWN;
+  rust_hton->create= rust_create_handler;
+  rust_hton->file_extensions= rust_exts;
+  rust_hton->flags= HTON_CAN_RECREATE | HTON_SUPPORTS_ENGINE_ATTRIBUTE;
+  return 0;
+}
+
+static int rust_deinit(void *) { return 0; }
+
+static struct st_mysql_storage_engine rust_storage_engine= {
+    MYSQL_HANDLERTON_INTERFACE_VERSION};
+
+mysql_declare_plugin(ha_rust){
+    MYSQL_STORAGE_ENGINE_PLUGIN,
+    &rust_storage_engine,
+    "RUST",
+    "ha_rust developers",
+    "Storage engine written in Rust (CSV layout; MySQL shim, first step)",
+    PLUGIN_LICENSE_GPL,
+    rust_init,
+    nullptr,
+    rust_deinit,
+    0x0001,
+    nullptr,
+    nullptr,
+    nullptr,
+    0,
+} mysql_declare_plugin_end;
