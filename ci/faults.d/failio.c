@@ -11,7 +11,12 @@
    For the sweep (ci/faults --sweep) the line may carry a fourth field <n> and the
    pattern may be a '|' list: "<calls> <errno> <pat1|pat2> <n>". Then every matching
    call is counted in FAILIO_CTL.seen (one byte appended per call) and only the n-th
-   one fails; n = 0 fails none (the counting run). read and pread can be named too. */
+   one fails; n = 0 fails none (the counting run). read and pread can be named too.
+
+   <errno> -1 is not a failure but a short transfer: the chosen write, pwrite,
+   read or pread moves half of the bytes asked for (all of one byte) and returns
+   that count, as a full disk, a signal or a pipe may make them do; a caller that
+   does not go on with the rest loses or misreads bytes. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -89,6 +94,14 @@ static int should_fail_locked(const char *call, int fd)
   return err;
 }
 
+/* <errno> -1: a short transfer instead of a failure */
+#define SHORT (-1)
+
+static size_t short_len(size_t n)
+{
+  return n > 1 ? n / 2 : n;
+}
+
 #define REAL(name) static __typeof__(name) *real_##name; \
   if (!real_##name) real_##name = (__typeof__(name) *) dlsym(RTLD_NEXT, #name)
 
@@ -96,6 +109,7 @@ ssize_t write(int fd, const void *b, size_t n)
 {
   REAL(write);
   int e = fd > 2 ? should_fail("write", fd) : 0;
+  if (e == SHORT) return real_write(fd, b, short_len(n));
   if (e) { errno = e; return -1; }
   return real_write(fd, b, n);
 }
@@ -104,6 +118,7 @@ ssize_t pwrite(int fd, const void *b, size_t n, off_t off)
 {
   REAL(pwrite);
   int e = should_fail("pwrite", fd);
+  if (e == SHORT) return real_pwrite(fd, b, short_len(n), off);
   if (e) { errno = e; return -1; }
   return real_pwrite(fd, b, n, off);
 }
@@ -112,6 +127,7 @@ ssize_t pwrite64(int fd, const void *b, size_t n, off_t off)
 {
   REAL(pwrite64);
   int e = should_fail("pwrite", fd);
+  if (e == SHORT) return real_pwrite64(fd, b, short_len(n), off);
   if (e) { errno = e; return -1; }
   return real_pwrite64(fd, b, n, off);
 }
@@ -120,6 +136,7 @@ ssize_t read(int fd, void *b, size_t n)
 {
   REAL(read);
   int e = fd > 2 ? should_fail("read", fd) : 0;
+  if (e == SHORT) return real_read(fd, b, short_len(n));
   if (e) { errno = e; return -1; }
   return real_read(fd, b, n);
 }
@@ -128,6 +145,7 @@ ssize_t pread(int fd, void *b, size_t n, off_t off)
 {
   REAL(pread);
   int e = should_fail("pread", fd);
+  if (e == SHORT) return real_pread(fd, b, short_len(n), off);
   if (e) { errno = e; return -1; }
   return real_pread(fd, b, n, off);
 }
@@ -136,6 +154,7 @@ ssize_t pread64(int fd, void *b, size_t n, off_t off)
 {
   REAL(pread64);
   int e = should_fail("pread", fd);
+  if (e == SHORT) return real_pread64(fd, b, short_len(n), off);
   if (e) { errno = e; return -1; }
   return real_pread64(fd, b, n, off);
 }
@@ -144,6 +163,7 @@ int fsync(int fd)
 {
   REAL(fsync);
   int e = should_fail("fsync", fd);
+  if (e == SHORT) e = 0;
   if (e) { errno = e; return -1; }
   return real_fsync(fd);
 }
@@ -152,6 +172,7 @@ int fdatasync(int fd)
 {
   REAL(fdatasync);
   int e = should_fail("fdatasync", fd);
+  if (e == SHORT) e = 0;
   if (e) { errno = e; return -1; }
   return real_fdatasync(fd);
 }
