@@ -261,6 +261,10 @@ void ha_rust::bt_position(const uchar *record)
   uint len= (uint) std::min<size_t>(pk_buf.size(), max_pk_len);
   int2store(ref, len);
   memcpy(ref + 2, pk_buf.data(), len);
+  /* the rest of the ref zeroed: the server compares and copies refs whole
+     (ref_length bytes: index merge's Unique, cmp_ref), so one row's refs must
+     be equal bytes (valgrind found the tail uninitialised under index merge) */
+  memset(ref + 2 + len, 0, ref_length - 2 - len);
 }
 
 int ha_rust::bt_rnd_pos(uchar *buf, uchar *pos)
