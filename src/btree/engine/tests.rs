@@ -839,3 +839,110 @@ fn recovery_cut_short_at_every_step_then_run_again_keeps_exactly_the_committed()
     eprintln!("recovery cut short at each of its {k} steps");
     let _ = fs::remove_dir_all(&d);
 }
+
+/// Transfers (two updates of one tree and an insert into another, in one
+/// transaction) while another thread checkpoints again and again, then a crash
+/// with the last transfer part-way: after recovery the accounts add up and each is
+/// its opening balance plus its ledger's moves (issue 15: the crash loop's cycle
+/// 886 found an account holding an unacknowledged transfer without its ledger row;
+/// this looks for it in the engine alone: 40 seeds passed, so the cause is not
+/// in this much of it; 10 run here).
+#[test]
+fn transfers_beside_checkpoints_are_whole_or_absent_after_a_crash() {
+    use std::sync::atomic::AtomicBool;
+    const ACCOUNTS: u16 = 40;
+    let bal = |v: &[u8]| i64::from_le_bytes(v[..8].try_into().unwrap());
+    for seed in 0..10u64 {
+        let d = dir("xfer", seed);
+        let edir = d.join("eng");
+        let (pa, pl) = (d.join("acct.rbt"), d.join("ledger.rbt"));
+        let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut next = move |n: u64| {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (rng >> 33) % n
+        };
+        {
+            let e = Engine::open(&edir, 32, FlushPolicy::EveryCommit).unwrap();
+            e.set_log_size(1 << 20);
+            e.create_tree(&pa).unwrap();
+            e.create_tree(&pl).unwrap();
+            let ta = e.open_tree(&pa).unwrap();
+            let tl = e.open_tree(&pl).unwrap();
+            e.create_tree(&d.join("rows.rbt")).unwrap();
+            let tr = e.open_tree(&d.join("rows.rbt")).unwrap();
+            let mut trx = e.begin();
+            for a in 0..ACCOUNTS {
+                e.insert(&mut trx, &ta, &key(a), &[1000i64.to_le_bytes().to_vec(), vec![7; 300]].concat()).unwrap();
+            }
+            e.commit(trx).unwrap();
+            let stop = AtomicBool::new(false);
+            let last = std::thread::scope(|s| {
+                s.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        e.checkpoint_now().unwrap();
+                    }
+                });
+                // other traffic: batches of rows into a third tree
+                s.spawn(|| {
+                    let mut i = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut trx = e.begin();
+                        for _ in 0..34 {
+                            e.insert(&mut trx, &tr, format!("r{i:08}").as_bytes(), &[5; 120]).unwrap();
+                            i += 1;
+                        }
+                        e.commit(trx).unwrap();
+                    }
+                });
+                let n = 300 + next(300);
+                let mut last = None;
+                for i in 0..n {
+                    let (a, b) = (next(ACCOUNTS as u64) as u16, next(ACCOUNTS as u64) as u16);
+                    if a == b {
+                        continue;
+                    }
+                    let amt = 1 + next(50) as i64;
+                    let mut trx = e.begin();
+                    let cur_a = bal(&contents(&ta)[&key(a)]);
+                    let cur_b = bal(&contents(&ta)[&key(b)]);
+                    let stop_at = if i + 1 == n { next(3) } else { 3 };
+                    if stop_at > 0 {
+                        e.update(&mut trx, &ta, &key(a), &[(cur_a - amt).to_le_bytes().to_vec(), vec![7; 300]].concat()).unwrap();
+                    }
+                    if stop_at > 1 {
+                        e.update(&mut trx, &ta, &key(b), &[(cur_b + amt).to_le_bytes().to_vec(), vec![7; 300]].concat()).unwrap();
+                    }
+                    if stop_at > 2 {
+                        let v = [a.to_le_bytes(), b.to_le_bytes()].concat();
+                        e.insert(&mut trx, &tl, format!("l{i:06}").as_bytes(), &[v, amt.to_le_bytes().to_vec(), vec![9; 200]].concat())
+                            .unwrap();
+                        e.commit(trx).unwrap();
+                    } else {
+                        last = Some(trx);
+                        break;
+                    }
+                }
+                stop.store(true, Ordering::Relaxed);
+                last
+            });
+            e.sh.log.write().unwrap();
+            std::mem::forget(last);
+            std::mem::forget((ta, tl, tr));
+            std::mem::forget(e);
+        }
+        let e = Engine::open(&edir, 32, FlushPolicy::EveryCommit).unwrap();
+        let ta = e.open_tree(&pa).unwrap();
+        let tl = e.open_tree(&pl).unwrap();
+        let acct = contents(&ta);
+        let mut expect: BTreeMap<Vec<u8>, i64> = (0..ACCOUNTS).map(|a| (key(a), 1000)).collect();
+        for v in contents(&tl).values() {
+            let (a, b) = (u16::from_le_bytes([v[0], v[1]]), u16::from_le_bytes([v[2], v[3]]));
+            let amt = i64::from_le_bytes(v[4..12].try_into().unwrap());
+            *expect.get_mut(&key(a)).unwrap() -= amt;
+            *expect.get_mut(&key(b)).unwrap() += amt;
+        }
+        for (k, want) in &expect {
+            assert_eq!(bal(&acct[k]), *want, "seed {seed}: account {}", String::from_utf8_lossy(k));
+        }
+    }
+}
