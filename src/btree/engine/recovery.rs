@@ -293,7 +293,7 @@ impl Engine {
                 ids_of.insert(trx, ids);
                 continue;
             }
-            let mut st = TrxState { xid: Some(xid.clone()), ..Default::default() };
+            let mut st = TrxState { xid: Some(xid.clone()), logged: true, ..Default::default() };
             let mut trees = Vec::new();
             for (tree, lsn, u) in undo.remove(&trx).unwrap_or_default() {
                 let Some(path) = resolve(Some(&ids), &tree) else { continue };

@@ -946,3 +946,54 @@ fn transfers_beside_checkpoints_are_whole_or_absent_after_a_crash() {
         }
     }
 }
+
+/// A transaction whose statement rollback took back every change it made (a
+/// failed first statement: a duplicate key halfway through a multi-row INSERT)
+/// and that then ends, by ROLLBACK or COMMIT, has records in the log (its
+/// changes and their undoing) and must leave an end record: else recovery takes
+/// it for unfinished and applies its undo entries again, over what later
+/// transactions committed on the same keys (a committed row deleted, an old
+/// value put back).
+#[test]
+fn a_transaction_rolled_back_to_its_start_is_not_undone_again_by_recovery() {
+    for end_by_commit in [false, true] {
+        let d = dir("ghost-trx", end_by_commit as u64);
+        let edir = d.join("eng");
+        let p = d.join("t.rbt");
+        {
+            let e = Engine::open(&edir, 64, FlushPolicy::EveryCommit).unwrap();
+            e.create_tree(&p).unwrap();
+            let t = e.open_tree(&p).unwrap();
+            let mut a = e.begin();
+            e.insert(&mut a, &t, b"old", b"v0").unwrap();
+            e.commit(a).unwrap();
+            // the statement: a new key and a changed one, then taken back
+            let mut g = e.begin();
+            let sp = g.savepoint();
+            e.insert(&mut g, &t, b"new", b"g").unwrap();
+            e.update(&mut g, &t, b"old", b"g").unwrap();
+            e.rollback_to(&mut g, sp).unwrap();
+            if end_by_commit {
+                e.commit(g).unwrap();
+            } else {
+                e.rollback(g).unwrap();
+            }
+            // a later transaction writes the same keys and commits
+            let mut b = e.begin();
+            e.insert(&mut b, &t, b"new", b"v1").unwrap();
+            e.update(&mut b, &t, b"old", b"v1").unwrap();
+            e.commit(b).unwrap();
+            drop(t);
+            e.simulate_crash(false);
+        }
+        let e = Engine::open(&edir, 64, FlushPolicy::EveryCommit).unwrap();
+        let t = e.open_tree(&p).unwrap();
+        t.write().check().unwrap();
+        assert_eq!(
+            contents(&t),
+            BTreeMap::from([(b"new".to_vec(), b"v1".to_vec()), (b"old".to_vec(), b"v1".to_vec())]),
+            "ended by {}",
+            if end_by_commit { "COMMIT" } else { "ROLLBACK" }
+        );
+    }
+}

@@ -46,12 +46,19 @@ pub(super) struct TrxState {
     pub(super) xid: Option<Vec<u8>>,
     /// Committed or rolled back: nothing left to carry.
     pub(super) ended: bool,
+    /// It has logged a change (an MTR record with an undo entry), even if a
+    /// rollback to a savepoint took every change back since: its end must then
+    /// be logged (COMMIT or ROLLBACK_DONE), or recovery, which finds its
+    /// records without an end, applies their undo entries again, over what
+    /// later transactions committed on the same keys.
+    pub(super) logged: bool,
 }
 
 impl TrxState {
     /// Keeps the undo entry in `scratch` as the newest, for tree `t`.
     pub(super) fn push(&mut self, t: &Tree) {
         self.undo.push(t, &self.scratch);
+        self.logged = true;
     }
 }
 
@@ -156,7 +163,7 @@ impl Engine {
         crate::metrics::TRX_COMMITS.inc();
         let mut st = trx.sh.st.lock();
         st.ended = true;
-        let lsn = (!st.undo.is_empty()).then(|| self.sh.log.append(REC_COMMIT, trx.id, &[]));
+        let lsn = st.logged.then(|| self.sh.log.append(REC_COMMIT, trx.id, &[]));
         drop(st);
         // only now: a checkpoint that no longer sees it keeps its COMMIT record
         // or needs none of its records
@@ -233,7 +240,7 @@ impl Engine {
     pub fn rollback(&self, trx: Trx) -> Result<()> {
         crate::metrics::TRX_ROLLBACKS.inc();
         let mut st = trx.sh.st.lock();
-        let had = !st.undo.is_empty();
+        let had = st.logged;
         self.sh.rollback_begins(&st, trx.id);
         Self::undo_to(&mut st, trx.id, 0)?;
         st.ended = true;
