@@ -107,9 +107,14 @@ impl Shared {
             let n_at = b.len();
             b.extend_from_slice(&0u32.to_le_bytes());
             let mut n = 0u32;
-            for ((_, u), id) in st.undo.iter().zip(ids) {
-                let Some(id) = id else { continue };
-                b.extend_from_slice(&id.to_le_bytes());
+            for ((_, u), tree) in st.undo.iter().zip(ids) {
+                let Some(tree) = tree else {
+                    // its tree is no longer open in the engine (never expected: the
+                    // transaction holds it): said, so that it is seen
+                    eprintln!("[ERROR] RUST: a checkpoint could not carry an undo entry of transaction {id}: its tree is not open");
+                    continue;
+                };
+                b.extend_from_slice(&tree.to_le_bytes());
                 b.extend_from_slice(&(u.len() as u32).to_le_bytes());
                 b.extend_from_slice(u);
                 n += 1;

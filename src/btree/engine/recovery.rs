@@ -110,6 +110,11 @@ impl Engine {
         let mut resets = 0u64;
         let mut redone = 0u64;
         let mut max_trx = 0u64;
+        // records whose tree no TREE record nor the control file names: never
+        // expected (a tree's records follow its TREE record, and a checkpoint
+        // lists the trees open at it); each is said in the error log, so that
+        // a log that breaks this is seen (ci/crashloop fails on the line)
+        let mut unnamed: Vec<String> = Vec::new();
         // a long recovery says how far it is in the server's error log (stderr)
         let tenth = recs.len() / 10;
         for (i, r) in recs.iter().enumerate() {
@@ -143,7 +148,10 @@ impl Engine {
             let Some((tree, _, changes)) = parse_mtr(&r.payload) else {
                 return Err(Error::Corrupt(format!("redo record at LSN {} is malformed", r.lsn)));
             };
-            let Some(path) = ids.map.get(&tree) else { continue };
+            let Some(path) = ids.map.get(&tree) else {
+                unnamed.push(format!("the redo record at LSN {} (tree id {tree})", r.lsn));
+                continue;
+            };
             if !path.exists() {
                 continue; // the table was dropped since
             }
@@ -255,8 +263,12 @@ impl Engine {
                     let list = undo.entry(r.trx).or_default();
                     list.clear();
                     for (tree, u) in entries {
-                        if let Some(path) = ids.get(&tree) {
-                            list.push((UndoTree::Path(path.clone()), r.lsn, u));
+                        match ids.get(&tree) {
+                            Some(path) => list.push((UndoTree::Path(path.clone()), r.lsn, u)),
+                            None => unnamed.push(format!(
+                                "an undo entry of transaction {} carried at LSN {} (tree id {tree})",
+                                r.trx, r.lsn
+                            )),
                         }
                     }
                     if let Some(xid) = xid {
@@ -296,7 +308,10 @@ impl Engine {
             let mut st = TrxState { xid: Some(xid.clone()), logged: true, ..Default::default() };
             let mut trees = Vec::new();
             for (tree, lsn, u) in undo.remove(&trx).unwrap_or_default() {
-                let Some(path) = resolve(Some(&ids), &tree) else { continue };
+                let Some(path) = resolve(Some(&ids), &tree) else {
+                    unnamed.push(format!("an undo entry of prepared transaction {trx} at LSN {lsn}"));
+                    continue;
+                };
                 if !path.exists() || voided(&path, lsn) {
                     continue;
                 }
@@ -319,7 +334,10 @@ impl Engine {
             for (tree, lsn, u) in entries.iter().rev() {
                 // (entries a partial rollback already applied are applied again:
                 // each puts a key back as it was before the change it undoes)
-                let Some(path) = resolve(ids, tree) else { continue };
+                let Some(path) = resolve(ids, tree) else {
+                    unnamed.push(format!("an undo entry of transaction {trx} at LSN {lsn}"));
+                    continue;
+                };
                 if !path.exists() || voided(&path, *lsn) {
                     continue;
                 }
@@ -334,6 +352,11 @@ impl Engine {
         if redone > 0 || rolled > 0 {
             self.notes.lock().push(format!(
                 "recovery: redid {redone} page changes from the redo log, rolled back {rolled} transactions that had not committed"
+            ));
+        }
+        for u in &unnamed {
+            self.notes.lock().push(format!(
+                "[ERROR] recovery skipped {u}: no TREE record and not the control file name its tree"
             ));
         }
         if resets > 0 {
