@@ -997,3 +997,91 @@ fn a_transaction_rolled_back_to_its_start_is_not_undone_again_by_recovery() {
         );
     }
 }
+
+/// A transaction that ends (COMMIT, or ROLLBACK) while a checkpoint runs, after
+/// the checkpoint took its LSN and before it read the active transactions, is
+/// not kept by the checkpoint's `log_start`; but its end record, and its
+/// rollback's page changes, were appended after the checkpoint's LSN and need
+/// not be in the log file yet. A crash once the control file is written then
+/// leaves its changes from before the checkpoint in the tree files (written by
+/// an eviction or by the checkpoint) and nothing in the log to finish or undo
+/// them: a rolled-back transaction is there, or a committed one only in part.
+/// Here the checkpoint is held at another tree's lock while the transaction
+/// ends, and crashes (as by SIGKILL) right after writing the control file.
+#[test]
+fn a_transaction_ending_during_a_checkpoint_is_whole_or_absent_after_a_crash() {
+    let mut failed = Vec::new();
+    for end_by_commit in [true, false] {
+        let d = dir("end-in-ckpt", end_by_commit as u64);
+        let edir = d.join("eng");
+        let (pa, pl, pb) = (d.join("acct.rbt"), d.join("ledger.rbt"), d.join("other.rbt"));
+        let (before, after) = (b"1000".to_vec(), b"0940".to_vec());
+        {
+            let e = Engine::open(&edir, 1000, FlushPolicy::EveryCommit).unwrap();
+            for p in [&pa, &pl, &pb] {
+                e.create_tree(p).unwrap();
+            }
+            let (ta, tl, tb) = (e.open_tree(&pa).unwrap(), e.open_tree(&pl).unwrap(), e.open_tree(&pb).unwrap());
+            let mut s = e.begin();
+            e.insert(&mut s, &ta, b"acct1", &before).unwrap();
+            e.commit(s).unwrap();
+            e.checkpoint_now().unwrap();
+            let mut t = e.begin();
+            e.update(&mut t, &ta, b"acct1", &after).unwrap();
+            if !end_by_commit {
+                e.insert(&mut t, &tl, b"xfer1", b"acct1 -60").unwrap();
+            }
+            // its pages reach the tree files before the checkpoint, as an
+            // eviction writes them (the log first)
+            ta.write().flush().unwrap();
+            tl.write().flush().unwrap();
+            let seen = e.sh.checkpoint.load(Ordering::Acquire);
+            let hold = tb.write();
+            let r = std::thread::scope(|s| {
+                let ck = s.spawn(|| {
+                    crate::btree::crash::count_every_write(true);
+                    // steps: after it begins, after its log flush, (no page is
+                    // written: every one is clean or changed since it began) in
+                    // the control file's write, after it: the crash is there
+                    crate::btree::crash::arm(Some(3));
+                    let r = e.sh.checkpoint();
+                    crate::btree::crash::arm(None);
+                    crate::btree::crash::count_every_write(false);
+                    r
+                });
+                // the checkpoint has taken its LSN and its log flush is done
+                while e.sh.checkpoint.load(Ordering::Acquire) == seen
+                    || *e.sh.log.synced.lock() < e.sh.checkpoint.load(Ordering::Acquire)
+                {
+                    std::thread::yield_now();
+                }
+                // the transaction ends while the checkpoint waits for `other`'s lock
+                if end_by_commit {
+                    e.insert(&mut t, &tl, b"xfer1", b"acct1 -60").unwrap();
+                    // the COMMIT appended and not yet synced: as a SIGKILL in
+                    // commit between the two (EveryCommit)
+                    e.commit_with(t, false).unwrap();
+                } else {
+                    e.rollback(t).unwrap();
+                }
+                drop(hold);
+                ck.join().unwrap()
+            });
+            assert!(r.is_err(), "the checkpoint was to crash after writing the control file");
+            let ctl = read_control(&edir.join(CONTROL_FILE)).unwrap().unwrap();
+            assert!(ctl.checkpoint > seen, "the control file of the checkpoint was written");
+            std::mem::forget((ta, tl, tb));
+            e.simulate_crash(false);
+        }
+        let e = Engine::open(&edir, 1000, FlushPolicy::EveryCommit).unwrap();
+        let (ta, tl) = (e.open_tree(&pa).unwrap(), e.open_tree(&pl).unwrap());
+        let acct = contents(&ta)[&b"acct1".to_vec()].clone();
+        let ledger = contents(&tl).contains_key(&b"xfer1".to_vec());
+        let how = if end_by_commit { "COMMIT (not yet durable)" } else { "ROLLBACK" };
+        let ok = if end_by_commit { (acct == after) == ledger } else { acct == before && !ledger };
+        if !ok {
+            failed.push(format!("ended by {how}: acct1 = {:?}, ledger row there: {ledger}", String::from_utf8_lossy(&acct)));
+        }
+    }
+    assert!(failed.is_empty(), "not whole or absent after the crash: {failed:?}");
+}
