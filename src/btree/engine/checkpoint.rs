@@ -170,6 +170,14 @@ impl Shared {
         self.carry_undo(ckpt)?;
         let oldest = self.active.lock().values().map(|t| t.first_lsn.load(Ordering::Acquire)).min().unwrap_or(ckpt);
         let log_start = oldest.min(ckpt);
+        // A transaction that ended (COMMIT, ROLLBACK) or rolled back to its
+        // start since `ckpt` is not kept by `log_start`, but its end record and
+        // its rollback's page changes come after `ckpt` and may not be in the
+        // log file yet, while its changes from before `ckpt` may be in the tree
+        // files: they are made durable before the control file lets the log
+        // before `ckpt` go. (Each appends them before it leaves `active`, and
+        // `active` was read above: the log's end now covers them.)
+        self.log.flush_to(self.log.end_lsn())?;
         let ctl = Control {
             checkpoint: ckpt,
             log_start,
