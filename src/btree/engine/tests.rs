@@ -1011,8 +1011,12 @@ fn a_transaction_rolled_back_to_its_start_is_not_undone_again_by_recovery() {
 #[test]
 fn a_transaction_ending_during_a_checkpoint_is_whole_or_absent_after_a_crash() {
     let mut failed = Vec::new();
-    for end_by_commit in [true, false] {
-        let d = dir("end-in-ckpt", end_by_commit as u64);
+    // 0: COMMIT; 1: ROLLBACK; 2: a rollback to its start (a failed statement), the
+    // transaction still open at the crash (a checkpoint stops keeping the log for
+    // a transaction with nothing to undo)
+    for how_ended in 0..3u64 {
+        let end_by_commit = how_ended == 0;
+        let d = dir("end-in-ckpt", how_ended);
         let edir = d.join("eng");
         let (pa, pl, pb) = (d.join("acct.rbt"), d.join("ledger.rbt"), d.join("other.rbt"));
         let (before, after) = (b"1000".to_vec(), b"0940".to_vec());
@@ -1061,8 +1065,11 @@ fn a_transaction_ending_during_a_checkpoint_is_whole_or_absent_after_a_crash() {
                     // the COMMIT appended and not yet synced: as a SIGKILL in
                     // commit between the two (EveryCommit)
                     e.commit_with(t, false).unwrap();
-                } else {
+                } else if how_ended == 1 {
                     e.rollback(t).unwrap();
+                } else {
+                    e.rollback_to(&mut t, 0).unwrap();
+                    std::mem::forget(t);
                 }
                 drop(hold);
                 ck.join().unwrap()
@@ -1077,7 +1084,7 @@ fn a_transaction_ending_during_a_checkpoint_is_whole_or_absent_after_a_crash() {
         let (ta, tl) = (e.open_tree(&pa).unwrap(), e.open_tree(&pl).unwrap());
         let acct = contents(&ta)[&b"acct1".to_vec()].clone();
         let ledger = contents(&tl).contains_key(&b"xfer1".to_vec());
-        let how = if end_by_commit { "COMMIT (not yet durable)" } else { "ROLLBACK" };
+        let how = ["COMMIT (not yet durable)", "ROLLBACK", "a rollback to its start"][how_ended as usize];
         let ok = if end_by_commit { (acct == after) == ledger } else { acct == before && !ledger };
         if !ok {
             failed.push(format!("ended by {how}: acct1 = {:?}, ledger row there: {ledger}", String::from_utf8_lossy(&acct)));
