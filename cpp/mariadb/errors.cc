@@ -16,6 +16,25 @@ int ha_rust::rust_rc(int code)
   return code;
 }
 
+/* DROP TABLE and RENAME run on a handler object of their own, and the server
+   reports a failure through another one it makes for print_error()
+   (ha_delete_table): the message of the connection's last failed DROP or
+   RENAME is kept for that, for the statement it failed in only. */
+static thread_local std::string ddl_error;
+static thread_local query_id_t ddl_error_query= 0;
+
+int ha_rust::ddl_rc(int code, const rust::String &e)
+{
+  if (code)
+  {
+    err_msg= std::string(e);
+    THD *thd= current_thd;
+    ddl_error= err_msg;
+    ddl_error_query= thd ? thd->query_id : 0;
+  }
+  return code;
+}
+
 /* Warnings of the Rust side for the server's error log (not the client). */
 void ha_rust::log_rust_warnings()
 {
@@ -37,6 +56,11 @@ void ha_rust::push_rust_warnings()
 
 void ha_rust::print_error(int error, myf errflag)
 {
+  THD *thd= current_thd;
+  if (err_msg.empty() && !ddl_error.empty() && thd &&
+      ddl_error_query == thd->query_id)
+    err_msg.swap(ddl_error);
+  ddl_error.clear();
   if (!err_msg.empty() &&
       (error >= HA_ERR_RUST_FIRST || error == HA_ERR_TABLE_READONLY ||
        error == HA_ERR_UNSUPPORTED || error == HA_ERR_DISK_FULL))

@@ -218,6 +218,7 @@ public:
   static int bt_create_check(TABLE *form, uint *indexes);
 private:
   int rust_rc(int code);
+  int ddl_rc(int code, const rust::String &e);
   int unpack_row(uchar *buf, bool all_fields, std::string *bad);
   int pack_row(const uchar *buf);
   rust::Slice<const ha_rust_ffi::CsvField> csv_fields() const

@@ -207,19 +207,13 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info)
 int ha_rust::delete_table(const char *name)
 {
   rust::String e;
-  int rc= ha_rust_ffi::table_delete(bytes(name), e);
-  if (rc)
-    err_msg= std::string(e);
-  return rc;
+  return ddl_rc(ha_rust_ffi::table_delete(bytes(name), e), e);
 }
 
 int ha_rust::rename_table(const char *from, const char *to)
 {
   rust::String e;
-  int rc= ha_rust_ffi::table_rename(bytes(from), bytes(to), e);
-  if (rc)
-    err_msg= std::string(e);
-  return rc;
+  return ddl_rc(ha_rust_ffi::table_rename(bytes(from), bytes(to), e), e);
 }
 
 int ha_rust::open(const char *name, int mode, uint test_if_locked)

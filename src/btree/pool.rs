@@ -674,14 +674,20 @@ impl Pool {
         Ok(())
     }
 
-    /// Writes every dirty page and syncs the file.
+    /// Writes every dirty page and syncs the file. A failed sync marks the tree
+    /// lost ([`Pool::mark_lost`]): the kernel may have dropped the pages it could
+    /// not write while counting them clean, so no later sync can be trusted to
+    /// have them; the redo log is their only sure copy until a restart.
     pub fn flush(&mut self) -> Result<()> {
         for f in 0..self.frames.len() {
             if self.frames[f].no != u32::MAX {
                 self.write_back(f)?;
             }
         }
-        self.file.sync_data().ctx(|| format!("cannot sync '{}'", self.name))
+        self.file.sync_data().map_err(|e| {
+            self.mark_lost();
+            e
+        }).ctx(|| format!("cannot sync '{}'", self.name))
     }
 
     /// Writes dirty pages whose LSN is below `below` from frame `from` on, at most

@@ -151,7 +151,7 @@ impl Shared {
             .iter()
             .filter_map(|(p, (id, t))| t.as_ref().map(|t| (*id, p.clone(), t.clone())))
             .collect();
-        for (_, _, t) in &live {
+        for (_, path, t) in &live {
             // a slice at a time: the tree's users are not held up for the whole
             // flush
             let mut at = 0;
@@ -161,7 +161,17 @@ impl Shared {
                 if next >= g.pool().frames() {
                     let f = g.pool().file_handle()?;
                     drop(g);
-                    f.sync_data().ctx(|| "cannot sync a tree file".into())?;
+                    if let Err(e) = f.sync_data() {
+                        // the pages a failed sync could not write may be dropped by
+                        // the kernel and counted clean: no later sync has them for
+                        // sure, the log is their only copy until a restart
+                        t.read().pool().mark_lost();
+                        eprintln!(
+                            "[ERROR] RUST: cannot sync '{}' ({e}): checkpoints wait, and the redo log is kept, until a restart recovers its changes",
+                            path.display()
+                        );
+                        return Err(Error::io(format!("cannot sync '{}'", path.display()), e));
+                    }
                     break;
                 }
                 at = next;

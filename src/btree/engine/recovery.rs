@@ -211,8 +211,9 @@ impl Engine {
             let path = &paths[tree as usize];
             files[&tree].set_len(len).ctx(|| format!("cannot truncate '{}'", path.display()))?;
         }
-        for f in files.values() {
-            f.sync_all().ctx(|| "cannot sync a tree file".into())?;
+        for (tree, f) in &files {
+            let path = &paths[*tree as usize];
+            f.sync_all().ctx(|| format!("cannot sync '{}'", path.display()))?;
         }
         // 2. undo what never committed
         let mut done: HashSet<u64> = HashSet::new();
