@@ -103,6 +103,20 @@ fn log_failed_at_commit(e: &Error) -> ! {
     std::process::abort()
 }
 
+/// See [`Engine::undo_to`]. Not a panic: nothing unwinds into the server. (Unit
+/// tests get the error back: their simulated crashes fail every write.)
+fn rollback_failed(e: Error) -> Result<()> {
+    if cfg!(test) {
+        return Err(e);
+    }
+    eprintln!(
+        "[ERROR] RUST: a rollback cannot be completed: {e}. Stopping the server so that the \
+         transaction neither commits half rolled back nor lets go of rows it still holds; at the \
+         restart, recovery finishes the rollback from the redo log"
+    );
+    std::process::abort()
+}
+
 impl Engine {
     pub fn begin(&self) -> Trx {
         let id = self.next_trx.fetch_add(1, Ordering::Relaxed);
@@ -228,10 +242,19 @@ impl Engine {
         Self::undo_to(&mut trx.sh.st.lock(), trx.id, savepoint)
     }
 
+    /// Applies the undo entries above `savepoint`, newest first. One that cannot
+    /// be applied (an I/O error, a damaged page) stops the server: the
+    /// transaction would otherwise go on half rolled back (a statement's rollback,
+    /// then a COMMIT of what is left of it) or end with its table locks released
+    /// and rows others may then change, which recovery would later overwrite with
+    /// its remaining undo. Recovery at the restart finishes the rollback from
+    /// the log (as InnoDB stops when it cannot apply undo).
     pub(super) fn undo_to(st: &mut TrxState, id: u64, savepoint: usize) -> Result<()> {
         while st.undo.len() > savepoint {
             let (t, u) = st.undo.last().unwrap();
-            t.write().apply_undo(id, u)?;
+            if let Err(e) = t.write().apply_undo(id, u) {
+                return rollback_failed(e);
+            }
             st.undo.drop_last();
         }
         Ok(())
