@@ -914,3 +914,93 @@ fn a_repair_cut_short_is_finished_or_forgotten_whole() {
         let _ = std::fs::remove_dir_all(&d);
     }
 }
+
+/// The keys of table `tb` in order, read in a transaction of their own.
+fn review_keys(e: &Engine, tb: &mut BtreeTable) -> Vec<u32> {
+    all_rows(e, tb).into_iter().map(|(k, _)| u32::from_be_bytes(k[..].try_into().unwrap())).collect()
+}
+
+/// Review (statement boundaries): the calls C++ makes for statements whose
+/// only access to a BTREE table is a stored function's or trigger's
+/// sub-statement under LOCK TABLES with autocommit=0 (cpp/mariadb/trx.cc:
+/// bt_stmt_begin returns at once when `thd->in_sub_stmt`; rust_bt_commit with
+/// all=false in a transaction returns 0 without marking anything), or for the
+/// 2nd..nth iterations of a COM_STMT_BULK_EXECUTE UPDATE/DELETE (one query id).
+///   SET autocommit=0; LOCK TABLES r WRITE;
+///   INSERT INTO r VALUES (1);   -- start_stmt: stmt_begin
+///   SELECT f(2);                -- f inserts 2: no stmt_begin, stmt commit
+///   SELECT f(3);                -- f inserts 3 then fails: stmt rollback
+///   COMMIT;
+/// InnoDB marks the statement start at every statement commit
+/// (innobase_commit -> end_of_statement: last_stmt_start = undo_no), so it
+/// keeps 1 and 2. Expected to FAIL today: the rollback goes back to the mark
+/// made before 1, and COMMIT commits neither 1 nor 2.
+#[test]
+fn review_a_failed_sub_statement_only_statement_keeps_earlier_statements() {
+    let d = dir("review_stmt_stale", 0);
+    let t = d.join("t");
+    create(&t, 2, 0).unwrap();
+    let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
+    let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+    let mut h = TrxHandle::new();
+    let pk = |i: u32| i.to_be_bytes().to_vec();
+    let sec = |i: u32| vec![(vec![i as u8], false)];
+    // LOCK TABLES (external_lock, in_sub_stmt == 0): a mark
+    h.stmt_begin();
+    // INSERT INTO r VALUES (1): start_stmt of its own table: a mark
+    h.stmt_begin();
+    assert_eq!(tb.insert(&e, &mut h, &pk(1), b"one", &sec(1)).unwrap(), None);
+    // statement commit (all=false, in a transaction): nothing in Rust
+    // SELECT f(2): start_stmt in the sub-statement only: no mark
+    assert_eq!(tb.insert(&e, &mut h, &pk(2), b"two", &sec(2)).unwrap(), None);
+    // statement commit: nothing
+    // SELECT f(3): no mark; f inserts 3, then fails: statement rollback
+    assert_eq!(tb.insert(&e, &mut h, &pk(3), b"three", &sec(3)).unwrap(), None);
+    h.stmt_rollback(&e).unwrap();
+    // COMMIT
+    h.commit(&e, true).unwrap();
+    assert_eq!(review_keys(&e, &mut tb), vec![1, 2], "the failed statement took back earlier ones");
+    drop(tb);
+    e.checkpoint_now().unwrap();
+}
+
+/// Review (statement boundaries): after ROLLBACK TO SAVEPOINT the statement
+/// mark can lie above the undo log's end; a statement that makes no new mark
+/// (see above) and fails is then not rolled back at all, and COMMIT commits it.
+///   SET autocommit=0; LOCK TABLES r WRITE; SAVEPOINT a;
+///   INSERT INTO r VALUES (1),(2),(3); INSERT INTO r VALUES (4);
+///   ROLLBACK TO SAVEPOINT a;
+///   SELECT g();   -- g: INSERT INTO r VALUES (10),(11),(12); INSERT INTO r VALUES (10) (dup)
+///   COMMIT;
+/// InnoDB: r is empty (rollback_to_savepoint sets last_stmt_start = undo_no).
+/// Expected to FAIL today: 10, 11, 12 are committed.
+#[test]
+fn review_a_failed_statement_after_rollback_to_savepoint_is_rolled_back() {
+    let d = dir("review_stmt_above", 0);
+    let t = d.join("t");
+    create(&t, 2, 0).unwrap();
+    let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
+    let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+    let mut h = TrxHandle::new();
+    let pk = |i: u32| i.to_be_bytes().to_vec();
+    let sec = |i: u32| vec![(vec![i as u8], false)];
+    h.stmt_begin(); // LOCK TABLES
+    let a = h.savepoint(); // SAVEPOINT a
+    h.stmt_begin(); // INSERT ... (1),(2),(3)
+    for i in 1..=3 {
+        assert_eq!(tb.insert(&e, &mut h, &pk(i), b"r", &sec(i)).unwrap(), None);
+    }
+    h.stmt_begin(); // INSERT ... (4)
+    assert_eq!(tb.insert(&e, &mut h, &pk(4), b"r", &sec(4)).unwrap(), None);
+    h.rollback_to(&e, a).unwrap(); // ROLLBACK TO SAVEPOINT a (no mark moves)
+    // SELECT g(): sub-statements only, no mark
+    for i in 10..=12 {
+        assert_eq!(tb.insert(&e, &mut h, &pk(i), b"r", &sec(i)).unwrap(), None);
+    }
+    assert_eq!(tb.insert(&e, &mut h, &pk(10), b"r", &sec(10)).unwrap(), Some(0));
+    h.stmt_rollback(&e).unwrap(); // the failed statement
+    h.commit(&e, true).unwrap(); // COMMIT
+    assert_eq!(review_keys(&e, &mut tb), Vec::<u32>::new(), "the failed statement was committed");
+    drop(tb);
+    e.checkpoint_now().unwrap();
+}
