@@ -98,7 +98,13 @@ int rust_bt_commit(handlerton *, THD *thd, bool all)
     report(rc, e);
     return rc;
   }
-  return 0;   /* the end of a statement inside a transaction */
+  /* the end of a statement inside a transaction: the next statement's rollback
+     goes back to here, even one that marks nothing itself (a statement that
+     reaches RUST only through a stored function under LOCK TABLES, the runs of
+     a bulk execute, which share one query id), as InnoDB marks at every
+     statement commit */
+  ha_rust_ffi::trx_stmt_begin(*t->h);
+  return 0;
 }
 
 /* The binlog is about to forget the XIDs of an older binlog file: every commit
@@ -129,7 +135,10 @@ int rust_bt_rollback(handlerton *, THD *thd, bool all)
     rc= ha_rust_ffi::trx_rollback(*t->h, e);
   }
   else
+  {
     rc= ha_rust_ffi::trx_stmt_rollback(*t->h, e);   /* a failed statement */
+    ha_rust_ffi::trx_stmt_begin(*t->h);              /* the next one's mark */
+  }
   report(rc, e);
   return rc;
 }
@@ -200,7 +209,13 @@ int rust_bt_prepare(handlerton *, THD *thd, bool all)
     report(rc, e);
     return rc;
   }
-  return 0;   /* the end of a statement inside a transaction */
+  /* the end of a statement inside a transaction: the next statement's rollback
+     goes back to here, even one that marks nothing itself (a statement that
+     reaches RUST only through a stored function under LOCK TABLES, the runs of
+     a bulk execute, which share one query id), as InnoDB marks at every
+     statement commit */
+  ha_rust_ffi::trx_stmt_begin(*t->h);
+  return 0;
 }
 
 /* The prepared transactions no connection holds (found by recovery, or left by

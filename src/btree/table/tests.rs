@@ -933,10 +933,11 @@ fn review_keys(e: &Engine, tb: &mut BtreeTable) -> Vec<u32> {
 ///   COMMIT;
 /// InnoDB marks the statement start at every statement commit
 /// (innobase_commit -> end_of_statement: last_stmt_start = undo_no), so it
-/// keeps 1 and 2. Expected to FAIL today: the rollback goes back to the mark
-/// made before 1, and COMMIT commits neither 1 nor 2.
+/// keeps 1 and 2; so does RUST since C++ marks at each statement commit
+/// (before: the rollback went back to the mark made before 1, and COMMIT
+/// committed neither 1 nor 2).
 #[test]
-fn review_a_failed_sub_statement_only_statement_keeps_earlier_statements() {
+fn a_failed_sub_statement_only_statement_keeps_earlier_statements() {
     let d = dir("review_stmt_stale", 0);
     let t = d.join("t");
     create(&t, 2, 0).unwrap();
@@ -950,10 +951,12 @@ fn review_a_failed_sub_statement_only_statement_keeps_earlier_statements() {
     // INSERT INTO r VALUES (1): start_stmt of its own table: a mark
     h.stmt_begin();
     assert_eq!(tb.insert(&e, &mut h, &pk(1), b"one", &sec(1)).unwrap(), None);
-    // statement commit (all=false, in a transaction): nothing in Rust
+    // statement commit (all=false, in a transaction): C++ marks the next start
+    h.stmt_begin();
     // SELECT f(2): start_stmt in the sub-statement only: no mark
     assert_eq!(tb.insert(&e, &mut h, &pk(2), b"two", &sec(2)).unwrap(), None);
-    // statement commit: nothing
+    // statement commit: a mark
+    h.stmt_begin();
     // SELECT f(3): no mark; f inserts 3, then fails: statement rollback
     assert_eq!(tb.insert(&e, &mut h, &pk(3), b"three", &sec(3)).unwrap(), None);
     h.stmt_rollback(&e).unwrap();
@@ -973,9 +976,9 @@ fn review_a_failed_sub_statement_only_statement_keeps_earlier_statements() {
 ///   SELECT g();   -- g: INSERT INTO r VALUES (10),(11),(12); INSERT INTO r VALUES (10) (dup)
 ///   COMMIT;
 /// InnoDB: r is empty (rollback_to_savepoint sets last_stmt_start = undo_no).
-/// Expected to FAIL today: 10, 11, 12 are committed.
+/// (Before TrxHandle::rollback_to moved the mark: 10, 11, 12 were committed.)
 #[test]
-fn review_a_failed_statement_after_rollback_to_savepoint_is_rolled_back() {
+fn a_failed_statement_after_rollback_to_savepoint_is_rolled_back() {
     let d = dir("review_stmt_above", 0);
     let t = d.join("t");
     create(&t, 2, 0).unwrap();

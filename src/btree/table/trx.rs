@@ -101,11 +101,16 @@ impl TrxHandle {
         self.trx.as_ref().map_or(0, |t| t.savepoint() as u64)
     }
 
+    /// ROLLBACK TO SAVEPOINT: the statement mark moves there too (it must never
+    /// lie above the undo log's end: a failed statement that marks nothing
+    /// itself would then not be rolled back at all).
     pub fn rollback_to(&mut self, e: &Engine, sp: u64) -> Result<()> {
-        match self.trx.as_mut() {
+        let r = match self.trx.as_mut() {
             Some(t) => e.rollback_to(t, sp as usize),
             None => Ok(()),
-        }
+        };
+        self.stmt_begin();
+        r
     }
 
     pub(super) fn release_locks(&mut self) {
