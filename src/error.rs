@@ -33,6 +33,10 @@ pub enum Error {
     /// went away) while it waited.
     #[error("Query execution was interrupted")]
     Interrupted,
+    /// A lock wait closed a deadlock and this transaction was chosen to break
+    /// it: the server rolls back its whole transaction.
+    #[error("Deadlock found when trying to get lock; try restarting transaction")]
+    Deadlock,
 }
 
 /// First engine-private error code, as MyRocks does: past the server's last one.
@@ -64,6 +68,7 @@ impl Error {
             Error::Internal(_) => HA_ERR_RUST_INTERNAL,
             Error::LockWait => consts::HA_ERR_LOCK_WAIT_TIMEOUT as i32,
             Error::Interrupted => consts::HA_ERR_ABORTED_BY_USER as i32,
+            Error::Deadlock => consts::HA_ERR_LOCK_DEADLOCK as i32,
         }
     }
 }

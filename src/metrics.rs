@@ -53,6 +53,8 @@ pub static TRX_ROLLBACKS: Counter = Counter::new();
 pub static LOCK_WAITS: Counter = Counter::new();
 pub static LOCK_WAIT_MICROS: Counter = Counter::new();
 pub static LOCK_TIMEOUTS: Counter = Counter::new();
+/// Deadlocks found (each broken by rolling back one transaction).
+pub static LOCK_DEADLOCKS: Counter = Counter::new();
 
 // CSV and ARCHIVE.
 pub static CSV_BYTES_SCANNED: Counter = Counter::new();

@@ -62,7 +62,7 @@ int ha_rust::bt_autoinc_used(const uchar *record)
   if (!(f->flags & UNSIGNED_FLAG) && v <= 0)
     return 0;
   const system_variables &sv= ha_thd()->variables;
-  return bt_rc((*tbl)->bt_auto_increment_used(
+  return rust_rc((*tbl)->bt_auto_increment_used(
       (ulonglong) v, sv.auto_increment_increment, sv.auto_increment_offset));
 }
 
@@ -90,5 +90,5 @@ void ha_rust::bt_get_auto_increment(ulonglong offset, ulonglong increment,
   *nb_reserved_values= r.reserved;
   autoinc_rows_left= r.rows_left;
   autoinc_last= r.last;
-  bt_rc(rc);
+  rust_rc(rc);
 }

@@ -32,13 +32,6 @@ int ha_rust::bt_create_check(TABLE *form, uint *indexes)
 
 /* ---- rows ---- */
 
-int ha_rust::bt_rc(int rc)
-{
-  if (rc && tbl)
-    err_msg= std::string((*tbl)->last_error());
-  return rc;
-}
-
 /* After a Rust read: the current row into buf (`from_key`: a read of the
    index cursor, which may be index-only: then the entry's columns). */
 int ha_rust::bt_fetch(uchar *buf, int rc, bool from_key)
@@ -73,7 +66,7 @@ int ha_rust::bt_fetch_row(uchar *buf, int rc, bool from_key)
         return 0;
       }
       if ((rc= (*tbl)->bt_fetch_current()))
-        return bt_rc(rc);
+        return rust_rc(rc);
       return unpack_binary(buf) ? HA_ERR_WRONG_IN_RECORD : 0;
     case CHECK_OUT_OF_RANGE:
       return HA_ERR_END_OF_FILE;
@@ -84,7 +77,7 @@ int ha_rust::bt_fetch_row(uchar *buf, int rc, bool from_key)
     }
   }
   if (rc)
-    return rc == HA_ERR_END_OF_FILE || rc == HA_ERR_KEY_NOT_FOUND ? rc : bt_rc(rc);
+    return rc == HA_ERR_END_OF_FILE || rc == HA_ERR_KEY_NOT_FOUND ? rc : rust_rc(rc);
   if (from_key && key_only)
   {
     fetched_key_only= true;
@@ -113,7 +106,7 @@ int ha_rust::bt_dup(int rc, uint32_t dup)
     last_dup_key= errkey;
     return rc;
   }
-  return bt_rc(rc);
+  return rust_rc(rc);
 }
 
 int ha_rust::bt_write_row(const uchar *buf)
@@ -227,7 +220,7 @@ int ha_rust::bt_delete_row(const uchar *buf)
   else
     primary_key_of(buf, pk_buf);
   secondary_keys_of(buf, sec_buf);
-  return bt_rc((*tbl)->bt_delete(trx(), sl(pk_buf), sl(sec_buf)));
+  return rust_rc((*tbl)->bt_delete(trx(), sl(pk_buf), sl(sec_buf)));
 }
 
 int ha_rust::bt_rnd_next(uchar *buf)

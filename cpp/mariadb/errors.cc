@@ -8,12 +8,21 @@
 #include <sql_class.h>
 #include <log.h>
 
+/* A deadlock's victim loses its whole transaction, as with InnoDB: the server
+   rolls it back at the statement's end (which releases its locks). */
+static int mark_deadlock(THD *thd, int code)
+{
+  if (code == HA_ERR_LOCK_DEADLOCK && thd)
+    thd->mark_transaction_to_rollback(true);
+  return code;
+}
+
 /* Remembers the message of a failed Rust call for print_error(). */
 int ha_rust::rust_rc(int code)
 {
   if (code && tbl)
     err_msg= std::string((*tbl)->last_error());
-  return code;
+  return mark_deadlock(ha_thd(), code);
 }
 
 /* DROP TABLE and RENAME run on a handler object of their own, and the server
@@ -57,6 +66,8 @@ void ha_rust::push_rust_warnings()
 void ha_rust::print_error(int error, myf errflag)
 {
   THD *thd= current_thd;
+  if (mark_deadlock(thd, error) == HA_ERR_LOCK_DEADLOCK)
+    err_msg.clear();      /* the server appends get_error_message()'s text */
   if (err_msg.empty() && !ddl_error.empty() && thd &&
       ddl_error_query == thd->query_id)
     err_msg.swap(ddl_error);

@@ -183,7 +183,6 @@ class ha_rust final : public handler
   void append_unpack(uint key, const uchar *record, std::string &out);
   uint key_tuple(uint key, const uchar *tuple, key_part_map map,
                  std::string &out);
-  int bt_rc(int rc);
   int bt_fetch(uchar *buf, int rc, bool from_key= false);
   int bt_fetch_row(uchar *buf, int rc, bool from_key);
   bool bt_key_only_start();

@@ -356,7 +356,7 @@ int ha_rust::delete_all_rows()
 int ha_rust::truncate()
 {
   if (layout() == LAYOUT_BTREE)
-    return bt_rc((*tbl)->bt_truncate(trx()));
+    return rust_rc((*tbl)->bt_truncate(trx()));
   return rust_rc((*tbl)->truncate());
 }
 

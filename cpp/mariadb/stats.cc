@@ -106,7 +106,7 @@ void ha_rust::bt_rec_per_key(bool analyze)
                                analyze, stats.records, rpk) ||
         rpk.size() != stat_parts.size())
     {
-      bt_rc(1);
+      rust_rc(1);
       continue;    /* keep what was there */
     }
     for (uint p= 0; p < user; p++)

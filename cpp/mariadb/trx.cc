@@ -323,7 +323,7 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
      other's shared lock until the lock wait timeout. Under LOCK TABLES the
      server's own table locks already keep writers apart. */
   if (lock_type == F_WRLCK && !thd_in_lock_tables(thd))
-    if (int rc= bt_rc((*tbl)->bt_lock(*t->h, true)))
+    if (int rc= rust_rc((*tbl)->bt_lock(*t->h, true)))
     {
       t->tables_in_use--;   /* the server does not unlock a table that failed */
       return rc;

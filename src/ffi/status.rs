@@ -36,6 +36,7 @@ struct StatusCounters {
     lock_waits: u64,
     lock_wait_micros: u64,
     lock_timeouts: u64,
+    lock_deadlocks: u64,
     csv_bytes_scanned: u64,
     csv_rows_malformed: u64,
     archive_bytes_scanned: u64,
@@ -81,6 +82,7 @@ pub(super) fn status_vars(rows: &[RowCounts]) -> Vec<StatusVar> {
             ("checkpoints", s.checkpoints),
             ("csv_bytes_scanned", s.csv_bytes_scanned),
             ("csv_rows_malformed", s.csv_rows_malformed),
+            ("lock_deadlocks", s.lock_deadlocks),
             ("lock_wait_microseconds", s.lock_wait_micros),
             ("lock_wait_timeouts", s.lock_timeouts),
             ("lock_waits", s.lock_waits),
@@ -137,6 +139,7 @@ fn status_counters() -> StatusCounters {
         s.lock_waits = m::LOCK_WAITS.get();
         s.lock_wait_micros = m::LOCK_WAIT_MICROS.get();
         s.lock_timeouts = m::LOCK_TIMEOUTS.get();
+        s.lock_deadlocks = m::LOCK_DEADLOCKS.get();
         s.csv_bytes_scanned = m::CSV_BYTES_SCANNED.get();
         s.csv_rows_malformed = m::CSV_ROWS_MALFORMED.get();
         s.archive_bytes_scanned = m::ARCHIVE_BYTES_SCANNED.get();
@@ -197,10 +200,11 @@ pub(super) fn engine_status_text() -> String {
         );
         let _ = writeln!(
             o,
-            "table lock waits {}, waited {:.3} s in all, timeouts {}",
+            "table lock waits {}, waited {:.3} s in all, timeouts {}, deadlocks {}",
             s.lock_waits,
             s.lock_wait_micros as f64 / 1e6,
-            s.lock_timeouts
+            s.lock_timeouts,
+            s.lock_deadlocks
         );
         for t in ENGINE.get().map(|e| e.status().trx).unwrap_or_default() {
             let _ = writeln!(
@@ -209,6 +213,7 @@ pub(super) fn engine_status_text() -> String {
                 t.id, t.state, t.age_secs, t.changes
             );
         }
+        latest_deadlock_text(&mut o);
         let _ = writeln!(o, "CSV AND ARCHIVE");
         let _ = writeln!(
             o,
@@ -224,6 +229,27 @@ pub(super) fn engine_status_text() -> String {
         let _ = writeln!(o, "panics caught {}", s.panics_caught);
         o
     })
+}
+
+/// The LATEST DETECTED DEADLOCK section (none until one is found): when, each
+/// transaction of the cycle with the table lock it waited for, the victim.
+fn latest_deadlock_text(o: &mut String) {
+    let Some(d) = crate::btree::table::latest_deadlock() else { return };
+    let _ = writeln!(o, "LATEST DETECTED DEADLOCK");
+    let secs = d.when.duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.as_secs());
+    let ago = d.when.elapsed().map_or(0.0, |t| t.as_secs_f64());
+    let _ = writeln!(o, "at unix time {secs} ({ago:.1} s ago), a cycle of {} transactions", d.cycle.len());
+    for c in &d.cycle {
+        let _ = writeln!(
+            o,
+            "trx {} (weight {}) waited for the {} lock on {}, held by the next",
+            c.trx,
+            c.weight,
+            if c.exclusive { "exclusive" } else { "shared" },
+            c.table.display()
+        );
+    }
+    let _ = writeln!(o, "rolled back: trx {}", d.victim);
 }
 
 /// A column of an INFORMATION_SCHEMA table: its name, type, length (text) and

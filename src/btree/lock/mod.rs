@@ -1,8 +1,12 @@
 //! Locks. Today: table locks ([`TableLock`]), held by transactions until they
 //! end (shared to read, exclusive to write), with waits that time out
 //! (`rust_lock_wait_timeout`) and can be interrupted ([`Interrupt`]: KILL, a
-//! client gone). This is where row locks and deadlock detection will go. Uses
-//! no other B-tree layer (only the session probe, [`crate::session`]).
+//! client gone), and deadlock detection over every lock wait
+//! ([`deadlock`]: a wait that closes a cycle ends at once). This is where row
+//! locks will go. Uses no other B-tree layer (only the session probe,
+//! [`crate::session`]).
+
+pub mod deadlock;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +21,8 @@ use crate::error::Error;
 /// A table lock, held by transactions until they end.
 #[derive(Default)]
 pub struct TableLock {
+    /// The table's path without extension (`./db/t`), for reports.
+    pub(crate) name: PathBuf,
     pub(crate) m: Mutex<LockState>,
     pub(crate) cv: Condvar,
 }
@@ -39,7 +45,7 @@ pub(crate) fn table_lock(path: &Path) -> Arc<TableLock> {
     if let Some(l) = m.get(path).and_then(Weak::upgrade) {
         return l;
     }
-    let l = Arc::new(TableLock::default());
+    let l = Arc::new(TableLock { name: path.to_path_buf(), ..TableLock::default() });
     m.insert(path.to_path_buf(), Arc::downgrade(&l));
     l
 }
@@ -51,6 +57,9 @@ pub enum LockDenied {
     Timeout,
     /// The waiting statement was killed (or its client went away).
     Interrupted,
+    /// The wait would have closed a deadlock, and this transaction was chosen
+    /// to be rolled back to break it.
+    Deadlock,
 }
 
 impl From<LockDenied> for Error {
@@ -58,6 +67,7 @@ impl From<LockDenied> for Error {
         match d {
             LockDenied::Timeout => Error::LockWait,
             LockDenied::Interrupted => Error::Interrupted,
+            LockDenied::Deadlock => Error::Deadlock,
         }
     }
 }
@@ -108,18 +118,24 @@ impl Stopper<'_> {
 impl TableLock {
     /// Takes the lock for `trx` (shared or exclusive); waits up to the lock wait
     /// timeout for other transactions to end, unless `stop` says the statement
-    /// is to stop. `me` is this lock's own Arc (for the interrupt to wake it).
+    /// is to stop or the wait closes a deadlock whose victim `trx` is (it is,
+    /// or becomes, one if its `weight` is the cycle's least: see
+    /// [`deadlock`]). `me` is this lock's own Arc (for the interrupt and the
+    /// deadlock detector to wake it).
     pub(crate) fn acquire(
         &self,
         me: &Arc<TableLock>,
         trx: u64,
         exclusive: bool,
+        weight: u64,
         stop: Option<&Stopper>,
     ) -> std::result::Result<bool, LockDenied> {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(LOCK_WAIT_TIMEOUT_SECS.load(Ordering::Relaxed));
         let mut registered = false;
         let mut waited = false;
+        // in the wait-for graph, with the flag that says it was made a victim
+        let mut in_graph: Option<Arc<AtomicBool>> = None;
         let mut s = self.m.lock();
         let result = loop {
             let others_shared = s.shared.keys().any(|&t| t != trx);
@@ -137,9 +153,21 @@ impl TableLock {
                 }
                 break Ok(new || exclusive);
             }
+            if in_graph.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
+                break Err(LockDenied::Deadlock);
+            }
             if !waited {
                 waited = true;
                 s.waiting.push((trx, exclusive, started));
+            }
+            if in_graph.is_none() {
+                // the graph's mutex before any lock's: never under ours
+                match MutexGuard::unlocked(&mut s, || deadlock::enter(me, trx, exclusive, weight)) {
+                    Ok(chosen) => in_graph = Some(chosen),
+                    Err(()) => break Err(LockDenied::Deadlock),
+                }
+                // the lock may have been released meanwhile
+                continue;
             }
             let Some(stop) = stop else {
                 if self.cv.wait_until(&mut s, deadline).timed_out() {
@@ -169,6 +197,9 @@ impl TableLock {
             s.waiting.retain(|w| w.0 != trx);
         }
         drop(s);
+        if in_graph.is_some() {
+            deadlock::leave(trx);
+        }
         if registered {
             *stop.unwrap().interrupt.waiting_on.lock() = None;
         }
@@ -178,6 +209,7 @@ impl TableLock {
             if matches!(result, Err(LockDenied::Timeout)) {
                 crate::metrics::LOCK_TIMEOUTS.inc();
             }
+            // (a deadlock is counted where it is found: in deadlock::enter)
         }
         result
     }
@@ -257,9 +289,9 @@ mod tests {
         let path = PathBuf::from("./lock_report_db/t");
         let mine = || -> Vec<LockEntry> { locks_now().into_iter().filter(|e| e.table == path).collect() };
         let l = table_lock(&path);
-        assert_eq!(l.acquire(&l, 1, true, None), Ok(true));
+        assert_eq!(l.acquire(&l, 1, true, 0, None), Ok(true));
         let l2 = l.clone();
-        let waiter = std::thread::spawn(move || l2.acquire(&l2, 2, false, None));
+        let waiter = std::thread::spawn(move || l2.acquire(&l2, 2, false, 0, None));
         let t0 = Instant::now();
         while !mine().iter().any(|e| e.waiting_secs.is_some()) {
             assert!(t0.elapsed() < Duration::from_secs(20), "the wait never showed");

@@ -31,6 +31,7 @@ use super::page::{Kind, NONE};
 use super::tree::{self, BTree, Cursor, ROOT, Reader, StoredStats, UNPACK_FORMAT};
 use crate::error::{Error, Result};
 use crate::fsutil::with_ext;
+pub use super::lock::deadlock::{DeadlockReport, latest_deadlock};
 pub use super::lock::{Interrupt, LOCK_WAIT_TIMEOUT_SECS, LockDenied, PROBE_EVERY, Probe, StopCheck, TableLock, session_stopped, set_probe};
 use super::lock::{Stopper, table_lock};
 pub use repair::RepairReport;

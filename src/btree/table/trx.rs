@@ -75,9 +75,12 @@ impl TrxHandle {
         if self.trx.is_some() && held.is_some_and(|at| self.locks[at].1 || !exclusive) {
             return Ok(());
         }
-        let id = self.trx(e).id;
+        let t = self.trx(e);
+        let id = t.id;
+        // what rolling it back would undo, as InnoDB weighs a deadlock's victims
+        let weight = (t.savepoint() + self.locks.len()) as u64;
         let stop = Stopper { interrupt: &self.interrupt, session: self.session };
-        l.acquire(l, id, exclusive, Some(&stop))?;
+        l.acquire(l, id, exclusive, weight, Some(&stop))?;
         match held {
             Some(at) => self.locks[at].1 |= exclusive,
             None => self.locks.push((l.clone(), exclusive)),

@@ -44,7 +44,7 @@ pub fn adopt_recovered_prepared(e: &Engine) -> Result<()> {
         for p in &r.trees {
             let l = table_lock(&table_of_index(p));
             if !h.locks.iter().any(|(x, _)| Arc::ptr_eq(x, &l)) {
-                l.acquire(&l, r.trx.id, true, None)?;
+                l.acquire(&l, r.trx.id, true, u64::MAX, None)?;
                 h.locks.push((l, true));
             }
         }

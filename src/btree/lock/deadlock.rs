@@ -1,0 +1,307 @@
+//! Deadlock detection: the wait-for graph of lock waits, searched for a cycle
+//! at the moment a transaction is about to wait, so that a deadlock ends at
+//! once instead of at the lock wait timeout (as InnoDB's `lock0lock`).
+//!
+//! The graph is not stored as edges: [`WAITS`] says which lock each waiting
+//! transaction waits for, and the edges out of a waiter are read from that
+//! lock's state when the search passes (its holders that conflict with the
+//! request). A cycle can only close when a transaction starts to wait (a
+//! transaction that is granted a lock is not waiting, and a release only
+//! removes edges), and every start of a wait is checked under [`WAITS`]'s
+//! mutex, one at a time: so every cycle is found by the wait that closes it.
+//!
+//! The victim is the transaction of the cycle with the least weight (undo
+//! entries plus locks held, as InnoDB weighs a transaction), the waiter that
+//! closed the cycle on a tie. The victim's wait ends with
+//! [`LockDenied::Deadlock`](super::LockDenied); its statement fails with
+//! ER_LOCK_DEADLOCK and the server rolls back its whole transaction, which
+//! releases its locks. The latest deadlock is kept for SHOW ENGINE RUST STATUS.
+//!
+//! Lock order: [`WAITS`] before any lock's own mutex (a lock's mutex is never
+//! held while [`WAITS`] is taken). Uses only `lock/mod.rs`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+#[cfg(test)]
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+
+use super::TableLock;
+
+/// A transaction waiting for a lock.
+struct Waiter {
+    lock: Arc<TableLock>,
+    exclusive: bool,
+    weight: u64,
+    /// Set when the detector chose this waiter as a deadlock's victim.
+    chosen: Arc<AtomicBool>,
+}
+
+/// Every transaction waiting for a lock now, by transaction id.
+static WAITS: LazyLock<Mutex<HashMap<u64, Waiter>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The latest deadlock found.
+static LATEST: Mutex<Option<DeadlockReport>> = Mutex::new(None);
+
+/// One transaction of a deadlock's cycle: what it waited for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleMember {
+    pub trx: u64,
+    /// The table whose lock it waited for (`./db/t`).
+    pub table: PathBuf,
+    pub exclusive: bool,
+    /// Undo entries plus locks held when it began to wait.
+    pub weight: u64,
+}
+
+/// A deadlock the detector broke.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadlockReport {
+    pub when: SystemTime,
+    /// The cycle, from the wait that closed it: each member waits for a lock
+    /// the next one holds, the last for one the first holds.
+    pub cycle: Vec<CycleMember>,
+    /// The transaction rolled back to break it.
+    pub victim: u64,
+}
+
+/// The latest deadlock found since the plugin was loaded.
+pub fn latest_deadlock() -> Option<DeadlockReport> {
+    LATEST.lock().clone()
+}
+
+/// The transactions `w` (waited for by `trx`) waits behind: the exclusive
+/// holder, and for an exclusive request every shared holder too.
+fn blockers(trx: u64, w: &Waiter) -> Vec<u64> {
+    let s = w.lock.m.lock();
+    let mut by: Vec<u64> = s.exclusive.into_iter().filter(|&h| h != trx).collect();
+    if w.exclusive {
+        by.extend(s.shared.keys().copied().filter(|&h| h != trx && Some(h) != s.exclusive));
+    }
+    by
+}
+
+/// A cycle through `me` in the wait-for graph, as the path from `me` (each
+/// member waits for the next, the last for `me`), if there is one.
+fn cycle_through(me: u64, waits: &HashMap<u64, Waiter>) -> Option<Vec<u64>> {
+    // depth-first, with the path on a stack of (transaction, its blockers
+    // still to visit)
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut path: Vec<(u64, Vec<u64>)> = vec![(me, blockers(me, waits.get(&me)?))];
+    seen.insert(me);
+    while let Some((_, todo)) = path.last_mut() {
+        let Some(next) = todo.pop() else {
+            path.pop();
+            continue;
+        };
+        if next == me {
+            return Some(path.iter().map(|(t, _)| *t).collect());
+        }
+        if !seen.insert(next) {
+            continue;
+        }
+        // a holder that waits for nothing ends this way, and so does a victim
+        // already chosen: its rollback will release what it holds
+        if let Some(w) = waits.get(&next).filter(|w| !w.chosen.load(Ordering::SeqCst)) {
+            path.push((next, blockers(next, w)));
+        }
+    }
+    None
+}
+
+/// `trx` is about to wait for `lock`: registers the wait and looks for a
+/// deadlock it would close. Returns the flag that tells the waiter it was
+/// chosen as a victim later (by another transaction's wait), or `Err(())` if
+/// this wait closes a deadlock and `trx` is its victim (then it is not
+/// registered).
+pub(super) fn enter(lock: &Arc<TableLock>, trx: u64, exclusive: bool, weight: u64) -> Result<Arc<AtomicBool>, ()> {
+    let mut waits = WAITS.lock();
+    let chosen = Arc::new(AtomicBool::new(false));
+    waits.insert(trx, Waiter { lock: lock.clone(), exclusive, weight, chosen: chosen.clone() });
+    let Some(cycle) = cycle_through(trx, &waits) else { return Ok(chosen) };
+    let victim = *cycle.iter().min_by_key(|&&t| (waits[&t].weight, t != trx)).unwrap();
+    *LATEST.lock() = Some(DeadlockReport {
+        when: SystemTime::now(),
+        cycle: cycle
+            .iter()
+            .map(|t| {
+                let w = &waits[t];
+                CycleMember { trx: *t, table: w.lock.name.clone(), exclusive: w.exclusive, weight: w.weight }
+            })
+            .collect(),
+        victim,
+    });
+    crate::metrics::LOCK_DEADLOCKS.inc();
+    if victim == trx {
+        waits.remove(&trx);
+        return Err(());
+    }
+    let v = &waits[&victim];
+    v.chosen.store(true, Ordering::SeqCst);
+    // under the lock's mutex: the victim checks its flag under it before it
+    // sleeps, so the wake-up cannot fall between the two
+    let _s = v.lock.m.lock();
+    v.lock.cv.notify_all();
+    Ok(chosen)
+}
+
+/// `trx` waits no more (granted, timed out, interrupted or chosen as victim).
+pub(super) fn leave(trx: u64) {
+    WAITS.lock().remove(&trx);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{LockDenied, table_lock};
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// The deadlock tests read the one LATEST report: one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    /// Waits until `trx` is registered as waiting.
+    fn until_waiting(trx: u64) {
+        let t0 = Instant::now();
+        while !WAITS.lock().contains_key(&trx) {
+            assert!(t0.elapsed() < Duration::from_secs(20), "trx {trx} never waited");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Two transactions each holding the table the other asks for: the second
+    /// wait ends at once with a deadlock (not at the 50 s lock wait timeout), the
+    /// lighter transaction is the victim, the report names the cycle, and the
+    /// other transaction gets its lock once the victim's locks are released.
+    #[test]
+    fn a_cross_table_deadlock_ends_at_once_and_the_lighter_transaction_is_the_victim() {
+        let _g = SERIAL.lock();
+        let before = crate::metrics::LOCK_DEADLOCKS.get();
+        let (a, b) = (table_lock(Path::new("./dl1/a")), table_lock(Path::new("./dl1/b")));
+        assert_eq!(a.acquire(&a, 101, true, 0, None), Ok(true));
+        assert_eq!(b.acquire(&b, 102, true, 0, None), Ok(true));
+        // 101 is heavier (weight 5): it waits for b
+        let b2 = b.clone();
+        let heavy = std::thread::spawn(move || b2.acquire(&b2, 101, true, 5, None));
+        until_waiting(101);
+        let t0 = Instant::now();
+        assert_eq!(a.acquire(&a, 102, true, 1, None), Err(LockDenied::Deadlock));
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        let d = latest_deadlock().unwrap();
+        assert_eq!(d.victim, 102);
+        assert_eq!(
+            d.cycle,
+            vec![
+                CycleMember { trx: 102, table: PathBuf::from("./dl1/a"), exclusive: true, weight: 1 },
+                CycleMember { trx: 101, table: PathBuf::from("./dl1/b"), exclusive: true, weight: 5 },
+            ]
+        );
+        assert!(crate::metrics::LOCK_DEADLOCKS.get() > before);
+        assert!(!WAITS.lock().contains_key(&102), "the victim left the graph");
+        // the victim's transaction is rolled back: its locks go
+        b.release(102);
+        assert_eq!(heavy.join().unwrap(), Ok(true));
+        a.release(101);
+        b.release(101);
+    }
+
+    /// When the waiter that closes the cycle is the heavier one, the lighter
+    /// transaction already waiting is chosen: its wait ends with the deadlock
+    /// and the closing waiter gets its lock after the victim releases.
+    #[test]
+    fn a_waiting_transaction_can_be_the_victim() {
+        let _g = SERIAL.lock();
+        let (a, b) = (table_lock(Path::new("./dl2/a")), table_lock(Path::new("./dl2/b")));
+        assert_eq!(a.acquire(&a, 201, true, 0, None), Ok(true));
+        assert_eq!(b.acquire(&b, 202, true, 0, None), Ok(true));
+        let (a2, b2) = (a.clone(), b.clone());
+        let light = std::thread::spawn(move || {
+            let r = b2.acquire(&b2, 201, true, 1, None);
+            // as the server's rollback of the victim would
+            a2.release(201);
+            b2.release(201);
+            r
+        });
+        until_waiting(201);
+        assert_eq!(a.acquire(&a, 202, true, 9, None), Ok(true));
+        assert_eq!(light.join().unwrap(), Err(LockDenied::Deadlock));
+        assert_eq!(latest_deadlock().unwrap().victim, 201);
+        a.release(202);
+        b.release(202);
+    }
+
+    /// Two readers of one table that both ask to write it wait for each other's
+    /// shared lock: a deadlock.
+    #[test]
+    fn two_shared_holders_asking_for_exclusive_deadlock() {
+        let _g = SERIAL.lock();
+        let a = table_lock(Path::new("./dl3/a"));
+        assert_eq!(a.acquire(&a, 301, false, 0, None), Ok(true));
+        assert_eq!(a.acquire(&a, 302, false, 0, None), Ok(true));
+        let a2 = a.clone();
+        let first = std::thread::spawn(move || a2.acquire(&a2, 301, true, 3, None));
+        until_waiting(301);
+        assert_eq!(a.acquire(&a, 302, true, 3, None), Err(LockDenied::Deadlock));
+        a.release(302);
+        assert_eq!(first.join().unwrap(), Ok(true));
+        a.release(301);
+    }
+
+    /// Waits that form no cycle are not deadlocks: a chain of three
+    /// transactions over two tables all get their locks in turn.
+    #[test]
+    fn a_chain_of_waits_is_not_a_deadlock() {
+        let _g = SERIAL.lock();
+        let before = crate::metrics::LOCK_DEADLOCKS.get();
+        let (a, b) = (table_lock(Path::new("./dl4/a")), table_lock(Path::new("./dl4/b")));
+        assert_eq!(a.acquire(&a, 401, true, 0, None), Ok(true));
+        assert_eq!(b.acquire(&b, 402, true, 0, None), Ok(true));
+        // 402 waits for a (held by 401), 403 for b (held by 402)
+        let a2 = a.clone();
+        let w402 = std::thread::spawn(move || a2.acquire(&a2, 402, false, 0, None));
+        until_waiting(402);
+        let b2 = b.clone();
+        let w403 = std::thread::spawn(move || b2.acquire(&b2, 403, true, 0, None));
+        until_waiting(403);
+        assert_eq!(crate::metrics::LOCK_DEADLOCKS.get(), before);
+        a.release(401);
+        assert_eq!(w402.join().unwrap(), Ok(true));
+        a.release(402);
+        b.release(402);
+        assert_eq!(w403.join().unwrap(), Ok(true));
+        b.release(403);
+    }
+
+    /// A cycle of three transactions over three tables is found by the wait
+    /// that closes it.
+    #[test]
+    fn a_cycle_of_three_is_found() {
+        let _g = SERIAL.lock();
+        let l: Vec<_> = ["./dl5/a", "./dl5/b", "./dl5/c"].iter().map(|p| table_lock(Path::new(p))).collect();
+        for (i, x) in l.iter().enumerate() {
+            assert_eq!(x.acquire(x, 501 + i as u64, true, 0, None), Ok(true));
+        }
+        // 501 waits for b (502), 502 for c (503); 503 asks for a (501)
+        let b = l[1].clone();
+        let w501 = std::thread::spawn(move || b.acquire(&b, 501, true, 7, None));
+        until_waiting(501);
+        let c = l[2].clone();
+        let w502 = std::thread::spawn(move || c.acquire(&c, 502, true, 7, None));
+        until_waiting(502);
+        assert_eq!(l[0].acquire(&l[0], 503, true, 7, None), Err(LockDenied::Deadlock));
+        let d = latest_deadlock().unwrap();
+        assert_eq!(d.cycle.iter().map(|c| c.trx).collect::<Vec<_>>(), vec![503, 501, 502]);
+        assert_eq!(d.victim, 503, "on equal weights the closing waiter");
+        l[2].release(503);
+        assert_eq!(w502.join().unwrap(), Ok(true));
+        l[1].release(502);
+        l[2].release(502);
+        assert_eq!(w501.join().unwrap(), Ok(true));
+        for x in &l {
+            x.release(501);
+        }
+    }
+}
