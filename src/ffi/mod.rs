@@ -412,6 +412,10 @@ pub mod bridge {
         /// KILL / KILL QUERY of the connection: its lock wait, if any, stops.
         fn trx_wake_raise(w: &TrxWake);
         fn trx_stmt_begin(t: &mut TrxHandle);
+        /// The statement's longest lock wait, in seconds: the server's
+        /// `lock_wait_timeout` of the session (0 under NOWAIT, n under WAIT n);
+        /// the wait is the shorter of it and `rust_lock_wait_timeout`.
+        fn trx_set_lock_wait_timeout(t: &mut TrxHandle, secs: u64);
         fn trx_stmt_rollback(t: &mut TrxHandle, err: &mut String) -> i32;
         /// `durable`: false for a transaction prepared in the binlog's two-phase
         /// commit (the commit record is appended, made durable by `log_flush`).
@@ -804,6 +808,10 @@ pub extern "C" fn ha_rust_set_progress_reporter(r: Option<crate::session::Report
 
 fn trx_stmt_begin(t: &mut TrxHandle) {
     guard_or("trx_stmt_begin", || (), || t.stmt_begin())
+}
+
+fn trx_set_lock_wait_timeout(t: &mut TrxHandle, secs: u64) {
+    guard_or("trx_set_lock_wait_timeout", || (), || t.set_lock_wait_timeout(secs))
 }
 
 fn trx_stmt_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
@@ -1976,6 +1984,10 @@ mod tests {
         });
         trx!("trx_stmt_begin", |t| {
             trx_stmt_begin(&mut t);
+            true
+        });
+        trx!("trx_set_lock_wait_timeout", |t| {
+            trx_set_lock_wait_timeout(&mut t, 1);
             true
         });
         trx!("trx_stmt_rollback", |t| trx_stmt_rollback(&mut t, &mut s) == PANIC);

@@ -106,6 +106,9 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(100);
 pub(crate) struct Stopper<'a> {
     pub(crate) interrupt: &'a Interrupt,
     pub(crate) session: usize,
+    /// The statement's own limit on a wait in seconds, if shorter than
+    /// `rust_lock_wait_timeout` (0: NOWAIT).
+    pub(crate) timeout: Option<u64>,
 }
 
 impl Stopper<'_> {
@@ -131,7 +134,9 @@ impl TableLock {
         stop: Option<&Stopper>,
     ) -> std::result::Result<bool, LockDenied> {
         let started = Instant::now();
-        let deadline = started + Duration::from_secs(LOCK_WAIT_TIMEOUT_SECS.load(Ordering::Relaxed));
+        let secs = LOCK_WAIT_TIMEOUT_SECS.load(Ordering::Relaxed);
+        let secs = stop.and_then(|s| s.timeout).map_or(secs, |t| t.min(secs));
+        let deadline = started + Duration::from_secs(secs);
         let mut registered = false;
         let mut waited = false;
         // in the wait-for graph, with the flag that says it was made a victim

@@ -19,6 +19,9 @@ pub struct TrxHandle {
     pub(super) interrupt: Arc<Interrupt>,
     /// The server session it belongs to, for the probe (0: none).
     pub(super) session: usize,
+    /// The current statement's longest lock wait in seconds (the session's
+    /// `lock_wait_timeout`: 0 under NOWAIT), if the server said.
+    pub(super) wait_timeout: Option<u64>,
 }
 
 impl TrxHandle {
@@ -30,12 +33,18 @@ impl TrxHandle {
             xid: None,
             interrupt: Arc::default(),
             session: 0,
+            wait_timeout: None,
         }
     }
 
     /// The server session this handle belongs to (an opaque token for the probe).
     pub fn set_session(&mut self, session: usize) {
         self.session = session;
+    }
+
+    /// The current statement's longest lock wait (see [`Self::wait_timeout`]).
+    pub fn set_lock_wait_timeout(&mut self, secs: u64) {
+        self.wait_timeout = Some(secs);
     }
 
     /// What the server's kill callback raises to stop this handle's lock waits.
@@ -79,7 +88,7 @@ impl TrxHandle {
         let id = t.id;
         // what rolling it back would undo, as InnoDB weighs a deadlock's victims
         let weight = (t.savepoint() + self.locks.len()) as u64;
-        let stop = Stopper { interrupt: &self.interrupt, session: self.session };
+        let stop = Stopper { interrupt: &self.interrupt, session: self.session, timeout: self.wait_timeout };
         l.acquire(l, id, exclusive, weight, Some(&stop))?;
         match held {
             Some(at) => self.locks[at].1 |= exclusive,
