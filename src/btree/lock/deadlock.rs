@@ -304,4 +304,28 @@ mod tests {
             x.release(501);
         }
     }
+
+    /// A request that will not wait (NOWAIT: a timeout of 0) fails with a lock
+    /// wait timeout and never makes a waiting transaction a deadlock's victim,
+    /// even where waiting would have closed a cycle.
+    #[test]
+    fn a_nowait_request_makes_no_victim() {
+        use super::super::{Interrupt, Stopper};
+        let _g = SERIAL.lock();
+        let (a, b) = (table_lock(Path::new("./dl6/a")), table_lock(Path::new("./dl6/b")));
+        assert_eq!(a.acquire(&a, 601, true, 0, None), Ok(true));
+        assert_eq!(b.acquire(&b, 602, true, 0, None), Ok(true));
+        let b2 = b.clone();
+        let waiter = std::thread::spawn(move || b2.acquire(&b2, 601, true, 0, None));
+        until_waiting(601);
+        let i = Interrupt::default();
+        let nowait = Stopper { interrupt: &i, session: 0, timeout: Some(0) };
+        // 602 is heavier: were it to wait, 601 would be the victim
+        assert_eq!(a.acquire(&a, 602, true, 9, Some(&nowait)), Err(LockDenied::Timeout));
+        assert!(WAITS.lock().get(&601).is_some_and(|w| !w.chosen.load(Ordering::SeqCst)));
+        b.release(602);
+        assert_eq!(waiter.join().unwrap(), Ok(true));
+        a.release(601);
+        b.release(601);
+    }
 }

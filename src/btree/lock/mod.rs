@@ -165,7 +165,9 @@ impl TableLock {
                 waited = true;
                 s.waiting.push((trx, exclusive, started));
             }
-            if in_graph.is_none() {
+            // a request that will not wait (NOWAIT) is in no deadlock: it must
+            // not make another transaction a victim
+            if in_graph.is_none() && secs > 0 {
                 // the graph's mutex before any lock's: never under ours
                 match MutexGuard::unlocked(&mut s, || deadlock::enter(me, trx, exclusive, weight)) {
                     Ok(chosen) => in_graph = Some(chosen),
