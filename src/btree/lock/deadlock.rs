@@ -74,15 +74,9 @@ pub fn latest_deadlock() -> Option<DeadlockReport> {
     LATEST.lock().clone()
 }
 
-/// The transactions `w` (waited for by `trx`) waits behind: the exclusive
-/// holder, and for an exclusive request every shared holder too.
+/// The transactions `trx`'s wait `w` waits behind, read from its lock now.
 fn blockers(trx: u64, w: &Waiter) -> Vec<u64> {
-    let s = w.lock.m.lock();
-    let mut by: Vec<u64> = s.exclusive.into_iter().filter(|&h| h != trx).collect();
-    if w.exclusive {
-        by.extend(s.shared.keys().copied().filter(|&h| h != trx && Some(h) != s.exclusive));
-    }
-    by
+    w.lock.m.lock().blockers(trx, w.exclusive)
 }
 
 /// A cycle through `me` in the wait-for graph, as the path from `me` (each

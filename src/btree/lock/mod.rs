@@ -36,6 +36,19 @@ pub(crate) struct LockState {
     pub(crate) waiting: Vec<(u64, bool, Instant)>,
 }
 
+impl LockState {
+    /// The transactions a request of `trx` (`exclusive` or shared) waits
+    /// behind: the exclusive holder, and for an exclusive request every shared
+    /// holder too (the lock wait reports and the deadlock search read these).
+    pub(crate) fn blockers(&self, trx: u64, exclusive: bool) -> Vec<u64> {
+        let mut by: Vec<u64> = self.exclusive.into_iter().filter(|&h| h != trx).collect();
+        if exclusive {
+            by.extend(self.shared.keys().copied().filter(|&h| h != trx && Some(h) != self.exclusive));
+        }
+        by
+    }
+}
+
 pub static LOCK_WAIT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(50);
 
 pub(crate) static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Weak<TableLock>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -233,12 +246,7 @@ impl TableLock {
             out.push(LockEntry { table: table.to_path_buf(), trx: t, exclusive: false, waiting_secs: None, blocked_by: vec![] });
         }
         for &(t, x, since) in &s.waiting {
-            // what it waits for: the exclusive holder, and for an exclusive
-            // request every shared holder too
-            let mut by: Vec<u64> = s.exclusive.into_iter().filter(|&h| h != t).collect();
-            if x {
-                by.extend(s.shared.keys().copied().filter(|&h| h != t && Some(h) != s.exclusive));
-            }
+            let mut by = s.blockers(t, x);
             by.sort_unstable();
             out.push(LockEntry {
                 table: table.to_path_buf(),
