@@ -9,6 +9,10 @@
 //! transaction that is granted a lock is not waiting, and a release only
 //! removes edges), and every start of a wait is checked under [`WAITS`]'s
 //! mutex, one at a time: so every cycle is found by the wait that closes it.
+//! One wait can close several cycles (it waits behind several transactions):
+//! the search is repeated, passing over the victims already chosen, until no
+//! cycle is left or the waiter itself is the victim. A chosen victim never
+//! takes its lock afterwards, even if it comes free (see `enter`).
 //!
 //! The victim is the transaction of the cycle with the least weight (undo
 //! entries plus locks held, as InnoDB weighs a transaction), the waiter that
@@ -74,9 +78,15 @@ pub fn latest_deadlock() -> Option<DeadlockReport> {
     LATEST.lock().clone()
 }
 
-/// The transactions `trx`'s wait `w` waits behind, read from its lock now.
+/// The transactions `trx`'s wait `w` waits behind, read from its lock now
+/// (none if the wait has just ended: granted, timed out or interrupted, it
+/// leaves the graph as soon as it can take the graph's mutex).
 fn blockers(trx: u64, w: &Waiter) -> Vec<u64> {
-    w.lock.m.lock().blockers(trx, w.exclusive)
+    let s = w.lock.m.lock();
+    if !s.is_waiting(trx) {
+        return Vec::new();
+    }
+    s.blockers(trx, w.exclusive)
 }
 
 /// A cycle through `me` in the wait-for graph, as the path from `me` (each
@@ -116,30 +126,45 @@ pub(super) fn enter(lock: &Arc<TableLock>, trx: u64, exclusive: bool, weight: u6
     let mut waits = WAITS.lock();
     let chosen = Arc::new(AtomicBool::new(false));
     waits.insert(trx, Waiter { lock: lock.clone(), exclusive, weight, chosen: chosen.clone() });
-    let Some(cycle) = cycle_through(trx, &waits) else { return Ok(chosen) };
-    let victim = *cycle.iter().min_by_key(|&&t| (waits[&t].weight, t != trx)).unwrap();
-    *LATEST.lock() = Some(DeadlockReport {
-        when: SystemTime::now(),
-        cycle: cycle
-            .iter()
-            .map(|t| {
-                let w = &waits[t];
-                CycleMember { trx: *t, table: w.lock.name.clone(), exclusive: w.exclusive, weight: w.weight }
-            })
-            .collect(),
-        victim,
-    });
-    crate::metrics::LOCK_DEADLOCKS.inc();
-    if victim == trx {
-        waits.remove(&trx);
-        return Err(());
+    // This wait may close several cycles at once (it waits behind several
+    // transactions): break each, until none is left or `trx` is the victim.
+    while let Some(cycle) = cycle_through(trx, &waits) {
+        let victim = *cycle.iter().min_by_key(|&&t| (waits[&t].weight, t != trx)).unwrap();
+        if victim != trx {
+            // A waiting victim is flagged under its lock's mutex, and only if
+            // it still waits: it checks the flag under that mutex before it
+            // takes the lock, so once flagged it ends its wait with the
+            // deadlock and is rolled back (a victim granted its lock after
+            // being chosen would go on holding everything, and the cycle's
+            // other waits would last to the timeout). One that has just left
+            // its wait is in no cycle now: search again (its edges read as
+            // none).
+            let v = &waits[&victim];
+            let s = v.lock.m.lock();
+            if !s.is_waiting(victim) {
+                continue;
+            }
+            v.chosen.store(true, Ordering::SeqCst);
+            v.lock.cv.notify_all();
+        }
+        *LATEST.lock() = Some(DeadlockReport {
+            when: SystemTime::now(),
+            cycle: cycle
+                .iter()
+                .map(|t| {
+                    let w = &waits[t];
+                    CycleMember { trx: *t, table: w.lock.name.clone(), exclusive: w.exclusive, weight: w.weight }
+                })
+                .collect(),
+            victim,
+        });
+        crate::metrics::LOCK_DEADLOCKS.inc();
+        if victim == trx {
+            waits.remove(&trx);
+            return Err(());
+        }
+        // the next search passes over the flagged victim
     }
-    let v = &waits[&victim];
-    v.chosen.store(true, Ordering::SeqCst);
-    // under the lock's mutex: the victim checks its flag under it before it
-    // sleeps, so the wake-up cannot fall between the two
-    let _s = v.lock.m.lock();
-    v.lock.cv.notify_all();
     Ok(chosen)
 }
 
@@ -321,5 +346,69 @@ mod tests {
         assert_eq!(waiter.join().unwrap(), Ok(true));
         a.release(601);
         b.release(601);
+    }
+
+    /// Many transactions reading and then writing two tables in random order
+    /// (as sysbench's oltp_read_write does) deadlock all the time; every
+    /// deadlock must end at once. Here nothing holds a lock while it does not
+    /// wait, so a wait that reaches its timeout can only be a deadlock the
+    /// detector missed (as a victim granted its lock after being chosen was:
+    /// it went on holding its locks and the cycle's other waits lasted to the
+    /// timeout).
+    #[test]
+    fn no_deadlock_is_missed_under_contention() {
+        use super::super::{Interrupt, Stopper};
+        let _g = SERIAL.lock();
+        let tables: Vec<_> = ["./dl7/a", "./dl7/b"].iter().map(|p| table_lock(Path::new(p))).collect();
+        let threads: Vec<_> = (0..6u64)
+            .map(|th| {
+                let tables = tables.clone();
+                std::thread::spawn(move || {
+                    let i = Interrupt::default();
+                    let stop = Stopper { interrupt: &i, session: 0, timeout: Some(8) };
+                    let mut rng = th * 7919 + 1;
+                    let mut next = move || {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        rng
+                    };
+                    let t0 = Instant::now();
+                    let (mut commits, mut deadlocks) = (0, 0);
+                    for n in 0..1_000_000u64 {
+                        if t0.elapsed() > Duration::from_secs(3) {
+                            break;
+                        }
+                        let trx = 700_000 + th * 1_000_000 + n;
+                        let mut held = Vec::new();
+                        let mut r = Ok(true);
+                        for step in 0..4 {
+                            let l = &tables[(next() % 2) as usize];
+                            r = l.acquire(l, trx, step >= 2, held.len() as u64, Some(&stop));
+                            held.push(l.clone());
+                            if r.is_err() {
+                                break;
+                            }
+                        }
+                        for l in &held {
+                            l.release(trx);
+                        }
+                        match r {
+                            Ok(_) => commits += 1,
+                            Err(LockDenied::Deadlock) => deadlocks += 1,
+                            Err(e) => panic!("trx {trx}: {e:?}: a deadlock was missed"),
+                        }
+                    }
+                    (commits, deadlocks)
+                })
+            })
+            .collect();
+        let (mut commits, mut deadlocks) = (0, 0);
+        for t in threads {
+            let (c, d) = t.join().unwrap();
+            commits += c;
+            deadlocks += d;
+        }
+        assert!(commits > 0 && deadlocks > 0, "commits {commits}, deadlocks {deadlocks}");
     }
 }

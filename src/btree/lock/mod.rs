@@ -47,6 +47,12 @@ impl LockState {
         }
         by
     }
+
+    /// Whether `trx` is waiting for this lock now (it is from its first
+    /// refusal until its wait ends, granted or not).
+    pub(crate) fn is_waiting(&self, trx: u64) -> bool {
+        self.waiting.iter().any(|w| w.0 == trx)
+    }
 }
 
 pub static LOCK_WAIT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(50);
@@ -156,6 +162,11 @@ impl TableLock {
         let mut in_graph: Option<Arc<AtomicBool>> = None;
         let mut s = self.m.lock();
         let result = loop {
+            // a victim ends its wait even if the lock has come free meanwhile:
+            // the detector counts on its rollback to break the cycle
+            if in_graph.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
+                break Err(LockDenied::Deadlock);
+            }
             let others_shared = s.shared.keys().any(|&t| t != trx);
             let ok = match s.exclusive {
                 Some(t) if t == trx => break Ok(false),
@@ -170,9 +181,6 @@ impl TableLock {
                     s.shared.insert(trx, ());
                 }
                 break Ok(new || exclusive);
-            }
-            if in_graph.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
-                break Err(LockDenied::Deadlock);
             }
             if !waited {
                 waited = true;
