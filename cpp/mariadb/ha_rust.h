@@ -144,6 +144,7 @@ class ha_rust final : public handler
   std::string key_buf, key_buf2, pk_buf, pk_buf2, key_tmp;
   std::vector<ha_rust_ffi::SecKey> sec_buf, sec_buf2;
   ulonglong autoinc_rows_left= 0;  /* values a statement reserved, not yet used */
+  bool skip_locked= false;           /* the statement reads with SKIP LOCKED (store_lock) */
   ulonglong autoinc_last= 0;       /* the end of the statement's reservation */
   std::string same_buf;   /* index_next_same's key, memcomparable */
   std::string same_raw;   /* ... and the server's key tuple it was built from */

@@ -116,6 +116,7 @@ ulonglong ha_rust::table_flags() const
            HA_CAN_SQL_HANDLER |
            HA_CAN_INDEX_BLOBS | HA_PRIMARY_KEY_REQUIRED_FOR_POSITION |
            HA_REQUIRES_KEY_COLUMNS_FOR_DELETE | HA_TABLE_SCAN_ON_INDEX |
+           HA_CAN_SKIP_LOCKED |
            (pk_decodable ? HA_PRIMARY_KEY_IN_READ_INDEX : 0);
   /* ARCHIVE: rnd_pos() decompresses a block. (Not for BTREE or CSV: with it,
      an UPDATE with a subquery and ORDER BY ... LIMIT over a table with a

@@ -323,13 +323,15 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
      UPDATE) takes its exclusive table lock now, before it reads: taken shared
      first and upgraded later, two such transactions would each wait for the
      other's shared lock until the lock wait timeout. Under LOCK TABLES the
-     server's own table locks already keep writers apart. */
-  if (lock_type == F_WRLCK && !thd_in_lock_tables(thd))
-    if (int rc= rust_rc((*tbl)->bt_lock(*t->h, true)))
-    {
-      t->tables_in_use--;   /* the server does not unlock a table that failed */
-      return rc;
-    }
+     server's own table locks already keep writers apart. SKIP LOCKED (seen in
+     store_lock) never waits: see BtreeTable::begin_statement. */
+  bool exclusive= lock_type == F_WRLCK && !thd_in_lock_tables(thd);
+  if (int rc= rust_rc((*tbl)->bt_begin_statement(*t->h, exclusive,
+                                                 skip_locked)))
+  {
+    t->tables_in_use--;     /* the server does not unlock a table that failed */
+    return rc;
+  }
   return 0;
 }
 
@@ -367,6 +369,9 @@ int ha_rust::external_lock(THD *thd, int lock_type)
 THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
                                     enum thr_lock_type lock_type)
 {
+  if (lock_type != TL_IGNORE)
+    skip_locked= lock_type == TL_READ_SKIP_LOCKED ||
+                 lock_type == TL_WRITE_SKIP_LOCKED;
   if (lock_type != TL_IGNORE && lock.type == TL_UNLOCK)
   {
     /* BTREE isolates transactions with its own table locks (held to the end
@@ -375,7 +380,7 @@ THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
     {
       if (lock_type >= TL_WRITE_CONCURRENT_INSERT && lock_type <= TL_WRITE)
         lock_type= TL_WRITE_ALLOW_WRITE;
-      else if (lock_type == TL_READ_NO_INSERT)
+      else if (lock_type == TL_READ_NO_INSERT || lock_type == TL_READ_SKIP_LOCKED)
         lock_type= TL_READ;
     }
     /* CSV and ARCHIVE let INSERTs run beside statements' scans (each scan reads

@@ -601,9 +601,10 @@ pub mod bridge {
         /// CHECK TABLE: the problems found, one a line to show; stops with
         /// HA_ERR_ABORTED_BY_USER when session `session` is killed.
         fn bt_check(self: &mut Table, session: usize, out: &mut Vec<String>) -> i32;
-        /// Takes the table lock for the transaction now (exclusive: for a statement
-        /// that writes, or SELECT ... FOR UPDATE).
-        fn bt_lock(self: &mut Table, trx: &mut TrxHandle, exclusive: bool) -> i32;
+        /// A statement on the table begins: `exclusive` (it writes, or SELECT ...
+        /// FOR UPDATE) takes the table lock now; `skip_locked`: SELECT ... SKIP
+        /// LOCKED (see BtreeTable::begin_statement).
+        fn bt_begin_statement(self: &mut Table, trx: &mut TrxHandle, exclusive: bool, skip_locked: bool) -> i32;
         /// The next AUTO_INCREMENT value (persistent counter, see btree-format.md).
         fn bt_auto_increment(self: &Table) -> u64;
         /// Moves the counter up for a value `v` given or stored (to just below the
@@ -1722,8 +1723,8 @@ impl Table {
         })
     }
 
-    fn bt_lock(&mut self, trx: &mut TrxHandle, exclusive: bool) -> i32 {
-        self.run("bt_lock", |t| btree(t)?.lock(engine()?, trx, exclusive))
+    fn bt_begin_statement(&mut self, trx: &mut TrxHandle, exclusive: bool, skip_locked: bool) -> i32 {
+        self.run("bt_begin_statement", |t| btree(t)?.begin_statement(engine()?, trx, exclusive, skip_locked))
     }
 
     fn bt_truncate(&mut self, trx: &mut TrxHandle) -> i32 {
@@ -2123,7 +2124,7 @@ mod tests {
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
         table!("bt_check", |t, x| t.bt_check(0, &mut lines) == 0 && lines.len() == 1 && lines[0].contains("(panic)"));
-        table!("bt_lock", |t, x| t.bt_lock(&mut x, true) == PANIC);
+        table!("bt_begin_statement", |t, x| t.bt_begin_statement(&mut x, true, false) == PANIC);
         table!("bt_auto_increment", |t, x| t.bt_auto_increment() == 0);
         table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1, 1, 1) == PANIC);
         table!("bt_auto_increment_reserve", |t, x| t.bt_auto_increment_reserve(&mut Autoinc::default()) == PANIC);

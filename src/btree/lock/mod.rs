@@ -247,7 +247,8 @@ impl TableLock {
         if registered {
             *stop.unwrap().interrupt.waiting_on.lock() = None;
         }
-        if waited {
+        // a request that could not wait (NOWAIT, SKIP LOCKED) did not wait
+        if waited && secs > 0 {
             crate::metrics::LOCK_WAITS.inc();
             crate::metrics::LOCK_WAIT_MICROS.add(started.elapsed().as_micros() as u64);
             if matches!(result, Err(LockDenied::Timeout)) {

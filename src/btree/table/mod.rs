@@ -150,6 +150,10 @@ pub struct BtreeTable {
     moved: std::collections::HashSet<Vec<u8>>,
     /// A REPAIR TABLE under way on this handle (see [`repair`]).
     repair: Option<Box<RepairState>>,
+    /// The running statement reads with SKIP LOCKED (see [`Self::begin_statement`]).
+    skip_locked: bool,
+    /// ... and found the table locked by another transaction: it reads no rows.
+    skipped: bool,
 }
 
 /// The test hook `rust_debug_create_format`: the tree format version new tables
@@ -305,6 +309,8 @@ impl BtreeTable {
             warnings: Vec::new(),
             moved: std::collections::HashSet::new(),
             repair: None,
+            skip_locked: false,
+            skipped: false,
         })
     }
 
@@ -340,6 +346,44 @@ impl BtreeTable {
     /// upgrade, which two such transactions would wait on for each other).
     pub fn lock(&self, e: &Engine, h: &mut TrxHandle, exclusive: bool) -> Result<()> {
         h.lock(e, &self.shared.lock, exclusive)
+    }
+
+    /// A statement on this table begins (the server's external_lock):
+    /// `exclusive` if it writes the table or reads it FOR UPDATE (the lock is
+    /// then taken now, see [`Self::lock`]); `skip_locked` for SELECT ... SKIP
+    /// LOCKED. A lock is held for the whole table, so SKIP LOCKED skips the
+    /// whole table when another transaction holds a conflicting lock on it:
+    /// the statement never waits and reads no row of it (InnoDB skips the
+    /// locked rows; here every row is covered by the table lock). Rows it does
+    /// read are locked as the statement asked, to the end of the transaction.
+    pub fn begin_statement(&mut self, e: &Engine, h: &mut TrxHandle, exclusive: bool, skip_locked: bool) -> Result<()> {
+        self.skip_locked = skip_locked;
+        self.skipped = false;
+        if exclusive {
+            self.statement_lock(e, h, true)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the lock a read needs (shared; held already if the statement
+    /// took it exclusive); false: SKIP LOCKED found it held by another
+    /// transaction, so the statement reads no rows of this table.
+    fn statement_lock(&mut self, e: &Engine, h: &mut TrxHandle, exclusive: bool) -> Result<bool> {
+        if self.skipped {
+            return Ok(false);
+        }
+        if !self.skip_locked {
+            h.lock(e, &self.shared.lock, exclusive)?;
+            return Ok(true);
+        }
+        match h.lock_nowait(e, &self.shared.lock, exclusive) {
+            Err(Error::LockWait) => {
+                self.skipped = true;
+                self.cur = Cursor::default();
+                Ok(false)
+            }
+            r => r.map(|()| true),
+        }
     }
 
     /// The table's format version (its clustered file's): how C++ builds keys.
@@ -498,7 +542,9 @@ impl BtreeTable {
 
     /// Reads row `pk` into [`Self::row`].
     pub fn get(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8]) -> Result<bool> {
-        h.lock(e, &self.shared.lock, false)?;
+        if !self.statement_lock(e, h, false)? {
+            return Ok(false);
+        }
         self.load(pk)
     }
 
@@ -521,7 +567,9 @@ impl BtreeTable {
     /// Positions a cursor on index `i` (0: clustered, a full scan with `Find::KeyOrNext`
     /// and an empty key) and reads the first row.
     pub fn seek(&mut self, e: &Engine, h: &mut TrxHandle, i: usize, key: &[u8], find: Find) -> Result<bool> {
-        h.lock(e, &self.shared.lock, false)?;
+        if !self.statement_lock(e, h, false)? {
+            return Ok(false);
+        }
         self.cur_index = i;
         self.must_prefix = None;
         self.moved.clear();
@@ -566,7 +614,9 @@ impl BtreeTable {
 
     /// The first or last row of index `i`.
     pub fn edge(&mut self, e: &Engine, h: &mut TrxHandle, i: usize, last: bool) -> Result<bool> {
-        h.lock(e, &self.shared.lock, false)?;
+        if !self.statement_lock(e, h, false)? {
+            return Ok(false);
+        }
         self.edge_unlocked(i, last)
     }
 
@@ -586,6 +636,9 @@ impl BtreeTable {
 
     /// The next row in the cursor's direction (or the other way with `reverse`).
     pub fn next(&mut self, reverse: bool) -> Result<bool> {
+        if self.skipped {
+            return Ok(false);
+        }
         if reverse {
             // turn around: continue from the current entry the other way
             self.desc = !self.desc;

@@ -80,6 +80,16 @@ impl TrxHandle {
     }
 
     pub(super) fn lock(&mut self, e: &Engine, l: &Arc<TableLock>, exclusive: bool) -> Result<()> {
+        self.lock_with(e, l, exclusive, self.wait_timeout)
+    }
+
+    /// As [`Self::lock`], but never waits: `Error::LockWait` at once if
+    /// another transaction holds what conflicts (SKIP LOCKED).
+    pub(super) fn lock_nowait(&mut self, e: &Engine, l: &Arc<TableLock>, exclusive: bool) -> Result<()> {
+        self.lock_with(e, l, exclusive, Some(0))
+    }
+
+    fn lock_with(&mut self, e: &Engine, l: &Arc<TableLock>, exclusive: bool, timeout: Option<u64>) -> Result<()> {
         let held = self.locks.iter().position(|(x, _)| Arc::ptr_eq(x, l));
         if self.trx.is_some() && held.is_some_and(|at| self.locks[at].1 || !exclusive) {
             return Ok(());
@@ -88,7 +98,7 @@ impl TrxHandle {
         let id = t.id;
         // what rolling it back would undo, as InnoDB weighs a deadlock's victims
         let weight = (t.savepoint() + self.locks.len()) as u64;
-        let stop = Stopper { interrupt: &self.interrupt, session: self.session, timeout: self.wait_timeout };
+        let stop = Stopper { interrupt: &self.interrupt, session: self.session, timeout };
         l.acquire(l, id, exclusive, weight, Some(&stop))?;
         match held {
             Some(at) => self.locks[at].1 |= exclusive,
