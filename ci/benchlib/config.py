@@ -12,14 +12,15 @@ DATASET_DIR = BENCH_DIR / "dataset"  # inside secure_file_priv (BENCH_DIR)
 PLUGIN_SNAPSHOT = BENCH_DIR / "plugin"  # our own --plugin-dir: build/plugin/ha_rust.so can be
                                         # rebuilt by ci/test or ci/demo while we run
 DATASET_VERSION = 2                  # bump when the generator changes
-RAW_FORMAT = 2                       # build/bench/raw.json (see Bench.save_raw)
+RAW_FORMAT = 3                       # build/bench/raw.json (see Bench.save_raw)
 
 MODES = {
-    #         rows      reps  statement time limit (s)  sysbench rows/secs/warm-up
+    #         rows      reps  statement time limit (s)  sysbench rows/secs/warm-up,
+    #         the thread counts of sysbench's writing tests
     "quick": dict(rows=20_000, reps=3, timeout=120, sb_rows=20_000, sb_time=3, sb_warmup=3,
-                  batch=500),
+                  batch=500, sb_write_threads=[1, 4]),
     "full": dict(rows=1_000_000, reps=5, timeout=900, sb_rows=1_000_000, sb_time=5,
-                 sb_warmup=5, batch=1000),
+                 sb_warmup=5, batch=1000, sb_write_threads=[1, 4, 16, 64]),
 }
 
 # Settings that correspond across engines get the same value; the rest keep their
@@ -94,15 +95,47 @@ WORKLOADS = {
     "sb_read_only_1": ("sysbench oltp_read_only, 1 thread", "tput"),
     "sb_read_only_2": ("sysbench oltp_read_only, 2 threads", "tput"),
 }
+# sysbench's writing tests (they change rows but keep the row count), at these threads
+SB_WRITE_TESTS = ["oltp_read_write", "oltp_write_only", "oltp_update_index"]
+SB_WRITE_THREADS = [1, 4, 16, 64]       # full mode; MODES[...]["sb_write_threads"]
+for _t in SB_WRITE_TESTS:
+    for _n in SB_WRITE_THREADS:
+        WORKLOADS[f"sb_{_t[5:]}_{_n}"] = (
+            f"sysbench {_t}, {_n} thread{'s' if _n > 1 else ''}", "tput")
 SHORT = {
     "load_data": "LOAD DATA", "insert": "INSERT", "scan": "scan", "update": "UPDATE",
     "delete": "DELETE", "size": "size", "memory": "memory",
     "sb_point_select_1": "point sel. 1t", "sb_point_select_2": "point sel. 2t",
     "sb_read_only_1": "read-only 1t", "sb_read_only_2": "read-only 2t",
 }
+for _t, _s in zip(SB_WRITE_TESTS, ("r/w", "write-only", "upd. index")):
+    for _n in SB_WRITE_THREADS:
+        SHORT[f"sb_{_t[5:]}_{_n}"] = f"{_s} {_n}t"
+del _t, _n, _s
 PER_REP = ["load_data", "scan", "update", "delete", "insert"]
 SYSBENCH = [("oltp_point_select", 1), ("oltp_point_select", 2),
-            ("oltp_read_only", 1), ("oltp_read_only", 2)]
+            ("oltp_read_only", 1), ("oltp_read_only", 2)]      # read-only: every mode
+
+
+def sb_workload(test, threads):
+    """sysbench's test at that many threads as a workload: sb_read_write_4."""
+    return f"sb_{test[5:]}_{threads}"
+
+
+def sysbench_runs(write_threads):
+    """(test, threads) in the order one repetition runs them: the read-only tests first
+    (as before the writing tests came: their table is as prepared in repetition 1),
+    then each writing test at each thread count."""
+    return SYSBENCH + [(t, n) for t in SB_WRITE_TESTS for n in write_threads]
+
+
+# Lock errors counted for each sysbench run, from server counters read before and after
+# it: engine -> (deadlocks, lock wait timeouts), each ("status", GLOBAL_STATUS name) or
+# ("metric", INNODB_METRICS name; counted only when that metric is enabled).
+LOCK_COUNTERS = {
+    "rust_btree": (("status", "Rust_lock_deadlocks"), ("status", "Rust_lock_wait_timeouts")),
+    "innodb": (("status", "Innodb_deadlocks"), ("metric", "lock_timeouts")),
+}
 
 
 @dataclass
@@ -122,8 +155,14 @@ PAIRS = [
                                   "sb_point_select_1": (">=", 0.8),
                                   "sb_point_select_2": (">=", 0.8),
                                   "sb_read_only_1": (">=", 0.8),
-                                  "sb_read_only_2": (">=", 0.8)}),
+                                  "sb_read_only_2": (">=", 0.8),
+                                  # the writing tests: >= 0.8x at 4 threads and above as
+                                  # the first step (the goal is 1.0x); 1 thread: no target
+                                  **{sb_workload(t, n): (">=", 0.8)
+                                     for t in SB_WRITE_TESTS for n in SB_WRITE_THREADS
+                                     if n >= 4}}),
 ]
 PAIR_WORKLOADS = ["load_data", "insert", "scan", "update", "delete", "size", "memory",
                   "sb_point_select_1", "sb_point_select_2", "sb_read_only_1",
-                  "sb_read_only_2"]
+                  "sb_read_only_2"] + [sb_workload(t, n) for t in SB_WRITE_TESTS
+                                       for n in SB_WRITE_THREADS]

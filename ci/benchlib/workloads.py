@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from .config import (
-    BENCH_DIR, BY_KEY, ENGINES, Engine, MODES, PAIRS, PER_REP, RAW_FORMAT, SERVER_OPTIONS,
-    SHORT, SHOWN_VARIABLES, SYSBENCH, WORKLOADS)
+    BENCH_DIR, BY_KEY, ENGINES, Engine, LOCK_COUNTERS, MODES, PAIRS, PER_REP, RAW_FORMAT,
+    SB_WRITE_TESTS, SERVER_OPTIONS, SHORT, SHOWN_VARIABLES, WORKLOADS, sb_workload,
+    sysbench_runs)
 from .util import HarnessError, fmt_value, loadavg, note, say
 from .build import BUILT
 from .dataset import DELETE_SQL, SCAN_SQL, UPDATE_SQL, create_sql, make_dataset
@@ -21,12 +22,67 @@ class Figures:
     samples: list = field(default_factory=list)
     failures: list = field(default_factory=list)   # {rep, kind, msg}
     wrong: list = field(default_factory=list)      # results that disagree with the data
+    errors: list = field(default_factory=list)     # sysbench: lock errors of each run
+                                                   # (see lock_errors)
 
     def summary(self):
         if not self.samples:
             return None
         s = sorted(self.samples)
         return dict(median=statistics.median(s), min=s[0], max=s[-1], n=len(s))
+
+
+def parse_sysbench(out):
+    """sysbench's run output: transactions, their rate, and the errors it ignored (and
+    retried: by default 1213 deadlock, 1205 lock wait timeout, 1020 record changed).
+    None for what the output does not say."""
+    def grab(pattern, conv):
+        m = re.search(pattern, out)
+        return conv(m.group(1)) if m else None
+    return dict(transactions=grab(r"transactions:\s+(\d+)", int),
+                tps=grab(r"transactions:\s+\d+\s+\(([\d.]+) per sec", float),
+                ignored=grab(r"ignored errors:\s+(\d+)", int))
+
+
+def parse_counters(out, spec):
+    """The lock counters of one engine from lock_counter_sql()'s output (source, name,
+    value lines; value NULL for a metric that is not enabled): (deadlocks, lock wait
+    timeouts), None for one not counted."""
+    got = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[2].strip().isdigit():
+            got[(parts[0], parts[1].lower())] = int(parts[2])
+    return tuple(got.get((src, name.lower())) for src, name in spec)
+
+
+def lock_counter_sql(spec):
+    status = ",".join(f"'{n.upper()}'" for src, n in spec if src == "status") or "''"
+    metric = ",".join(f"'{n}'" for src, n in spec if src == "metric") or "''"
+    return ("SELECT 'status', VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+            f"WHERE VARIABLE_NAME IN ({status}) UNION ALL "
+            "SELECT 'metric', NAME, IF(ENABLED, COUNT, NULL) FROM information_schema.INNODB_METRICS "
+            f"WHERE NAME IN ({metric})")
+
+
+def lock_errors(rep, ignored, before, after, fatal=False):
+    """One sysbench run's errors: deadlocks and lock wait timeouts from the engine's
+    counters read before and after it (None: not counted, or the counters went back: a
+    restarted server); `other`: the errors sysbench ignored that those two do not
+    explain (1020, or a kind the engine does not count), plus 1 if sysbench stopped on
+    an error it does not ignore (`fatal`)."""
+    def delta(i):
+        if before is None or after is None or before[i] is None or after[i] is None:
+            return None
+        d = after[i] - before[i]
+        return d if d >= 0 else None
+    dl, lt = delta(0), delta(1)
+    other = None
+    if ignored is not None:
+        other = max(0, ignored - (dl or 0) - (lt or 0))
+    if fatal:
+        other = (other or 0) + 1
+    return dict(rep=rep, ignored=ignored, deadlocks=dl, lock_wait_timeouts=lt, other=other)
 
 
 @dataclass
@@ -56,6 +112,7 @@ class Bench:
         self.available = {}      # engine -> (bool, message)
         self.scan_results = {}
         self.schedule = "interleaved"   # how the engines' repetitions were ordered
+        self.sb_seconds = None          # how long the sysbench part took
         self.server = Server(BENCH_DIR, SERVER_OPTIONS)
         self.started = time.monotonic()
         self.load_at_start = loadavg()
@@ -281,16 +338,30 @@ class Bench:
                 f"--mysql-storage-engine={e.sysbench}", "--rand-type=uniform",
                 "--rand-seed=1", *extra]
 
+    def lock_counters(self, e):
+        """(deadlocks, lock wait timeouts) of the engine so far; None where not counted."""
+        spec = LOCK_COUNTERS.get(e.key)
+        if not spec:
+            return None
+        o = self.server.run(lock_counter_sql(spec), timeout=30)
+        return parse_counters(o.out, spec) if o.ok else None
+
     def run_sysbench(self, engines):
         """sysbench for engines compared with each other, on one fresh server, their runs
         interleaved (ours, peer, then peer, ours: the order turns round every
-        repetition) so that load from elsewhere on the machine falls on both alike."""
+        repetition) so that load from elsewhere on the machine falls on both alike.
+        The read-only tests first, then the writing ones on the same table (they change
+        rows, not their number: checked after each writing run). Each run's lock errors
+        are counted (sysbench's ignored errors, the engine's lock counters)."""
         srv = self.server
         T = self.p["timeout"]
+        t0 = time.monotonic()
+        runs = sysbench_runs(self.p.get("sb_write_threads", []))
         srv.stop()
         srv.start()
         srv.install_plugins()
         ready = []
+        count = {}              # engine -> rows the table should have
         for e in engines:
             say(f"{e.label}: sysbench prepare ({self.p['sb_rows']:,} rows) and "
                 f"{self.p['sb_warmup']} s of warm-up")
@@ -304,31 +375,54 @@ class Bench:
                                 timeout=self.p["sb_warmup"] + 120)
             if o.ok:
                 ready.append(e)
+                count[e.key] = self.p["sb_rows"]
                 continue
             note(f"sysbench prepare failed for {e.label}: {o.why()}")
-            for test, threads in SYSBENCH:
-                self.fig(e.key, f"sb_{test[5:]}_{threads}").failures.append(
+            for test, threads in runs:
+                self.fig(e.key, sb_workload(test, threads)).failures.append(
                     dict(rep=0, kind=o.kind, msg="sysbench prepare: " + o.why()))
         for rep in range(1, self.p["reps"] + 1):
-            for test, threads in SYSBENCH:
-                w = f"sb_{test[5:]}_{threads}"
+            for test, threads in runs:
+                w = sb_workload(test, threads)
                 for e in (list(ready) if rep % 2 else ready[::-1]):
+                    before = self.lock_counters(e)
                     o = srv.execute(self.sysbench_cmd(e, test, f"--threads={threads}",
                                                       f"--time={self.p['sb_time']}", "run"),
                                     timeout=self.p["sb_time"] + 120)
-                    if o.ok:
-                        m = re.search(r"transactions:\s+\d+\s+\(([\d.]+) per sec", o.out)
-                        if m and float(m.group(1)) > 0:
-                            o.seconds = float(m.group(1))
-                        else:
-                            o = Outcome("error", o.out, "no transactions in sysbench's output")
-                    self.record(e.key, w, rep, o)
                     if o.kind == "crash":
+                        self.record(e.key, w, rep, o)
                         note(f"{e.label}: the sysbench table went with the server; no more "
                              "sysbench for it")
                         ready.remove(e)
+                        continue
+                    sb = parse_sysbench(o.out)
+                    if o.kind in ("ok", "error"):
+                        errs = lock_errors(rep, sb["ignored"], before, self.lock_counters(e),
+                                           fatal=o.kind == "error")
+                        self.fig(e.key, w).errors.append(errs)
+                        if any(errs[k] for k in ("deadlocks", "lock_wait_timeouts", "other")):
+                            note(f"{e.label} {SHORT[w]} rep {rep}: "
+                                 + ", ".join(f"{errs[k]} {k.replace('_', ' ')}"
+                                             for k in ("deadlocks", "lock_wait_timeouts", "other")))
+                    if o.ok:
+                        if sb["tps"] and sb["transactions"]:
+                            o.seconds = sb["tps"]
+                        else:       # no figure, but not a fault of the engine's by itself
+                            o = Outcome("no_tx", o.out, "no transactions in sysbench's output")
+                    if test in SB_WRITE_TESTS and o.kind in ("ok", "no_tx", "error"):
+                        c = srv.run("SELECT COUNT(*) FROM sbtest1", f"sb_{e.key}", timeout=T)
+                        n = c.out.strip()
+                        if c.ok and n != str(count[e.key]):
+                            o = Outcome("wrong", o.out,
+                                        f"sbtest1 has {n} rows after {test}, expected "
+                                        f"{count[e.key]}" + ("" if o.kind != "error" else
+                                                             f" (sysbench: {o.why()})"))
+                            count[e.key] = int(n) if n.isdigit() else count[e.key]
+                    self.record(e.key, w, rep, o)
         for e in engines:
             srv.run(f"DROP DATABASE IF EXISTS sb_{e.key}", timeout=T)
+        self.sb_seconds = time.monotonic() - t0
+        say(f"sysbench: {self.sb_seconds:.0f} s")
 
     # -- the whole run ----------------------------------------------------------------
     def run(self):
@@ -396,20 +490,24 @@ class Bench:
         self.server.stop()
 
     def raw(self):
-        return {e: {w: (dict(samples=f.samples, failures=f.failures, wrong=f.wrong)
+        return {e: {w: (dict(samples=f.samples, failures=f.failures, wrong=f.wrong,
+                             errors=f.errors)
                         if isinstance(f, Figures) else f)
                     for w, f in ws.items()} for e, ws in self.results.items()}
 
     def save_raw(self):
         """Everything measured so far, after each engine's round: a run is never lost to
         a problem in the reporting (ci/bench --report FILE writes the reports again).
-        Format 2 adds `schedule` and each engine's `memory_rounds`; format 1 (no `format`
-        key) ran each engine to completion in turn, its memory from one server."""
+        Format 3 adds each figure's `errors` (sysbench's lock errors per run) and
+        `sysbench_s`; format 2 adds `schedule` and each engine's `memory_rounds`; format 1
+        (no `format` key) ran each engine to completion in turn, its memory from one
+        server."""
         (BENCH_DIR / "raw.json").write_text(json.dumps(dict(
             format=RAW_FORMAT, schedule=self.schedule, mode=self.mode, p=self.p, seed=self.args.seed, meta=self.meta,
             settings=getattr(self, "settings", {}), built=BUILT,
             available={k: list(v) for k, v in self.available.items()},
             events=self.server.events, raw=self.raw(), load_at_start=self.load_at_start,
+            sysbench_s=self.sb_seconds,
             duration=time.monotonic() - self.started), indent=1, ensure_ascii=False))
 
     @classmethod
@@ -426,10 +524,12 @@ class Bench:
         b.available = {k: tuple(v) for k, v in d["available"].items()}
         b.server.events = d["events"]
         b.load_at_start = d["load_at_start"]
+        b.sb_seconds = d.get("sysbench_s")
         b.started = time.monotonic() - d["duration"]
         for e, ws in d["raw"].items():
             for w, f in ws.items():
-                b.results.setdefault(e, {})[w] = (Figures(f["samples"], f["failures"], f["wrong"])
+                b.results.setdefault(e, {})[w] = (Figures(f["samples"], f["failures"], f["wrong"],
+                                                          f.get("errors", []))
                                                   if isinstance(f, dict) else f)
         return b
 
