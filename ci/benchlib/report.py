@@ -7,8 +7,8 @@ import platform
 import subprocess
 import time
 from .config import (
-    BENCH_DIR, BUILD, BY_KEY, CACHE, ENGINES, PAIRS, PAIR_WORKLOADS, SERVER_OPTIONS, SHORT,
-    WORKLOADS)
+    BENCH_DIR, BUILD, BY_KEY, CACHE, ENGINES, PAIRS, PAIR_WORKLOADS, SB_WRITE_TESTS,
+    SB_WRITE_THREADS, SERVER_OPTIONS, SHORT, WORKLOADS, sb_workload)
 from .util import fmt_bytes, fmt_range, fmt_value, loadavg, note, say, sh
 from .build import BUILT
 from .dataset import COLUMNS, DELETE_SQL, SCAN_SQL, UPDATE_SQL
@@ -93,6 +93,10 @@ def summarize(bench):
                      ours_wrong=fo.wrong if fo else [], peer_wrong=fp.wrong if fp else [],
                      available=ours_ok[0], unavailable_reason=ours_ok[1] if not ours_ok[0] else
                      (peer_ok[1] if not peer_ok[0] else ""))
+            if kind == "tput":      # sysbench: lock errors per run
+                r["ours_errors"] = error_totals(fo.errors if fo else [])
+                r["peer_errors"] = error_totals(fp.errors if fp else [])
+                r["errors_only_ours"] = errors_only_ours(r["ours_errors"], r["peer_errors"])
             if so and sp and min(so["min"], sp["min"]) > 0:
                 r["ratio"] = ratio_of(kind, so["median"], sp["median"])
                 if kind == "time":
@@ -106,6 +110,49 @@ def summarize(bench):
     return rows
 
 
+ERROR_KINDS = ("deadlocks", "lock_wait_timeouts", "other")
+
+
+def error_totals(errors):
+    """sysbench's lock errors of a workload's runs (Figures.errors): the number of runs,
+    and each kind's total over the runs that counted it (None: no run did)."""
+    out = dict(runs=len(errors))
+    for k in ERROR_KINDS:
+        vals = [x[k] for x in errors if x.get(k) is not None]
+        out[k] = sum(vals) if vals else None
+    return out
+
+
+def errors_only_ours(ours, peer):
+    """The kinds of error our engine gave on a workload and the peer did not (the
+    issue's target: none), when both ran it; a kind the peer does not count is
+    named with "?"."""
+    if not ours or not peer or not ours["runs"] or not peer["runs"]:
+        return []
+    out = []
+    for k in ERROR_KINDS:
+        if (ours[k] or 0) > 0:
+            if peer[k] is None:
+                out.append(k + "?")
+            elif peer[k] == 0:
+                out.append(k)
+    return out
+
+
+def per_run(total, runs):
+    if total is None:
+        return "n/c"
+    x = total / runs
+    return f"{x:.0f}" if x >= 10 or x == int(x) else f"{x:.1f}"
+
+
+def errors_cell(t):
+    """deadlocks / lock wait timeouts / other, per run (n/c: not counted)."""
+    if not t or not t["runs"]:
+        return "—"
+    return " / ".join(per_run(t[k], t["runs"]) for k in ERROR_KINDS)
+
+
 def describe_failures(fails, reps, wrong=()):
     kinds = {"wrong": list(wrong)} if wrong else {}
     for f in fails:
@@ -114,7 +161,7 @@ def describe_failures(fails, reps, wrong=()):
     for k, fs in kinds.items():
         word = {"crash": "server crashed", "timeout": "timed out", "refused": "refused by the engine",
                 "error": "failed", "wrong": "wrong result",
-                "partial": "restarted server"}[k]
+                "partial": "restarted server", "no_tx": "no transactions"}[k]
         parts.append(f"{word}" + (f" ({len(fs)}/{reps})" if k not in ("refused", "partial") else ""))
     return ", ".join(parts)
 
@@ -163,7 +210,8 @@ def write_chart(bench, pair_rows, pair, out_png, workdir):
             side = "ours" if not r["ours_summary"] else "peer"
             fails = r[f"{side}_failures"] + [dict(kind="wrong")] * len(r[f"{side}_wrong"])
             words = {"crash": "crashed", "timeout": "timed out", "refused": "refused",
-                     "error": "failed", "wrong": "wrong result", "partial": "partial"}
+                     "error": "failed", "wrong": "wrong result", "partial": "partial",
+                     "no_tx": "no tx"}
             kinds = sorted({words[f["kind"]] for f in fails})
             who = BY_KEY[r[side]].label if side == "peer" else "ours"
             tgt = f"{advantage(kind, r['target'][1]):.6g}" if r["target"] else "NaN"
@@ -209,6 +257,47 @@ plot '{dat}' using 1:3:($1-0.3):($1+0.3):(1):3:7:xtic(2) with boxxyerror lc rgb 
         note(f"gnuplot failed for {out_png.name}: {r.stderr.strip()[:500]}")
         return False
     return True
+
+
+SB_WRITE_WORKLOADS = {sb_workload(t, n) for t in SB_WRITE_TESTS for n in SB_WRITE_THREADS}
+
+
+def errors_section(bench, rows):
+    """The sysbench workloads' lock errors per run beside their throughput, and the
+    errors our engine gives that the peer does not (the target: none)."""
+    md = []
+    for pair in PAIRS:
+        pr = [r for r in rows if r["ours"] == pair.ours and "ours_errors" in r
+              and (r["ours_errors"]["runs"] or r["peer_errors"]["runs"])]
+        if not pr:
+            continue
+        ours, peer = BY_KEY[pair.ours].label, BY_KEY[pair.peer].label
+        md.append(f"## sysbench: lock errors per run, {ours} vs {peer}\n")
+        md.append("Errors per run (the mean over the runs that gave a figure or an error): "
+                  "**deadlocks / lock wait timeouts / other**. sysbench ignores and retries "
+                  "errors 1213 (deadlock), 1205 (lock wait timeout) and 1020 (record "
+                  "changed), counted in its `ignored errors`; deadlocks and lock wait timeouts "
+                  "are the engine's own counters read before and after each run "
+                  f"({ours}: `Rust_lock_deadlocks`, `Rust_lock_wait_timeouts`; {peer}: "
+                  "`Innodb_deadlocks` and `information_schema.INNODB_METRICS` "
+                  "`lock_timeouts`, enabled by default); other: the ignored errors those two "
+                  "do not explain, plus 1 for a run that sysbench ended on an error it does "
+                  "not ignore. n/c: not counted. The target: no error that "
+                  f"{ours} gives and {peer} does not also give on the same workload.\n")
+        md.append(f"| workload | {ours} | {peer} | {ours} errors per run | "
+                  f"{peer} errors per run | errors only {ours} gives |")
+        md.append("|---|---|---|---|---|---|")
+        reps = bench.p["reps"]
+        for r in pr:
+            only = r["errors_only_ours"]
+            md.append(f"| {WORKLOADS[r['workload']][0]} | "
+                      f"{cell('tput', r['ours_summary'], r['ours_failures'], reps, r['ours_wrong'])} | "
+                      f"{cell('tput', r['peer_summary'], r['peer_failures'], reps, r['peer_wrong'])} | "
+                      f"{errors_cell(r['ours_errors'])} | {errors_cell(r['peer_errors'])} | "
+                      + (("**" + ", ".join(k.replace("_", " ") for k in only) + "**")
+                         if only else "none") + " |")
+        md.append("")
+    return md
 
 
 PROFILE_DOC = """\
@@ -308,6 +397,9 @@ def write_reports(bench, out_md, out_dir):
             met = "" if "met" not in r else ("**met**" if r["met"] else "**not met**")
             if r["ours_wrong"]:
                 met += " (but wrong results: see below)"
+            if r.get("errors_only_ours"):
+                met += " (but errors InnoDB does not give: see below)".replace(
+                    "InnoDB", BY_KEY[pair.peer].label)
             ratio = ratio_text(kind, r["ratio"], r.get("ratio_range")) if "ratio" in r else "—"
             md.append(f"| {WORKLOADS[r['workload']][0]} | {name} | "
                       f"{cell(kind, r['ours_summary'], r['ours_failures'], reps, r['ours_wrong'], bench.results.get(r['ours'], {}).get('memory_baseline'))} | "
@@ -319,9 +411,13 @@ def write_reports(bench, out_md, out_dir):
             md.append(f"![{BY_KEY[pair.ours].label} vs {BY_KEY[pair.peer].label}]"
                       f"({rel}/{charts[pair.ours].name})\n")
 
+    md += errors_section(bench, rows)
+
     md.append("## Every engine\n")
+    md.append("sysbench's writing tests are in the tables above only.\n")
     engines = [e for e in ENGINES if e.key in bench.results]
-    ws = [w for w in PAIR_WORKLOADS if any(w in bench.results[e.key] for e in engines)]
+    ws = [w for w in PAIR_WORKLOADS if any(w in bench.results[e.key] for e in engines)
+          and w not in SB_WRITE_WORKLOADS]     # those: the pair table and the next section
     md.append("| engine | " + " | ".join(SHORT[w] for w in ws) + " |")
     md.append("|---" * (len(ws) + 1) + "|")
     for e in engines:
@@ -414,8 +510,13 @@ def write_reports(bench, out_md, out_dir):
                   "folder, same settings) and its figure is the server's VmHWM (peak RSS, "
                   "`/proc/<pid>/status`) at the end of that engine's workloads (sysbench "
                   "excluded).")
-    md.append(f"- **sysbench** `oltp_point_select` and `oltp_read_only` at 1 and 2 threads, "
-              f"{bench.p['sb_rows']:,} rows in one table (`--auto_inc=off`, uniform), "
+    wt = bench.p.get("sb_write_threads", [])
+    md.append(f"- **sysbench** `oltp_point_select` and `oltp_read_only` at 1 and 2 threads"
+              + (f", then the writing tests `oltp_read_write`, `oltp_write_only` and "
+                 f"`oltp_update_index` at {', '.join(map(str, wt))} threads"
+                 + (" (quick mode; the full mode runs 1, 4, 16 and 64)"
+                    if bench.mode == "quick" else "") if wt else "")
+              + f"; {bench.p['sb_rows']:,} rows in one table (`--auto_inc=off`, uniform), "
               f"{bench.p['sb_time']} s per run, after one {bench.p['sb_warmup']} s warm-up run; "
               "only for RUST BTREE and InnoDB (the tests need a primary key), and only when "
               "RUST BTREE exists (`--sysbench` runs InnoDB's side anyway). Both tables live "
@@ -423,7 +524,24 @@ def write_reports(bench, out_md, out_dir):
               "(" + ("ours, InnoDB, then InnoDB, ours at the next repetition, ..."
                      if bench.schedule == "interleaved" else "ours, InnoDB, ours, ...")
               + "), so that other load on the machine falls on both "
-              "alike; single-thread figures on a 2-core VM are sensitive to it.")
+              "alike; single-thread figures on a 2-core VM are sensitive to it. Each "
+              "repetition runs the read-only tests first, then the writing ones.")
+    if wt:
+        md.append("- The writing tests change the one prepared table, which serves every "
+                  "test and repetition: `oltp_read_write` and `oltp_write_only` delete a row "
+                  "and insert it again with the same id, `oltp_update_index` changes the "
+                  "indexed `k`; the row count stays, and is checked after every writing "
+                  "run (a different count is a wrong result). So the read-only tests of "
+                  "repetition 2 read a table the writing tests of repetition 1 changed. "
+                  "Targets: ≥ 0.80× InnoDB's tx/s at 4 threads and above as the first "
+                  "step (the goal is 1.0×), none at 1 thread (a latency figure, on a "
+                  "2-core VM); the read-only and point-select ratios no worse than before "
+                  "the writing tests came; and no lock error that InnoDB does not also give "
+                  "on the same workload (the section *sysbench: lock errors per run*). "
+                  "sysbench retries the errors it ignores, so a run with no transaction at "
+                  "all is reported as such, without a figure, but is not a failure for "
+                  "`--strict`; an error sysbench does not ignore is. The server's "
+                  "`max_connections` (151) covers 64 threads.")
     md.append(f"- Every statement has a client-side time limit of {bench.p['timeout']} s; a "
               "server that dies or reports a crash is restarted and the run goes on.")
     md.append("- Engines whose layout this build refuses at CREATE TABLE are reported as not "
@@ -479,8 +597,14 @@ def print_summary(rows, reps):
         met = "" if "met" not in r else ("  target met" if r["met"] else "  target NOT met")
         t = r["target"]
         tt = f" (target {t[0]} {t[1]})" if t else ""
+        only = r.get("errors_only_ours")
+        errs = ""
+        if "ours_errors" in r and (r["ours_errors"]["runs"] or r["peer_errors"]["runs"]):
+            errs = (f"  errors/run {errors_cell(r['ours_errors'])} vs "
+                    f"{errors_cell(r['peer_errors'])}"
+                    + (f" (only ours: {', '.join(only)})" if only else ""))
         print(f"  {r['ours']:>13} vs {r['peer']:<8} {SHORT[r['workload']]:<14} "
-              f"{ratio_text(r['kind'], r['ratio'])}{tt}{met}")
+              f"{ratio_text(r['kind'], r['ratio'])}{tt}{met}{errs}")
     seen = set()
     for r in rows:
         if not r["available"] and r["ours"] not in seen:
