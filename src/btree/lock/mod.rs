@@ -239,6 +239,10 @@ impl TableLock {
         };
         if waited {
             s.waiting.retain(|w| w.0 != trx);
+            // new readers queued behind this writer may go now that it gives up
+            if exclusive && result.is_err() {
+                self.cv.notify_all();
+            }
         }
         drop(s);
         if in_graph.is_some() {
@@ -382,5 +386,41 @@ mod tests {
         l.release(2);
         assert_eq!(reader.join().unwrap(), Ok(true));
         l.release(3);
+    }
+
+    /// A writer that gives up its wait (here: its time runs out) lets the
+    /// readers queued behind it go at once, not at their next time-out.
+    #[test]
+    fn readers_behind_a_writer_that_gives_up_go_at_once() {
+        use std::sync::atomic::AtomicU64;
+        let path = PathBuf::from("./lock_fair_db/t2");
+        let l = table_lock(&path);
+        assert_eq!(l.acquire(&l, 11, false, 0, None), Ok(true));
+        let l2 = l.clone();
+        let writer = std::thread::spawn(move || {
+            let i = Interrupt::default();
+            let stop = Stopper { interrupt: &i, session: 0, timeout: Some(1) };
+            l2.acquire(&l2, 12, true, 0, Some(&stop))
+        });
+        let t0 = Instant::now();
+        while !l.m.lock().is_waiting(12) {
+            assert!(t0.elapsed() < Duration::from_secs(20), "the writer never waited");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // the reader has no stop, so nothing but a wake-up ends its wait before 50 s
+        let granted_at = Arc::new(AtomicU64::new(0));
+        let (l3, g) = (l.clone(), granted_at.clone());
+        let reader = std::thread::spawn(move || {
+            let r = l3.acquire(&l3, 13, false, 0, None);
+            g.store(t0.elapsed().as_millis() as u64, Ordering::SeqCst);
+            r
+        });
+        assert_eq!(writer.join().unwrap(), Err(LockDenied::Timeout));
+        let gave_up = t0.elapsed();
+        assert_eq!(reader.join().unwrap(), Ok(true));
+        let waited = Duration::from_millis(granted_at.load(Ordering::SeqCst)).saturating_sub(gave_up);
+        assert!(waited < Duration::from_secs(5), "the reader went {waited:?} after the writer gave up");
+        l.release(11);
+        l.release(13);
     }
 }
