@@ -242,7 +242,7 @@ fn latest_deadlock_text(o: &mut String) {
     for c in &d.cycle {
         let _ = writeln!(
             o,
-            "trx {} (weight {}) waited for the {} lock on {}, held by the next",
+            "trx {} (weight {}) waited for the {} lock on {}, behind the next",
             c.trx,
             c.weight,
             if c.exclusive { "exclusive" } else { "shared" },
