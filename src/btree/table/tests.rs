@@ -1007,3 +1007,54 @@ fn a_failed_statement_after_rollback_to_savepoint_is_rolled_back() {
     drop(tb);
     e.checkpoint_now().unwrap();
 }
+
+/// SKIP LOCKED: a statement that finds the table locked by another transaction
+/// in a conflicting mode reads no row of it, at once and on every read of the
+/// statement (seek, get, edge, next); one that finds it free reads every row
+/// and holds the lock it asked for; the next statement without SKIP LOCKED
+/// reads normally again.
+#[test]
+fn skip_locked_skips_a_table_locked_by_another_transaction() {
+    let d = dir("skip_locked", 0);
+    let t = d.join("t");
+    create(&t, 1, 0).unwrap();
+    let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
+    let mut writer_tb = BtreeTable::open(&e, &t, vec![true], false).unwrap();
+    let mut reader_tb = BtreeTable::open(&e, &t, vec![true], false).unwrap();
+    let (mut w, mut r) = (TrxHandle::new(), TrxHandle::new());
+    for k in 1..=3u32 {
+        assert_eq!(writer_tb.insert(&e, &mut w, &k.to_be_bytes(), b"row", &[] as &[(Vec<u8>, bool)]).unwrap(), None);
+    }
+    w.commit(&e, true).unwrap();
+    // the writer holds the table exclusively (an uncommitted change)
+    writer_tb.begin_statement(&e, &mut w, true, false).unwrap();
+    writer_tb.delete(&e, &mut w, &1u32.to_be_bytes(), &[] as &[(Vec<u8>, bool)]).unwrap();
+    let t0 = std::time::Instant::now();
+    for exclusive in [true, false] {
+        reader_tb.begin_statement(&e, &mut r, exclusive, true).unwrap();
+        assert!(!reader_tb.seek(&e, &mut r, 0, b"", Find::KeyOrNext).unwrap());
+        assert!(!reader_tb.next(false).unwrap());
+        assert!(!reader_tb.next(true).unwrap());
+        assert!(!reader_tb.get(&e, &mut r, &2u32.to_be_bytes()).unwrap());
+        assert!(!reader_tb.edge(&e, &mut r, 0, true).unwrap());
+    }
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "SKIP LOCKED waited");
+    w.rollback(&e).unwrap();
+    // free now: every row, and the lock is held to the reader's end
+    reader_tb.begin_statement(&e, &mut r, true, true).unwrap();
+    let mut n = 0;
+    let mut more = reader_tb.seek(&e, &mut r, 0, b"", Find::KeyOrNext).unwrap();
+    while more {
+        n += 1;
+        more = reader_tb.next(false).unwrap();
+    }
+    assert_eq!(n, 3);
+    writer_tb.begin_statement(&e, &mut w, false, true).unwrap();
+    assert!(!writer_tb.get(&e, &mut w, &2u32.to_be_bytes()).unwrap(), "the reader's exclusive lock is skipped");
+    r.commit(&e, true).unwrap();
+    w.commit(&e, true).unwrap();
+    // a statement without SKIP LOCKED reads normally again
+    reader_tb.begin_statement(&e, &mut r, false, false).unwrap();
+    assert!(reader_tb.get(&e, &mut r, &2u32.to_be_bytes()).unwrap());
+    r.commit(&e, true).unwrap();
+}
