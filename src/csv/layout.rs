@@ -124,7 +124,10 @@ impl LayoutTable for CsvTable {
             damaged,
             torn_tail: rep.damage.iter().any(|d| d.torn_tail),
             note: rep.repair_note(),
-            corrupt: !repair && damaged > 0,
+            // a torn last line of the table's own file is what a crash in the
+            // middle of an append leaves: reads skip it and the next write moves
+            // it aside (docs/crash-safety.md), so it is listed but is no damage
+            corrupt: !repair && rep.damage.iter().any(|d| !d.torn_tail),
             ..crate::layout::empty_summary()
         })
     }

@@ -527,7 +527,11 @@ pub struct Damage {
 impl Damage {
     pub fn describe(&self, file: &str) -> String {
         if self.torn_tail {
-            format!("{} line {}: incomplete last line ({})", file, self.line, self.what)
+            format!(
+                "{} line {}: incomplete last line ({}): what a crash in the middle of an append leaves; \
+                 reads skip it, and the next write or REPAIR moves it aside",
+                file, self.line, self.what
+            )
         } else {
             format!("{} line {}: {}", file, self.line, self.what)
         }
