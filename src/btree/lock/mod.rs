@@ -38,29 +38,14 @@ pub(crate) struct LockState {
 
 impl LockState {
     /// The transactions a request of `trx` (`exclusive` or shared) waits
-    /// behind: the exclusive holder; for an exclusive request every shared
-    /// holder too; for a new shared request every other transaction waiting
-    /// for it exclusively (see [`Self::behind_writer`]). The lock wait reports
-    /// and the deadlock search read these.
+    /// behind: the exclusive holder, and for an exclusive request every shared
+    /// holder too (the lock wait reports and the deadlock search read these).
     pub(crate) fn blockers(&self, trx: u64, exclusive: bool) -> Vec<u64> {
         let mut by: Vec<u64> = self.exclusive.into_iter().filter(|&h| h != trx).collect();
         if exclusive {
             by.extend(self.shared.keys().copied().filter(|&h| h != trx && Some(h) != self.exclusive));
-        } else if !self.shared.contains_key(&trx) {
-            by.extend(self.waiting.iter().filter(|w| w.1 && w.0 != trx).map(|w| w.0));
         }
         by
-    }
-
-    /// Whether a shared request of `trx` queues behind a writer: a transaction
-    /// that does not hold the lock yet waits while another waits to take it
-    /// exclusively. Without this a stream of readers, each taking the lock
-    /// before the last lets it go, starves a writer (sysbench's
-    /// oltp_read_write at 4 threads did next to nothing: every writer that
-    /// upgraded its lock waited for readers that kept coming). A holder asking
-    /// again is granted at once: it would deadlock with the writer otherwise.
-    fn behind_writer(&self, trx: u64) -> bool {
-        !self.shared.contains_key(&trx) && self.waiting.iter().any(|w| w.1 && w.0 != trx)
     }
 
     /// Whether `trx` is waiting for this lock now (it is from its first
@@ -186,8 +171,7 @@ impl TableLock {
             let ok = match s.exclusive {
                 Some(t) if t == trx => break Ok(false),
                 Some(_) => false,
-                None if exclusive => !others_shared,
-                None => !s.behind_writer(trx),
+                None => !exclusive || !others_shared,
             };
             if ok {
                 let new = !s.shared.contains_key(&trx);
@@ -239,10 +223,6 @@ impl TableLock {
         };
         if waited {
             s.waiting.retain(|w| w.0 != trx);
-            // new readers queued behind this writer may go now that it gives up
-            if exclusive && result.is_err() {
-                self.cv.notify_all();
-            }
         }
         drop(s);
         if in_graph.is_some() {
@@ -351,76 +331,5 @@ mod tests {
         assert_eq!(now.len(), 1);
         assert_eq!((now[0].trx, now[0].exclusive, now[0].waiting_secs), (2, false, None));
         l.release(2);
-    }
-
-    /// A writer waiting for readers to finish is not starved by new readers:
-    /// a new shared request queues behind it (and says so in the report),
-    /// while a reader that already holds the lock is granted again at once.
-    #[test]
-    fn a_new_reader_queues_behind_a_waiting_writer() {
-        let path = PathBuf::from("./lock_fair_db/t");
-        let l = table_lock(&path);
-        let waiting = |trx: u64| l.m.lock().is_waiting(trx);
-        let until = |trx: u64| {
-            let t0 = Instant::now();
-            while !waiting(trx) {
-                assert!(t0.elapsed() < Duration::from_secs(20), "{trx} never waited");
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        };
-        assert_eq!(l.acquire(&l, 1, false, 0, None), Ok(true));
-        let l2 = l.clone();
-        let writer = std::thread::spawn(move || l2.acquire(&l2, 2, true, 0, None));
-        until(2);
-        let l3 = l.clone();
-        let reader = std::thread::spawn(move || l3.acquire(&l3, 3, false, 0, None));
-        until(3);
-        assert_eq!(l.m.lock().blockers(3, false), vec![2]);
-        // the holder asks again: granted (it is not new)
-        assert_eq!(l.acquire(&l, 1, false, 0, None), Ok(false));
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(waiting(3), "the new reader went ahead of the waiting writer");
-        l.release(1);
-        assert_eq!(writer.join().unwrap(), Ok(true));
-        assert!(waiting(3));
-        l.release(2);
-        assert_eq!(reader.join().unwrap(), Ok(true));
-        l.release(3);
-    }
-
-    /// A writer that gives up its wait (here: its time runs out) lets the
-    /// readers queued behind it go at once, not at their next time-out.
-    #[test]
-    fn readers_behind_a_writer_that_gives_up_go_at_once() {
-        use std::sync::atomic::AtomicU64;
-        let path = PathBuf::from("./lock_fair_db/t2");
-        let l = table_lock(&path);
-        assert_eq!(l.acquire(&l, 11, false, 0, None), Ok(true));
-        let l2 = l.clone();
-        let writer = std::thread::spawn(move || {
-            let i = Interrupt::default();
-            let stop = Stopper { interrupt: &i, session: 0, timeout: Some(1) };
-            l2.acquire(&l2, 12, true, 0, Some(&stop))
-        });
-        let t0 = Instant::now();
-        while !l.m.lock().is_waiting(12) {
-            assert!(t0.elapsed() < Duration::from_secs(20), "the writer never waited");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        // the reader has no stop, so nothing but a wake-up ends its wait before 50 s
-        let granted_at = Arc::new(AtomicU64::new(0));
-        let (l3, g) = (l.clone(), granted_at.clone());
-        let reader = std::thread::spawn(move || {
-            let r = l3.acquire(&l3, 13, false, 0, None);
-            g.store(t0.elapsed().as_millis() as u64, Ordering::SeqCst);
-            r
-        });
-        assert_eq!(writer.join().unwrap(), Err(LockDenied::Timeout));
-        let gave_up = t0.elapsed();
-        assert_eq!(reader.join().unwrap(), Ok(true));
-        let waited = Duration::from_millis(granted_at.load(Ordering::SeqCst)).saturating_sub(gave_up);
-        assert!(waited < Duration::from_secs(5), "the reader went {waited:?} after the writer gave up");
-        l.release(11);
-        l.release(13);
     }
 }
