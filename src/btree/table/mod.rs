@@ -341,16 +341,10 @@ impl BtreeTable {
         self.shared.autoinc_checked.store(true, Ordering::Release);
     }
 
-    /// Takes the table lock for the transaction now (a statement that will write,
-    /// or SELECT ... FOR UPDATE, takes it exclusive before it reads: no lock
-    /// upgrade, which two such transactions would wait on for each other).
-    pub fn lock(&self, e: &Engine, h: &mut TrxHandle, exclusive: bool) -> Result<()> {
-        h.lock(e, &self.shared.lock, exclusive)
-    }
-
     /// A statement on this table begins (the server's external_lock):
     /// `exclusive` if it writes the table or reads it FOR UPDATE (the lock is
-    /// then taken now, see [`Self::lock`]); `skip_locked` for SELECT ... SKIP
+    /// then taken now, before it reads: no lock upgrade, which two such
+    /// transactions would wait on for each other); `skip_locked` for SELECT ... SKIP
     /// LOCKED. A lock is held for the whole table, so SKIP LOCKED skips the
     /// whole table when another transaction holds a conflicting lock on it:
     /// the statement never waits and reads no row of it (InnoDB skips the
