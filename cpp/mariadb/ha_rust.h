@@ -145,6 +145,7 @@ class ha_rust final : public handler
   std::vector<ha_rust_ffi::SecKey> sec_buf, sec_buf2;
   ulonglong autoinc_rows_left= 0;  /* values a statement reserved, not yet used */
   bool skip_locked= false;           /* the statement reads with SKIP LOCKED (store_lock) */
+  bool low_priority= false;          /* a LOW_PRIORITY write (store_lock) */
   ulonglong autoinc_last= 0;       /* the end of the statement's reservation */
   std::string same_buf;   /* index_next_same's key, memcomparable */
   std::string same_raw;   /* ... and the server's key tuple it was built from */

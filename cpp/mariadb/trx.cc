@@ -325,9 +325,9 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
      other's shared lock until the lock wait timeout. Under LOCK TABLES the
      server's own table locks already keep writers apart. SKIP LOCKED (seen in
      store_lock) never waits: see BtreeTable::begin_statement. */
-  bool exclusive= lock_type == F_WRLCK && !thd_in_lock_tables(thd);
-  if (int rc= rust_rc((*tbl)->bt_begin_statement(*t->h, exclusive,
-                                                 skip_locked)))
+  ha_rust_ffi::StatementLock stmt_lock{lock_type == F_WRLCK && !thd_in_lock_tables(thd),
+                                            low_priority, skip_locked};
+  if (int rc= rust_rc((*tbl)->bt_begin_statement(*t->h, stmt_lock)))
   {
     t->tables_in_use--;     /* the server does not unlock a table that failed */
     return rc;
@@ -370,8 +370,15 @@ THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
                                     enum thr_lock_type lock_type)
 {
   if (lock_type != TL_IGNORE)
+  {
     skip_locked= lock_type == TL_READ_SKIP_LOCKED ||
                  lock_type == TL_WRITE_SKIP_LOCKED;
+    /* DELETE/UPDATE LOW_PRIORITY, or low_priority_updates (the server's own
+       choice of TL_WRITE_LOW_PRIORITY): BTREE's table lock lets new readers
+       go first (the THR_LOCK below is made shared, so this is where the
+       keyword is kept) */
+    low_priority= lock_type == TL_WRITE_LOW_PRIORITY;
+  }
   if (lock_type != TL_IGNORE && lock.type == TL_UNLOCK)
   {
     /* BTREE isolates transactions with its own table locks (held to the end

@@ -123,6 +123,19 @@ pub mod bridge {
         length: u32,
     }
 
+    /// How a statement locks a BTREE table (`bt_begin_statement`), from the
+    /// server's lock type in store_lock/external_lock.
+    struct StatementLock {
+        /// It writes the table, or reads it FOR UPDATE: the table lock is
+        /// taken exclusive now, before the statement reads.
+        exclusive: bool,
+        /// DELETE/UPDATE LOW_PRIORITY (or `low_priority_updates`): readers
+        /// that come while it waits go first.
+        low_priority: bool,
+        /// SELECT ... SKIP LOCKED: never waits (see BtreeTable::begin_statement).
+        skip_locked: bool,
+    }
+
     /// What a table is created or opened with: its options and what the server's
     /// definition says (`layout::Options` is the Rust side).
     struct TableOptions {
@@ -601,10 +614,8 @@ pub mod bridge {
         /// CHECK TABLE: the problems found, one a line to show; stops with
         /// HA_ERR_ABORTED_BY_USER when session `session` is killed.
         fn bt_check(self: &mut Table, session: usize, out: &mut Vec<String>) -> i32;
-        /// A statement on the table begins: `exclusive` (it writes, or SELECT ...
-        /// FOR UPDATE) takes the table lock now; `skip_locked`: SELECT ... SKIP
-        /// LOCKED (see BtreeTable::begin_statement).
-        fn bt_begin_statement(self: &mut Table, trx: &mut TrxHandle, exclusive: bool, skip_locked: bool) -> i32;
+        /// A statement on the table begins, locking it as `lock` says.
+        fn bt_begin_statement(self: &mut Table, trx: &mut TrxHandle, lock: &StatementLock) -> i32;
         /// The next AUTO_INCREMENT value (persistent counter, see btree-format.md).
         fn bt_auto_increment(self: &Table) -> u64;
         /// Moves the counter up for a value `v` given or stored (to just below the
@@ -639,11 +650,11 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, Sizes, Stats, TableOptions, UnpackedString, Xid,
+    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, Sizes, StatementLock, Stats, TableOptions, UnpackedString, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
-use crate::btree::table::{self as bt, BtreeTable, Find};
+use crate::btree::table::{self as bt, BtreeTable, Find, Request};
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
@@ -1723,8 +1734,9 @@ impl Table {
         })
     }
 
-    fn bt_begin_statement(&mut self, trx: &mut TrxHandle, exclusive: bool, skip_locked: bool) -> i32 {
-        self.run("bt_begin_statement", |t| btree(t)?.begin_statement(engine()?, trx, exclusive, skip_locked))
+    fn bt_begin_statement(&mut self, trx: &mut TrxHandle, lock: &StatementLock) -> i32 {
+        let want = Request { exclusive: lock.exclusive, low_priority: lock.exclusive && lock.low_priority };
+        self.run("bt_begin_statement", |t| btree(t)?.begin_statement(engine()?, trx, want, lock.skip_locked))
     }
 
     fn bt_truncate(&mut self, trx: &mut TrxHandle) -> i32 {
@@ -2124,7 +2136,7 @@ mod tests {
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
         table!("bt_check", |t, x| t.bt_check(0, &mut lines) == 0 && lines.len() == 1 && lines[0].contains("(panic)"));
-        table!("bt_begin_statement", |t, x| t.bt_begin_statement(&mut x, true, false) == PANIC);
+        table!("bt_begin_statement", |t, x| t.bt_begin_statement(&mut x, &StatementLock { exclusive: true, low_priority: false, skip_locked: false }) == PANIC);
         table!("bt_auto_increment", |t, x| t.bt_auto_increment() == 0);
         table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1, 1, 1) == PANIC);
         table!("bt_auto_increment_reserve", |t, x| t.bt_auto_increment_reserve(&mut Autoinc::default()) == PANIC);

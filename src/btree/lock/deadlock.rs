@@ -67,7 +67,8 @@ pub struct CycleMember {
 pub struct DeadlockReport {
     pub when: SystemTime,
     /// The cycle, from the wait that closed it: each member waits for a lock
-    /// the next one holds, the last for one the first holds.
+    /// the next one holds (or waits for ahead of it: a new reader queues
+    /// behind a waiting writer), the last for one the first holds.
     pub cycle: Vec<CycleMember>,
     /// The transaction rolled back to break it.
     pub victim: u64,

@@ -32,7 +32,7 @@ use super::tree::{self, BTree, Cursor, ROOT, Reader, StoredStats, UNPACK_FORMAT}
 use crate::error::{Error, Result};
 use crate::fsutil::with_ext;
 pub use super::lock::deadlock::{DeadlockReport, latest_deadlock};
-pub use super::lock::{Interrupt, LOCK_WAIT_TIMEOUT_SECS, LockDenied, PROBE_EVERY, Probe, StopCheck, TableLock, session_stopped, set_probe};
+pub use super::lock::{Interrupt, LOCK_WAIT_TIMEOUT_SECS, LockDenied, PROBE_EVERY, Probe, Request, StopCheck, TableLock, session_stopped, set_probe};
 use super::lock::{Stopper, table_lock};
 pub use repair::RepairReport;
 use repair::{RepairState, finish_interrupted_repair};
@@ -350,11 +350,14 @@ impl BtreeTable {
     /// the statement never waits and reads no row of it (InnoDB skips the
     /// locked rows; here every row is covered by the table lock). Rows it does
     /// read are locked as the statement asked, to the end of the transaction.
-    pub fn begin_statement(&mut self, e: &Engine, h: &mut TrxHandle, exclusive: bool, skip_locked: bool) -> Result<()> {
+    /// A `low_priority` write (DELETE/UPDATE LOW_PRIORITY) lets the readers
+    /// that come while it waits go first ([`crate::btree::lock::Request`]).
+    pub fn begin_statement(&mut self, e: &Engine, h: &mut TrxHandle, want: impl Into<Request>, skip_locked: bool) -> Result<()> {
+        let want = want.into();
         self.skip_locked = skip_locked;
         self.skipped = false;
-        if exclusive {
-            self.statement_lock(e, h, true)?;
+        if want.exclusive {
+            self.statement_lock(e, h, want)?;
         }
         Ok(())
     }
@@ -362,15 +365,16 @@ impl BtreeTable {
     /// Takes the lock a read needs (shared; held already if the statement
     /// took it exclusive); false: SKIP LOCKED found it held by another
     /// transaction, so the statement reads no rows of this table.
-    fn statement_lock(&mut self, e: &Engine, h: &mut TrxHandle, exclusive: bool) -> Result<bool> {
+    fn statement_lock(&mut self, e: &Engine, h: &mut TrxHandle, want: impl Into<Request>) -> Result<bool> {
+        let want = want.into();
         if self.skipped {
             return Ok(false);
         }
         if !self.skip_locked {
-            h.lock(e, &self.shared.lock, exclusive)?;
+            h.lock(e, &self.shared.lock, want)?;
             return Ok(true);
         }
-        match h.lock_nowait(e, &self.shared.lock, exclusive) {
+        match h.lock_nowait(e, &self.shared.lock, want) {
             Err(Error::LockWait) => {
                 self.skipped = true;
                 self.cur = Cursor::default();

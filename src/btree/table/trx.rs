@@ -79,17 +79,18 @@ impl TrxHandle {
         self.trx.get_or_insert_with(|| e.begin())
     }
 
-    pub(super) fn lock(&mut self, e: &Engine, l: &Arc<TableLock>, exclusive: bool) -> Result<()> {
-        self.lock_with(e, l, exclusive, self.wait_timeout)
+    pub(super) fn lock(&mut self, e: &Engine, l: &Arc<TableLock>, want: impl Into<Request>) -> Result<()> {
+        self.lock_with(e, l, want.into(), self.wait_timeout)
     }
 
     /// As [`Self::lock`], but never waits: `Error::LockWait` at once if
     /// another transaction holds what conflicts (SKIP LOCKED).
-    pub(super) fn lock_nowait(&mut self, e: &Engine, l: &Arc<TableLock>, exclusive: bool) -> Result<()> {
-        self.lock_with(e, l, exclusive, Some(0))
+    pub(super) fn lock_nowait(&mut self, e: &Engine, l: &Arc<TableLock>, want: impl Into<Request>) -> Result<()> {
+        self.lock_with(e, l, want.into(), Some(0))
     }
 
-    fn lock_with(&mut self, e: &Engine, l: &Arc<TableLock>, exclusive: bool, timeout: Option<u64>) -> Result<()> {
+    fn lock_with(&mut self, e: &Engine, l: &Arc<TableLock>, want: Request, timeout: Option<u64>) -> Result<()> {
+        let exclusive = want.exclusive;
         let held = self.locks.iter().position(|(x, _)| Arc::ptr_eq(x, l));
         if self.trx.is_some() && held.is_some_and(|at| self.locks[at].1 || !exclusive) {
             return Ok(());
@@ -99,7 +100,7 @@ impl TrxHandle {
         // what rolling it back would undo, as InnoDB weighs a deadlock's victims
         let weight = (t.savepoint() + self.locks.len()) as u64;
         let stop = Stopper { interrupt: &self.interrupt, session: self.session, timeout };
-        l.acquire(l, id, exclusive, weight, Some(&stop))?;
+        l.acquire(l, id, want, weight, Some(&stop))?;
         match held {
             Some(at) => self.locks[at].1 |= exclusive,
             None => self.locks.push((l.clone(), exclusive)),
