@@ -34,11 +34,11 @@ use std::time::SystemTime;
 
 use parking_lot::Mutex;
 
-use super::TableLock;
+use super::Waitable;
 
 /// A transaction waiting for a lock.
 struct Waiter {
-    lock: Arc<TableLock>,
+    lock: Arc<dyn Waitable>,
     exclusive: bool,
     weight: u64,
     /// Set when the detector chose this waiter as a deadlock's victim.
@@ -83,11 +83,7 @@ pub fn latest_deadlock() -> Option<DeadlockReport> {
 /// (none if the wait has just ended: granted, timed out or interrupted, it
 /// leaves the graph as soon as it can take the graph's mutex).
 fn blockers(trx: u64, w: &Waiter) -> Vec<u64> {
-    let s = w.lock.m.lock();
-    if !s.is_waiting(trx) {
-        return Vec::new();
-    }
-    s.blockers(trx, w.exclusive)
+    w.lock.blockers_of(trx)
 }
 
 /// A cycle through `me` in the wait-for graph, as the path from `me` (each
@@ -123,7 +119,7 @@ fn cycle_through(me: u64, waits: &HashMap<u64, Waiter>) -> Option<Vec<u64>> {
 /// chosen as a victim later (by another transaction's wait), or `Err(())` if
 /// this wait closes a deadlock and `trx` is its victim (then it is not
 /// registered).
-pub(super) fn enter(lock: &Arc<TableLock>, trx: u64, exclusive: bool, weight: u64) -> Result<Arc<AtomicBool>, ()> {
+pub(super) fn enter(lock: &Arc<dyn Waitable>, trx: u64, exclusive: bool, weight: u64) -> Result<Arc<AtomicBool>, ()> {
     let mut waits = WAITS.lock();
     let chosen = Arc::new(AtomicBool::new(false));
     waits.insert(trx, Waiter { lock: lock.clone(), exclusive, weight, chosen: chosen.clone() });
@@ -141,12 +137,9 @@ pub(super) fn enter(lock: &Arc<TableLock>, trx: u64, exclusive: bool, weight: u6
             // its wait is in no cycle now: search again (its edges read as
             // none).
             let v = &waits[&victim];
-            let s = v.lock.m.lock();
-            if !s.is_waiting(victim) {
+            if !v.lock.choose(victim, &v.chosen) {
                 continue;
             }
-            v.chosen.store(true, Ordering::SeqCst);
-            v.lock.cv.notify_all();
         }
         *LATEST.lock() = Some(DeadlockReport {
             when: SystemTime::now(),
@@ -154,7 +147,7 @@ pub(super) fn enter(lock: &Arc<TableLock>, trx: u64, exclusive: bool, weight: u6
                 .iter()
                 .map(|t| {
                     let w = &waits[t];
-                    CycleMember { trx: *t, table: w.lock.name.clone(), exclusive: w.exclusive, weight: w.weight }
+                    CycleMember { trx: *t, table: w.lock.table().to_path_buf(), exclusive: w.exclusive, weight: w.weight }
                 })
                 .collect(),
             victim,

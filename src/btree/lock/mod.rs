@@ -151,7 +151,7 @@ impl From<LockDenied> for Error {
 #[derive(Default)]
 pub struct Interrupt {
     pub(crate) raised: AtomicBool,
-    pub(crate) waiting_on: Mutex<Option<Arc<TableLock>>>,
+    pub(crate) waiting_on: Mutex<Option<Arc<dyn Waitable>>>,
 }
 
 impl Interrupt {
@@ -160,8 +160,7 @@ impl Interrupt {
         if let Some(l) = self.waiting_on.lock().as_ref() {
             // under the lock's mutex: the waiter checks `raised` under it before
             // it sleeps, so the wake-up cannot fall between the two
-            let _s = l.m.lock();
-            l.cv.notify_all();
+            l.wake();
         }
     }
 }
@@ -187,13 +186,157 @@ impl Stopper<'_> {
     }
 }
 
+/// A lock transactions wait for (a table lock, a row lock queue): what the
+/// shared wait loop ([`wait_for`]), the deadlock detector and [`Interrupt`]
+/// need of it. Each keeps its state under one mutex with one condvar.
+pub(crate) trait Waitable: Send + Sync {
+    /// The transactions `trx`'s wait is behind now (none once its wait has
+    /// ended: granted, timed out or interrupted).
+    fn blockers_of(&self, trx: u64) -> Vec<u64>;
+    /// Under the lock's mutex: if `trx` still waits for it, raises `flag` and
+    /// wakes it (so it ends its wait as a deadlock's victim); whether it did.
+    fn choose(&self, trx: u64, flag: &AtomicBool) -> bool;
+    /// Wakes every waiter (under the lock's mutex, so no wake-up is lost).
+    fn wake(&self);
+    /// The table it belongs to (`./db/t`), for reports.
+    fn table(&self) -> &Path;
+}
+
+/// The wait every lock shares: `grant` (under the lock's mutex `m`) says
+/// whether `trx` may take the lock now (`Some`: done, granted or refused);
+/// else `trx` waits on `cv`, registered with `enqueue` (once) and `dequeue`d
+/// when the wait ends (told whether it failed), up to the lock wait timeout
+/// (or the statement's shorter one), unless `stop` says the statement is to
+/// stop or the wait closes a deadlock whose victim `trx` is (it is, or becomes,
+/// one if its `weight` is the cycle's least: see [`deadlock`]). `me` is the
+/// lock as the interrupt and the detector see it; `exclusive` is what the
+/// deadlock report says of the request.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn wait_for<S, R>(
+    me: Arc<dyn Waitable>,
+    m: &Mutex<S>,
+    cv: &Condvar,
+    trx: u64,
+    exclusive: bool,
+    weight: u64,
+    stop: Option<&Stopper>,
+    mut grant: impl FnMut(&mut S) -> Option<std::result::Result<R, LockDenied>>,
+    mut enqueue: impl FnMut(&mut S, Instant),
+    mut dequeue: impl FnMut(&mut S, bool),
+) -> std::result::Result<R, LockDenied> {
+    let started = Instant::now();
+    let secs = LOCK_WAIT_TIMEOUT_SECS.load(Ordering::Relaxed);
+    let secs = stop.and_then(|s| s.timeout).map_or(secs, |t| t.min(secs));
+    let deadline = started + Duration::from_secs(secs);
+    let mut registered = false;
+    let mut waited = false;
+    // in the wait-for graph, with the flag that says it was made a victim
+    let mut in_graph: Option<Arc<AtomicBool>> = None;
+    let mut s = m.lock();
+    let result = loop {
+        // a victim ends its wait even if the lock has come free meanwhile:
+        // the detector counts on its rollback to break the cycle
+        if in_graph.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
+            break Err(LockDenied::Deadlock);
+        }
+        if let Some(r) = grant(&mut s) {
+            break r;
+        }
+        if !waited {
+            waited = true;
+            enqueue(&mut s, started);
+        }
+        // a request that will not wait (NOWAIT) is in no deadlock: it must
+        // not make another transaction a victim
+        if in_graph.is_none() && secs > 0 {
+            // the graph's mutex before any lock's: never under ours
+            match MutexGuard::unlocked(&mut s, || deadlock::enter(&me, trx, exclusive, weight)) {
+                Ok(chosen) => in_graph = Some(chosen),
+                Err(()) => break Err(LockDenied::Deadlock),
+            }
+            // the lock may have been released meanwhile
+            continue;
+        }
+        let Some(stop) = stop else {
+            if cv.wait_until(&mut s, deadline).timed_out() {
+                break Err(LockDenied::Timeout);
+            }
+            continue;
+        };
+        if !registered {
+            // the interrupt's mutex before the lock's (as raise() takes them)
+            registered = true;
+            MutexGuard::unlocked(&mut s, || *stop.interrupt.waiting_on.lock() = Some(me.clone()));
+            continue;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break Err(LockDenied::Timeout);
+        }
+        if !stop.interrupt.raised.load(Ordering::SeqCst) {
+            cv.wait_until(&mut s, deadline.min(now + PROBE_EVERY));
+        }
+        // the probe reads the server's session state: never under our mutex
+        if MutexGuard::unlocked(&mut s, || stop.should_stop()) {
+            break Err(LockDenied::Interrupted);
+        }
+    };
+    if waited {
+        dequeue(&mut s, result.is_err());
+    }
+    drop(s);
+    if in_graph.is_some() {
+        deadlock::leave(trx);
+    }
+    if registered {
+        *stop.unwrap().interrupt.waiting_on.lock() = None;
+    }
+    // a request that could not wait (NOWAIT, SKIP LOCKED) did not wait
+    if waited && secs > 0 {
+        crate::metrics::LOCK_WAITS.inc();
+        crate::metrics::LOCK_WAIT_MICROS.add(started.elapsed().as_micros() as u64);
+        if matches!(result, Err(LockDenied::Timeout)) {
+            crate::metrics::LOCK_TIMEOUTS.inc();
+        }
+        // (a deadlock is counted where it is found: in deadlock::enter)
+    }
+    result
+}
+
+impl Waitable for TableLock {
+    fn blockers_of(&self, trx: u64) -> Vec<u64> {
+        let s = self.m.lock();
+        match s.waiting.iter().find(|w| w.trx == trx) {
+            Some(w) => s.blockers(trx, w.want.exclusive),
+            None => Vec::new(),
+        }
+    }
+
+    fn choose(&self, trx: u64, flag: &AtomicBool) -> bool {
+        let s = self.m.lock();
+        if !s.is_waiting(trx) {
+            return false;
+        }
+        flag.store(true, Ordering::SeqCst);
+        self.cv.notify_all();
+        true
+    }
+
+    fn wake(&self) {
+        let _s = self.m.lock();
+        self.cv.notify_all();
+    }
+
+    fn table(&self) -> &Path {
+        &self.name
+    }
+}
+
 impl TableLock {
-    /// Takes the lock for `trx` (shared or exclusive); waits up to the lock wait
-    /// timeout for other transactions to end, unless `stop` says the statement
-    /// is to stop or the wait closes a deadlock whose victim `trx` is (it is,
-    /// or becomes, one if its `weight` is the cycle's least: see
-    /// [`deadlock`]). `me` is this lock's own Arc (for the interrupt and the
-    /// deadlock detector to wake it).
+    /// Takes the lock for `trx` (shared or exclusive, see [`Request`]),
+    /// waiting as [`wait_for`] says; `Ok(true)` if `trx` did not hold it (or
+    /// not exclusive, when it asks for that) before. `me` is this lock's own
+    /// Arc (for the interrupt and the deadlock detector to wake it).
     pub(crate) fn acquire(
         &self,
         me: &Arc<TableLock>,
@@ -204,100 +347,34 @@ impl TableLock {
     ) -> std::result::Result<bool, LockDenied> {
         let want = want.into();
         let exclusive = want.exclusive;
-        let started = Instant::now();
-        let secs = LOCK_WAIT_TIMEOUT_SECS.load(Ordering::Relaxed);
-        let secs = stop.and_then(|s| s.timeout).map_or(secs, |t| t.min(secs));
-        let deadline = started + Duration::from_secs(secs);
-        let mut registered = false;
-        let mut waited = false;
-        // in the wait-for graph, with the flag that says it was made a victim
-        let mut in_graph: Option<Arc<AtomicBool>> = None;
-        let mut s = self.m.lock();
-        let result = loop {
-            // a victim ends its wait even if the lock has come free meanwhile:
-            // the detector counts on its rollback to break the cycle
-            if in_graph.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
-                break Err(LockDenied::Deadlock);
-            }
+        let grant = |s: &mut LockState| {
             let others_shared = s.shared.keys().any(|&t| t != trx);
             let ok = match s.exclusive {
-                Some(t) if t == trx => break Ok(false),
+                Some(t) if t == trx => return Some(Ok(false)),
                 Some(_) => false,
                 None if exclusive => !others_shared,
                 None => !s.behind_writer(trx),
             };
-            if ok {
-                let new = !s.shared.contains_key(&trx);
-                if exclusive {
-                    s.exclusive = Some(trx);
-                } else {
-                    s.shared.insert(trx, ());
-                }
-                break Ok(new || exclusive);
+            if !ok {
+                return None;
             }
-            if !waited {
-                waited = true;
-                s.waiting.push(Waiting { trx, want, since: started });
+            let new = !s.shared.contains_key(&trx);
+            if exclusive {
+                s.exclusive = Some(trx);
+            } else {
+                s.shared.insert(trx, ());
             }
-            // a request that will not wait (NOWAIT) is in no deadlock: it must
-            // not make another transaction a victim
-            if in_graph.is_none() && secs > 0 {
-                // the graph's mutex before any lock's: never under ours
-                match MutexGuard::unlocked(&mut s, || deadlock::enter(me, trx, exclusive, weight)) {
-                    Ok(chosen) => in_graph = Some(chosen),
-                    Err(()) => break Err(LockDenied::Deadlock),
-                }
-                // the lock may have been released meanwhile
-                continue;
-            }
-            let Some(stop) = stop else {
-                if self.cv.wait_until(&mut s, deadline).timed_out() {
-                    break Err(LockDenied::Timeout);
-                }
-                continue;
-            };
-            if !registered {
-                // the interrupt's mutex before the lock's (as raise() takes them)
-                registered = true;
-                MutexGuard::unlocked(&mut s, || *stop.interrupt.waiting_on.lock() = Some(me.clone()));
-                continue;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break Err(LockDenied::Timeout);
-            }
-            if !stop.interrupt.raised.load(Ordering::SeqCst) {
-                self.cv.wait_until(&mut s, deadline.min(now + PROBE_EVERY));
-            }
-            // the probe reads the server's session state: never under our mutex
-            if MutexGuard::unlocked(&mut s, || stop.should_stop()) {
-                break Err(LockDenied::Interrupted);
-            }
+            Some(Ok(new || exclusive))
         };
-        if waited {
+        let enqueue = |s: &mut LockState, since| s.waiting.push(Waiting { trx, want, since });
+        let dequeue = |s: &mut LockState, failed: bool| {
             s.waiting.retain(|w| w.trx != trx);
             // new readers queued behind this writer may go now that it gives up
-            if exclusive && result.is_err() {
+            if exclusive && failed {
                 self.cv.notify_all();
             }
-        }
-        drop(s);
-        if in_graph.is_some() {
-            deadlock::leave(trx);
-        }
-        if registered {
-            *stop.unwrap().interrupt.waiting_on.lock() = None;
-        }
-        // a request that could not wait (NOWAIT, SKIP LOCKED) did not wait
-        if waited && secs > 0 {
-            crate::metrics::LOCK_WAITS.inc();
-            crate::metrics::LOCK_WAIT_MICROS.add(started.elapsed().as_micros() as u64);
-            if matches!(result, Err(LockDenied::Timeout)) {
-                crate::metrics::LOCK_TIMEOUTS.inc();
-            }
-            // (a deadlock is counted where it is found: in deadlock::enter)
-        }
-        result
+        };
+        wait_for(me.clone(), &self.m, &self.cv, trx, exclusive, weight, stop, grant, enqueue, dequeue)
     }
 
     /// Who holds it and who waits for it, now.
