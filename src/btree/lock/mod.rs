@@ -7,6 +7,7 @@
 //! [`crate::session`]).
 
 pub mod deadlock;
+pub mod row;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
