@@ -307,8 +307,13 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
   Rust_trx *t= get_trx(thd, true);
   if (lock_type == F_UNLCK)
   {
-    if (t->tables_in_use)
-      t->tables_in_use--;
+    /* the statement's last table: at READ COMMITTED and below, the table
+       locks it took only to read go now (each statement reads committed
+       rows; see TrxHandle::stmt_end) */
+    if (t->tables_in_use && --t->tables_in_use == 0 && !thd->in_sub_stmt &&
+        !thd_in_lock_tables(thd))
+      ha_rust_ffi::trx_stmt_end(*t->h,
+                                thd_tx_isolation(thd) <= ISO_READ_COMMITTED);
     return 0;
   }
   autoinc_rows_left= 0;          /* a statement begins (bt_get_auto_increment) */

@@ -425,6 +425,10 @@ pub mod bridge {
         /// KILL / KILL QUERY of the connection: its lock wait, if any, stops.
         fn trx_wake_raise(w: &TrxWake);
         fn trx_stmt_begin(t: &mut TrxHandle);
+        /// The statement ended (its last table unlocked); `release_reads` at
+        /// READ COMMITTED and below: the table locks it took only to read go
+        /// now (TrxHandle::stmt_end).
+        fn trx_stmt_end(t: &mut TrxHandle, release_reads: bool);
         /// The statement's longest lock wait, in seconds: the server's
         /// `lock_wait_timeout` of the session (0 under NOWAIT, n under WAIT n);
         /// the wait is the shorter of it and `rust_lock_wait_timeout`.
@@ -820,6 +824,10 @@ pub extern "C" fn ha_rust_set_progress_reporter(r: Option<crate::session::Report
 
 fn trx_stmt_begin(t: &mut TrxHandle) {
     guard_or("trx_stmt_begin", || (), || t.stmt_begin())
+}
+
+fn trx_stmt_end(t: &mut TrxHandle, release_reads: bool) {
+    guard_or("trx_stmt_end", || (), || t.stmt_end(release_reads))
 }
 
 fn trx_set_lock_wait_timeout(t: &mut TrxHandle, secs: u64) {
@@ -1997,6 +2005,10 @@ mod tests {
         });
         trx!("trx_stmt_begin", |t| {
             trx_stmt_begin(&mut t);
+            true
+        });
+        trx!("trx_stmt_end", |t| {
+            trx_stmt_end(&mut t, true);
             true
         });
         trx!("trx_set_lock_wait_timeout", |t| {

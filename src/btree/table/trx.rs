@@ -136,6 +136,27 @@ impl TrxHandle {
         r
     }
 
+    /// The statement ended. At READ COMMITTED and READ UNCOMMITTED
+    /// (`release_reads`) the table locks it took only to read are let go now
+    /// instead of at the transaction's end: each statement still reads only
+    /// committed rows (a writer's exclusive lock is held to its end), which is
+    /// what those levels promise (InnoDB gives them a read view per
+    /// statement); a later statement may see what others committed since.
+    /// Exclusive locks, and every lock at REPEATABLE READ and SERIALIZABLE,
+    /// stay to the end of the transaction.
+    pub fn stmt_end(&mut self, release_reads: bool) {
+        let Some(id) = self.trx.as_ref().map(|t| t.id) else { return };
+        if !release_reads {
+            return;
+        }
+        self.locks.retain(|(l, exclusive)| {
+            if !exclusive {
+                l.release(id);
+            }
+            *exclusive
+        });
+    }
+
     pub(super) fn release_locks(&mut self) {
         let id = self.trx.as_ref().map(|t| t.id);
         if let Some(id) = id {
