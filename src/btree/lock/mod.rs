@@ -19,17 +19,29 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::Error;
 
-/// A table lock, held by transactions until they end.
+/// A lock: its state under one mutex, with one condvar for its waiters, and
+/// the table it belongs to. [`TableLock`] and [`row::RowLocks`] are two.
 #[derive(Default)]
-pub struct TableLock {
+pub struct Lock<S> {
     /// The table's path without extension (`./db/t`), for reports.
     pub(crate) name: PathBuf,
-    pub(crate) m: Mutex<LockState>,
+    pub(crate) m: Mutex<S>,
     pub(crate) cv: Condvar,
 }
 
+/// A table lock, held by transactions until they end.
+pub type TableLock = Lock<LockState>;
+
+/// What a lock's state tells of its waits (for [`Waitable`]).
+pub(crate) trait Waits {
+    /// Whether `trx` waits for this lock now.
+    fn is_waiting(&self, trx: u64) -> bool;
+    /// The transactions `trx`'s wait is behind (none if it does not wait).
+    fn blockers_of(&self, trx: u64) -> Vec<u64>;
+}
+
 #[derive(Default)]
-pub(crate) struct LockState {
+pub struct LockState {
     pub(crate) shared: HashMap<u64, ()>,
     pub(crate) exclusive: Option<u64>,
     /// Transactions waiting for it, in the order they began to wait (for the
@@ -304,13 +316,22 @@ pub(crate) fn wait_for<S, R>(
     result
 }
 
-impl Waitable for TableLock {
+impl Waits for LockState {
+    fn is_waiting(&self, trx: u64) -> bool {
+        LockState::is_waiting(self, trx)
+    }
+
     fn blockers_of(&self, trx: u64) -> Vec<u64> {
-        let s = self.m.lock();
-        match s.waiting.iter().find(|w| w.trx == trx) {
-            Some(w) => s.blockers(trx, w.want.exclusive),
+        match self.waiting.iter().find(|w| w.trx == trx) {
+            Some(w) => self.blockers(trx, w.want.exclusive),
             None => Vec::new(),
         }
+    }
+}
+
+impl<S: Waits + Send> Waitable for Lock<S> {
+    fn blockers_of(&self, trx: u64) -> Vec<u64> {
+        self.m.lock().blockers_of(trx)
     }
 
     fn choose(&self, trx: u64, flag: &AtomicBool) -> bool {

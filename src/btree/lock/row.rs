@@ -40,14 +40,13 @@
 #![allow(dead_code)] // wired into the table layer by the rest of step 1
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::{LockDenied, Stopper, Waitable, wait_for};
+use super::{Lock, LockDenied, Stopper, Waits, wait_for};
 
 /// Shared (a locking read) or exclusive (a write, FOR UPDATE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -374,12 +373,7 @@ impl RowState {
 }
 
 /// A table's record locks.
-pub struct RowLocks {
-    /// The table's path without extension (`./db/t`), for reports.
-    name: PathBuf,
-    m: Mutex<RowState>,
-    cv: Condvar,
-}
+pub type RowLocks = Lock<RowState>;
 
 impl RowLocks {
     pub fn new(name: &Path) -> Arc<RowLocks> {
@@ -461,28 +455,13 @@ impl RowLocks {
     }
 }
 
-impl Waitable for RowLocks {
+impl Waits for RowState {
+    fn is_waiting(&self, trx: u64) -> bool {
+        RowState::is_waiting(self, trx)
+    }
+
     fn blockers_of(&self, trx: u64) -> Vec<u64> {
-        self.m.lock().blockers(trx)
-    }
-
-    fn choose(&self, trx: u64, flag: &AtomicBool) -> bool {
-        let s = self.m.lock();
-        if !s.is_waiting(trx) {
-            return false;
-        }
-        flag.store(true, Ordering::SeqCst);
-        self.cv.notify_all();
-        true
-    }
-
-    fn wake(&self) {
-        let _s = self.m.lock();
-        self.cv.notify_all();
-    }
-
-    fn table(&self) -> &Path {
-        &self.name
+        self.blockers(trx)
     }
 }
 
