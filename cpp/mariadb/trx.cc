@@ -302,18 +302,27 @@ void ha_rust::bt_start_stmt(THD *thd)
     trans_register_ha(thd, true, rust_hton_btree, 0);
 }
 
+static ha_rust_ffi::Isolation tx_isolation(THD *thd)
+{
+  using ha_rust_ffi::Isolation;
+  switch (thd_tx_isolation(thd)) {
+  case ISO_READ_UNCOMMITTED: return Isolation::ReadUncommitted;
+  case ISO_READ_COMMITTED: return Isolation::ReadCommitted;
+  case ISO_REPEATABLE_READ: return Isolation::RepeatableRead;
+  default: return Isolation::Serializable;
+  }
+}
+
 int ha_rust::bt_external_lock(THD *thd, int lock_type)
 {
   Rust_trx *t= get_trx(thd, true);
   if (lock_type == F_UNLCK)
   {
-    /* the statement's last table: at READ COMMITTED and below, the table
-       locks it took only to read go now (each statement reads committed
-       rows; see TrxHandle::stmt_end) */
+    /* the statement's last table: Rust decides what the isolation level
+       lets go now (TrxHandle::stmt_end) */
     if (t->tables_in_use && --t->tables_in_use == 0 && !thd->in_sub_stmt &&
         !thd_in_lock_tables(thd))
-      ha_rust_ffi::trx_stmt_end(*t->h,
-                                thd_tx_isolation(thd) <= ISO_READ_COMMITTED);
+      ha_rust_ffi::trx_stmt_end(*t->h, tx_isolation(thd));
     return 0;
   }
   autoinc_rows_left= 0;          /* a statement begins (bt_get_auto_increment) */

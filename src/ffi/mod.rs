@@ -39,6 +39,15 @@ pub mod bridge {
         WriteOnly = 2,
     }
 
+    /// The transaction's isolation level (the server's `enum_tx_isolation`).
+    #[repr(u8)]
+    enum Isolation {
+        ReadUncommitted = 0,
+        ReadCommitted = 1,
+        RepeatableRead = 2,
+        Serializable = 3,
+    }
+
     /// How an index read positions (the server's `ha_rkey_function`; see
     /// `btree::table::Find`).
     #[repr(u8)]
@@ -425,10 +434,9 @@ pub mod bridge {
         /// KILL / KILL QUERY of the connection: its lock wait, if any, stops.
         fn trx_wake_raise(w: &TrxWake);
         fn trx_stmt_begin(t: &mut TrxHandle);
-        /// The statement ended (its last table unlocked); `release_reads` at
-        /// READ COMMITTED and below: the table locks it took only to read go
-        /// now (TrxHandle::stmt_end).
-        fn trx_stmt_end(t: &mut TrxHandle, release_reads: bool);
+        /// The statement ended (its last table unlocked), in a transaction of
+        /// isolation `level` (see TrxHandle::stmt_end).
+        fn trx_stmt_end(t: &mut TrxHandle, level: Isolation);
         /// The statement's longest lock wait, in seconds: the server's
         /// `lock_wait_timeout` of the session (0 under NOWAIT, n under WAIT n);
         /// the wait is the shorter of it and `rust_lock_wait_timeout`.
@@ -654,7 +662,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, Sizes, StatementLock, Stats, TableOptions, UnpackedString, Xid,
+    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, Isolation, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, Sizes, StatementLock, Stats, TableOptions, UnpackedString, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::layout::{ENGINE, engine};
@@ -826,8 +834,10 @@ fn trx_stmt_begin(t: &mut TrxHandle) {
     guard_or("trx_stmt_begin", || (), || t.stmt_begin())
 }
 
-fn trx_stmt_end(t: &mut TrxHandle, release_reads: bool) {
-    guard_or("trx_stmt_end", || (), || t.stmt_end(release_reads))
+fn trx_stmt_end(t: &mut TrxHandle, level: Isolation) {
+    // a read per statement: the levels below REPEATABLE READ
+    let per_statement = matches!(level, Isolation::ReadUncommitted | Isolation::ReadCommitted);
+    guard_or("trx_stmt_end", || (), || t.stmt_end(per_statement))
 }
 
 fn trx_set_lock_wait_timeout(t: &mut TrxHandle, secs: u64) {
@@ -2008,7 +2018,7 @@ mod tests {
             true
         });
         trx!("trx_stmt_end", |t| {
-            trx_stmt_end(&mut t, true);
+            trx_stmt_end(&mut t, Isolation::ReadCommitted);
             true
         });
         trx!("trx_set_lock_wait_timeout", |t| {

@@ -145,10 +145,7 @@ impl TrxHandle {
     /// Exclusive locks, and every lock at REPEATABLE READ and SERIALIZABLE,
     /// stay to the end of the transaction.
     pub fn stmt_end(&mut self, release_reads: bool) {
-        let Some(id) = self.trx.as_ref().map(|t| t.id) else { return };
-        if !release_reads {
-            return;
-        }
+        let Some(id) = self.trx.as_ref().map(|t| t.id).filter(|_| release_reads) else { return };
         self.locks.retain(|(l, exclusive)| {
             if !exclusive {
                 l.release(id);
