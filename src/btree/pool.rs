@@ -148,6 +148,40 @@ pub struct LogLink {
     pub checkpoint: Arc<AtomicU64>,
     /// Trees closed with dirty pages they could not write (see [`Pool::mark_lost`]).
     pub lost: Arc<parking_lot::Mutex<std::collections::HashSet<u32>>>,
+    /// The check that every checkpoint lists the trees written after it (see
+    /// [`LinkCheck`]).
+    pub check: Arc<LinkCheck>,
+    /// The last checkpoint whose control file is written.
+    pub completed: Arc<Completed>,
+}
+
+/// The last checkpoint whose control file is written: its number (checkpoints
+/// are numbered from 1 as the engine runs: two may have one LSN) and its LSN.
+/// The LSN is stored before the number and read after it. A checkpoint that
+/// fails leaves its number unused.
+#[derive(Debug, Default)]
+pub struct Completed {
+    pub seq: AtomicU64,
+    pub lsn: AtomicU64,
+    /// The number the next checkpoint takes.
+    pub next: AtomicU64,
+}
+
+/// An invariant of checkpoints, checked at every logged change (three atomic
+/// loads): a tree whose TREE record is before the last completed checkpoint was
+/// listed by it (its control file names the tree's id), else a recovery from
+/// that checkpoint could not place the change (it would skip it, and say so). A
+/// breach is said once per tree in the server's error log, with the stack of the
+/// write, and counted ([`crate::metrics::CHECKPOINT_BREACHES`]): the crash loop's
+/// cycle-770 failure (docs/crash-safety.md) showed a breach only at the recovery
+/// after it; this shows who wrote.
+#[derive(Debug, Default)]
+pub struct LinkCheck {
+    /// The LSN of the tree's TREE record.
+    pub tree_lsn: u64,
+    /// The number of the last checkpoint that listed the tree (see [`Completed`]).
+    pub listed_at: AtomicU64,
+    pub reported: std::sync::atomic::AtomicBool,
 }
 
 /// A page's whole image leaves out a free middle at least this long (as a
@@ -309,6 +343,11 @@ impl Pool {
         self.link.is_some()
     }
 
+    /// The checkpoint check of its link (see [`LinkCheck`]).
+    pub fn link_check(&self) -> Option<&Arc<LinkCheck>> {
+        self.link.as_ref().map(|l| &l.check)
+    }
+
     /// The tree id its changes are logged under.
     pub fn tree_id(&self) -> Option<u32> {
         self.link.as_ref().map(|l| l.tree_id)
@@ -436,6 +475,22 @@ impl Pool {
             }
         };
         if lsn != 0 {
+            if let Some(link) = &self.link {
+                let seq = link.completed.seq.load(Ordering::Acquire);
+                let done = link.completed.lsn.load(Ordering::Acquire);
+                let c = &link.check;
+                let listed = c.listed_at.load(Ordering::Acquire);
+                if c.tree_lsn < done && listed < seq && !c.reported.swap(true, Ordering::Relaxed) {
+                    crate::metrics::CHECKPOINT_BREACHES.inc();
+                    eprintln!(
+                        "[ERROR] RUST: tree id {} ('{}', TREE record at LSN {}) was written at LSN {lsn} after checkpoint {seq} (LSN {done}), which did not list it (last listed by checkpoint {listed}); a recovery from that checkpoint would skip this change. Written from: {}",
+                        link.tree_id,
+                        self.name,
+                        c.tree_lsn,
+                        std::backtrace::Backtrace::force_capture()
+                    );
+                }
+            }
             for &f in &logged {
                 self.frames[f].page.set_lsn(lsn);
             }

@@ -193,7 +193,17 @@ impl Shared {
             log_start,
             trees: live.iter().map(|(id, p, _)| (*id, p.clone())).collect(),
         };
+        // every change from now on to a tree not listed here must come after a
+        // TREE record of its own (see LinkCheck)
+        let seq = self.completed.next.fetch_add(1, Ordering::Relaxed) + 1;
+        for (_, _, t) in &live {
+            if let Some(c) = t.read().pool().link_check() {
+                c.listed_at.store(seq, Ordering::Release);
+            }
+        }
         write_control(&self.dir.join(CONTROL_FILE), &ctl)?;
+        self.completed.lsn.store(ckpt, Ordering::Release);
+        self.completed.seq.store(seq, Ordering::Release);
         crate::btree::write_crash_point()?;
         drop(live);
         release_idle(&mut self.trees.lock());
