@@ -164,7 +164,7 @@ class ha_rust final : public handler
      for bt_unpack_key (they depend on the table definition only) */
   struct part_decode { ha_rust_ffi::KeyPart part; part_unpack how; bool trail; };
   int unpack_string(const part_decode &d, Field *f, my_ptrdiff_t off,
-                    const uchar *p, size_t len, const uchar *&q, const uchar *qend);
+                    const uchar *p, size_t &len, const uchar *&q, const uchar *qend);
   std::vector<std::vector<part_decode>> key_decode;
   bool key_only= false;              /* the open index cursor reads entries only */
   bool fetched_key_only= false;      /* the last row came from an entry only */

@@ -436,9 +436,10 @@ static bool store_string(Field *f, my_ptrdiff_t off, const char *s, size_t n)
 
 /* A string key part's value into its field at `off` from record[0], from the
    part's `len` key bytes at p and (as it needs) the unpack bytes at q, which
-   it steps over. */
+   it steps over. KU_STRING_CASE: `len` is what is left of the key, and
+   becomes the part's length (measured by the call that rebuilds the value). */
 int ha_rust::unpack_string(const part_decode &d, Field *f, my_ptrdiff_t off,
-                           const uchar *p, size_t len, const uchar *&q,
+                           const uchar *p, size_t &len, const uchar *&q,
                            const uchar *qend)
 {
   static thread_local std::string w;
@@ -477,10 +478,11 @@ int ha_rust::unpack_string(const part_decode &d, Field *f, my_ptrdiff_t off,
         rust::Slice<const uint8_t>(p, len), part, f->charset()->mbmaxlen > 1,
         rust::Slice<const uint8_t>(q, (size_t) (qend - q)),
         rust::Slice<uint8_t>((uint8_t *) &w[0], w.size()));
-    if (!r.ok)
+    if (!r.ok || r.key_len > len)
       return HA_ERR_WRONG_IN_RECORD;
     w.resize(r.value_len);
     q+= r.item_len;
+    len= r.key_len;                /* the part measured by the same call */
   }
   f->set_notnull(off);
   return store_string(f, off, w.data(), w.size()) ? HA_ERR_WRONG_IN_RECORD : 0;
@@ -519,7 +521,9 @@ int ha_rust::bt_unpack_key(uchar *buf)
           continue;
         }
       }
-      if (part.chunked)   /* a string part of format 3 and later */
+      if (part.chunked && how == KU_STRING_CASE)
+        len= (size_t) (end - p);   /* unpack_string measures the part */
+      else if (part.chunked)   /* a string part of format 3 and later */
         len= ha_rust_ffi::key_part_len(
             rust::Slice<const uint8_t>(p, (size_t) (end - p)), part);
       if ((size_t) (end - p) < len)

@@ -159,12 +159,18 @@ pub fn value_len(key: &[u8], spec: u32) -> usize {
 /// UTF-8 form is not undone: never asked for). False when `key` is not such a
 /// part (cut short, a marker out of place, not chunked).
 pub fn decode(key: &[u8], spec: u32, pad: &[u8], out: &mut Vec<u8>) -> bool {
+    decode_part(key, spec, pad, out).is_some()
+}
+
+/// [`decode`], giving how many bytes of `key` the part took (its
+/// [`value_len`]), or None.
+pub fn decode_part(key: &[u8], spec: u32, pad: &[u8], out: &mut Vec<u8>) -> Option<usize> {
     if spec & PART_CHUNKED == 0 || pad.len() != (spec & 0xffff) as usize || pad == CODE_POINT_SPACE {
-        return false;
+        return None;
     }
     let pad_space = spec & PART_PAD_SPACE != 0;
     if pad_space == pad.is_empty() {
-        return false;
+        return None;
     }
     let c = chunk_len(pad.len());
     let mut off = 0;
@@ -179,21 +185,21 @@ pub fn decode(key: &[u8], spec: u32, pad: &[u8], out: &mut Vec<u8>) -> bool {
                     while out.len() >= u && out[out.len() - u..] == *pad {
                         out.truncate(out.len() - u);
                     }
-                    return true;
+                    return Some(off);
                 }
                 PAD_LESS | PAD_MORE => {}
-                _ => return false,
+                _ => return None,
             }
         } else if m as usize <= c {
             out.extend_from_slice(&chunk[..m as usize]);
-            return true;
+            return Some(off);
         } else if m as usize == c + 1 {
             out.extend_from_slice(chunk);
         } else {
-            return false;
+            return None;
         }
     }
-    false
+    None
 }
 
 #[cfg(test)]
@@ -255,7 +261,7 @@ mod tests {
             // trailing space units (PAD SPACE)
             if pad != CODE_POINT_SPACE {
                 let mut back = Vec::new();
-                prop_assert!(decode(&ka, spec, pad, &mut back));
+                prop_assert_eq!(decode_part(&ka, spec, pad, &mut back), Some(ea.len()), "the part's length, as value_len");
                 let mut want = a.clone();
                 while !pad.is_empty() && want.len() >= pad.len() && want[want.len() - pad.len()..] == *pad {
                     want.truncate(want.len() - pad.len());

@@ -155,6 +155,107 @@ pub fn decode(key_weights: &[u8], item: &[u8], units: Units, out: &mut Vec<u8>) 
     if dropped > item.len().saturating_mul(8) {
         return None;
     }
+    if key_weights.is_ascii() {
+        return decode_ascii(key_weights, item, at, dropped, units, out);
+    }
+    decode_general(key_weights, item, at, dropped, units, out)
+}
+
+/// A compact item's codes, read bit by bit from `item[at..]`.
+struct Codes<'a> {
+    item: &'a [u8],
+    at: usize,
+    /// Bits taken so far.
+    used: usize,
+}
+
+impl Codes<'_> {
+    #[inline(always)]
+    fn bit(&self, b: usize) -> Option<bool> {
+        Some(*self.item.get(self.at + b / 8)? >> (7 - b % 8) & 1 == 1)
+    }
+
+    /// The next code: 0 (`0`), 1 (`10`) or 2 (`11`); None past the item's end.
+    #[inline(always)]
+    fn next(&mut self) -> Option<u8> {
+        let code = if !self.bit(self.used)? {
+            0
+        } else if !self.bit(self.used + 1)? {
+            self.used += 1;
+            1
+        } else {
+            self.used += 1;
+            2
+        };
+        self.used += 1;
+        Some(code)
+    }
+}
+
+/// [`decode`] of a compact item when every weight of the key is ASCII (most
+/// values of most keys): a character a byte, no UTF-8 to validate or count, and
+/// the common codes (the weight itself, its lower case) written at once. Gives
+/// exactly what [`decode_general`] gives (a property test holds them to it).
+fn decode_ascii(key_weights: &[u8], item: &[u8], at: usize, dropped: usize, units: Units, out: &mut Vec<u8>) -> Option<usize> {
+    let chars = key_weights.len() + dropped;
+    // the characters' own bytes come after the codes
+    let mut codes = Codes { item, at, used: 0 };
+    for _ in 0..chars {
+        codes.next()?;
+    }
+    let mut x = at + codes.used.div_ceil(8);
+    if x > item.len() {
+        return None;
+    }
+    out.reserve(chars);
+    let mut codes = Codes { item, at, used: 0 };
+    for &w in key_weights {
+        put_ascii(w, codes.next()?, item, &mut x, units, out)?;
+    }
+    for _ in 0..dropped {
+        put_ascii(SPACE as u8, codes.next()?, item, &mut x, units, out)?;
+    }
+    Some(x)
+}
+
+/// One character of [`decode_ascii`]: weight `w` with its code.
+#[inline(always)]
+fn put_ascii(w: u8, code: u8, item: &[u8], x: &mut usize, units: Units, out: &mut Vec<u8>) -> Option<()> {
+    match code {
+        0 => out.push(w),
+        1 if w.is_ascii_uppercase() => out.push(w + 32),
+        1 => return None,
+        _ => {
+            let len = match units {
+                Units::Narrow => 1,
+                Units::Wide => utf8_len(*item.get(*x)?)?,
+            };
+            let bytes = item.get(*x..*x + len)?;
+            if units == Units::Wide && std::str::from_utf8(bytes).is_err() {
+                return None;
+            }
+            out.extend_from_slice(bytes);
+            *x += len;
+        }
+    }
+    Some(())
+}
+
+/// The length of the UTF-8 character whose first byte is `b` (None: not a first
+/// byte).
+#[inline(always)]
+fn utf8_len(b: u8) -> Option<usize> {
+    match b {
+        0x00..=0x7f => Some(1),
+        0xc2..=0xdf => Some(2),
+        0xe0..=0xef => Some(3),
+        0xf0..=0xf4 => Some(4),
+        _ => None,
+    }
+}
+
+/// [`decode`] of a compact item, any weights.
+fn decode_general(key_weights: &[u8], item: &[u8], at: usize, dropped: usize, units: Units, out: &mut Vec<u8>) -> Option<usize> {
     let wide = match units {
         Units::Narrow => None,
         Units::Wide => Some(std::str::from_utf8(key_weights).ok()?),
@@ -363,6 +464,43 @@ mod tests {
         fn narrow_values_come_back(v in prop::collection::vec(any::<u8>(), 0..40)) {
             let w: Vec<u8> = v.iter().map(|&b| if b.is_ascii_lowercase() { b - 32 } else { b }).collect();
             round_trip(&v, &w, Units::Narrow);
+        }
+
+        /// The ASCII path gives exactly what the general one gives, for any
+        /// ASCII weights and any item (well formed or not).
+        #[test]
+        fn the_ascii_path_agrees_with_the_general_one(
+            kw in prop::collection::vec(0u8..0x80, 0..24),
+            item in prop::collection::vec(any::<u8>(), 0..24),
+            wide in any::<bool>(),
+            dropped in 0usize..6,
+        ) {
+            let units = if wide { Units::Wide } else { Units::Narrow };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = decode_ascii(&kw, &item, 0, dropped, units, &mut a);
+            let rb = decode_general(&kw, &item, 0, dropped, units, &mut b);
+            prop_assert_eq!(ra, rb);
+            if ra.is_some() {
+                prop_assert_eq!(a, b);
+            }
+        }
+
+        /// ... and on items made by `encode` (mostly well formed) too.
+        #[test]
+        fn the_ascii_path_agrees_on_encoded_items(v in "[a-zA-Z0-9 àÁé\t-]{0,40}") {
+            let w = general_ci(&v);
+            let mut item = Vec::new();
+            encode(v.as_bytes(), &w, Units::Wide, &mut item);
+            let kw = key_weights(&w, Units::Wide);
+            if kw.is_ascii() && item[0] & 1 == 0 {
+                let mut at = 0;
+                let dropped = get_leb(&item, &mut at).unwrap() >> 1;
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let ra = decode_ascii(&kw, &item, at, dropped, Units::Wide, &mut a);
+                prop_assert_eq!(ra, decode_general(&kw, &item, at, dropped, Units::Wide, &mut b));
+                prop_assert_eq!(&a, v.as_bytes());
+                prop_assert_eq!(a, b);
+            }
         }
 
         #[test]

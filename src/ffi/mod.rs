@@ -252,6 +252,8 @@ pub mod bridge {
         ok: bool,
         value_len: usize,
         item_len: usize,
+        /// The key part's length in the key (as `key_part_len` gives it).
+        key_len: usize,
     }
 
     /// An XA transaction id (the server's `XID`): `data` is the gtrid then the bqual.
@@ -497,9 +499,10 @@ pub mod bridge {
         /// not fit: an item is never empty).
         fn string_unpack(value: &[u8], weights: &[u8], wide: bool, out: &mut [u8]) -> usize;
         fn string_unpack_max(value: usize) -> usize;
-        /// The value of the PAD SPACE string key part `key` (exactly the part,
-        /// its null byte excluded) rebuilt with the unpack item at the start of
-        /// `unpack`, into `out`.
+        /// The value of the PAD SPACE string key part at the start of `key`
+        /// (its null byte excluded) rebuilt with the unpack item at the start of
+        /// `unpack`, into `out`; with the part's length in the key (one call a
+        /// part: this runs for every entry an index-only read meets).
         fn string_unpacked(key: &[u8], part: &KeyPart, wide: bool, unpack: &[u8], out: &mut [u8]) -> UnpackedString;
 
         /// What CREATE TABLE of the table at `path` may not do (`layout::check_create`:
@@ -1220,7 +1223,7 @@ fn string_unpack_max(value: usize) -> usize {
 }
 
 fn string_unpacked(key: &[u8], part: &KeyPart, wide: bool, unpack: &[u8], out: &mut [u8]) -> UnpackedString {
-    let bad = UnpackedString { ok: false, value_len: 0, item_len: 0 };
+    let bad = UnpackedString { ok: false, value_len: 0, item_len: 0, key_len: 0 };
     guard_or(
         "string_unpacked",
         || bad,
@@ -1241,13 +1244,13 @@ fn string_unpacked(key: &[u8], part: &KeyPart, wide: bool, unpack: &[u8], out: &
                 let (w, v) = &mut *s.borrow_mut();
                 w.clear();
                 v.clear();
-                if !crate::btree::keys::decode(key, PART_CHUNKED | PART_PAD_SPACE | 1, b" ", w) {
+                let Some(key_len) = crate::btree::keys::decode_part(key, PART_CHUNKED | PART_PAD_SPACE | 1, b" ", w) else {
                     return bad;
-                }
+                };
                 match crate::btree::unpack::decode(w, unpack, units(wide), v) {
                     Some(used) if v.len() <= out.len() => {
                         out[..v.len()].copy_from_slice(v);
-                        UnpackedString { ok: true, value_len: v.len(), item_len: used }
+                        UnpackedString { ok: true, value_len: v.len(), item_len: used, key_len }
                     }
                     _ => bad,
                 }
