@@ -198,6 +198,41 @@ impl Codes<'_> {
 /// exactly what [`decode_general`] gives (a property test holds them to it).
 fn decode_ascii(key_weights: &[u8], item: &[u8], at: usize, dropped: usize, units: Units, out: &mut Vec<u8>) -> Option<usize> {
     let chars = key_weights.len() + dropped;
+    out.reserve(chars);
+    // One pass while no character needs its own bytes (a value whose letters
+    // differ from their weights by case only: the common case), as those bytes
+    // come after the codes, which must be read to their end to find them.
+    let start = out.len();
+    let mut codes = Codes { item, at, used: 0 };
+    let simple = |w: u8, code: u8, out: &mut Vec<u8>| -> Option<bool> {
+        match code {
+            0 => out.push(w),
+            1 if w.is_ascii_uppercase() => out.push(w + 32),
+            1 => return None,
+            _ => return Some(false),
+        }
+        Some(true)
+    };
+    let mut one_pass = true;
+    for &w in key_weights {
+        if !simple(w, codes.next()?, out)? {
+            one_pass = false;
+            break;
+        }
+    }
+    if one_pass {
+        for _ in 0..dropped {
+            if !simple(SPACE as u8, codes.next()?, out)? {
+                one_pass = false;
+                break;
+            }
+        }
+    }
+    if one_pass {
+        let x = at + codes.used.div_ceil(8);
+        return (x <= item.len()).then_some(x);
+    }
+    out.truncate(start);
     // the characters' own bytes come after the codes
     let mut codes = Codes { item, at, used: 0 };
     for _ in 0..chars {
@@ -207,7 +242,6 @@ fn decode_ascii(key_weights: &[u8], item: &[u8], at: usize, dropped: usize, unit
     if x > item.len() {
         return None;
     }
-    out.reserve(chars);
     let mut codes = Codes { item, at, used: 0 };
     for &w in key_weights {
         put_ascii(w, codes.next()?, item, &mut x, units, out)?;
