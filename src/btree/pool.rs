@@ -237,6 +237,10 @@ pub struct Pool {
     file_len: u64,
     pub reads: u64,
     pub writes: u64,
+    /// `writes` when a sync of the file last began (that then succeeded): the
+    /// pages written since (an eviction writes without syncing) are not yet
+    /// durable.
+    synced_writes: u64,
     link: Option<LogLink>,
     mtr: Option<Mtr>,
     pages_before_mtr: u32,
@@ -268,6 +272,7 @@ impl Pool {
             file_len: len,
             reads: 0,
             writes: 0,
+            synced_writes: 0,
             link: None,
             mtr: None,
             pages_before_mtr: 0,
@@ -393,7 +398,9 @@ impl Pool {
         self.file.set_len(len).ctx(|| format!("cannot truncate '{}'", self.name))?;
         self.file_len = len;
         super::crash_point()?;
-        self.file.sync_all().ctx(|| format!("cannot sync '{}'", self.name))
+        self.file.sync_all().ctx(|| format!("cannot sync '{}'", self.name))?;
+        self.synced_writes = self.writes;
+        Ok(())
     }
 
     pub fn mtr_begin(&mut self) {
@@ -742,7 +749,15 @@ impl Pool {
         self.file.sync_data().map_err(|e| {
             self.mark_lost();
             e
-        }).ctx(|| format!("cannot sync '{}'", self.name))
+        }).ctx(|| format!("cannot sync '{}'", self.name))?;
+        self.synced_writes = self.writes;
+        Ok(())
+    }
+
+    /// A sync of the file that began when `writes` was `upto` succeeded (a
+    /// checkpoint syncs a dup of the file without holding the tree).
+    pub fn mark_synced(&mut self, upto: u64) {
+        self.synced_writes = self.synced_writes.max(upto);
     }
 
     /// Writes dirty pages whose LSN is below `below` from frame `from` on, at most
@@ -771,9 +786,11 @@ impl Pool {
         self.file.try_clone().ctx(|| format!("cannot dup '{}'", self.name))
     }
 
-    /// No page waits to be written.
+    /// No page waits to be written, nor a written page for a sync (a tree let
+    /// go of is not written by any later checkpoint: what it wrote must be
+    /// durable first).
     pub fn is_clean(&self) -> bool {
-        self.frames.iter().all(|f| !f.dirty || f.no == u32::MAX)
+        self.synced_writes == self.writes && self.frames.iter().all(|f| !f.dirty || f.no == u32::MAX)
     }
 
     pub fn cached(&self) -> usize {

@@ -88,6 +88,75 @@ struct Shared {
     size_after_checkpoint: AtomicU64,
     /// Trees closed with changes they could not write (a full disk, an I/O error).
     lost: Arc<Mutex<HashSet<u32>>>,
+    /// Every tree object with a log link that the engine has not forgotten (DROP,
+    /// RENAME): by id, its path and a weak handle. A checkpoint lists and writes
+    /// each one still alive, in the map or not (see [`Shared::strays`]).
+    links: Mutex<HashMap<u32, TreeLink>>,
+    /// The last changes to `trees`, for the report of a stray tree.
+    events: Mutex<std::collections::VecDeque<MapEvent>>,
+}
+
+/// A tree object the engine opened (see `Shared::links`).
+struct TreeLink {
+    path: PathBuf,
+    tree: std::sync::Weak<RwLock<BTree>>,
+    /// Forgotten by [`Engine::close_tree`] (its file removed or renamed): never
+    /// listed again, and expected to be dropped.
+    forgotten: bool,
+}
+
+/// A change to the engine's map of trees, kept in a short ring for reports.
+struct MapEvent {
+    at: Instant,
+    what: &'static str,
+    id: u32,
+    path: PathBuf,
+    /// The tree object (its address), 0 if none.
+    tree: usize,
+    /// The OS thread (the server's connection threads have no names).
+    tid: i64,
+}
+
+/// Map changes kept for reports.
+const EVENTS_KEPT: usize = 2048;
+
+impl Shared {
+    /// Notes a change to the map of trees (see `events`).
+    fn event(&self, what: &'static str, id: u32, path: &Path, tree: Option<&Tree>) {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+        let mut ev = self.events.lock();
+        if ev.len() == EVENTS_KEPT {
+            ev.pop_front();
+        }
+        ev.push_back(MapEvent {
+            at: Instant::now(),
+            what,
+            id,
+            path: path.to_path_buf(),
+            tree: tree.map_or(0, |t| Arc::as_ptr(t) as usize),
+            tid,
+        });
+    }
+
+    /// The kept map changes that name `id` or `path`, oldest first, one a line.
+    fn events_of(&self, id: u32, path: &Path) -> String {
+        let now = Instant::now();
+        let ev = self.events.lock();
+        let mut s = String::new();
+        for e in ev.iter().filter(|e| e.id == id || e.path == path) {
+            s.push_str(&format!(
+                "\n    -{:.3} s {} id {} '{}' tree {:#x} thread {}",
+                now.duration_since(e.at).as_secs_f64(),
+                e.what,
+                e.id,
+                e.path.display(),
+                e.tree,
+                e.tid
+            ));
+        }
+        s
+    }
 }
 
 pub struct Engine {
@@ -131,6 +200,8 @@ impl Engine {
                 bg_error: Mutex::new(None),
                 size_after_checkpoint: AtomicU64::new(0),
                 lost: Arc::new(Mutex::new(HashSet::new())),
+                links: Mutex::new(HashMap::new()),
+                events: Mutex::new(std::collections::VecDeque::new()),
             }),
             next_tree: AtomicU32::new(1),
             next_trx: AtomicU64::new(1),
@@ -175,6 +246,7 @@ impl Engine {
         let mut reuse = None;
         if let Some((id, open)) = trees.get(path) {
             if let Some(t) = open {
+                self.sh.event("open-shared", *id, path, Some(t));
                 return Ok(t.clone());
             }
             if self.sh.lost.lock().contains(id) {
@@ -183,7 +255,7 @@ impl Engine {
             }
             reuse = Some(*id);
         }
-        release_idle(&mut trees);
+        self.sh.release_idle(&mut trees);
         let mut t = BTree::open_in(path, self.budget.clone())?;
         // A file keeps its id while the engine runs, even when it was closed and
         // opened again: recovery collects each page's changes by (tree id, page), so
@@ -204,6 +276,8 @@ impl Engine {
         });
         let t = Arc::new(RwLock::new(t));
         share_budget(&t, &self.budget);
+        self.sh.event(if reuse.is_some() { "open-again" } else { "open-new" }, id, path, Some(&t));
+        self.sh.links.lock().insert(id, TreeLink { path: path.to_path_buf(), tree: Arc::downgrade(&t), forgotten: false });
         trees.insert(path.to_path_buf(), (id, Some(t.clone())));
         Ok(t)
     }
@@ -224,8 +298,14 @@ impl Engine {
         }
         self.checkpoint_now()?;
         let gone = self.sh.trees.lock().remove(path);
+        if let Some((id, t)) = &gone {
+            self.sh.event("forget", *id, path, t.as_ref());
+            if let Some(l) = self.sh.links.lock().get_mut(id) {
+                l.forgotten = true;
+            }
+        }
         if let Some((id, Some(t))) = gone {
-            held_after_close(path, id, &t);
+            held_after_close(path, id, &t, &self.sh);
         }
         Ok(())
     }
@@ -335,10 +415,13 @@ impl Closer {
             return;
         }
         let mut trees = self.0.trees.lock();
-        if let Some((_, open)) = trees.get_mut(path) {
+        if let Some((id, open)) = trees.get_mut(path) {
             let ours = open.as_ref().is_some_and(|o| Arc::ptr_eq(o, &t));
             if ours && unused_and_clean(&t, 2) {
                 *open = None;
+                self.0.event("close-release", *id, path, Some(&t));
+            } else {
+                self.0.event(if ours { "close-keep" } else { "close-other" }, *id, path, Some(&t));
             }
         }
     }
@@ -349,13 +432,16 @@ fn unused_and_clean(t: &Tree, refs: usize) -> bool {
     Arc::strong_count(t) == refs && t.try_write().is_some_and(|g| g.pool().is_clean())
 }
 
-/// Lets go of trees that nobody uses and that have nothing left to write (their
-/// pages go back to the budget); a tree with dirty pages stays until a checkpoint
-/// has written them. Its id is kept.
-fn release_idle(trees: &mut HashMap<PathBuf, (u32, Option<Tree>)>) {
-    for (_, open) in trees.values_mut() {
-        if open.as_ref().is_some_and(|t| unused_and_clean(t, 1)) {
-            *open = None;
+impl Shared {
+    /// Lets go of trees that nobody uses and that have nothing left to write
+    /// (their pages go back to the budget); a tree with dirty pages stays until a
+    /// checkpoint has written them. Its id is kept.
+    fn release_idle(&self, trees: &mut HashMap<PathBuf, (u32, Option<Tree>)>) {
+        for (path, (id, open)) in trees.iter_mut() {
+            if open.as_ref().is_some_and(|t| unused_and_clean(t, 1)) {
+                self.event("idle-release", *id, path, open.as_ref());
+                *open = None;
+            }
         }
     }
 }
@@ -366,7 +452,7 @@ fn release_idle(trees: &mut HashMap<PathBuf, (u32, Option<Tree>)>) {
 /// renamed or removed. Never expected; said in the error log with the stack and
 /// counted, as [`crate::btree::pool::LinkCheck`]'s breaches. (The buffer pool's
 /// budget holds a tree for a moment while it takes a page from it: waited out.)
-fn held_after_close(path: &Path, id: u32, t: &Tree) {
+fn held_after_close(path: &Path, id: u32, t: &Tree, sh: &Shared) {
     for _ in 0..20 {
         if Arc::strong_count(t) == 1 {
             return;
@@ -375,9 +461,10 @@ fn held_after_close(path: &Path, id: u32, t: &Tree) {
     }
     crate::metrics::CHECKPOINT_BREACHES.inc();
     eprintln!(
-        "[ERROR] RUST: the engine forgot tree id {id} ('{}') for a DROP or RENAME while {} others hold it. Forgotten from: {}",
+        "[ERROR] RUST: the engine forgot tree id {id} ('{}') for a DROP or RENAME while {} others hold it. The map's last changes of it:{}\nForgotten from: {}",
         path.display(),
         Arc::strong_count(t) - 1,
+        sh.events_of(id, path),
         std::backtrace::Backtrace::force_capture()
     );
 }

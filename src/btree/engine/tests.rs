@@ -515,6 +515,39 @@ fn readers_beside_writers_and_evictions_see_consistent_trees() {
     let _ = fs::remove_dir_all(&d);
 }
 
+/// A tree whose pages were all written by evictions (which do not sync) is not
+/// let go of as idle until a sync has made them durable: a tree let go of is in
+/// no later checkpoint's list, so nothing would sync them before the log that
+/// holds their changes is dropped (a power loss would then lose them).
+#[test]
+fn a_tree_written_by_evictions_is_kept_until_synced() {
+    let d = dir("evicted", 0);
+    let e = Engine::open(&d.join("eng"), 1000, FlushPolicy::EveryCommit).unwrap();
+    let (p, q) = (d.join("t.rbt"), d.join("u.rbt"));
+    e.create_tree(&p).unwrap();
+    e.create_tree(&q).unwrap();
+    let t = e.open_tree(&p).unwrap();
+    let mut trx = e.begin();
+    for k in 0..500u16 {
+        e.insert(&mut trx, &t, &key(k), &[1u8; 300]).unwrap();
+    }
+    e.commit(trx).unwrap();
+    {
+        let mut g = t.write();
+        g.pool_mut().shrink(usize::MAX);
+        // (and the frames a pool always keeps, written as evictions write)
+        g.flush_some(0, usize::MAX, u64::MAX).unwrap();
+        assert_eq!(g.pool().dirty(), 0, "every page written");
+        assert!(!g.pool().is_clean(), "written, not synced");
+    }
+    drop(t);
+    drop(e.open_tree(&q).unwrap()); // lets go of idle trees
+    assert!(e.sh.trees.lock().get(&p).unwrap().1.is_some(), "kept: its writes are not durable");
+    e.checkpoint_now().unwrap();
+    assert!(e.sh.trees.lock().get(&p).unwrap().1.is_none(), "let go of once synced");
+    let _ = fs::remove_dir_all(&d);
+}
+
 /// A tree whose last user let go of it while it had dirty pages is still the
 /// engine's: the next checkpoint writes it (never racing a close that writes
 /// it on its own), then lets go of it; the log it needed can then go.
@@ -1144,4 +1177,74 @@ fn checkpoint_breaches_are_reported_where_they_happen() {
     // once per tree
     write(&u, 3);
     assert_eq!(breaches(), before + 2);
+    drop(u);
+    // a tree in use that the map no longer holds open (the map's entry let go
+    // of behind its users' backs: the cycle-770 failure's shape, whatever its
+    // cause): the checkpoint finds it through its log link, says so, and writes
+    // and lists it, so that its changes before and after the checkpoint survive
+    // a crash
+    let r = d.join("r.rbt");
+    e.create_tree(&r).unwrap();
+    let w = e.open_tree(&r).unwrap();
+    write(&w, 1);
+    e.sh.trees.lock().get_mut(&r).unwrap().1 = None;
+    write(&w, 2);
+    e.checkpoint_now().unwrap();
+    assert_eq!(breaches(), before + 3, "a tree in use outside the map");
+    write(&w, 3);
+    assert_eq!(breaches(), before + 3, "listed by the checkpoint: its later writes are covered");
+    drop(w);
+    e.simulate_crash(false);
+    let e = Engine::open(&d.join("eng"), 256, FlushPolicy::EveryCommit).unwrap();
+    let w = e.open_tree(&r).unwrap();
+    assert_eq!(contents(&w).into_keys().collect::<Vec<_>>(), [key(1), key(2), key(3)], "every write of it recovered");
+    assert!(e.notes.lock().iter().all(|n| !n.contains("skipped")), "{:?}", e.notes.lock());
+}
+
+/// A checkpoint takes its LSN and its list of trees at one moment: a tree
+/// opened before the LSN, written after it and let go of before the list was
+/// read (an ALTER's new table, copied into and closed while a DDL's checkpoint
+/// waited for its log sync) was in neither the list nor the log kept (its TREE
+/// record is before the LSN), so recovery skipped its redo: the crash loop's
+/// cycle-770 failure and `ci/ddlhunt`'s (docs/crash-safety.md). Here the
+/// checkpoint is held right after it began while the tree is written and
+/// closed, then the tree is opened again and written, and the engine killed.
+#[test]
+fn a_tree_closed_as_a_checkpoint_begins_is_still_covered() {
+    use std::sync::Barrier;
+    let d = dir("ckpt-begin", 0);
+    let edir = d.join("eng");
+    let e = Engine::open(&edir, 256, FlushPolicy::EveryCommit).unwrap();
+    let p = d.join("t.rbt");
+    e.create_tree(&p).unwrap();
+    let write = |e: &Engine, t: &Tree, k: u16| {
+        let mut trx = e.begin();
+        e.insert(&mut trx, t, &key(k), b"v").unwrap();
+        e.commit(trx).unwrap();
+    };
+    let t = e.open_tree(&p).unwrap();
+    write(&e, &t, 1);
+    let (reached, go) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let (r, g) = (reached.clone(), go.clone());
+    *super::checkpoint::AFTER_BEGIN.lock() = Some((edir.clone(), Box::new(move || {
+        r.wait();
+        g.wait();
+    })));
+    std::thread::scope(|s| {
+        let ck = s.spawn(|| e.checkpoint_now());
+        reached.wait();
+        write(&e, &t, 2);
+        e.closer().close(&p, t);
+        go.wait();
+        ck.join().unwrap().unwrap();
+    });
+    let t = e.open_tree(&p).unwrap();
+    write(&e, &t, 3);
+    drop(t);
+    e.simulate_crash(false);
+    let e = Engine::open(&edir, 256, FlushPolicy::EveryCommit).unwrap();
+    let notes = e.notes.lock().clone();
+    assert!(notes.iter().all(|n| !n.contains("skipped")), "{notes:?}");
+    let t = e.open_tree(&p).unwrap();
+    assert_eq!(contents(&t).into_keys().collect::<Vec<_>>(), [key(1), key(2), key(3)]);
 }
