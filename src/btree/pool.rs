@@ -241,6 +241,9 @@ pub struct Pool {
     /// pages written since (an eviction writes without syncing) are not yet
     /// durable.
     synced_writes: u64,
+    /// This pool among all (a tree's pool is replaced by REPAIR: a sync of the
+    /// old one's file says nothing of the new one's writes).
+    serial: u64,
     link: Option<LogLink>,
     mtr: Option<Mtr>,
     pages_before_mtr: u32,
@@ -273,6 +276,10 @@ impl Pool {
             reads: 0,
             writes: 0,
             synced_writes: 0,
+            serial: {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
             link: None,
             mtr: None,
             pages_before_mtr: 0,
@@ -754,10 +761,18 @@ impl Pool {
         Ok(())
     }
 
-    /// A sync of the file that began when `writes` was `upto` succeeded (a
-    /// checkpoint syncs a dup of the file without holding the tree).
-    pub fn mark_synced(&mut self, upto: u64) {
-        self.synced_writes = self.synced_writes.max(upto);
+    /// A sync of the file of pool `serial` that began when its `writes` was
+    /// `upto` succeeded (a checkpoint syncs a dup of the file without holding
+    /// the tree, which REPAIR may give a new pool meanwhile).
+    pub fn mark_synced(&mut self, serial: u64, upto: u64) {
+        if serial == self.serial {
+            self.synced_writes = self.synced_writes.max(upto);
+        }
+    }
+
+    /// This pool's number among all (see [`Pool::mark_synced`]).
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// Writes dirty pages whose LSN is below `below` from frame `from` on, at most

@@ -167,15 +167,18 @@ impl Shared {
         // with a new TREE record, before it can change. Taken apart, a tree
         // opened before the LSN, written after it and let go of before the list
         // was read was in neither (the crash loop's cycle 770, `ci/ddlhunt`).
-        let (ckpt, live) = {
+        let (ckpt, mut live, strays) = {
             let trees = self.trees.lock();
             // from now on a page's first change is logged whole (torn-page safety)
             let ckpt = self.log.begin_checkpoint(&self.checkpoint);
-            let mut live: Vec<(u32, PathBuf, Tree)> =
+            let live: Vec<(u32, PathBuf, Tree)> =
                 trees.iter().filter_map(|(p, (id, t))| t.as_ref().map(|t| (*id, p.clone(), t.clone()))).collect();
-            live.extend(self.strays(&trees, &live, seq, ckpt));
-            (ckpt, live)
+            let strays = self.strays(&trees, &live);
+            (ckpt, live, strays)
         };
+        // (the trees are let go of, and may be dropped, without the map's lock)
+        self.report_strays(&strays, seq, ckpt);
+        live.extend(strays.into_iter().filter(|s| s.listable).map(|s| (s.id, s.path, s.tree)));
         #[cfg(test)]
         self.test_hook();
         crate::btree::write_crash_point()?;
@@ -190,7 +193,7 @@ impl Shared {
                 let next = g.flush_some(at, FLUSH_SLICE, ckpt)?;
                 if next >= g.pool().frames() {
                     let f = g.pool().file_handle()?;
-                    let writes = g.pool().writes;
+                    let (serial, writes) = (g.pool().serial(), g.pool().writes);
                     drop(g);
                     if let Err(e) = f.sync_data() {
                         // the pages a failed sync could not write may be dropped by
@@ -203,7 +206,7 @@ impl Shared {
                         );
                         return Err(Error::io(format!("cannot sync '{}'", path.display()), e));
                     }
-                    t.write().pool_mut().mark_synced(writes);
+                    t.write().pool_mut().mark_synced(serial, writes);
                     break;
                 }
                 at = next;
@@ -246,14 +249,13 @@ impl Shared {
 
     /// The tree objects alive with a log link the engine has not forgotten
     /// (`links`) but that `trees` (the map, locked by the caller) does not hold
-    /// open: `live` lists what the map holds. Never expected while such a tree
-    /// is used (session 16's cycle 770: a tree written across a checkpoint that
-    /// did not list it); a tree let go of a moment ago and not yet dropped is
-    /// harmless. Either way the checkpoint writes and lists it, so that a change
-    /// of it is never lost; one that is used (dirty, or held by others) is said
-    /// in the error log with the map's state for its path and the map's last
-    /// changes of it, and counted ([`crate::metrics::CHECKPOINT_BREACHES`]).
-    fn strays(&self, trees: &HashMap<PathBuf, (u32, Option<Tree>)>, live: &[(u32, PathBuf, Tree)], seq: u64, ckpt: u64) -> Vec<(u32, PathBuf, Tree)> {
+    /// open; `live` lists what the map holds. Each one whose path is still its
+    /// own (no other tree under it in the map: recovery replays by path) is
+    /// listed and written by the checkpoint, so that a change of it is never
+    /// lost. A tree let go of a moment ago and not yet dropped (the closer's own
+    /// handle, the budget's) is one of them and harmless; one that changed since
+    /// it was let go of is a breach: see [`Shared::report_strays`].
+    fn strays(&self, trees: &HashMap<PathBuf, (u32, Option<Tree>)>, live: &[(u32, PathBuf, Tree)]) -> Vec<Stray> {
         let listed: HashSet<u32> = live.iter().map(|(id, _, _)| *id).collect();
         let mut out = Vec::new();
         let mut links = self.links.lock();
@@ -264,36 +266,50 @@ impl Shared {
                 continue;
             }
             let Some(t) = l.tree.upgrade() else { continue };
-            // this upgrade, the budget's (a moment), the closer's own (a moment)
-            let holders = Arc::strong_count(&t);
-            let clean = t.try_read().map(|g| g.pool().is_clean());
-            if holders > 3 || clean != Some(true) {
-                let map = match trees.get(&l.path) {
-                    None => "no entry".to_string(),
-                    Some((mid, None)) => format!("id {mid}, let go of"),
-                    Some((mid, Some(o))) => format!("id {mid}, open as tree {:#x}", Arc::as_ptr(o) as usize),
-                };
-                crate::metrics::CHECKPOINT_BREACHES.inc();
-                eprintln!(
-                    "[ERROR] RUST: checkpoint {seq} (LSN {ckpt}) found tree id {id} ('{}', tree {:#x}, {} holders, {}) in use but not open in the engine's map (its path: {map}){}. The map's last changes of it:{}",
-                    l.path.display(),
-                    Arc::as_ptr(&t) as usize,
-                    holders - 1,
-                    match clean {
-                        Some(true) => "clean",
-                        Some(false) => "dirty",
-                        None => "busy",
-                    },
-                    if trees.get(&l.path).is_some_and(|(mid, _)| mid != id) { "" } else { "; it writes and lists it" },
-                    self.events_of(*id, &l.path)
-                );
-            }
-            // listed only where its path is still its own: the map has no other
-            // tree under it (recovery replays by path)
-            if trees.get(&l.path).is_none_or(|(mid, _)| mid == id) {
-                out.push((*id, l.path.clone(), t));
-            }
+            let map = match trees.get(&l.path) {
+                None => "no entry".to_string(),
+                Some((mid, None)) => format!("id {mid}, let go of"),
+                Some((mid, Some(o))) => format!("id {mid}, open as tree {:#x}", Arc::as_ptr(o) as usize),
+            };
+            let listable = trees.get(&l.path).is_none_or(|(mid, _)| mid == id);
+            out.push(Stray { id: *id, path: l.path.clone(), tree: t, map, listable });
         }
         out
     }
+
+    /// Says in the error log, and counts ([`crate::metrics::CHECKPOINT_BREACHES`]),
+    /// each stray tree that changed since it was let go of (never expected: a
+    /// tree is let go of only when written and synced, so one that is not is
+    /// being written outside the map), with the map's state for its path and the
+    /// map's last changes of it. Called without the map's lock (a tree's lock
+    /// is waited for here).
+    fn report_strays(&self, strays: &[Stray], seq: u64, ckpt: u64) {
+        for st in strays {
+            if st.tree.read().pool().is_clean() {
+                continue;
+            }
+            crate::metrics::CHECKPOINT_BREACHES.inc();
+            eprintln!(
+                "[ERROR] RUST: checkpoint {seq} (LSN {ckpt}) found tree id {} ('{}', tree {:#x}, {} holders) changed but not open in the engine's map (its path: {}){}. The map's last changes of it:{}",
+                st.id,
+                st.path.display(),
+                Arc::as_ptr(&st.tree) as usize,
+                Arc::strong_count(&st.tree) - 1,
+                st.map,
+                if st.listable { "; it writes and lists it" } else { "" },
+                self.events_of(st.id, &st.path)
+            );
+        }
+    }
+}
+
+/// A tree alive outside the engine's map (see [`Shared::strays`]).
+struct Stray {
+    id: u32,
+    path: PathBuf,
+    tree: Tree,
+    /// The map's entry for its path, said in a report.
+    map: String,
+    /// Its path is still its own: the checkpoint lists it.
+    listable: bool,
 }

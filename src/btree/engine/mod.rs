@@ -297,13 +297,18 @@ impl Engine {
             }
         }
         self.checkpoint_now()?;
-        let gone = self.sh.trees.lock().remove(path);
-        if let Some((id, t)) = &gone {
-            self.sh.event("forget", *id, path, t.as_ref());
-            if let Some(l) = self.sh.links.lock().get_mut(id) {
-                l.forgotten = true;
+        let gone = {
+            let mut trees = self.sh.trees.lock();
+            let gone = trees.remove(path);
+            if let Some((id, t)) = &gone {
+                // under the map's lock: a checkpoint sees the entry or the mark
+                if let Some(l) = self.sh.links.lock().get_mut(id) {
+                    l.forgotten = true;
+                }
+                self.sh.event("forget", *id, path, t.as_ref());
             }
-        }
+            gone
+        };
         if let Some((id, Some(t))) = gone {
             held_after_close(path, id, &t, &self.sh);
         }

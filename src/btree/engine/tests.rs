@@ -1211,7 +1211,8 @@ fn checkpoint_breaches_are_reported_where_they_happen() {
 /// closed, then the tree is opened again and written, and the engine killed.
 #[test]
 fn a_tree_closed_as_a_checkpoint_begins_is_still_covered() {
-    use std::sync::Barrier;
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
     let d = dir("ckpt-begin", 0);
     let edir = d.join("eng");
     let e = Engine::open(&edir, 256, FlushPolicy::EveryCommit).unwrap();
@@ -1224,18 +1225,20 @@ fn a_tree_closed_as_a_checkpoint_begins_is_still_covered() {
     };
     let t = e.open_tree(&p).unwrap();
     write(&e, &t, 1);
-    let (reached, go) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
-    let (r, g) = (reached.clone(), go.clone());
+    // (channels with time limits: a failure on either side ends the test
+    // rather than leaving the other waiting)
+    let (reached_tx, reached) = channel::<()>();
+    let (go, go_rx) = channel::<()>();
     *super::checkpoint::AFTER_BEGIN.lock() = Some((edir.clone(), Box::new(move || {
-        r.wait();
-        g.wait();
+        let _ = reached_tx.send(());
+        let _ = go_rx.recv_timeout(Duration::from_secs(60));
     })));
     std::thread::scope(|s| {
         let ck = s.spawn(|| e.checkpoint_now());
-        reached.wait();
+        reached.recv_timeout(Duration::from_secs(60)).expect("the checkpoint reached its hook");
         write(&e, &t, 2);
         e.closer().close(&p, t);
-        go.wait();
+        go.send(()).unwrap();
         ck.join().unwrap().unwrap();
     });
     let t = e.open_tree(&p).unwrap();
