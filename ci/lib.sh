@@ -41,7 +41,10 @@ start_server() {
       --auth-root-authentication-method=normal >"$dir/install.log" 2>&1 ||
       { cat "$dir/install.log" >&2; die "mariadb-install-db failed"; }
   fi
-  /usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/sock" \
+  # a tmpdir of its own: a server starting deletes every #sql* file in its tmpdir,
+  # so servers sharing /tmp delete each other's temporary tables
+  mkdir -p "$dir/tmp"
+  /usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --tmpdir="$dir/tmp" --socket="$dir/sock" \
     --pid-file="$dir/pid" --skip-networking --plugin-dir="$PLUGIN_DIR" \
     --log-error="$dir/error.log" --user="$(id -un)" --secure-file-priv="$dir" "$@" &
   local i

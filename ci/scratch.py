@@ -68,7 +68,11 @@ class Server:
             sys.exit("mariadb-install-db failed:\n" + r.stdout[-3000:])
 
     def spawn(self):
-        args = ["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.data}",
+        # a tmpdir of its own: a server deletes every #sql* file in its tmpdir when
+        # it starts, so servers sharing /tmp (two harnesses at once, one of them
+        # restarting its server) delete each other's temporary tables
+        (self.base / "tmp").mkdir(parents=True, exist_ok=True)
+        args = ["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.data}", f"--tmpdir={self.base}/tmp",
                 f"--socket={self.sock}", f"--pid-file={self.base}/pid", "--skip-networking",
                 f"--plugin-dir={self.plugin_dir}", f"--log-error={self.base}/error.log",
                 f"--user={user()}", f"--secure-file-priv={self.base}",

@@ -22,8 +22,9 @@ def start_under_valgrind(server, outfile):
         if r.returncode:
             raise HarnessError("mariadb-install-db failed:\n" + r.stdout + r.stderr)
     plugin_dir = PLUGIN_SNAPSHOT
+    (d / "tmp").mkdir(exist_ok=True)   # its own (see ci/lib.sh start_server)
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={outfile}",
-           "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={d}/data", f"--socket={d}/sock",
+           "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={d}/data", f"--tmpdir={d}/tmp", f"--socket={d}/sock",
            f"--pid-file={d}/pid", "--skip-networking", f"--plugin-dir={plugin_dir}",
            f"--log-error={d}/error.log", f"--user={sh(['id', '-un'])}",
            f"--secure-file-priv={d}", *server.options,
