@@ -58,16 +58,6 @@ static const uint32_t KEY_FORMAT_CASE= 6;
    known yet, taken as the format new tables get). */
 bool rust_key_part_decodable(const KEY_PART_INFO *kp, uint32_t key_format);
 
-/* How a key part's column is read back from its bytes (keys.cc,
-   unpack_of): not at all, copied, or byte-reversed (then the sign bit flipped
-   for KU_REVERSE_SIGNED); a string from its key's weights (KU_STRING_KEY: the
-   weights are its bytes; a PAD SPACE VARCHAR's trailing spaces counted in the
-   unpack bytes), from the unpack bytes (KU_STRING_VALUE: its value there), or
-   from both (KU_STRING_CASE: the key's weights, one a character, and a few
-   bits a character that tell the character of each). */
-enum part_unpack { KU_NONE, KU_COPY, KU_REVERSE, KU_REVERSE_SIGNED,
-                   KU_STRING_KEY, KU_STRING_VALUE, KU_STRING_CASE };
-
 /* Bytes for the bridge. */
 static inline rust::Slice<const uint8_t> bytes(const String &s)
 {
@@ -160,12 +150,12 @@ class ha_rust final : public handler
   /* Index-only reads (docs/btree-format.md, "Index-only reads") */
   bool pk_decodable= false;          /* every primary key part can be decoded */
   std::vector<bool> keyread_cols;    /* [key * fields + field]: decodable from key */
-  /* [key][user part]: part_layout and unpack_of, computed once in bt_setup
-     for bt_unpack_key (they depend on the table definition only) */
-  struct part_decode { ha_rust_ffi::KeyPart part; part_unpack how; bool trail; };
-  int unpack_string(const part_decode &d, Field *f, my_ptrdiff_t off,
-                    const uchar *p, size_t &len, const uchar *&q, const uchar *qend);
-  std::vector<std::vector<part_decode>> key_decode;
+  /* [key][user part]: part_layout and unpack_of, computed once in
+     bt_setup_decode (they depend on the table definition only); Rust reads
+     entries back by the same plan (bt_set_read_plan, bt_read_entry) */
+  std::vector<std::vector<ha_rust_ffi::PartPlan>> key_decode;
+  rust::Vec<uint8_t> entry_bytes;              /* an entry's columns read back */
+  rust::Vec<ha_rust_ffi::ReadPart> entry_parts; /* ... a part each */
   bool key_only= false;              /* the open index cursor reads entries only */
   bool fetched_key_only= false;      /* the last row came from an entry only */
   /* Index condition pushdown (docs/btree-format.md, "Index-only reads") */

@@ -9,6 +9,8 @@
 #include <sql_class.h>
 #include <key.h>
 
+using ha_rust_ffi::PartRead;
+
 static bool is_text(Field *f)
 {
   switch (f->real_type()) {
@@ -285,59 +287,59 @@ static uint case_units(CHARSET_INFO *cs)
 
 /* How a string key part reads back (tree format `key_format`, 0: the format
    new tables get); *trail: a trailing-space count is in the unpack bytes. */
-static part_unpack string_unpack_of(const KEY_PART_INFO *kp,
+static PartRead string_unpack_of(const KEY_PART_INFO *kp,
                                     uint32_t key_format, bool *trail)
 {
   Field *f= kp->field;
   if (key_format && key_format < KEY_FORMAT_UNPACK)
-    return KU_NONE;
+    return PartRead::None;
   if (f->real_type() != MYSQL_TYPE_VARCHAR && f->real_type() != MYSQL_TYPE_STRING)
-    return KU_NONE;            /* TEXT/BLOB/GEOMETRY: prefix parts only */
+    return PartRead::None;            /* TEXT/BLOB/GEOMETRY: prefix parts only */
   if ((kp->key_part_flag & HA_PART_KEY_SEG) || kp->length != f->key_length())
-    return KU_NONE;
+    return PartRead::None;
   CHARSET_INFO *cs= f->charset();
   if (chunked_part(cs, key_format ? key_format : KEY_FORMAT_UNPACK) &&
       (cs == &my_charset_bin || utf8_bin(cs)))
   {
     *trail= f->real_type() == MYSQL_TYPE_VARCHAR && !length_matters(cs);
-    return KU_STRING_KEY;
+    return PartRead::StringKey;
   }
   if ((!key_format || key_format >= KEY_FORMAT_CASE) && case_units(cs))
-    return KU_STRING_CASE;
-  return KU_STRING_VALUE;
+    return PartRead::StringCase;
+  return PartRead::StringValue;
 }
 
-static part_unpack unpack_of(const KEY_PART_INFO *kp, uint32_t key_format,
+static PartRead unpack_of(const KEY_PART_INFO *kp, uint32_t key_format,
                              bool *trail)
 {
   const Field *f= kp->field;
   *trail= false;
   if (!f)
-    return KU_NONE;
+    return PartRead::None;
   if (is_text((Field *) f))
     return string_unpack_of(kp, key_format, trail);
   if ((kp->key_part_flag & HA_PART_KEY_SEG) ||
       kp->length != f->key_length() || f->sort_length() != f->pack_length())
-    return KU_NONE;
+    return PartRead::None;
   switch (f->real_type()) {
   case MYSQL_TYPE_TINY: case MYSQL_TYPE_SHORT: case MYSQL_TYPE_INT24:
   case MYSQL_TYPE_LONG: case MYSQL_TYPE_LONGLONG:
-    return (f->flags & UNSIGNED_FLAG) ? KU_REVERSE : KU_REVERSE_SIGNED;
+    return (f->flags & UNSIGNED_FLAG) ? PartRead::Reverse : PartRead::ReverseSigned;
   case MYSQL_TYPE_YEAR: case MYSQL_TYPE_NEWDATE:
   case MYSQL_TYPE_ENUM: case MYSQL_TYPE_SET:
-    return KU_REVERSE;
+    return PartRead::Reverse;
   case MYSQL_TYPE_NEWDECIMAL: case MYSQL_TYPE_DATETIME2:
   case MYSQL_TYPE_TIMESTAMP2: case MYSQL_TYPE_TIME2:
-    return KU_COPY;
+    return PartRead::Copy;
   default:
-    return KU_NONE;
+    return PartRead::None;
   }
 }
 
 bool rust_key_part_decodable(const KEY_PART_INFO *kp, uint32_t key_format)
 {
   bool trail;
-  return unpack_of(kp, key_format, &trail) != KU_NONE;
+  return unpack_of(kp, key_format, &trail) != PartRead::None;
 }
 
 static void put_varint(std::string &out, size_t n)
@@ -347,32 +349,19 @@ static void put_varint(std::string &out, size_t n)
   out.push_back((char) n);
 }
 
-static bool get_varint(const uchar *&q, const uchar *end, size_t *n)
-{
-  *n= 0;
-  for (uint shift= 0; q < end && shift < 35; shift+= 7)
-  {
-    uchar b= *q++;
-    *n|= (size_t) (b & 0x7f) << shift;
-    if (!(b & 0x80))
-      return true;
-  }
-  return false;
-}
-
 /* The unpack bytes of key `key`'s string parts for the row at `record`, in
-   part order, none for a NULL part: a KU_STRING_VALUE part's value (its length
-   as LEB128, then its bytes), a trailing KU_STRING_KEY part's count of
+   part order, none for a NULL part: a PartRead::StringValue part's value (its length
+   as LEB128, then its bytes), a trailing PartRead::StringKey part's count of
    trailing spaces (LEB128). */
 void ha_rust::append_unpack(uint key, const uchar *record, std::string &out)
 {
   KEY *k= table->key_info + key;
   my_ptrdiff_t off= record - table->record[0];
-  const std::vector<part_decode> &parts= key_decode[key];
+  const std::vector<ha_rust_ffi::PartPlan> &parts= key_decode[key];
   for (size_t i= 0; i < parts.size(); i++)
   {
-    if (parts[i].how != KU_STRING_VALUE && parts[i].how != KU_STRING_CASE &&
-        !parts[i].trail)
+    if (parts[i].read != PartRead::StringValue &&
+        parts[i].read != PartRead::StringCase && !parts[i].trail)
       continue;
     Field *f= k->key_part[i].field;
     if (f->real_maybe_null() && f->is_null(off))
@@ -382,12 +371,12 @@ void ha_rust::append_unpack(uint key, const uchar *record, std::string &out)
     String *v= f->val_str(&key_text, &key_text);
     if (off)
       f->move_field_offset(-off);
-    if (parts[i].how == KU_STRING_VALUE)
+    if (parts[i].read == PartRead::StringValue)
     {
       put_varint(out, v->length());
       out.append(v->ptr(), v->length());
     }
-    else if (parts[i].how == KU_STRING_CASE)
+    else if (parts[i].read == PartRead::StringCase)
     {
       static thread_local std::string w;
       CHARSET_INFO *cs= f->charset();
@@ -434,122 +423,43 @@ static bool store_string(Field *f, my_ptrdiff_t off, const char *s, size_t n)
   return false;
 }
 
-/* A string key part's value into its field at `off` from record[0], from the
-   part's `len` key bytes at p and (as it needs) the unpack bytes at q, which
-   it steps over. KU_STRING_CASE: `len` is what is left of the key, and
-   becomes the part's length (measured by the call that rebuilds the value). */
-int ha_rust::unpack_string(const part_decode &d, Field *f, my_ptrdiff_t off,
-                           const uchar *p, size_t &len, const uchar *&q,
-                           const uchar *qend)
-{
-  static thread_local std::string w;
-  const ha_rust_ffi::KeyPart &part= d.part;
-  if (d.how == KU_STRING_KEY)
-  {
-    w.resize(len);
-    size_t n= ha_rust_ffi::string_key_weights(
-        rust::Slice<const uint8_t>(p, len), part,
-        rust::Slice<const uint8_t>((const uint8_t *) " ",
-                                   (part.chunked && part.length) ? 1 : 0),
-        rust::Slice<uint8_t>((uint8_t *) &w[0], len));
-    if (n > len)
-      return HA_ERR_WRONG_IN_RECORD;
-    w.resize(n);
-    if (d.trail)
-    {
-      size_t sp;
-      if (!get_varint(q, qend, &sp) || sp > f->field_length)
-        return HA_ERR_WRONG_IN_RECORD;
-      w.append(sp, ' ');
-    }
-  }
-  else if (d.how == KU_STRING_VALUE)
-  {
-    size_t n;
-    if (!get_varint(q, qend, &n) || (size_t) (qend - q) < n)
-      return HA_ERR_WRONG_IN_RECORD;
-    w.assign((const char *) q, n);
-    q+= n;
-  }
-  else
-  {
-    w.resize(f->field_length);
-    ha_rust_ffi::UnpackedString r= ha_rust_ffi::string_unpacked(
-        rust::Slice<const uint8_t>(p, len), part, f->charset()->mbmaxlen > 1,
-        rust::Slice<const uint8_t>(q, (size_t) (qend - q)),
-        rust::Slice<uint8_t>((uint8_t *) &w[0], w.size()));
-    if (!r.ok || r.key_len > len)
-      return HA_ERR_WRONG_IN_RECORD;
-    w.resize(r.value_len);
-    q+= r.item_len;
-    len= r.key_len;                /* the part measured by the same call */
-  }
-  f->set_notnull(off);
-  return store_string(f, off, w.data(), w.size()) ? HA_ERR_WRONG_IN_RECORD : 0;
-}
-
 /* The current entry's decodable columns into buf (the key's parts, then the
-   primary key's); the others are left alone. */
+   primary key's), as Rust read them back by the plan of bt_setup_decode; the
+   others are left alone. */
 int ha_rust::bt_unpack_key(uchar *buf)
 {
-  rust::Slice<const uint8_t> k= (*tbl)->bt_key();
-  rust::Slice<const uint8_t> u= (*tbl)->bt_unpack();
-  const uchar *p= k.data(), *end= p + k.size();
-  const uchar *q= u.data(), *qend= q + u.size();
+  if (int rc= (*tbl)->bt_read_entry(active_index, entry_bytes, entry_parts))
+    return rust_rc(rc);
   my_ptrdiff_t off= buf - table->record[0];
   uint pk= table->s->primary_key;
+  size_t n= 0;
   for (uint pass= 0; pass < 2; pass++)
   {
-    if (pass == 1 && (pk == MAX_KEY || !pk_decodable))
+    if (pass == 1 && (pk == MAX_KEY || !pk_decodable || pk == active_index))
       break;                     /* hidden row id, or nothing to decode there */
     uint k= pass ? pk : active_index;
-    const std::vector<part_decode> &parts= key_decode[k];
-    for (size_t i= 0; i < parts.size(); i++)
+    const std::vector<ha_rust_ffi::PartPlan> &parts= key_decode[k];
+    for (size_t i= 0; i < parts.size(); i++, n++)
     {
-      Field *f= table->key_info[k].key_part[i].field;
-      const ha_rust_ffi::KeyPart &part= parts[i].part;
-      size_t len= part.length;
-      part_unpack how= parts[i].how;
-      if (part.nullable)
-      {
-        if (p >= end)
-          return HA_ERR_WRONG_IN_RECORD;
-        if (*p++ == 0)
-        {
-          if (how != KU_NONE)
-            f->set_null(off);
-          continue;
-        }
-      }
-      if (part.chunked && how == KU_STRING_CASE)
-        len= (size_t) (end - p);   /* unpack_string measures the part */
-      else if (part.chunked)   /* a string part of format 3 and later */
-        len= ha_rust_ffi::key_part_len(
-            rust::Slice<const uint8_t>(p, (size_t) (end - p)), part);
-      if ((size_t) (end - p) < len)
+      if (n >= entry_parts.size())
         return HA_ERR_WRONG_IN_RECORD;
-      if (how == KU_STRING_KEY || how == KU_STRING_VALUE || how == KU_STRING_CASE)
+      const ha_rust_ffi::ReadPart &r= entry_parts[n];
+      Field *f= table->key_info[k].key_part[i].field;
+      if (r.state == ha_rust_ffi::PartState::Null)
+        f->set_null(off);
+      if (r.state != ha_rust_ffi::PartState::Value)
+        continue;
+      const char *v= (const char *) entry_bytes.data() + r.at;
+      f->set_notnull(off);
+      if (parts[i].read == PartRead::Copy || parts[i].read == PartRead::Reverse ||
+          parts[i].read == PartRead::ReverseSigned)
       {
-        if (int err= unpack_string(parts[i], f, off, p, len, q, qend))
-          return err;
-      }
-      else if (how != KU_NONE)
-      {
-        if (len != f->pack_length())
+        if (r.len != f->pack_length())
           return HA_ERR_WRONG_IN_RECORD;
-        uchar *to= f->ptr + off;
-        f->set_notnull(off);
-        if (how == KU_COPY)
-          memcpy(to, p, len);
-        else
-        {
-          for (size_t b= 0; b < len; b++)
-            to[b]= p[len - 1 - b];
-          if (how == KU_REVERSE_SIGNED)
-            to[len - 1]^= 0x80;
-        }
+        memcpy(f->ptr + off, v, r.len);
       }
-      p+= len;
+      else if (store_string(f, off, v, r.len))
+        return HA_ERR_WRONG_IN_RECORD;
     }
   }
   return 0;
@@ -611,17 +521,22 @@ void ha_rust::bt_setup_decode()
   /* index-only reads: which columns each index gives back */
   uint pk= table->s->primary_key, fields= table->s->fields;
   key_decode.assign(table->s->keys, {});
+  std::vector<ha_rust_ffi::PartPlan> plan;
   for (uint k= 0; k < table->s->keys; k++)
     for (uint i= 0; i < table->key_info[k].user_defined_key_parts; i++)
     {
       KEY_PART_INFO *kp= table->key_info[k].key_part + i;
       bool trail;
-      part_unpack how= unpack_of(kp, key_format, &trail);
-      key_decode[k].push_back({part_layout(kp), how, trail});
+      PartRead how= unpack_of(kp, key_format, &trail);
+      bool wide= kp->field && kp->field->charset()->mbmaxlen > 1;
+      key_decode[k].push_back({k, part_layout(kp), how, trail, wide});
+      plan.push_back(key_decode[k].back());
     }
   pk_decodable= pk != MAX_KEY;
   for (size_t i= 0; pk_decodable && i < key_decode[pk].size(); i++)
-    pk_decodable= key_decode[pk][i].how != KU_NONE;
+    pk_decodable= key_decode[pk][i].read != PartRead::None;
+  (*tbl)->bt_set_read_plan({plan.data(), plan.size()},
+                           pk_decodable ? pk : UINT32_MAX);
   keyread_cols.assign((size_t) table->s->keys * fields, false);
   for (uint k= 0; k < table->s->keys; k++)
   {
@@ -629,7 +544,7 @@ void ha_rust::bt_setup_decode()
     for (uint i= 0; i < key->user_defined_key_parts; i++)
     {
       KEY_PART_INFO *kp= key->key_part + i;
-      if (key_decode[k][i].how != KU_NONE)
+      if (key_decode[k][i].read != PartRead::None)
         keyread_cols[(size_t) k * fields + kp->fieldnr - 1]= true;
       else if (k != pk && rust_key_part_decodable(kp, 0))
       {

@@ -23,6 +23,7 @@ pub mod lock;
 pub mod table;
 pub mod keys;
 pub mod unpack;
+pub mod keyread;
 pub mod layout;
 
 /// Tests stop a TRUNCATE, a REPAIR or a recovery at each of its writes and fsyncs

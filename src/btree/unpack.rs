@@ -49,7 +49,7 @@ fn put_leb(out: &mut Vec<u8>, mut n: usize) {
     out.push(n as u8);
 }
 
-fn get_leb(b: &[u8], at: &mut usize) -> Option<usize> {
+pub(super) fn get_leb(b: &[u8], at: &mut usize) -> Option<usize> {
     let mut n = 0usize;
     for shift in (0..35).step_by(7) {
         let x = *b.get(*at)?;

@@ -240,20 +240,61 @@ pub mod bridge {
         length: u32,
         /// It starts with a null byte (0: NULL, and nothing of it follows).
         nullable: bool,
-        /// A variable-length string part of key format 3 (its end: `key_part_len`).
+        /// A variable-length string part of key format 3 (btree/keys.rs).
         chunked: bool,
     }
 
-    /// What `string_unpacked` rebuilt: the value's length in `out` and the
-    /// unpack item's in the unpack bytes; `ok` false when key and item do not
-    /// fit together (a damaged entry).
+    /// How a key part's column reads back from a secondary entry (index-only
+    /// reads: btree/keyread.rs, whose `Read` it mirrors).
+    #[repr(u8)]
+    enum PartRead {
+        /// It does not.
+        None,
+        /// The key bytes are the column's.
+        Copy,
+        /// Byte-reversed.
+        Reverse,
+        /// Byte-reversed, then the sign bit flipped.
+        ReverseSigned,
+        /// A string from its key's weights (they are its bytes).
+        StringKey,
+        /// A string kept whole in the unpack bytes.
+        StringValue,
+        /// A string from its weights and its compact unpack item.
+        StringCase,
+    }
+
+    /// One key part of a server key in the reading plan of index-only reads
+    /// (`Table::bt_set_read_plan`).
     #[derive(Clone, Copy)]
-    struct UnpackedString {
-        ok: bool,
-        value_len: usize,
-        item_len: usize,
-        /// The key part's length in the key (as `key_part_len` gives it).
-        key_len: usize,
+    struct PartPlan {
+        /// The server's key number.
+        key: u32,
+        part: KeyPart,
+        read: PartRead,
+        /// `StringKey`: a PAD SPACE part whose trailing spaces are counted in
+        /// the unpack bytes.
+        trail: bool,
+        /// `StringCase`: UTF-8 values with 2-byte code point weights (else one
+        /// byte a character).
+        wide: bool,
+    }
+
+    /// What one part of an entry read back gave (`Table::bt_read_entry`).
+    #[repr(u8)]
+    enum PartState {
+        /// Nothing: the part does not read back.
+        Skip,
+        Null,
+        /// The column's bytes, at `at` for `len` in the bytes given back.
+        Value,
+    }
+
+    #[derive(Clone, Copy)]
+    struct ReadPart {
+        state: PartState,
+        at: u32,
+        len: u32,
     }
 
     /// An XA transaction id (the server's `XID`): `data` is the gtrid then the bqual.
@@ -482,15 +523,6 @@ pub mod bridge {
         /// if they did not fit).
         fn string_key(weights: &[u8], pad: &[u8], out: &mut [u8]) -> usize;
         fn string_key_max(weights: usize, pad: usize) -> usize;
-        /// The length of the key part `part` at the start of `key`, its null
-        /// byte excluded.
-        fn key_part_len(key: &[u8], part: &KeyPart) -> usize;
-        /// The collation weights of the string key part `part` at the start of
-        /// `key` (its null byte excluded) back from its chunks, the trailing
-        /// space units of a PAD SPACE part (`pad`) left out, into `out`;
-        /// returns their length, or `usize::MAX` when they do not fit or the
-        /// part is not a chunked one.
-        fn string_key_weights(key: &[u8], part: &KeyPart, pad: &[u8], out: &mut [u8]) -> usize;
         /// The unpack item (tree format 6, btree/unpack.rs) of a string key
         /// part's `value` whose collation weights (without padding) are
         /// `weights`: `wide`, UTF-8 values with 2-byte code point weights;
@@ -499,11 +531,6 @@ pub mod bridge {
         /// not fit: an item is never empty).
         fn string_unpack(value: &[u8], weights: &[u8], wide: bool, out: &mut [u8]) -> usize;
         fn string_unpack_max(value: usize) -> usize;
-        /// The value of the PAD SPACE string key part at the start of `key`
-        /// (its null byte excluded) rebuilt with the unpack item at the start of
-        /// `unpack`, into `out`; with the part's length in the key (one call a
-        /// part: this runs for every entry an index-only read meets).
-        fn string_unpacked(key: &[u8], part: &KeyPart, wide: bool, unpack: &[u8], out: &mut [u8]) -> UnpackedString;
 
         /// What CREATE TABLE of the table at `path` may not do (`layout::check_create`:
         /// a layout this build lacks, CSV's and ARCHIVE's indexes and
@@ -604,17 +631,22 @@ pub mod bridge {
         fn bt_pk(self: &Table) -> &[u8];
         /// Index-only reads for the next seek/edge and its steps (the server's
         /// keyread): a secondary entry is not looked up in the clustered tree, so
-        /// `record_data` is empty; its key bytes are `bt_key`, its row's `bt_pk`.
+        /// `record_data` is empty; its columns are read back by `bt_read_entry`,
+        /// its row's primary key is `bt_pk`.
         fn bt_set_keys_only(self: &mut Table, on: bool);
         /// After an index-only step: the current entry's row (index condition
         /// pushdown: the entry passed the condition).
         fn bt_fetch_current(self: &mut Table) -> i32;
-        /// The current entry's key (secondary: the key's bytes, then the primary
-        /// key's; clustered: the primary key).
-        fn bt_key(self: &Table) -> &[u8];
-        /// The current secondary entry's unpack bytes (`SecKey::unpack`; empty
-        /// before tree format 5).
-        fn bt_unpack(self: &Table) -> &[u8];
+        /// The reading plan of index-only reads (btree/keyread.rs): how each part
+        /// of each server key reads back from a secondary entry, in key order;
+        /// `pk`: the primary key's server key number when every part of it reads
+        /// back (its columns are then read from every entry), else `u32::MAX`.
+        fn bt_set_read_plan(self: &mut Table, plan: &[PartPlan], pk: u32);
+        /// The current secondary entry of server key `key` read back by that
+        /// plan: a `ReadPart` a part (the key's, then the primary key's) into
+        /// `parts`, their bytes into `bytes`; an entry that does not decode is
+        /// an error (corrupt) with its message.
+        fn bt_read_entry(self: &mut Table, key: u32, bytes: &mut Vec<u8>, parts: &mut Vec<ReadPart>) -> i32;
         /// Entries of index `index` in a range (records_in_range: exact over a few
         /// leaves, else estimated from the tree), never 0 (src/optimizer.rs).
         fn bt_count_range(self: &mut Table, index: u32, min: &[u8], min_end: RangeEnd, max: &[u8], max_end: RangeEnd) -> u64;
@@ -665,9 +697,10 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, Isolation, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, Sizes, StatementLock, Stats, TableOptions, UnpackedString, Xid,
+    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, Isolation, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, Sizes, StatementLock, Stats, TableOptions, PartPlan, PartRead, PartState, ReadPart, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
+use crate::btree::keyread::{self, Got};
 use crate::btree::layout::{ENGINE, engine};
 use crate::btree::table::{self as bt, BtreeTable, Find, Request};
 use std::cell::Cell;
@@ -1163,10 +1196,6 @@ fn string_key_max(weights: usize, pad: usize) -> usize {
     guard_or("string_key_max", || 0, || crate::btree::keys::max_len(weights, pad))
 }
 
-fn key_part_len(key: &[u8], part: &KeyPart) -> usize {
-    guard_or("key_part_len", || key.len(), || crate::btree::keys::value_len(key, part_spec(part)))
-}
-
 /// A key part as the engine's layout bits (`btree::keys::PART_*`,
 /// `bt::PART_NULLABLE`).
 fn part_spec(p: &KeyPart) -> u32 {
@@ -1179,19 +1208,27 @@ fn part_spec(p: &KeyPart) -> u32 {
     p.length | chunked | if p.nullable { bt::PART_NULLABLE } else { 0 }
 }
 
-fn string_key_weights(key: &[u8], part: &KeyPart, pad: &[u8], out: &mut [u8]) -> usize {
-    guard_or(
-        "string_key_weights",
-        || usize::MAX,
-        || {
-            let mut v = Vec::with_capacity(out.len());
-            if !crate::btree::keys::decode(key, part_spec(part), pad, &mut v) || v.len() > out.len() {
-                return usize::MAX;
-            }
-            out[..v.len()].copy_from_slice(&v);
-            v.len()
-        },
-    )
+/// The shim's reading plan as btree/keyread.rs's (parts in key order, grouped
+/// by server key).
+fn read_plan(plan: &[PartPlan], pk: u32) -> keyread::Plan {
+    let mut keys: Vec<Vec<keyread::Part>> = Vec::new();
+    for p in plan {
+        let k = p.key as usize;
+        if keys.len() <= k {
+            keys.resize(k + 1, Vec::new());
+        }
+        let read = match p.read {
+            PartRead::Copy => keyread::Read::Copy,
+            PartRead::Reverse => keyread::Read::Reverse,
+            PartRead::ReverseSigned => keyread::Read::ReverseSigned,
+            PartRead::StringKey => keyread::Read::StringKey { trail: p.trail },
+            PartRead::StringValue => keyread::Read::StringValue,
+            PartRead::StringCase => keyread::Read::StringCase(units(p.wide)),
+            _ => keyread::Read::None,
+        };
+        keys[k].push(keyread::Part { spec: part_spec(&p.part) & !bt::PART_NULLABLE, nullable: p.part.nullable, read });
+    }
+    keyread::Plan::new(keys, (pk != u32::MAX).then_some(pk as usize))
 }
 
 fn units(wide: bool) -> crate::btree::unpack::Units {
@@ -1220,43 +1257,6 @@ fn string_unpack(value: &[u8], weights: &[u8], wide: bool, out: &mut [u8]) -> us
 
 fn string_unpack_max(value: usize) -> usize {
     guard_or("string_unpack_max", || 0, || crate::btree::unpack::max_len(value))
-}
-
-fn string_unpacked(key: &[u8], part: &KeyPart, wide: bool, unpack: &[u8], out: &mut [u8]) -> UnpackedString {
-    let bad = UnpackedString { ok: false, value_len: 0, item_len: 0, key_len: 0 };
-    guard_or(
-        "string_unpacked",
-        || bad,
-        || {
-            use crate::btree::keys::{PART_CHUNKED, PART_PAD_SPACE};
-            // The key's weights: the code point ones are in the key as UTF-8
-            // with 0x20 for a space (keys::CODE_POINT_SPACE), so read as a
-            // 1-byte unit's.
-            if !part.chunked || part.length != if wide { 2 } else { 1 } {
-                return bad;
-            }
-            // (buffers kept per thread: this runs for every entry an
-            // index-only read meets)
-            thread_local! {
-                static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = Default::default();
-            }
-            SCRATCH.with(|s| {
-                let (w, v) = &mut *s.borrow_mut();
-                w.clear();
-                v.clear();
-                let Some(key_len) = crate::btree::keys::decode_part(key, PART_CHUNKED | PART_PAD_SPACE | 1, b" ", w) else {
-                    return bad;
-                };
-                match crate::btree::unpack::decode(w, unpack, units(wide), v) {
-                    Some(used) if v.len() <= out.len() => {
-                        out[..v.len()].copy_from_slice(v);
-                        UnpackedString { ok: true, value_len: v.len(), item_len: used, key_len }
-                    }
-                    _ => bad,
-                }
-            })
-        },
-    )
 }
 
 /// The Rust side of a table's options.
@@ -1716,17 +1716,24 @@ impl Table {
         self.run("bt_fetch_current", |t| btree(t)?.fetch_current())
     }
 
-    fn bt_key(&self) -> &[u8] {
-        self.value("bt_key", &[], |t| match t.btree_ref() {
-            Some(t) => t.key(),
-            _ => &[],
+    fn bt_set_read_plan(&mut self, plan: &[PartPlan], pk: u32) {
+        self.value_mut("bt_set_read_plan", (), |t| {
+            if let Some(t) = t.btree() {
+                t.set_read_plan(read_plan(plan, pk));
+            }
         })
     }
 
-    fn bt_unpack(&self) -> &[u8] {
-        self.value("bt_unpack", &[], |t| match t.btree_ref() {
-            Some(t) => t.unpack(),
-            _ => &[],
+    fn bt_read_entry(&mut self, key: u32, bytes: &mut Vec<u8>, parts: &mut Vec<ReadPart>) -> i32 {
+        self.run("bt_read_entry", |t| {
+            let got = btree(t)?.read_entry(key as usize, bytes)?;
+            parts.clear();
+            parts.extend(got.iter().map(|g| match *g {
+                Got::Skip => ReadPart { state: PartState::Skip, at: 0, len: 0 },
+                Got::Null => ReadPart { state: PartState::Null, at: 0, len: 0 },
+                Got::Value { at, len } => ReadPart { state: PartState::Value, at: at as u32, len: len as u32 },
+            }));
+            Ok(())
         })
     }
 
@@ -2060,11 +2067,8 @@ mod tests {
         free!("table_create", table_create(&p, &opts(LayoutKind::Csv), &mut s) == PANIC);
         free!("string_key", string_key(b"a", b" ", &mut [0u8; 9]) == 0);
         free!("string_key_max", string_key_max(1, 1) == 0);
-        free!("key_part_len", key_part_len(b"abc", &KeyPart { length: 0, nullable: false, chunked: false }) == 3);
-        free!("string_key_weights", string_key_weights(b"a", &KeyPart { length: 0, nullable: false, chunked: false }, b"", &mut [0u8; 9]) == usize::MAX);
         free!("string_unpack", string_unpack(b"a", b"A", false, &mut [0u8; 9]) == 0);
         free!("string_unpack_max", string_unpack_max(1) == 0);
-        free!("string_unpacked", !string_unpacked(b"A\x20\x20\x20\x20\x20\x20\x20\x02", &KeyPart { length: 1, nullable: false, chunked: true }, false, &[0, 0x80], &mut [0u8; 9]).ok);
         free!("table_delete", table_delete(&p, &mut s) == PANIC);
         free!("table_rename", table_rename(&p, &p, &mut s) == PANIC);
         free!("table_open", table_open(&p, &opts(LayoutKind::Csv)).open_error() == PANIC);
@@ -2154,8 +2158,11 @@ mod tests {
             true
         });
         table!("bt_fetch_current", |t, x| t.bt_fetch_current() == PANIC);
-        table!("bt_key", |t, x| t.bt_key().is_empty());
-        table!("bt_unpack", |t, x| t.bt_unpack().is_empty());
+        table!("bt_set_read_plan", |t, x| {
+            t.bt_set_read_plan(&[], u32::MAX);
+            true
+        });
+        table!("bt_read_entry", |t, x| t.bt_read_entry(0, &mut Vec::new(), &mut Vec::new()) == PANIC);
         table!("bt_count_range", |t, x| t.bt_count_range(0, b"", RangeEnd::Unbounded, b"", RangeEnd::Unbounded) == 1);
         table!("bt_rec_per_key", |t, x| t.bt_rec_per_key(0, &[KeyPart { length: 4, nullable: false, chunked: false }], false, 1, &mut v) == PANIC);
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);

@@ -26,6 +26,7 @@ use std::sync::{Arc, LazyLock, Weak};
 
 use parking_lot::Mutex;
 
+use super::keyread::{self, Got};
 use super::engine::{Closer, Engine, Tree, Trx};
 use super::page::{Kind, NONE};
 use super::tree::{self, BTree, Cursor, ROOT, Reader, StoredStats, UNPACK_FORMAT};
@@ -140,6 +141,10 @@ pub struct BtreeTable {
     val: Vec<u8>,
     /// The current secondary entry's unpack bytes (empty for older formats).
     unpack: Vec<u8>,
+    /// How index-only reads read an entry's columns back (from the shim).
+    read_plan: keyread::Plan,
+    /// What [`Self::read_entry`] read, a part each.
+    got: Vec<Got>,
     /// The current row: its primary key and row image.
     pub pk: Vec<u8>,
     pub row: Vec<u8>,
@@ -304,6 +309,8 @@ impl BtreeTable {
             key: Vec::new(),
             val: Vec::new(),
             unpack: Vec::new(),
+            read_plan: keyread::Plan::default(),
+            got: Vec::new(),
             pk: Vec::new(),
             row: Vec::new(),
             warnings: Vec::new(),
@@ -674,6 +681,21 @@ impl BtreeTable {
             )));
         }
         Ok(())
+    }
+
+    /// The shim's plan for reading entries back ([`Self::read_entry`]).
+    pub fn set_read_plan(&mut self, plan: keyread::Plan) {
+        self.read_plan = plan;
+    }
+
+    /// The current secondary entry, of the server's key `key`, read back by the
+    /// plan: a [`Got`] a part (the key's, then the primary key's when the plan
+    /// reads it), the bytes into `out`.
+    pub fn read_entry(&mut self, key: usize, out: &mut Vec<u8>) -> Result<&[Got]> {
+        match self.read_plan.read(key, &self.key, &self.unpack, out, &mut self.got) {
+            Ok(()) => Ok(&self.got),
+            Err(why) => Err(Error::Corrupt(format!("{}: an index entry read back: {why}", self.path.display()))),
+        }
     }
 
     /// The current entry's key: for a secondary index the secondary key's bytes

@@ -326,6 +326,7 @@ impl Reader<'_> {
         loop {
             let p = self.pages.get(c.leaf)?;
             if c.slot < p.slots() {
+                p.prefetch(if descending { c.slot.wrapping_sub(1) } else { c.slot + 1 });
                 key.clear();
                 key.extend_from_slice(p.key(c.slot));
                 match p.val(c.slot) {
