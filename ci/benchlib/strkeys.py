@@ -25,6 +25,8 @@ from .util import HarnessError, loadavg, say
 
 BEGIN, END = "<!-- string-keys:begin -->", "<!-- string-keys:end -->"
 ENGINES = [("rust", "RUST LAYOUT=BTREE", "ENGINE=RUST"), ("innodb", "InnoDB", "ENGINE=InnoDB")]
+# range scans a workload (see workloads)
+RANGES = 400
 WORDS = ["Alpha", "beta", "GAMMA", "delta", "Epsilon", "zeta", "ETA", "theta"]
 
 
@@ -53,12 +55,14 @@ def tables(rows):
 def workloads(rows, rng):
     """(table, key, label, statement) of each timed workload."""
     pts = [value(rng.randrange(rows), rows) for _ in range(2000)]
-    # 50 ranges of about 0.5% of the rows each (one word's values between two numbers),
-    # so that a repetition takes long enough to time (one query took about a
-    # millisecond, mostly the round trip)
+    # RANGES ranges of about 0.5% of the rows each (one word's values between two
+    # numbers), so that a repetition takes long enough to time: one query took
+    # about a millisecond, mostly the round trip, and 50 of them (30-40 ms) left
+    # the medians within the noise of a shared machine (ratios moved by 0.1
+    # between runs of the same build)
     span = rows // 25
     ranges = []
-    for _ in range(50):
+    for _ in range(RANGES):
         lo = rng.randrange(rows - span)
         w = WORDS[rng.randrange(len(WORDS))]
         ranges.append((f"{w}-{lo:08d}", f"{w}-{lo + span:08d}", lo))
@@ -68,19 +72,19 @@ def workloads(rows, rng):
         out += [
             (t, "point", "2000 point lookups through KEY (v) (row read)",
              "\n".join(f"SELECT pad FROM t_{t} WHERE v = '{p}';" for p in probe)),
-            (t, "range", "50 range scans through KEY (v): SUM(pad) over v BETWEEN",
+            (t, "range", f"{RANGES} range scans through KEY (v): SUM(pad) over v BETWEEN",
              "\n".join(f"SELECT SUM(pad), COUNT(*) FROM t_{t} FORCE INDEX (kv) WHERE v BETWEEN '{a}' AND '{b}';"
                        for a, b, _ in ranges)),
-            (t, "covering", "50 covering range scans: SELECT v ... WHERE v BETWEEN",
+            (t, "covering", f"{RANGES} covering range scans: SELECT v ... WHERE v BETWEEN",
              "\n".join(f"SELECT v FROM t_{t} WHERE v BETWEEN '{a}' AND '{b}';" for a, b, _ in ranges)),
         ]
     out += [
         ("spk", "point", "2000 point lookups by the string primary key",
          "\n".join(f"SELECT pad FROM t_spk WHERE v = '{p}';" for p in pts)),
-        ("spk", "range", "50 range scans of the string primary key: SUM(pad) over v BETWEEN",
+        ("spk", "range", f"{RANGES} range scans of the string primary key: SUM(pad) over v BETWEEN",
          "\n".join(f"SELECT SUM(pad), COUNT(*) FROM t_spk WHERE v BETWEEN '{a}' AND '{b}';"
                    for a, b, _ in ranges)),
-        ("spk", "covering", "50 covering reads of the primary key from KEY (n): SELECT v ... WHERE n BETWEEN",
+        ("spk", "covering", f"{RANGES} covering reads of the primary key from KEY (n): SELECT v ... WHERE n BETWEEN",
          "\n".join(f"SELECT v FROM t_spk FORCE INDEX (kn) WHERE n BETWEEN {lo} AND {lo + rows // 200};"
                    for _, _, lo in ranges)),
     ]
