@@ -432,7 +432,9 @@ int ha_rust::bt_unpack_key(uchar *buf)
     return rust_rc(rc);
   my_ptrdiff_t off= buf - table->record[0];
   uint pk= table->s->primary_key;
-  size_t n= 0;
+  size_t n= 0, got= entry_parts.size();
+  const ha_rust_ffi::ReadPart *read= entry_parts.data();
+  const char *bytes= (const char *) entry_bytes.data();
   for (uint pass= 0; pass < 2; pass++)
   {
     if (pass == 1 && (pk == MAX_KEY || !pk_decodable || pk == active_index))
@@ -441,15 +443,15 @@ int ha_rust::bt_unpack_key(uchar *buf)
     const std::vector<ha_rust_ffi::PartPlan> &parts= key_decode[k];
     for (size_t i= 0; i < parts.size(); i++, n++)
     {
-      if (n >= entry_parts.size())
+      if (n >= got)
         return HA_ERR_WRONG_IN_RECORD;
-      const ha_rust_ffi::ReadPart &r= entry_parts[n];
+      const ha_rust_ffi::ReadPart &r= read[n];
       Field *f= table->key_info[k].key_part[i].field;
       if (r.state == ha_rust_ffi::PartState::Null)
         f->set_null(off);
       if (r.state != ha_rust_ffi::PartState::Value)
         continue;
-      const char *v= (const char *) entry_bytes.data() + r.at;
+      const char *v= bytes + r.at;
       f->set_notnull(off);
       if (parts[i].read == PartRead::Copy || parts[i].read == PartRead::Reverse ||
           parts[i].read == PartRead::ReverseSigned)

@@ -203,33 +203,8 @@ fn decode_ascii(key_weights: &[u8], item: &[u8], at: usize, dropped: usize, unit
     // differ from their weights by case only: the common case), as those bytes
     // come after the codes, which must be read to their end to find them.
     let start = out.len();
-    let mut codes = Codes { item, at, used: 0 };
-    let simple = |w: u8, code: u8, out: &mut Vec<u8>| -> Option<bool> {
-        match code {
-            0 => out.push(w),
-            1 if w.is_ascii_uppercase() => out.push(w + 32),
-            1 => return None,
-            _ => return Some(false),
-        }
-        Some(true)
-    };
-    let mut one_pass = true;
-    for &w in key_weights {
-        if !simple(w, codes.next()?, out)? {
-            one_pass = false;
-            break;
-        }
-    }
-    if one_pass {
-        for _ in 0..dropped {
-            if !simple(SPACE as u8, codes.next()?, out)? {
-                one_pass = false;
-                break;
-            }
-        }
-    }
-    if one_pass {
-        let x = at + codes.used.div_ceil(8);
+    if let Some(used) = one_pass_ascii(key_weights, item.get(at..)?, dropped, out) {
+        let x = at + used?.div_ceil(8);
         return (x <= item.len()).then_some(x);
     }
     out.truncate(start);
@@ -250,6 +225,53 @@ fn decode_ascii(key_weights: &[u8], item: &[u8], at: usize, dropped: usize, unit
         put_ascii(SPACE as u8, codes.next()?, item, &mut x, units, out)?;
     }
     Some(x)
+}
+
+/// [`decode_ascii`]'s one pass: every character its weight or, for an ASCII
+/// capital, its lower case, written straight into `out`, the codes taken from a
+/// 64-bit window over `codes` (this runs for every entry an index-only read
+/// meets). Some(Some(bits used)) when done, Some(None) when the item does not
+/// fit (the decode fails), None when a character needs its own bytes (`out` as
+/// it was: the two-pass path then runs).
+#[inline(always)]
+fn one_pass_ascii(key_weights: &[u8], codes: &[u8], dropped: usize, out: &mut Vec<u8>) -> Option<Option<usize>> {
+    let start = out.len();
+    let chars = key_weights.len() + dropped;
+    out.resize(start + chars, 0);
+    let (mut acc, mut n, mut next, mut used) = (0u64, 0u32, 0usize, 0usize);
+    let weights = key_weights.iter().copied().chain(std::iter::repeat_n(SPACE as u8, dropped));
+    for (dst, w) in out[start..].iter_mut().zip(weights) {
+        if n < 2 {
+            while n <= 56 {
+                let Some(&b) = codes.get(next) else { break };
+                acc |= (b as u64) << (56 - n);
+                n += 8;
+                next += 1;
+            }
+        }
+        if acc >> 63 == 0 {
+            if n < 1 {
+                out.truncate(start);
+                return Some(None);
+            }
+            *dst = w;
+            (acc, n, used) = (acc << 1, n - 1, used + 1);
+        } else if n < 2 {
+            out.truncate(start);
+            return Some(None);
+        } else if acc >> 62 & 1 == 0 {
+            if !w.is_ascii_uppercase() {
+                out.truncate(start);
+                return Some(None);
+            }
+            *dst = w + 32;
+            (acc, n, used) = (acc << 2, n - 2, used + 2);
+        } else {
+            out.truncate(start);
+            return None;
+        }
+    }
+    Some(Some(used))
 }
 
 /// One character of [`decode_ascii`]: weight `w` with its code.
