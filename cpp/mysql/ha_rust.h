@@ -2,7 +2,7 @@
   The MySQL (Oracle MySQL 9.7) shim of ha_rust: a handler over the Rust core
   (src/ffi/mod.rs), written for MySQL's handler API (docs/mysql.md). Its
   MariaDB counterpart is cpp/mariadb/; nothing of it is compiled here.
-  First step: the CSV layout (create, insert, full scans, delete); BTREE and
+  First step: the CSV layout (create, insert, full scans, update, delete); BTREE and
   ARCHIVE are refused with an error until their code is ported.
 */
 #pragma once
@@ -79,7 +79,17 @@ public:
                    dd::Table *to_def) override;
 
   int write_row(uchar *buf) override;
+  int update_row(const uchar *old_data, uchar *new_data) override;
   int delete_row(const uchar *buf) override;
+  /* UPDATE and DELETE are "batched", so that the rewrite at their end can
+     report a failure (rnd_end's result is ignored by the server) */
+  bool start_bulk_update() override { return false; }
+  int bulk_update_row(const uchar *old_data, uchar *new_data,
+                      uint *) override
+  { return update_row(old_data, new_data); }
+  int exec_bulk_update(uint *) override;
+  bool start_bulk_delete() override { return false; }
+  int end_bulk_delete() override { return exec_bulk_update(nullptr); }
   int rnd_init(bool scan) override;
   int rnd_next(uchar *buf) override;
   int rnd_end() override;

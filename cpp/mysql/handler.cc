@@ -261,9 +261,29 @@ int ha_rust::write_row(uchar *buf)
   return rc;
 }
 
+/* The row's new text replaces it when the statement's rewrite runs
+   (exec_bulk_update, or the scan's end). */
+int ha_rust::update_row(const uchar *, uchar *new_data)
+{
+  pack_row(new_data);
+  return rust_rc((*tbl)->update_current(
+      rust::Slice<const uint8_t>((const uint8_t *) row_image.ptr(), row_image.length()),
+      rust::Slice<const ha_rust_ffi::CsvField>(row_fields.data(), row_fields.size())));
+}
+
 int ha_rust::delete_row(const uchar *)
 {
   return rust_rc((*tbl)->delete_current());
+}
+
+/* The end of an UPDATE/DELETE: the rewrite, whose failure the statement
+   reports (its changes are then dropped; the file is as before). */
+int ha_rust::exec_bulk_update(uint *)
+{
+  int rc= rust_rc((*tbl)->flush());
+  if (rc)
+    (*tbl)->discard();
+  return rc;
 }
 
 int ha_rust::rnd_init(bool scan)
