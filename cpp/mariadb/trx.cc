@@ -84,6 +84,17 @@ static void report(int rc, const rust::String &e)
     sql_print_error("RUST: %s", std::string(e).c_str());
 }
 
+/* The end of a statement inside a transaction (its commit or prepare): the
+   next statement's rollback goes back to here, even one that marks nothing
+   itself (a statement that reaches RUST only through a stored function under
+   LOCK TABLES, the runs of a bulk execute, which share one query id), as InnoDB
+   marks at every statement commit. */
+static int stmt_end(Rust_trx *t)
+{
+  ha_rust_ffi::trx_stmt_begin(*t->h);
+  return 0;
+}
+
 int rust_bt_commit(handlerton *, THD *thd, bool all)
 {
   Rust_trx *t= get_trx(thd, false);
@@ -98,13 +109,7 @@ int rust_bt_commit(handlerton *, THD *thd, bool all)
     report(rc, e);
     return rc;
   }
-  /* the end of a statement inside a transaction: the next statement's rollback
-     goes back to here, even one that marks nothing itself (a statement that
-     reaches RUST only through a stored function under LOCK TABLES, the runs of
-     a bulk execute, which share one query id), as InnoDB marks at every
-     statement commit */
-  ha_rust_ffi::trx_stmt_begin(*t->h);
-  return 0;
+  return stmt_end(t);
 }
 
 /* The binlog is about to forget the XIDs of an older binlog file: every commit
@@ -209,13 +214,7 @@ int rust_bt_prepare(handlerton *, THD *thd, bool all)
     report(rc, e);
     return rc;
   }
-  /* the end of a statement inside a transaction: the next statement's rollback
-     goes back to here, even one that marks nothing itself (a statement that
-     reaches RUST only through a stored function under LOCK TABLES, the runs of
-     a bulk execute, which share one query id), as InnoDB marks at every
-     statement commit */
-  ha_rust_ffi::trx_stmt_begin(*t->h);
-  return 0;
+  return stmt_end(t);
 }
 
 /* The prepared transactions no connection holds (found by recovery, or left by
