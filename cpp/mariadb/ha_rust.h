@@ -293,7 +293,7 @@ public:
   bool start_bulk_update() override { return layout() != LAYOUT_CSV; }
   int bulk_update_row(const uchar *old_data, const uchar *new_data,
                       ha_rows *dup_key_found) override
-  { return update_row(old_data, new_data); }
+  { *dup_key_found= 0; return update_row(old_data, new_data); }
   int exec_bulk_update(ha_rows *dup_key_found) override;
   bool start_bulk_delete() override { return layout() != LAYOUT_CSV; }
   int end_bulk_delete() override;

@@ -440,8 +440,10 @@ int ha_rust::rnd_pos(uchar *buf, uchar *pos)
 
 /* The end of a CSV UPDATE/DELETE: the rewrite, whose failure the statement
    reports (its changes are then dropped; the file is as before). */
-int ha_rust::exec_bulk_update(ha_rows *)
+int ha_rust::exec_bulk_update(ha_rows *dup_key_found)
 {
+  if (dup_key_found)
+    *dup_key_found= 0;           /* no duplicates are found late */
   int rc= rust_rc((*tbl)->flush());
   if (rc)
     (*tbl)->discard();

@@ -81,14 +81,12 @@ public:
   int write_row(uchar *buf) override;
   int update_row(const uchar *old_data, uchar *new_data) override;
   int delete_row(const uchar *buf) override;
-  /* UPDATE and DELETE are "batched", so that the rewrite at their end can
-     report a failure (rnd_end's result is ignored by the server) */
-  bool start_bulk_update() override { return false; }
-  int bulk_update_row(const uchar *old_data, uchar *new_data,
-                      uint *) override
-  { return update_row(old_data, new_data); }
-  int exec_bulk_update(uint *) override;
+  /* DELETE is "batched", so that the rewrite at its end can report a failure
+     (rnd_end's result is ignored by the server). UPDATE is not: MySQL writes
+     no row events to the binlog for a batched update (ha_bulk_update_row
+     skips binlog_log_row), so its rewrite runs at rnd_end (docs/mysql.md). */
   bool start_bulk_delete() override { return false; }
+  int exec_bulk_update(uint *dup_key_found) override;
   int end_bulk_delete() override { return exec_bulk_update(nullptr); }
   int rnd_init(bool scan) override;
   int rnd_next(uchar *buf) override;

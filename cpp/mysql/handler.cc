@@ -276,10 +276,12 @@ int ha_rust::delete_row(const uchar *)
   return rust_rc((*tbl)->delete_current());
 }
 
-/* The end of an UPDATE/DELETE: the rewrite, whose failure the statement
-   reports (its changes are then dropped; the file is as before). */
-int ha_rust::exec_bulk_update(uint *)
+/* The end of a DELETE: the rewrite, whose failure the statement reports (its
+   changes are then dropped; the file is as before). */
+int ha_rust::exec_bulk_update(uint *dup_key_found)
 {
+  if (dup_key_found)
+    *dup_key_found= 0;
   int rc= rust_rc((*tbl)->flush());
   if (rc)
     (*tbl)->discard();
@@ -291,9 +293,22 @@ int ha_rust::rnd_init(bool scan)
   return scan ? rust_rc((*tbl)->scan_start()) : 0;
 }
 
+/* The end of a scan; an UPDATE's rewrite runs here. The server ignores the
+   result, so a failed rewrite (its changes dropped, the file as before) is
+   also raised as the statement's error and written to the error log; with
+   the binlog on, the server clears that error when it logs the statement
+   (docs/mysql.md, UPDATE). */
 int ha_rust::rnd_end()
 {
-  return rust_rc((*tbl)->scan_end());
+  int rc= (*tbl)->scan_end();
+  if (!rc)
+    return 0;
+  (*tbl)->discard();
+  int code= rust_rc(rc);        /* raises the core's own codes */
+  fprintf(stderr, "RUST: %s: %s\n", table->s->table_name.str, err_msg.c_str());
+  if (code != HA_ERR_GENERIC)
+    print_error(code, MYF(0));
+  return code;
 }
 
 /* Stores the current Rust record into `buf` (values as text, via Field::store). */
