@@ -1,6 +1,6 @@
 /*
   ENGINE_ATTRIBUTE='{"layout": "csv", "csv_header": true, ...}': MySQL has no
-  engine-defined table options, so the layout and the CSV options come as one
+  engine-defined table options, so the layout and its options come as one
   flat JSON object (the server checks it is valid JSON before it gets here;
   this reader still refuses anything it does not understand, with a message).
 */
@@ -49,6 +49,20 @@ struct Reader
     if (p >= end)
       return fail("ENGINE_ATTRIBUTE: unterminated string");
     p++;
+    return true;
+  }
+  /* a whole number in [lo, hi] (the range MariaDB's COMPRESSION_LEVEL takes) */
+  bool integer(const std::string &key, int lo, int hi, int *out)
+  {
+    ws();
+    long v= 0;
+    const char *start= p;
+    while (p < end && isdigit((unsigned char) *p) && v <= hi)
+      v= v * 10 + (*p++ - '0');
+    if (p == start || v < lo || v > hi || (p < end && (isdigit((unsigned char) *p) || *p == '.' || *p == 'e' || *p == 'E')))
+      return fail("ENGINE_ATTRIBUTE: \"" + key + "\" must be a whole number from " +
+                  std::to_string(lo) + " to " + std::to_string(hi));
+    *out= (int) v;
     return true;
   }
   bool boolean(const std::string &key, bool *out)
@@ -114,9 +128,13 @@ bool rust_parse_attributes(const char *text, size_t len, Rust_attributes *out,
       {
         if (!r.boolean(key, &out->csv_writable)) return false;
       }
+      else if (key == "compression_level")
+      {
+        if (!r.integer(key, 0, 22, &out->compression_level)) return false;
+      }
       else
         return r.fail("ENGINE_ATTRIBUTE: unknown key \"" + key +
-                      "\" (known: layout, csv_file, csv_header, csv_separator, csv_writable)");
+                      "\" (known: layout, csv_file, csv_header, csv_separator, csv_writable, compression_level)");
       r.ws();
       if (r.p < r.end && *r.p == ',') { r.p++; continue; }
       if (!r.expect('}'))

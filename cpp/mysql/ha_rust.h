@@ -2,8 +2,9 @@
   The MySQL (Oracle MySQL 9.7) shim of ha_rust: a handler over the Rust core
   (src/ffi/mod.rs), written for MySQL's handler API (docs/mysql.md). Its
   MariaDB counterpart is cpp/mariadb/; nothing of it is compiled here.
-  First step: the CSV layout (create, insert, full scans, update, delete); BTREE and
-  ARCHIVE are refused with an error until their code is ported.
+  So far: the CSV layout (create, insert, full scans, update, delete) and the
+  ARCHIVE layout (rows.cc); BTREE is refused with an error until its code is
+  ported.
 */
 #pragma once
 
@@ -40,6 +41,7 @@ struct Rust_attributes
   bool csv_writable= false;
   std::string csv_separator;
   bool given_file= false, given_header= false, given_separator= false;
+  int compression_level= 0;          /* ARCHIVE: zstd level, 0 = the default */
 };
 
 /* Parses `text` (a JSON object, or empty); false with *err set when it is not
@@ -55,9 +57,21 @@ class ha_rust final : public handler
   std::vector<ha_rust_ffi::CsvField> row_fields;  /* ... and its fields */
   String field_text;
   std::string err_msg;
+  std::vector<uint32_t> segs;            /* ARCHIVE: column ends in row_image */
+  /* Blob bytes of the rows handed to the server: one arena per record buffer
+     read into, valid until the next read into that buffer (rows.cc) */
+  struct blob_arena { const uchar *rec; std::vector<uchar> bytes; };
+  std::vector<blob_arena> blob_arenas;
 
+  bool archive() const { return attrs.layout == ha_rust_ffi::LayoutKind::Archive; }
   int fetch_row(uchar *buf);
+  int fetch_text(uchar *buf);
   void pack_row(const uchar *buf);
+  int pack_binary(const uchar *buf);
+  int unpack_binary(uchar *buf);
+  std::vector<uchar> &arena_for(const uchar *rec);
+  uint64_t key_of(const uchar *record, bool *keyed, bool *unique);
+  ulonglong next_auto_increment();
   int rust_rc(int rc);
 
 public:
@@ -66,8 +80,18 @@ public:
 
   const char *table_type() const override { return "RUST"; }
   Table_flags table_flags() const override;
-  ulong index_flags(uint, uint, bool) const override { return 0; }
-  uint max_supported_keys() const override { return 0; }
+  /* ARCHIVE's one index, on the AUTO_INCREMENT column: equality lookups only
+     (CSV has none: create refuses it) */
+  ulong index_flags(uint, uint, bool) const override { return HA_ONLY_WHOLE_INDEX; }
+  uint max_supported_keys() const override { return 1; }
+  uint max_supported_key_parts() const override { return 1; }
+  int index_read_map(uchar *buf, const uchar *key, key_part_map keypart_map,
+                     enum ha_rkey_function find_flag) override;
+  int index_next(uchar *buf) override;
+  int index_end() override;
+  void get_auto_increment(ulonglong offset, ulonglong increment,
+                          ulonglong nb_desired_values, ulonglong *first_value,
+                          ulonglong *nb_reserved_values) override;
 
   int open(const char *name, int mode, uint test_if_locked,
            const dd::Table *table_def) override;

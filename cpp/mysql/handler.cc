@@ -53,7 +53,7 @@ static ha_rust_ffi::TableOptions table_options(const Rust_attributes &a,
   r.csv_separator= a.csv_separator.empty() ? ',' : (uint8_t) a.csv_separator[0];
   r.csv_writable= a.csv_writable;
   r.columns= stored_columns(t);
-  r.compression_level= 0;
+  r.compression_level= a.compression_level;
   r.auto_inc_base= 0;
   r.unique.push_back(false);
   r.hidden_pk= false;
@@ -69,8 +69,9 @@ ha_rust::~ha_rust() { delete tbl; }
 
 handler::Table_flags ha_rust::table_flags() const
 {
-  return HA_BINLOG_ROW_CAPABLE | HA_BINLOG_STMT_CAPABLE | HA_NO_AUTO_INCREMENT |
-         HA_NO_TRANSACTIONS | HA_CAN_REPAIR;
+  /* (AUTO_INCREMENT: the core refuses it on CSV tables, create_check) */
+  return HA_BINLOG_ROW_CAPABLE | HA_BINLOG_STMT_CAPABLE | HA_NO_TRANSACTIONS |
+         HA_CAN_REPAIR;
 }
 
 int ha_rust::rust_rc(int rc)
@@ -90,11 +91,11 @@ int ha_rust::rust_rc(int rc)
 /* A layout this shim has not been ported for yet. */
 static int refuse_layout(const Rust_attributes &a)
 {
-  if (a.layout == ha_rust_ffi::LayoutKind::Csv)
+  if (a.layout != ha_rust_ffi::LayoutKind::Btree)
     return 0;
   my_printf_error(ER_ILLEGAL_HA_CREATE_OPTION,
-                  "RUST on MySQL: only {\"layout\": \"csv\"} is supported so far "
-                  "(docs/mysql.md)", MYF(0));
+                  "RUST on MySQL: only {\"layout\": \"csv\"} and {\"layout\": "
+                  "\"archive\"} are supported so far (docs/mysql.md)", MYF(0));
   return HA_ERR_UNSUPPORTED;
 }
 
@@ -164,6 +165,7 @@ int ha_rust::create(const char *name, TABLE *form, HA_CREATE_INFO *info,
                    (*f)->field_name, strlen((*f)->field_name));
   for (size_t i= 0; i < header.length(); i++)
     opts.header_text.push_back((uint8_t) header[i]);
+  opts.auto_inc_base= info->auto_increment_value ? info->auto_increment_value - 1 : 0;
   rust::String e;
   int rc= ha_rust_ffi::table_create(bytes(name), opts, e);
   if (rc)
@@ -252,6 +254,27 @@ void ha_rust::pack_row(const uchar *buf)
 
 int ha_rust::write_row(uchar *buf)
 {
+  if (archive())
+  {
+    if (table->next_number_field && buf == table->record[0])
+      if (int rc= update_auto_increment())
+        return rc;
+    bool keyed, unique;
+    uint64_t key= key_of(buf, &keyed, &unique);
+    if (int rc= pack_binary(buf))
+      return rc;
+    int rc= (*tbl)->insert(
+        rust::Slice<const uint8_t>((const uint8_t *) row_image.ptr(), row_image.length()),
+        rust::Slice<const uint32_t>(segs.data(), segs.size()), key, keyed, unique);
+    if (rc == HA_ERR_FOUND_DUPP_KEY)
+    {
+      errkey= 0;
+      return rc;
+    }
+    if (!rc)
+      stats.records++;
+    return rust_rc(rc);
+  }
   pack_row(buf);
   int rc= rust_rc((*tbl)->insert_text(
       rust::Slice<const uint8_t>((const uint8_t *) row_image.ptr(), row_image.length()),
@@ -265,6 +288,8 @@ int ha_rust::write_row(uchar *buf)
    (exec_bulk_update, or the scan's end). */
 int ha_rust::update_row(const uchar *, uchar *new_data)
 {
+  if (archive())
+    return HA_ERR_WRONG_COMMAND;   /* append-only, as MySQL's ARCHIVE */
   pack_row(new_data);
   return rust_rc((*tbl)->update_current(
       rust::Slice<const uint8_t>((const uint8_t *) row_image.ptr(), row_image.length()),
@@ -273,6 +298,8 @@ int ha_rust::update_row(const uchar *, uchar *new_data)
 
 int ha_rust::delete_row(const uchar *)
 {
+  if (archive())
+    return HA_ERR_WRONG_COMMAND;
   return rust_rc((*tbl)->delete_current());
 }
 
@@ -311,8 +338,14 @@ int ha_rust::rnd_end()
   return code;
 }
 
-/* Stores the current Rust record into `buf` (values as text, via Field::store). */
+/* The current Rust row into `buf`, whatever the layout. */
 int ha_rust::fetch_row(uchar *buf)
+{
+  return archive() ? unpack_binary(buf) : fetch_text(buf);
+}
+
+/* Stores the current CSV record into `buf` (values as text, via Field::store). */
+int ha_rust::fetch_text(uchar *buf)
 {
   rust::Slice<const uint8_t> data= (*tbl)->record_data();
   rust::Slice<const ha_rust_ffi::CsvField> fields= (*tbl)->record_fields();
@@ -368,13 +401,16 @@ int ha_rust::rnd_pos(uchar *buf, uchar *pos)
   return fetch_row(buf);
 }
 
-int ha_rust::info(uint)
+int ha_rust::info(uint flag)
 {
   if (tbl)
   {
     ha_rust_ffi::Stats s= (*tbl)->stats();
     stats.records= s.rows;
   }
+  /* the next value, as InnoDB shows it */
+  if (tbl && (flag & HA_STATUS_AUTO) && archive())
+    stats.auto_increment_value= next_auto_increment();
   if (stats.records < 2)
     stats.records= 2;
   return 0;
@@ -418,7 +454,7 @@ mysql_declare_plugin(ha_rust){
     &rust_storage_engine,
     "RUST",
     "ha_rust developers",
-    "Storage engine written in Rust (CSV layout; MySQL shim, first step)",
+    "Storage engine written in Rust (CSV and ARCHIVE layouts; MySQL shim, in progress)",
     PLUGIN_LICENSE_GPL,
     rust_init,
     nullptr,
