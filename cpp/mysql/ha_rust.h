@@ -3,8 +3,8 @@
   (src/ffi/mod.rs), written for MySQL's handler API (docs/mysql.md). Its
   MariaDB counterpart is cpp/mariadb/; nothing of it is compiled here.
   So far: the CSV layout (create, insert, full scans, update, delete) and the
-  ARCHIVE layout (rows.cc); BTREE is refused with an error until its code is
-  ported.
+  ARCHIVE layout (rows.cc), with CHECK, REPAIR and OPTIMIZE (admin.cc); BTREE
+  is refused with an error until its code is ported.
 */
 #pragma once
 
@@ -65,7 +65,10 @@ class ha_rust final : public handler
 
   bool archive() const { return attrs.layout == ha_rust_ffi::LayoutKind::Archive; }
   int fetch_row(uchar *buf);
-  int fetch_text(uchar *buf);
+  int fetch_text(uchar *buf, std::string *bad= nullptr);
+  bool fetch_checked(uchar *buf, std::string *bad);
+  int admin(THD *thd, bool repair);
+  int admin_failed(THD *thd, int rc, bool started);
   void pack_row(const uchar *buf);
   int pack_binary(const uchar *buf);
   int unpack_binary(uchar *buf);
@@ -119,6 +122,9 @@ public:
   void position(const uchar *record) override;
   int info(uint flag) override;
   int external_lock(THD *, int) override { return 0; }
+  int check(THD *thd, HA_CHECK_OPT *check_opt) override;
+  int repair(THD *thd, HA_CHECK_OPT *check_opt) override;
+  int optimize(THD *thd, HA_CHECK_OPT *check_opt) override;
   THR_LOCK_DATA **store_lock(THD *thd, THR_LOCK_DATA **to,
                              thr_lock_type lock_type) override;
 };

@@ -344,8 +344,47 @@ int ha_rust::fetch_row(uchar *buf)
   return archive() ? unpack_binary(buf) : fetch_text(buf);
 }
 
-/* Stores the current CSV record into `buf` (values as text, via Field::store). */
-int ha_rust::fetch_text(uchar *buf)
+/* Catches the warnings Field::store() raises while CHECK decodes a record:
+   whether a value fits is told by its result, and only when the session
+   counts cut values, which also warns; the warnings are kept from the
+   statement (CHECK reports each record once, by line). */
+namespace {
+struct Store_warnings : public Internal_error_handler
+{
+  bool handle_condition(THD *, uint, const char *,
+                        Sql_condition::enum_severity_level *level,
+                        const char *) override
+  {
+    return *level != Sql_condition::SL_ERROR;
+  }
+};
+}  // namespace
+
+/* For CHECK and REPAIR: the current record decoded into `buf`; false with
+   *bad saying why when it does not fit the table's columns. */
+bool ha_rust::fetch_checked(uchar *buf, std::string *bad)
+{
+  if (archive())
+  {
+    if (unpack_binary(buf))
+      *bad= "a row image that does not match the table's columns";
+    return bad->empty();
+  }
+  THD *thd= ha_thd();
+  enum_check_fields saved= thd->check_for_truncated_fields;
+  thd->check_for_truncated_fields= CHECK_FIELD_WARN;
+  Store_warnings quiet;
+  thd->push_internal_handler(&quiet);
+  if (fetch_text(buf, bad) && bad->empty())
+    *bad= "a record with fewer fields than the table has columns";
+  thd->pop_internal_handler();
+  thd->check_for_truncated_fields= saved;
+  return bad->empty();
+}
+
+/* Stores the current CSV record into `buf` (values as text, via Field::store);
+   `bad`: the first value that does not fit its column, described. */
+int ha_rust::fetch_text(uchar *buf, std::string *bad)
 {
   rust::Slice<const uint8_t> data= (*tbl)->record_data();
   rust::Slice<const ha_rust_ffi::CsvField> fields= (*tbl)->record_fields();
@@ -372,8 +411,15 @@ int ha_rust::fetch_text(uchar *buf)
     else
     {
       f->set_notnull();
-      f->store(reinterpret_cast<const char *>(data.data()) + v.offset, v.length,
-               f->charset());
+      const char *p= reinterpret_cast<const char *>(data.data()) + v.offset;
+      type_conversion_status st= f->store(p, v.length, f->charset());
+      if (bad && bad->empty() && st != TYPE_OK && st != TYPE_NOTE_TRUNCATED &&
+          st != TYPE_NOTE_TIME_TRUNCATED)
+      {
+        std::string val(p, v.length > 64 ? 64 : v.length);
+        *bad= "value '" + val + (v.length > 64 ? "...'" : "'") +
+              " does not fit column `" + f->field_name + "`";
+      }
     }
     if (off)
       f->move_field_offset(-off);
@@ -433,8 +479,17 @@ static handler *rust_create_handler(handlerton *hton, TABLE_SHARE *table, bool,
 static const char *rust_exts[]= {".csv", ".csv-rewrite", ".arz", ".arp",
                                  ".arz-rewrite", ".rbt", nullptr};
 
+/* Whether a session's statement is to stop (KILL): long Rust calls (OPTIMIZE)
+   ask it through the core's probe. */
+extern "C" void ha_rust_set_interrupt_probe(bool (*probe)(size_t));
+static bool rust_session_stopped(size_t session)
+{
+  return thd_killed(reinterpret_cast<THD *>(session));
+}
+
 static int rust_init(void *p)
 {
+  ha_rust_set_interrupt_probe(rust_session_stopped);
   rust_hton= (handlerton *) p;
   rust_hton->state= SHOW_OPTION_YES;
   rust_hton->db_type= DB_TYPE_UNKNOWN;
@@ -444,7 +499,11 @@ static int rust_init(void *p)
   return 0;
 }
 
-static int rust_deinit(void *) { return 0; }
+static int rust_deinit(void *)
+{
+  ha_rust_set_interrupt_probe(nullptr);
+  return 0;
+}
 
 static struct st_mysql_storage_engine rust_storage_engine= {
     MYSQL_HANDLERTON_INTERFACE_VERSION};
