@@ -55,6 +55,28 @@ pub struct Options {
     pub unique: Vec<bool>,
     /// BTREE, open: whether the table has no primary key (a hidden row id).
     pub hidden_pk: bool,
+    /// The server family of the shim this build runs under: ARCHIVE files say
+    /// which one wrote them (their row images are that family's bytes), and a
+    /// table of the other is refused.
+    pub family: Family,
+}
+
+/// A server family, each with a shim of its own (cpp/mariadb/, cpp/mysql/).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Family {
+    #[default]
+    MariaDb,
+    MySql,
+}
+
+impl Family {
+    /// Its code in table files (ARCHIVE: `archive::format::FAMILY_*`).
+    pub fn code(self) -> u32 {
+        match self {
+            Family::MariaDb => 0,
+            Family::MySql => 1,
+        }
+    }
 }
 
 /// The table options CREATE TABLE gave, for [`check_create_options`] and

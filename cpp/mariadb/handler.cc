@@ -48,6 +48,7 @@ static ha_rust_ffi::TableOptions table_options(const ha_table_option_struct *o,
   r.auto_inc_base= 0;
   r.unique.push_back(false);
   r.hidden_pk= false;
+  r.family= ha_rust_ffi::ServerFamily::MariaDb;
   return r;
 }
 

@@ -57,6 +57,7 @@ static ha_rust_ffi::TableOptions table_options(const Rust_attributes &a,
   r.auto_inc_base= 0;
   r.unique.push_back(false);
   r.hidden_pk= false;
+  r.family= ha_rust_ffi::ServerFamily::MySql;
   return r;
 }
 

@@ -16,9 +16,26 @@ pub const ARP_MAGIC: &[u8; 8] = b"RUSTARP\0";
 /// codec 2 blocks, so a build that reads only version 1 can still read it.
 /// Version 3: `.arp`'s header value is the length of `.arz` its rows follow (the
 /// bytes sealed), so a `.arz` cut short is damage, not a torn tail.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The first version whose `.arp` header keeps the sealed length of `.arz`.
 pub const SEALED_LEN_SINCE: u32 = 3;
+/// The version from which the header says which server family's shim wrote the
+/// table ([`FileHeader::family`]); before it, every table was MariaDB's.
+pub const FAMILY_SINCE: u32 = 4;
+/// [`FileHeader::family`] values: the server family whose shim made the rows'
+/// images (`Field::pack()` bytes are each family's own).
+pub const FAMILY_MARIADB: u32 = 0;
+pub const FAMILY_MYSQL: u32 = 1;
+const _: () = assert!(FAMILY_MARIADB == 0 && FAMILY_MYSQL == 1, "crate::layout::Family::code gives these");
+
+/// A family's name, for messages.
+pub fn family_name(f: u32) -> String {
+    match f {
+        FAMILY_MARIADB => "MariaDB".into(),
+        FAMILY_MYSQL => "MySQL".into(),
+        other => format!("server family {other}"),
+    }
+}
 /// The oldest version this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
 pub const FILE_HEADER_LEN: usize = 32;
@@ -59,6 +76,9 @@ pub struct FileHeader {
     pub version: u32,
     pub auto_inc_base: u64,
     pub flags: u32,
+    /// Which server family's shim wrote the rows ([`FAMILY_MARIADB`],
+    /// [`FAMILY_MYSQL`]); [`FAMILY_MARIADB`] before [`FAMILY_SINCE`].
+    pub family: u32,
 }
 
 impl FileHeader {
@@ -68,6 +88,7 @@ impl FileHeader {
         b[8..12].copy_from_slice(&self.version.to_le_bytes());
         b[12..20].copy_from_slice(&self.auto_inc_base.to_le_bytes());
         b[20..24].copy_from_slice(&self.flags.to_le_bytes());
+        b[24..28].copy_from_slice(&self.family.to_le_bytes());
         let c = crc(&b[0..28]);
         b[28..32].copy_from_slice(&c.to_le_bytes());
         b
@@ -86,7 +107,8 @@ impl FileHeader {
                 "{file}: archive format version {version}; this build reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}"
             )));
         }
-        Ok(FileHeader { version, auto_inc_base: u64_at(b, 12), flags: u32_at(b, 20) })
+        let family = if version >= FAMILY_SINCE { u32_at(b, 24) } else { FAMILY_MARIADB };
+        Ok(FileHeader { version, auto_inc_base: u64_at(b, 12), flags: u32_at(b, 20), family })
     }
 }
 
@@ -1039,17 +1061,24 @@ mod tests {
     #[test]
     fn file_header_versions() {
         for v in [1, 2, 3] {
-            let h = FileHeader { version: v, auto_inc_base: 1, flags: 0 };
+            let h = FileHeader { version: v, auto_inc_base: 1, flags: 0, family: 0 };
             assert_eq!(FileHeader::decode(&h.encode(ARZ_MAGIC), ARZ_MAGIC, "f").unwrap(), h);
         }
-        let h = FileHeader { version: FORMAT_VERSION + 1, auto_inc_base: 1, flags: 0 };
+        let h = FileHeader { version: FORMAT_VERSION + 1, auto_inc_base: 1, flags: 0, family: 0 };
         let e = FileHeader::decode(&h.encode(ARZ_MAGIC), ARZ_MAGIC, "f").unwrap_err().to_string();
-        assert!(e.contains("version 4"), "{e}");
+        assert!(e.contains(&format!("version {}", FORMAT_VERSION + 1)), "{e}");
+        // the family from version 4; before it, bytes 24..28 are not read (0 there)
+        let h = FileHeader { version: FAMILY_SINCE, auto_inc_base: 1, flags: 7, family: FAMILY_MYSQL };
+        assert_eq!(FileHeader::decode(&h.encode(ARZ_MAGIC), ARZ_MAGIC, "f").unwrap(), h);
+        let mut old = FileHeader { version: FAMILY_SINCE - 1, auto_inc_base: 1, flags: 7, family: FAMILY_MYSQL }.encode(ARZ_MAGIC);
+        assert_eq!(FileHeader::decode(&old, ARZ_MAGIC, "f").unwrap().family, FAMILY_MARIADB);
+        old[24] = 0;
+        assert!(FileHeader::decode(&old, ARZ_MAGIC, "f").is_err(), "the checksum covers the family's bytes");
     }
 
     #[test]
     fn file_header_is_checked() {
-        let h = FileHeader { version: FORMAT_VERSION, auto_inc_base: 41, flags: 0 };
+        let h = FileHeader { version: FORMAT_VERSION, auto_inc_base: 41, flags: 0, family: 0 };
         let mut b = h.encode(ARZ_MAGIC);
         assert_eq!(FileHeader::decode(&b, ARZ_MAGIC, "f").unwrap(), h);
         assert!(FileHeader::decode(&b, ARP_MAGIC, "f").is_err());

@@ -13,11 +13,11 @@ pub static ARCHIVE: Archive = Archive;
 
 impl Layout for Archive {
     fn create(&self, o: &Options) -> Result<()> {
-        table::create(&o.path, o.auto_inc_base)
+        table::create(&o.path, o.auto_inc_base, o.family.code())
     }
     fn open(&self, o: &Options) -> Result<Box<dyn LayoutTable>> {
         let level = if o.level <= 0 { table::DEFAULT_LEVEL } else { o.level };
-        Ok(Box::new(ArchiveTable::open(&ArchiveOptions { table_path: o.path.clone(), level })?))
+        Ok(Box::new(ArchiveTable::open(&ArchiveOptions { table_path: o.path.clone(), level, family: o.family.code() })?))
     }
     fn exists(&self, base: &Path) -> bool {
         [table::ARZ_EXT, table::ARP_EXT].iter().any(|e| with_ext(base, e).exists())

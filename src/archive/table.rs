@@ -46,6 +46,10 @@ pub struct ArchiveOptions {
     pub table_path: PathBuf,
     /// zstd level for new blocks.
     pub level: i32,
+    /// The server family of the shim this build runs under (`format::FAMILY_*`):
+    /// a table another family's shim wrote is refused (its row images are that
+    /// family's `Field::pack()` bytes).
+    pub family: u32,
 }
 
 /// Rows in `.arp`: ids `first_row..first_row + set.len()`.
@@ -73,6 +77,9 @@ struct State {
     epoch: u32,
     /// The format version of both files (what codec new blocks get).
     version: u32,
+    /// The server family whose shim wrote the table (`format::FAMILY_*`; the
+    /// open's, which it checked the files against).
+    family: u32,
     /// Damage found at open before the end of `.arz`: scans refuse the table
     /// until REPAIR, rather than return some rows silently.
     damaged: Option<String>,
@@ -123,9 +130,9 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<File> {
 /// Both files carry the table's format version: [`FORMAT_VERSION`] for a table
 /// created or rewritten by this build, 1 for an older table until its next rewrite.
 /// An empty `.arp` following a `.arz` of `sealed` bytes (kept from version 3 on).
-fn empty_arp(epoch: u32, version: u32, sealed: u64) -> [u8; FILE_HEADER_LEN] {
+fn empty_arp(epoch: u32, version: u32, sealed: u64, family: u32) -> [u8; FILE_HEADER_LEN] {
     let value = if version >= SEALED_LEN_SINCE { sealed } else { 0 };
-    FileHeader { version, auto_inc_base: value, flags: epoch }.encode(ARP_MAGIC)
+    FileHeader { version, auto_inc_base: value, flags: epoch, family }.encode(ARP_MAGIC)
 }
 
 /// The `.arz` length a `.arp` says was sealed, with the epoch it belongs to; None
@@ -139,8 +146,8 @@ fn sealed_len(arp: &Path) -> Option<(u32, u64)> {
     (h.version >= SEALED_LEN_SINCE).then_some((h.flags, h.auto_inc_base))
 }
 
-fn arz_header(auto_inc_base: u64, epoch: u32) -> [u8; FILE_HEADER_LEN] {
-    FileHeader { version: FORMAT_VERSION, auto_inc_base, flags: epoch }.encode(ARZ_MAGIC)
+fn arz_header(auto_inc_base: u64, epoch: u32, family: u32) -> [u8; FILE_HEADER_LEN] {
+    FileHeader { version: FORMAT_VERSION, auto_inc_base, flags: epoch, family }.encode(ARZ_MAGIC)
 }
 
 /// Replaces a file atomically: the new content at `<path>-new`, synced, renamed.
@@ -156,9 +163,9 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<File> {
 
 /// Creates empty `.arz` and `.arp` files. `auto_inc_base`: the AUTO_INCREMENT value
 /// before the first (CREATE TABLE ... AUTO_INCREMENT=N gives N-1).
-pub fn create(table_path: &Path, auto_inc_base: u64) -> Result<()> {
-    write_new(&arz_path(table_path), &arz_header(auto_inc_base, 0))?;
-    write_new(&arp_path(table_path), &empty_arp(0, FORMAT_VERSION, FILE_HEADER_LEN as u64))?;
+pub fn create(table_path: &Path, auto_inc_base: u64, family: u32) -> Result<()> {
+    write_new(&arz_path(table_path), &arz_header(auto_inc_base, 0, family))?;
+    write_new(&arp_path(table_path), &empty_arp(0, FORMAT_VERSION, FILE_HEADER_LEN as u64, family))?;
     sync_dir(&arz_path(table_path))
 }
 
@@ -196,6 +203,7 @@ struct Loaded {
     auto_inc_base: u64,
     epoch: u32,
     version: u32,
+    family: u32,
     damaged: Option<String>,
     /// A complete last block whose payload checksum fails: torn if `.arp` still
     /// holds its rows, media damage otherwise (decided by the caller).
@@ -280,7 +288,7 @@ fn load_blocks(f: &File, path: &Path, sealed: Option<(u32, u64)>, notes: &mut Ve
         }
     }
     if let (Some(_), Some(_)) = (cut, &cut_short) {
-        return Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect, cut_short });
+        return Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, family: fh.family, damaged, suspect, cut_short });
     }
     if let Some(at) = cut {
         notes.push(format!(
@@ -289,9 +297,9 @@ fn load_blocks(f: &File, path: &Path, sealed: Option<(u32, u64)>, notes: &mut Ve
         ));
         f.set_len(at).ctx(|| format!("cannot truncate '{name}'"))?;
         f.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
-        return Ok(Loaded { blocks, len: at, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect, cut_short });
+        return Ok(Loaded { blocks, len: at, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, family: fh.family, damaged, suspect, cut_short });
     }
-    Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect, cut_short })
+    Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, family: fh.family, damaged, suspect, cut_short })
 }
 
 /// The offset of the next valid block header at or after `from`.
@@ -325,7 +333,7 @@ fn find_next_block(f: &File, from: u64, len: u64) -> Result<Option<u64>> {
 
 /// Reads `.arp`; a torn last record is cut off (and reported); records already in a
 /// block (row id below `next_row`) are dropped.
-fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, version: u32, sealed: u64, notes: &mut Vec<String>) -> Result<(Pending, u64, Option<File>)> {
+fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, version: u32, family: u32, sealed: u64, notes: &mut Vec<String>) -> Result<(Pending, u64, Option<File>)> {
     let name = display(path);
     let mut all = Vec::new();
     {
@@ -338,7 +346,7 @@ fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, version: u32, 
     if fh.flags != epoch {
         // left from before the last OPTIMIZE/REPAIR/TRUNCATE: its rows are in .arz
         notes.push(format!("{name}: stale (from before the last rewrite of the table), emptied"));
-        let f = replace_file(path, &empty_arp(epoch, version, sealed))?;
+        let f = replace_file(path, &empty_arp(epoch, version, sealed, family))?;
         return Ok((p, FILE_HEADER_LEN as u64, Some(f)));
     }
     let mut off = FILE_HEADER_LEN;
@@ -392,7 +400,7 @@ fn load_pending(f: &File, path: &Path, next_row: u64, epoch: u32, version: u32, 
     }
     if dropped > 0 || off < all.len() {
         // .arp anew (atomically), holding exactly the kept rows
-        let mut bytes = empty_arp(epoch, version, fh.auto_inc_base).to_vec();
+        let mut bytes = empty_arp(epoch, version, fh.auto_inc_base, family).to_vec();
         for (i, (k, segs, img)) in keep.iter().enumerate() {
             encode_pending(&mut bytes, p.first_row + i as u64, *k, segs, img);
         }
@@ -412,18 +420,30 @@ impl Shared {
         let mut notes = Vec::new();
         let (ap, pp) = (arz_path(&opts.table_path), arp_path(&opts.table_path));
         let arz = rw(&ap)?;
-        let Loaded { mut blocks, len: mut arz_len, auto_inc_base: base, epoch, version, mut damaged, suspect, cut_short } =
+        let Loaded { mut blocks, len: mut arz_len, auto_inc_base: base, epoch, version, family, mut damaged, suspect, cut_short } =
             load_blocks(&arz, &ap, sealed_len(&pp), &mut notes)?;
+        // refused before anything is written: another server family's shim made
+        // the row images (their bytes are that family's Field::pack())
+        if family != opts.family {
+            return Err(Error::Unsupported(format!(
+                "{}: this ARCHIVE table was written by ha_rust in {}, and this server is {}: \
+                 the rows of one server family cannot be read by the other (move a table \
+                 between them with a dump and a load)",
+                display(&ap),
+                family_name(family),
+                family_name(opts.family)
+            )));
+        }
         let mut next_row = blocks.last().map_or(0, |b| b.first_row + b.rows as u64);
         let arp = match rw(&pp) {
             Ok(f) => f,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 notes.push(format!("{}: missing, created empty", display(&pp)));
-                write_new(&pp, &empty_arp(epoch, version, arz_len))?
+                write_new(&pp, &empty_arp(epoch, version, arz_len, family))?
             }
             Err(e) => return Err(e),
         };
-        let (mut pending, mut arp_len, new_arp) = load_pending(&arp, &pp, next_row, epoch, version, arz_len, &mut notes)?;
+        let (mut pending, mut arp_len, new_arp) = load_pending(&arp, &pp, next_row, epoch, version, family, arz_len, &mut notes)?;
         let mut arp = new_arp.unwrap_or(arp);
         if let Some(s) = suspect {
             if !pending.set.is_empty() && pending.first_row <= s.first_row {
@@ -455,7 +475,7 @@ impl Shared {
                 } else if pending.first_row < next_row {
                     // cannot happen with an intact .arp; keep the ids apart
                     pending = Pending { first_row: next_row, set: RowSet::default() };
-                    arp = replace_file(&pp, &empty_arp(epoch, version, arz_len))?;
+                    arp = replace_file(&pp, &empty_arp(epoch, version, arz_len, family))?;
                     arp_len = FILE_HEADER_LEN as u64;
                 }
             }
@@ -481,6 +501,7 @@ impl Shared {
             rows,
             epoch,
             version,
+            family,
             damaged,
             cut_short,
         };
@@ -861,7 +882,7 @@ impl ArchiveTable {
         let mut st = shared.state.lock();
         let opts = &shared.opts;
         let tmp = with_ext(&opts.table_path, REWRITE_EXT);
-        let hdr = arz_header(0, st.epoch.wrapping_add(1));
+        let hdr = arz_header(0, st.epoch.wrapping_add(1), st.family);
         let f = write_new(&tmp, &hdr)?;
         install_rewrite(opts, &mut st, f, hdr.len() as u64, Vec::new())?;
         st.max_key = None;
@@ -885,7 +906,7 @@ impl ArchiveTable {
         let snap = Snapshot { arz: st.arz.clone(), blocks: st.blocks.clone(), pending: st.pending.clone() };
         let opts = &shared.opts;
         let tmp = with_ext(&opts.table_path, REWRITE_EXT);
-        let hdr = arz_header(st.auto_inc_base, st.epoch.wrapping_add(1));
+        let hdr = arz_header(st.auto_inc_base, st.epoch.wrapping_add(1), st.family);
         let out = write_new(&tmp, &hdr)?;
         let mut w = BlockWriter { file: out, len: hdr.len() as u64, blocks: Vec::new(), set: RowSet::default(), next_row: 0, level: opts.level };
         let result = (|| -> Result<()> {
@@ -1059,7 +1080,7 @@ impl ArchiveTable {
         let shared = self.shared.clone();
         let opts = &shared.opts;
         let tmp = with_ext(&opts.table_path, REWRITE_EXT);
-        let hdr = arz_header(st.auto_inc_base, st.epoch.wrapping_add(1));
+        let hdr = arz_header(st.auto_inc_base, st.epoch.wrapping_add(1), st.family);
         let out = write_new(&tmp, &hdr)?;
         let mut len = hdr.len() as u64;
         let mut blocks = Vec::new();
@@ -1124,7 +1145,7 @@ fn seal_block(opts: &ArchiveOptions, st: &mut State) -> Result<()> {
     // the header says how much of `.arz` is sealed now (a crash may lose this
     // write: the older length it leaves is below the file's, never above)
     st.arp
-        .write_all_at(&empty_arp(st.epoch, st.version, st.arz_len), 0)
+        .write_all_at(&empty_arp(st.epoch, st.version, st.arz_len, st.family), 0)
         .ctx(|| format!("cannot write '{}'", display(&pp)))?;
     st.arp.set_len(FILE_HEADER_LEN as u64).ctx(|| format!("cannot truncate '{}'", display(&pp)))?;
     st.arp_len = FILE_HEADER_LEN as u64;
@@ -1179,7 +1200,7 @@ fn install_rewrite(opts: &ArchiveOptions, st: &mut State, arz: File, arz_len: u6
     let epoch = st.epoch.wrapping_add(1);
     fs::rename(&tmp, &ap).ctx(|| format!("cannot rename '{}' to '{}'", display(&tmp), display(&ap)))?;
     sync_dir(&ap)?;
-    st.arp = replace_file(&pp, &empty_arp(epoch, FORMAT_VERSION, arz_len))?;
+    st.arp = replace_file(&pp, &empty_arp(epoch, FORMAT_VERSION, arz_len, st.family))?;
     st.arp_len = FILE_HEADER_LEN as u64;
     let next = blocks.last().map_or(0, |b| b.first_row + b.rows as u64);
     st.rows = blocks.iter().map(|b| b.rows as u64).sum::<u64>();
@@ -1221,7 +1242,7 @@ mod tests {
     }
 
     fn opts(d: &Path) -> ArchiveOptions {
-        ArchiveOptions { table_path: d.join("t"), level: 3 }
+        ArchiveOptions { table_path: d.join("t"), level: 3, family: FAMILY_MARIADB }
     }
 
     fn row(i: u64) -> Vec<u8> {
@@ -1253,10 +1274,44 @@ mod tests {
     }
 
     #[test]
+    fn a_table_of_the_other_server_family_is_refused_before_anything_is_written() {
+        let d = tmpdir("family");
+        let o = opts(&d);
+        create(&o.table_path, 0, FAMILY_MYSQL).unwrap();
+        let before = (fs::read(arz_path(&o.table_path)).unwrap(), fs::read(arp_path(&o.table_path)).unwrap());
+        // (the .arp missing too: the refusal comes before the open creates it)
+        fs::remove_file(arp_path(&o.table_path)).unwrap();
+        let e = ArchiveTable::open(&o).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("written by ha_rust in MySQL, and this server is MariaDB"), "{e}");
+        assert!(!arp_path(&o.table_path).exists(), "nothing written");
+        fs::write(arp_path(&o.table_path), &before.1).unwrap();
+        // its own family reads it, and a rewrite keeps the family
+        let mine = ArchiveOptions { family: FAMILY_MYSQL, ..opts(&d) };
+        let mut t = ArchiveTable::open(&mine).unwrap();
+        assert!(t.insert(&row(1), &segs_of(&row(1)), 1, true, true).unwrap());
+        t.optimize(&mut StopCheck::new(0)).unwrap();
+        drop(t);
+        let hdr = fs::read(arz_path(&o.table_path)).unwrap();
+        assert_eq!(FileHeader::decode(&hdr, ARZ_MAGIC, "t").unwrap().family, FAMILY_MYSQL);
+        assert_ne!(hdr, before.0, "rewritten (a new epoch)");
+        // a table of a version before the family (every one was MariaDB's) is
+        // MariaDB's: MySQL refuses it
+        let d = tmpdir("family-old");
+        let o = opts(&d);
+        for (p, magic) in [(arz_path(&o.table_path), ARZ_MAGIC), (arp_path(&o.table_path), ARP_MAGIC)] {
+            let h = FileHeader { version: FAMILY_SINCE - 1, auto_inc_base: 0, flags: 0, family: 0 }.encode(magic);
+            fs::write(p, h).unwrap();
+        }
+        assert!(ArchiveTable::open(&ArchiveOptions { family: FAMILY_MYSQL, ..opts(&d) }).is_err());
+        let mut t = ArchiveTable::open(&o).unwrap();
+        assert!(t.insert(&row(1), &segs_of(&row(1)), 1, true, true).unwrap());
+    }
+
+    #[test]
     fn insert_scan_lookup_across_blocks_and_pending() {
         let d = tmpdir("basic");
         let o = opts(&d);
-        create(&o.table_path, 0).unwrap();
+        create(&o.table_path, 0, FAMILY_MARIADB).unwrap();
         let mut t = ArchiveTable::open(&o).unwrap();
         fill(&mut t, 1, 199_990);
         // single-row inserts stay pending
@@ -1301,7 +1356,7 @@ mod tests {
         // tore the last .arp record.
         let d = tmpdir("torn");
         let o = opts(&d);
-        create(&o.table_path, 0).unwrap();
+        create(&o.table_path, 0, FAMILY_MARIADB).unwrap();
         let mut t = ArchiveTable::open(&o).unwrap();
         for i in 0..1000 {
             assert!(t.insert(&row(i), &segs_of(&row(i)), i, true, true).unwrap());
@@ -1340,7 +1395,7 @@ mod tests {
         for inside in [false, true] {
             let d = tmpdir(if inside { "cut-in" } else { "cut-at" });
             let o = opts(&d);
-            create(&o.table_path, 0).unwrap();
+            create(&o.table_path, 0, FAMILY_MARIADB).unwrap();
             let mut t = ArchiveTable::open(&o).unwrap();
             fill(&mut t, 0, 300_000);
             let blocks: Vec<BlockMeta> = t.shared.state.lock().blocks.to_vec();
@@ -1389,7 +1444,7 @@ mod tests {
         // are saved first, and the note says where
         let d = tmpdir("arp-damage");
         let o = opts(&d);
-        create(&o.table_path, 0).unwrap();
+        create(&o.table_path, 0, FAMILY_MARIADB).unwrap();
         let mut t = ArchiveTable::open(&o).unwrap();
         for i in 0..10 {
             assert!(t.insert(&row(i), &segs_of(&row(i)), i, true, true).unwrap());
@@ -1431,7 +1486,7 @@ mod tests {
     fn rows_in_both_files_after_a_crash_are_counted_once() {
         let d = tmpdir("dup");
         let o = opts(&d);
-        create(&o.table_path, 0).unwrap();
+        create(&o.table_path, 0, FAMILY_MARIADB).unwrap();
         let mut t = ArchiveTable::open(&o).unwrap();
         fill(&mut t, 0, 100);
         let pp = arp_path(&o.table_path);
@@ -1453,7 +1508,7 @@ mod tests {
     fn a_corrupt_block_is_reported_and_repair_keeps_the_others() {
         let d = tmpdir("corrupt");
         let o = opts(&d);
-        create(&o.table_path, 0).unwrap();
+        create(&o.table_path, 0, FAMILY_MARIADB).unwrap();
         let mut t = ArchiveTable::open(&o).unwrap();
         fill(&mut t, 0, 300_000);
         let (b0, nblocks) = {
@@ -1502,7 +1557,7 @@ mod tests {
     fn repair_saves_a_run_with_no_valid_block_header_and_every_byte_is_accounted_for() {
         let d = tmpdir("badheader");
         let o = opts(&d);
-        create(&o.table_path, 0).unwrap();
+        create(&o.table_path, 0, FAMILY_MARIADB).unwrap();
         let mut t = ArchiveTable::open(&o).unwrap();
         fill(&mut t, 0, 300_000);
         let blocks = t.shared.state.lock().blocks.clone();
@@ -1542,7 +1597,7 @@ mod tests {
     fn a_stale_pending_file_is_ignored_and_a_synced_bad_block_is_damage_not_a_tail() {
         let d = tmpdir("epoch");
         let o = opts(&d);
-        create(&o.table_path, 0).unwrap();
+        create(&o.table_path, 0, FAMILY_MARIADB).unwrap();
         let mut t = ArchiveTable::open(&o).unwrap();
         for i in 0..100 {
             assert!(t.insert(&row(i), &segs_of(&row(i)), i, true, true).unwrap());
@@ -1590,9 +1645,9 @@ mod tests {
     fn a_version_1_table_reads_and_optimize_upgrades_it() {
         let d = tmpdir("v1");
         let o = opts(&d);
-        create(&o.table_path, 0).unwrap();
+        create(&o.table_path, 0, FAMILY_MARIADB).unwrap();
         let v1 = |magic, path: &Path| {
-            let h = FileHeader { version: 1, auto_inc_base: 0, flags: 0 }.encode(magic);
+            let h = FileHeader { version: 1, auto_inc_base: 0, flags: 0, family: 0 }.encode(magic);
             OpenOptions::new().write(true).open(path).unwrap().write_all_at(&h, 0).unwrap();
         };
         v1(ARZ_MAGIC, &arz_path(&o.table_path));
@@ -1625,7 +1680,7 @@ mod tests {
     fn concurrent_append_and_scan() {
         let d = tmpdir("conc");
         let o = opts(&d);
-        create(&o.table_path, 0).unwrap();
+        create(&o.table_path, 0, FAMILY_MARIADB).unwrap();
         let w = {
             let o = o.clone();
             std::thread::spawn(move || {

@@ -169,6 +169,16 @@ pub mod bridge {
         unique: Vec<bool>,
         /// BTREE, open: no primary key (the rows have a hidden row id).
         hidden_pk: bool,
+        /// The server family of the shim (ARCHIVE files say which wrote them;
+        /// a table of the other family is refused).
+        family: ServerFamily,
+    }
+
+    /// The server family a shim speaks to.
+    #[repr(u8)]
+    enum ServerFamily {
+        MariaDb,
+        MySql,
     }
 
     /// What CREATE TABLE gives beyond `TableOptions` (which has the options'
@@ -697,7 +707,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, Isolation, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, Sizes, StatementLock, Stats, TableOptions, PartPlan, PartRead, PartState, ReadPart, Xid,
+    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, Isolation, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, ServerFamily, Sizes, StatementLock, Stats, TableOptions, PartPlan, PartRead, PartState, ReadPart, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::keyread::{self, Got};
@@ -1275,6 +1285,7 @@ fn options(p: &[u8], o: &TableOptions) -> Options {
         level: o.compression_level,
         unique: o.unique.clone(),
         hidden_pk: o.hidden_pk,
+        family: if o.family == ServerFamily::MySql { layout::Family::MySql } else { layout::Family::MariaDb },
     }
 }
 
@@ -1888,6 +1899,7 @@ mod tests {
             auto_inc_base: 0,
             unique: vec![false],
             hidden_pk: false,
+            family: ServerFamily::MariaDb,
         }
     }
 
