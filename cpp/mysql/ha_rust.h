@@ -49,8 +49,22 @@ struct Rust_attributes
 bool rust_parse_attributes(const char *text, size_t len, Rust_attributes *out,
                            std::string *err);
 
+/* What all handlers of one table share: the server's table lock (THR_LOCK),
+   which lets one writer at a time into a table (as MariaDB's shim and MySQL's
+   ARCHIVE and CSV engines do): an ARCHIVE insert reads its AUTO_INCREMENT value
+   and appends its row in two calls, and a CSV UPDATE rewrites the file. */
+class Rust_share : public Handler_share
+{
+public:
+  THR_LOCK lock;
+  Rust_share() { thr_lock_init(&lock); }
+  ~Rust_share() override { thr_lock_delete(&lock); }
+};
+
 class ha_rust final : public handler
 {
+  THR_LOCK_DATA lock;
+  Rust_share *share= nullptr;
   rust::Box<Table> *tbl= nullptr;
   Rust_attributes attrs;
   String row_image;                      /* a CSV row written: its text */
@@ -76,6 +90,7 @@ class ha_rust final : public handler
   uint64_t key_of(const uchar *record, bool *keyed, bool *unique);
   ulonglong next_auto_increment();
   int rust_rc(int rc);
+  Rust_share *get_share();
 
 public:
   ha_rust(handlerton *hton, TABLE_SHARE *share);
@@ -122,6 +137,7 @@ public:
   void position(const uchar *record) override;
   int info(uint flag) override;
   int external_lock(THD *, int) override { return 0; }
+  void update_create_info(HA_CREATE_INFO *create_info) override;
   int check(THD *thd, HA_CHECK_OPT *check_opt) override;
   int repair(THD *thd, HA_CHECK_OPT *check_opt) override;
   int optimize(THD *thd, HA_CHECK_OPT *check_opt) override;

@@ -194,8 +194,24 @@ int ha_rust::rename_table(const char *from, const char *to, const dd::Table *,
   return rc ? HA_ERR_GENERIC : 0;
 }
 
+Rust_share *ha_rust::get_share()
+{
+  lock_shared_ha_data();
+  Rust_share *s= static_cast<Rust_share *>(get_ha_share_ptr());
+  if (!s)
+  {
+    s= new Rust_share;
+    set_ha_share_ptr(s);
+  }
+  unlock_shared_ha_data();
+  return s;
+}
+
 int ha_rust::open(const char *name, int, uint, const dd::Table *)
 {
+  if (!(share= get_share()))
+    return HA_ERR_OUT_OF_MEM;
+  thr_lock_data_init(&share->lock, &lock, nullptr);
   attrs= Rust_attributes();
   if (read_attributes(table->s->engine_attribute, &attrs))
     return HA_ERR_GENERIC;
@@ -207,8 +223,10 @@ int ha_rust::open(const char *name, int, uint, const dd::Table *)
   {
     err_msg= std::string((*tbl)->last_error());
     /* TODO: my_plugin_log_message needs the plugin's own handle (not the
-       handlerton init gets); stderr is the error log meanwhile. */
+       handlerton init gets); stderr is the error log meanwhile. The client
+       is told why too (a table of the other server family, damage). */
     fprintf(stderr, "RUST: cannot open %s: %s\n", name, err_msg.c_str());
+    my_printf_error(ER_GET_ERRNO, "RUST: %s", MYF(0), err_msg.c_str());
     delete tbl;
     tbl= nullptr;
     return rc;
@@ -350,13 +368,19 @@ int ha_rust::fetch_row(uchar *buf)
    counts cut values, which also warns; the warnings are kept from the
    statement (CHECK reports each record once, by line). */
 namespace {
+/* set by Store_warnings while it is installed: a store raised a condition */
+thread_local bool store_warned= false;
+
 struct Store_warnings : public Internal_error_handler
 {
   bool handle_condition(THD *, uint, const char *,
                         Sql_condition::enum_severity_level *level,
                         const char *) override
   {
-    return *level != Sql_condition::SL_ERROR;
+    if (*level == Sql_condition::SL_NOTE)
+      return true;               /* (cut trailing spaces: not damage) */
+    store_warned= true;          /* a warning, or an error (bad JSON) */
+    return true;
   }
 };
 }  // namespace
@@ -408,14 +432,18 @@ int ha_rust::fetch_text(uchar *buf, std::string *bad)
       f->reset();
       if (f->is_nullable())
         f->set_null();
+      else if (bad && bad->empty())
+        *bad= std::string("an empty field (NULL) in NOT NULL column `") +
+              f->field_name + "`";
     }
     else
     {
       f->set_notnull();
       const char *p= reinterpret_cast<const char *>(data.data()) + v.offset;
+      store_warned= false;
       type_conversion_status st= f->store(p, v.length, f->charset());
-      if (bad && bad->empty() && st != TYPE_OK && st != TYPE_NOTE_TRUNCATED &&
-          st != TYPE_NOTE_TIME_TRUNCATED)
+      if (bad && bad->empty() && ((st != TYPE_OK && st != TYPE_NOTE_TRUNCATED &&
+                                   st != TYPE_NOTE_TIME_TRUNCATED) || store_warned))
       {
         std::string val(p, v.length > 64 ? 64 : v.length);
         *bad= "value '" + val + (v.length > 64 ? "...'" : "'") +
@@ -463,10 +491,24 @@ int ha_rust::info(uint flag)
   return 0;
 }
 
-THR_LOCK_DATA **ha_rust::store_lock(THD *, THR_LOCK_DATA **to, thr_lock_type)
+THR_LOCK_DATA **ha_rust::store_lock(THD *, THR_LOCK_DATA **to,
+                                    thr_lock_type lock_type)
 {
-  /* No THR_LOCK yet: the Rust core serialises its own writers per table. */
+  if (lock_type != TL_IGNORE && lock.type == TL_UNLOCK)
+    lock.type= lock_type;
+  *to++= &lock;
   return to;
+}
+
+/* SHOW CREATE TABLE (and so a dump) keeps an ARCHIVE table's AUTO_INCREMENT
+   counter. */
+void ha_rust::update_create_info(HA_CREATE_INFO *create_info)
+{
+  if (tbl && archive() && !(create_info->used_fields & HA_CREATE_USED_AUTO))
+  {
+    info(HA_STATUS_AUTO);
+    create_info->auto_increment_value= stats.auto_increment_value;
+  }
 }
 
 /* The plugin. */

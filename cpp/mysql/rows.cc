@@ -76,6 +76,10 @@ static bool string_fits(Field *f, const uchar *p, const uchar *end)
   if ((size_t) (end - p) < lb)
     return false;
   uint len= lb == 1 ? p[0] : uint2korr(p);
+  /* (a CHAR is padded after its value in whole characters of the charset's
+     smallest width: utf32's fill writes 4 bytes at a time) */
+  if (f->real_type() == MYSQL_TYPE_STRING && len % f->charset()->mbminlen)
+    return false;
   return len <= f->field_length && (size_t) (end - p) - lb >= len;
 }
 

@@ -203,7 +203,6 @@ struct Loaded {
     auto_inc_base: u64,
     epoch: u32,
     version: u32,
-    family: u32,
     damaged: Option<String>,
     /// A complete last block whose payload checksum fails: torn if `.arp` still
     /// holds its rows, media damage otherwise (decided by the caller).
@@ -288,7 +287,7 @@ fn load_blocks(f: &File, path: &Path, sealed: Option<(u32, u64)>, notes: &mut Ve
         }
     }
     if let (Some(_), Some(_)) = (cut, &cut_short) {
-        return Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, family: fh.family, damaged, suspect, cut_short });
+        return Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect, cut_short });
     }
     if let Some(at) = cut {
         notes.push(format!(
@@ -297,9 +296,9 @@ fn load_blocks(f: &File, path: &Path, sealed: Option<(u32, u64)>, notes: &mut Ve
         ));
         f.set_len(at).ctx(|| format!("cannot truncate '{name}'"))?;
         f.sync_all().ctx(|| format!("cannot sync '{name}'"))?;
-        return Ok(Loaded { blocks, len: at, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, family: fh.family, damaged, suspect, cut_short });
+        return Ok(Loaded { blocks, len: at, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect, cut_short });
     }
-    Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, family: fh.family, damaged, suspect, cut_short })
+    Ok(Loaded { blocks, len, auto_inc_base: fh.auto_inc_base, epoch: fh.flags, version: fh.version, damaged, suspect, cut_short })
 }
 
 /// The offset of the next valid block header at or after `from`.
@@ -416,24 +415,32 @@ impl Shared {
         if let Some(s) = reg.get(&opts.table_path).and_then(Weak::upgrade) {
             return Ok(s);
         }
-        let _ = fs::remove_file(with_ext(&opts.table_path, REWRITE_EXT));
         let mut notes = Vec::new();
         let (ap, pp) = (arz_path(&opts.table_path), arp_path(&opts.table_path));
         let arz = rw(&ap)?;
-        let Loaded { mut blocks, len: mut arz_len, auto_inc_base: base, epoch, version, family, mut damaged, suspect, cut_short } =
-            load_blocks(&arz, &ap, sealed_len(&pp), &mut notes)?;
-        // refused before anything is written: another server family's shim made
-        // the row images (their bytes are that family's Field::pack())
-        if family != opts.family {
-            return Err(Error::Unsupported(format!(
-                "{}: this ARCHIVE table was written by ha_rust in {}, and this server is {}: \
-                 the rows of one server family cannot be read by the other (move a table \
-                 between them with a dump and a load)",
-                display(&ap),
-                family_name(family),
-                family_name(opts.family)
-            )));
+        // Refused before anything is written (a leftover rewrite removed, a torn
+        // tail cut): another server family's shim made the row images, whose
+        // bytes are that family's Field::pack(). A header that does not decode is
+        // load_blocks' to report.
+        let mut hdr = [0u8; FILE_HEADER_LEN];
+        if arz.read_exact_at(&mut hdr, 0).is_ok() {
+            if let Ok(fh) = FileHeader::decode(&hdr, ARZ_MAGIC, "") {
+                if fh.family != opts.family {
+                    return Err(Error::Unsupported(format!(
+                        "{}: this ARCHIVE table was written by ha_rust in {}, and this server is {}: \
+                         the rows of one server family cannot be read by the other (move a table \
+                         between them with a dump and a load)",
+                        display(&ap),
+                        family_name(fh.family),
+                        family_name(opts.family)
+                    )));
+                }
+            }
         }
+        let _ = fs::remove_file(with_ext(&opts.table_path, REWRITE_EXT));
+        let Loaded { mut blocks, len: mut arz_len, auto_inc_base: base, epoch, version, mut damaged, suspect, cut_short } =
+            load_blocks(&arz, &ap, sealed_len(&pp), &mut notes)?;
+        let family = opts.family;
         let mut next_row = blocks.last().map_or(0, |b| b.first_row + b.rows as u64);
         let arp = match rw(&pp) {
             Ok(f) => f,
@@ -1279,11 +1286,21 @@ mod tests {
         let o = opts(&d);
         create(&o.table_path, 0, FAMILY_MYSQL).unwrap();
         let before = (fs::read(arz_path(&o.table_path)).unwrap(), fs::read(arp_path(&o.table_path)).unwrap());
-        // (the .arp missing too: the refusal comes before the open creates it)
+        // (the .arp missing, a rewrite left over and a torn tail too: the refusal
+        // comes before the open creates, removes or cuts anything)
         fs::remove_file(arp_path(&o.table_path)).unwrap();
+        let rewrite = with_ext(&o.table_path, REWRITE_EXT);
+        fs::write(&rewrite, b"left over").unwrap();
+        let mut torn = before.0.clone();
+        torn.extend_from_slice(b"BLK1 and no more");
+        fs::write(arz_path(&o.table_path), &torn).unwrap();
         let e = ArchiveTable::open(&o).map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("written by ha_rust in MySQL, and this server is MariaDB"), "{e}");
         assert!(!arp_path(&o.table_path).exists(), "nothing written");
+        assert!(rewrite.exists(), "nothing removed");
+        assert_eq!(fs::read(arz_path(&o.table_path)).unwrap(), torn, "nothing cut");
+        fs::remove_file(&rewrite).unwrap();
+        fs::write(arz_path(&o.table_path), &before.0).unwrap();
         fs::write(arp_path(&o.table_path), &before.1).unwrap();
         // its own family reads it, and a rewrite keeps the family
         let mine = ArchiveOptions { family: FAMILY_MYSQL, ..opts(&d) };
