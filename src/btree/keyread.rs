@@ -79,11 +79,6 @@ impl Plan {
         Plan { keys, pk, weights: Vec::new() }
     }
 
-    /// Whether the plan knows server key `key`.
-    pub fn has(&self, key: usize) -> bool {
-        key < self.keys.len()
-    }
-
     /// The parts of secondary entry `entry` (key bytes, then the primary key's)
     /// with unpack bytes `unpack`, read by the plan of server key `key` and then
     /// (when it reads back) the primary key's: one [`Got`] a part into `got`, the
