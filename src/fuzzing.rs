@@ -178,7 +178,7 @@ pub fn btree_key_unpack(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else { return };
     let units = if sel & 1 == 0 { Units::Narrow } else { Units::Wide };
     let (key, value) = rest.split_at(((sel >> 1) as usize).min(rest.len()));
-    if let Ok((unpack, pk)) = crate::btree::table::split_secondary_value(key, value, true) {
+    if let Ok((unpack, pk)) = crate::btree::table::split_secondary_value(key, value, crate::btree::table::mvcc::SecValue::Unpack) {
         assert!(unpack.len() < value.len() && !pk.is_empty() && pk.len() <= key.len());
     }
     let mut w = Vec::new();

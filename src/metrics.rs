@@ -53,6 +53,8 @@ pub static CHECKPOINT_BREACHES: Counter = Counter::new();
 
 // Transactions and table locks (BTREE).
 pub static TRX_COMMITS: Counter = Counter::new();
+/// Delete-marked records and entries purge removed (BTREE, versioned tables).
+pub static PURGED: Counter = Counter::new();
 pub static TRX_ROLLBACKS: Counter = Counter::new();
 /// Lock requests that had to wait, and how long they waited in all.
 pub static LOCK_WAITS: Counter = Counter::new();

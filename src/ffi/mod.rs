@@ -143,6 +143,12 @@ pub mod bridge {
         low_priority: bool,
         /// SELECT ... SKIP LOCKED: never waits (see BtreeTable::begin_statement).
         skip_locked: bool,
+        /// A plain read (not FOR SHARE, not SERIALIZABLE inside a transaction,
+        /// not under LOCK TABLES, not a source read the statement binlog
+        /// needs locked): consistent, from a read view (`btree::table::StmtRead`).
+        consistent: bool,
+        /// The transaction's isolation level.
+        isolation: Isolation,
     }
 
     /// What a table is created or opened with: its options and what the server's
@@ -494,6 +500,9 @@ pub mod bridge {
         /// `lock_wait_timeout` of the session (0 under NOWAIT, n under WAIT n);
         /// the wait is the shorter of it and `rust_lock_wait_timeout`.
         fn trx_set_lock_wait_timeout(t: &mut TrxHandle, secs: u64);
+        /// START TRANSACTION WITH CONSISTENT SNAPSHOT: the read view now (at
+        /// REPEATABLE READ; the other levels make none).
+        fn trx_consistent_snapshot(t: &mut TrxHandle, level: Isolation);
         fn trx_stmt_rollback(t: &mut TrxHandle, err: &mut String) -> i32;
         /// `durable`: false for a transaction prepared in the binlog's two-phase
         /// commit (the commit record is appended, made durable by `log_flush`).
@@ -712,7 +721,7 @@ use bridge::{
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::keyread::{self, Got};
 use crate::btree::layout::{ENGINE, engine};
-use crate::btree::table::{self as bt, BtreeTable, Find, Request};
+use crate::btree::table::{self as bt, BtreeTable, Find, Request, StmtRead};
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
@@ -751,14 +760,22 @@ fn engine_start(dir: &[u8], pool_pages: u64, flush_policy: LogFlush, log_size: u
         let e = Engine::open(&path(dir), pool_pages as usize, policy(flush_policy))?;
         e.set_log_size(log_size);
         let _ = ENGINE.set(e);
-        bt::adopt_recovered_prepared(engine()?)
+        bt::adopt_recovered_prepared(engine()?)?;
+        bt::purge::start(engine()?);
+        Ok(())
     })
 }
 
 fn engine_stop() -> i32 {
     let mut err = String::new();
     guard("engine_stop", &mut err, || match ENGINE.get() {
-        Some(e) => e.checkpoint_now(),
+        Some(e) => {
+            // what no transaction needs any more is purged before the last checkpoint
+            if let Err(err) = bt::purge::stop(e) {
+                eprintln!("[ERROR] RUST: purge at shutdown: {err}");
+            }
+            e.checkpoint_now()
+        }
         None => Ok(()),
     })
 }
@@ -884,6 +901,16 @@ fn trx_stmt_end(t: &mut TrxHandle, level: Isolation) {
     // a read per statement: the levels below REPEATABLE READ
     let per_statement = matches!(level, Isolation::ReadUncommitted | Isolation::ReadCommitted);
     guard_or("trx_stmt_end", || (), || t.stmt_end(per_statement))
+}
+
+fn trx_consistent_snapshot(t: &mut TrxHandle, level: Isolation) {
+    guard_or("trx_consistent_snapshot", || (), || {
+        if level == Isolation::RepeatableRead {
+            if let Some(e) = ENGINE.get() {
+                t.consistent_snapshot(e);
+            }
+        }
+    })
 }
 
 fn trx_set_lock_wait_timeout(t: &mut TrxHandle, secs: u64) {
@@ -1775,7 +1802,13 @@ impl Table {
 
     fn bt_begin_statement(&mut self, trx: &mut TrxHandle, lock: &StatementLock) -> i32 {
         let want = Request { exclusive: lock.exclusive, low_priority: lock.exclusive && lock.low_priority };
-        self.run("bt_begin_statement", |t| btree(t)?.begin_statement(engine()?, trx, want, lock.skip_locked))
+        let read = match lock.isolation {
+            _ if !lock.consistent => StmtRead::Locking,
+            Isolation::ReadUncommitted => StmtRead::Uncommitted,
+            Isolation::ReadCommitted => StmtRead::Statement,
+            _ => StmtRead::Snapshot,
+        };
+        self.run("bt_begin_statement", |t| btree(t)?.begin_statement(engine()?, trx, want, lock.skip_locked, read))
     }
 
     fn bt_truncate(&mut self, trx: &mut TrxHandle) -> i32 {
@@ -2047,6 +2080,10 @@ mod tests {
             trx_set_lock_wait_timeout(&mut t, 1);
             true
         });
+        trx!("trx_consistent_snapshot", |t| {
+            trx_consistent_snapshot(&mut t, Isolation::RepeatableRead);
+            true
+        });
         trx!("trx_stmt_rollback", |t| trx_stmt_rollback(&mut t, &mut s) == PANIC);
         trx!("trx_commit", |t| trx_commit(&mut t, true, &mut s) == PANIC);
         free!("log_flush", log_flush(&mut s) == PANIC);
@@ -2180,7 +2217,7 @@ mod tests {
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
         table!("bt_check", |t, x| t.bt_check(0, &mut lines) == 0 && lines.len() == 1 && lines[0].contains("(panic)"));
-        table!("bt_begin_statement", |t, x| t.bt_begin_statement(&mut x, &StatementLock { exclusive: true, low_priority: false, skip_locked: false }) == PANIC);
+        table!("bt_begin_statement", |t, x| t.bt_begin_statement(&mut x, &StatementLock { exclusive: true, low_priority: false, skip_locked: false, consistent: false, isolation: Isolation::RepeatableRead }) == PANIC);
         table!("bt_auto_increment", |t, x| t.bt_auto_increment() == 0);
         table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1, 1, 1) == PANIC);
         table!("bt_auto_increment_reserve", |t, x| t.bt_auto_increment_reserve(&mut Autoinc::default()) == PANIC);

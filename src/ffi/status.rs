@@ -42,6 +42,10 @@ struct StatusCounters {
     archive_bytes_scanned: u64,
     archive_blocks_damaged: u64,
     panics_caught: u64,
+    history_length: u64,
+    purge_pending: u64,
+    purged: u64,
+    read_views: u64,
 }
 
 /// The rows the handler counted: which count of which layout's `RowCounts`.
@@ -82,6 +86,7 @@ pub(super) fn status_vars(rows: &[RowCounts]) -> Vec<StatusVar> {
             ("checkpoints", s.checkpoints),
             ("csv_bytes_scanned", s.csv_bytes_scanned),
             ("csv_rows_malformed", s.csv_rows_malformed),
+            ("history_length", s.history_length),
             ("lock_deadlocks", s.lock_deadlocks),
             ("lock_wait_microseconds", s.lock_wait_micros),
             ("lock_wait_timeouts", s.lock_timeouts),
@@ -95,6 +100,9 @@ pub(super) fn status_vars(rows: &[RowCounts]) -> Vec<StatusVar> {
             ("log_writes", s.log_writes),
             ("open_tree_files", s.open_trees),
             ("panics_caught", s.panics_caught),
+            ("purge_pending", s.purge_pending),
+            ("purged", s.purged),
+            ("read_views", s.read_views),
             ("trx_active", s.trx_active),
             ("trx_committed", s.trx_commits),
             ("trx_rolled_back", s.trx_rollbacks),
@@ -125,6 +133,9 @@ fn status_counters() -> StatusCounters {
             s.checkpoint_age = es.log_lsn.saturating_sub(es.checkpoint_lsn);
             s.log_size = es.log_size;
             s.trx_active = es.trx.len() as u64;
+            s.history_length = e.history().len().0 as u64;
+            s.purge_pending = crate::btree::table::purge::pending(e) as u64;
+            s.read_views = e.read_views_open() as u64;
         }
         s.pool_read_requests = m::POOL_READ_REQUESTS.get();
         s.pool_reads = m::POOL_READS.get();
@@ -145,6 +156,7 @@ fn status_counters() -> StatusCounters {
         s.archive_bytes_scanned = m::ARCHIVE_BYTES_SCANNED.get();
         s.archive_blocks_damaged = m::ARCHIVE_BLOCKS_DAMAGED.get();
         s.panics_caught = m::PANICS_CAUGHT.get();
+        s.purged = m::PURGED.get();
         s
     }
 }
@@ -197,6 +209,11 @@ pub(super) fn engine_status_text() -> String {
             o,
             "committed {}, rolled back {}, active {}",
             s.trx_commits, s.trx_rollbacks, s.trx_active
+        );
+        let _ = writeln!(
+            o,
+            "read views open {}, history length {} (old row versions kept), purge pending {}, purged {}",
+            s.read_views, s.history_length, s.purge_pending, s.purged
         );
         let _ = writeln!(
             o,

@@ -226,6 +226,7 @@ impl Shared {
         let ctl = Control {
             checkpoint: ckpt,
             log_start,
+            next_trx: self.next_trx.load(Ordering::Relaxed),
             trees: live.iter().map(|(id, p, _)| (*id, p.clone())).collect(),
         };
         // every change from now on to a tree not listed here must come after a

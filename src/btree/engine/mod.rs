@@ -15,6 +15,8 @@
 //! - [`checkpoint`]: checkpoints, and carrying active transactions' undo forward.
 
 mod checkpoint;
+pub mod history;
+mod read_view;
 mod recovery;
 mod status;
 pub use status::{EngineStatus, TreeStatus, TrxStatus};
@@ -40,6 +42,8 @@ pub use super::wal::control::{CONTROL_FILE, LOG_FILE};
 use super::wal::log::{REC_COMMIT, REC_MTR, REC_PREPARE, REC_RESET, REC_ROLLBACK_DONE, REC_ROLLBACK_START, REC_TREE, REC_UNDO_CARRY, Record, RedoLog};
 use super::wal::records::{PAGE_DIFF, PAGE_FULL, PAGE_NEW, apply_diff, parse_carry, parse_mtr, parse_prepare, parse_reset, write_trees};
 use crate::error::{Error, IoContext, Result};
+pub use history::{History, Version};
+pub use read_view::ReadView;
 pub use trx::{RecoveredPrepared, Trx};
 use trx::{TrxShared, TrxState};
 use undo::UndoLog;
@@ -80,6 +84,14 @@ struct Shared {
     /// Active transactions (the log is kept from the oldest record one of them
     /// needs: see [`TrxShared::first_lsn`]).
     active: Mutex<HashMap<u64, Arc<TrxShared>>>,
+    /// The next transaction id (given under `active`'s mutex: see
+    /// [`read_view`]); ids never go back, across restarts too (the control
+    /// file keeps it).
+    next_trx: AtomicU64,
+    /// The open read views ([`read_view`]).
+    views: Arc<read_view::Views>,
+    /// Old versions of clustered records ([`history`]).
+    history: Arc<History>,
     ckpt_lock: Mutex<()>,
     /// A background checkpoint's failure, for the server's log.
     bg_error: Mutex<Option<String>>,
@@ -162,7 +174,6 @@ impl Shared {
 pub struct Engine {
     sh: Arc<Shared>,
     next_tree: AtomicU32,
-    next_trx: AtomicU64,
     policy: AtomicU8,
     /// Log bytes between checkpoints.
     checkpoint_after: AtomicU64,
@@ -185,7 +196,7 @@ impl Engine {
     pub fn open(dir: &Path, pool_pages: usize, policy: FlushPolicy) -> Result<Engine> {
         fs::create_dir_all(dir).ctx(|| format!("cannot create '{}'", dir.display()))?;
         let ctl_path = dir.join(CONTROL_FILE);
-        let ctl = read_control(&ctl_path)?.unwrap_or(Control { checkpoint: 0, log_start: 0, trees: vec![] });
+        let ctl = read_control(&ctl_path)?.unwrap_or(Control { checkpoint: 0, log_start: 0, next_trx: 0, trees: vec![] });
         let (log, recs) = RedoLog::open(&dir.join(LOG_FILE), ctl.log_start)?;
         let log = Arc::new(log);
         let e = Engine {
@@ -196,6 +207,9 @@ impl Engine {
                 completed: Arc::default(),
                 trees: Mutex::new(HashMap::new()),
                 active: Mutex::new(HashMap::new()),
+                next_trx: AtomicU64::new(ctl.next_trx.max(1)),
+                views: Arc::default(),
+                history: Arc::default(),
                 ckpt_lock: Mutex::new(()),
                 bg_error: Mutex::new(None),
                 size_after_checkpoint: AtomicU64::new(0),
@@ -204,7 +218,6 @@ impl Engine {
                 events: Mutex::new(std::collections::VecDeque::new()),
             }),
             next_tree: AtomicU32::new(1),
-            next_trx: AtomicU64::new(1),
             policy: AtomicU8::new(policy as u8),
             checkpoint_after: AtomicU64::new(CHECKPOINT_AFTER),
             budget: Budget::new(pool_pages),
@@ -215,6 +228,22 @@ impl Engine {
         };
         e.recover(&ctl, &recs)?;
         Ok(e)
+    }
+
+    /// The old versions of clustered records ([`history`]).
+    pub fn history(&self) -> Arc<History> {
+        self.sh.history.clone()
+    }
+
+    /// The id the next transaction will get (every id given so far is below it).
+    pub fn next_trx_id(&self) -> u64 {
+        self.sh.next_trx.load(Ordering::Relaxed)
+    }
+
+    /// A number for this engine, different from every other open one's (the
+    /// purge queue keeps each engine's work apart: tests open several).
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.sh) as usize
     }
 
     pub fn set_policy(&self, p: FlushPolicy) {

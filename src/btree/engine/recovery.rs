@@ -285,7 +285,7 @@ impl Engine {
         // putting old rows into the empty table; a carried entry counts from its
         // UNDO_CARRY record)
         let voided = |path: &Path, lsn: u64| reset_at.get(path).is_some_and(|&at| at > lsn);
-        self.next_trx.store(max_trx + 1, Ordering::Relaxed);
+        self.sh.next_trx.fetch_max(max_trx + 1, Ordering::Relaxed);
         // an entry's tree: tree ids in MTR records are those of the run that wrote
         // them, which for a prepared transaction may be an earlier run (its
         // PREPARE or UNDO_CARRY record names them: `ids`; the TREE records of

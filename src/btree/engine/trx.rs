@@ -119,9 +119,11 @@ fn rollback_failed(e: Error) -> Result<()> {
 
 impl Engine {
     pub fn begin(&self) -> Trx {
-        let id = self.next_trx.fetch_add(1, Ordering::Relaxed);
+        // the id is given and listed as active under one mutex (read views)
+        let mut active = self.sh.active.lock();
+        let id = self.sh.next_trx.fetch_add(1, Ordering::Relaxed);
         let t = Trx::new(id, u64::MAX, TrxState::default());
-        self.sh.active.lock().insert(id, t.sh.clone());
+        active.insert(id, t.sh.clone());
         t
     }
 

@@ -13,6 +13,8 @@
 //! Uses the layers below: `engine` (transactions), `lock` (table locks), `tree`.
 
 pub mod autoinc;
+pub mod mvcc;
+pub mod purge;
 mod repair;
 mod stats;
 mod trx;
@@ -27,7 +29,8 @@ use std::sync::{Arc, LazyLock, Weak};
 use parking_lot::Mutex;
 
 use super::keyread::{self, Got};
-use super::engine::{Closer, Engine, Tree, Trx};
+use super::engine::{Closer, Engine, History, ReadView, Tree, Trx};
+use mvcc::{SecValue, Vis, header, split_entry};
 use super::page::{Kind, NONE};
 use super::tree::{self, BTree, Cursor, ROOT, Reader, StoredStats, UNPACK_FORMAT};
 use crate::error::{Error, Result};
@@ -103,6 +106,12 @@ struct Shared {
     key_stats: Mutex<HashMap<usize, StoredStats>>,
     /// How many times they were counted from the trees since the open.
     stats_counted: AtomicU64,
+    /// The engine's old versions of records (format [`mvcc::MVCC_FORMAT`] on).
+    history: Arc<History>,
+    /// Per index, the newest transaction that changed it (at least every id
+    /// given before the open): an index-only read by a view that sees every
+    /// transaction up to it needs no look at the clustered record.
+    newest_change: Vec<AtomicU64>,
 }
 
 
@@ -134,11 +143,19 @@ pub struct BtreeTable {
     /// Index-only reads (the server's keyread): a secondary entry is not looked
     /// up in the clustered tree; [`Self::key`] and [`Self::pk`] are the row's.
     keys_only: bool,
-    /// Secondary entries keep C++'s unpack bytes in their value (format
-    /// [`UNPACK_FORMAT`] and later; see [`Self::secondary_value`]).
-    unpack_values: bool,
+    /// How secondary entries' values are laid out (by format).
+    sec_value: SecValue,
+    /// Rows are versioned and deletes only mark (format [`mvcc::MVCC_FORMAT`]
+    /// on): see [`mvcc`].
+    mvcc: bool,
+    /// How the running statement reads (see [`StmtRead`]).
+    read: StmtRead,
+    /// Which version its reads see (set when it first reads).
+    vis: Vis,
     key: Vec<u8>,
     val: Vec<u8>,
+    /// A clustered record read for a secondary entry (versioned tables).
+    rec: Vec<u8>,
     /// The current secondary entry's unpack bytes (empty for older formats).
     unpack: Vec<u8>,
     /// How index-only reads read an entry's columns back (from the shim).
@@ -192,6 +209,7 @@ pub fn create(table: &Path, indexes: usize, auto_inc: u64) -> Result<()> {
 
 /// Removes a table's files (its trees forgotten by the engine first).
 pub fn delete(e: &Engine, table: &Path) -> Result<()> {
+    purge::forget(table);
     TABLES.lock().remove(table);
     finish_interrupted_repair(table, index_files(table))?;
     // the last index file first: a crash part-way leaves the first files, and the
@@ -209,6 +227,9 @@ pub fn delete(e: &Engine, table: &Path) -> Result<()> {
 }
 
 pub fn rename(e: &Engine, from: &Path, to: &Path) -> Result<()> {
+    // (marks purge had not removed yet stay: reads skip them, and a rebuild
+    // drops them)
+    purge::forget(from);
     TABLES.lock().remove(from);
     finish_interrupted_repair(from, index_files(from))?;
     // Resumable: a crash between two files' renames (ALTER TABLE's last step) leaves
@@ -271,7 +292,10 @@ impl BtreeTable {
                             stats.insert(i, st.clone());
                         }
                     }
+                    let newest_change = trees.iter().map(|_| AtomicU64::new(e.next_trx_id())).collect();
                     let s = Arc::new(Shared {
+                        history: e.history(),
+                        newest_change,
                         trees,
                         path: table.to_path_buf(),
                         closer: e.closer(),
@@ -294,7 +318,7 @@ impl BtreeTable {
                 unique.len()
             )));
         }
-        let unpack_values = shared.trees[0].read().format() >= UNPACK_FORMAT;
+        let format = shared.trees[0].read().format();
         Ok(BtreeTable {
             path: table.to_path_buf(),
             shared,
@@ -305,9 +329,13 @@ impl BtreeTable {
             desc: false,
             must_prefix: None,
             keys_only: false,
-            unpack_values,
+            sec_value: SecValue::of_format(format),
+            mvcc: format >= mvcc::MVCC_FORMAT,
+            read: StmtRead::Locking,
+            vis: Vis::Newest,
             key: Vec::new(),
             val: Vec::new(),
+            rec: Vec::new(),
             unpack: Vec::new(),
             read_plan: keyread::Plan::default(),
             got: Vec::new(),
@@ -359,10 +387,16 @@ impl BtreeTable {
     /// read are locked as the statement asked, to the end of the transaction.
     /// A `low_priority` write (DELETE/UPDATE LOW_PRIORITY) lets the readers
     /// that come while it waits go first ([`crate::btree::lock::Request`]).
-    pub fn begin_statement(&mut self, e: &Engine, h: &mut TrxHandle, want: impl Into<Request>, skip_locked: bool) -> Result<()> {
+    ///
+    /// `read` says how its reads go: a plain read of a table of format
+    /// [`mvcc::MVCC_FORMAT`] on takes no lock and reads from a read view
+    /// (see [`StmtRead`]); every other read takes the table's shared lock.
+    pub fn begin_statement(&mut self, e: &Engine, h: &mut TrxHandle, want: impl Into<Request>, skip_locked: bool, read: StmtRead) -> Result<()> {
         let want = want.into();
         self.skip_locked = skip_locked;
         self.skipped = false;
+        self.read = if want.exclusive || !self.mvcc || xa::held_by_recovered(&self.path) { StmtRead::Locking } else { read };
+        self.vis = Vis::Newest;
         if want.exclusive {
             self.statement_lock(e, h, want)?;
         }
@@ -370,12 +404,24 @@ impl BtreeTable {
     }
 
     /// Takes the lock a read needs (shared; held already if the statement
-    /// took it exclusive); false: SKIP LOCKED found it held by another
-    /// transaction, so the statement reads no rows of this table.
+    /// took it exclusive), or for a consistent read its read view; false:
+    /// SKIP LOCKED found it held by another transaction, so the statement
+    /// reads no rows of this table.
     fn statement_lock(&mut self, e: &Engine, h: &mut TrxHandle, want: impl Into<Request>) -> Result<bool> {
         let want = want.into();
         if self.skipped {
             return Ok(false);
+        }
+        match self.read {
+            StmtRead::Locking => self.vis = Vis::Newest,
+            StmtRead::Uncommitted => {
+                self.vis = Vis::Newest;
+                return Ok(true);
+            }
+            StmtRead::Snapshot | StmtRead::Statement => {
+                self.vis = Vis::View(h.view(e, self.read == StmtRead::Statement));
+                return Ok(true);
+            }
         }
         if !self.skip_locked {
             h.lock(e, &self.shared.lock, want)?;
@@ -416,28 +462,13 @@ impl BtreeTable {
     /// bytes C++ gives (what rebuilds the string columns its sort keys cannot
     /// give back): `len(pk) unpack` (docs/btree-format.md).
     fn secondary_value(&self, pk: &[u8], unpack: &[u8]) -> Vec<u8> {
-        if !self.unpack_values {
-            return pk.to_vec();
-        }
-        let mut v = Vec::with_capacity(unpack.len() + 2);
-        let mut n = pk.len();
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                v.push(b);
-                break;
-            }
-            v.push(b | 0x80);
-        }
-        v.extend_from_slice(unpack);
-        v
+        mvcc::entry_value(self.sec_value, pk, unpack, false)
     }
 
     /// Whether a unique index already has an entry with this key (other than for
-    /// row `pk`).
+    /// row `pk`; a delete-marked entry is no row's).
     fn unique_taken(&self, i: usize, sec: &[u8], pk: &[u8]) -> Result<bool> {
-        unique_taken_in(&mut self.shared.trees[i].write(), sec, pk, self.unpack_values)
+        unique_taken_in(&mut self.shared.trees[i].write(), sec, pk, self.sec_value)
     }
 
     fn clustered_value(trx: u64, row: &[u8]) -> Vec<u8> {
@@ -461,6 +492,9 @@ impl BtreeTable {
         // Duplicates are found in the server's key order, the primary key
         // first (as InnoDB): REPLACE's "update the last unique key's row" and
         // ODKU's "update the row of the first duplicate" depend on it.
+        if self.mvcc {
+            return self.insert_versioned(e, h, pk, row, sec);
+        }
         let trx = h.trx(e);
         let v = Self::clustered_value(trx.id, row);
         if !e.insert(trx, &self.shared.trees[0], &pk, &v)? {
@@ -483,6 +517,9 @@ impl BtreeTable {
 
     pub fn delete<S: SecondaryKey>(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], sec: &[S]) -> Result<()> {
         h.lock(e, &self.shared.lock, true)?;
+        if self.mvcc {
+            return self.delete_versioned(e, h, pk, sec);
+        }
         let trx = h.trx(e);
         e.delete(trx, &self.shared.trees[0], pk)?;
         for (j, s) in sec.iter().enumerate() {
@@ -510,7 +547,7 @@ impl BtreeTable {
         // the primary key first, then the secondary keys in order (see insert)
         if pk_changed {
             let mut probe = Vec::new();
-            if self.shared.trees[0].write().get(new_pk, &mut probe)? {
+            if self.shared.trees[0].write().get(new_pk, &mut probe)? && !(self.mvcc && header(&probe)?.deleted) {
                 return Ok(Some(0));
             }
         }
@@ -519,6 +556,9 @@ impl BtreeTable {
             if changed && self.unique[j + 1] && !s.has_null() && self.unique_taken(j + 1, s.key(), old_pk)? {
                 return Ok(Some(j + 1));
             }
+        }
+        if self.mvcc {
+            return self.update_versioned(e, h, old_pk, new_pk, row, old_sec, new_sec).map(|()| None);
         }
         let trx = h.trx(e);
         let v = Self::clustered_value(trx.id, row);
@@ -535,7 +575,7 @@ impl BtreeTable {
                 e.delete(trx, t, &Self::secondary_entry(old_sec[j].key(), old_pk))?;
                 let v = self.secondary_value(new_pk, s.unpack());
                 e.insert(trx, t, &Self::secondary_entry(s.key(), new_pk), &v)?;
-            } else if self.unpack_values && old_sec[j].unpack() != s.unpack() {
+            } else if self.sec_value != SecValue::Pk && old_sec[j].unpack() != s.unpack() {
                 // one key, another value ('a' to 'A' under a _ci collation):
                 // the entry's unpack bytes change
                 let v = self.secondary_value(new_pk, s.unpack());
@@ -554,6 +594,9 @@ impl BtreeTable {
     }
 
     fn load(&mut self, pk: &[u8]) -> Result<bool> {
+        if self.mvcc {
+            return self.load_versioned(pk, false);
+        }
         let val = &mut self.val;
         let found = tree::read(&self.shared.trees[0], |r| r.get(pk, val))?;
         if !found {
@@ -672,7 +715,8 @@ impl BtreeTable {
     /// stays where it is.
     pub fn fetch_current(&mut self) -> Result<()> {
         let pk = std::mem::take(&mut self.pk);
-        if self.cur_index == 0 || pk.is_empty() || !self.load(&pk)? {
+        let found = |t: &mut Self| if t.mvcc { t.load_versioned(&pk, true) } else { t.load(&pk) };
+        if self.cur_index == 0 || pk.is_empty() || !found(self)? {
             self.pk = pk;
             return Err(Error::Corrupt(format!(
                 "{}: index {} has an entry for a row that does not exist",
@@ -710,6 +754,8 @@ impl BtreeTable {
         &self.unpack
     }
 
+    /// The cursor's next entry the statement sees: a row of the clustered
+    /// index, or a secondary entry (with its row unless index-only).
     fn step(&mut self) -> Result<bool> {
         loop {
             let found = {
@@ -719,48 +765,53 @@ impl BtreeTable {
             if !found {
                 return Ok(false);
             }
-            if self.moved.is_empty() {
-                break;
+            if let Some(p) = &self.must_prefix {
+                if !self.key.starts_with(p) {
+                    return Ok(false);
+                }
             }
-            let pk: &[u8] =
-                if self.cur_index == 0 { &self.key } else { split_secondary_value(&self.key, &self.val, self.unpack_values)?.1 };
-            if !self.moved.contains(pk) {
-                break;
+            if self.cur_index == 0 {
+                if !self.moved.is_empty() && self.moved.contains(&self.key) {
+                    continue;
+                }
+                if self.val.len() < ROW_HEADER {
+                    return Err(Error::Corrupt(format!("{}: a clustered record shorter than its header", self.path.display())));
+                }
+                if self.mvcc && !self.take_version()? {
+                    continue;
+                }
+                self.pk.clear();
+                self.pk.extend_from_slice(&self.key);
+                if !self.mvcc {
+                    self.row.clear();
+                    self.row.extend_from_slice(&self.val[ROW_HEADER..]);
+                }
+                return Ok(true);
             }
-        }
-        if let Some(p) = &self.must_prefix {
-            if !self.key.starts_with(p) {
-                return Ok(false);
+            // the entry's value holds the primary key (and the unpack bytes,
+            // from format UNPACK_FORMAT on): enough for the key's columns and
+            // for position(); index-only, the row itself is not read
+            let (deleted, u, p) = split_entry(&self.key, &self.val, self.sec_value)?;
+            if !self.moved.is_empty() && self.moved.contains(p) {
+                continue;
             }
-        }
-        if self.cur_index == 0 {
-            if self.val.len() < ROW_HEADER {
-                return Err(Error::Corrupt(format!("{}: a clustered record shorter than its header", self.path.display())));
-            }
-            self.pk.clear();
-            self.pk.extend_from_slice(&self.key);
-            self.row.clear();
-            self.row.extend_from_slice(&self.val[ROW_HEADER..]);
-            return Ok(true);
-        }
-        // the entry's value is the primary key (after the unpack bytes, from
-        // format UNPACK_FORMAT on): enough for the key's columns and for
-        // position(); index-only, the row itself is not read
-        if self.unpack_values {
-            let (u, p) = split_secondary_value(&self.key, &self.val, true)?;
             self.unpack.clear();
             self.unpack.extend_from_slice(u);
             self.pk.clear();
             self.pk.extend_from_slice(p);
-        } else {
-            std::mem::swap(&mut self.pk, &mut self.val);
+            if self.mvcc {
+                if self.entry_seen(deleted)? {
+                    return Ok(true);
+                }
+                continue;
+            }
+            if self.keys_only {
+                self.row.clear();
+            } else {
+                self.fetch_current()?;
+            }
+            return Ok(true);
         }
-        if self.keys_only {
-            self.row.clear();
-        } else {
-            self.fetch_current()?;
-        }
-        Ok(true)
     }
 
     /// CHECK TABLE: every tree's invariants, and every secondary entry matching a
@@ -780,7 +831,6 @@ impl BtreeTable {
     /// (KILL).
     pub fn check_with(&mut self, stop: &mut StopCheck) -> Result<Vec<String>> {
         let mut problems = Vec::new();
-        let rows = self.rows();
         for (i, t) in self.shared.trees.iter().enumerate() {
             match t.write().check_with(&mut || stop.step()) {
                 Err(Error::Interrupted) => return Err(Error::Interrupted),
@@ -788,11 +838,11 @@ impl BtreeTable {
                 Ok(()) => {}
             }
         }
+        // rows and entries not delete-marked (every record and entry in
+        // tables of older formats)
+        let rows = if self.mvcc && self.shared.trees.len() > 1 { self.live_rows(stop)? } else { self.rows() };
         for i in 1..self.shared.trees.len() {
-            let n = self.shared.trees[i].read().rows();
-            if n != rows {
-                problems.push(format!("index {i} has {n} entries for {rows} rows"));
-            }
+            let mut n = if self.mvcc { 0 } else { self.shared.trees[i].read().rows() };
             let mut c = Cursor::default();
             let (mut k, mut v) = (vec![], vec![]);
             let mut probe = vec![];
@@ -807,8 +857,11 @@ impl BtreeTable {
                     break;
                 }
                 stop.step()?;
-                let pk = match split_secondary_value(&k, &v, self.unpack_values) {
-                    Ok((_, pk)) => pk,
+                let pk = match split_entry(&k, &v, self.sec_value) {
+                    Ok((deleted, _, pk)) => {
+                        n += (self.mvcc && !deleted) as u64;
+                        pk
+                    }
                     Err(_) => &[][..],
                 };
                 if pk.is_empty() || !k.ends_with(pk) || !self.shared.trees[0].write().get(pk, &mut probe)? {
@@ -818,8 +871,24 @@ impl BtreeTable {
             if missing > 0 {
                 problems.push(format!("index {i} has {missing} entries that match no row"));
             }
+            if n != rows {
+                problems.push(format!("index {i} has {n} entries for {rows} rows"));
+            }
         }
         Ok(problems)
+    }
+
+    /// The clustered records that are not delete-marked (CHECK TABLE).
+    fn live_rows(&self, stop: &mut StopCheck) -> Result<u64> {
+        let mut c = Cursor::default();
+        let (mut k, mut v) = (vec![], vec![]);
+        self.shared.trees[0].write().seek(&mut c, Bound::Unbounded, false)?;
+        let mut n = 0;
+        while self.shared.trees[0].write().next(&mut c, false, &mut k, &mut v)? {
+            stop.step()?;
+            n += !header(&v)?.deleted as u64;
+        }
+        Ok(n)
     }
 
     /// TRUNCATE TABLE: every tree reset to empty at once, whatever its size
@@ -852,29 +921,9 @@ impl BtreeTable {
 }
 
 /// A secondary entry (key `k`, value `v`) split into its unpack bytes and its
-/// primary key (see [`BtreeTable::secondary_value`]); `unpack_values` false: the
-/// value is the primary key.
-pub fn split_secondary_value<'a>(k: &'a [u8], v: &'a [u8], unpack_values: bool) -> Result<(&'a [u8], &'a [u8])> {
-    if !unpack_values {
-        return Ok((&[], v));
-    }
-    let (mut n, mut shift, mut i) = (0usize, 0u32, 0usize);
-    loop {
-        let b = *v.get(i).ok_or_else(|| Error::Corrupt("a secondary entry's value ends in its primary key length".into()))?;
-        i += 1;
-        if shift > 28 {
-            return Err(Error::Corrupt("a secondary entry's primary key length is too long".into()));
-        }
-        n |= ((b & 0x7f) as usize) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            break;
-        }
-    }
-    if n == 0 || n > k.len() {
-        return Err(Error::Corrupt(format!("a secondary entry's primary key of {n} bytes in a key of {}", k.len())));
-    }
-    Ok((&v[i..], &k[k.len() - n..]))
+/// primary key (see [`mvcc::SecValue`]).
+pub fn split_secondary_value<'a>(k: &'a [u8], v: &'a [u8], f: SecValue) -> Result<(&'a [u8], &'a [u8])> {
+    split_entry(k, v, f).map(|(_, u, pk)| (u, pk))
 }
 
 /// No secondary keys (a table with the clustered index only).
@@ -912,8 +961,10 @@ impl SecondaryKey for (Vec<u8>, bool, Vec<u8>) {
     }
 }
 
-/// Whether unique index tree `t` has an entry with key `sec` for a row other than `pk`.
-fn unique_taken_in(t: &mut BTree, sec: &[u8], pk: &[u8], unpack_values: bool) -> Result<bool> {
+/// Whether unique index tree `t` has an entry with key `sec` for a row other
+/// than `pk` (not delete-marked: a marked entry is a deleted row's, or an old
+/// key's).
+fn unique_taken_in(t: &mut BTree, sec: &[u8], pk: &[u8], f: SecValue) -> Result<bool> {
     let mut c = Cursor::default();
     t.seek(&mut c, Bound::Included(sec), false)?;
     let (mut k, mut v) = (vec![], vec![]);
@@ -921,11 +972,32 @@ fn unique_taken_in(t: &mut BTree, sec: &[u8], pk: &[u8], unpack_values: bool) ->
         if !k.starts_with(sec) {
             return Ok(false);
         }
-        if split_secondary_value(&k, &v, unpack_values)?.1 != pk {
+        let (deleted, _, p) = split_entry(&k, &v, f)?;
+        if !deleted && p != pk {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// How a statement reads a table (the shim tells, from the server's lock type
+/// and the isolation level; InnoDB's rules).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StmtRead {
+    /// Under the table's lock: shared for a locking read (FOR SHARE, LOCK IN
+    /// SHARE MODE, SERIALIZABLE inside a transaction, LOCK TABLES, the source
+    /// of INSERT ... SELECT under statement binlogging), exclusive for a write
+    /// or FOR UPDATE. Reads the newest version. Also every read of a table of
+    /// a format before [`mvcc::MVCC_FORMAT`].
+    #[default]
+    Locking,
+    /// A consistent read from the transaction's read view, made at its first
+    /// such read (REPEATABLE READ; SERIALIZABLE with autocommit).
+    Snapshot,
+    /// A consistent read from a view of the statement's own (READ COMMITTED).
+    Statement,
+    /// The newest version, committed or not, without a lock (READ UNCOMMITTED).
+    Uncommitted,
 }
 
 #[cfg(test)]

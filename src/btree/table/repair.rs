@@ -214,7 +214,7 @@ impl BtreeTable {
             let v = self.secondary_value(&self.pk, s.unpack());
             let st = self.repair.as_mut().ok_or_else(|| Error::Internal("no REPAIR under way".into()))?;
             let t = &mut st.new[j + 1].1;
-            if self.unique[j + 1] && !s.has_null() && unique_taken_in(t, s.key(), &self.pk, self.unpack_values)? {
+            if self.unique[j + 1] && !s.has_null() && unique_taken_in(t, s.key(), &self.pk, self.sec_value)? {
                 st.report.unique_clashes += 1;
                 continue;
             }

@@ -1027,11 +1027,11 @@ fn skip_locked_skips_a_table_locked_by_another_transaction() {
     }
     w.commit(&e, true).unwrap();
     // the writer holds the table exclusively (an uncommitted change)
-    writer_tb.begin_statement(&e, &mut w, true, false).unwrap();
+    writer_tb.begin_statement(&e, &mut w, true, false, StmtRead::Locking).unwrap();
     writer_tb.delete(&e, &mut w, &1u32.to_be_bytes(), &[] as &[(Vec<u8>, bool)]).unwrap();
     let t0 = std::time::Instant::now();
     for exclusive in [true, false] {
-        reader_tb.begin_statement(&e, &mut r, exclusive, true).unwrap();
+        reader_tb.begin_statement(&e, &mut r, exclusive, true, StmtRead::Locking).unwrap();
         assert!(!reader_tb.seek(&e, &mut r, 0, b"", Find::KeyOrNext).unwrap());
         assert!(!reader_tb.next(false).unwrap());
         assert!(!reader_tb.next(true).unwrap());
@@ -1041,7 +1041,7 @@ fn skip_locked_skips_a_table_locked_by_another_transaction() {
     assert!(t0.elapsed() < std::time::Duration::from_secs(5), "SKIP LOCKED waited");
     w.rollback(&e).unwrap();
     // free now: every row, and the lock is held to the reader's end
-    reader_tb.begin_statement(&e, &mut r, true, true).unwrap();
+    reader_tb.begin_statement(&e, &mut r, true, true, StmtRead::Locking).unwrap();
     let mut n = 0;
     let mut more = reader_tb.seek(&e, &mut r, 0, b"", Find::KeyOrNext).unwrap();
     while more {
@@ -1049,12 +1049,157 @@ fn skip_locked_skips_a_table_locked_by_another_transaction() {
         more = reader_tb.next(false).unwrap();
     }
     assert_eq!(n, 3);
-    writer_tb.begin_statement(&e, &mut w, false, true).unwrap();
+    writer_tb.begin_statement(&e, &mut w, false, true, StmtRead::Locking).unwrap();
     assert!(!writer_tb.get(&e, &mut w, &2u32.to_be_bytes()).unwrap(), "the reader's exclusive lock is skipped");
     r.commit(&e, true).unwrap();
     w.commit(&e, true).unwrap();
     // a statement without SKIP LOCKED reads normally again
-    reader_tb.begin_statement(&e, &mut r, false, false).unwrap();
+    reader_tb.begin_statement(&e, &mut r, false, false, StmtRead::Locking).unwrap();
     assert!(reader_tb.get(&e, &mut r, &2u32.to_be_bytes()).unwrap());
     r.commit(&e, true).unwrap();
+}
+
+/// Read views against a model: one writer changes rows (updates that move the
+/// secondary key, deletes, inserts, inserts over deleted keys), committing or
+/// rolling back, while readers with views of different moments scan the
+/// clustered index, the secondary index with the rows, and the secondary index
+/// alone (index-only); each reader sees exactly the committed state of its
+/// view's moment. Purge runs in between; at the end, with no view left, it has
+/// removed every delete mark.
+#[test]
+fn read_views_see_the_committed_state_of_their_moment() {
+    use std::collections::BTreeMap;
+    let d = dir("mvcc_model", 0);
+    let t = d.join("t");
+    create(&t, 2, 0).unwrap();
+    let e = Engine::open(&d.join("eng"), 64, FlushPolicy::OncePerSecond).unwrap();
+    let mut w = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+    assert!(w.mvcc);
+    let mut hw = TrxHandle::new();
+    let pk = |i: u32| i.to_be_bytes().to_vec();
+    let row = |i: u32, v: u8| vec![v; 20 + (i % 7) as usize * 60];
+    let sk = |v: u8| vec![v % 4];
+    let sec = |v: u8| vec![(sk(v), false, vec![v])];
+    let mut seed = 0x2545f4914f6cdd1du64;
+    let mut rnd = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut committed: BTreeMap<u32, u8> = BTreeMap::new();
+    let mut pending: BTreeMap<u32, Option<u8>> = BTreeMap::new();
+    // readers: handle, table, and the state their view saw (once made)
+    let mut readers: Vec<(TrxHandle, BtreeTable, Option<BTreeMap<u32, u8>>)> = Vec::new();
+    let check = |r: &mut (TrxHandle, BtreeTable, Option<BTreeMap<u32, u8>>), e: &Engine, committed: &BTreeMap<u32, u8>| {
+        let (h, tb, seen) = r;
+        tb.begin_statement(e, h, false, false, StmtRead::Snapshot).unwrap();
+        tb.set_keys_only(false);
+        let mut got = BTreeMap::new();
+        let mut more = tb.seek(e, h, 0, &[], Find::KeyOrNext).unwrap();
+        let model = seen.get_or_insert_with(|| committed.clone()).clone();
+        while more {
+            let i = u32::from_be_bytes(tb.pk[..].try_into().unwrap());
+            assert_eq!(tb.row, row(i, tb.row[0]), "row {i}");
+            assert!(got.insert(i, tb.row[0]).is_none());
+            more = tb.next(false).unwrap();
+        }
+        assert_eq!(got, model, "clustered scan");
+        for keys_only in [false, true] {
+            tb.set_keys_only(keys_only);
+            let mut got = BTreeMap::new();
+            let mut more = tb.seek(e, h, 1, &[], Find::KeyOrNext).unwrap();
+            while more {
+                let i = u32::from_be_bytes(tb.pk[..].try_into().unwrap());
+                let v = if keys_only { tb.unpack()[0] } else { tb.row[0] };
+                assert_eq!(tb.key()[0], v % 4, "entry of {i}");
+                assert!(got.insert(i, v).is_none(), "two entries for {i}");
+                more = tb.next(false).unwrap();
+            }
+            assert_eq!(got, model, "secondary scan, index-only {keys_only}");
+        }
+        // point reads
+        for (i, v) in model.iter().take(5) {
+            assert!(tb.get(e, h, &pk(*i)).unwrap());
+            assert_eq!(tb.row[0], *v);
+        }
+        h.stmt_end(false);
+    };
+    for round in 0..1200u32 {
+        match rnd(10) {
+            0..=4 => {
+                let i = rnd(40) as u32;
+                let v = (round % 250) as u8 + 1;
+                let cur = pending.get(&i).copied().unwrap_or_else(|| committed.get(&i).copied());
+                w.begin_statement(&e, &mut hw, true, false, StmtRead::Locking).unwrap();
+                match cur {
+                    None => {
+                        assert_eq!(w.insert(&e, &mut hw, &pk(i), &row(i, v), &sec(v)).unwrap(), None);
+                        pending.insert(i, Some(v));
+                    }
+                    Some(old) if rnd(3) == 0 => {
+                        w.delete(&e, &mut hw, &pk(i), &sec(old)).unwrap();
+                        pending.insert(i, None);
+                    }
+                    Some(old) => {
+                        assert_eq!(w.update(&e, &mut hw, &pk(i), &pk(i), &row(i, v), &sec(old), &sec(v)).unwrap(), None);
+                        pending.insert(i, Some(v));
+                    }
+                }
+            }
+            5 => {
+                hw.commit(&e, true).unwrap();
+                for (i, v) in std::mem::take(&mut pending) {
+                    match v {
+                        Some(v) => committed.insert(i, v),
+                        None => committed.remove(&i),
+                    };
+                }
+            }
+            6 => {
+                hw.rollback(&e).unwrap();
+                pending.clear();
+            }
+            7 => {
+                if readers.len() < 3 {
+                    let tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
+                    readers.push((TrxHandle::new(), tb, None));
+                } else {
+                    let (mut h, _, _) = readers.remove(rnd(3) as usize);
+                    h.commit(&e, true).unwrap();
+                }
+            }
+            8 => {
+                purge::purge_now(&e).unwrap();
+            }
+            _ => {
+                if !readers.is_empty() {
+                    let n = rnd(readers.len() as u64) as usize;
+                    check(&mut readers[n], &e, &committed);
+                }
+            }
+        }
+    }
+    hw.commit(&e, true).unwrap();
+    for (i, v) in std::mem::take(&mut pending) {
+        match v {
+            Some(v) => committed.insert(i, v),
+            None => committed.remove(&i),
+        };
+    }
+    for r in &mut readers {
+        check(r, &e, &committed);
+    }
+    for (mut h, _, _) in readers.drain(..) {
+        h.commit(&e, true).unwrap();
+    }
+    // every mark purged: the trees hold the live rows and entries only
+    while purge::purge_now(&e).unwrap() > 0 {}
+    assert_eq!(purge::pending(&e), 0);
+    assert_eq!(w.rows(), committed.len() as u64);
+    assert_eq!(w.shared.trees[1].read().rows(), committed.len() as u64);
+    assert_eq!(e.history().len().0, 0);
+    assert!(w.check().unwrap().is_empty());
+    let mut r = (TrxHandle::new(), BtreeTable::open(&e, &t, vec![true, false], false).unwrap(), None);
+    check(&mut r, &e, &committed);
 }

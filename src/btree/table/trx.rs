@@ -22,6 +22,16 @@ pub struct TrxHandle {
     /// The current statement's longest lock wait in seconds (the session's
     /// `lock_wait_timeout`: 0 under NOWAIT), if the server said.
     pub(super) wait_timeout: Option<u64>,
+    /// Its read view (REPEATABLE READ: from its first consistent read to its
+    /// end; READ COMMITTED: the statement's).
+    pub(super) view: Option<Arc<ReadView>>,
+    /// The view is the statement's (dropped at its end).
+    pub(super) view_per_statement: bool,
+    /// What it delete-marked, for purge once it has committed.
+    pub(super) purge: Vec<purge::Item>,
+    /// Found prepared by recovery: its changes' old versions are not kept
+    /// (see [`super::xa::held_by_recovered`]).
+    pub(super) recovered: bool,
 }
 
 impl TrxHandle {
@@ -34,7 +44,30 @@ impl TrxHandle {
             interrupt: Arc::default(),
             session: 0,
             wait_timeout: None,
+            view: None,
+            view_per_statement: false,
+            purge: Vec::new(),
+            recovered: false,
         }
+    }
+
+    /// The read view of a consistent read (`per_statement`: READ COMMITTED's,
+    /// made anew for each statement; else the transaction's, kept to its end).
+    pub(super) fn view(&mut self, e: &Engine, per_statement: bool) -> Arc<ReadView> {
+        if let Some(v) = &self.view {
+            return v.clone();
+        }
+        let id = self.trx(e).id;
+        let v = Arc::new(e.read_view(id));
+        self.view = Some(v.clone());
+        self.view_per_statement = per_statement;
+        v
+    }
+
+    /// START TRANSACTION WITH CONSISTENT SNAPSHOT: the transaction's read view
+    /// now (at REPEATABLE READ; InnoDB ignores it at the other levels).
+    pub fn consistent_snapshot(&mut self, e: &Engine) {
+        self.view(e, false);
     }
 
     /// The server session this handle belongs to (an opaque token for the probe).
@@ -70,6 +103,8 @@ impl TrxHandle {
         let mut h = TrxHandle::new();
         h.trx = self.trx.take();
         h.locks = std::mem::take(&mut self.locks);
+        h.purge = std::mem::take(&mut self.purge);
+        self.view = None;
         h.xid = Some(xid.clone());
         PREPARED.lock().insert(xid, h);
         true
@@ -145,6 +180,9 @@ impl TrxHandle {
     /// Exclusive locks, and every lock at REPEATABLE READ and SERIALIZABLE,
     /// stay to the end of the transaction.
     pub fn stmt_end(&mut self, release_reads: bool) {
+        if self.view_per_statement {
+            self.view = None;
+        }
         let Some(id) = self.trx.as_ref().map(|t| t.id).filter(|_| release_reads) else { return };
         self.locks.retain(|(l, exclusive)| {
             if !exclusive {
@@ -168,6 +206,7 @@ impl TrxHandle {
     /// two-phase commit (see [`Engine::commit_with`]).
     pub fn commit(&mut self, e: &Engine, durable: bool) -> Result<()> {
         self.xid = None;
+        self.view = None;
         let r = match self.trx.take() {
             Some(t) => {
                 let id = t.id;
@@ -175,6 +214,7 @@ impl TrxHandle {
                 for (l, _) in self.locks.drain(..) {
                     l.release(id);
                 }
+                purge::enqueue(e, id, std::mem::take(&mut self.purge));
                 r
             }
             None => Ok(()),
@@ -185,6 +225,9 @@ impl TrxHandle {
 
     pub fn rollback(&mut self, e: &Engine) -> Result<()> {
         self.xid = None;
+        self.view = None;
+        // its delete marks are taken back
+        self.purge.clear();
         let r = match self.trx.take() {
             Some(t) => {
                 let id = t.id;

@@ -50,9 +50,18 @@ pub fn adopt_recovered_prepared(e: &Engine) -> Result<()> {
         }
         h.trx = Some(r.trx);
         h.xid = Some(r.xid.clone());
+        h.recovered = true;
         prepared.insert(r.xid, h);
     }
     Ok(())
+}
+
+/// Whether a transaction found prepared by recovery holds table `path`: its
+/// changes' old versions were in memory only, so reads of the table lock it
+/// (they wait for XA COMMIT or ROLLBACK) instead of reading from a view.
+pub fn held_by_recovered(path: &Path) -> bool {
+    let p = PREPARED.lock();
+    !p.is_empty() && p.values().any(|h| h.recovered && h.locks.iter().any(|(l, _)| l.name == path))
 }
 
 /// Which prepared XIDs the server's current recovery pass has been given. The

@@ -49,10 +49,12 @@ pub const MAGIC: &[u8; 8] = b"RUSTBT1\0";
 /// ([`PAGES_AT`]); 5 that a secondary entry's value holds C++'s unpack bytes after
 /// the primary key's length ([`UNPACK_FORMAT`]); 6 that the unpack item of a
 /// string part whose collation folds case is the compact one of btree/unpack.rs
-/// (C++ writes it; format 5 kept the value). The other pages are the same in 1
-/// to 6; a file keeps its version for life (TRUNCATE too), and C++ builds keys as
-/// its table's version says.
-pub const FORMAT_VERSION: u32 = 6;
+/// (C++ writes it; format 5 kept the value); 7 that rows are versioned: a
+/// clustered record's header may carry a delete mark and a roll pointer, and a
+/// secondary entry's value a delete mark (`btree::table::mvcc`). The other
+/// pages are the same in 1 to 7; a file keeps its version for life (TRUNCATE
+/// too), and C++ builds keys as its table's version says.
+pub const FORMAT_VERSION: u32 = 7;
 /// The first format whose meta page keeps the page count.
 const PAGE_COUNT_SINCE: u32 = 4;
 /// From this format on, a secondary entry's value is `LEB128(len(pk)) unpack`

@@ -12,11 +12,17 @@ const CONTROL_MAGIC: &[u8; 8] = b"RUSTCTL\0";
 /// The engine's files, in the server's data directory (beside InnoDB's ib_logfile0).
 pub const CONTROL_FILE: &str = "rust_control";
 pub const LOG_FILE: &str = "rust_redo.log";
-const CONTROL_VERSION: u32 = 1;
+/// 2: the next transaction id after `log_start` (read views need ids that
+/// never go back across restarts: a record's id must stay below every id given
+/// later). Version 1 (no such field) is still read.
+const CONTROL_VERSION: u32 = 2;
 
 pub(crate) struct Control {
     pub(crate) checkpoint: u64,
     pub(crate) log_start: u64,
+    /// Every transaction id given before the checkpoint is below this (0 in a
+    /// version 1 file).
+    pub(crate) next_trx: u64,
     pub(crate) trees: Vec<(u32, PathBuf)>,
 }
 
@@ -35,13 +41,18 @@ pub(crate) fn read_control(path: &Path) -> Result<Option<Control>> {
         return Err(bad());
     }
     let v = u32::from_le_bytes(b[8..12].try_into().unwrap());
-    if v != CONTROL_VERSION {
+    if v != 1 && v != CONTROL_VERSION {
         return Err(Error::Unsupported(format!("{}: control file version {v}", path.display())));
     }
     let checkpoint = u64::from_le_bytes(b[12..20].try_into().unwrap());
     let log_start = u64::from_le_bytes(b[20..28].try_into().unwrap());
-    let n = u32::from_le_bytes(b[28..32].try_into().unwrap()) as usize;
-    let mut at = 32;
+    let (next_trx, mut at) = if v >= 2 {
+        (u64::from_le_bytes(body.get(28..36).ok_or_else(bad)?.try_into().unwrap()), 36)
+    } else {
+        (0, 28)
+    };
+    let n = u32::from_le_bytes(body.get(at..at + 4).ok_or_else(bad)?.try_into().unwrap()) as usize;
+    at += 4;
     let mut trees = Vec::new();
     use std::os::unix::ffi::OsStrExt;
     for _ in 0..n {
@@ -51,7 +62,7 @@ pub(crate) fn read_control(path: &Path) -> Result<Option<Control>> {
         trees.push((id, PathBuf::from(std::ffi::OsStr::from_bytes(p))));
         at += 6 + len;
     }
-    Ok(Some(Control { checkpoint, log_start, trees }))
+    Ok(Some(Control { checkpoint, log_start, next_trx, trees }))
 }
 
 pub(crate) fn write_control(path: &Path, c: &Control) -> Result<()> {
@@ -61,6 +72,7 @@ pub(crate) fn write_control(path: &Path, c: &Control) -> Result<()> {
     b.extend_from_slice(&CONTROL_VERSION.to_le_bytes());
     b.extend_from_slice(&c.checkpoint.to_le_bytes());
     b.extend_from_slice(&c.log_start.to_le_bytes());
+    b.extend_from_slice(&c.next_trx.to_le_bytes());
     b.extend_from_slice(&(c.trees.len() as u32).to_le_bytes());
     for (id, p) in &c.trees {
         let pb = p.as_os_str().as_bytes();
