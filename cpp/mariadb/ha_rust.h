@@ -136,6 +136,7 @@ class ha_rust final : public handler
   ulonglong autoinc_rows_left= 0;  /* values a statement reserved, not yet used */
   bool skip_locked= false;           /* the statement reads with SKIP LOCKED (store_lock) */
   bool low_priority= false;          /* a LOW_PRIORITY write (store_lock) */
+  bool plain_read= false;            /* a plain SELECT's read (store_lock): may be consistent */
   ulonglong autoinc_last= 0;       /* the end of the statement's reservation */
   std::string same_buf;   /* index_next_same's key, memcomparable */
   std::string same_raw;   /* ... and the server's key tuple it was built from */

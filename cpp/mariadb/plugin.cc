@@ -186,6 +186,7 @@ static int rust_init(void *p)
   rust_hton->savepoint_release= rust_bt_savepoint_release;
   rust_hton->close_connection= rust_bt_close_connection;
   rust_hton->prepare= rust_bt_prepare;
+  rust_hton->start_consistent_snapshot= rust_bt_start_consistent_snapshot;
   rust_hton->recover= rust_bt_recover;
   rust_hton->commit_by_xid= rust_bt_commit_by_xid;
   rust_hton->rollback_by_xid= rust_bt_rollback_by_xid;

@@ -312,6 +312,16 @@ static ha_rust_ffi::Isolation tx_isolation(THD *thd)
   }
 }
 
+/* START TRANSACTION WITH CONSISTENT SNAPSHOT: the read view now, at
+   REPEATABLE READ (InnoDB makes none at the other levels). */
+int rust_bt_start_consistent_snapshot(handlerton *, THD *thd)
+{
+  Rust_trx *t= get_trx(thd, true);
+  trans_register_ha(thd, true, rust_hton_btree, 0);
+  ha_rust_ffi::trx_consistent_snapshot(*t->h, tx_isolation(thd));
+  return 0;
+}
+
 int ha_rust::bt_external_lock(THD *thd, int lock_type)
 {
   Rust_trx *t= get_trx(thd, true);
@@ -338,8 +348,17 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
      other's shared lock until the lock wait timeout. Under LOCK TABLES the
      server's own table locks already keep writers apart. SKIP LOCKED (seen in
      store_lock) never waits: see BtreeTable::begin_statement. */
+  /* A plain read takes no lock: it reads from a read view (the transaction's at
+     REPEATABLE READ, the statement's at READ COMMITTED), except under LOCK
+     TABLES and at SERIALIZABLE inside a transaction, where InnoDB makes it a
+     locking read too. */
+  ha_rust_ffi::Isolation iso= tx_isolation(thd);
+  bool in_trx= thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN);
   ha_rust_ffi::StatementLock stmt_lock{lock_type == F_WRLCK && !thd_in_lock_tables(thd),
-                                            low_priority, skip_locked};
+                                       low_priority, skip_locked,
+                                       plain_read && !thd_in_lock_tables(thd) &&
+                                       !(iso == ha_rust_ffi::Isolation::Serializable && in_trx),
+                                       iso};
   if (int rc= rust_rc((*tbl)->bt_begin_statement(*t->h, stmt_lock)))
   {
     t->tables_in_use--;     /* the server does not unlock a table that failed */
@@ -391,6 +410,10 @@ THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
        go first (the THR_LOCK below is made shared, so this is where the
        keyword is kept) */
     low_priority= lock_type == TL_WRITE_LOW_PRIORITY;
+    /* a plain read (not FOR SHARE, nor a source read that statement binlogging
+       needs stable: TL_READ_NO_INSERT) is a consistent read from a read view,
+       as InnoDB's (external_lock adds the isolation level's rules) */
+    plain_read= lock_type == TL_READ || lock_type == TL_READ_HIGH_PRIORITY;
   }
   if (lock_type != TL_IGNORE && lock.type == TL_UNLOCK)
   {

@@ -16,6 +16,7 @@ int rust_bt_savepoint_rollback(handlerton *, THD *thd, void *sv);
 int rust_bt_savepoint_release(handlerton *, THD *, void *);
 int rust_bt_close_connection(handlerton *, THD *thd);
 int rust_bt_prepare(handlerton *, THD *thd, bool all);
+int rust_bt_start_consistent_snapshot(handlerton *, THD *thd);
 int rust_bt_recover(handlerton *, XID *xid_list, uint len);
 int rust_bt_commit_by_xid(handlerton *, XID *xid);
 int rust_bt_rollback_by_xid(handlerton *, XID *xid);

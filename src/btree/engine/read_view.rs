@@ -26,8 +26,10 @@ pub struct ReadView {
     up_limit: u64,
     /// The transactions active then (but the creator), sorted.
     active: Vec<u64>,
-    /// Where the view is registered for the horizon (deregistered on drop).
+    /// Where the view is registered for the horizon (deregistered by
+    /// [`ReadView::close`], or on drop).
     reg: Option<(Arc<Views>, u64)>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl ReadView {
@@ -47,21 +49,30 @@ impl ReadView {
         self.creator
     }
 
+    /// The view's transaction (or statement) is over: purge no longer keeps
+    /// what it sees, even if a handle still holds it (it must not read with
+    /// it again).
+    pub fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            if let Some((views, seq)) = &self.reg {
+                views.m.lock().remove(seq);
+            }
+        }
+    }
+
     /// A view of the given state, registered nowhere (tests).
     #[cfg(test)]
     pub fn of(creator: u64, low_limit: u64, active: &[u64]) -> ReadView {
         let mut active: Vec<u64> = active.iter().copied().filter(|&a| a != creator).collect();
         active.sort_unstable();
         let up_limit = active.first().copied().unwrap_or(low_limit);
-        ReadView { creator, low_limit, up_limit, active, reg: None }
+        ReadView { creator, low_limit, up_limit, active, reg: None, closed: Default::default() }
     }
 }
 
 impl Drop for ReadView {
     fn drop(&mut self) {
-        if let Some((views, seq)) = self.reg.take() {
-            views.m.lock().remove(&seq);
-        }
+        self.close();
     }
 }
 
@@ -92,7 +103,7 @@ impl Engine {
         // under it too, never misses a view made from an older state
         self.sh.views.m.lock().insert(seq, up_limit);
         drop(active);
-        ReadView { creator, low_limit, up_limit, active: ids, reg: Some((self.sh.views.clone(), seq)) }
+        ReadView { creator, low_limit, up_limit, active: ids, reg: Some((self.sh.views.clone(), seq)), closed: Default::default() }
     }
 
     /// The purge horizon (see the module's text).

@@ -396,7 +396,11 @@ impl BtreeTable {
         self.skip_locked = skip_locked;
         self.skipped = false;
         self.read = if want.exclusive || !self.mvcc || xa::held_by_recovered(&self.path) { StmtRead::Locking } else { read };
-        self.vis = Vis::Newest;
+        // the statement's view now (HANDLER ... READ NEXT steps on without a seek)
+        self.vis = match self.read {
+            StmtRead::Snapshot | StmtRead::Statement => Vis::View(h.view(e, self.read == StmtRead::Statement)),
+            _ => Vis::Newest,
+        };
         if want.exclusive {
             self.statement_lock(e, h, want)?;
         }
@@ -545,6 +549,9 @@ impl BtreeTable {
         let new_pk = if self.hidden_pk { old_pk } else { new_pk };
         let pk_changed = old_pk != new_pk;
         // the primary key first, then the secondary keys in order (see insert)
+        if self.mvcc {
+            self.writable()?;
+        }
         if pk_changed {
             let mut probe = Vec::new();
             if self.shared.trees[0].write().get(new_pk, &mut probe)? && !(self.mvcc && header(&probe)?.deleted) {

@@ -269,6 +269,12 @@ fn keys_of<S: SecondaryKey>(sec: &[S]) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 impl BtreeTable {
+    /// A change reads before it writes: a tree whose file lost its end says
+    /// so first (as a change to it would), not the page a read meets.
+    pub(super) fn writable(&self) -> Result<()> {
+        self.shared.trees.iter().try_for_each(|t| t.read().refuse_if_cut_short())
+    }
+
     /// The clustered record `pk` as it is now (its value into `out`).
     pub(super) fn raw_get(&self, pk: &[u8], out: &mut Vec<u8>) -> Result<bool> {
         tree::read(&self.shared.trees[0], |r| r.get(pk, out))
@@ -335,6 +341,7 @@ impl BtreeTable {
     /// [`BtreeTable::insert`] of a versioned table: over a delete-marked
     /// record or entry of the same key, if there is one.
     pub(super) fn insert_versioned<S: SecondaryKey>(&mut self, e: &Engine, h: &mut TrxHandle, pk: Vec<u8>, row: &[u8], sec: &[S]) -> Result<Option<usize>> {
+        self.writable()?;
         let mut old = Vec::new();
         let exists = self.raw_get(&pk, &mut old)?;
         if exists && !header(&old)?.deleted {
@@ -357,6 +364,7 @@ impl BtreeTable {
     /// [`BtreeTable::delete`] of a versioned table: the record and its
     /// entries delete-marked, and handed to purge at commit.
     pub(super) fn delete_versioned<S: SecondaryKey>(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], sec: &[S]) -> Result<()> {
+        self.writable()?;
         let mut old = Vec::new();
         if !self.raw_get(pk, &mut old)? || header(&old)?.deleted {
             return Ok(());

@@ -64,6 +64,15 @@ impl TrxHandle {
         v
     }
 
+    /// Lets go of the read view (its transaction or statement ended): purge
+    /// may then drop what only it needed, even while a table handle still
+    /// holds it until its next statement.
+    fn drop_view(&mut self) {
+        if let Some(v) = self.view.take() {
+            v.close();
+        }
+    }
+
     /// START TRANSACTION WITH CONSISTENT SNAPSHOT: the transaction's read view
     /// now (at REPEATABLE READ; InnoDB ignores it at the other levels).
     pub fn consistent_snapshot(&mut self, e: &Engine) {
@@ -104,7 +113,7 @@ impl TrxHandle {
         h.trx = self.trx.take();
         h.locks = std::mem::take(&mut self.locks);
         h.purge = std::mem::take(&mut self.purge);
-        self.view = None;
+        self.drop_view();
         h.xid = Some(xid.clone());
         PREPARED.lock().insert(xid, h);
         true
@@ -181,7 +190,7 @@ impl TrxHandle {
     /// stay to the end of the transaction.
     pub fn stmt_end(&mut self, release_reads: bool) {
         if self.view_per_statement {
-            self.view = None;
+            self.drop_view();
         }
         let Some(id) = self.trx.as_ref().map(|t| t.id).filter(|_| release_reads) else { return };
         self.locks.retain(|(l, exclusive)| {
@@ -193,6 +202,7 @@ impl TrxHandle {
     }
 
     pub(super) fn release_locks(&mut self) {
+        self.drop_view();
         let id = self.trx.as_ref().map(|t| t.id);
         if let Some(id) = id {
             for (l, _) in self.locks.drain(..) {
@@ -206,7 +216,7 @@ impl TrxHandle {
     /// two-phase commit (see [`Engine::commit_with`]).
     pub fn commit(&mut self, e: &Engine, durable: bool) -> Result<()> {
         self.xid = None;
-        self.view = None;
+        self.drop_view();
         let r = match self.trx.take() {
             Some(t) => {
                 let id = t.id;
@@ -225,7 +235,7 @@ impl TrxHandle {
 
     pub fn rollback(&mut self, e: &Engine) -> Result<()> {
         self.xid = None;
-        self.view = None;
+        self.drop_view();
         // its delete marks are taken back
         self.purge.clear();
         let r = match self.trx.take() {

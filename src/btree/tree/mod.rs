@@ -288,7 +288,7 @@ impl BTree {
     }
 
     /// Why no change may be made: the file lost its end (see `cut_short`).
-    fn refuse_if_cut_short(&self) -> Result<()> {
+    pub fn refuse_if_cut_short(&self) -> Result<()> {
         match self.cut_short {
             Some(n) => Err(Error::Corrupt(cut_short_message(self.pool.name(), self.pool.pages, n))),
             None => Ok(()),
