@@ -327,6 +327,7 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
   Rust_trx *t= get_trx(thd, true);
   if (lock_type == F_UNLCK)
   {
+    plain_read= false;           /* store_lock says it again for the next one */
     /* the statement's last table: Rust decides what the isolation level
        lets go now (TrxHandle::stmt_end) */
     if (t->tables_in_use && --t->tables_in_use == 0 && !thd->in_sub_stmt &&
@@ -398,6 +399,31 @@ int ha_rust::external_lock(THD *thd, int lock_type)
   return 0;
 }
 
+/* Whether a read of the table is a consistent read (from a read view, no
+   lock) rather than a locking one (the table's shared lock), by InnoDB's rule
+   (ha_innobase::store_lock): a plain SELECT reads consistently; the reads of
+   every other statement lock (INSERT ... SELECT, UPDATE with a subquery: the
+   rows a write is computed from must stay as read), except at READ COMMITTED
+   and below for the source of INSERT/REPLACE ... SELECT, UPDATE and CREATE
+   ... SELECT, and except CHECKSUM TABLE and ANALYZE. FOR SHARE, SKIP LOCKED
+   and LOCK TABLES always lock; external_lock adds SERIALIZABLE's rule. */
+static bool consistent_read_of(THD *thd, thr_lock_type lock_type)
+{
+  if ((lock_type != TL_READ && lock_type != TL_READ_HIGH_PRIORITY &&
+       lock_type != TL_READ_NO_INSERT) || thd_in_lock_tables(thd))
+    return false;
+  enum_sql_command cmd= (enum_sql_command) thd_sql_command(thd);
+  if (cmd == SQLCOM_CHECKSUM || cmd == SQLCOM_CREATE_SEQUENCE ||
+      (cmd == SQLCOM_ANALYZE && lock_type == TL_READ))
+    return true;
+  if (thd_tx_isolation(thd) <= ISO_READ_COMMITTED &&
+      lock_type != TL_READ_HIGH_PRIORITY &&
+      (cmd == SQLCOM_INSERT_SELECT || cmd == SQLCOM_REPLACE_SELECT ||
+       cmd == SQLCOM_UPDATE || cmd == SQLCOM_CREATE_TABLE))
+    return true;
+  return cmd == SQLCOM_SELECT && lock_type != TL_READ_NO_INSERT;
+}
+
 THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
                                     enum thr_lock_type lock_type)
 {
@@ -410,10 +436,7 @@ THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
        go first (the THR_LOCK below is made shared, so this is where the
        keyword is kept) */
     low_priority= lock_type == TL_WRITE_LOW_PRIORITY;
-    /* a plain read (not FOR SHARE, nor a source read that statement binlogging
-       needs stable: TL_READ_NO_INSERT) is a consistent read from a read view,
-       as InnoDB's (external_lock adds the isolation level's rules) */
-    plain_read= lock_type == TL_READ || lock_type == TL_READ_HIGH_PRIORITY;
+    plain_read= consistent_read_of(thd, lock_type);
   }
   if (lock_type != TL_IGNORE && lock.type == TL_UNLOCK)
   {
