@@ -190,11 +190,18 @@ impl BtreeTable {
     /// and [`Self::row`]; false at the end.
     pub fn repair_next(&mut self) -> Result<bool> {
         let st = self.repair.as_mut().ok_or_else(|| Error::Internal("no REPAIR under way".into()))?;
-        if !st.new[0].1.next(&mut st.cur, false, &mut self.key, &mut self.val)? {
-            return Ok(false);
-        }
-        if self.val.len() < ROW_HEADER {
-            return Err(Error::Corrupt(format!("{}: a clustered record shorter than its header", self.path.display())));
+        loop {
+            if !st.new[0].1.next(&mut st.cur, false, &mut self.key, &mut self.val)? {
+                return Ok(false);
+            }
+            if self.val.len() < ROW_HEADER {
+                return Err(Error::Corrupt(format!("{}: a clustered record shorter than its header", self.path.display())));
+            }
+            // a delete-marked record is a deleted row's: it gets no entries
+            // (purge, or the next rebuild, removes it)
+            if !(self.mvcc && super::mvcc::header(&self.val)?.deleted) {
+                break;
+            }
         }
         self.pk.clone_from(&self.key);
         self.row.clear();
