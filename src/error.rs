@@ -37,6 +37,21 @@ pub enum Error {
     /// it: the server rolls back its whole transaction.
     #[error("Deadlock found when trying to get lock; try restarting transaction")]
     Deadlock,
+    /// A consistent read whose view is older than the table's last rebuild
+    /// (TRUNCATE, a copying ALTER, REPAIR): the server says "Table definition
+    /// has changed, please retry transaction", as InnoDB does.
+    #[error("Table definition has changed, please retry transaction")]
+    TableDefChanged,
+    /// A consistent read needs a row version that is not kept (one a
+    /// transaction recovered as prepared replaced before the restart): the
+    /// server says "Record has changed since last read"; the transaction may be
+    /// retried.
+    #[error("{0}")]
+    VersionGone(String),
+    /// A row a READ UNCOMMITTED read took from an index entry was gone when its
+    /// record was read (a rollback removed it): the read steps over it.
+    #[error("the row is gone")]
+    RowGone,
 }
 
 /// First engine-private error code, as MyRocks does: past the server's last one.
@@ -69,6 +84,9 @@ impl Error {
             Error::LockWait => consts::HA_ERR_LOCK_WAIT_TIMEOUT as i32,
             Error::Interrupted => consts::HA_ERR_ABORTED_BY_USER as i32,
             Error::Deadlock => consts::HA_ERR_LOCK_DEADLOCK as i32,
+            Error::TableDefChanged => consts::HA_ERR_TABLE_DEF_CHANGED as i32,
+            Error::VersionGone(_) => consts::HA_ERR_RECORD_CHANGED as i32,
+            Error::RowGone => consts::HA_ERR_RECORD_DELETED as i32,
         }
     }
 }

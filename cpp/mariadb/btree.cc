@@ -66,7 +66,15 @@ int ha_rust::bt_fetch_row(uchar *buf, int rc, bool from_key)
         return 0;
       }
       if ((rc= (*tbl)->bt_fetch_current()))
+      {
+        /* READ UNCOMMITTED: the entry's row went away meanwhile */
+        if (rc == HA_ERR_RECORD_DELETED)
+        {
+          rc= (*tbl)->bt_next(false);
+          continue;
+        }
         return rust_rc(rc);
+      }
       return unpack_binary(buf) ? HA_ERR_WRONG_IN_RECORD : 0;
     case CHECK_OUT_OF_RANGE:
       return HA_ERR_END_OF_FILE;

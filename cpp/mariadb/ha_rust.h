@@ -260,6 +260,7 @@ public:
   { return layout() == LAYOUT_BTREE ? &key_map_full : &key_map_empty; }
 
   int open(const char *name, int mode, uint test_if_locked) override;
+  handler *clone(const char *name, MEM_ROOT *mem_root) override;
   int close(void) override;
   int create(const char *name, TABLE *form, HA_CREATE_INFO *info) override;
   int delete_table(const char *name) override;

@@ -276,6 +276,20 @@ int ha_rust::open(const char *name, int mode, uint test_if_locked)
   return 0;
 }
 
+/* A second handler on the same table for the same statement (index merge's
+   ROR scans): it reads as this one does (store_lock is not called for it). */
+handler *ha_rust::clone(const char *name, MEM_ROOT *mem_root)
+{
+  ha_rust *h= static_cast<ha_rust *>(handler::clone(name, mem_root));
+  if (h)
+  {
+    h->plain_read= plain_read;
+    h->skip_locked= skip_locked;
+    h->low_priority= low_priority;
+  }
+  return h;
+}
+
 int ha_rust::close(void)
 {
   int rc= tbl ? rust_rc((*tbl)->flush()) : 0;

@@ -25,7 +25,10 @@ impl Layout for Btree {
         engine().map(|_| ())
     }
     fn create(&self, o: &Options) -> Result<()> {
-        table::create(&o.path, o.index_count, o.auto_inc_base)
+        table::create(&o.path, o.index_count, o.auto_inc_base)?;
+        // (a view made before cannot read it: the rows of a copying ALTER's new table)
+        table::mark_defined(engine()?, &o.path);
+        Ok(())
     }
     fn open(&self, o: &Options) -> Result<Box<dyn LayoutTable>> {
         Ok(Box::new(BtreeTable::open(engine()?, &o.path, o.unique.clone(), o.hidden_pk)?))

@@ -53,6 +53,9 @@ struct Inner {
 #[derive(Default)]
 pub struct History {
     m: Mutex<Inner>,
+    /// The first transaction id of this run: a record written by an older id
+    /// holds a roll pointer of an earlier run, which means nothing here.
+    run_start: std::sync::atomic::AtomicU64,
 }
 
 fn size(v: &Version) -> usize {
@@ -60,10 +63,29 @@ fn size(v: &Version) -> usize {
 }
 
 impl History {
+    /// Every transaction id from `id` on is this run's (set once recovery is done).
+    pub fn set_run_start(&self, id: u64) {
+        self.run_start.store(id, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// See [`Self::set_run_start`].
+    pub fn run_start(&self) -> u64 {
+        self.run_start.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Keeps `v`, replaced by a change of transaction `by`; returns its roll
     /// pointer (never 0).
     pub fn add(&self, by: u64, v: Version) -> u64 {
+        self.add_with(by, v, || {})
+    }
+
+    /// [`Self::add`], running `first` under the history's mutex before the
+    /// version is kept (the engine marks the transaction as a writer there, so
+    /// that a purge, which computes its horizon under the same mutex, never
+    /// drops a version of a transaction it did not count).
+    pub fn add_with(&self, by: u64, v: Version, first: impl FnOnce()) -> u64 {
         let mut m = self.m.lock();
+        first();
         m.next = if m.next >= MAX_PTR { 1 } else { m.next + 1 };
         let ptr = m.next;
         m.bytes += size(&v);
@@ -81,7 +103,15 @@ impl History {
     /// Drops the versions replaced by transactions below `horizon`; returns
     /// how many.
     pub fn purge(&self, horizon: u64) -> usize {
+        self.purge_with(|| horizon).1
+    }
+
+    /// Drops the versions replaced by transactions below the horizon that
+    /// `horizon` computes, under the history's mutex (see [`Self::add_with`]);
+    /// returns the horizon and how many were dropped.
+    pub fn purge_with(&self, horizon: impl FnOnce() -> u64) -> (u64, usize) {
         let mut m = self.m.lock();
+        let horizon = horizon();
         let keep = m.by_trx.split_off(&horizon);
         let gone = std::mem::replace(&mut m.by_trx, keep);
         let mut n = 0;
@@ -91,7 +121,7 @@ impl History {
                 n += 1;
             }
         }
-        n
+        (horizon, n)
     }
 
     /// Versions kept, and their bytes (about).

@@ -227,12 +227,20 @@ impl Engine {
             recovered_prepared: Mutex::new(Vec::new()),
         };
         e.recover(&ctl, &recs)?;
+        e.sh.history.set_run_start(e.sh.next_trx.load(Ordering::Relaxed));
         Ok(e)
     }
 
     /// The old versions of clustered records ([`history`]).
     pub fn history(&self) -> Arc<History> {
         self.sh.history.clone()
+    }
+
+    /// A fresh id, given to no transaction: a mark in the order of ids (a read
+    /// view made before it has a low limit at or below it; one made after, above).
+    pub fn mark_id(&self) -> u64 {
+        let _active = self.sh.active.lock();
+        self.sh.next_trx.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The id the next transaction will get (every id given so far is below it).

@@ -10,10 +10,14 @@
 //! the active ones.
 //!
 //! The horizon ([`Engine::purge_horizon`]): the smallest of every open view's up
-//! limit, every active transaction's id and the next id. A change by a
-//! transaction below it is committed (or rolled back) and seen by every view
-//! open now or made later, so the version it replaced is needed by nobody:
-//! purge may drop it, and a record it delete-marked may go.
+//! limit, every active transaction's id that has written, and the next id. A
+//! change by a transaction below it is committed (or rolled back) and seen by
+//! every view open now or made later, so the version it replaced is needed by
+//! nobody: purge may drop it, and a record it delete-marked may go. A
+//! transaction that has only read does not count (an idle READ COMMITTED
+//! session, say): its id is below the horizon, but it has no version to
+//! keep, and when it first writes it is counted before its first version is
+//! kept ([`Engine::keep_version`]).
 
 use super::*;
 
@@ -42,6 +46,11 @@ impl ReadView {
     /// (an index whose newest change is by `id` reads as it is).
     pub fn sees_all_upto(&self, id: u64) -> bool {
         id < self.up_limit
+    }
+
+    /// Whether the view was made before the mark `id` ([`Engine::mark_id`]).
+    pub fn made_before(&self, id: u64) -> bool {
+        self.low_limit <= id
     }
 
     /// The transaction it belongs to.
@@ -110,9 +119,22 @@ impl Engine {
     pub fn purge_horizon(&self) -> u64 {
         let active = self.sh.active.lock();
         let next = self.sh.next_trx.load(Ordering::Relaxed);
-        let oldest_active = active.keys().copied().min().unwrap_or(next);
+        let oldest_active =
+            active.iter().filter(|(_, t)| t.wrote.load(Ordering::SeqCst)).map(|(&id, _)| id).min().unwrap_or(next);
         let oldest_view = self.sh.views.m.lock().values().copied().min().unwrap_or(next);
         oldest_active.min(oldest_view).min(next)
+    }
+
+    /// Keeps an old record version replaced by `trx`'s change; returns its roll
+    /// pointer. The transaction counts as a writer for the horizon from here on.
+    pub fn keep_version(&self, trx: &Trx, v: super::Version) -> u64 {
+        self.sh.history.add_with(trx.id, v, || trx.sh.wrote.store(true, Ordering::SeqCst))
+    }
+
+    /// Drops the old versions no view needs; returns the horizon it used (see
+    /// [`History::purge_with`]).
+    pub fn purge_history(&self) -> u64 {
+        self.sh.history.purge_with(|| self.purge_horizon()).0
     }
 
     /// How many read views are open (SHOW ENGINE RUST STATUS).
@@ -153,9 +175,16 @@ mod tests {
         let mut open: Vec<Trx> = Vec::new();
         let mut committed: std::collections::HashSet<u64> = Default::default();
         let mut views: Vec<(ReadView, std::collections::HashSet<u64>, u64)> = Vec::new();
+        let mut wrote: std::collections::HashSet<u64> = Default::default();
         for _ in 0..2000 {
-            match rnd(4) {
+            match rnd(5) {
                 0 => open.push(e.begin()),
+                4 if !open.is_empty() => {
+                    // a transaction that keeps a version counts for the horizon
+                    let t = &open[rnd(open.len() as u64) as usize];
+                    e.keep_version(t, super::super::Version { value: vec![0; 13], sec: vec![] });
+                    wrote.insert(t.id);
+                }
                 1 if !open.is_empty() => {
                     let t = open.swap_remove(rnd(open.len() as u64) as usize);
                     committed.insert(t.id);
@@ -177,12 +206,13 @@ mod tests {
                     assert_eq!(v.sees(id), seen.contains(&id) || id == *creator, "id {id}");
                 }
             }
-            // the horizon: everything below it committed and seen by every view
+            // the horizon: every transaction below it that wrote has ended,
+            // and every view sees the committed ones
             let h = e.purge_horizon();
             for id in 1..h {
-                assert!(!open.iter().any(|t| t.id == id));
+                assert!(!open.iter().any(|t| t.id == id && wrote.contains(&id)));
                 for (v, _, _) in &views {
-                    assert!(v.sees(id) || !committed.contains(&id) && !open.iter().any(|t| t.id == id));
+                    assert!(v.sees(id) || !committed.contains(&id));
                 }
             }
         }

@@ -32,6 +32,9 @@ pub(super) struct TrxShared {
     pub(super) st: Mutex<TrxState>,
     /// When it began (SHOW ENGINE RUST STATUS, INFORMATION_SCHEMA.RUST_TRX).
     pub(super) started: std::time::Instant,
+    /// It has changed something (or kept an old version): only such a
+    /// transaction holds the purge horizon back while it is active.
+    pub(super) wrote: std::sync::atomic::AtomicBool,
 }
 
 
@@ -70,6 +73,7 @@ impl Trx {
                 first_lsn: AtomicU64::new(first_lsn),
                 st: Mutex::new(st),
                 started: std::time::Instant::now(),
+                wrote: Default::default(),
             }),
         }
     }
@@ -158,6 +162,7 @@ impl Engine {
     /// log is kept from the current end on for it (its record comes after).
     pub(super) fn writing<'a>(&self, trx: &'a Trx) -> parking_lot::MutexGuard<'a, TrxState> {
         let st = trx.sh.st.lock();
+        trx.sh.wrote.store(true, Ordering::SeqCst);
         if trx.sh.first_lsn.load(Ordering::Acquire) == u64::MAX {
             trx.sh.first_lsn.store(self.sh.log.end_lsn(), Ordering::Release);
         }

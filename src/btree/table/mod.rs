@@ -112,7 +112,27 @@ struct Shared {
     /// given before the open): an index-only read by a view that sees every
     /// transaction up to it needs no look at the clustered record.
     newest_change: Vec<AtomicU64>,
+    /// When the table's rows were last replaced whole (created, TRUNCATE,
+    /// REPAIR) in this run, as a mark in the order of ids ([`Engine::mark_id`]);
+    /// 0: before this run. A read view made before it cannot read the table.
+    defined: AtomicU64,
 }
+
+/// [`Shared::defined`] of tables whose rows were replaced whole in this run,
+/// by path (kept while the table is closed, moved by RENAME).
+static DEFINED: LazyLock<Mutex<HashMap<PathBuf, u64>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The table's rows were replaced whole now (CREATE, the new table of a
+/// copying ALTER, TRUNCATE, REPAIR): older read views cannot read it.
+pub fn mark_defined(e: &Engine, table: &Path) -> u64 {
+    let id = e.mark_id();
+    DEFINED.lock().insert(table.to_path_buf(), id);
+    if let Some(s) = TABLES.lock().get(table).and_then(Weak::upgrade) {
+        s.defined.store(id, Ordering::Release);
+    }
+    id
+}
+
 
 
 impl Drop for Shared {
@@ -210,6 +230,7 @@ pub fn create(table: &Path, indexes: usize, auto_inc: u64) -> Result<()> {
 /// Removes a table's files (its trees forgotten by the engine first).
 pub fn delete(e: &Engine, table: &Path) -> Result<()> {
     purge::forget(table);
+    DEFINED.lock().remove(table);
     TABLES.lock().remove(table);
     finish_interrupted_repair(table, index_files(table))?;
     // the last index file first: a crash part-way leaves the first files, and the
@@ -230,6 +251,13 @@ pub fn rename(e: &Engine, from: &Path, to: &Path) -> Result<()> {
     // (marks purge had not removed yet stay: reads skip them, and a rebuild
     // drops them)
     purge::forget(from);
+    {
+        let mut d = DEFINED.lock();
+        match d.remove(from) {
+            Some(id) => d.insert(to.to_path_buf(), id),
+            None => d.remove(to),
+        };
+    }
     TABLES.lock().remove(from);
     finish_interrupted_repair(from, index_files(from))?;
     // Resumable: a crash between two files' renames (ALTER TABLE's last step) leaves
@@ -294,6 +322,7 @@ impl BtreeTable {
                     }
                     let newest_change = trees.iter().map(|_| AtomicU64::new(e.next_trx_id())).collect();
                     let s = Arc::new(Shared {
+                        defined: AtomicU64::new(DEFINED.lock().get(table).copied().unwrap_or(0)),
                         history: e.history(),
                         newest_change,
                         trees,
@@ -401,6 +430,14 @@ impl BtreeTable {
             StmtRead::Snapshot | StmtRead::Statement => Vis::View(h.view(e, self.read == StmtRead::Statement)),
             _ => Vis::Newest,
         };
+        // a view older than the table's rows (TRUNCATE, a copying ALTER, REPAIR
+        // since it was made) would read them as empty: InnoDB's error instead
+        if let Vis::View(v) = &self.vis {
+            if v.made_before(self.shared.defined.load(Ordering::Acquire)) {
+                self.vis = Vis::Newest;
+                return Err(Error::TableDefChanged);
+            }
+        }
         if want.exclusive {
             self.statement_lock(e, h, want)?;
         }
@@ -723,7 +760,14 @@ impl BtreeTable {
     pub fn fetch_current(&mut self) -> Result<()> {
         let pk = std::mem::take(&mut self.pk);
         let found = |t: &mut Self| if t.mvcc { t.load_versioned(&pk, true) } else { t.load(&pk) };
-        if self.cur_index == 0 || pk.is_empty() || !found(self)? {
+        let ok = self.cur_index != 0 && !pk.is_empty() && found(self)?;
+        if !ok && self.mvcc && self.read == StmtRead::Uncommitted {
+            // a READ UNCOMMITTED read takes no lock: the row of an entry it took
+            // may be gone since (an insert rolled back); the read steps over it
+            self.pk = pk;
+            return Err(Error::RowGone);
+        }
+        if !ok {
             self.pk = pk;
             return Err(Error::Corrupt(format!(
                 "{}: index {} has an entry for a row that does not exist",
@@ -918,6 +962,7 @@ impl BtreeTable {
         self.cur = Cursor::default();
         self.shared.key_stats.lock().clear();
         let r = e.reset_trees(&trees);
+        mark_defined(e, &self.path);
         // (the trees are empty in memory once the RESET record is logged, even
         // when a later sync failed)
         if self.shared.trees[0].read().rows() == 0 {

@@ -98,6 +98,17 @@ pub fn resolve(history: &History, vis: &Vis, v: &[u8]) -> Result<Seen> {
     if view.sees(h.trx) {
         return Ok(if h.deleted { Seen::Gone } else { Seen::Newest });
     }
+    let gone = |trx: u64| {
+        Error::VersionGone(format!(
+            "Record has changed since last read: a version this read view needs was replaced by transaction {trx}, \
+             recovered as prepared at the restart, whose old versions are not kept; retry the transaction"
+        ))
+    };
+    // a roll pointer of an earlier run means nothing in this one: only a
+    // transaction recovered as prepared can be a record's unseen writer then
+    if h.trx < history.run_start() {
+        return Err(gone(h.trx));
+    }
     let mut roll = h.roll;
     for _ in 0..1_000_000 {
         if roll == 0 {
@@ -112,6 +123,9 @@ pub fn resolve(history: &History, vis: &Vis, v: &[u8]) -> Result<Seen> {
         let vh = header(&ver.value)?;
         if view.sees(vh.trx) {
             return Ok(if vh.deleted { Seen::Gone } else { Seen::Old(ver) });
+        }
+        if vh.trx < history.run_start() {
+            return Err(gone(vh.trx));
         }
         roll = vh.roll;
     }
@@ -296,7 +310,7 @@ impl BtreeTable {
             oh.roll
         } else {
             let sec = if oh.deleted { Vec::new() } else { old_sec };
-            self.shared.history.add(trx.id, Version { value: old.to_vec(), sec })
+            e.keep_version(trx, Version { value: old.to_vec(), sec })
         };
         e.update(trx, t, pk, &record(Header { trx: trx.id, roll, deleted }, row))?;
         Ok(())
@@ -495,9 +509,19 @@ impl BtreeTable {
             Seen::Gone => Ok(false),
             Seen::Newest => {
                 // the live entry is the newest version's; but a rollback puts
-                // entries back before the record: a live entry read before
-                // that may be for the version rolled back, so it is read again
-                if deleted || (!settled && !self.entry_still_live()?) {
+                // entries back before the record, so an entry read before the
+                // record while the index has changes the view does not see may
+                // be for a version rolled back since: it is read again, and its
+                // mark and unpack bytes now are the ones that go with the record
+                let deleted = if settled {
+                    deleted
+                } else {
+                    match self.entry_now()? {
+                        None => return Ok(false),
+                        Some(d) => d,
+                    }
+                };
+                if deleted {
                     return Ok(false);
                 }
                 self.row.clear();
@@ -524,13 +548,17 @@ impl BtreeTable {
         }
     }
 
-    /// Whether the current secondary entry is still there, not delete-marked.
-    fn entry_still_live(&mut self) -> Result<bool> {
+    /// The current secondary entry as it is now: its delete mark (its unpack
+    /// bytes into [`Self::unpack`]); None if it is gone.
+    fn entry_now(&mut self) -> Result<Option<bool>> {
         let mut v = Vec::new();
         if !tree::read(&self.shared.trees[self.cur_index], |r| r.get(&self.key, &mut v))? {
-            return Ok(false);
+            return Ok(None);
         }
-        Ok(!split_entry(&self.key, &v, SecValue::Marked)?.0)
+        let (deleted, unpack, _) = split_entry(&self.key, &v, SecValue::Marked)?;
+        self.unpack.clear();
+        self.unpack.extend_from_slice(unpack);
+        Ok(Some(deleted))
     }
 
     /// The version of row `pk` the statement sees, into [`Self::row`] (a
@@ -562,5 +590,29 @@ impl BtreeTable {
             self.pk.extend_from_slice(pk);
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+
+    /// A record written before the restart by a transaction a view does not see
+    /// (only one recovered as prepared can be that) holds a roll pointer of the
+    /// earlier run: the read fails with a retryable error instead of following
+    /// it into this run's history.
+    #[test]
+    fn a_roll_pointer_of_an_earlier_run_is_never_followed() {
+        let hist = History::default();
+        hist.set_run_start(100);
+        // this run's version 1 exists: a stale pointer 1 would find it
+        let p = hist.add(120, Version { value: record(Header { trx: 110, roll: 0, deleted: false }, b"other"), sec: vec![] });
+        assert_eq!(p, 1);
+        let rec = record(Header { trx: 50, roll: 1, deleted: false }, b"prepared");
+        let view = Vis::View(Arc::new(ReadView::of(130, 131, &[50, 130])));
+        assert!(matches!(resolve(&hist, &view, &rec), Err(Error::VersionGone(_))));
+        // a view that sees it reads it
+        let view = Vis::View(Arc::new(ReadView::of(130, 131, &[130])));
+        assert!(matches!(resolve(&hist, &view, &rec), Ok(Seen::Newest)));
     }
 }

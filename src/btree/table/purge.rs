@@ -87,8 +87,7 @@ pub fn forget(path: &Path) {
 /// horizon; returns how many records and entries it removed.
 pub fn purge_now(e: &Engine) -> Result<usize> {
     let _run = RUNNING.lock();
-    let horizon = e.purge_horizon();
-    e.history().purge(horizon);
+    let horizon = e.purge_history();
     let due = {
         let mut q = QUEUE.lock();
         let Some(w) = q.get_mut(&e.id()) else { return Ok(0) };
@@ -115,7 +114,10 @@ pub fn purge_now(e: &Engine) -> Result<usize> {
             let rest = items.split_off(items.len().min(BATCH));
             let batch = std::mem::replace(&mut items, rest);
             match purge_batch(e, &table, batch, horizon, &mut back) {
-                Ok(n) => removed += n,
+                Ok(Some(n)) => removed += n,
+                // the table is busy: all of its items wait for the next pass (a
+                // later batch must not remove records whose entries wait)
+                Ok(None) => break,
                 Err((err, batch)) => {
                     back.extend(batch);
                     failed = Some(err);
@@ -138,8 +140,8 @@ pub fn purge_now(e: &Engine) -> Result<usize> {
 }
 
 /// Purges `items` of `table` in one transaction under its exclusive lock
-/// (waiting a second at most: a busy table is tried again later); what must
-/// wait for a later transaction goes to `back`.
+/// (waiting a second at most: a busy table is tried again later, `None`);
+/// what must wait goes to `back`.
 #[allow(clippy::type_complexity)]
 fn purge_batch(
     e: &Engine,
@@ -147,13 +149,13 @@ fn purge_batch(
     items: Vec<(u64, Item)>,
     horizon: u64,
     back: &mut Vec<(u64, Item)>,
-) -> std::result::Result<usize, (crate::error::Error, Vec<(u64, Item)>)> {
+) -> std::result::Result<Option<usize>, (crate::error::Error, Vec<(u64, Item)>)> {
     let mut h = TrxHandle::new();
     h.set_lock_wait_timeout(1);
     if h.lock(e, &table.lock, true).is_err() {
         back.extend(items);
         let _ = h.rollback(e);
-        return Ok(0);
+        return Ok(None);
     }
     let mut removed = 0;
     let mut v = Vec::new();
@@ -192,7 +194,7 @@ fn purge_batch(
     match r.and_then(|()| h.commit(e, false)) {
         Ok(()) => {
             crate::metrics::PURGED.add(removed as u64);
-            Ok(removed)
+            Ok(Some(removed))
         }
         Err(err) => {
             let _ = h.rollback(e);

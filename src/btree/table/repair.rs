@@ -266,6 +266,7 @@ impl BtreeTable {
         sync_dir(&marker)?;
         self.shared.key_stats.lock().clear();
         self.cur = Cursor::default();
+        super::mark_defined(e, &self.path);
         if self.hidden_pk {
             // hidden row ids go on from the largest kept (never below what was given)
             let next = next_hidden_rowid(&self.shared.trees[0])?;
