@@ -28,7 +28,7 @@ fn the_auto_increment_counter_is_persistent() {
         // the crash: no checkpoint, no page written
         std::mem::forget(tb);
         std::mem::forget(e);
-        TABLES.lock().clear();
+        TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
     }
     let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
     let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
@@ -322,7 +322,7 @@ fn prepared_transactions_survive_crashes() {
             }
         }
         std::mem::forget(e);
-        TABLES.lock().clear();
+        TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
     };
     {
         let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
@@ -651,7 +651,7 @@ fn a_recovered_prepared_transaction_locks_its_partition() {
         std::mem::forget(h);
         std::mem::forget(tb);
         std::mem::forget(e);
-        TABLES.lock().clear();
+        TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
     }
     let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
     let held = |p: &Path| table_lock(p).m.lock().exclusive.is_some();
@@ -785,7 +785,7 @@ fn repair_salvages_every_readable_row_and_rebuilds_the_indexes() {
         drop(tb);
         e.checkpoint_now().unwrap();
     }
-    TABLES.lock().clear();
+    TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
     // damage: a leaf in the middle of the file and the first overflow page
     let path = index_path(&t, 0);
     let bytes = std::fs::read(&path).unwrap();
@@ -845,7 +845,7 @@ fn repair_salvages_every_readable_row_and_rebuilds_the_indexes() {
     // the crash: nothing written since the commit (its redo is in the log)
     std::mem::forget(tb);
     std::mem::forget(e);
-    TABLES.lock().clear();
+    TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
     let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
     let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
     assert_eq!(tb.rows(), kept + 1);
@@ -897,7 +897,7 @@ fn a_repair_cut_short_is_finished_or_forgotten_whole() {
         h.commit(&e, true).unwrap(); // (the table lock is the process's: let it go)
         std::mem::forget(tb);
         e.simulate_crash(false);
-        TABLES.lock().clear();
+        TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
         let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
         let mut tb = BtreeTable::open(&e, &t, vec![true, false, true], false).unwrap();
         assert_eq!(tb.rows(), 500);
