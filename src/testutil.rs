@@ -43,3 +43,22 @@ impl Drop for TempDir {
         }
     }
 }
+
+/// A small deterministic generator for tests (xorshift64): the same seed gives
+/// the same run, so a failing schedule can be run again.
+pub struct Rng(u64);
+
+impl Rng {
+    /// `seed` must not be 0.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}

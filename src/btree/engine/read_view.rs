@@ -165,13 +165,8 @@ mod tests {
     fn views_agree_with_a_model_of_commit_order() {
         let dir = crate::testutil::dir("read_view_model", 0);
         let e = Engine::open(&dir, 64, FlushPolicy::OncePerSecond).unwrap();
-        let mut seed = 0x9e3779b97f4a7c15u64;
-        let mut rnd = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::testutil::Rng::new(0x9e3779b97f4a7c15);
+        let mut rnd = |n: u64| rng.below(n);
         let mut open: Vec<Trx> = Vec::new();
         let mut committed: std::collections::HashSet<u64> = Default::default();
         let mut views: Vec<(ReadView, std::collections::HashSet<u64>, u64)> = Vec::new();

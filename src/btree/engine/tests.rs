@@ -436,13 +436,8 @@ fn readers_beside_writers_and_evictions_see_consistent_trees() {
         for w in 0..2u32 {
             let (e, t, stop) = (&e, &t, &stop);
             s.spawn(move || {
-                let mut seed = 0x2545_F491_4F6C_DD1Du64 ^ w as u64;
-                let mut rnd = |n: u64| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed % n
-                };
+                let mut rng = crate::testutil::Rng::new(0x2545_F491_4F6C_DD1Du64 ^ w as u64);
+                let mut rnd = |n: u64| rng.below(n);
                 let mut g = 1 + w;
                 for round in 0..150 {
                     let mut trx = e.begin();

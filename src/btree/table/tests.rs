@@ -1080,13 +1080,8 @@ fn read_views_see_the_committed_state_of_their_moment() {
     let row = |i: u32, v: u8| vec![v; 20 + (i % 7) as usize * 60];
     let sk = |v: u8| vec![v % 4];
     let sec = |v: u8| vec![(sk(v), false, vec![v])];
-    let mut seed = 0x2545f4914f6cdd1du64;
-    let mut rnd = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = crate::testutil::Rng::new(0x2545f4914f6cdd1d);
+    let mut rnd = |n: u64| rng.below(n);
     let mut committed: BTreeMap<u32, u8> = BTreeMap::new();
     let mut pending: BTreeMap<u32, Option<u8>> = BTreeMap::new();
     // readers: handle, table, and the state their view saw (once made)
