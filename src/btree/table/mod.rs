@@ -124,15 +124,13 @@ static DEFINED: LazyLock<Mutex<HashMap<PathBuf, u64>>> = LazyLock::new(|| Mutex:
 
 /// The table's rows were replaced whole now (CREATE, the new table of a
 /// copying ALTER, TRUNCATE, REPAIR): older read views cannot read it.
-pub fn mark_defined(e: &Engine, table: &Path) -> u64 {
+pub fn mark_defined(e: &Engine, table: &Path) {
     let id = e.mark_id();
     DEFINED.lock().insert(table.to_path_buf(), id);
     if let Some(s) = TABLES.lock().get(table).and_then(Weak::upgrade) {
         s.defined.store(id, Ordering::Release);
     }
-    id
 }
-
 
 
 impl Drop for Shared {
@@ -453,17 +451,11 @@ impl BtreeTable {
         if self.skipped {
             return Ok(false);
         }
-        match self.read {
-            StmtRead::Locking => self.vis = Vis::Newest,
-            StmtRead::Uncommitted => {
-                self.vis = Vis::Newest;
-                return Ok(true);
-            }
-            StmtRead::Snapshot | StmtRead::Statement => {
-                self.vis = Vis::View(h.view(e, self.read == StmtRead::Statement));
-                return Ok(true);
-            }
+        // a consistent read took its view in begin_statement: no lock
+        if self.read != StmtRead::Locking {
+            return Ok(true);
         }
+        self.vis = Vis::Newest;
         if !self.skip_locked {
             h.lock(e, &self.shared.lock, want)?;
             return Ok(true);
@@ -512,14 +504,6 @@ impl BtreeTable {
         unique_taken_in(&mut self.shared.trees[i].write(), sec, pk, self.sec_value)
     }
 
-    fn clustered_value(trx: u64, row: &[u8]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(ROW_HEADER + row.len());
-        v.extend_from_slice(&trx.to_be_bytes()[2..8]);
-        v.extend_from_slice(&[0u8; 7]);
-        v.extend_from_slice(row);
-        v
-    }
-
     /// Inserts a row. `sec[i]`: the key of secondary index i+1 and whether any of
     /// its parts is NULL (NULLs never collide in a unique index). Returns the index
     /// whose unique key is taken, if any (nothing is changed then).
@@ -537,7 +521,7 @@ impl BtreeTable {
             return self.insert_versioned(e, h, pk, row, sec);
         }
         let trx = h.trx(e);
-        let v = Self::clustered_value(trx.id, row);
+        let v = mvcc::record(mvcc::Header { trx: trx.id, roll: 0, deleted: false }, row);
         if !e.insert(trx, &self.shared.trees[0], &pk, &v)? {
             return Ok(Some(0));
         }
@@ -605,7 +589,7 @@ impl BtreeTable {
             return self.update_versioned(e, h, old_pk, new_pk, row, old_sec, new_sec).map(|()| None);
         }
         let trx = h.trx(e);
-        let v = Self::clustered_value(trx.id, row);
+        let v = mvcc::record(mvcc::Header { trx: trx.id, roll: 0, deleted: false }, row);
         if pk_changed {
             e.delete(trx, &self.shared.trees[0], old_pk)?;
             e.insert(trx, &self.shared.trees[0], new_pk, &v)?;

@@ -486,7 +486,7 @@ impl BtreeTable {
                 self.rec = rec;
                 return r;
             }
-            Vis::View(v) => v.clone(),
+            Vis::View(v) => v,
         };
         // read after the entry: a change to the index is counted before it is made
         let settled = view.sees_all_upto(self.shared.newest_change[j].load(Ordering::Acquire));
@@ -494,18 +494,20 @@ impl BtreeTable {
             self.row.clear();
             return Ok(!deleted);
         }
+        // (lent out for the call, not cloned: this runs for every entry)
+        let vis = std::mem::take(&mut self.vis);
         let mut rec = std::mem::take(&mut self.rec);
-        let r = self.entry_seen_in(&view, deleted, settled, &mut rec);
+        let r = self.entry_seen_in(&vis, deleted, settled, &mut rec);
         self.rec = rec;
+        self.vis = vis;
         r
     }
 
-    fn entry_seen_in(&mut self, view: &Arc<ReadView>, deleted: bool, settled: bool, rec: &mut Vec<u8>) -> Result<bool> {
+    fn entry_seen_in(&mut self, vis: &Vis, deleted: bool, settled: bool, rec: &mut Vec<u8>) -> Result<bool> {
         if !self.raw_get(&self.pk, rec)? {
             return Ok(false);
         }
-        let vis = Vis::View(view.clone());
-        match resolve(&self.shared.history, &vis, rec)? {
+        match resolve(&self.shared.history, vis, rec)? {
             Seen::Gone => Ok(false),
             Seen::Newest => {
                 // the live entry is the newest version's; but a rollback puts
