@@ -62,6 +62,8 @@ pub static LOCK_WAIT_MICROS: Counter = Counter::new();
 pub static LOCK_TIMEOUTS: Counter = Counter::new();
 /// Deadlocks found (each broken by rolling back one transaction).
 pub static LOCK_DEADLOCKS: Counter = Counter::new();
+/// Transactions that took a whole table in place of many row locks of it.
+pub static LOCK_ESCALATIONS: Counter = Counter::new();
 
 // CSV and ARCHIVE.
 pub static CSV_BYTES_SCANNED: Counter = Counter::new();

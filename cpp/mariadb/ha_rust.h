@@ -137,6 +137,7 @@ class ha_rust final : public handler
   bool skip_locked= false;           /* the statement reads with SKIP LOCKED (store_lock) */
   bool low_priority= false;          /* a LOW_PRIORITY write (store_lock) */
   bool plain_read= false;            /* a plain SELECT's read (store_lock): may be consistent */
+  bool whole_read= false;            /* a read the server keeps stable (TL_READ_NO_INSERT): table lock */
   ulonglong autoinc_last= 0;       /* the end of the statement's reservation */
   std::string same_buf;   /* index_next_same's key, memcomparable */
   std::string same_raw;   /* ... and the server's key tuple it was built from */
@@ -279,6 +280,7 @@ public:
   int rnd_end() override;
   int rnd_pos(uchar *buf, uchar *pos) override;
   void position(const uchar *record) override;
+  void unlock_row() override;
 
   int index_read_map(uchar *buf, const uchar *key, key_part_map keypart_map,
                      enum ha_rkey_function find_flag) override;

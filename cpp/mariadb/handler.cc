@@ -284,6 +284,7 @@ handler *ha_rust::clone(const char *name, MEM_ROOT *mem_root)
   if (h)
   {
     h->plain_read= plain_read;
+    h->whole_read= whole_read;
     h->skip_locked= skip_locked;
     h->low_priority= low_priority;
   }
@@ -441,6 +442,15 @@ void ha_rust::position(const uchar *record)
   if (layout() == LAYOUT_BTREE)
     return bt_position(record);
   int8store(ref, (*tbl)->position());
+}
+
+/* The server does not want the row last read (it did not match the WHERE,
+   or lay past the range): BTREE lets go of its row locks at READ COMMITTED
+   and below, as InnoDB does (Rust decides). */
+void ha_rust::unlock_row()
+{
+  if (layout() == LAYOUT_BTREE && tbl)
+    (*tbl)->bt_unlock_row();
 }
 
 int ha_rust::rnd_pos(uchar *buf, uchar *pos)

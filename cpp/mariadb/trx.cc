@@ -327,7 +327,7 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
   Rust_trx *t= get_trx(thd, true);
   if (lock_type == F_UNLCK)
   {
-    plain_read= false;           /* store_lock says it again for the next one */
+    plain_read= whole_read= false; /* store_lock says them again for the next one */
     /* the statement's last table: Rust decides what the isolation level
        lets go now (TrxHandle::stmt_end) */
     if (t->tables_in_use && --t->tables_in_use == 0 && !thd->in_sub_stmt &&
@@ -355,11 +355,15 @@ int ha_rust::bt_external_lock(THD *thd, int lock_type)
      locking read too. */
   ha_rust_ffi::Isolation iso= tx_isolation(thd);
   bool in_trx= thd_test_options(thd, OPTION_NOT_AUTOCOMMIT | OPTION_BEGIN);
+  /* Row locks (IX/IS on the table), except under LOCK TABLES and for a read
+     the server keeps stable for a copy (TL_READ_NO_INSERT), which lock the
+     table whole as before. */
   ha_rust_ffi::StatementLock stmt_lock{lock_type == F_WRLCK && !thd_in_lock_tables(thd),
                                        low_priority, skip_locked,
                                        plain_read && !thd_in_lock_tables(thd) &&
                                        !(iso == ha_rust_ffi::Isolation::Serializable && in_trx),
-                                       iso};
+                                       iso,
+                                       thd_in_lock_tables(thd) || (whole_read && lock_type != F_WRLCK)};
   if (int rc= rust_rc((*tbl)->bt_begin_statement(*t->h, stmt_lock)))
   {
     t->tables_in_use--;     /* the server does not unlock a table that failed */
@@ -437,6 +441,7 @@ THR_LOCK_DATA **ha_rust::store_lock(THD *thd, THR_LOCK_DATA **to,
        keyword is kept) */
     low_priority= lock_type == TL_WRITE_LOW_PRIORITY;
     plain_read= consistent_read_of(thd, lock_type);
+    whole_read= lock_type == TL_READ_NO_INSERT;
   }
   if (lock_type != TL_IGNORE && lock.type == TL_UNLOCK)
   {

@@ -149,6 +149,11 @@ pub mod bridge {
         consistent: bool,
         /// The transaction's isolation level.
         isolation: Isolation,
+        /// It locks the whole table, not rows: under LOCK TABLES, and a read
+        /// of the whole table the server asks to keep stable
+        /// (TL_READ_NO_INSERT: the source of INSERT ... SELECT under
+        /// statement binlogging, of a copying ALTER).
+        whole_table: bool,
     }
 
     /// What a table is created or opened with: its options and what the server's
@@ -697,6 +702,10 @@ pub mod bridge {
         /// The last row of index `index`, read without a table lock (for the check
         /// above); 0 with the row current, HA_ERR_END_OF_FILE if the index is empty.
         fn bt_last_unlocked(self: &mut Table, index: u32) -> i32;
+        /// The server does not want the row last read (it did not match, or
+        /// lay past the range): at READ COMMITTED and below its row locks,
+        /// taken by this read, are let go (InnoDB's unlock_row).
+        fn bt_unlock_row(self: &mut Table);
         /// TRUNCATE TABLE: the table's trees reset to empty at once (crash
         /// safe, not transactional), the AUTO_INCREMENT counter to its start.
         fn bt_truncate(self: &mut Table, trx: &mut TrxHandle) -> i32;
@@ -1801,14 +1810,19 @@ impl Table {
     }
 
     fn bt_begin_statement(&mut self, trx: &mut TrxHandle, lock: &StatementLock) -> i32 {
-        let want = Request { exclusive: lock.exclusive, low_priority: lock.exclusive && lock.low_priority };
+        let want = Request { exclusive: lock.exclusive, intention: false, low_priority: lock.exclusive && lock.low_priority };
         let read = match lock.isolation {
             _ if !lock.consistent => StmtRead::Locking,
             Isolation::ReadUncommitted => StmtRead::Uncommitted,
             Isolation::ReadCommitted => StmtRead::Statement,
             _ => StmtRead::Snapshot,
         };
-        self.run("bt_begin_statement", |t| btree(t)?.begin_statement(engine()?, trx, want, lock.skip_locked, read))
+        let gaps = matches!(lock.isolation, Isolation::RepeatableRead | Isolation::Serializable);
+        self.run("bt_begin_statement", |t| {
+            let b = btree(t)?;
+            b.set_lock_scope(lock.whole_table, gaps);
+            b.begin_statement(engine()?, trx, want, lock.skip_locked, read)
+        })
     }
 
     fn bt_truncate(&mut self, trx: &mut TrxHandle) -> i32 {
@@ -1858,11 +1872,7 @@ impl Table {
 
     fn bt_auto_increment_reserve(&mut self, r: &mut Autoinc) -> i32 {
         self.run("bt_auto_increment_reserve", |t| {
-            let b = btree(t)?;
-            match bt::autoinc::reserve(r, b.auto_increment_next()) {
-                Some(end) => b.auto_increment_used(end).inspect_err(|_| r.first = u64::MAX),
-                None => Ok(()),
-            }
+            btree(t)?.auto_increment_reserve(r)
         })
     }
 
@@ -1884,10 +1894,18 @@ impl Table {
     fn bt_last_unlocked(&mut self, index: u32) -> i32 {
         let mut found = false;
         let code = self.run("bt_last_unlocked", |t| {
-            found = btree(t)?.edge_unlocked(index as usize, true)?;
+            found = btree(t)?.last_unlocked(index as usize)?;
             Ok(())
         });
         if code == 0 && !found { consts::HA_ERR_END_OF_FILE as i32 } else { code }
+    }
+
+    fn bt_unlock_row(&mut self) {
+        self.value_mut("bt_unlock_row", (), |t| {
+            if let Some(b) = t.btree() {
+                b.unlock_row();
+            }
+        })
     }
 
     fn bt_check(&mut self, session: usize, out: &mut Vec<String>) -> i32 {
@@ -2217,7 +2235,7 @@ mod tests {
         table!("bt_key_format", |t, x| t.bt_key_format() == 0);
         // CHECK reports what stopped it as a problem it found.
         table!("bt_check", |t, x| t.bt_check(0, &mut lines) == 0 && lines.len() == 1 && lines[0].contains("(panic)"));
-        table!("bt_begin_statement", |t, x| t.bt_begin_statement(&mut x, &StatementLock { exclusive: true, low_priority: false, skip_locked: false, consistent: false, isolation: Isolation::RepeatableRead }) == PANIC);
+        table!("bt_begin_statement", |t, x| t.bt_begin_statement(&mut x, &StatementLock { exclusive: true, low_priority: false, skip_locked: false, consistent: false, isolation: Isolation::RepeatableRead, whole_table: false }) == PANIC);
         table!("bt_auto_increment", |t, x| t.bt_auto_increment() == 0);
         table!("bt_auto_increment_used", |t, x| t.bt_auto_increment_used(1, 1, 1) == PANIC);
         table!("bt_auto_increment_reserve", |t, x| t.bt_auto_increment_reserve(&mut Autoinc::default()) == PANIC);
@@ -2227,6 +2245,10 @@ mod tests {
             true
         });
         table!("bt_last_unlocked", |t, x| t.bt_last_unlocked(0) == PANIC);
+        table!("bt_unlock_row", |t, x| {
+            t.bt_unlock_row();
+            true
+        });
         table!("bt_truncate", |t, x| t.bt_truncate(&mut x) == PANIC);
         table!("bt_repair_begin", |t, x| t.bt_repair_begin(&mut x, 0) == PANIC);
         table!("bt_repair_next", |t, x| t.bt_repair_next() == PANIC);

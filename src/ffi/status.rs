@@ -37,6 +37,7 @@ struct StatusCounters {
     lock_wait_micros: u64,
     lock_timeouts: u64,
     lock_deadlocks: u64,
+    lock_escalations: u64,
     csv_bytes_scanned: u64,
     csv_rows_malformed: u64,
     archive_bytes_scanned: u64,
@@ -151,6 +152,7 @@ fn status_counters() -> StatusCounters {
         s.lock_wait_micros = m::LOCK_WAIT_MICROS.get();
         s.lock_timeouts = m::LOCK_TIMEOUTS.get();
         s.lock_deadlocks = m::LOCK_DEADLOCKS.get();
+        s.lock_escalations = m::LOCK_ESCALATIONS.get();
         s.csv_bytes_scanned = m::CSV_BYTES_SCANNED.get();
         s.csv_rows_malformed = m::CSV_ROWS_MALFORMED.get();
         s.archive_bytes_scanned = m::ARCHIVE_BYTES_SCANNED.get();
@@ -217,11 +219,12 @@ pub(super) fn engine_status_text() -> String {
         );
         let _ = writeln!(
             o,
-            "table lock waits {}, waited {:.3} s in all, timeouts {}, deadlocks {}",
+            "lock waits {}, waited {:.3} s in all, timeouts {}, deadlocks {}, escalations to a table lock {}",
             s.lock_waits,
             s.lock_wait_micros as f64 / 1e6,
             s.lock_timeouts,
-            s.lock_deadlocks
+            s.lock_deadlocks,
+            s.lock_escalations
         );
         for t in ENGINE.get().map(|e| e.status().trx).unwrap_or_default() {
             let _ = writeln!(
@@ -259,10 +262,11 @@ fn latest_deadlock_text(o: &mut String) {
     for c in &d.cycle {
         let _ = writeln!(
             o,
-            "trx {} (weight {}) waited for the {} lock on {}, behind the next",
+            "trx {} (weight {}) waited for {} {} on {}, behind the next",
             c.trx,
             c.weight,
-            if c.exclusive { "exclusive" } else { "shared" },
+            if c.exclusive { "an exclusive" } else { "a shared" },
+            c.kind,
             c.table.display()
         );
     }
@@ -320,13 +324,16 @@ pub(super) fn info_columns(t: InfoTable) -> Vec<Column> {
             col("TABLE_SCHEMA", Text, NAME, false),
             col("TABLE_NAME", Text, NAME, false),
             col("TRX_ID", U64, 0, false),
-            col("LOCK_MODE", Text, 1, false),
+            col("LOCK_TYPE", Text, 6, false),
+            col("LOCK_MODE", Text, 32, false),
             col("LOCK_STATUS", Text, 8, false),
             col("WAIT_SECONDS", Double, 0, true),
+            col("INDEX_NO", U32, 0, true),
+            col("LOCK_DATA", Text, 8192, true),
         ],
         InfoTable::LockWaits => vec![
             col("REQUESTING_TRX_ID", U64, 0, false),
-            col("REQUESTED_MODE", Text, 1, false),
+            col("REQUESTED_MODE", Text, 32, false),
             col("BLOCKING_TRX_ID", U64, 0, false),
             col("TABLE_SCHEMA", Text, NAME, false),
             col("TABLE_NAME", Text, NAME, false),
@@ -368,12 +375,10 @@ fn null() -> Cell {
         text: String::new(),
     }
 }
+
 /// A text cell, NULL when empty.
 fn text_or_null(v: Option<String>) -> Cell {
     v.filter(|s| !s.is_empty()).map_or_else(null, text)
-}
-fn mode(exclusive: bool) -> Cell {
-    text(if exclusive { "X" } else { "S" })
 }
 
 /// The rows of an INFORMATION_SCHEMA table, one cell a column of
@@ -436,9 +441,12 @@ pub(super) fn info_rows(t: InfoTable) -> Vec<Cell> {
                         text(schema),
                         text(table),
                         num(e.trx),
-                        mode(e.exclusive),
+                        text(if e.row.is_some() { "RECORD" } else { "TABLE" }),
+                        text(e.mode),
                         status,
                         e.waiting_secs.map_or_else(null, real),
+                        e.row.as_ref().map_or_else(null, |r| num(r.0.into())),
+                        text_or_null(e.row.map(|r| r.1)),
                     ]);
                 }
             }
@@ -449,7 +457,7 @@ pub(super) fn info_rows(t: InfoTable) -> Vec<Cell> {
                         let secs = real(e.waiting_secs.unwrap_or(0.0));
                         out.extend([
                             num(e.trx),
-                            mode(e.exclusive),
+                            text(e.mode.clone()),
                             num(by),
                             text(schema.clone()),
                             text(table.clone()),

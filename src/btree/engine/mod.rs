@@ -44,7 +44,7 @@ use super::wal::records::{PAGE_DIFF, PAGE_FULL, PAGE_NEW, apply_diff, parse_carr
 use crate::error::{Error, IoContext, Result};
 pub use history::{History, Version};
 pub use read_view::ReadView;
-pub use trx::{RecoveredPrepared, Trx};
+pub use trx::{RecoveredPrepared, Trx, TrxWeight};
 use trx::{TrxShared, TrxState};
 use undo::UndoLog;
 

@@ -88,6 +88,22 @@ impl Trx {
     pub fn changed(&self, t: &Tree) -> bool {
         self.sh.st.lock().undo.uses(t)
     }
+    /// What tells how much rolling it back would undo, later (a deadlock's
+    /// victim is the lightest transaction of the cycle).
+    pub fn weight(&self) -> TrxWeight {
+        TrxWeight(Arc::downgrade(&self.sh))
+    }
+}
+
+/// See [`Trx::weight`]. (It does not keep an ended transaction's state
+/// alive: 0 then.)
+pub struct TrxWeight(std::sync::Weak<TrxShared>);
+
+impl TrxWeight {
+    /// Its undo entries now.
+    pub fn get(&self) -> u64 {
+        self.0.upgrade().map_or(0, |sh| sh.st.lock().undo.len() as u64)
+    }
 }
 
 /// A COMMIT (or PREPARE) whose redo record cannot be written or synced: it must not
@@ -138,6 +154,31 @@ impl Engine {
             st.push(t);
         }
         Ok(done)
+    }
+
+    /// As [`Self::insert`], with `check` run first under the same hold of the
+    /// tree's latch (the row lock layer's insert-intention and duplicate
+    /// checks, which must see the tree as the insert finds it): `Err(a)` if it
+    /// says so (nothing is changed then), else whether the key went in.
+    pub fn insert_checked<A>(
+        &self,
+        trx: &mut Trx,
+        t: &Tree,
+        key: &[u8],
+        val: &[u8],
+        check: impl FnOnce(&mut BTree) -> Result<Option<A>>,
+    ) -> Result<std::result::Result<bool, A>> {
+        let mut st = self.writing(trx);
+        let mut g = t.write();
+        if let Some(a) = check(&mut g)? {
+            return Ok(Err(a));
+        }
+        let done = g.insert_tx(trx.id, key, val, &mut st.scratch)?;
+        drop(g);
+        if done {
+            st.push(t);
+        }
+        Ok(Ok(done))
     }
 
     pub fn delete(&self, trx: &mut Trx, t: &Tree, key: &[u8]) -> Result<bool> {

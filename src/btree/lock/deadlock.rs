@@ -58,6 +58,8 @@ pub struct CycleMember {
     /// The table whose lock it waited for (`./db/t`).
     pub table: PathBuf,
     pub exclusive: bool,
+    /// What kind of lock: `table lock` or `row lock`.
+    pub kind: &'static str,
     /// Undo entries plus locks held when it began to wait.
     pub weight: u64,
 }
@@ -147,7 +149,13 @@ pub(super) fn enter(lock: &Arc<dyn Waitable>, trx: u64, exclusive: bool, weight:
                 .iter()
                 .map(|t| {
                     let w = &waits[t];
-                    CycleMember { trx: *t, table: w.lock.table().to_path_buf(), exclusive: w.exclusive, weight: w.weight }
+                    CycleMember {
+                        trx: *t,
+                        table: w.lock.table().to_path_buf(),
+                        exclusive: w.exclusive,
+                        kind: w.lock.kind(),
+                        weight: w.weight,
+                    }
                 })
                 .collect(),
             victim,
@@ -208,8 +216,8 @@ mod tests {
         assert_eq!(
             d.cycle,
             vec![
-                CycleMember { trx: 102, table: PathBuf::from("./dl1/a"), exclusive: true, weight: 1 },
-                CycleMember { trx: 101, table: PathBuf::from("./dl1/b"), exclusive: true, weight: 5 },
+                CycleMember { trx: 102, table: PathBuf::from("./dl1/a"), exclusive: true, kind: "table lock", weight: 1 },
+                CycleMember { trx: 101, table: PathBuf::from("./dl1/b"), exclusive: true, kind: "table lock", weight: 5 },
             ]
         );
         assert!(crate::metrics::LOCK_DEADLOCKS.get() > before);

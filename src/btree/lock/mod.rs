@@ -38,12 +38,56 @@ pub(crate) trait Waits {
     fn is_waiting(&self, trx: u64) -> bool;
     /// The transactions `trx`'s wait is behind (none if it does not wait).
     fn blockers_of(&self, trx: u64) -> Vec<u64>;
+    /// What kind of lock it is, for reports (`table lock`, `row lock`).
+    const KIND: &'static str;
+}
+
+/// A table lock's modes, as bits of a holder's set (a transaction may hold
+/// several: IX and S, say): the intention modes say the transaction locks
+/// rows of the table (IS: to read them under shared row locks, IX: to write or
+/// lock them exclusive); S and X lock the whole table (LOCK TABLES, TRUNCATE,
+/// REPAIR, tables of formats before row versions). InnoDB's table lock modes.
+pub mod mode {
+    pub const IS: u8 = 1;
+    pub const IX: u8 = 2;
+    pub const S: u8 = 4;
+    pub const X: u8 = 8;
+
+    /// The modes of other transactions a request of `m` cannot be granted beside.
+    pub fn conflicts(m: u8) -> u8 {
+        match m {
+            IS => X,
+            IX => S | X,
+            S => IX | X,
+            _ => IS | IX | S | X,
+        }
+    }
+
+    /// The modes that, held, make a request of `m` needless.
+    pub fn covered_by(m: u8) -> u8 {
+        match m {
+            IS => IS | IX | S | X,
+            IX => IX | X,
+            S => S | X,
+            _ => X,
+        }
+    }
+
+    /// Its name in reports.
+    pub fn name(m: u8) -> &'static str {
+        match m {
+            IS => "IS",
+            IX => "IX",
+            S => "S",
+            _ => "X",
+        }
+    }
 }
 
 #[derive(Default)]
 pub struct LockState {
-    pub(crate) shared: HashMap<u64, ()>,
-    pub(crate) exclusive: Option<u64>,
+    /// Per holder the modes it holds ([`mode`] bits).
+    pub(crate) held: HashMap<u64, u8>,
     /// Transactions waiting for it, in the order they began to wait (for the
     /// queue rule and for INFORMATION_SCHEMA.RUST_LOCKS and RUST_LOCK_WAITS).
     pub(crate) waiting: Vec<Waiting>,
@@ -62,6 +106,9 @@ pub(crate) struct Waiting {
 pub struct Request {
     /// To write (exclusive); else to read (shared).
     pub exclusive: bool,
+    /// Only an intention (IS or IX): the transaction locks rows, one by one,
+    /// in the row lock table ([`row`]).
+    pub intention: bool,
     /// A `LOW_PRIORITY` write (`DELETE`/`UPDATE LOW_PRIORITY`, or any write
     /// under `low_priority_updates`): it waits for the readers that come while
     /// it waits, instead of holding them back (see [`LockState::behind_writer`]).
@@ -71,7 +118,24 @@ pub struct Request {
 /// `true` asks for the lock exclusive, `false` shared.
 impl From<bool> for Request {
     fn from(exclusive: bool) -> Request {
-        Request { exclusive, low_priority: false }
+        Request { exclusive, intention: false, low_priority: false }
+    }
+}
+
+impl Request {
+    /// An intention lock: IX (`exclusive`) or IS.
+    pub fn intention(exclusive: bool) -> Request {
+        Request { exclusive, intention: true, low_priority: false }
+    }
+
+    /// Its [`mode`] bit.
+    pub fn mode(&self) -> u8 {
+        match (self.intention, self.exclusive) {
+            (true, false) => mode::IS,
+            (true, true) => mode::IX,
+            (false, false) => mode::S,
+            (false, true) => mode::X,
+        }
     }
 }
 
@@ -81,20 +145,26 @@ impl LockState {
     /// holder too; for a new shared request every other transaction queued for
     /// it exclusively (see [`Self::behind_writer`]). The lock wait reports and
     /// the deadlock search read these.
-    pub(crate) fn blockers(&self, trx: u64, exclusive: bool) -> Vec<u64> {
-        let mut by: Vec<u64> = self.exclusive.into_iter().filter(|&h| h != trx).collect();
-        if exclusive {
-            by.extend(self.shared.keys().copied().filter(|&h| h != trx && Some(h) != self.exclusive));
-        } else if !self.shared.contains_key(&trx) {
-            by.extend(self.queued_writers(trx));
+    pub(crate) fn blockers(&self, trx: u64, want: Request) -> Vec<u64> {
+        let m = want.mode();
+        let mut by: Vec<u64> =
+            self.held.iter().filter(|&(&h, &modes)| h != trx && modes & mode::conflicts(m) != 0).map(|(&h, _)| h).collect();
+        by.sort_unstable();
+        if !self.held.contains_key(&trx) {
+            by.extend(self.queued_ahead(trx, m));
         }
         by
     }
 
-    /// The other transactions waiting to take the lock exclusively that new
-    /// readers queue behind: all but `LOW_PRIORITY` writers.
-    fn queued_writers(&self, trx: u64) -> impl Iterator<Item = u64> + '_ {
-        self.waiting.iter().filter(move |w| w.want.exclusive && !w.want.low_priority && w.trx != trx).map(|w| w.trx)
+    /// The other transactions waiting (ahead of `trx`, if it waits) for a mode
+    /// that conflicts with `m`: a new request queues behind them (all but
+    /// `LOW_PRIORITY` writers).
+    fn queued_ahead(&self, trx: u64, m: u8) -> impl Iterator<Item = u64> + '_ {
+        self.waiting
+            .iter()
+            .take_while(move |w| w.trx != trx)
+            .filter(move |w| !w.want.low_priority && w.want.mode() & mode::conflicts(m) != 0)
+            .map(|w| w.trx)
     }
 
     /// Whether a shared request of `trx` queues behind a writer: a transaction
@@ -107,8 +177,8 @@ impl LockState {
     /// and a `LOW_PRIORITY` writer holds no reader back: that is what the
     /// keyword asks for (MyISAM's THR_LOCK gives it so, and the server's
     /// `storage_engine` tests `delete_low_prio`/`update_low_prio` check it).
-    fn behind_writer(&self, trx: u64) -> bool {
-        !self.shared.contains_key(&trx) && self.queued_writers(trx).next().is_some()
+    fn behind_writer(&self, trx: u64, m: u8) -> bool {
+        !self.held.contains_key(&trx) && self.queued_ahead(trx, m).next().is_some()
     }
 
     /// Whether `trx` is waiting for this lock now (it is from its first
@@ -213,6 +283,8 @@ pub(crate) trait Waitable: Send + Sync {
     fn wake(&self);
     /// The table it belongs to (`./db/t`), for reports.
     fn table(&self) -> &Path;
+    /// What kind of lock it is (see [`Waits::KIND`]).
+    fn kind(&self) -> &'static str;
 }
 
 /// The wait every lock shares: `grant` (under the lock's mutex `m`) says
@@ -317,13 +389,15 @@ pub(crate) fn wait_for<S, R>(
 }
 
 impl Waits for LockState {
+    const KIND: &'static str = "table lock";
+
     fn is_waiting(&self, trx: u64) -> bool {
         LockState::is_waiting(self, trx)
     }
 
     fn blockers_of(&self, trx: u64) -> Vec<u64> {
         match self.waiting.iter().find(|w| w.trx == trx) {
-            Some(w) => self.blockers(trx, w.want.exclusive),
+            Some(w) => self.blockers(trx, w.want),
             None => Vec::new(),
         }
     }
@@ -352,6 +426,10 @@ impl<S: Waits + Send> Waitable for Lock<S> {
     fn table(&self) -> &Path {
         &self.name
     }
+
+    fn kind(&self) -> &'static str {
+        S::KIND
+    }
 }
 
 impl TableLock {
@@ -369,30 +447,24 @@ impl TableLock {
     ) -> std::result::Result<bool, LockDenied> {
         let want = want.into();
         let exclusive = want.exclusive;
+        let m = want.mode();
         let grant = |s: &mut LockState| {
-            let others_shared = s.shared.keys().any(|&t| t != trx);
-            let ok = match s.exclusive {
-                Some(t) if t == trx => return Some(Ok(false)),
-                Some(_) => false,
-                None if exclusive => !others_shared,
-                None => !s.behind_writer(trx),
-            };
-            if !ok {
+            let mine = s.held.get(&trx).copied().unwrap_or(0);
+            if mine & mode::covered_by(m) != 0 {
+                return Some(Ok(false));
+            }
+            let conflict = s.held.iter().any(|(&h, &modes)| h != trx && modes & mode::conflicts(m) != 0);
+            if conflict || s.behind_writer(trx, m) {
                 return None;
             }
-            let new = !s.shared.contains_key(&trx);
-            if exclusive {
-                s.exclusive = Some(trx);
-            } else {
-                s.shared.insert(trx, ());
-            }
-            Some(Ok(new || exclusive))
+            *s.held.entry(trx).or_default() |= m;
+            Some(Ok(true))
         };
         let enqueue = |s: &mut LockState, since| s.waiting.push(Waiting { trx, want, since });
         let dequeue = |s: &mut LockState, failed: bool| {
             s.waiting.retain(|w| w.trx != trx);
-            // new readers queued behind this writer may go now that it gives up
-            if exclusive && failed {
+            // new requests queued behind this one may go now that it gives up
+            if failed {
                 self.cv.notify_all();
             }
         };
@@ -402,34 +474,49 @@ impl TableLock {
     /// Who holds it and who waits for it, now.
     fn report(&self, table: &Path, out: &mut Vec<LockEntry>) {
         let s = self.m.lock();
-        let mut holders: Vec<u64> = s.shared.keys().copied().filter(|&t| Some(t) != s.exclusive).collect();
+        let mut holders: Vec<(u64, u8)> = s.held.iter().map(|(&t, &m)| (t, m)).collect();
         holders.sort_unstable();
-        if let Some(x) = s.exclusive {
-            out.push(LockEntry { table: table.to_path_buf(), trx: x, exclusive: true, waiting_secs: None, blocked_by: vec![] });
-        }
-        for t in holders {
-            out.push(LockEntry { table: table.to_path_buf(), trx: t, exclusive: false, waiting_secs: None, blocked_by: vec![] });
+        for (t, modes) in holders {
+            // (every mode held, strongest first)
+            for m in [mode::X, mode::S, mode::IX, mode::IS] {
+                if modes & m != 0 {
+                    out.push(LockEntry {
+                        table: table.to_path_buf(),
+                        trx: t,
+                        exclusive: m & (mode::X | mode::IX) != 0,
+                        mode: mode::name(m).into(),
+                        row: None,
+                        waiting_secs: None,
+                        blocked_by: vec![],
+                    });
+                }
+            }
         }
         for w in &s.waiting {
-            let (t, x, since) = (w.trx, w.want.exclusive, w.since);
-            let mut by = s.blockers(t, x);
+            let (t, since) = (w.trx, w.since);
+            let mut by = s.blockers(t, w.want);
             by.sort_unstable();
+            by.dedup();
             out.push(LockEntry {
                 table: table.to_path_buf(),
                 trx: t,
-                exclusive: x,
+                exclusive: w.want.exclusive,
+                mode: mode::name(w.want.mode()).into(),
+                row: None,
                 waiting_secs: Some(since.elapsed().as_secs_f64()),
                 blocked_by: by,
             });
         }
     }
 
+    /// The modes `trx` holds ([`mode`] bits).
+    pub(crate) fn modes(&self, trx: u64) -> u8 {
+        self.m.lock().held.get(&trx).copied().unwrap_or(0)
+    }
+
     pub(crate) fn release(&self, trx: u64) {
         let mut s = self.m.lock();
-        s.shared.remove(&trx);
-        if s.exclusive == Some(trx) {
-            s.exclusive = None;
-        }
+        s.held.remove(&trx);
         self.cv.notify_all();
     }
 }
@@ -441,10 +528,25 @@ pub struct LockEntry {
     pub table: PathBuf,
     pub trx: u64,
     pub exclusive: bool,
+    /// The mode: a table lock's (IS, IX, S, X) or a row lock's, named as
+    /// InnoDB's performance_schema.data_locks names them (`X` next-key,
+    /// `X,REC_NOT_GAP`, `X,GAP`, `X,GAP,INSERT_INTENTION`).
+    pub mode: String,
+    /// A row lock's index (0: the clustered one) and point (the key's bytes
+    /// in hex, or `supremum`, the end of the index); None for a table lock.
+    pub row: Option<(u32, String)>,
     /// None: held; Some: waited for, this long so far.
     pub waiting_secs: Option<f64>,
     /// For a wait: the transactions it waits for.
     pub blocked_by: Vec<u64>,
+}
+
+/// Tests that simulate a crash: the locks of tables under `d` are forgotten
+/// (the handles that hold them were leaked, not dropped).
+#[cfg(test)]
+pub(crate) fn forget_under(d: &Path) {
+    LOCKS.lock().retain(|p, _| !p.starts_with(d));
+    row::forget_under(d);
 }
 
 /// Every table lock held or waited for now, by table then holders first.
@@ -455,6 +557,27 @@ pub fn locks_now() -> Vec<LockEntry> {
     for (p, l) in &locks {
         l.report(p, &mut out);
     }
+    for l in row::all_row_locks() {
+        let s = l.m.lock();
+        for (at, trx, req, granted, since) in s.entries() {
+            let point = match &at.1 {
+                row::Point::Key(k) => k.iter().map(|b| format!("{b:02x}")).collect(),
+                row::Point::End => "supremum".to_string(),
+            };
+            let mut blocked_by = if granted { Vec::new() } else { s.blockers(trx) };
+            blocked_by.dedup();
+            out.push(LockEntry {
+                table: l.name.clone(),
+                trx,
+                exclusive: req.mode == row::Mode::Exclusive,
+                mode: req.name().into(),
+                row: Some((at.0, point)),
+                waiting_secs: (!granted).then(|| since.elapsed().as_secs_f64()),
+                blocked_by,
+            });
+        }
+    }
+    // (a stable sort: each table's table locks before its row locks)
     out.sort_by(|a, b| a.table.cmp(&b.table).then(a.waiting_secs.is_some().cmp(&b.waiting_secs.is_some())).then(a.trx.cmp(&b.trx)));
     out
 }
@@ -512,7 +635,7 @@ mod tests {
         let l3 = l.clone();
         let reader = std::thread::spawn(move || l3.acquire(&l3, 3, false, 0, None));
         until_waiting(&l, 3);
-        assert_eq!(l.m.lock().blockers(3, false), vec![2]);
+        assert_eq!(l.m.lock().blockers(3, false.into()), vec![2]);
         // the holder asks again: granted (it is not new)
         assert_eq!(l.acquire(&l, 1, false, 0, None), Ok(false));
         std::thread::sleep(Duration::from_millis(50));
@@ -534,10 +657,10 @@ mod tests {
         let l = table_lock(&path);
         assert_eq!(l.acquire(&l, 21, false, 0, None), Ok(true));
         let l2 = l.clone();
-        let low = Request { exclusive: true, low_priority: true };
+        let low = Request { exclusive: true, intention: false, low_priority: true };
         let writer = std::thread::spawn(move || l2.acquire(&l2, 22, low, 0, None));
         until_waiting(&l, 22);
-        assert!(l.m.lock().blockers(23, false).is_empty());
+        assert!(l.m.lock().blockers(23, false.into()).is_empty());
         assert_eq!(l.acquire(&l, 23, false, 0, None), Ok(true));
         l.release(21);
         std::thread::sleep(Duration::from_millis(50));

@@ -1,6 +1,6 @@
-//! Record locks: the lock table of docs/concurrency-plan.md, step 1 (this is
-//! its first part: the table and its rules, tested on their own; the table
-//! layer does not take these locks yet).
+//! Record locks: the lock table of docs/concurrency-plan.md, step 1. The
+//! table layer takes them (`table/rowlock.rs`): writers and locking reads of
+//! versioned tables lock rows, under intention locks on the table.
 //!
 //! One [`RowLocks`] per table holds every record lock of its indexes, keyed by
 //! `(index, point)`: a point is a key's bytes (the memcomparable key the tree
@@ -37,11 +37,9 @@
 //! timeout, KILL, and the deadlock detector, in whose graph a row lock wait
 //! is one more kind of edge (`blockers_of`), so a cycle through table locks
 //! and record locks is found like any other.
-#![allow(dead_code)] // wired into the table layer by the rest of step 1
-
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
@@ -101,6 +99,19 @@ impl RowRequest {
         // an insert intention is exclusive whatever the caller says
         let mode = if kind == Kind::InsertIntention { Mode::Exclusive } else { mode };
         RowRequest { mode, kind }
+    }
+
+    /// Its name, as InnoDB's performance_schema.data_locks has it.
+    pub fn name(self) -> &'static str {
+        match (self.mode, self.kind) {
+            (Mode::Shared, Kind::NextKey) => "S",
+            (Mode::Exclusive, Kind::NextKey) => "X",
+            (Mode::Shared, Kind::Record) => "S,REC_NOT_GAP",
+            (Mode::Exclusive, Kind::Record) => "X,REC_NOT_GAP",
+            (Mode::Shared, Kind::Gap) => "S,GAP",
+            (Mode::Exclusive, Kind::Gap) => "X,GAP",
+            (_, Kind::InsertIntention) => "X,GAP,INSERT_INTENTION",
+        }
     }
 
     /// Whether this request of one transaction must wait for `other`, a lock
@@ -229,6 +240,38 @@ impl RowState {
             self.waits.insert(trx, at.clone());
             Outcome::Waiting
         }
+    }
+
+    /// As [`Self::request`], but a request that would wait is not queued:
+    /// None then (the caller waits with [`RowLocks::acquire`] once it has let
+    /// go of what it must not hold while waiting: a tree's latch).
+    pub fn try_request(&mut self, trx: u64, at: &Spot, req: RowRequest) -> Option<Outcome> {
+        if let Some(q) = self.queues.get(at) {
+            let mine = |e: &&Entry| e.trx == trx && e.granted;
+            let held = q.iter().filter(mine).any(|e| covers(e.req, req))
+                || (req.kind == Kind::NextKey
+                    && q.iter().filter(mine).any(|e| covers(e.req, RowRequest::new(req.mode, Kind::Record)))
+                    && q.iter().filter(mine).any(|e| covers(e.req, RowRequest::new(req.mode, Kind::Gap))));
+            if held {
+                return Some(Outcome::Held);
+            }
+            if !Self::conflicts(q, at, trx, req, None).is_empty() {
+                return None;
+            }
+        }
+        Some(self.request(trx, at, req))
+    }
+
+    /// Whether no transaction has a lock or a request at `at` (purge removes
+    /// only such records: nobody then reads, writes or guards a gap there).
+    pub fn is_free(&self, at: &Spot) -> bool {
+        !self.queues.contains_key(at)
+    }
+
+    /// How many points `trx` has locks at (about: a point locked twice
+    /// apart may count twice); for lock escalation.
+    pub fn count(&self, trx: u64) -> usize {
+        self.by_trx.get(&trx).map_or(0, Vec::len)
     }
 
     /// Whether `trx` waits now.
@@ -375,9 +418,49 @@ impl RowState {
 /// A table's record locks.
 pub type RowLocks = Lock<RowState>;
 
+static ROW_LOCKS: LazyLock<Mutex<HashMap<PathBuf, Weak<RowLocks>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The record locks of the table at `path` (one per table while anyone holds
+/// it: an open table, or a transaction with locks in it).
+pub fn row_locks(path: &Path) -> Arc<RowLocks> {
+    let mut m = ROW_LOCKS.lock();
+    if let Some(l) = m.get(path).and_then(Weak::upgrade) {
+        return l;
+    }
+    m.retain(|_, w| w.strong_count() > 0);
+    let l = RowLocks::new(path);
+    m.insert(path.to_path_buf(), Arc::downgrade(&l));
+    l
+}
+
+#[cfg(test)]
+pub(crate) fn forget_under(d: &Path) {
+    ROW_LOCKS.lock().retain(|p, _| !p.starts_with(d));
+}
+
+/// Every table's record locks now (for reports).
+pub fn all_row_locks() -> Vec<Arc<RowLocks>> {
+    ROW_LOCKS.lock().values().filter_map(Weak::upgrade).collect()
+}
+
 impl RowLocks {
     pub fn new(name: &Path) -> Arc<RowLocks> {
         Arc::new(RowLocks { name: name.to_path_buf(), m: Mutex::new(RowState::default()), cv: Condvar::new() })
+    }
+
+    /// [`RowState::try_request`] under the mutex; with the number of points
+    /// `trx` then has locks at.
+    pub fn try_lock(&self, trx: u64, at: &Spot, req: RowRequest) -> Option<(Outcome, usize)> {
+        let mut s = self.m.lock();
+        let o = s.try_request(trx, at, req)?;
+        Some((o, s.count(trx)))
+    }
+
+    /// Whether nobody has a lock or request at any of `at` (see
+    /// [`RowState::is_free`]).
+    pub fn is_free(&self, at: &[&Spot]) -> bool {
+        let s = self.m.lock();
+        at.iter().all(|a| s.is_free(a))
     }
 
     /// Takes `req` at `at` for `trx`, waiting as [`wait_for`] says (the lock
@@ -456,6 +539,8 @@ impl RowLocks {
 }
 
 impl Waits for RowState {
+    const KIND: &'static str = "row lock";
+
     fn is_waiting(&self, trx: u64) -> bool {
         RowState::is_waiting(self, trx)
     }

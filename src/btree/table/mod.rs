@@ -16,6 +16,7 @@ pub mod autoinc;
 pub mod mvcc;
 pub mod purge;
 mod repair;
+mod rowlock;
 mod stats;
 mod trx;
 mod xa;
@@ -37,7 +38,9 @@ use crate::error::{Error, Result};
 use crate::fsutil::with_ext;
 pub use super::lock::deadlock::{DeadlockReport, latest_deadlock};
 pub use super::lock::{Interrupt, LOCK_WAIT_TIMEOUT_SECS, LockDenied, PROBE_EVERY, Probe, Request, StopCheck, TableLock, session_stopped, set_probe};
-use super::lock::{Stopper, table_lock};
+use super::lock::row::{RowLocks, row_locks};
+use super::lock::{Stopper, mode, table_lock};
+pub use rowlock::ESCALATE_AT;
 pub use repair::RepairReport;
 use repair::{RepairState, finish_interrupted_repair};
 pub use stats::{ANALYZE_SAMPLE_LEAVES, PART_NULLABLE, STATS_SAMPLE_LEAVES};
@@ -98,6 +101,8 @@ struct Shared {
     closer: Closer,
     next_rowid: AtomicU64,
     lock: Arc<TableLock>,
+    /// Its row locks (versioned tables, see [`rowlock`]).
+    rows: Arc<RowLocks>,
     /// Whether the AUTO_INCREMENT counter has been checked against the column's
     /// largest value since the table was opened (C++ does it: it knows the column).
     autoinc_checked: AtomicBool,
@@ -194,6 +199,25 @@ pub struct BtreeTable {
     skip_locked: bool,
     /// ... and found the table locked by another transaction: it reads no rows.
     skipped: bool,
+    /// The statement locks the whole table, not rows (LOCK TABLES, a read
+    /// of the whole table for a copy; always for formats before
+    /// [`mvcc::MVCC_FORMAT`]): see [`Self::row_level`].
+    table_level: bool,
+    /// Its row locks are exclusive (it writes, or reads FOR UPDATE).
+    row_x: bool,
+    /// Its locking reads lock gaps too (REPEATABLE READ, SERIALIZABLE).
+    gaps: bool,
+    /// How it locks rows (made at its first row lock).
+    locker: Option<Arc<rowlock::Locker>>,
+    /// The key of a lookup of the clustered index (Exact, KeyOrNext), until
+    /// its first step: an entry of just that key is locked alone, without
+    /// its gap (a whole primary key matched, as InnoDB).
+    exact: Option<Vec<u8>>,
+    /// An Exact lookup found its whole primary key: nothing follows.
+    unique_hit: bool,
+    /// The row locks the last read took (let go by [`Self::unlock_row`] at
+    /// READ COMMITTED).
+    fresh: Vec<super::lock::row::Spot>,
 }
 
 /// The test hook `rust_debug_create_format`: the tree format version new tables
@@ -328,6 +352,7 @@ impl BtreeTable {
                         closer: e.closer(),
                         next_rowid: AtomicU64::new(next),
                         lock: table_lock(table),
+                        rows: row_locks(table),
                         autoinc_checked: AtomicBool::new(false),
                         key_stats: Mutex::new(stats),
                         stats_counted: AtomicU64::new(0),
@@ -373,6 +398,13 @@ impl BtreeTable {
             repair: None,
             skip_locked: false,
             skipped: false,
+            table_level: false,
+            row_x: false,
+            gaps: true,
+            locker: None,
+            exact: None,
+            unique_hit: false,
+            fresh: Vec::new(),
         })
     }
 
@@ -392,6 +424,18 @@ impl BtreeTable {
     pub fn auto_increment_used(&self, v: u64) -> Result<()> {
         let mut t = self.shared.trees[0].write();
         if v > t.auto_increment() { t.set_auto_increment(v) } else { Ok(()) }
+    }
+
+    /// A statement's reservation of AUTO_INCREMENT values (see
+    /// [`autoinc::reserve`]), read and moved under one hold of the tree's
+    /// latch: writers of one table run side by side, and two must never
+    /// reserve the same values.
+    pub fn auto_increment_reserve(&self, r: &mut autoinc::Reservation) -> Result<()> {
+        let mut t = self.shared.trees[0].write();
+        match autoinc::reserve(r, t.auto_increment().saturating_add(1)) {
+            Some(end) if end > t.auto_increment() => t.set_auto_increment(end).inspect_err(|_| r.first = u64::MAX),
+            _ => Ok(()),
+        }
     }
 
     /// Whether the counter was checked against the column since the table opened.
@@ -422,6 +466,8 @@ impl BtreeTable {
         let want = want.into();
         self.skip_locked = skip_locked;
         self.skipped = false;
+        self.row_x = want.exclusive;
+        self.locker = None;
         self.read = if want.exclusive || !self.mvcc || xa::held_by_recovered(&self.path) { StmtRead::Locking } else { read };
         // the statement's view now (HANDLER ... READ NEXT steps on without a seek)
         self.vis = match self.read {
@@ -442,10 +488,21 @@ impl BtreeTable {
         Ok(())
     }
 
+    /// How the next statement locks (the shim says, before
+    /// [`Self::begin_statement`]): `table_level` for LOCK TABLES and reads
+    /// of the whole table for a copy (INSERT ... SELECT's source under
+    /// statement binlogging, ALTER), whose table lock is the old S/X; `gaps`
+    /// at REPEATABLE READ and SERIALIZABLE (next-key locks).
+    pub fn set_lock_scope(&mut self, table_level: bool, gaps: bool) {
+        self.table_level = table_level;
+        self.gaps = gaps;
+    }
+
     /// Takes the lock a read needs (shared; held already if the statement
-    /// took it exclusive), or for a consistent read its read view; false:
-    /// SKIP LOCKED found it held by another transaction, so the statement
-    /// reads no rows of this table.
+    /// took it exclusive; row-level, the table's intention lock, the rows
+    /// being locked as they are read), or for a consistent read its read
+    /// view; false: SKIP LOCKED found it held by another transaction, so
+    /// the statement reads no rows of this table.
     fn statement_lock(&mut self, e: &Engine, h: &mut TrxHandle, want: impl Into<Request>) -> Result<bool> {
         let want = want.into();
         if self.skipped {
@@ -456,17 +513,22 @@ impl BtreeTable {
             return Ok(true);
         }
         self.vis = Vis::Newest;
-        if !self.skip_locked {
-            h.lock(e, &self.shared.lock, want)?;
-            return Ok(true);
-        }
-        match h.lock_nowait(e, &self.shared.lock, want) {
-            Err(Error::LockWait) => {
+        let rows = self.row_level();
+        let want = if rows { Request::intention(self.row_x || want.exclusive) } else { want };
+        let r = if !self.skip_locked { h.lock(e, &self.shared.lock, want) } else { h.lock_nowait(e, &self.shared.lock, want) };
+        match r {
+            Err(Error::LockWait) if self.skip_locked => {
                 self.skipped = true;
                 self.cur = Cursor::default();
                 Ok(false)
             }
-            r => r.map(|()| true),
+            Err(err) => Err(err),
+            Ok(()) => {
+                if rows {
+                    self.locker(e, h);
+                }
+                Ok(true)
+            }
         }
     }
 
@@ -508,7 +570,7 @@ impl BtreeTable {
     /// its parts is NULL (NULLs never collide in a unique index). Returns the index
     /// whose unique key is taken, if any (nothing is changed then).
     pub fn insert<S: SecondaryKey>(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], row: &[u8], sec: &[S]) -> Result<Option<usize>> {
-        h.lock(e, &self.shared.lock, true)?;
+        h.lock(e, &self.shared.lock, self.write_lock())?;
         let pk: Vec<u8> = if self.hidden_pk {
             self.shared.next_rowid.fetch_add(1, Ordering::Relaxed).to_be_bytes().to_vec()
         } else {
@@ -540,8 +602,13 @@ impl BtreeTable {
         Ok(None)
     }
 
+    /// The table lock a write takes: IX when it locks rows, else X.
+    fn write_lock(&self) -> Request {
+        if self.row_level() { Request::intention(true) } else { Request::from(true) }
+    }
+
     pub fn delete<S: SecondaryKey>(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], sec: &[S]) -> Result<()> {
-        h.lock(e, &self.shared.lock, true)?;
+        h.lock(e, &self.shared.lock, self.write_lock())?;
         if self.mvcc {
             return self.delete_versioned(e, h, pk, sec);
         }
@@ -566,16 +633,16 @@ impl BtreeTable {
         old_sec: &[S],
         new_sec: &[S],
     ) -> Result<Option<usize>> {
-        h.lock(e, &self.shared.lock, true)?;
+        h.lock(e, &self.shared.lock, self.write_lock())?;
         let new_pk = if self.hidden_pk { old_pk } else { new_pk };
         let pk_changed = old_pk != new_pk;
-        // the primary key first, then the secondary keys in order (see insert)
         if self.mvcc {
-            self.writable()?;
+            return self.update_versioned(e, h, old_pk, new_pk, row, old_sec, new_sec);
         }
+        // the primary key first, then the secondary keys in order (see insert)
         if pk_changed {
             let mut probe = Vec::new();
-            if self.shared.trees[0].write().get(new_pk, &mut probe)? && !(self.mvcc && header(&probe)?.deleted) {
+            if self.shared.trees[0].write().get(new_pk, &mut probe)? {
                 return Ok(Some(0));
             }
         }
@@ -584,9 +651,6 @@ impl BtreeTable {
             if changed && self.unique[j + 1] && !s.has_null() && self.unique_taken(j + 1, s.key(), old_pk)? {
                 return Ok(Some(j + 1));
             }
-        }
-        if self.mvcc {
-            return self.update_versioned(e, h, old_pk, new_pk, row, old_sec, new_sec).map(|()| None);
         }
         let trx = h.trx(e);
         let v = mvcc::record(mvcc::Header { trx: trx.id, roll: 0, deleted: false }, row);
@@ -618,7 +682,16 @@ impl BtreeTable {
         if !self.statement_lock(e, h, false)? {
             return Ok(false);
         }
+        if let Some(lk) = self.row_locking() {
+            return self.load_locked(&lk, pk);
+        }
         self.load(pk)
+    }
+
+    /// The locker of a locking read that locks rows (None: a consistent
+    /// read, or one under a table lock).
+    fn row_locking(&self) -> Option<Arc<rowlock::Locker>> {
+        if self.read == StmtRead::Locking && self.row_level() { self.locker.clone() } else { None }
     }
 
     fn load(&mut self, pk: &[u8]) -> Result<bool> {
@@ -649,6 +722,8 @@ impl BtreeTable {
         self.cur_index = i;
         self.must_prefix = None;
         self.moved.clear();
+        self.unique_hit = false;
+        self.exact = (i == 0 && matches!(find, Find::Exact | Find::KeyOrNext) && !key.is_empty()).then(|| key.to_vec());
         let (bound, desc): (Bound<Vec<u8>>, bool) = match find {
             Find::Exact => {
                 self.must_prefix = Some(key.to_vec());
@@ -684,6 +759,9 @@ impl BtreeTable {
             };
             let cur = &mut self.cur;
             tree::read(&self.shared.trees[i], |r| r.seek(cur, b, desc))?;
+            if let Some(lk) = self.row_locking().filter(|_| desc && self.gaps && !self.skip_locked) {
+                self.lock_gap_above(&lk, b)?;
+            }
         }
         self.step()
     }
@@ -692,6 +770,12 @@ impl BtreeTable {
     pub fn edge(&mut self, e: &Engine, h: &mut TrxHandle, i: usize, last: bool) -> Result<bool> {
         if !self.statement_lock(e, h, false)? {
             return Ok(false);
+        }
+        self.unique_hit = false;
+        self.exact = None;
+        if let Some(lk) = self.row_locking().filter(|_| last && self.gaps && !self.skip_locked) {
+            self.cur_index = i;
+            self.lock_gap_above(&lk, Bound::Unbounded)?;
         }
         self.edge_unlocked(i, last)
     }
@@ -708,6 +792,18 @@ impl BtreeTable {
         let cur = &mut self.cur;
         tree::read(&self.shared.trees[i], |r| r.seek(cur, Bound::Unbounded, last))?;
         self.step()
+    }
+
+    /// The last row of index `i`, without any lock (see [`Self::edge_unlocked`]).
+    pub fn last_unlocked(&mut self, i: usize) -> Result<bool> {
+        self.keys_only = false;
+        self.cur_index = i;
+        self.must_prefix = None;
+        self.moved.clear();
+        self.desc = true;
+        let cur = &mut self.cur;
+        tree::read(&self.shared.trees[i], |r| r.seek(cur, Bound::Unbounded, true))?;
+        self.step_plain()
     }
 
     /// The next row in the cursor's direction (or the other way with `reverse`).
@@ -792,6 +888,14 @@ impl BtreeTable {
     /// The cursor's next entry the statement sees: a row of the clustered
     /// index, or a secondary entry (with its row unless index-only).
     fn step(&mut self) -> Result<bool> {
+        match self.row_locking() {
+            Some(lk) => self.step_locking(&lk),
+            None => self.step_plain(),
+        }
+    }
+
+    /// [`Self::step`] without row locks.
+    fn step_plain(&mut self) -> Result<bool> {
         loop {
             let found = {
                 let (cur, desc, key, val) = (&mut self.cur, self.desc, &mut self.key, &mut self.val);

@@ -274,6 +274,7 @@ mod tests {
 use std::sync::atomic::Ordering;
 
 use super::purge::Item;
+use super::rowlock::Blocked;
 use super::{BtreeTable, SecondaryKey, TrxHandle, tree};
 use crate::btree::engine::{Engine, Trx};
 
@@ -298,40 +299,53 @@ impl BtreeTable {
     /// delete-marked or not. The record there now (`old`), if any, becomes a
     /// version in the history, with its secondary keys `old_sec`, unless it is
     /// `trx`'s own already (a view that does not see `trx` reads on past it).
+    /// A new record is inserted as [`Self::insert_fresh`] says (it may be
+    /// blocked).
     #[allow(clippy::too_many_arguments)]
-    fn write_version(&self, e: &Engine, trx: &mut Trx, pk: &[u8], old: Option<&[u8]>, row: &[u8], deleted: bool, old_sec: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
-        let t = &self.shared.trees[0];
+    fn write_version(
+        &mut self,
+        e: &Engine,
+        h: &mut TrxHandle,
+        pk: &[u8],
+        old: Option<&[u8]>,
+        row: &[u8],
+        deleted: bool,
+        old_sec: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Option<Blocked>> {
+        let id = h.trx(e).id;
         let Some(old) = old else {
-            e.insert(trx, t, pk, &record(Header { trx: trx.id, roll: 0, deleted }, row))?;
-            return Ok(());
+            return self.insert_fresh(e, h, 0, pk, &record(Header { trx: id, roll: 0, deleted }, row), None);
         };
         let oh = header(old)?;
+        let trx = h.trx(e);
         let roll = if oh.trx == trx.id {
             oh.roll
         } else {
             let sec = if oh.deleted { Vec::new() } else { old_sec };
             e.keep_version(trx, Version { value: old.to_vec(), sec })
         };
-        e.update(trx, t, pk, &record(Header { trx: trx.id, roll, deleted }, row))?;
-        Ok(())
+        e.update(trx, &self.shared.trees[0], pk, &record(Header { trx: trx.id, roll, deleted }, row))?;
+        Ok(None)
     }
 
-    /// Makes entry `key` of index `j` the row's live one: inserted, or its
-    /// delete mark cleared (with the row's unpack bytes).
-    fn entry_live(&self, e: &Engine, trx: &mut Trx, j: usize, key: &[u8], pk: &[u8], unpack: &[u8]) -> Result<()> {
-        let t = &self.shared.trees[j];
+    /// Makes entry `key` of index `j` the row's live one: inserted (checked
+    /// as [`Self::insert_fresh`] says; `unique`: the secondary key, when it
+    /// must be unique), or its delete mark cleared (with the row's unpack
+    /// bytes: the row's lock keeps every other writer off its entries).
+    #[allow(clippy::too_many_arguments)]
+    fn entry_live(&mut self, e: &Engine, h: &mut TrxHandle, j: usize, key: &[u8], pk: &[u8], unpack: &[u8], unique: Option<&[u8]>) -> Result<Option<Blocked>> {
+        let id = h.trx(e).id;
         // before the change: an index-only read that finds it checks this after
-        self.shared.newest_change[j].fetch_max(trx.id, Ordering::AcqRel);
+        self.shared.newest_change[j].fetch_max(id, Ordering::AcqRel);
         let v = entry_value(SecValue::Marked, pk, unpack, false);
         let mut old = Vec::new();
-        if tree::read(t, |r| r.get(key, &mut old))? {
+        if tree::read(&self.shared.trees[j], |r| r.get(key, &mut old))? {
             if old != v {
-                e.update(trx, t, key, &v)?;
+                e.update(h.trx(e), &self.shared.trees[j], key, &v)?;
             }
-        } else {
-            e.insert(trx, t, key, &v)?;
+            return Ok(None);
         }
-        Ok(())
+        self.insert_fresh(e, h, j, key, &v, unique.map(|s| (s, pk)))
     }
 
     /// Delete-marks entry `key` of index `j` (purge removes it later).
@@ -352,39 +366,80 @@ impl BtreeTable {
         Item { table: self.shared.clone(), index: index as u32, key }
     }
 
-    /// [`BtreeTable::insert`] of a versioned table: over a delete-marked
-    /// record or entry of the same key, if there is one.
-    pub(super) fn insert_versioned<S: SecondaryKey>(&mut self, e: &Engine, h: &mut TrxHandle, pk: Vec<u8>, row: &[u8], sec: &[S]) -> Result<Option<usize>> {
-        self.writable()?;
-        let mut old = Vec::new();
-        let exists = self.raw_get(&pk, &mut old)?;
-        if exists && !header(&old)?.deleted {
-            return Ok(Some(0));
-        }
-        for (j, s) in sec.iter().enumerate() {
-            if self.unique[j + 1] && !s.has_null() && self.unique_taken(j + 1, s.key(), &pk)? {
-                return Ok(Some(j + 1));
+    /// The unique key of secondary key `s` of index `j` that a write must
+    /// check (None: the index is not unique, or a part is NULL).
+    fn unique_key<'s, S: SecondaryKey>(&self, j: usize, s: &'s S) -> Option<&'s [u8]> {
+        (self.unique[j] && !s.has_null()).then(|| s.key())
+    }
+
+    /// A write blocked part-way (see [`Blocked`]): what it changed is taken
+    /// back (to `sp`); a duplicate is the answer, a lock is waited for and
+    /// the write made again (Ok(None)).
+    fn blocked(&mut self, e: &Engine, h: &mut TrxHandle, sp: usize, b: Blocked) -> Result<Option<usize>> {
+        e.rollback_to(h.trx(e), sp)?;
+        match b {
+            Blocked::Duplicate(j) => Ok(Some(j)),
+            Blocked::Wait(at, req) => {
+                self.wait_row(e, h, &at, req)?;
+                Ok(None)
             }
         }
-        let trx = h.trx(e);
-        self.write_version(e, trx, &pk, exists.then_some(&old[..]), row, false, Vec::new())?;
-        for (j, s) in sec.iter().enumerate() {
-            self.entry_live(e, trx, j + 1, &Self::secondary_entry(s.key(), &pk), &pk, s.unpack())?;
+    }
+
+    /// [`BtreeTable::insert`] of a versioned table: over a delete-marked
+    /// record or entry of the same key, if there is one. Row-level, the
+    /// row's lock first (see [`super::rowlock`]).
+    pub(super) fn insert_versioned<S: SecondaryKey>(&mut self, e: &Engine, h: &mut TrxHandle, pk: Vec<u8>, row: &[u8], sec: &[S]) -> Result<Option<usize>> {
+        self.writable()?;
+        loop {
+            self.lock_row_x(e, h, &pk)?;
+            let mut old = Vec::new();
+            let exists = self.raw_get(&pk, &mut old)?;
+            if exists && !header(&old)?.deleted {
+                return Ok(Some(0));
+            }
+            for (j, s) in sec.iter().enumerate() {
+                if let Some(k) = self.unique_key(j + 1, s) {
+                    if self.unique_taken_locked(e, h, j + 1, k, &pk)? {
+                        return Ok(Some(j + 1));
+                    }
+                }
+            }
+            let sp = h.trx(e).savepoint();
+            let mut b = self.write_version(e, h, &pk, exists.then_some(&old[..]), row, false, Vec::new())?;
+            for (j, s) in sec.iter().enumerate() {
+                if b.is_some() {
+                    break;
+                }
+                let k = Self::secondary_entry(s.key(), &pk);
+                b = self.entry_live(e, h, j + 1, &k, &pk, s.unpack(), self.unique_key(j + 1, s))?;
+            }
+            match b {
+                None => {
+                    self.pk = pk;
+                    return Ok(None);
+                }
+                Some(b) => {
+                    if let Some(j) = self.blocked(e, h, sp, b)? {
+                        return Ok(Some(j));
+                    }
+                }
+            }
         }
-        self.pk = pk;
-        Ok(None)
     }
 
     /// [`BtreeTable::delete`] of a versioned table: the record and its
     /// entries delete-marked, and handed to purge at commit.
     pub(super) fn delete_versioned<S: SecondaryKey>(&mut self, e: &Engine, h: &mut TrxHandle, pk: &[u8], sec: &[S]) -> Result<()> {
         self.writable()?;
+        self.lock_row_x(e, h, pk)?;
         let mut old = Vec::new();
         if !self.raw_get(pk, &mut old)? || header(&old)?.deleted {
             return Ok(());
         }
+        let b = self.write_version(e, h, pk, Some(&old), &old[super::ROW_HEADER..], true, keys_of(sec))?;
+        debug_assert!(b.is_none(), "an update in place is never blocked");
         let trx = h.trx(e);
-        self.write_version(e, trx, pk, Some(&old), &old[super::ROW_HEADER..], true, keys_of(sec))?;
         let mut items = vec![self.purge_item(0, pk.to_vec())];
         for (j, s) in sec.iter().enumerate() {
             let k = Self::secondary_entry(s.key(), pk);
@@ -395,10 +450,13 @@ impl BtreeTable {
         Ok(())
     }
 
-    /// [`BtreeTable::update`] of a versioned table (the unique checks done):
-    /// a new version of the record; a moved primary key delete-marks the old
-    /// record and writes the new one, a changed secondary key delete-marks the
-    /// old entry and makes the new one live.
+    /// [`BtreeTable::update`] of a versioned table: the checks (the new
+    /// primary key free, the new unique keys free: the primary key first,
+    /// then the secondary keys in order, as [`BtreeTable::insert`]), then a
+    /// new version of the record; a moved primary key delete-marks the old
+    /// record and writes the new one, a changed secondary key delete-marks
+    /// the old entry and makes the new one live. Returns the index whose
+    /// unique key the new row would take.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn update_versioned<S: SecondaryKey>(
         &mut self,
@@ -409,37 +467,87 @@ impl BtreeTable {
         row: &[u8],
         old_sec: &[S],
         new_sec: &[S],
-    ) -> Result<()> {
+    ) -> Result<Option<usize>> {
+        self.writable()?;
+        let pk_changed = old_pk != new_pk;
+        loop {
+            self.lock_row_x(e, h, old_pk)?;
+            let mut at = Vec::new();
+            if pk_changed {
+                self.lock_row_x(e, h, new_pk)?;
+                if self.raw_get(new_pk, &mut at)? && !header(&at)?.deleted {
+                    return Ok(Some(0));
+                }
+            }
+            for (j, s) in new_sec.iter().enumerate() {
+                let changed = pk_changed || old_sec[j].key() != s.key();
+                if let Some(k) = self.unique_key(j + 1, s).filter(|_| changed) {
+                    if self.unique_taken_locked(e, h, j + 1, k, old_pk)? {
+                        return Ok(Some(j + 1));
+                    }
+                }
+            }
+            let sp = h.trx(e).savepoint();
+            match self.update_parts(e, h, old_pk, new_pk, row, old_sec, new_sec)? {
+                Ok(items) => {
+                    h.purge.extend(items);
+                    return Ok(None);
+                }
+                Err(b) => {
+                    if let Some(j) = self.blocked(e, h, sp, b)? {
+                        return Ok(Some(j));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The writes of [`Self::update_versioned`]: the purge items, or why it
+    /// was blocked part-way.
+    #[allow(clippy::too_many_arguments)]
+    fn update_parts<S: SecondaryKey>(
+        &mut self,
+        e: &Engine,
+        h: &mut TrxHandle,
+        old_pk: &[u8],
+        new_pk: &[u8],
+        row: &[u8],
+        old_sec: &[S],
+        new_sec: &[S],
+    ) -> Result<std::result::Result<Vec<Item>, Blocked>> {
         let pk_changed = old_pk != new_pk;
         let mut cur = Vec::new();
         if !self.raw_get(old_pk, &mut cur)? {
             return Err(Error::Corrupt(format!("{}: an UPDATE of a row that is not there", self.path.display())));
         }
         let mut items = Vec::new();
-        let trx = h.trx(e);
         if pk_changed {
-            self.write_version(e, trx, old_pk, Some(&cur), &cur[super::ROW_HEADER..], true, keys_of(old_sec))?;
-            items.push(self.purge_item(0, old_pk.to_vec()));
             let mut at = Vec::new();
             let exists = self.raw_get(new_pk, &mut at)?;
-            self.write_version(e, trx, new_pk, exists.then_some(&at[..]), row, false, Vec::new())?;
+            if let Some(b) = self.write_version(e, h, new_pk, exists.then_some(&at[..]), row, false, Vec::new())? {
+                return Ok(Err(b));
+            }
+            self.write_version(e, h, old_pk, Some(&cur), &cur[super::ROW_HEADER..], true, keys_of(old_sec))?;
+            items.push(self.purge_item(0, old_pk.to_vec()));
             self.moved.insert(new_pk.to_vec());
         } else {
-            self.write_version(e, trx, old_pk, Some(&cur), row, false, keys_of(old_sec))?;
+            self.write_version(e, h, old_pk, Some(&cur), row, false, keys_of(old_sec))?;
         }
         for (j, s) in new_sec.iter().enumerate() {
+            let new_entry = Self::secondary_entry(s.key(), new_pk);
             if pk_changed || old_sec[j].key() != s.key() {
                 let k = Self::secondary_entry(old_sec[j].key(), old_pk);
-                self.entry_mark(e, trx, j + 1, &k)?;
+                self.entry_mark(e, h.trx(e), j + 1, &k)?;
                 items.push(self.purge_item(j + 1, k));
-                self.entry_live(e, trx, j + 1, &Self::secondary_entry(s.key(), new_pk), new_pk, s.unpack())?;
+                if let Some(b) = self.entry_live(e, h, j + 1, &new_entry, new_pk, s.unpack(), self.unique_key(j + 1, s))? {
+                    return Ok(Err(b));
+                }
             } else if old_sec[j].unpack() != s.unpack() {
                 // one key, another value ('a' to 'A' under a _ci collation)
-                self.entry_live(e, trx, j + 1, &Self::secondary_entry(s.key(), new_pk), new_pk, s.unpack())?;
+                self.entry_live(e, h, j + 1, &new_entry, new_pk, s.unpack(), None)?;
             }
         }
-        h.purge.extend(items);
-        Ok(())
+        Ok(Ok(items))
     }
 
     /// The version of the clustered record in [`Self::val`] the statement

@@ -5,17 +5,23 @@
 //! A transaction that delete-marks something hands, at its commit, where
 //! (table, index, key) to the queue, under its id. Once that id is below the
 //! purge horizon ([`Engine::purge_horizon`]) every view sees the delete, and
-//! the item is looked at again under the table's exclusive lock, by a purge
-//! transaction of its own (its changes are logged like any other; a crash
-//! before its commit is durable leaves the marks, which are harmless):
+//! the item is looked at again, under the table's IX lock (so never beside
+//! LOCK TABLES, TRUNCATE or REPAIR), and removed in a redo-logged change
+//! without undo (as InnoDB's purge: nothing ever takes it back; a crash
+//! before it is durable leaves the mark, which is harmless), in the same hold
+//! of the tree's latch as these checks:
 //! - a clustered record still delete-marked, by a transaction below the
 //!   horizon, is removed;
 //! - a secondary entry still delete-marked is removed if its row's newest
 //!   version is by a transaction below the horizon (every view reads that
 //!   version, whose live entry is another), or its row is gone.
 //!
-//! One that a later transaction changed meanwhile waits for that one to pass
-//! the horizon; one taken back (its mark cleared) is dropped. A thread does
+//! Nothing is removed where a transaction has a row lock or a lock request
+//! (on the record, the entry, or the entry's row): a writer locks its row
+//! before it reads it, so a record it found stays; a locking read's lock on a
+//! marked record guards the gap before it. Such an item waits for a later
+//! pass. One that a later transaction changed meanwhile waits for that one to
+//! pass the horizon; one taken back (its mark cleared) is dropped. A thread does
 //! this about once a second, and the engine's stop drains what it can
 //! ([`stop`]). The work is in memory: after a crash, marks whose items were
 //! lost stay (reads skip them; a later insert of the same key reuses the
@@ -31,7 +37,8 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use super::mvcc::{SecValue, header, split_entry};
-use super::{Shared, TrxHandle, tree};
+use super::rowlock::spot;
+use super::{Request, Shared, TrxHandle, tree};
 use crate::btree::engine::Engine;
 use crate::error::Result;
 
@@ -139,8 +146,8 @@ pub fn purge_now(e: &Engine) -> Result<usize> {
     }
 }
 
-/// Purges `items` of `table` in one transaction under its exclusive lock
-/// (waiting a second at most: a busy table is tried again later, `None`);
+/// Purges `items` of `table` under its IX lock (waiting a second at most: a
+/// table locked whole by another transaction is tried again later, `None`);
 /// what must wait goes to `back`.
 #[allow(clippy::type_complexity)]
 fn purge_batch(
@@ -152,7 +159,7 @@ fn purge_batch(
 ) -> std::result::Result<Option<usize>, (crate::error::Error, Vec<(u64, Item)>)> {
     let mut h = TrxHandle::new();
     h.set_lock_wait_timeout(1);
-    if h.lock(e, &table.lock, true).is_err() {
+    if h.lock(e, &table.lock, Request::intention(true)).is_err() {
         back.extend(items);
         let _ = h.rollback(e);
         return Ok(None);
@@ -160,13 +167,16 @@ fn purge_batch(
     let mut removed = 0;
     let mut v = Vec::new();
     let mut rec = Vec::new();
+    let mut done = 0;
     let r = (|| {
-        for (_, it) in &items {
+        for (trx, it) in &items {
+            done += 1;
             let j = it.index as usize;
             let t = &table.trees[j];
             if !tree::read(t, |r| r.get(&it.key, &mut v))? {
                 continue;
             }
+            let mut free = vec![spot(j, &it.key)];
             let newest = if j == 0 {
                 let hd = header(&v)?;
                 if !hd.deleted {
@@ -179,27 +189,38 @@ fn purge_batch(
                     continue; // the row has this key again
                 }
                 let pk = pk.to_vec();
+                free.push(spot(0, &pk));
                 if tree::read(&table.trees[0], |r| r.get(&pk, &mut rec))? { Some(header(&rec)?.trx) } else { None }
             };
             if let Some(trx) = newest.filter(|&t| t >= horizon) {
                 back.push((trx, Item { table: it.table.clone(), index: it.index, key: it.key.clone() }));
                 continue;
             }
-            let trx = h.trx(e);
-            e.delete(trx, t, &it.key)?;
+            // checked again with the removal, under the tree's latch: still
+            // marked (a writer of the row holds its lock while it changes
+            // it), and nobody's lock there
+            let mut g = t.write();
+            if !g.get(&it.key, &mut v)? {
+                continue;
+            }
+            let marked = if j == 0 { header(&v)?.deleted } else { split_entry(&it.key, &v, SecValue::Marked)?.0 };
+            if !marked {
+                continue;
+            }
+            if !table.rows.is_free(&free.iter().collect::<Vec<_>>()) {
+                back.push((*trx, Item { table: it.table.clone(), index: it.index, key: it.key.clone() }));
+                continue;
+            }
+            g.delete(&it.key)?;
             removed += 1;
         }
         Ok(())
     })();
-    match r.and_then(|()| h.commit(e, false)) {
-        Ok(()) => {
-            crate::metrics::PURGED.add(removed as u64);
-            Ok(Some(removed))
-        }
-        Err(err) => {
-            let _ = h.rollback(e);
-            Err((err, items))
-        }
+    let _ = h.commit(e, false);
+    crate::metrics::PURGED.add(removed as u64);
+    match r {
+        Ok(()) => Ok(Some(removed)),
+        Err(err) => Err((err, items.into_iter().skip(done.max(1) - 1).collect())),
     }
 }
 

@@ -4,6 +4,14 @@ use super::*;
 use crate::btree::engine::{FlushPolicy, RecoveredPrepared};
 use crate::testutil::dir;
 
+/// After a simulated crash (the engine and handles forgotten, not dropped):
+/// the open tables and the locks of tables under `d` are forgotten too, as a
+/// real crash loses them (only this test's: others run beside it).
+fn forget_after_crash(d: &Path) {
+    TABLES.lock().retain(|p, _| !p.starts_with(d));
+    crate::btree::lock::forget_under(d);
+}
+
 /// The AUTO_INCREMENT counter: kept from CREATE, moved up only, durable through
 /// the redo log (a crash that loses every unflushed page keeps it), reset by
 /// TRUNCATE.
@@ -28,7 +36,7 @@ fn the_auto_increment_counter_is_persistent() {
         // the crash: no checkpoint, no page written
         std::mem::forget(tb);
         std::mem::forget(e);
-        TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
+        forget_after_crash(&d); // (this test's tables only: others run beside it)
     }
     let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
     let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
@@ -322,7 +330,7 @@ fn prepared_transactions_survive_crashes() {
             }
         }
         std::mem::forget(e);
-        TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
+        forget_after_crash(&d); // (this test's tables only: others run beside it)
     };
     {
         let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
@@ -651,10 +659,10 @@ fn a_recovered_prepared_transaction_locks_its_partition() {
         std::mem::forget(h);
         std::mem::forget(tb);
         std::mem::forget(e);
-        TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
+        forget_after_crash(&d); // (this test's tables only: others run beside it)
     }
     let e = Engine::open(&d.join("eng"), 16, FlushPolicy::EveryCommit).unwrap();
-    let held = |p: &Path| table_lock(p).m.lock().exclusive.is_some();
+    let held = |p: &Path| table_lock(p).m.lock().held.values().any(|&m| m & crate::btree::lock::mode::X != 0);
     let ours = |r: &RecoveredPrepared| r.xid == xid;
     assert_eq!(e.recovered_prepared.lock().iter().filter(|r| ours(r)).count(), 1);
     adopt_recovered_prepared(&e).unwrap();
@@ -785,7 +793,7 @@ fn repair_salvages_every_readable_row_and_rebuilds_the_indexes() {
         drop(tb);
         e.checkpoint_now().unwrap();
     }
-    TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
+    forget_after_crash(&d); // (this test's tables only: others run beside it)
     // damage: a leaf in the middle of the file and the first overflow page
     let path = index_path(&t, 0);
     let bytes = std::fs::read(&path).unwrap();
@@ -845,7 +853,7 @@ fn repair_salvages_every_readable_row_and_rebuilds_the_indexes() {
     // the crash: nothing written since the commit (its redo is in the log)
     std::mem::forget(tb);
     std::mem::forget(e);
-    TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
+    forget_after_crash(&d); // (this test's tables only: others run beside it)
     let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
     let mut tb = BtreeTable::open(&e, &t, vec![true, false], false).unwrap();
     assert_eq!(tb.rows(), kept + 1);
@@ -897,7 +905,7 @@ fn a_repair_cut_short_is_finished_or_forgotten_whole() {
         h.commit(&e, true).unwrap(); // (the table lock is the process's: let it go)
         std::mem::forget(tb);
         e.simulate_crash(false);
-        TABLES.lock().retain(|p, _| !p.starts_with(&*d)); // (this test's tables only: others run beside it)
+        forget_after_crash(&d); // (this test's tables only: others run beside it)
         let e = Engine::open(&d.join("eng"), 64, FlushPolicy::EveryCommit).unwrap();
         let mut tb = BtreeTable::open(&e, &t, vec![true, false, true], false).unwrap();
         assert_eq!(tb.rows(), 500);
@@ -1008,13 +1016,12 @@ fn a_failed_statement_after_rollback_to_savepoint_is_rolled_back() {
     e.checkpoint_now().unwrap();
 }
 
-/// SKIP LOCKED: a statement that finds the table locked by another transaction
-/// in a conflicting mode reads no row of it, at once and on every read of the
-/// statement (seek, get, edge, next); one that finds it free reads every row
-/// and holds the lock it asked for; the next statement without SKIP LOCKED
-/// reads normally again.
+/// SKIP LOCKED: a statement skips the rows another transaction has locked in
+/// a conflicting mode, at once and on every read of the statement (seek,
+/// get, edge, next), and reads the others, which it then holds locked as it
+/// asked; the next statement without SKIP LOCKED reads normally again.
 #[test]
-fn skip_locked_skips_a_table_locked_by_another_transaction() {
+fn skip_locked_skips_rows_locked_by_another_transaction() {
     let d = dir("skip_locked", 0);
     let t = d.join("t");
     create(&t, 1, 0).unwrap();
@@ -1026,17 +1033,22 @@ fn skip_locked_skips_a_table_locked_by_another_transaction() {
         assert_eq!(writer_tb.insert(&e, &mut w, &k.to_be_bytes(), b"row", &[] as &[(Vec<u8>, bool)]).unwrap(), None);
     }
     w.commit(&e, true).unwrap();
-    // the writer holds the table exclusively (an uncommitted change)
+    // the writer holds rows 1 and 3 (uncommitted changes)
     writer_tb.begin_statement(&e, &mut w, true, false, StmtRead::Locking).unwrap();
     writer_tb.delete(&e, &mut w, &1u32.to_be_bytes(), &[] as &[(Vec<u8>, bool)]).unwrap();
+    writer_tb.update(&e, &mut w, &3u32.to_be_bytes(), &3u32.to_be_bytes(), b"new", NO_SEC, NO_SEC).unwrap();
     let t0 = std::time::Instant::now();
     for exclusive in [true, false] {
         reader_tb.begin_statement(&e, &mut r, exclusive, true, StmtRead::Locking).unwrap();
-        assert!(!reader_tb.seek(&e, &mut r, 0, b"", Find::KeyOrNext).unwrap());
+        assert!(reader_tb.seek(&e, &mut r, 0, b"", Find::KeyOrNext).unwrap());
+        assert_eq!(reader_tb.pk, 2u32.to_be_bytes());
         assert!(!reader_tb.next(false).unwrap());
-        assert!(!reader_tb.next(true).unwrap());
-        assert!(!reader_tb.get(&e, &mut r, &2u32.to_be_bytes()).unwrap());
-        assert!(!reader_tb.edge(&e, &mut r, 0, true).unwrap());
+        assert!(!reader_tb.get(&e, &mut r, &1u32.to_be_bytes()).unwrap());
+        assert!(!reader_tb.get(&e, &mut r, &3u32.to_be_bytes()).unwrap());
+        assert!(reader_tb.get(&e, &mut r, &2u32.to_be_bytes()).unwrap());
+        assert!(reader_tb.edge(&e, &mut r, 0, true).unwrap());
+        assert_eq!(reader_tb.pk, 2u32.to_be_bytes());
+        r.commit(&e, true).unwrap();
     }
     assert!(t0.elapsed() < std::time::Duration::from_secs(5), "SKIP LOCKED waited");
     w.rollback(&e).unwrap();

@@ -8,10 +8,12 @@ use super::*;
 /// A server connection's transaction in the engine.
 pub struct TrxHandle {
     pub trx: Option<Trx>,
-    /// The table locks it holds, and whether exclusive (a lock held as strongly
-    /// as asked is not asked for again: readers of one table do not meet in its
-    /// lock's mutex at every seek).
-    pub(super) locks: Vec<(Arc<TableLock>, bool)>,
+    /// The table locks it holds, and in which modes ([`mode`] bits: a lock
+    /// held as strongly as asked is not asked for again, so statements of one
+    /// table do not meet in its lock's mutex at every seek).
+    pub(super) locks: Vec<(Arc<TableLock>, u8)>,
+    /// The tables whose row locks it may hold (freed at its end).
+    pub(super) row_locks: Vec<Arc<RowLocks>>,
     pub(super) stmt_savepoint: usize,
     /// The XID it was prepared under (XA PREPARE, or the binlog's two-phase commit).
     pub(super) xid: Option<Vec<u8>>,
@@ -39,6 +41,7 @@ impl TrxHandle {
         TrxHandle {
             trx: None,
             locks: Vec::new(),
+            row_locks: Vec::new(),
             stmt_savepoint: 0,
             xid: None,
             interrupt: Arc::default(),
@@ -112,6 +115,7 @@ impl TrxHandle {
         let mut h = TrxHandle::new();
         h.trx = self.trx.take();
         h.locks = std::mem::take(&mut self.locks);
+        h.row_locks = std::mem::take(&mut self.row_locks);
         h.purge = std::mem::take(&mut self.purge);
         self.drop_view();
         h.xid = Some(xid.clone());
@@ -134,9 +138,9 @@ impl TrxHandle {
     }
 
     fn lock_with(&mut self, e: &Engine, l: &Arc<TableLock>, want: Request, timeout: Option<u64>) -> Result<()> {
-        let exclusive = want.exclusive;
+        let m = want.mode();
         let held = self.locks.iter().position(|(x, _)| Arc::ptr_eq(x, l));
-        if self.trx.is_some() && held.is_some_and(|at| self.locks[at].1 || !exclusive) {
+        if self.trx.is_some() && held.is_some_and(|at| self.locks[at].1 & mode::covered_by(m) != 0) {
             return Ok(());
         }
         let t = self.trx(e);
@@ -146,10 +150,24 @@ impl TrxHandle {
         let stop = Stopper { interrupt: &self.interrupt, session: self.session, timeout };
         l.acquire(l, id, want, weight, Some(&stop))?;
         match held {
-            Some(at) => self.locks[at].1 |= exclusive,
-            None => self.locks.push((l.clone(), exclusive)),
+            Some(at) => self.locks[at].1 |= m,
+            None => self.locks.push((l.clone(), m)),
         }
         Ok(())
+    }
+
+    /// The transaction may take row locks in `rows` (they are freed at its end).
+    pub(super) fn track_rows(&mut self, rows: &Arc<RowLocks>) {
+        if !self.row_locks.iter().any(|r| Arc::ptr_eq(r, rows)) {
+            self.row_locks.push(rows.clone());
+        }
+    }
+
+    /// Frees its row locks (its end).
+    fn release_rows(&mut self, id: u64) {
+        for r in self.row_locks.drain(..) {
+            r.release_all(id);
+        }
     }
 
     pub fn stmt_begin(&mut self) {
@@ -193,11 +211,14 @@ impl TrxHandle {
             self.drop_view();
         }
         let Some(id) = self.trx.as_ref().map(|t| t.id).filter(|_| release_reads) else { return };
-        self.locks.retain(|(l, exclusive)| {
-            if !exclusive {
+        // (only a whole-table read lock: row locks, and the intention
+        // locks under them, are held to the end, as InnoDB's)
+        self.locks.retain(|(l, modes)| {
+            let read_only = *modes == mode::S;
+            if read_only {
                 l.release(id);
             }
-            *exclusive
+            !read_only
         });
     }
 
@@ -205,11 +226,13 @@ impl TrxHandle {
         self.drop_view();
         let id = self.trx.as_ref().map(|t| t.id);
         if let Some(id) = id {
+            self.release_rows(id);
             for (l, _) in self.locks.drain(..) {
                 l.release(id);
             }
         }
         self.locks.clear();
+        self.row_locks.clear();
     }
 
     /// Commits; `durable: false` for a transaction prepared in the binlog's
@@ -221,6 +244,7 @@ impl TrxHandle {
             Some(t) => {
                 let id = t.id;
                 let r = e.commit_with(t, durable);
+                self.release_rows(id);
                 for (l, _) in self.locks.drain(..) {
                     l.release(id);
                 }
@@ -242,6 +266,7 @@ impl TrxHandle {
             Some(t) => {
                 let id = t.id;
                 let r = e.rollback(t);
+                self.release_rows(id);
                 for (l, _) in self.locks.drain(..) {
                     l.release(id);
                 }

@@ -34,8 +34,15 @@ pub(super) fn table_of_index(p: &Path) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(base))
 }
 
+/// The owner of the exclusive table locks recovered prepared transactions
+/// hold: one for all of them, since row locks let several change one table
+/// before the crash (each table's lock goes when the last of them that
+/// changed it ends: [`end_prepared`]). No transaction id comes near it.
+pub(super) const RECOVERED: u64 = u64::MAX - 1;
+
 /// Takes over the prepared transactions recovery kept (at engine start), with
-/// exclusive locks on the tables they changed.
+/// exclusive locks on the tables they changed (their rows' locks were in
+/// memory: the whole table is locked instead).
 pub fn adopt_recovered_prepared(e: &Engine) -> Result<()> {
     let kept = std::mem::take(&mut *e.recovered_prepared.lock());
     let mut prepared = PREPARED.lock();
@@ -44,8 +51,8 @@ pub fn adopt_recovered_prepared(e: &Engine) -> Result<()> {
         for p in &r.trees {
             let l = table_lock(&table_of_index(p));
             if !h.locks.iter().any(|(x, _)| Arc::ptr_eq(x, &l)) {
-                l.acquire(&l, r.trx.id, true, u64::MAX, None)?;
-                h.locks.push((l, true));
+                l.acquire(&l, RECOVERED, true, u64::MAX, None)?;
+                h.locks.push((l, crate::btree::lock::mode::X));
             }
         }
         h.trx = Some(r.trx);
@@ -114,6 +121,16 @@ pub fn prepared_xids_given(xids: Vec<Vec<u8>>, pass_ended: bool) {
 /// if there is none with that XID.
 pub fn end_prepared(e: &Engine, xid: &[u8], commit: bool) -> Result<bool> {
     let Some(mut h) = PREPARED.lock().remove(xid) else { return Ok(false) };
-    if commit { h.commit(e, true)? } else { h.rollback(e)? }
+    let held: Vec<Arc<TableLock>> = if h.recovered { h.locks.iter().map(|(l, _)| l.clone()).collect() } else { Vec::new() };
+    let r = if commit { h.commit(e, true) } else { h.rollback(e) };
+    // a table no other recovered transaction changed is free now
+    let p = PREPARED.lock();
+    for l in held {
+        if !p.values().any(|o| o.recovered && o.locks.iter().any(|(x, _)| Arc::ptr_eq(x, &l))) {
+            l.release(RECOVERED);
+        }
+    }
+    drop(p);
+    r?;
     Ok(true)
 }
