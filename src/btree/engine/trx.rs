@@ -156,10 +156,12 @@ impl Engine {
         Ok(done)
     }
 
-    /// As [`Self::insert`], with `check` run first under the same hold of the
-    /// tree's latch (the row lock layer's insert-intention and duplicate
-    /// checks, which must see the tree as the insert finds it): `Err(a)` if it
-    /// says so (nothing is changed then), else whether the key went in.
+    /// As [`Self::insert`], with `check` run first and `after` (once the key
+    /// went in) under the same hold of the tree's latch (the row lock
+    /// layer's insert-intention and duplicate checks, which must see the tree
+    /// as the insert finds it, and its lock moves, which must be made before
+    /// anyone sees the new key): `Err(a)` if `check` says so (nothing is
+    /// changed then), else whether the key went in.
     pub fn insert_checked<A>(
         &self,
         trx: &mut Trx,
@@ -167,6 +169,7 @@ impl Engine {
         key: &[u8],
         val: &[u8],
         check: impl FnOnce(&mut BTree) -> Result<Option<A>>,
+        after: impl FnOnce(),
     ) -> Result<std::result::Result<bool, A>> {
         let mut st = self.writing(trx);
         let mut g = t.write();
@@ -174,6 +177,9 @@ impl Engine {
             return Ok(Err(a));
         }
         let done = g.insert_tx(trx.id, key, val, &mut st.scratch)?;
+        if done {
+            after();
+        }
         drop(g);
         if done {
             st.push(t);

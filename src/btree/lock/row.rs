@@ -345,8 +345,33 @@ impl RowState {
     /// Releases `trx`'s record-only locks at `at` (READ COMMITTED lets go of
     /// rows a scan read but did not change); whether a wait was granted.
     pub fn release_record(&mut self, trx: u64, at: &Spot) -> bool {
+        self.release_where(trx, at, |r| r.kind == Kind::Record)
+    }
+
+    /// Releases `trx`'s granted lock `req` at `at` (one entry: READ
+    /// COMMITTED lets go of what one read took, not what the transaction
+    /// held there before); whether a wait was granted.
+    pub fn release_exact(&mut self, trx: u64, at: &Spot, req: RowRequest) -> bool {
+        let mut once = true;
+        self.release_where(trx, at, |r| {
+            let hit = once && r == req;
+            once &= !hit;
+            hit
+        })
+    }
+
+    /// Releases `trx`'s granted locks at `at` that `which` picks; the point
+    /// leaves the transaction's list when it has none left there (so
+    /// [`Self::count`] counts what it holds).
+    fn release_where(&mut self, trx: u64, at: &Spot, mut which: impl FnMut(RowRequest) -> bool) -> bool {
         let Some(q) = self.queues.get_mut(at) else { return false };
-        q.retain(|e| !(e.trx == trx && e.granted && e.req.kind == Kind::Record));
+        q.retain(|e| !(e.trx == trx && e.granted && which(e.req)));
+        let left = q.iter().any(|e| e.trx == trx);
+        if !left {
+            if let Some(spots) = self.by_trx.get_mut(&trx) {
+                spots.retain(|s| s != at);
+            }
+        }
         if q.is_empty() {
             self.queues.remove(at);
             return false;
@@ -475,7 +500,48 @@ impl RowLocks {
         weight: u64,
         stop: Option<&Stopper>,
     ) -> std::result::Result<Outcome, LockDenied> {
-        let mut asked = false;
+        self.acquire_from(trx, at, req, weight, stop, false)
+    }
+
+    /// Asks for `req` at `at` for `trx` now (under a tree's latch): held or
+    /// granted (`Some(whether new)`), else queued (None): the caller must
+    /// then [`Self::wait_queued`] for it, once it has let go of the latch.
+    /// Queued at once, the request keeps inserts out of the gap it asks for
+    /// from now on, as InnoDB's waiting lock does (a read that waits for a
+    /// next-key lock finds its place again by key after the wait: nothing
+    /// may have come into that gap meanwhile).
+    pub fn lock_or_queue(&self, trx: u64, at: &Spot, req: RowRequest) -> (Option<bool>, usize) {
+        let mut s = self.m.lock();
+        let o = match s.request(trx, at, req) {
+            Outcome::Waiting => None,
+            o => Some(o == Outcome::Granted),
+        };
+        (o, s.count(trx))
+    }
+
+    /// Waits for the request [`Self::lock_or_queue`] queued (see
+    /// [`Self::acquire`]).
+    pub(crate) fn wait_queued(
+        self: &Arc<Self>,
+        trx: u64,
+        at: &Spot,
+        req: RowRequest,
+        weight: u64,
+        stop: Option<&Stopper>,
+    ) -> std::result::Result<Outcome, LockDenied> {
+        self.acquire_from(trx, at, req, weight, stop, true)
+    }
+
+    fn acquire_from(
+        self: &Arc<Self>,
+        trx: u64,
+        at: &Spot,
+        req: RowRequest,
+        weight: u64,
+        stop: Option<&Stopper>,
+        queued: bool,
+    ) -> std::result::Result<Outcome, LockDenied> {
+        let mut asked = queued;
         let grant = |s: &mut RowState| {
             if !asked {
                 asked = true;
@@ -533,6 +599,14 @@ impl RowLocks {
     pub fn release_record(&self, trx: u64, at: &Spot) {
         let mut s = self.m.lock();
         if s.release_record(trx, at) {
+            self.cv.notify_all();
+        }
+    }
+
+    /// See [`RowState::release_exact`].
+    pub fn release_exact(&self, trx: u64, at: &Spot, req: RowRequest) {
+        let mut s = self.m.lock();
+        if s.release_exact(trx, at, req) {
             self.cv.notify_all();
         }
     }

@@ -215,9 +215,13 @@ pub struct BtreeTable {
     exact: Option<Vec<u8>>,
     /// An Exact lookup found its whole primary key: nothing follows.
     unique_hit: bool,
+    /// Where the running scan began (its seek's bound), and the last entry
+    /// its locking read locked: where it reads on from after a lock wait.
+    scan_from: Bound<Vec<u8>>,
+    locked_upto: Option<Vec<u8>>,
     /// The row locks the last read took (let go by [`Self::unlock_row`] at
     /// READ COMMITTED).
-    fresh: Vec<super::lock::row::Spot>,
+    fresh: Vec<(super::lock::row::Spot, super::lock::row::RowRequest)>,
 }
 
 /// The test hook `rust_debug_create_format`: the tree format version new tables
@@ -343,6 +347,10 @@ impl BtreeTable {
                         }
                     }
                     let newest_change = trees.iter().map(|_| AtomicU64::new(e.next_trx_id())).collect();
+                    let rows = row_locks(table);
+                    for (i, t) in trees.iter().enumerate() {
+                        t.write().on_undo_remove = Some(rowlock::undo_remove_hook(&rows, i));
+                    }
                     let s = Arc::new(Shared {
                         defined: AtomicU64::new(DEFINED.lock().get(table).copied().unwrap_or(0)),
                         history: e.history(),
@@ -352,7 +360,7 @@ impl BtreeTable {
                         closer: e.closer(),
                         next_rowid: AtomicU64::new(next),
                         lock: table_lock(table),
-                        rows: row_locks(table),
+                        rows,
                         autoinc_checked: AtomicBool::new(false),
                         key_stats: Mutex::new(stats),
                         stats_counted: AtomicU64::new(0),
@@ -405,6 +413,8 @@ impl BtreeTable {
             exact: None,
             unique_hit: false,
             fresh: Vec::new(),
+            scan_from: Bound::Unbounded,
+            locked_upto: None,
         })
     }
 
@@ -751,6 +761,8 @@ impl BtreeTable {
             }
         };
         self.desc = desc;
+        self.scan_from = bound.clone();
+        self.locked_upto = None;
         {
             let b = match &bound {
                 Bound::Included(k) => Bound::Included(&k[..]),
@@ -784,6 +796,8 @@ impl BtreeTable {
     /// transaction has not committed may be seen (for the AUTO_INCREMENT check at
     /// open, where a value too large is harmless).
     pub fn edge_unlocked(&mut self, i: usize, last: bool) -> Result<bool> {
+        self.scan_from = Bound::Unbounded;
+        self.locked_upto = None;
         self.keys_only = false;
         self.cur_index = i;
         self.must_prefix = None;
@@ -814,6 +828,8 @@ impl BtreeTable {
         if reverse {
             // turn around: continue from the current entry the other way
             self.desc = !self.desc;
+            self.scan_from = Bound::Excluded(self.key.clone());
+            self.locked_upto = None;
             let (cur, desc) = (&mut self.cur, self.desc);
             let b = Bound::Excluded(&self.key[..]);
             tree::read(&self.shared.trees[self.cur_index], |r| r.seek(cur, b, desc))?;
@@ -824,6 +840,7 @@ impl BtreeTable {
     /// Ends prefix matching: `next` continues past entries of the prefix.
     pub fn set_prefix(&mut self, p: Option<Vec<u8>>) {
         self.must_prefix = p;
+        self.unique_hit = false;
     }
 
     /// Index-only reads from now on (the next seek or edge and the steps after
@@ -997,8 +1014,12 @@ impl BtreeTable {
                 }
                 stop.step()?;
                 let pk = match split_entry(&k, &v, self.sec_value) {
-                    Ok((deleted, _, pk)) => {
-                        n += (self.mvcc && !deleted) as u64;
+                    // a delete-marked entry whose row purge has removed
+                    // before it is garbage no read takes (its purge may come
+                    // later, or never after a restart: a rebuild drops it)
+                    Ok((true, _, _)) => continue,
+                    Ok((false, _, pk)) => {
+                        n += self.mvcc as u64;
                         pk
                     }
                     Err(_) => &[][..],

@@ -16,6 +16,12 @@
 //!   version is by a transaction below the horizon (every view reads that
 //!   version, whose live entry is another), or its row is gone.
 //!
+//! A record goes after the entries of its row that are due in the same pass
+//! (one that must wait keeps its record). An entry marked by a transaction
+//! whose item comes due later (ids are not in commit order) may outlive its
+//! record: a marked entry of no row is garbage no read takes, and CHECK TABLE
+//! does not count it; its own item removes it.
+//!
 //! Nothing is removed where a transaction has a row lock or a lock request
 //! (on the record, the entry, or the entry's row): a writer locks its row
 //! before it reads it, so a record it found stays; a locking read's lock on a
@@ -27,7 +33,7 @@
 //! lost stay (reads skip them; a later insert of the same key reuses the
 //! record, and `ALTER TABLE ... FORCE` rebuilds without them).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -117,10 +123,13 @@ pub fn purge_now(e: &Engine) -> Result<usize> {
     for (table, mut items) in tables {
         // the entries before the records they are checked against
         items.sort_by(|a, b| b.1.index.cmp(&a.1.index));
+        // rows with an entry that must wait: their records wait too (an
+        // entry never outlives its record)
+        let mut kept = HashSet::new();
         while !items.is_empty() && failed.is_none() {
             let rest = items.split_off(items.len().min(BATCH));
             let batch = std::mem::replace(&mut items, rest);
-            match purge_batch(e, &table, batch, horizon, &mut back) {
+            match purge_batch(e, &table, batch, horizon, &mut back, &mut kept) {
                 Ok(Some(n)) => removed += n,
                 // the table is busy: all of its items wait for the next pass (a
                 // later batch must not remove records whose entries wait)
@@ -156,6 +165,7 @@ fn purge_batch(
     items: Vec<(u64, Item)>,
     horizon: u64,
     back: &mut Vec<(u64, Item)>,
+    kept: &mut HashSet<Vec<u8>>,
 ) -> std::result::Result<Option<usize>, (crate::error::Error, Vec<(u64, Item)>)> {
     let mut h = TrxHandle::new();
     h.set_lock_wait_timeout(1);
@@ -173,10 +183,19 @@ fn purge_batch(
             done += 1;
             let j = it.index as usize;
             let t = &table.trees[j];
+            let wait = |back: &mut Vec<(u64, Item)>, kept: &mut std::collections::HashSet<Vec<u8>>, trx: u64, pk: Vec<u8>| {
+                back.push((trx, Item { table: it.table.clone(), index: it.index, key: it.key.clone() }));
+                kept.insert(pk);
+            };
+            if j == 0 && kept.contains(&it.key) {
+                wait(back, kept, *trx, it.key.clone());
+                continue;
+            }
             if !tree::read(t, |r| r.get(&it.key, &mut v))? {
                 continue;
             }
             let mut free = vec![spot(j, &it.key)];
+            let pk = if j == 0 { it.key.clone() } else { split_entry(&it.key, &v, SecValue::Marked)?.2.to_vec() };
             let newest = if j == 0 {
                 let hd = header(&v)?;
                 if !hd.deleted {
@@ -184,31 +203,42 @@ fn purge_batch(
                 }
                 Some(hd.trx)
             } else {
-                let (deleted, _, pk) = split_entry(&it.key, &v, SecValue::Marked)?;
+                let (deleted, _, _) = split_entry(&it.key, &v, SecValue::Marked)?;
                 if !deleted {
                     continue; // the row has this key again
                 }
-                let pk = pk.to_vec();
                 free.push(spot(0, &pk));
                 if tree::read(&table.trees[0], |r| r.get(&pk, &mut rec))? { Some(header(&rec)?.trx) } else { None }
             };
             if let Some(trx) = newest.filter(|&t| t >= horizon) {
-                back.push((trx, Item { table: it.table.clone(), index: it.index, key: it.key.clone() }));
+                wait(back, kept, trx, pk);
                 continue;
             }
             // checked again with the removal, under the tree's latch: still
-            // marked (a writer of the row holds its lock while it changes
-            // it), and nobody's lock there
+            // marked, by a transaction below the horizon (a writer of the
+            // row holds its lock while it changes it, and may have committed
+            // a change since the look above), and nobody's lock there
             let mut g = t.write();
             if !g.get(&it.key, &mut v)? {
                 continue;
             }
-            let marked = if j == 0 { header(&v)?.deleted } else { split_entry(&it.key, &v, SecValue::Marked)?.0 };
+            let marked = if j == 0 {
+                let hd = header(&v)?;
+                if hd.deleted && hd.trx >= horizon {
+                    drop(g);
+                    wait(back, kept, hd.trx, pk);
+                    continue;
+                }
+                hd.deleted
+            } else {
+                split_entry(&it.key, &v, SecValue::Marked)?.0
+            };
             if !marked {
                 continue;
             }
             if !table.rows.is_free(&free.iter().collect::<Vec<_>>()) {
-                back.push((*trx, Item { table: it.table.clone(), index: it.index, key: it.key.clone() }));
+                drop(g);
+                wait(back, kept, *trx, pk);
                 continue;
             }
             g.delete(&it.key)?;

@@ -90,18 +90,49 @@ impl Locker {
     }
 
     /// Waits for `req` at `at` (no latch held): the lock wait timeout, KILL
-    /// and the deadlock detector apply.
+    /// and the deadlock detector apply. Ok also when the wait ended because
+    /// the record went (a rollback took it out: nothing is locked then; the
+    /// caller reads again and asks for what it finds).
     pub(super) fn wait(&self, at: &Spot, req: RowRequest) -> Result<()> {
-        let stop = Stopper { interrupt: &self.interrupt, session: self.session, timeout: self.timeout };
-        self.rows.acquire(self.trx, at, req, self.weight.get(), Some(&stop)).map(|_| ()).map_err(Error::from)
+        self.wait_for(at, req).map(|_| ())
     }
 
-    /// [`Self::try_lock`], else [`Self::wait`].
+    fn wait_for(&self, at: &Spot, req: RowRequest) -> Result<Outcome> {
+        let stop = Stopper { interrupt: &self.interrupt, session: self.session, timeout: self.timeout };
+        self.rows.acquire(self.trx, at, req, self.weight.get(), Some(&stop)).map_err(Error::from)
+    }
+
+    /// `req` at `at`, held when it returns: [`Self::try_lock`], else waits
+    /// (again if the record went meanwhile: a writer's lock on its row's key
+    /// is held whether the record is there or not).
     pub(super) fn lock(&self, at: &Spot, req: RowRequest) -> Result<()> {
-        if self.try_lock(at, req) {
-            return Ok(());
+        loop {
+            if self.try_lock(at, req) {
+                return Ok(());
+            }
+            if self.wait_for(at, req)? != Outcome::Gone {
+                return Ok(());
+            }
         }
-        self.wait(at, req)
+    }
+
+    /// As [`Self::try_lock_new`], but a request that must wait is queued
+    /// (None): then [`Self::wait_queued`] must follow (see
+    /// [`RowLocks::lock_or_queue`]).
+    pub(super) fn lock_or_queue(&self, at: &Spot, req: RowRequest) -> Option<bool> {
+        let whole = self.whole.load(Ordering::Relaxed);
+        if whole & mode::X != 0 || (req.mode == Mode::Shared && whole & mode::S != 0) {
+            return Some(false);
+        }
+        let (o, n) = self.rows.lock_or_queue(self.trx, at, req);
+        self.count.store(n, Ordering::Relaxed);
+        o
+    }
+
+    /// Waits for what [`Self::lock_or_queue`] queued (as [`Self::wait`]).
+    pub(super) fn wait_queued(&self, at: &Spot, req: RowRequest) -> Result<()> {
+        let stop = Stopper { interrupt: &self.interrupt, session: self.session, timeout: self.timeout };
+        self.rows.wait_queued(self.trx, at, req, self.weight.get(), Some(&stop)).map(|_| ()).map_err(Error::from)
     }
 
     /// Once it holds many row locks of the table: the whole table instead
@@ -122,10 +153,26 @@ impl Locker {
     }
 }
 
+/// The hook a tree of the table calls when a rollback takes a key out of it
+/// (an insert undone, [`crate::btree::tree::BTree::on_undo_remove`]): the
+/// locks held at that key move to the gap before the next one, and a wait
+/// for it ends (the waiter reads again), as InnoDB's lock_update_delete.
+pub(super) fn undo_remove_hook(rows: &Arc<RowLocks>, index: usize) -> crate::btree::tree::UndoRemoveHook {
+    let rows = rows.clone();
+    Arc::new(move |key: &[u8], next: Option<&[u8]>| {
+        let i = index as u32;
+        let next = match next {
+            Some(k) => (i, Point::Key(k.to_vec())),
+            None => (i, Point::End),
+        };
+        rows.on_remove(&(i, Point::Key(key.to_vec())), &next);
+    })
+}
+
 /// What a locking step found under the latch.
 enum Step {
-    /// An entry, locked (the point, if the lock is new).
-    Locked(Option<Spot>),
+    /// An entry, locked (and, of a secondary index, its row).
+    Locked,
     /// The end of the scan (past its last entry, locked as its gap needs).
     End,
     /// A lock that must be waited for (then the step is made again).
@@ -245,7 +292,14 @@ impl BtreeTable {
         let lk = self.locker(e, h);
         let t = &self.shared.trees[j];
         let f = self.sec_value;
-        let mut next = None;
+        let next = std::cell::RefCell::new(None);
+        // (gap locks of the gap it splits hold on both halves: moved before
+        // the latch goes, or an insert into the lower half would not see them)
+        let after = || {
+            if let Some(n) = next.borrow().as_ref() {
+                lk.rows.on_insert(&spot(j, key), n);
+            }
+        };
         let r = e.insert_checked(h.trx(e), t, key, val, |t: &mut BTree| {
             let (mut k, mut v) = (vec![], vec![]);
             if let Some((sec, own)) = unique {
@@ -276,19 +330,13 @@ impl BtreeTable {
             if !lk.try_lock(&at, ii) {
                 return Ok(Some(Blocked::Wait(at, ii)));
             }
-            next = Some(at);
+            *next.borrow_mut() = Some(at);
             Ok(None)
-        })?;
+        }, after)?;
         match r {
             Err(b) => Ok(Some(b)),
             Ok(false) => Err(Error::Corrupt(format!("{}: index {j} has an entry an insert did not expect", self.path.display()))),
-            Ok(true) => {
-                if let Some(n) = next {
-                    // gap locks of the gap it split hold on both halves
-                    lk.rows.on_insert(&spot(j, key), &n);
-                }
-                Ok(None)
-            }
+            Ok(true) => Ok(None),
         }
     }
 
@@ -299,14 +347,17 @@ impl BtreeTable {
         let i = self.cur_index;
         let mode = if self.row_x { Mode::Exclusive } else { Mode::Shared };
         let gaps = self.gaps && !self.skip_locked;
+        let skip = self.skip_locked;
         loop {
             if self.unique_hit {
                 return Ok(false);
             }
             let exact = self.exact.take();
+            let f = self.sec_value;
             let step = {
                 let (cur, desc, key, val) = (&mut self.cur, self.desc, &mut self.key, &mut self.val);
                 let prefix = self.must_prefix.as_deref();
+                let fresh = &mut self.fresh;
                 tree::read(&self.shared.trees[i], |r| {
                     let (at, kind, past) = if !r.next(cur, desc, key, val)? {
                         // the gap before the first entry is the first entry's
@@ -324,14 +375,33 @@ impl BtreeTable {
                         (spot(i, key), if whole_key || !gaps { RowKind::Record } else { RowKind::NextKey }, false)
                     };
                     let req = RowRequest::new(mode, kind);
-                    match lk.try_lock_new(&at, req) {
-                        None => Ok(Step::Conflict(at, req)),
-                        Some(new) => Ok(if past {
-                            Step::End
-                        } else {
-                            Step::Locked(new.then_some(at))
-                        }),
+                    // (queued under the latch when it must wait, unless SKIP
+                    // LOCKED, which never waits)
+                    let ask = |at: &Spot, req| if skip { lk.try_lock_new(at, req) } else { lk.lock_or_queue(at, req) };
+                    match ask(&at, req) {
+                        None => return Ok(Step::Conflict(at, req)),
+                        Some(true) => fresh.push((at.clone(), req)),
+                        Some(false) => {}
                     }
+                    if past {
+                        return Ok(Step::End);
+                    }
+                    if i > 0 {
+                        // and the entry's row, in the same hold of the latch:
+                        // a writer of the row holds its lock while it changes
+                        // the entry (a mark, or its clearing by a rollback),
+                        // so once the row is locked the entry read is the
+                        // committed one (or this transaction's), marked or not
+                        let (_, _, p) = split_entry(key, val, f)?;
+                        let row = spot(0, p);
+                        let req = RowRequest::new(mode, RowKind::Record);
+                        match ask(&row, req) {
+                            None => return Ok(Step::Conflict(row, req)),
+                            Some(true) => fresh.push((row, req)),
+                            Some(false) => {}
+                        }
+                    }
+                    Ok(Step::Locked)
                 })?
             };
             match step {
@@ -340,14 +410,17 @@ impl BtreeTable {
                     if self.skip_locked {
                         continue; // SKIP LOCKED: the cursor is past it already
                     }
-                    lk.wait(&at, req)?;
-                    self.fresh.push(at);
+                    lk.wait_queued(&at, req)?;
+                    self.fresh.push((at, req));
                     // what it found may have changed meanwhile: found again
                     self.refind(exact)?;
                     continue;
                 }
-                Step::Locked(new) => self.fresh.extend(new),
+                Step::Locked => {}
             }
+            let upto = self.locked_upto.get_or_insert_with(Vec::new);
+            upto.clear();
+            upto.extend_from_slice(&self.key);
             lk.maybe_escalate(self.row_x);
             if exact.as_deref() == Some(&self.key[..]) && i == 0 && self.must_prefix.is_some() {
                 self.unique_hit = true;
@@ -373,43 +446,23 @@ impl BtreeTable {
             self.unpack.extend_from_slice(u);
             self.pk.clear();
             self.pk.extend_from_slice(p);
-            // and its row (the entry is live, and its row locked: the row's
-            // newest version is committed or this transaction's, and has it)
-            let at = spot(0, &self.pk);
-            let req = RowRequest::new(mode, RowKind::Record);
-            let mut rec = std::mem::take(&mut self.rec);
-            let mut new = false;
-            let found = tree::read(&self.shared.trees[0], |r| {
-                match lk.try_lock_new(&at, req) {
-                    None => return Ok(None),
-                    Some(n) => new |= n,
-                }
-                r.get(key_of(&at), &mut rec).map(Some)
-            });
-            self.rec = rec;
-            if new {
-                self.fresh.push(at.clone());
+            // its row (locked above: the entry is live, so the row's newest
+            // version is committed or this transaction's, and has it)
+            if self.keys_only {
+                self.row.clear();
+                return Ok(true);
             }
-            match found? {
-                None => {
-                    if self.skip_locked {
-                        continue;
-                    }
-                    lk.wait(&at, req)?;
-                    self.fresh.push(at);
-                    self.refind(None)?;
-                    continue;
-                }
-                Some(false) => {
-                    return Err(Error::Corrupt(format!(
-                        "{}: index {i} has an entry for a row that does not exist",
-                        self.path.display()
-                    )));
-                }
-                Some(true) => {}
+            let mut rec = std::mem::take(&mut self.rec);
+            let found = tree::read(&self.shared.trees[0], |r| r.get(&self.pk, &mut rec));
+            self.rec = rec;
+            if !found? {
+                return Err(Error::Corrupt(format!(
+                    "{}: index {i} has an entry for a row that does not exist",
+                    self.path.display()
+                )));
             }
             if header(&self.rec)?.deleted {
-                continue;
+                continue; // (not expected: the row is locked and its entry live)
             }
             self.row.clear();
             if !self.keys_only {
@@ -419,12 +472,23 @@ impl BtreeTable {
         }
     }
 
-    /// After a wait: the cursor stands again before the entry it had read
-    /// ([`Self::key`]), to read it once more (`exact` kept for it).
+    /// After a wait: the cursor stands again right after the last entry the
+    /// scan locked (or where it began), to read on from there (`exact` kept
+    /// for its first step). Not at the entry waited for: a wait that ended
+    /// because that entry went (its insert rolled back) held nothing, so an
+    /// insert may have come in before it meanwhile, into the gap the scan's
+    /// next lock is to cover.
     fn refind(&mut self, exact: Option<Vec<u8>>) -> Result<()> {
         self.exact = exact;
         let (cur, desc) = (&mut self.cur, self.desc);
-        let b = Bound::Included(&self.key[..]);
+        let b = match &self.locked_upto {
+            Some(k) => Bound::Excluded(&k[..]),
+            None => match &self.scan_from {
+                Bound::Included(k) => Bound::Included(&k[..]),
+                Bound::Excluded(k) => Bound::Excluded(&k[..]),
+                Bound::Unbounded => Bound::Unbounded,
+            },
+        };
         tree::read(&self.shared.trees[self.cur_index], |r| r.seek(cur, b, desc))
     }
 
@@ -447,13 +511,13 @@ impl BtreeTable {
             });
             self.rec = rec;
             if new {
-                self.fresh.push(at.clone());
+                self.fresh.push((at.clone(), req));
             }
             match found? {
                 None if self.skip_locked => return Ok(false),
                 None => {
                     lk.wait(&at, req)?;
-                    self.fresh.push(at.clone());
+                    self.fresh.push((at.clone(), req));
                     continue;
                 }
                 Some(false) => return Ok(false),
@@ -500,14 +564,6 @@ impl BtreeTable {
     }
 }
 
-/// The key of a point (a primary key's spot).
-fn key_of(at: &Spot) -> &[u8] {
-    match &at.1 {
-        Point::Key(k) => k,
-        Point::End => &[],
-    }
-}
-
 impl BtreeTable {
     /// The server does not want the row last read (see the bridge's
     /// `bt_unlock_row`): at READ COMMITTED and below, the locks that read
@@ -518,8 +574,8 @@ impl BtreeTable {
             return;
         }
         if let Some(lk) = self.row_locking() {
-            for at in &fresh {
-                lk.rows.release_record(lk.trx, at);
+            for (at, req) in &fresh {
+                lk.rows.release_exact(lk.trx, at, *req);
             }
         }
     }

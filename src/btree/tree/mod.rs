@@ -152,7 +152,15 @@ pub struct BTree {
     /// a new page would take the number of a lost one that a parent still points
     /// at. REPAIR TABLE rebuilds the file.
     cut_short: Option<u32>,
+    /// Told when a rollback takes a key out (an insert undone): the key, and
+    /// the key after it (None: the end). The table layer moves the row locks
+    /// held there to the gap (see `table/rowlock.rs`); called under the
+    /// tree's write latch.
+    pub on_undo_remove: Option<UndoRemoveHook>,
 }
+
+/// See [`BTree::on_undo_remove`].
+pub type UndoRemoveHook = std::sync::Arc<dyn Fn(&[u8], Option<&[u8]>) + Send + Sync>;
 
 
 
@@ -280,7 +288,7 @@ impl BTree {
         if let Some(n) = cut_short {
             eprintln!("[ERROR] RUST: {}", cut_short_message(&name, pool.pages, n));
         }
-        Ok(BTree { stats, pool, free_head, rows, auto_inc, version: 0, format: version, cut_short })
+        Ok(BTree { stats, pool, free_head, rows, auto_inc, version: 0, format: version, cut_short, on_undo_remove: None })
     }
 
     pub fn rows(&self) -> u64 {

@@ -306,3 +306,74 @@ fn the_kept_page_count_follows_the_file() {
         assert_eq!(u32::from_le_bytes(m[PAGES_AT..PAGES_AT + 4].try_into().unwrap()), pages);
     }
 }
+
+/// A cursor keeps its place while the tree changes between its steps: keys
+/// deleted (leaves merged, the root collapsing), inserted (leaves split) and
+/// updated around it. A scan returns, in order, every key that was there for
+/// the whole scan, and never one twice (locking reads step beside writers
+/// and purge's removals).
+#[test]
+fn a_cursor_keeps_its_place_while_the_tree_changes() {
+    let (_dir, path) = tmp("cursor_churn");
+    BTree::create(&path).unwrap();
+    let mut t = BTree::open(&path, 256).unwrap();
+    let mut rng = crate::testutil::Rng::new(7);
+    let k = |i: u32| i.to_be_bytes().to_vec();
+    for round in 0..200u32 {
+        for i in 0..2000u32 {
+            if rng.below(3) != 0 {
+                t.insert(&k(i), &[round as u8; 60]).unwrap();
+            }
+        }
+        for desc in [false, true] {
+            // keys present from the start of the scan to its end
+            let mut c = Cursor::default();
+            t.seek(&mut c, Bound::Unbounded, desc).unwrap();
+            let mut present: std::collections::BTreeSet<u32> = scan(&mut t, false).iter().map(|(kk, _)| u32::from_be_bytes(kk[..4].try_into().unwrap())).collect();
+            let mut stable = present.clone();
+            let (mut kk, mut v) = (vec![], vec![]);
+            let mut seen = vec![];
+            while t.next(&mut c, desc, &mut kk, &mut v).unwrap() {
+                seen.push(u32::from_be_bytes(kk[..4].try_into().unwrap()));
+                // churn between steps
+                for _ in 0..rng.below(6) {
+                    let x = rng.below(2000) as u32;
+                    match rng.below(3) {
+                        0 => {
+                            if t.delete(&k(x)).unwrap() {
+                                present.remove(&x);
+                                stable.remove(&x);
+                            }
+                        }
+                        1 => {
+                            if t.insert(&k(x), &vec![1u8; 20 + rng.below(200) as usize]).unwrap() {
+                                present.insert(x);
+                            }
+                        }
+                        _ => {
+                            t.update(&k(x), &vec![2u8; 20 + rng.below(300) as usize]).unwrap();
+                        }
+                    }
+                }
+            }
+            let mut sorted = seen.clone();
+            sorted.sort_unstable();
+            if desc {
+                sorted.reverse();
+            }
+            assert_eq!(seen, sorted, "round {round} desc {desc}: out of order");
+            let mut dedup = sorted.clone();
+            dedup.dedup();
+            assert_eq!(dedup.len(), seen.len(), "round {round} desc {desc}: a key twice");
+            let got: std::collections::BTreeSet<u32> = seen.into_iter().collect();
+            let missed: Vec<_> = stable.difference(&got).collect();
+            assert!(missed.is_empty(), "round {round} desc {desc}: missed {missed:?}");
+        }
+        // thin out for the next round (merges)
+        for i in 0..2000u32 {
+            if rng.below(4) != 0 {
+                t.delete(&k(i)).unwrap();
+            }
+        }
+    }
+}

@@ -70,11 +70,9 @@ impl BTree {
         let Some((op, key, val)) = parse_undo(undo) else {
             return Err(Error::Corrupt(format!("{}: malformed undo entry", self.pool.name())));
         };
-        self.in_mtr(trx, &mut Vec::new(), |t, _| {
+        let removed = self.in_mtr(trx, &mut Vec::new(), |t, _| {
             match op {
-                UNDO_DELETE => {
-                    t.delete_inner(key, None)?;
-                }
+                UNDO_DELETE => return t.delete_inner(key, None),
                 UNDO_PUT => {
                     t.insert_inner(key, val)?;
                 }
@@ -84,8 +82,16 @@ impl BTree {
                     }
                 }
             }
-            Ok(())
-        })
+            Ok(false)
+        })?;
+        if let (true, Some(hook)) = (removed, self.on_undo_remove.clone()) {
+            let mut c = Cursor::default();
+            self.seek(&mut c, std::ops::Bound::Excluded(key), false)?;
+            let (mut k, mut v) = (Vec::new(), Vec::new());
+            let next = self.next(&mut c, false, &mut k, &mut v)?;
+            hook(key, next.then_some(&k[..]));
+        }
+        Ok(())
     }
 
     pub(super) fn insert_inner(&mut self, key: &[u8], val: &[u8]) -> Result<bool> {
