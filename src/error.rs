@@ -48,6 +48,13 @@ pub enum Error {
     /// retried.
     #[error("{0}")]
     VersionGone(String),
+    /// First-updater-wins (`rust_snapshot_isolation`): a locking read or a
+    /// write met a record that a transaction its read view does not see
+    /// changed last. The server says "Record has changed since last read"
+    /// and rolls back the whole transaction, as InnoDB's
+    /// `innodb_snapshot_isolation`.
+    #[error("Record has changed since last read; try restarting transaction")]
+    RecordChanged,
     /// A row a READ UNCOMMITTED read took from an index entry was gone when its
     /// record was read (a rollback removed it): the read steps over it.
     #[error("the row is gone")]
@@ -85,7 +92,7 @@ impl Error {
             Error::Interrupted => consts::HA_ERR_ABORTED_BY_USER as i32,
             Error::Deadlock => consts::HA_ERR_LOCK_DEADLOCK as i32,
             Error::TableDefChanged => consts::HA_ERR_TABLE_DEF_CHANGED as i32,
-            Error::VersionGone(_) => consts::HA_ERR_RECORD_CHANGED as i32,
+            Error::VersionGone(_) | Error::RecordChanged => consts::HA_ERR_RECORD_CHANGED as i32,
             Error::RowGone => consts::HA_ERR_RECORD_DELETED as i32,
         }
     }

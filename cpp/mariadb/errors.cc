@@ -9,10 +9,13 @@
 #include <log.h>
 
 /* A deadlock's victim loses its whole transaction, as with InnoDB: the server
-   rolls it back at the statement's end (which releases its locks). */
+   rolls it back at the statement's end (which releases its locks). So does a
+   transaction that met a record changed since its read view was made
+   (rust_snapshot_isolation; or a version it needs is not kept): its snapshot
+   is of no further use, as with InnoDB's innodb_snapshot_isolation. */
 static int mark_deadlock(THD *thd, int code)
 {
-  if (code == HA_ERR_LOCK_DEADLOCK && thd)
+  if ((code == HA_ERR_LOCK_DEADLOCK || code == HA_ERR_RECORD_CHANGED) && thd)
     thd->mark_transaction_to_rollback(true);
   return code;
 }

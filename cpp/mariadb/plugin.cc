@@ -89,6 +89,18 @@ static MYSQL_SYSVAR_ULONG(lock_wait_timeout, rust_lock_wait_timeout,
   "with ER_LOCK_WAIT_TIMEOUT",
   NULL, update_lock_wait_timeout, 50, 1, 1073741824, 0);
 
+static MYSQL_THDVAR_BOOL(snapshot_isolation, PLUGIN_VAR_OPCMDARG,
+  "First-updater-wins at REPEATABLE READ, as innodb_snapshot_isolation: a "
+  "BTREE transaction that locks or changes a row another transaction changed "
+  "after its read view was made fails with ER_CHECKREAD and is rolled back, "
+  "instead of overwriting a change it never saw (docs/operations.md)",
+  NULL, NULL, FALSE);
+
+bool rust_thd_snapshot_isolation(THD *thd)
+{
+  return THDVAR(thd, snapshot_isolation);
+}
+
 static MYSQL_SYSVAR_ULONGLONG(log_file_size, rust_log_file_size,
   PLUGIN_VAR_RQCMDARG,
   "Bytes the BTREE redo log grows by before a checkpoint writes the tables' "
@@ -116,6 +128,7 @@ static struct st_mysql_sys_var *rust_system_variables[]= {
   MYSQL_SYSVAR(flush_log_at_trx_commit),
   MYSQL_SYSVAR(lock_wait_timeout),
   MYSQL_SYSVAR(log_file_size),
+  MYSQL_SYSVAR(snapshot_isolation),
   MYSQL_SYSVAR(debug_panic_at),
   MYSQL_SYSVAR(debug_create_format),
   NULL

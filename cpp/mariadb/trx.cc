@@ -288,7 +288,8 @@ static void bt_stmt_begin(THD *thd, Rust_trx *t)
   t->stmt_query_id= thd->query_id;
   ha_rust_ffi::trx_stmt_begin(*t->h);
   /* NOWAIT / WAIT n set the session's lock_wait_timeout for the statement */
-  ha_rust_ffi::trx_set_lock_wait_timeout(*t->h, thd->variables.lock_wait_timeout);
+  ha_rust_ffi::trx_statement_settings(*t->h, {thd->variables.lock_wait_timeout,
+                                              rust_thd_snapshot_isolation(thd)});
 }
 
 /* start_stmt: a statement under LOCK TABLES, or a trigger's sub-statement */

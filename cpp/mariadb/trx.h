@@ -22,5 +22,7 @@ int rust_bt_commit_by_xid(handlerton *, XID *xid);
 int rust_bt_rollback_by_xid(handlerton *, XID *xid);
 void rust_bt_commit_checkpoint_request(void *cookie);
 void rust_bt_kill_query(handlerton *, THD *thd, enum thd_kill_levels);
+/* The session's rust_snapshot_isolation (plugin.cc). */
+bool rust_thd_snapshot_isolation(THD *thd);
 /* Rust's lock waits ask whether their session was killed (session.rs). */
 extern "C" bool rust_bt_session_stopped(size_t session);

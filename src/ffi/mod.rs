@@ -132,6 +132,18 @@ pub mod bridge {
         length: u32,
     }
 
+    /// A statement's session settings for its transaction
+    /// (`trx_statement_settings`, once per statement).
+    struct StatementSettings {
+        /// The statement's longest lock wait, in seconds: the server's
+        /// `lock_wait_timeout` of the session (0 under NOWAIT, n under WAIT
+        /// n); the wait is the shorter of it and `rust_lock_wait_timeout`.
+        lock_wait_timeout: u64,
+        /// The session's `rust_snapshot_isolation`: first-updater-wins (see
+        /// TrxHandle::first_updater_view).
+        snapshot_isolation: bool,
+    }
+
     /// How a statement locks a BTREE table (`bt_begin_statement`), from the
     /// server's lock type in store_lock/external_lock.
     struct StatementLock {
@@ -501,10 +513,8 @@ pub mod bridge {
         /// The statement ended (its last table unlocked), in a transaction of
         /// isolation `level` (see TrxHandle::stmt_end).
         fn trx_stmt_end(t: &mut TrxHandle, level: Isolation);
-        /// The statement's longest lock wait, in seconds: the server's
-        /// `lock_wait_timeout` of the session (0 under NOWAIT, n under WAIT n);
-        /// the wait is the shorter of it and `rust_lock_wait_timeout`.
-        fn trx_set_lock_wait_timeout(t: &mut TrxHandle, secs: u64);
+        /// The statement's settings (see StatementSettings).
+        fn trx_statement_settings(t: &mut TrxHandle, s: StatementSettings);
         /// START TRANSACTION WITH CONSISTENT SNAPSHOT: the read view now (at
         /// REPEATABLE READ; the other levels make none).
         fn trx_consistent_snapshot(t: &mut TrxHandle, level: Isolation);
@@ -725,7 +735,7 @@ pub mod bridge {
 }
 
 use bridge::{
-    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, Isolation, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, ServerFamily, Sizes, StatementLock, Stats, TableOptions, PartPlan, PartRead, PartState, ReadPart, Xid,
+    Answer, Autoinc, CheckSummary, CsvField, FindMode, Info, Isolation, KeyPart, LayoutKind, LogFlush, CreateFacts, CreateVerdict, RangeEnd, Refusal, SecKey, ServerFamily, Sizes, StatementLock, StatementSettings, Stats, TableOptions, PartPlan, PartRead, PartState, ReadPart, Xid,
 };
 use crate::btree::engine::{Engine, FlushPolicy};
 use crate::btree::keyread::{self, Got};
@@ -922,8 +932,11 @@ fn trx_consistent_snapshot(t: &mut TrxHandle, level: Isolation) {
     })
 }
 
-fn trx_set_lock_wait_timeout(t: &mut TrxHandle, secs: u64) {
-    guard_or("trx_set_lock_wait_timeout", || (), || t.set_lock_wait_timeout(secs))
+fn trx_statement_settings(t: &mut TrxHandle, s: StatementSettings) {
+    guard_or("trx_statement_settings", || (), || {
+        t.set_lock_wait_timeout(s.lock_wait_timeout);
+        t.set_snapshot_isolation(s.snapshot_isolation);
+    })
 }
 
 fn trx_stmt_rollback(t: &mut TrxHandle, err: &mut String) -> i32 {
@@ -2094,8 +2107,8 @@ mod tests {
             trx_stmt_end(&mut t, Isolation::ReadCommitted);
             true
         });
-        trx!("trx_set_lock_wait_timeout", |t| {
-            trx_set_lock_wait_timeout(&mut t, 1);
+        trx!("trx_statement_settings", |t| {
+            trx_statement_settings(&mut t, StatementSettings { lock_wait_timeout: 1, snapshot_isolation: true });
             true
         });
         trx!("trx_consistent_snapshot", |t| {

@@ -274,7 +274,7 @@ mod tests {
 use std::sync::atomic::Ordering;
 
 use super::purge::Item;
-use super::rowlock::Blocked;
+use super::rowlock::{Blocked, first_updater_check};
 use super::{BtreeTable, SecondaryKey, TrxHandle, tree};
 use crate::btree::engine::{Engine, Trx};
 
@@ -317,6 +317,7 @@ impl BtreeTable {
             return self.insert_fresh(e, h, 0, pk, &record(Header { trx: id, roll: 0, deleted }, row), None);
         };
         let oh = header(old)?;
+        first_updater_check(h.first_updater_view().as_deref(), old)?;
         let trx = h.trx(e);
         let roll = if oh.trx == trx.id {
             oh.roll
@@ -395,8 +396,13 @@ impl BtreeTable {
             self.lock_row_x(e, h, &pk)?;
             let mut old = Vec::new();
             let exists = self.raw_get(&pk, &mut old)?;
-            if exists && !header(&old)?.deleted {
-                return Ok(Some(0));
+            if exists {
+                // (a duplicate of a row the view never saw is that error
+                // first, as InnoDB's duplicate check, which locks it)
+                first_updater_check(h.first_updater_view().as_deref(), &old)?;
+                if !header(&old)?.deleted {
+                    return Ok(Some(0));
+                }
             }
             for (j, s) in sec.iter().enumerate() {
                 if let Some(k) = self.unique_key(j + 1, s) {
@@ -475,8 +481,11 @@ impl BtreeTable {
             let mut at = Vec::new();
             if pk_changed {
                 self.lock_row_x(e, h, new_pk)?;
-                if self.raw_get(new_pk, &mut at)? && !header(&at)?.deleted {
-                    return Ok(Some(0));
+                if self.raw_get(new_pk, &mut at)? {
+                    first_updater_check(h.first_updater_view().as_deref(), &at)?;
+                    if !header(&at)?.deleted {
+                        return Ok(Some(0));
+                    }
                 }
             }
             for (j, s) in new_sec.iter().enumerate() {

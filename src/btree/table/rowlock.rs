@@ -53,6 +53,21 @@ pub(super) struct Locker {
     /// tries to lock the whole table.
     count: AtomicUsize,
     next_escalation: AtomicUsize,
+    /// First-updater-wins: the view records must have been seen by
+    /// ([`TrxHandle::first_updater_view`]).
+    snapshot: Option<Arc<ReadView>>,
+}
+
+/// First-updater-wins: `Err(RecordChanged)` if clustered record `rec` was
+/// last changed by a transaction `view` does not see (committed after the
+/// view was made, or still active: then its lock was waited for first, so it
+/// committed; had it rolled back, the record would be the one seen). A
+/// delete-marked record counts: its deleter changed it.
+pub(super) fn first_updater_check(view: Option<&ReadView>, rec: &[u8]) -> Result<()> {
+    match view {
+        Some(v) if !v.sees(header(rec)?.trx) => Err(Error::RecordChanged),
+        _ => Ok(()),
+    }
 }
 
 /// Why a write could not go on (see [`BtreeTable::insert_fresh`]).
@@ -210,6 +225,7 @@ impl BtreeTable {
             whole: AtomicU8::new(whole),
             count: AtomicUsize::new(0),
             next_escalation: AtomicUsize::new(ESCALATE_AT),
+            snapshot: h.first_updater_view(),
         });
         self.locker = Some(l.clone());
         l
@@ -422,6 +438,11 @@ impl BtreeTable {
             upto.clear();
             upto.extend_from_slice(&self.key);
             lk.maybe_escalate(self.row_x);
+            if i == 0 {
+                // (every record locked, live or marked, as InnoDB; not a gap
+                // lock's record past the range, which ended the scan above)
+                first_updater_check(lk.snapshot.as_deref(), &self.val)?;
+            }
             if exact.as_deref() == Some(&self.key[..]) && i == 0 && self.must_prefix.is_some() {
                 self.unique_hit = true;
             }
@@ -448,7 +469,7 @@ impl BtreeTable {
             self.pk.extend_from_slice(p);
             // its row (locked above: the entry is live, so the row's newest
             // version is committed or this transaction's, and has it)
-            if self.keys_only {
+            if self.keys_only && lk.snapshot.is_none() {
                 self.row.clear();
                 return Ok(true);
             }
@@ -461,6 +482,7 @@ impl BtreeTable {
                     self.path.display()
                 )));
             }
+            first_updater_check(lk.snapshot.as_deref(), &self.rec)?;
             if header(&self.rec)?.deleted {
                 continue; // (not expected: the row is locked and its entry live)
             }
@@ -523,6 +545,7 @@ impl BtreeTable {
                 Some(false) => return Ok(false),
                 Some(true) => {}
             }
+            first_updater_check(lk.snapshot.as_deref(), &self.rec)?;
             if header(&self.rec)?.deleted {
                 return Ok(false);
             }
@@ -578,5 +601,29 @@ impl BtreeTable {
                 lk.rows.release_exact(lk.trx, at, *req);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree::table::mvcc::{Header, record};
+
+    /// First-updater-wins refuses a record whose last writer the view does
+    /// not see (active when it was made, or begun after), marked or not, and
+    /// lets through the view's own changes, those committed before it, and
+    /// everything when there is no view to check against.
+    #[test]
+    fn first_updater_check_follows_the_view() {
+        let view = ReadView::of(130, 140, &[50, 130]);
+        let rec = |trx, deleted| record(Header { trx, roll: 0, deleted }, b"row");
+        for (trx, ok) in [(40, true), (49, true), (51, true), (130, true), (50, false), (140, false), (200, false)] {
+            for deleted in [false, true] {
+                let r = first_updater_check(Some(&view), &rec(trx, deleted));
+                assert_eq!(r.is_ok(), ok, "trx {trx} deleted {deleted}");
+                assert!(matches!(first_updater_check(None, &rec(trx, deleted)), Ok(())));
+            }
+        }
+        assert!(matches!(first_updater_check(Some(&view), &rec(50, false)), Err(Error::RecordChanged)));
     }
 }

@@ -29,6 +29,9 @@ pub struct TrxHandle {
     pub(super) view: Option<Arc<ReadView>>,
     /// The view is the statement's (dropped at its end).
     pub(super) view_per_statement: bool,
+    /// First-updater-wins for the current statement (the session's
+    /// `rust_snapshot_isolation`): see [`Self::first_updater_view`].
+    pub(super) snapshot_isolation: bool,
     /// What it delete-marked, for purge once it has committed.
     pub(super) purge: Vec<purge::Item>,
     /// Found prepared by recovery: its changes' old versions are not kept
@@ -49,6 +52,7 @@ impl TrxHandle {
             wait_timeout: None,
             view: None,
             view_per_statement: false,
+            snapshot_isolation: false,
             purge: Vec::new(),
             recovered: false,
         }
@@ -90,6 +94,24 @@ impl TrxHandle {
     /// The current statement's longest lock wait (see [`Self::wait_timeout`]).
     pub fn set_lock_wait_timeout(&mut self, secs: u64) {
         self.wait_timeout = Some(secs);
+    }
+
+    /// Whether the current statement refuses to lock or change a record
+    /// its transaction's read view does not see the last change of (the
+    /// session's `rust_snapshot_isolation`; see [`Self::first_updater_view`]).
+    pub fn set_snapshot_isolation(&mut self, on: bool) {
+        self.snapshot_isolation = on;
+    }
+
+    /// The view first-updater-wins checks records against: the
+    /// transaction's own (REPEATABLE READ, from its first consistent read
+    /// or START TRANSACTION WITH CONSISTENT SNAPSHOT), when the statement
+    /// asks for the check. None before the transaction has a view (a
+    /// transaction whose first statement writes has seen nothing it could
+    /// overwrite unseen), and at READ COMMITTED and below (a statement's
+    /// view is no promise about the next one), as InnoDB.
+    pub(super) fn first_updater_view(&self) -> Option<Arc<ReadView>> {
+        self.view.clone().filter(|_| self.snapshot_isolation && !self.view_per_statement)
     }
 
     /// What the server's kill callback raises to stop this handle's lock waits.
