@@ -75,7 +75,7 @@ impl LayoutTable for BtreeTable {
     }
     fn stats(&self) -> Stats {
         let (data_length, index_length) = self.data_length();
-        Stats { rows: self.rows(), data_length, index_length, exact: false }
+        Stats { rows: self.rows_estimate(), data_length, index_length, exact: false }
     }
     fn warnings(&mut self) -> &mut Vec<String> {
         &mut self.warnings

@@ -31,12 +31,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use super::page::{PAGE_SIZE, Page};
 use super::page::LOGGED_FROM;
 use super::pool::{Budget, LogLink};
-use super::tree::{BTree, share_budget};
+use super::tree::{BTree, Latch, share_budget};
 use super::wal::control::{Control, read_control, write_control};
 pub use super::wal::control::{CONTROL_FILE, LOG_FILE};
 use super::wal::log::{REC_COMMIT, REC_MTR, REC_PREPARE, REC_RESET, REC_ROLLBACK_DONE, REC_ROLLBACK_START, REC_TREE, REC_UNDO_CARRY, Record, RedoLog};
@@ -65,7 +65,7 @@ pub enum FlushPolicy {
     WriteOnly = 2,
 }
 
-pub type Tree = Arc<RwLock<BTree>>;
+pub type Tree = Arc<Latch<BTree>>;
 
 /// background.
 struct Shared {
@@ -111,7 +111,7 @@ struct Shared {
 /// A tree object the engine opened (see `Shared::links`).
 struct TreeLink {
     path: PathBuf,
-    tree: std::sync::Weak<RwLock<BTree>>,
+    tree: std::sync::Weak<Latch<BTree>>,
     /// Forgotten by [`Engine::close_tree`] (its file removed or renamed): never
     /// listed again, and expected to be dropped.
     forgotten: bool,
@@ -311,7 +311,7 @@ impl Engine {
             check: Arc::new(super::pool::LinkCheck { tree_lsn, ..Default::default() }),
             completed: self.sh.completed.clone(),
         });
-        let t = Arc::new(RwLock::new(t));
+        let t = Arc::new(Latch::new(t));
         share_budget(&t, &self.budget);
         self.sh.event(if reuse.is_some() { "open-again" } else { "open-new" }, id, path, Some(&t));
         self.sh.links.lock().insert(id, TreeLink { path: path.to_path_buf(), tree: Arc::downgrade(&t), forgotten: false });
@@ -429,7 +429,7 @@ impl Engine {
     #[cfg(test)]
     pub(crate) fn simulate_crash(self, power_loss: bool) {
         if power_loss {
-            let synced = *self.sh.log.synced.lock();
+            let synced = self.sh.log.synced.load(Ordering::Acquire);
             let base = self.sh.log.inner.lock().base_lsn;
             let f = OpenOptions::new().write(true).open(self.sh.dir.join(LOG_FILE)).unwrap();
             f.set_len(super::wal::log::LOG_HEADER + (synced - base)).unwrap();

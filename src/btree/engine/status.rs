@@ -89,7 +89,7 @@ impl Engine {
             pool_dirty: dirty,
             open_trees: open,
             log_lsn: self.sh.log.end_lsn(),
-            log_synced_lsn: *self.sh.log.synced.lock(),
+            log_synced_lsn: self.sh.log.synced.load(Ordering::Acquire),
             checkpoint_lsn: self.sh.checkpoint.load(Ordering::Acquire),
             log_size: self.sh.log.size(),
             trx,

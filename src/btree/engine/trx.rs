@@ -357,7 +357,7 @@ impl Shared {
     /// payload). Returns the id of each undo entry's tree (`None`: a tree no
     /// longer open, whose file was dropped).
     pub(super) fn xid_and_trees(&self, st: &TrxState, xid: &[u8], b: &mut Vec<u8>) -> Vec<Option<u32>> {
-        let mut used: HashMap<*const RwLock<BTree>, Option<u32>> = HashMap::new();
+        let mut used: HashMap<*const Latch<BTree>, Option<u32>> = HashMap::new();
         for (t, _) in st.undo.iter() {
             used.insert(Arc::as_ptr(t), None);
         }

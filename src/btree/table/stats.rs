@@ -234,7 +234,7 @@ impl BtreeTable {
         };
         // kept ones are looked up beside the tree's readers (the read lock let go
         // of first)
-        let rows = self.shared.trees[i].read().rows();
+        let rows = self.estimate(i).0;
         if let Some(v) = kept(rows) {
             return Ok(v);
         }

@@ -115,7 +115,7 @@ pub fn shared_read_retries() -> u64 {
 /// every page it needs is cached; else (a page must be read from the file, which
 /// may evict another) once more under the write lock. `f` must be repeatable: a
 /// read that missed a page left nothing half done (see [`Reader`]).
-pub fn read<T>(t: &RwLock<BTree>, mut f: impl FnMut(&mut Reader<'_>) -> Result<T>) -> Result<T> {
+pub fn read<T>(t: &Latch<BTree>, mut f: impl FnMut(&mut Reader<'_>) -> Result<T>) -> Result<T> {
     {
         let g = t.read();
         let mut r = g.shared_reader();
