@@ -25,13 +25,6 @@
 //! partly filled block is written again, with what follows it, by the next write;
 //! the rest of that block is zeros, which end the log as a torn tail does. Where
 //! `O_DIRECT` is refused (tmpfs, say) the log is written through the page cache.
-//!
-//! Zeros are written ahead of the log's end ([`Inner::filled`]): a commit's
-//! write then lands in blocks the file already has, written, so the fsync
-//! after it carries no change of the file's size or extents, which would cost
-//! the file system a journal commit of its own at every sync (ext4 here: such
-//! syncs ran at 0.6x the rate). Zeros after the last record end the log, as
-//! the zeros of its last block do.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -91,12 +84,6 @@ const READ_CHUNK: u64 = 1007;
 /// multiples of it (4 KiB covers every block size Linux file systems use).
 const BLOCK: usize = 4096;
 
-/// How far ahead of the log's end zeros are written: a sixteenth of the file,
-/// from 64 KiB to 4 MiB (a checkpoint's new, small file takes little room),
-/// topped up when less than the smallest is left.
-const PREFILL_MIN: u64 = 64 << 10;
-const PREFILL_MAX: u64 = 4 << 20;
-
 #[derive(Clone, Copy)]
 #[repr(C, align(4096))]
 struct Block([u8; BLOCK]);
@@ -148,6 +135,11 @@ impl AlignedBuf {
         let len = self.len;
         self.all_mut().copy_within(from..len, 0);
         self.len = len - from;
+        self.shrink();
+    }
+
+    /// Gives a large buffer's memory back once what it holds is small.
+    fn shrink(&mut self) {
         if self.blocks.len() * BLOCK > 2 * WRITE_BEHIND {
             self.blocks.truncate(self.len.div_ceil(BLOCK).max(1));
             self.blocks.shrink_to_fit();
@@ -179,15 +171,9 @@ pub(crate) struct Writer {
     file: Arc<File>,
     /// The same file opened with `O_DIRECT`, for writes, if the file system takes it.
     direct: Option<File>,
-    /// The file's bytes up to this offset are written (records, then zeros
-    /// ahead of them: see the module's text).
-    filled: u64,
     /// The bytes of the write being made.
     out: AlignedBuf,
 }
-
-/// Zeros for [`Writer::prefill`], aligned for `O_DIRECT`.
-static ZEROS: [Block; 16] = [Block([0; BLOCK]); 16];
 
 pub struct RedoLog {
     path: PathBuf,
@@ -273,36 +259,6 @@ fn first_record_in(buf: &[u8]) -> Option<usize> {
         at += 1;
     }
     None
-}
-
-impl Writer {
-    /// Zeros ahead of file offset `end` (see the module's text), when less
-    /// than [`PREFILL_MIN`] is left. Not synced here: the next sync of the log
-    /// carries them, once. A failed write of them is let go (they hold
-    /// nothing; the log's own writes meet the failure, if it lasts).
-    fn prefill(&mut self, end: u64) {
-        if self.filled >= end + PREFILL_MIN {
-            return;
-        }
-        let target = (end + (self.filled / 16).clamp(PREFILL_MIN, PREFILL_MAX)).div_ceil(BLOCK as u64) * BLOCK as u64;
-        // SAFETY: as in `AlignedBuf::all_mut`: the blocks are plain bytes.
-        let zeros = unsafe { std::slice::from_raw_parts(ZEROS.as_ptr().cast::<u8>(), ZEROS.len() * BLOCK) };
-        let mut at = self.filled;
-        while at < target {
-            let n = ((target - at) as usize).min(zeros.len());
-            let r = match &self.direct {
-                // (`filled` is block-aligned when writes are direct: it ends a
-                // padded write, or a fill)
-                Some(d) if at % BLOCK as u64 == 0 => d.write_all_at(&zeros[..n.div_ceil(BLOCK) * BLOCK], at),
-                _ => self.file.write_all_at(&zeros[..n], at),
-            };
-            if r.is_err() {
-                return;
-            }
-            at += n as u64;
-        }
-        self.filled = at;
-    }
 }
 
 impl RedoLog {
@@ -406,7 +362,7 @@ impl RedoLog {
         }
         let end = base_lsn + off;
         let direct = if direct { open_direct(path) } else { None };
-        let mut w = Writer { file: Arc::new(file), direct, filled: LOG_HEADER + off, out: AlignedBuf::new() };
+        let mut w = Writer { file: Arc::new(file), direct, out: AlignedBuf::new() };
         let mut inner = Inner { direct: false, base_lsn, buf: AlignedBuf::new(), buf_off: 0, end_lsn: end, written_lsn: end };
         inner.rebase(&mut w, &[]);
         let log = RedoLog {
@@ -506,8 +462,13 @@ impl RedoLog {
             // a simulated SIGKILL: what the log buffers is lost
             return Err(std::io::Error::other("simulated crash"));
         }
+        // the bytes are copied out, but stay in the buffer (and `written_lsn`
+        // where it is) until they are written: a write that fails is made
+        // again by the next one, and no later write lands after a hole.
+        // (Only writers, one at a time under `writer`, move them; appenders
+        // only add at the end.)
         let (start, from, end, upto) = {
-            let mut g = inner.lock();
+            let g = inner.lock();
             if g.written_lsn == g.end_lsn {
                 return Ok(g.written_lsn);
             }
@@ -521,36 +482,32 @@ impl RedoLog {
                 w.out.extend(&g.buf.bytes()[(from - g.buf_off) as usize..]);
                 from
             };
-            metrics::LOG_WRITES.inc();
-            metrics::LOG_BYTES_WRITTEN.add(g.end_lsn - g.written_lsn);
-            let upto = g.end_lsn;
-            g.written_lsn = upto;
-            g.direct = w.direct.is_some();
-            let keep = if g.direct { end / BLOCK as u64 * BLOCK as u64 } else { end };
-            let buf_off = g.buf_off;
-            g.buf.keep_from((keep - buf_off) as usize);
-            g.buf_off = keep;
-            (start, from, end, upto)
+            (start, from, end, g.end_lsn)
         };
         let direct = match &w.direct {
-            Some(d) => Some(d.write_all_at(w.out.padded(), start).map(|()| start + w.out.padded().len() as u64)),
+            Some(d) => Some(d.write_all_at(w.out.padded(), start)),
             None => None,
         };
-        let wrote_to = match direct {
-            Some(Ok(to)) => to,
+        match direct {
+            Some(Ok(())) => {}
             Some(Err(e)) if e.raw_os_error() != Some(libc::EINVAL) => return Err(e),
             _ => {
                 // buffered: no direct handle, or the file system refused the
-                // direct write after all (then it is not tried again; the
-                // buffer's kept block head is harmless)
+                // direct write after all (then it is not tried again)
                 w.direct = None;
-                inner.lock().direct = false;
                 w.file.write_all_at(&w.out.bytes()[(from - start) as usize..(end - start) as usize], from)?;
-                end
             }
-        };
-        w.filled = w.filled.max(wrote_to);
-        w.prefill(wrote_to);
+        }
+        w.out.shrink();
+        let mut g = inner.lock();
+        metrics::LOG_WRITES.inc();
+        metrics::LOG_BYTES_WRITTEN.add(upto - g.written_lsn);
+        g.written_lsn = upto;
+        g.direct = w.direct.is_some();
+        let keep = if g.direct { end / BLOCK as u64 * BLOCK as u64 } else { end };
+        let buf_off = g.buf_off;
+        g.buf.keep_from((keep - buf_off) as usize);
+        g.buf_off = keep;
         Ok(upto)
     }
 
@@ -656,15 +613,22 @@ impl RedoLog {
         f.sync_all().ctx(|| format!("cannot sync '{tname}'"))?;
         let direct = if w.direct.is_some() { open_direct(&tmp) } else { None };
         std::fs::rename(&tmp, &self.path).ctx(|| format!("cannot rename '{tname}'"))?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir).and_then(|d| d.sync_all()).ctx(|| "cannot sync the engine folder".into())?;
-        }
+        // renamed: from now on the log is the new file, whatever follows (a
+        // flush must never sync the old one, which no path names any more)
         let pending = g.buf.bytes()[(g.off(g.written_lsn) - g.buf_off) as usize..].to_vec();
         w.file = Arc::new(f);
         w.direct = direct;
-        w.filled = LOG_HEADER + (g.written_lsn - keep_from);
         g.base_lsn = keep_from;
         g.rebase(&mut w, &pending);
+        if let Some(dir) = self.path.parent() {
+            if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+                // the rename may not survive a crash: nothing is durable
+                // until a restart, as after a failed sync of the log
+                let e = Error::io("cannot sync the engine folder".to_string(), e);
+                *self.failed.lock() = Some(e.to_string());
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -675,7 +639,6 @@ impl RedoLog {
     }
 }
 
-/// Ends a sync begun by [`RedoLog::flush_to`] when dropped.
 /// Group commit's state (see [`RedoLog::flush_to`]).
 struct Group {
     /// A flush (the write and the sync) is being made.
@@ -811,9 +774,7 @@ mod tests {
         let c = log.append(REC_COMMIT, 9, b"not synced but written");
         log.write().unwrap();
         assert_eq!(log.writer.lock().direct.is_some(), direct && on_direct_fs(&d));
-        // the records end here; zeros follow them (written ahead)
         let rec_end = LOG_HEADER + (log.end_lsn() - a);
-        assert!(std::fs::metadata(&p).unwrap().len() >= rec_end + PREFILL_MIN);
         drop(log);
         if direct && on_direct_fs(&d) {
             // whole blocks were written: the last one ends in zeros
