@@ -320,7 +320,7 @@ impl BtreeTable {
             return self.insert_fresh(e, h, 0, pk, &record(Header { trx: id, roll: 0, deleted }, row), None);
         };
         let oh = header(old)?;
-        first_updater_check(h.first_updater_view().as_deref(), old)?;
+        first_updater_check(h.first_updater_view(), old)?;
         let trx = h.trx(e);
         let roll = if oh.trx == trx.id {
             oh.roll
@@ -402,7 +402,7 @@ impl BtreeTable {
             if exists {
                 // (a duplicate of a row the view never saw is that error
                 // first, as InnoDB's duplicate check, which locks it)
-                first_updater_check(h.first_updater_view().as_deref(), &old)?;
+                first_updater_check(h.first_updater_view(), &old)?;
                 if !header(&old)?.deleted {
                     return Ok(Some(0));
                 }
@@ -485,7 +485,7 @@ impl BtreeTable {
             if pk_changed {
                 self.lock_row_x(e, h, new_pk)?;
                 if self.raw_get(new_pk, &mut at)? {
-                    first_updater_check(h.first_updater_view().as_deref(), &at)?;
+                    first_updater_check(h.first_updater_view(), &at)?;
                     if !header(&at)?.deleted {
                         return Ok(Some(0));
                     }

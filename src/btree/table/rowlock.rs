@@ -63,7 +63,7 @@ pub(super) struct Locker {
 /// view was made, or still active: then its lock was waited for first, so it
 /// committed; had it rolled back, the record would be the one seen). A
 /// delete-marked record counts: its deleter changed it.
-pub(super) fn first_updater_check(view: Option<&ReadView>, rec: &[u8]) -> Result<()> {
+pub(super) fn first_updater_check(view: Option<&Arc<ReadView>>, rec: &[u8]) -> Result<()> {
     match view {
         Some(v) if !v.sees(header(rec)?.trx) => Err(Error::RecordChanged),
         _ => Ok(()),
@@ -225,7 +225,7 @@ impl BtreeTable {
             whole: AtomicU8::new(whole),
             count: AtomicUsize::new(0),
             next_escalation: AtomicUsize::new(ESCALATE_AT),
-            snapshot: h.first_updater_view(),
+            snapshot: h.first_updater_view().cloned(),
         });
         self.locker = Some(l.clone());
         l
@@ -441,7 +441,7 @@ impl BtreeTable {
             if i == 0 {
                 // (every record locked, live or marked, as InnoDB; not a gap
                 // lock's record past the range, which ended the scan above)
-                first_updater_check(lk.snapshot.as_deref(), &self.val)?;
+                first_updater_check(lk.snapshot.as_ref(), &self.val)?;
             }
             if exact.as_deref() == Some(&self.key[..]) && i == 0 && self.must_prefix.is_some() {
                 self.unique_hit = true;
@@ -482,7 +482,7 @@ impl BtreeTable {
                     self.path.display()
                 )));
             }
-            first_updater_check(lk.snapshot.as_deref(), &self.rec)?;
+            first_updater_check(lk.snapshot.as_ref(), &self.rec)?;
             if header(&self.rec)?.deleted {
                 continue; // (not expected: the row is locked and its entry live)
             }
@@ -545,7 +545,7 @@ impl BtreeTable {
                 Some(false) => return Ok(false),
                 Some(true) => {}
             }
-            first_updater_check(lk.snapshot.as_deref(), &self.rec)?;
+            first_updater_check(lk.snapshot.as_ref(), &self.rec)?;
             if header(&self.rec)?.deleted {
                 return Ok(false);
             }
@@ -615,7 +615,7 @@ mod tests {
     /// everything when there is no view to check against.
     #[test]
     fn first_updater_check_follows_the_view() {
-        let view = ReadView::of(130, 140, &[50, 130]);
+        let view = Arc::new(ReadView::of(130, 140, &[50, 130]));
         let rec = |trx, deleted| record(Header { trx, roll: 0, deleted }, b"row");
         for (trx, ok) in [(40, true), (49, true), (51, true), (130, true), (50, false), (140, false), (200, false)] {
             for deleted in [false, true] {

@@ -110,8 +110,8 @@ impl TrxHandle {
     /// transaction whose first statement writes has seen nothing it could
     /// overwrite unseen), and at READ COMMITTED and below (a statement's
     /// view is no promise about the next one), as InnoDB.
-    pub(super) fn first_updater_view(&self) -> Option<Arc<ReadView>> {
-        self.view.clone().filter(|_| self.snapshot_isolation && !self.view_per_statement)
+    pub(super) fn first_updater_view(&self) -> Option<&Arc<ReadView>> {
+        if self.snapshot_isolation && !self.view_per_statement { self.view.as_ref() } else { None }
     }
 
     /// What the server's kill callback raises to stop this handle's lock waits.

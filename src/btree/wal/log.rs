@@ -148,9 +148,6 @@ impl AlignedBuf {
 }
 
 pub(crate) struct Inner {
-    /// Writes are direct (see [`Writer::direct`]): `buf` keeps the written part
-    /// of the file's last block.
-    direct: bool,
     /// LSN of file offset LOG_HEADER.
     pub(crate) base_lsn: u64,
     /// From file offset `buf_off` on: the written part of the file's last block
@@ -160,8 +157,7 @@ pub(crate) struct Inner {
     buf_off: u64,
     /// LSN of the end of `buf` (the next record's LSN).
     end_lsn: u64,
-    /// Everything below this LSN is handed to the writer: written (not
-    /// necessarily synced) once the `writer` lock is free.
+    /// Everything below this LSN is written (not necessarily synced).
     written_lsn: u64,
 }
 
@@ -363,7 +359,7 @@ impl RedoLog {
         let end = base_lsn + off;
         let direct = if direct { open_direct(path) } else { None };
         let mut w = Writer { file: Arc::new(file), direct, out: AlignedBuf::new() };
-        let mut inner = Inner { direct: false, base_lsn, buf: AlignedBuf::new(), buf_off: 0, end_lsn: end, written_lsn: end };
+        let mut inner = Inner { base_lsn, buf: AlignedBuf::new(), buf_off: 0, end_lsn: end, written_lsn: end };
         inner.rebase(&mut w, &[]);
         let log = RedoLog {
             path: path.to_path_buf(),
@@ -445,7 +441,7 @@ impl RedoLog {
     }
 
     /// [`Self::write`], holding the writer lock. A failure is remembered (see
-    /// [`Self::failed`]): the bytes were taken from the buffer.
+    /// [`Self::failed`]): no flush claims durability until a restart.
     fn write_with(&self, w: &mut Writer) -> Result<u64> {
         Self::write_job(&self.inner, w).map_err(|e| {
             let e = Error::io(format!("cannot write '{}'", self.path.display()), e);
@@ -503,8 +499,7 @@ impl RedoLog {
         metrics::LOG_WRITES.inc();
         metrics::LOG_BYTES_WRITTEN.add(upto - g.written_lsn);
         g.written_lsn = upto;
-        g.direct = w.direct.is_some();
-        let keep = if g.direct { end / BLOCK as u64 * BLOCK as u64 } else { end };
+        let keep = if w.direct.is_some() { end / BLOCK as u64 * BLOCK as u64 } else { end };
         let buf_off = g.buf_off;
         g.buf.keep_from((keep - buf_off) as usize);
         g.buf_off = keep;
@@ -707,9 +702,8 @@ impl Inner {
         if wr.direct.is_some() && wr.file.read_exact_at(&mut head, a).is_err() {
             wr.direct = None;
         }
-        self.direct = wr.direct.is_some();
         self.buf.len = 0;
-        if self.direct {
+        if wr.direct.is_some() {
             self.buf.extend(&head);
             self.buf_off = a;
         } else {
